@@ -1,0 +1,32 @@
+# The commands a user types. Each target creates .venv when missing and installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATASET ?= sample
+ROOT ?= $(or $(VFCACHE_ROOT),data)
+WORKERS ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: install cache test bench train eval clean-cache
+
+$(VENV)/.installed: setup.cfg pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch==2.13.0 only when no torch is installed; then pin whatever torch is there.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
+	$(BIN)/python -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e ".[dev,bench]"
+	# litdata (benchmark baseline) declares torchvision, which has no build for this torch: install it alone.
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt --no-deps litdata==0.2.76
+	touch $@
+
+install: $(VENV)/.installed
+
+cache: install
+	$(BIN)/vfcache --root $(ROOT) --workers $(WORKERS) cache $(DATASET)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/vfcache --root $(ROOT) bench extract --json results/bench_extract.json
+	$(BIN)/vfcache --root $(ROOT) bench load --json results/bench_load.json

@@ -1,0 +1,202 @@
+"""The shard format: a sequence of independent zstd frames, one per clip.
+
+Each frame decompresses to one complete `.npy` file (uint8, shape (T, H, W, 3), RGB) and
+carries zstd's content checksum and content size, so one clip is one `pread(offset, nbytes)`
+and one decompress, `zstd -dc shard | python -c np.load` in a loop reads every clip, and a
+flipped byte raises `ShardCorruptError` naming the shard and the clip instead of returning
+wrong pixels.
+
+`ShardWriter` writes one shard to a temporary name and only fsyncs and renames it on
+`commit()`; rolling over to the next shard is the extractor's decision.
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import zstandard
+
+from cache_tools.atomic import fsync_dir, temp_path_for
+
+SHARD_SUFFIX = ".npy.zst"
+DEFAULT_ZSTD_LEVEL = 3
+
+
+class ShardCorruptError(RuntimeError):
+    """A clip could not be read back intact: bad checksum, truncated frame or bad `.npy` payload."""
+
+    def __init__(self, shard: str | os.PathLike, offset: int, reason: str, clip_id: str | None = None):
+        self.shard = str(shard)
+        self.offset = offset
+        self.clip_id = clip_id
+        self.reason = reason
+        who = f"clip {clip_id} " if clip_id else ""
+        super().__init__(f"{who}at offset {offset} of shard {self.shard} is corrupt: {reason}")
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    """Where one clip lives inside a shard."""
+
+    offset: int
+    nbytes: int
+
+
+def encode_clip(clip: np.ndarray, compressor: zstandard.ZstdCompressor) -> bytes:
+    """One clip -> one zstd frame holding a complete `.npy` file."""
+    if clip.dtype != np.uint8 or clip.ndim != 4 or clip.shape[-1] != 3:
+        raise ValueError(f"a clip must be uint8 with shape (T, H, W, 3), got {clip.dtype} {clip.shape}")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(clip))
+    return compressor.compress(header.getvalue() + np.ascontiguousarray(clip).tobytes())
+
+
+def new_compressor(level: int = DEFAULT_ZSTD_LEVEL) -> zstandard.ZstdCompressor:
+    return zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
+
+
+def parse_npy(payload: bytes | memoryview) -> np.ndarray:
+    """A read-only view of the array inside a complete in-memory `.npy` file."""
+    stream = io.BytesIO(payload)
+    version = np.lib.format.read_magic(stream)
+    if version != (1, 0):
+        raise ValueError(f"unsupported .npy version {version}")
+    shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+    if fortran or dtype != np.uint8:
+        raise ValueError(f"expected a C-ordered uint8 array, got dtype {dtype} fortran={fortran}")
+    start = stream.tell()
+    expected = int(np.prod(shape))
+    if len(payload) - start != expected:
+        raise ValueError(f"payload holds {len(payload) - start} bytes, shape {shape} needs {expected}")
+    return np.frombuffer(payload, dtype=np.uint8, offset=start).reshape(shape)
+
+
+def decode_clip(frame: bytes, decompressor: zstandard.ZstdDecompressor | None = None) -> np.ndarray:
+    """One zstd frame -> the clip array; raises `ValueError` or `zstandard.ZstdError` when damaged."""
+    params = zstandard.get_frame_parameters(frame)
+    if not params.has_checksum:
+        raise ValueError("zstd frame carries no content checksum")
+    if params.content_size in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR):
+        raise ValueError("zstd frame carries no content size")
+    dctx = decompressor or zstandard.ZstdDecompressor()
+    payload = dctx.decompress(frame, max_output_size=params.content_size)
+    return parse_npy(payload)
+
+
+class ShardWriter:
+    """Write clips into one shard; the shard appears under its final name only on `commit()`."""
+
+    def __init__(self, path: str | os.PathLike, level: int = DEFAULT_ZSTD_LEVEL):
+        self.path = Path(path)
+        if self.path.exists():
+            raise FileExistsError(f"shard {self.path} is already final; shards are never rewritten")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = temp_path_for(self.path)
+        self._handle = open(self._tmp, "wb")
+        self._compressor = new_compressor(level)
+        self.bytes_written = 0
+        self.entries: list[ShardEntry] = []
+
+    def append(self, clip: np.ndarray) -> ShardEntry:
+        frame = encode_clip(clip, self._compressor)
+        self._handle.write(frame)
+        entry = ShardEntry(offset=self.bytes_written, nbytes=len(frame))
+        self.bytes_written += len(frame)
+        self.entries.append(entry)
+        return entry
+
+    def commit(self) -> Path:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        os.replace(self._tmp, self.path)
+        fsync_dir(self.path.parent)
+        return self.path
+
+    def abort(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+        if self._tmp.exists():
+            self._tmp.unlink()
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and not self._handle.closed:
+            self.commit()
+        else:
+            self.abort()
+
+
+class ShardReader:
+    """Random access to the clips of one shard: one `pread` and one decompress per clip."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._fd = os.open(self.path, os.O_RDONLY)
+        self._dctx = zstandard.ZstdDecompressor()
+
+    def read_frame(self, offset: int, nbytes: int, clip_id: str | None = None) -> bytes:
+        frame = os.pread(self._fd, nbytes, offset)
+        if len(frame) != nbytes:
+            raise ShardCorruptError(self.path, offset, f"read {len(frame)} of {nbytes} bytes (truncated shard)", clip_id)
+        return frame
+
+    def read(self, offset: int, nbytes: int, clip_id: str | None = None) -> np.ndarray:
+        frame = self.read_frame(offset, nbytes, clip_id)
+        try:
+            return decode_clip(frame, self._dctx)
+        except (zstandard.ZstdError, ValueError) as err:
+            raise ShardCorruptError(self.path, offset, str(err), clip_id) from err
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "ShardReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except OSError:
+            pass
+
+    def __getstate__(self) -> dict:
+        # Readers travel to DataLoader workers by path; each process opens its own descriptor.
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"])
+
+
+def iter_shard(path: str | os.PathLike) -> Iterator[tuple[ShardEntry, np.ndarray]]:
+    """Walk a shard frame by frame without an index (for verify and recovery)."""
+    path = Path(path)
+    data = path.read_bytes()
+    dctx = zstandard.ZstdDecompressor()
+    offset = 0
+    while offset < len(data):
+        obj = dctx.decompressobj()
+        try:
+            payload = obj.decompress(data[offset:])
+        except zstandard.ZstdError as err:
+            raise ShardCorruptError(path, offset, str(err)) from err
+        if not obj.eof:
+            raise ShardCorruptError(path, offset, "shard ends inside a zstd frame (truncated)")
+        nbytes = len(data) - offset - len(obj.unused_data)
+        try:
+            clip = parse_npy(payload)
+        except ValueError as err:
+            raise ShardCorruptError(path, offset, str(err)) from err
+        yield ShardEntry(offset, nbytes), clip
+        offset += nbytes

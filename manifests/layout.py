@@ -1,0 +1,80 @@
+"""Where everything lives under the data root (`--root`, `VFCACHE_ROOT`, default `./data`).
+
+    raw/<dataset>/...                       downloaded or generated as-is, plus fetch.json
+    cache/<dataset>/<spec-name>/            one folder per (dataset, clip spec)
+        spec.json  videos.parquet  clips.parquet  failures.parquet
+        shards/shard-<writer>-<n>.npy.zst (+ .index.parquet written after the shard is final)
+        splits/<split-name>/{train,val,test,support}.jsonl + split.json
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+SPLIT_PARTS = ("train", "val", "test", "support")
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("VFCACHE_ROOT", "data"))
+
+
+@dataclass(frozen=True)
+class CacheDir:
+    """The cache folder of one (dataset, clip spec)."""
+
+    path: Path
+
+    @property
+    def spec_json(self) -> Path:
+        return self.path / "spec.json"
+
+    @property
+    def videos_parquet(self) -> Path:
+        return self.path / "videos.parquet"
+
+    @property
+    def clips_parquet(self) -> Path:
+        return self.path / "clips.parquet"
+
+    @property
+    def failures_parquet(self) -> Path:
+        return self.path / "failures.parquet"
+
+    @property
+    def shards_dir(self) -> Path:
+        return self.path / "shards"
+
+    def split_dir(self, split_name: str) -> Path:
+        return self.path / "splits" / split_name
+
+    def split_file(self, split_name: str, part: str) -> Path:
+        if part not in SPLIT_PARTS:
+            raise ValueError(f"split part {part!r} is not one of {SPLIT_PARTS}")
+        return self.split_dir(split_name) / f"{part}.jsonl"
+
+    def resolve_shard(self, relpath: str) -> Path:
+        return self.path / relpath
+
+
+@dataclass(frozen=True)
+class DataRoot:
+    path: Path
+
+    def raw_dir(self, dataset: str) -> Path:
+        return self.path / "raw" / dataset
+
+    def cache_dir(self, dataset: str, spec_name: str) -> CacheDir:
+        return CacheDir(self.path / "cache" / dataset / spec_name)
+
+
+def cache_dir_of_split_file(jsonl_path: str | os.PathLike) -> CacheDir:
+    """splits/<name>/<part>.jsonl lives three levels below its cache folder."""
+    path = Path(jsonl_path).resolve()
+    cache = CacheDir(path.parents[2])
+    if not cache.spec_json.exists():
+        raise FileNotFoundError(
+            f"{jsonl_path} is not inside a vfcache cache folder (no {cache.spec_json}); "
+            "split files must stay at cache/<dataset>/<spec>/splits/<name>/"
+        )
+    return cache

@@ -1,0 +1,55 @@
+"""Parquet read/write of records, always through a temporary file and a rename."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Iterable, Sequence, TypeVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cache_tools.atomic import atomic_write
+from manifests.records import arrow_schema, record_from_dict
+
+R = TypeVar("R")
+
+
+def records_to_table(records: Sequence, record_type: type) -> pa.Table:
+    schema = arrow_schema(record_type)
+    columns = {name: [getattr(rec, name) for rec in records] for name in schema.names}
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def write_records(path: str | os.PathLike, records: Iterable, record_type: type) -> Path:
+    records = list(records)
+    for rec in records:
+        if not isinstance(rec, record_type):
+            raise TypeError(f"expected {record_type.__name__}, got {type(rec).__name__}")
+    table = records_to_table(records, record_type)
+    with atomic_write(path, "wb") as handle:
+        pq.write_table(table, handle, compression="zstd")
+    return Path(path)
+
+
+def read_table(path: str | os.PathLike, record_type: type) -> pa.Table:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"manifest {path} does not exist")
+    table = pq.read_table(path)
+    expected = arrow_schema(record_type)
+    if set(table.schema.names) != set(expected.names):
+        raise ValueError(
+            f"{path} has columns {sorted(table.schema.names)}, "
+            f"a {record_type.__name__} manifest needs {sorted(expected.names)}"
+        )
+    return table.select(expected.names)
+
+
+def read_records(path: str | os.PathLike, record_type: type[R]) -> list[R]:
+    table = read_table(path, record_type)
+    return [record_from_dict(record_type, row) for row in table.to_pylist()]
+
+
+def record_dicts(records: Iterable) -> list[dict]:
+    return [dataclasses.asdict(rec) for rec in records]

@@ -1,0 +1,57 @@
+"""What every dataset source provides: where its raw files live, how to fetch them, and the
+list of videos with label, generator, domain, group and official split.
+
+One module per dataset in `pipelines/sources/` implements `Source`; `get_source()` picks
+it by the config's `kind`. The probe stage only sees `VideoCandidate`s.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Protocol
+
+from manifests.layout import DataRoot
+from vfcache.config import DatasetConfig
+from vfcache.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class VideoCandidate:
+    """One video found on disk, labelled but not yet probed."""
+
+    relpath: str  # relative to the source's raw folder, '/'-separated
+    label: int
+    generator: str
+    domain: str
+    group: str
+    source_split: Optional[str] = None
+
+
+class Source(Protocol):
+    config: DatasetConfig
+
+    def raw_dir(self, root: DataRoot) -> Path:
+        """Folder holding the raw videos (usually root/raw/<dataset>)."""
+
+    def fetch(self, root: DataRoot, *, progress: bool = True) -> None:
+        """Bring the raw data to `raw_dir`, skipping what is already there and intact."""
+
+    def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
+        """Every video of the dataset, labelled, sorted by relpath."""
+
+
+# kind -> "module:class"; modules are imported lazily so a source's dependencies load only when used.
+SOURCE_KINDS: dict[str, str] = {
+    "sample": "pipelines.sources.sample:SampleSource",
+    "local": "pipelines.sources.local:LocalSource",
+}
+
+
+def get_source(config: DatasetConfig) -> Source:
+    target = SOURCE_KINDS.get(config.kind)
+    if target is None:
+        raise ConfigError(config.path or config.name, "kind", config.kind, f"one of {sorted(SOURCE_KINDS)}")
+    module_name, class_name = target.split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(config)

@@ -1,0 +1,318 @@
+"""Config loading: clip specs (`configs/clips/*.yaml`) and dataset configs (`configs/datasets/*.yaml`).
+
+Configs are validated here, at the boundary: an unknown key, a wrong type or a value out of
+range fails at load with the file, the field, the value and what would be accepted.
+Everything downstream receives frozen dataclasses.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from vfcache.errors import ConfigError
+
+Sampling = Literal["fps", "uniform"]
+ResizeMode = Literal["short_side_crop", "squash"]
+ShortPolicy = Literal["pad_last", "loop", "skip"]
+StartPolicy = Literal["start", "center", "random"]
+
+SAMPLINGS = ("fps", "uniform")
+RESIZE_MODES = ("short_side_crop", "squash")
+SHORT_POLICIES = ("pad_last", "loop", "skip")
+START_POLICIES = ("start", "center", "random")
+
+
+def configs_dir() -> Path:
+    """`$VFCACHE_CONFIGS`, else the `configs/` folder of the checkout vfcache runs from."""
+    env = os.environ.get("VFCACHE_CONFIGS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """How clips are cut from a video. Normalisation is not here: the cache stores uint8."""
+
+    name: str
+    frames: int
+    sampling: str  # fps | uniform
+    height: int
+    width: int
+    fps: Optional[float] = None  # target frame rate for sampling == fps
+    resize: str = "short_side_crop"
+    short_policy: str = "pad_last"
+    start: str = "start"  # where the first clip starts for sampling == fps
+    clips_per_video: int = 1
+    description: str = ""
+
+    @property
+    def spec_hash(self) -> str:
+        """Hash of everything that changes the pixels (not the name or description)."""
+        payload = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "description")}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def clip_shape(self) -> tuple[int, int, int, int]:
+        return (self.frames, self.height, self.width, 3)
+
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "spec_hash": self.spec_hash}
+
+
+@dataclass(frozen=True)
+class LayoutRule:
+    """How label, generator, domain and group come from a video's path below the raw folder.
+
+    `pattern` names path components: `{label}/{generator}/{name}` or `{domain}/{label}/{generator}/{name}`;
+    `{*}` matches and ignores one component, `{**}` any number (only at the start).
+    `real` and `fake` list the folder names that mean label 0 and 1.
+    """
+
+    pattern: str = "{label}/{generator}/{name}"
+    real: tuple[str, ...] = ("real",)
+    fake: tuple[str, ...] = ("fake",)
+    domain: Optional[str] = None  # fixed domain when the pattern has no {domain}
+    group: str = "{name}"  # template over the pattern's fields
+    real_generator: Optional[str] = None  # generator name for real videos when the pattern has none
+
+
+@dataclass(frozen=True)
+class SplitPreset:
+    sizes: tuple[tuple[str, str], ...] = (("train", "0.5"), ("val", "0.25"), ("test", "rest"))
+    seed: int = 0
+    support: int = 0  # N real + N fake per domain, taken from train
+    stratify: tuple[str, ...] = ("label", "generator")
+    name: str = "default"
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    kind: str
+    domain: str
+    clip_spec: str
+    layout: LayoutRule
+    splits: SplitPreset
+    source: dict = field(default_factory=dict, hash=False, compare=False)  # validated by the source
+    description: str = ""
+    terms: str = ""
+    path: Optional[str] = None  # where the config was loaded from
+
+
+def _source_name(path: Path | str) -> str:
+    return str(path)
+
+
+def _load_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ConfigError(str(path), "<file>", str(path), "an existing YAML file") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(str(path), "<file>", "unparsable YAML", f"valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "<file>", type(data).__name__, "a mapping at the top level")
+    return data
+
+
+def _check_keys(source: str, prefix: str, data: dict, allowed: set[str], required: set[str]) -> None:
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(source, prefix + str(key), data[key], f"one of the known keys {sorted(allowed)}")
+    for key in required:
+        if key not in data:
+            raise ConfigError(source, prefix + key, None, "a value (the field is required)")
+
+
+def _typed(source: str, fieldname: str, value: Any, kind: type, *, minimum: float | None = None) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ConfigError(source, fieldname, value, f"a {kind.__name__}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(source, fieldname, value, f"a {kind.__name__} >= {minimum}")
+    return value
+
+
+def _choice(source: str, fieldname: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(source, fieldname, value, f"one of {list(choices)}")
+    return value
+
+
+def parse_clip_spec(data: dict, source: str) -> ClipSpec:
+    allowed = {f.name for f in dataclasses.fields(ClipSpec)} | {"size"}
+    _check_keys(source, "", data, allowed, {"name", "frames", "sampling"})
+    values = dict(data)
+    if "size" in values:
+        size = values.pop("size")
+        if isinstance(size, int):
+            size = [size, size]
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
+            raise ConfigError(source, "size", size, "an int or [height, width] of positive ints")
+        values["height"], values["width"] = size
+    for key in ("height", "width"):
+        if key not in values:
+            raise ConfigError(source, key, None, "a value (or give `size`)")
+        _typed(source, key, values[key], int, minimum=8)
+    _typed(source, "frames", values["frames"], int, minimum=1)
+    _typed(source, "clips_per_video", values.get("clips_per_video", 1), int, minimum=1)
+    _choice(source, "sampling", values["sampling"], SAMPLINGS)
+    _choice(source, "resize", values.get("resize", "short_side_crop"), RESIZE_MODES)
+    _choice(source, "short_policy", values.get("short_policy", "pad_last"), SHORT_POLICIES)
+    _choice(source, "start", values.get("start", "start"), START_POLICIES)
+    if values["sampling"] == "fps":
+        if "fps" not in values:
+            raise ConfigError(source, "fps", None, "a target frame rate when sampling is 'fps'")
+        values["fps"] = _typed(source, "fps", values["fps"], float, minimum=0.1)
+    elif values.get("fps") is not None:
+        raise ConfigError(source, "fps", values["fps"], "no fps when sampling is 'uniform' (frames spread over the video)")
+    if values["sampling"] == "uniform" and values.get("clips_per_video", 1) != 1:
+        raise ConfigError(source, "clips_per_video", values["clips_per_video"], "1 for uniform sampling")
+    return ClipSpec(**values)
+
+
+def load_clip_spec(name_or_path: str | os.PathLike) -> ClipSpec:
+    """A preset name from `configs/clips/` or a path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = configs_dir() / "clips" / f"{name_or_path}.yaml"
+        if not path.exists():
+            known = sorted(p.stem for p in (configs_dir() / "clips").glob("*.yaml"))
+            raise ConfigError("--spec", "spec", str(name_or_path), f"a preset among {known} or a YAML path")
+    return parse_clip_spec(_load_yaml(path), str(path))
+
+
+def clip_spec_from_json(payload: dict) -> ClipSpec:
+    values = {k: v for k, v in payload.items() if k != "spec_hash"}
+    return ClipSpec(**values)
+
+
+def _parse_layout(data: Any, source: str) -> LayoutRule:
+    if data is None:
+        return LayoutRule()
+    if not isinstance(data, dict):
+        raise ConfigError(source, "layout", data, "a mapping")
+    allowed = {f.name for f in dataclasses.fields(LayoutRule)}
+    _check_keys(source, "layout.", data, allowed, set())
+    values = dict(data)
+    for key in ("real", "fake"):
+        if key in values:
+            names = values[key]
+            if isinstance(names, str):
+                names = [names]
+            if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                raise ConfigError(source, f"layout.{key}", values[key], "a folder name or a list of them")
+            values[key] = tuple(names)
+    pattern = values.get("pattern", LayoutRule.pattern)
+    if "{name}" not in pattern:
+        raise ConfigError(source, "layout.pattern", pattern, "a pattern that ends with {name}")
+    return LayoutRule(**values)
+
+
+def parse_split_sizes(text_or_mapping: Any, source: str, fieldname: str = "splits.sizes") -> tuple[tuple[str, str], ...]:
+    """`train=50,val=50,test=rest` or a mapping; each size a count, a fraction in (0,1] or `rest`."""
+    if isinstance(text_or_mapping, str):
+        pairs = []
+        for item in text_or_mapping.split(","):
+            if "=" not in item:
+                raise ConfigError(source, fieldname, text_or_mapping, "comma-separated part=size, e.g. train=50,val=50,test=rest")
+            part, size = item.split("=", 1)
+            pairs.append((part.strip(), size.strip()))
+    elif isinstance(text_or_mapping, dict):
+        pairs = [(str(k), str(v)) for k, v in text_or_mapping.items()]
+    else:
+        raise ConfigError(source, fieldname, text_or_mapping, "a mapping or part=size text")
+    seen = set()
+    rest_count = 0
+    for part, size in pairs:
+        if part not in ("train", "val", "test"):
+            raise ConfigError(source, fieldname, part, "parts among train, val, test")
+        if part in seen:
+            raise ConfigError(source, fieldname, part, "each part once")
+        seen.add(part)
+        if size == "rest":
+            rest_count += 1
+            continue
+        try:
+            number = float(size)
+        except ValueError as err:
+            raise ConfigError(source, fieldname, size, "a count, a fraction or 'rest'") from err
+        if number <= 0 or (number != int(number) and number > 1):
+            raise ConfigError(source, fieldname, size, "a positive count, or a fraction in (0, 1]")
+    if rest_count > 1:
+        raise ConfigError(source, fieldname, text_or_mapping, "at most one part of size 'rest'")
+    return tuple(pairs)
+
+
+def _parse_splits(data: Any, source: str) -> SplitPreset:
+    if data is None:
+        return SplitPreset()
+    if not isinstance(data, dict):
+        raise ConfigError(source, "splits", data, "a mapping")
+    _check_keys(source, "splits.", data, {"sizes", "seed", "support", "stratify", "name"}, set())
+    values: dict[str, Any] = {}
+    if "sizes" in data:
+        values["sizes"] = parse_split_sizes(data["sizes"], source)
+    if "seed" in data:
+        values["seed"] = _typed(source, "splits.seed", data["seed"], int, minimum=0)
+    if "support" in data:
+        values["support"] = _typed(source, "splits.support", data["support"], int, minimum=0)
+    if "stratify" in data:
+        strat = data["stratify"]
+        if not (isinstance(strat, list) and all(s in ("label", "generator", "domain") for s in strat)):
+            raise ConfigError(source, "splits.stratify", strat, "a list among label, generator, domain")
+        values["stratify"] = tuple(strat)
+    if "name" in data:
+        values["name"] = _typed(source, "splits.name", data["name"], str)
+    return SplitPreset(**values)
+
+
+DATASET_KEYS = {"name", "kind", "domain", "clip_spec", "layout", "splits", "source", "description", "terms"}
+
+
+def parse_dataset_config(data: dict, source: str) -> DatasetConfig:
+    _check_keys(source, "", data, DATASET_KEYS, {"name", "kind"})
+    name = _typed(source, "name", data["name"], str)
+    kind = _typed(source, "kind", data["kind"], str)
+    src = data.get("source") or {}
+    if not isinstance(src, dict):
+        raise ConfigError(source, "source", src, "a mapping")
+    return DatasetConfig(
+        name=name,
+        kind=kind,
+        domain=_typed(source, "domain", data.get("domain", name), str),
+        clip_spec=_typed(source, "clip_spec", data.get("clip_spec", "sample_8x112"), str),
+        layout=_parse_layout(data.get("layout"), source),
+        splits=_parse_splits(data.get("splits"), source),
+        source=src,
+        description=str(data.get("description", "")),
+        terms=str(data.get("terms", "")),
+        path=source,
+    )
+
+
+def load_dataset_config(name: str, config_file: str | os.PathLike | None = None) -> DatasetConfig:
+    """The dataset named `name` from `configs/datasets/`, or the file given with `--config`."""
+    if config_file is not None:
+        path = Path(config_file)
+    else:
+        path = configs_dir() / "datasets" / f"{name}.yaml"
+        if not path.exists():
+            raise ConfigError("<dataset>", "name", name, f"a dataset among {list_dataset_names()} or --config FILE")
+    config = parse_dataset_config(_load_yaml(path), str(path))
+    if config_file is None and config.name != name:
+        raise ConfigError(str(path), "name", config.name, f"{name!r} (the file name)")
+    return config
+
+
+def list_dataset_names() -> list[str]:
+    return sorted(p.stem for p in (configs_dir() / "datasets").glob("*.yaml"))
