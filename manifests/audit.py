@@ -12,10 +12,9 @@ number of clips asked; the support bank has N real + N fake clips per domain.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Optional, Sequence
 
 from cache_tools.atomic import TEMP_MARK

@@ -7,7 +7,7 @@ exact figures. No video is decoded.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -85,7 +85,7 @@ class FixtureCache:
     cache_dir: CacheDir
     spec: ClipSpec
     clips: tuple[ClipRecord, ...]
-    pixels: dict  # clip_id -> np.ndarray
+    pixels: dict = field(repr=False)  # clip_id -> np.ndarray
 
 
 def build_cache(path: Path, plans: Sequence[VideoPlan], *, dataset: str = "ds", spec: ClipSpec | None = None,
