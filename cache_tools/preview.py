@@ -63,7 +63,8 @@ def contact_sheet(cache_dir: CacheDir | str | Path, out_png: str | Path, *, per_
                   frames_per_clip: int = 4, seed: int = 0, tile_px: int = 96) -> Path:
     """Write the contact sheet of `cache_dir` to `out_png` and return its path."""
     if per_cell < 1 or frames_per_clip < 1 or tile_px < 8:
-        raise ValueError(f"per_cell={per_cell}, frames_per_clip={frames_per_clip} must be >= 1 and tile_px={tile_px} >= 8")
+        raise ValueError(f"per_cell={per_cell}, frames_per_clip={frames_per_clip} must be >= 1 "
+                         f"and tile_px={tile_px} >= 8")
     cache = cache_dir if isinstance(cache_dir, CacheDir) else CacheDir(Path(cache_dir))
     if not cache.clips_parquet.exists():
         raise StageError(f"{cache.clips_parquet} does not exist; nothing to preview")
@@ -108,7 +109,8 @@ def contact_sheet(cache_dir: CacheDir | str | Path, out_png: str | Path, *, per_
             if column < len(picked):
                 clip = picked[column]
                 box[:] = _clip_strip(arrays[clip.clip_id], frames_per_clip, tile_hw)
-                _put_text(canvas, f"{clip.clip_id[:10]} {clip.domain}"[: max(4, strip_w // 7)], left, top + CAPTION_PX - 4)
+                caption = f"{clip.clip_id[:10]} {clip.domain}"[: max(4, strip_w // 7)]
+                _put_text(canvas, caption, left, top + CAPTION_PX - 5)
             else:
                 box[:] = EMPTY_TILE_RGB
     ok, encoded = cv2.imencode(".png", np.ascontiguousarray(canvas[..., ::-1]))

@@ -86,6 +86,16 @@ def _expected_shape(cache: CacheDir) -> tuple[int, ...]:
         raise StageError(f"{cache.spec_json} is not a readable clip spec: {err}") from err
 
 
+def shard_path_problem(rel: str) -> str | None:
+    """Why `rel` cannot name a final shard of a cache folder, or None when it can."""
+    path = PurePosixPath(rel)
+    if path.is_absolute() or ".." in path.parts:
+        return "a shard path must stay inside the cache folder"
+    if TEMP_MARK in path.name or not path.name.endswith(SHARD_SUFFIX):
+        return f"not a final shard name (final shards end with {SHARD_SUFFIX})"
+    return None
+
+
 def coverage_problems(entries: Sequence[tuple[int, int, str]], size_bytes: int) -> list[str]:
     """Gaps, overlaps and trailing or missing bytes of (offset, nbytes, clip_id) entries over a file."""
     problems = []
@@ -106,10 +116,10 @@ def coverage_problems(entries: Sequence[tuple[int, int, str]], size_bytes: int) 
 def _verify_shard(cache: CacheDir, rel: str, clips: list[ClipRecord], shape: tuple, bar: tqdm,
                   bad_clips: list, bad_shards: list) -> int:
     """Check one shard's clips and coverage; returns the shard's size in bytes (0 when unusable)."""
-    path = PurePosixPath(rel)
-    if path.is_absolute() or ".." in path.parts or not rel.endswith(SHARD_SUFFIX) or TEMP_MARK in rel:
-        bad_shards.append(BadShard(rel, "not a final shard path inside the cache folder"))
-        bad_clips += [BadClip(c.clip_id, rel, c.offset, "listed in a shard path that is not valid") for c in clips]
+    bad_path = shard_path_problem(rel)
+    if bad_path:
+        bad_shards.append(BadShard(rel, bad_path))
+        bad_clips += [BadClip(c.clip_id, rel, c.offset, f"its shard path is invalid: {bad_path}") for c in clips]
         bar.update(len(clips))
         return 0
     shard_path = cache.resolve_shard(rel)
@@ -127,8 +137,8 @@ def _verify_shard(cache: CacheDir, rel: str, clips: list[ClipRecord], shape: tup
                 bad_clips.append(BadClip(clip.clip_id, rel, clip.offset, err.reason))
             else:
                 if array.dtype != np.uint8 or tuple(array.shape) != tuple(shape):
-                    bad_clips.append(BadClip(clip.clip_id, rel, clip.offset,
-                                             f"{array.dtype} {tuple(array.shape)}, the spec says uint8 {tuple(shape)}"))
+                    reason = f"{array.dtype} {tuple(array.shape)}, the spec says uint8 {tuple(shape)}"
+                    bad_clips.append(BadClip(clip.clip_id, rel, clip.offset, reason))
             bar.update(1)
     for problem in coverage_problems([(c.offset, c.nbytes, c.clip_id) for c in clips], size):
         bad_shards.append(BadShard(rel, problem))

@@ -14,15 +14,28 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Optional, Sequence
 
-from cache_tools.atomic import TEMP_MARK
-from cache_tools.shards import SHARD_SUFFIX
+from cache_tools.verify import shard_path_problem
 from manifests.layout import SPLIT_PARTS, CacheDir
 from manifests.parquet_io import read_records
-from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, ClipRecord, FailureRecord, VideoRecord, split_entry_from_clip
-from manifests.split_files import SplitFileError, SplitMeta, file_sha256, read_spec_hash, read_split, read_split_meta
+from manifests.records import (
+    LABEL_FAKE,
+    LABEL_NAMES,
+    LABEL_REAL,
+    ClipRecord,
+    FailureRecord,
+    VideoRecord,
+    split_entry_from_clip,
+)
+from manifests.split_files import (
+    SplitFileError,
+    SplitMeta,
+    file_sha256,
+    read_spec_hash,
+    read_split,
+    read_split_meta,
+)
 from vfcache.errors import StageError
 
 TABLE_PARTS = ("total", "train", "val", "test", "support")
@@ -200,9 +213,9 @@ def _check_in_final_shards(dataset: str, cache: CacheDir, manifest: dict, parts:
                 continue
             if split_entry_from_clip(clip) != entry:
                 problems.append(f"{where} differs from its clips.parquet row")
-            rel = PurePosixPath(entry.shard)
-            if rel.is_absolute() or ".." in rel.parts or TEMP_MARK in entry.shard or not entry.shard.endswith(SHARD_SUFFIX):
-                problems.append(f"{where} names {entry.shard!r}, not a final shard inside the cache folder")
+            bad_path = shard_path_problem(entry.shard)
+            if bad_path:
+                problems.append(f"{where} names {entry.shard!r}: {bad_path}")
                 continue
             if entry.shard not in shard_sizes:
                 path = cache.resolve_shard(entry.shard)
@@ -211,7 +224,8 @@ def _check_in_final_shards(dataset: str, cache: CacheDir, manifest: dict, parts:
             if size is None:
                 problems.append(f"{where}: shard {entry.shard} does not exist")
             elif entry.offset + entry.nbytes > size:
-                problems.append(f"{where}: bytes {entry.offset}+{entry.nbytes} lie beyond the end of {entry.shard} ({size} bytes)")
+                problems.append(f"{where}: bytes {entry.offset}+{entry.nbytes} lie beyond the end "
+                                f"of {entry.shard} ({size} bytes)")
     total = sum(len(parts[p]) for p in SPLIT_PARTS)
     return _check("clips_in_final_shards", dataset, problems, f"{total} entries in {len(shard_sizes)} final shards")
 
@@ -231,7 +245,8 @@ def _check_sizes(dataset: str, meta: SplitMeta, parts: dict) -> AuditCheck:
         if in_file != summary.obtained_clips:
             problems.append(f"{summary.part}.jsonl has {in_file} clips, split.json says {summary.obtained_clips}")
         if summary.obtained_clips != summary.target_clips:
-            problems.append(f"{summary.part}: asked {summary.asked} = {summary.target_clips} clips, got {summary.obtained_clips}")
+            problems.append(f"{summary.part}: asked {summary.asked} = {summary.target_clips} clips, "
+                            f"got {summary.obtained_clips}")
     obtained = ", ".join(f"{s.part} {s.obtained_clips}" for s in meta.parts)
     return _check("sizes_as_asked", dataset, problems, obtained)
 
@@ -239,10 +254,11 @@ def _check_sizes(dataset: str, meta: SplitMeta, parts: dict) -> AuditCheck:
 def _check_support_size(dataset: str, meta: SplitMeta, parts: dict) -> AuditCheck:
     want = meta.support_per_class
     have = Counter((e.domain, e.label) for e in parts["support"])
-    domains = sorted({e.domain for e in parts["train"]} | {d for d, _ in have}) if want else sorted({d for d, _ in have})
+    domains = sorted({e.domain for e in parts["train"]} | {d for d, _ in have})
     problems = [f"domain {d!r}: {have[(d, lab)]} {LABEL_NAMES[lab]} support clips, asked {want}"
                 for d in domains for lab in (LABEL_REAL, LABEL_FAKE) if have[(d, lab)] != want]
-    return _check("support_per_class", dataset, problems, f"{want} real + {want} fake per domain, {len(domains)} domains")
+    return _check("support_per_class", dataset, problems,
+                  f"{want} real + {want} fake per domain, {len(domains)} domains")
 
 
 def _check_videos(video_parts: dict[str, set]) -> AuditCheck:

@@ -145,7 +145,8 @@ def assign_splits(
     else:
         # no shuffle met every size; keep the first one, whose shortfalls split.json records
         assignment = first
-    result = {part: sorted((c for g in assignment[part] for c in groups[g]), key=lambda c: c.clip_id) for part in parts}
+    result = {part: sorted((c for g in assignment[part] for c in groups[g]), key=lambda c: c.clip_id)
+              for part in parts}
     result.pop(UNASSIGNED, None)
     return result
 
@@ -258,7 +259,8 @@ def _counts(clips: Sequence) -> dict[str, dict[str, int]]:
         "label": dict(sorted(Counter(LABEL_NAMES.get(c.label, str(c.label)) for c in clips).items())),
         "generator": dict(sorted(Counter(c.generator for c in clips).items())),
         "domain": dict(sorted(Counter(c.domain for c in clips).items())),
-        "domain_label": dict(sorted(Counter(f"{c.domain}/{LABEL_NAMES.get(c.label, c.label)}" for c in clips).items())),
+        "domain_label": dict(sorted(Counter(f"{c.domain}/{LABEL_NAMES.get(c.label, c.label)}"
+                                            for c in clips).items())),
     }
 
 

@@ -1,6 +1,7 @@
 """verify_cache: intact caches pass; flipped bytes, truncation, stray bytes and missing shards are named."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from cache_fixtures import VideoPlan, build_cache, tiny_spec
 from cache_tools.shards import ShardWriter
-from cache_tools.verify import coverage_problems, verify_cache
+from cache_tools.verify import coverage_problems, shard_path_problem, verify_cache
 from manifests.parquet_io import write_records
 from manifests.records import ClipRecord
 from vfcache.errors import StageError
@@ -113,3 +114,22 @@ def test_a_folder_without_spec_or_manifest_is_refused(tmp_path: Path, cache):
 ])
 def test_coverage_problems(entries, size, expected):
     assert coverage_problems(entries, size) == expected
+
+
+@pytest.mark.parametrize("rel,problem", [
+    ("shards/shard-0000-0000.npy.zst", None),
+    ("../other/shard.npy.zst", "a shard path must stay inside the cache folder"),
+    ("/abs/shard.npy.zst", "a shard path must stay inside the cache folder"),
+    ("shards/shard-0000-0000.npy.zst.tmp-12-abcd", "not a final shard name (final shards end with .npy.zst)"),
+    ("shards/shard.parquet", "not a final shard name (final shards end with .npy.zst)"),
+])
+def test_shard_path_problem(rel, problem):
+    assert shard_path_problem(rel) == problem
+
+
+def test_clips_listed_in_a_temporary_shard_are_bad(cache):
+    clips = [dataclasses.replace(c, shard=c.shard + ".tmp-1-abcd") if i == 0 else c for i, c in enumerate(cache.clips)]
+    write_records(cache.cache_dir.clips_parquet, clips, ClipRecord)
+    report = verify_cache(cache.cache_dir, progress=False)
+    assert [c.clip_id for c in report.bad_clips] == [cache.clips[0].clip_id]
+    assert report.bad_clips[0].reason.startswith("its shard path is invalid: not a final shard name")
