@@ -22,10 +22,10 @@ from pipelines.fetch.http import (
     download_files,
     parse_content_range,
 )
-from tests.standins.fixtures import http_file_server  # noqa: F401 - fixture
 from tests.standins.http_files import Fault, HttpFileServer
 
 pytestmark = pytest.mark.network
+pytest_plugins = ("tests.standins.fixtures",)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,8 @@ def _serve(server: HttpFileServer, relpath: str, size_bytes: int) -> DownloadIte
     target = server.root / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(payload)
-    return DownloadItem(server.url(relpath), relpath, size_bytes, hashlib.sha256(payload).hexdigest())
+    digest = hashlib.sha256(payload).hexdigest()
+    return DownloadItem(server.url(relpath), relpath, size_bytes, digest)
 
 
 def _fetch(items, dest, **kwargs):
@@ -59,7 +60,8 @@ def test_downloads_nested_files_and_verifies_them(http_file_server, tmp_path):
     report = _fetch(items, dest)
     assert report.all_ok and len(report.ok) == 3 and not report.skipped
     for item in items:
-        assert (dest / item.relpath).read_bytes() == (http_file_server.root / item.relpath).read_bytes()
+        served = http_file_server.root / item.relpath
+        assert (dest / item.relpath).read_bytes() == served.read_bytes()
     assert _failures(dest) == [] and _leftover_parts(dest) == []
 
 
@@ -104,7 +106,8 @@ def test_permanent_status_is_recorded_once_and_not_retried(http_file_server, tmp
     assert failure.permanent and failure.http_status == status and failure.attempts == 1
     assert len(http_file_server.requests("gone.mp4")) == 1
     rows = _failures(dest)
-    assert [(r["relpath"], r["http_status"], r["permanent"]) for r in rows] == [("gone.mp4", status, True)]
+    assert [(r["relpath"], r["http_status"], r["permanent"]) for r in rows] == [
+        ("gone.mp4", status, True)]
 
 
 def test_truncated_body_is_resumed_with_range(http_file_server, tmp_path):
@@ -135,7 +138,8 @@ def test_leftover_part_from_an_earlier_run_is_resumed(http_file_server, tmp_path
     item = _serve(http_file_server, "v/clip.mp4", 90_000)
     dest = tmp_path / "dest"
     (dest / "v").mkdir(parents=True)
-    (dest / "v/clip.mp4.part").write_bytes((http_file_server.root / "v/clip.mp4").read_bytes()[:40_000])
+    served = (http_file_server.root / "v/clip.mp4").read_bytes()
+    (dest / "v/clip.mp4.part").write_bytes(served[:40_000])
     report = _fetch([item], dest)
     assert report.all_ok and report.ok[0].bytes_received == 50_000
     assert [r.range_header for r in http_file_server.requests("v/clip.mp4")] == ["bytes=40000-"]
@@ -211,22 +215,41 @@ def test_recorded_permanent_failures_can_be_skipped(http_file_server, tmp_path):
     assert len(http_file_server.requests("gone.mp4")) == 2
 
 
+def _start_download_in_child(item: DownloadItem, dest: Path, min_bytes: int):
+    """Run download_files in a subprocess; return it once its part file has `min_bytes`."""
+    script = textwrap.dedent(f"""
+        from pipelines.fetch.http import DownloadItem, download_files
+        item = DownloadItem({item.url!r}, {item.relpath!r}, {item.size_bytes}, {item.sha256!r})
+        download_files([item], {str(dest)!r}, progress=False)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT,
+                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                             stderr=subprocess.DEVNULL)
+    part = dest / f"{item.relpath}.part"
+    deadline = time.monotonic() + 20
+    while not (part.exists() and part.stat().st_size >= min_bytes):
+        assert child.poll() is None and time.monotonic() < deadline, "download never got going"
+        time.sleep(0.02)
+    return child, part
+
+
+def test_ctrl_c_stops_workers_promptly_and_keeps_the_part(http_file_server, tmp_path):
+    item = _serve(http_file_server, "long.bin", 2_000_000)
+    http_file_server.add_fault("long.bin", Fault(throttle_bytes_per_s=400_000))
+    dest = tmp_path / "dest"
+    child, part = _start_download_in_child(item, dest, 100_000)
+    child.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    assert child.wait(timeout=10) != 0
+    assert time.monotonic() - started < 2.0  # the rest of the file would take over 4 s
+    assert part.stat().st_size < item.size_bytes and not (dest / "long.bin").exists()
+
+
 def test_killed_download_resumes_on_rerun(http_file_server, tmp_path):
     item = _serve(http_file_server, "long.bin", 2_000_000)
     http_file_server.add_fault("long.bin", Fault(throttle_bytes_per_s=1_000_000))
     dest = tmp_path / "dest"
-    script = textwrap.dedent(f"""
-        from pipelines.fetch.http import DownloadItem, download_files
-        download_files([DownloadItem({item.url!r}, "long.bin", {item.size_bytes}, {item.sha256!r})],
-                       {str(dest)!r}, progress=False)
-    """)
-    child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT,
-                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
-    part = dest / "long.bin.part"
-    deadline = time.monotonic() + 20
-    while not (part.exists() and part.stat().st_size >= 300_000):
-        assert child.poll() is None and time.monotonic() < deadline, "download never got going"
-        time.sleep(0.05)
+    child, part = _start_download_in_child(item, dest, 300_000)
     child.send_signal(signal.SIGKILL)
     child.wait()
     kept = part.stat().st_size

@@ -303,6 +303,9 @@ def extract_archive(
             for name in marker["volumes"]:
                 (path.parent / name).unlink(missing_ok=True)
         return [dest / f for f in marker["files"]]
+    if not path.is_file():
+        raise ArchiveError(f"archive {path} does not exist and {dest} has no record of it "
+                           f"being extracted ({extraction_marker_path(path, dest)})")
     volumes = find_volumes(path)
     archive = path.name
     dest.mkdir(parents=True, exist_ok=True)

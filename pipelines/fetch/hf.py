@@ -14,10 +14,12 @@ with `HF_HUB_DISABLE_XET=1` (see tests/standins/hf_hub.py for the routes it call
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from huggingface_hub import HfApi, RepoFile, hf_hub_download, snapshot_download
@@ -76,11 +78,11 @@ def _mismatch(entry: RepoFile, size: int, sha256: str, git_sha1: str) -> str | N
     return None
 
 
-def _hub_call(what: str, repo_id: str, revision: str, endpoint: str, call):
-    """Run a Hub call, turning the client's errors into a `HubAccessError` that says what
-    to do."""
+@contextlib.contextmanager
+def _hub_errors(what: str, repo_id: str, revision: str, endpoint: str) -> Iterator[None]:
+    """Turn the client's errors into a `HubAccessError` that says what to do."""
     try:
-        return call()
+        yield
     except GatedRepoError as err:
         raise HubAccessError(
             f"{repo_id} is gated on {endpoint}: accept its terms on the dataset page, then pass "
@@ -128,10 +130,10 @@ def fetch_hf_dataset(
     dest = Path(dest_dir)
     endpoint = resolve_endpoint(endpoint)
     api = HfApi(endpoint=endpoint, token=token)
-    info = _hub_call("read", repo_id, revision, endpoint,
-                     lambda: api.dataset_info(repo_id, revision=revision))
-    commit = info.sha
-    tree = _hub_call("list", repo_id, revision, endpoint, lambda: _tree_at(api, repo_id, commit))
+    with _hub_errors("read", repo_id, revision, endpoint):
+        commit = api.dataset_info(repo_id, revision=revision).sha
+    with _hub_errors("list", repo_id, revision, endpoint):
+        tree = _tree_at(api, repo_id, commit)
     wanted = sorted(filter_repo_objects(tree, allow_patterns=allow_patterns))
     if not wanted:
         raise HubAccessError(
@@ -141,10 +143,12 @@ def fetch_hf_dataset(
     logger.info("fetching %d files of %s@%s (%s) into %s", len(wanted), repo_id, commit,
                 revision, dest)
     quiet = {} if progress else {"tqdm_class": _SilentTqdm}
-    _hub_call("download", repo_id, revision, endpoint, lambda: snapshot_download(
-        repo_id, repo_type=_REPO_TYPE, revision=commit, local_dir=dest,
-        allow_patterns=allow_patterns, token=token, endpoint=endpoint, max_workers=max_workers, **quiet,
-    ))
+    with _hub_errors("download", repo_id, revision, endpoint):
+        snapshot_download(
+            repo_id, repo_type=_REPO_TYPE, revision=commit, local_dir=dest,
+            allow_patterns=allow_patterns, token=token, endpoint=endpoint,
+            max_workers=max_workers, **quiet,
+        )
     files = _verify_files(api, repo_id, commit, dest, [tree[p] for p in wanted], token, progress)
     record = FetchRecord(
         source="huggingface",
@@ -173,10 +177,11 @@ def _verify_files(api: HfApi, repo_id: str, commit: str, dest: Path, entries: li
             reason = _mismatch(entry, size, sha256, git_sha1)
             if reason is not None:
                 logger.warning("%s: %s; downloading it again", path, reason)
-                _hub_call("download", repo_id, commit, api.endpoint, lambda: hf_hub_download(
-                    repo_id, entry.path, repo_type=_REPO_TYPE, revision=commit, local_dir=dest,
-                    token=token, endpoint=api.endpoint, force_download=True,
-                ))
+                with _hub_errors("download", repo_id, commit, api.endpoint):
+                    hf_hub_download(
+                        repo_id, entry.path, repo_type=_REPO_TYPE, revision=commit,
+                        local_dir=dest, token=token, endpoint=api.endpoint, force_download=True,
+                    )
                 size, sha256, git_sha1 = _hash_file(path, bar)
                 reason = _mismatch(entry, size, sha256, git_sha1)
                 if reason is not None:

@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import threading
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -92,6 +91,10 @@ class _TransientError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class _Interrupted(Exception):
+    """The caller was interrupted (Ctrl-C): stop now, keep the part for the next run."""
+
+
 class _PermanentError(Exception):
     def __init__(self, reason: str, http_status: int | None = None):
         super().__init__(reason)
@@ -144,7 +147,8 @@ def _present_reason(final: Path, item: DownloadItem) -> str | None:
         return None
     size = final.stat().st_size
     if item.size_bytes is not None and size != item.size_bytes:
-        logger.warning("%s: %d bytes on disk, expected %d; refetching", final, size, item.size_bytes)
+        logger.warning("%s: %d bytes on disk, expected %d; refetching", final, size,
+                       item.size_bytes)
         return None
     if item.sha256 is not None:
         if sha256_file(final) != item.sha256.lower():
@@ -192,6 +196,14 @@ class _ByteProgress:
                 self._bar.refresh()
 
 
+@dataclass(frozen=True)
+class _Policy:
+    retries: int
+    backoff_s: float
+    timeout_s: float
+    stop: threading.Event
+
+
 @dataclass
 class _Tally:
     """What the attempts on one file did so far (mutable, owned by one worker thread)."""
@@ -202,7 +214,7 @@ class _Tally:
 
 
 def _transfer(
-    item: DownloadItem, part: Path, timeout_s: float, progress: _ByteProgress, tally: _Tally
+    item: DownloadItem, part: Path, policy: _Policy, progress: _ByteProgress, tally: _Tally
 ) -> None:
     """One GET into `part`, resuming from its current size; raises on anything short."""
     offset = part.stat().st_size if part.exists() else 0
@@ -213,7 +225,7 @@ def _transfer(
         tally.resumed = True  # a previous run got every byte but stopped before verifying
         return
     try:
-        response = _open(item.url, offset, timeout_s)
+        response = _open(item.url, offset, policy.timeout_s)
     except _TransientError as err:
         if err.http_status == 416:
             part.unlink(missing_ok=True)  # our part is longer than the file: start over
@@ -232,6 +244,8 @@ def _transfer(
                     raise _TransientError(f"body interrupted: {err}") from err
                 if not chunk:
                     break
+                if policy.stop.is_set():
+                    raise _Interrupted()
                 fh.write(chunk)
                 tally.bytes_received += len(chunk)
                 progress.advance(len(chunk))
@@ -280,13 +294,6 @@ def _verify_part(part: Path, item: DownloadItem, progress: _ByteProgress) -> Non
             raise _TransientError(f"sha256 mismatch: expected {item.sha256}, got {digest}")
 
 
-@dataclass(frozen=True)
-class _Policy:
-    retries: int
-    backoff_s: float
-    timeout_s: float
-
-
 def _fetch_one(
     item: DownloadItem, dest_dir: Path, policy: _Policy, progress: _ByteProgress
 ) -> DownloadOutcome:
@@ -304,7 +311,7 @@ def _fetch_one(
     attempts = 0
     for attempts in range(1, policy.retries + 2):
         try:
-            _transfer(item, part, policy.timeout_s, progress, tally)
+            _transfer(item, part, policy, progress, tally)
             _verify_part(part, item, progress)
             os.replace(part, final)
             return DownloadOutcome(
@@ -319,8 +326,14 @@ def _fetch_one(
         except _TransientError as err:
             last = err
             logger.info("%s: attempt %d failed: %s", item.url, attempts, err.reason)
-        if attempts <= policy.retries:
-            time.sleep(max(backoff_delay_s(attempts, policy.backoff_s), last.retry_after_s))
+        except _Interrupted:
+            return DownloadOutcome(
+                item.url, item.relpath, "failed", "interrupted; the part is kept for a re-run",
+                attempts, tally.last_status, tally.bytes_received, tally.resumed,
+            )
+        delay_s = max(backoff_delay_s(attempts, policy.backoff_s), last.retry_after_s)
+        if attempts > policy.retries or policy.stop.wait(delay_s):
+            break
     assert last is not None
     return DownloadOutcome(
         item.url, item.relpath, "failed", f"gave up after {attempts} attempts: {last.reason}",
@@ -377,7 +390,7 @@ def download_files(
     dest.mkdir(parents=True, exist_ok=True)
     failures_path = dest / FAILURES_NAME
     carried = _recorded_permanent(failures_path) if skip_recorded_permanent else {}
-    policy = _Policy(retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
+    policy = _Policy(retries, backoff_s, timeout_s, stop=threading.Event())
 
     outcomes: list[DownloadOutcome] = []
     todo: list[DownloadItem] = []
@@ -398,7 +411,12 @@ def download_files(
         byte_progress = _ByteProgress(bar)
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             futures = [pool.submit(_fetch_one, item, dest, policy, byte_progress) for item in todo]
-            outcomes.extend(future.result() for future in as_completed(futures))
+            try:
+                outcomes.extend(future.result() for future in as_completed(futures))
+            except BaseException:  # Ctrl-C: let the workers stop at their next chunk
+                policy.stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
 
     ok = tuple(o for o in outcomes if o.status == "ok")
     failed = tuple(o for o in outcomes if o.status == "failed")

@@ -4,9 +4,9 @@ that a test starts and stops as a context manager, a request log, and Range pars
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class _QuietHandler(BaseHTTPRequestHandler):
 
 
 class ThreadedServer:
-    """Run `handler_factory()`'s class on 127.0.0.1:<free port> in a daemon thread."""
+    """Run `handler_class` on 127.0.0.1:<free port> in a daemon thread (start/stop)."""
 
     def __init__(self, handler_class: type[BaseHTTPRequestHandler]):
         self._handler_class = handler_class
