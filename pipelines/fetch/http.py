@@ -19,47 +19,50 @@ per line). Two processes must not download into the same folder at once.
 
 from __future__ import annotations
 
-import http.client
+import itertools
 import logging
 import os
-import re
 import threading
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from tqdm.auto import tqdm
 
+from pipelines.fetch._transfer import (
+    MAX_BACKOFF_S,
+    PART_SUFFIX,
+    ByteProgress,
+    DownloadItem,
+    Interrupted,
+    PermanentError,
+    Tally,
+    TransferPolicy,
+    TransientError,
+    parse_content_range,
+    transfer,
+    verify_part,
+)
 from pipelines.fetch.record import atomic_write_jsonl, read_jsonl, sha256_file
+
+__all__ = [
+    "FAILURES_NAME", "DownloadItem", "DownloadOutcome", "FetchReport", "backoff_delay_s",
+    "download_files", "parse_content_range", "validate_relpath",
+]
 
 logger = logging.getLogger(__name__)
 
 FAILURES_NAME = "_failures.jsonl"
-PART_SUFFIX = ".part"
-_CHUNK_BYTES = 1 << 16
-_MAX_BACKOFF_S = 60.0
-_RETRYABLE_4XX = frozenset({408, 425, 429})
-_USER_AGENT = "vfcache-fetch/0.1 (python-urllib)"
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 OutcomeStatus = Literal["ok", "failed", "skipped"]
 
 
 @dataclass(frozen=True)
-class DownloadItem:
-    """One file to fetch: `url` lands at `dest_dir / relpath` (a relative POSIX path)."""
-
-    url: str
-    relpath: str
-    size_bytes: int | None = None
-    sha256: str | None = None
-
-
-@dataclass(frozen=True)
 class DownloadOutcome:
+    """What happened to one item. `permanent` failures (403, 404...) were not retried;
+    `resumed` means bytes from an earlier attempt or run were kept (Range answered 206)."""
+
     url: str
     relpath: str
     status: OutcomeStatus
@@ -73,6 +76,8 @@ class DownloadOutcome:
 
 @dataclass(frozen=True)
 class FetchReport:
+    """Outcomes of one `download_files` call, each tuple sorted by relpath."""
+
     ok: tuple[DownloadOutcome, ...]
     failed: tuple[DownloadOutcome, ...]
     skipped: tuple[DownloadOutcome, ...]
@@ -83,39 +88,11 @@ class FetchReport:
         return not self.failed
 
 
-class _TransientError(Exception):
-    def __init__(self, reason: str, http_status: int | None = None, retry_after_s: float = 0.0):
-        super().__init__(reason)
-        self.reason = reason
-        self.http_status = http_status
-        self.retry_after_s = retry_after_s
-
-
-class _Interrupted(Exception):
-    """The caller was interrupted (Ctrl-C): stop now, keep the part for the next run."""
-
-
-class _PermanentError(Exception):
-    def __init__(self, reason: str, http_status: int | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.http_status = http_status
-
-
-def backoff_delay_s(attempt: int, base_s: float, cap_s: float = _MAX_BACKOFF_S) -> float:
+def backoff_delay_s(attempt: int, base_s: float, cap_s: float = MAX_BACKOFF_S) -> float:
     """Sleep before retry number `attempt` (1-based): base, 2*base, 4*base... capped."""
     if attempt < 1:
         raise ValueError(f"attempt must be >= 1, got {attempt}")
     return min(cap_s, base_s * 2 ** (attempt - 1))
-
-
-def parse_content_range(header: str | None) -> tuple[int, int | None]:
-    """`bytes START-END/TOTAL` -> (START, TOTAL or None when the total is `*`)."""
-    match = _CONTENT_RANGE.fullmatch((header or "").strip())
-    if match is None:
-        raise ValueError(f"unparseable Content-Range header: {header!r}")
-    total = match.group(3)
-    return int(match.group(1)), None if total == "*" else int(total)
 
 
 def validate_relpath(relpath: str) -> str:
@@ -158,144 +135,8 @@ def _present_reason(final: Path, item: DownloadItem) -> str | None:
     return "present, size verified" if item.size_bytes is not None else "present"
 
 
-def _open(url: str, offset: int, timeout_s: float) -> http.client.HTTPResponse:
-    headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        return urllib.request.urlopen(request, timeout=timeout_s)
-    except urllib.error.HTTPError as err:
-        code = err.code
-        retry_after = err.headers.get("Retry-After", "") if err.headers else ""
-        err.close()
-        if code >= 500 or code in _RETRYABLE_4XX or (code == 416 and offset):
-            wait_s = float(retry_after) if retry_after.isdigit() else 0.0
-            raise _TransientError(f"HTTP {code}", code, min(wait_s, _MAX_BACKOFF_S)) from err
-        raise _PermanentError(f"HTTP {code}", code) from err
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
-        raise _TransientError(f"connection failed: {err}") from err
-
-
-class _ByteProgress:
-    """A shared tqdm byte bar. Its total is the bytes still to fetch: it shrinks by what is
-    already on disk (skipped files, resumed parts) and grows back by what gets discarded."""
-
-    def __init__(self, bar: tqdm):
-        self._bar = bar
-        self._lock = threading.Lock()
-
-    def advance(self, count: int) -> None:
-        with self._lock:
-            self._bar.update(count)
-
-    def adjust_total(self, delta: int) -> None:
-        with self._lock:
-            if self._bar.total is not None:
-                self._bar.total = max(0, self._bar.total + delta)
-                self._bar.refresh()
-
-
-@dataclass(frozen=True)
-class _Policy:
-    retries: int
-    backoff_s: float
-    timeout_s: float
-    stop: threading.Event
-
-
-@dataclass
-class _Tally:
-    """What the attempts on one file did so far (mutable, owned by one worker thread)."""
-
-    bytes_received: int = 0
-    resumed: bool = False
-    last_status: int | None = None
-
-
-def _transfer(
-    item: DownloadItem, part: Path, policy: _Policy, progress: _ByteProgress, tally: _Tally
-) -> None:
-    """One GET into `part`, resuming from its current size; raises on anything short."""
-    offset = part.stat().st_size if part.exists() else 0
-    if item.size_bytes is not None and offset > item.size_bytes:
-        part.unlink()
-        offset = 0
-    if item.size_bytes is not None and part.exists() and offset == item.size_bytes:
-        tally.resumed = True  # a previous run got every byte but stopped before verifying
-        return
-    try:
-        response = _open(item.url, offset, policy.timeout_s)
-    except _TransientError as err:
-        if err.http_status == 416:
-            part.unlink(missing_ok=True)  # our part is longer than the file: start over
-        raise
-    with response:
-        tally.last_status = response.status
-        resumed, expected_total, mode = _plan_write(response, offset, part)
-        tally.resumed = tally.resumed or resumed
-        if not resumed and offset:
-            progress.adjust_total(offset)  # the kept bytes are thrown away: fetch them again
-        with open(part, mode) as fh:
-            while True:
-                try:
-                    chunk = response.read(_CHUNK_BYTES)
-                except (http.client.HTTPException, OSError) as err:
-                    raise _TransientError(f"body interrupted: {err}") from err
-                if not chunk:
-                    break
-                if policy.stop.is_set():
-                    raise _Interrupted()
-                fh.write(chunk)
-                tally.bytes_received += len(chunk)
-                progress.advance(len(chunk))
-            fh.flush()
-            os.fsync(fh.fileno())
-    size_now = part.stat().st_size
-    if expected_total is not None and size_now < expected_total:
-        raise _TransientError(f"short body: have {size_now} of {expected_total} bytes")
-    if expected_total is not None and size_now > expected_total:
-        part.unlink()
-        raise _TransientError(f"body longer than announced ({size_now} > {expected_total})")
-
-
-def _plan_write(response: http.client.HTTPResponse, offset: int, part: Path):
-    """Decide from the status line whether the body continues `part` or replaces it."""
-    length = response.headers.get("Content-Length")
-    if response.status == 206 and offset:
-        try:
-            start, total = parse_content_range(response.headers.get("Content-Range"))
-        except ValueError as err:
-            raise _TransientError(str(err), 206) from err
-        if start != offset:
-            part.unlink()
-            raise _TransientError(f"asked to resume at byte {offset}, server sent {start}", 206)
-        if total is None and length is not None:
-            total = offset + int(length)
-        return True, total, "ab"
-    if response.status == 200:
-        if offset:
-            logger.info("%s: server ignored Range (200); restarting from byte 0", part.name)
-        return False, int(length) if length is not None else None, "wb"
-    raise _TransientError(f"unexpected HTTP {response.status} for a GET", response.status)
-
-
-def _verify_part(part: Path, item: DownloadItem, progress: _ByteProgress) -> None:
-    size = part.stat().st_size
-    if item.size_bytes is not None and size != item.size_bytes:
-        part.unlink()
-        progress.adjust_total(size)
-        raise _TransientError(f"size mismatch: expected {item.size_bytes} bytes, got {size}")
-    if item.sha256 is not None:
-        digest = sha256_file(part)
-        if digest != item.sha256.lower():
-            part.unlink()
-            progress.adjust_total(size)
-            raise _TransientError(f"sha256 mismatch: expected {item.sha256}, got {digest}")
-
-
 def _fetch_one(
-    item: DownloadItem, dest_dir: Path, policy: _Policy, progress: _ByteProgress
+    item: DownloadItem, dest_dir: Path, policy: TransferPolicy, progress: ByteProgress
 ) -> DownloadOutcome:
     final = dest_dir / item.relpath
     present = _present_reason(final, item)
@@ -306,27 +147,27 @@ def _fetch_one(
     part = final.with_name(final.name + PART_SUFFIX)
     if part.exists() and item.size_bytes is not None:
         progress.adjust_total(-min(part.stat().st_size, item.size_bytes))
-    tally = _Tally()
-    last: _TransientError | None = None
+    tally = Tally()
+    last: TransientError | None = None
     attempts = 0
     for attempts in range(1, policy.retries + 2):
         try:
-            _transfer(item, part, policy, progress, tally)
-            _verify_part(part, item, progress)
+            transfer(item, part, policy, progress, tally)
+            verify_part(part, item, progress)
             os.replace(part, final)
             return DownloadOutcome(
                 item.url, item.relpath, "ok", "downloaded", attempts, tally.last_status,
                 tally.bytes_received, tally.resumed,
             )
-        except _PermanentError as err:
+        except PermanentError as err:
             return DownloadOutcome(
                 item.url, item.relpath, "failed", err.reason, attempts, err.http_status,
                 tally.bytes_received, tally.resumed, permanent=True,
             )
-        except _TransientError as err:
+        except TransientError as err:
             last = err
             logger.info("%s: attempt %d failed: %s", item.url, attempts, err.reason)
-        except _Interrupted:
+        except Interrupted:
             return DownloadOutcome(
                 item.url, item.relpath, "failed", "interrupted; the part is kept for a re-run",
                 attempts, tally.last_status, tally.bytes_received, tally.resumed,
@@ -339,6 +180,28 @@ def _fetch_one(
         item.url, item.relpath, "failed", f"gave up after {attempts} attempts: {last.reason}",
         attempts, last.http_status, tally.bytes_received, tally.resumed,
     )
+
+
+def _run_pool(todo: list[DownloadItem], dest: Path, policy: TransferPolicy, progress: ByteProgress,
+              concurrency: int) -> list[DownloadOutcome]:
+    """Fetch `todo` with `concurrency` threads, keeping at most a few items per thread
+    queued, so a list of millions of URLs costs no more memory than its outcomes."""
+    outcomes: list[DownloadOutcome] = []
+    pending: set = set()
+    queue = iter(todo)
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        try:
+            while True:
+                for item in itertools.islice(queue, 4 * concurrency - len(pending)):
+                    pending.add(pool.submit(_fetch_one, item, dest, policy, progress))
+                if not pending:
+                    return outcomes
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                outcomes.extend(future.result() for future in done)
+        except BaseException:  # Ctrl-C: the workers stop at their next chunk
+            policy.stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _recorded_permanent(failures_path: Path) -> dict[tuple[str, str], dict]:
@@ -390,7 +253,7 @@ def download_files(
     dest.mkdir(parents=True, exist_ok=True)
     failures_path = dest / FAILURES_NAME
     carried = _recorded_permanent(failures_path) if skip_recorded_permanent else {}
-    policy = _Policy(retries, backoff_s, timeout_s, stop=threading.Event())
+    policy = TransferPolicy(retries, backoff_s, timeout_s, stop=threading.Event())
 
     outcomes: list[DownloadOutcome] = []
     todo: list[DownloadItem] = []
@@ -408,16 +271,9 @@ def download_files(
     total = sum(item.size_bytes or 0 for item in todo)
     with tqdm(total=total or None, unit="B", unit_scale=True, unit_divisor=1024,
               desc=f"download {dest.name}", disable=not progress) as bar:
-        byte_progress = _ByteProgress(bar)
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            futures = [pool.submit(_fetch_one, item, dest, policy, byte_progress) for item in todo]
-            try:
-                outcomes.extend(future.result() for future in as_completed(futures))
-            except BaseException:  # Ctrl-C: let the workers stop at their next chunk
-                policy.stop.set()
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        outcomes += _run_pool(todo, dest, policy, ByteProgress(bar), concurrency)
 
+    outcomes.sort(key=lambda o: o.relpath)
     ok = tuple(o for o in outcomes if o.status == "ok")
     failed = tuple(o for o in outcomes if o.status == "failed")
     skipped = tuple(o for o in outcomes if o.status == "skipped")
