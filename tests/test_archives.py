@@ -86,7 +86,7 @@ def test_each_format_is_extracted_in_place_of_the_download(dirs, name):
     download, dest = dirs
     archive = download / name
     archive.write_bytes(FORMATS[name]())
-    extracted = extract_archive(archive, dest)
+    extracted = extract_archive(archive, dest, progress=False)
     assert extracted == sorted(dest / p for p in FILES)
     assert _tree(dest) == FILES
     assert not archive.exists()
@@ -160,7 +160,7 @@ def test_macos_junk_is_stripped(dirs):
             "Fake/.DS_Store": b"finder", "__MACOSX/": b""}
     archive = download / "GenVideo-Val.zip"
     archive.write_bytes(_zip_bytes({**FILES, **junk}))
-    extract_archive(archive, dest)
+    extract_archive(archive, dest, progress=False)
     assert _tree(dest) == FILES
     assert not (dest / "__MACOSX").exists()
     assert read_extraction_marker(archive, dest)["junk_entries_skipped"] == 4
@@ -223,7 +223,7 @@ def test_hostile_archives_are_refused_and_nothing_lands(tmp_path, case):
     archive.write_bytes(build())
     before = _everything(tmp_path)
     with pytest.raises(UnsafeArchiveError) as refused:
-        extract_archive(archive, dest)
+        extract_archive(archive, dest, progress=False)
     assert refused.value.member == member and repr(member) in str(refused.value)
     assert _everything(tmp_path) - before <= {"out", "out/ds"}
     assert archive.exists() and not extraction_marker_path(archive, dest).exists()
@@ -242,7 +242,7 @@ def test_compressible_but_small_members_are_not_called_bombs(dirs):
     download, dest = dirs
     archive = download / "text.zip"
     archive.write_bytes(_zip_bytes({"captions.csv": b"a,b\n" * 100_000}))  # 400 kB, ratio ~ 400
-    extract_archive(archive, dest)
+    extract_archive(archive, dest, progress=False)
     assert (dest / "captions.csv").stat().st_size == 400_000
 
 
@@ -251,12 +251,12 @@ def test_rerun_uses_the_marker_and_does_nothing(dirs):
     archive = download / "X.zip"
     payload = _zip_bytes(FILES)
     archive.write_bytes(payload)
-    first = extract_archive(archive, dest)
+    first = extract_archive(archive, dest, progress=False)
     assert is_extracted(archive, dest)
     mtimes = {p: p.stat().st_mtime_ns for p in first}
-    assert extract_archive(archive, dest) == first  # archive already gone
+    assert extract_archive(archive, dest, progress=False) == first  # archive already gone
     archive.write_bytes(payload)  # downloaded again by a careless caller
-    assert extract_archive(archive, dest) == first
+    assert extract_archive(archive, dest, progress=False) == first
     assert not archive.exists()
     assert {p: p.stat().st_mtime_ns for p in first} == mtimes
 
@@ -266,11 +266,11 @@ def test_missing_output_is_restored_when_the_archive_is_back(dirs):
     archive = download / "X.tar.gz"
     payload = _tar_bytes(FILES)
     archive.write_bytes(payload)
-    extract_archive(archive, dest)
+    extract_archive(archive, dest, progress=False)
     (dest / "Real/a.mp4").unlink()
     assert not is_extracted(archive, dest)
     archive.write_bytes(payload)
-    extract_archive(archive, dest)
+    extract_archive(archive, dest, progress=False)
     assert _tree(dest) == FILES
 
 
@@ -281,7 +281,7 @@ def test_existing_different_file_is_never_overwritten(dirs):
     archive = download / "X.zip"
     archive.write_bytes(_zip_bytes(FILES))
     with pytest.raises(ArchiveError, match="already exists with other content"):
-        extract_archive(archive, dest)
+        extract_archive(archive, dest, progress=False)
     assert _tree(dest) == {"Real/a.mp4": b"someone else's video"}
     assert archive.exists()
 
@@ -292,7 +292,7 @@ def test_identical_existing_file_is_accepted(dirs):
     (dest / "Real/a.mp4").write_bytes(FILES["Real/a.mp4"])
     archive = download / "X.zip"
     archive.write_bytes(_zip_bytes(FILES))
-    extract_archive(archive, dest)
+    extract_archive(archive, dest, progress=False)
     assert _tree(dest) == FILES
 
 
@@ -311,7 +311,7 @@ def test_corrupt_zip_member_raises_or_is_skipped_by_policy(dirs):
     archive = download / "0_real.zip"
     archive.write_bytes(_zip_with_bad_crc())
     with pytest.raises(ArchiveError, match="Real/bad.mp4"):
-        extract_archive(archive, dest)
+        extract_archive(archive, dest, progress=False)
     assert _tree(dest) == {}
     extracted = extract_archive(archive, dest, on_corrupt_member="skip")
     assert extracted == sorted(dest / p for p in FILES) and _tree(dest) == FILES
@@ -324,7 +324,7 @@ def test_truncated_archive_is_an_archive_error(dirs):
     archive = download / "X.tar.gz"
     archive.write_bytes(_tar_bytes(FILES)[:-200])
     with pytest.raises(ArchiveError):
-        extract_archive(archive, dest)
+        extract_archive(archive, dest, progress=False)
     assert _tree(dest) == {}
 
 

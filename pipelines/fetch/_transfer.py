@@ -155,7 +155,7 @@ def transfer(
         with open(part, mode) as fh:
             while True:
                 try:
-                    chunk = response.read(_CHUNK_BYTES)
+                    chunk = response.read1(_CHUNK_BYTES)  # whatever has arrived
                 except (http.client.HTTPException, OSError) as err:
                     raise TransientError(f"body interrupted: {err}") from err
                 if not chunk:

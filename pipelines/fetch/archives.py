@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
+from tqdm.auto import tqdm
+
 from pipelines.fetch.errors import ArchiveError, UnsafeArchiveError
 from pipelines.fetch.record import atomic_write_json
 from pipelines.fetch.volumes import find_volumes, open_volumes
@@ -186,12 +188,14 @@ def _iter_tar(stream: IO[bytes], archive: str, archive_format: ArchiveFormat):
         raise ArchiveError(f"{archive}: unreadable {archive_format} ({err})") from err
 
 
-def _write_member(member: _Member, source: IO[bytes], target: Path, budget: _Budget) -> None:
+def _write_member(member: _Member, source: IO[bytes], target: Path, budget: _Budget,
+                  bar: tqdm) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "wb") as out:
         while chunk := source.read(_CHUNK_BYTES):
             budget.add(member.raw_name, len(chunk))
             out.write(chunk)
+            bar.update(len(chunk))
     try:
         os.utime(target, (member.mtime_s, member.mtime_s))
     except (OverflowError, ValueError, OSError) as err:
@@ -199,8 +203,8 @@ def _write_member(member: _Member, source: IO[bytes], target: Path, budget: _Bud
 
 
 def _extract_to(volumes: list[Path], tmp_root: Path, archive: str, max_ratio: float,
-                max_total_bytes: int | None, on_corrupt_member: CorruptPolicy):
-    """Extract into `tmp_root`; returns (relpaths, junk count, corrupt members)."""
+                max_total_bytes: int | None, on_corrupt_member: CorruptPolicy, bar: tqdm):
+    """Extract into `tmp_root`; returns (relpaths, junk count, corrupt members, format)."""
     compressed = sum(v.stat().st_size for v in volumes)
     budget = _Budget(archive, compressed, max_ratio, max_total_bytes)
     written: set[str] = set()
@@ -221,20 +225,20 @@ def _extract_to(volumes: list[Path], tmp_root: Path, archive: str, max_ratio: fl
                 if member.relpath in written:
                     logger.warning("%s: member %s appears twice; the last one wins", archive,
                                    member.relpath)
-                _write_member(member, source, target, budget)
+                _write_member(member, source, target, budget, bar)
             except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError) as err:
                 if archive_format != "zip" or on_corrupt_member == "raise":
                     raise ArchiveError(f"{archive}: member {member.raw_name!r}: {err}") from err
                 logger.warning("%s: skipping corrupt member %s: %s", archive, member.raw_name, err)
                 target.unlink(missing_ok=True)
+                written.discard(member.relpath)
                 corrupt.append({"member": member.raw_name, "reason": str(err)})
                 continue
             except (NotADirectoryError, FileExistsError, IsADirectoryError) as err:
                 raise ArchiveError(f"{archive}: member {member.raw_name!r} clashes with "
                                    f"another member ({err})") from err
             written.add(member.relpath)
-    corrupt_names = {c["member"] for c in corrupt}
-    return sorted(written - corrupt_names), junk, corrupt, archive_format
+    return sorted(written), junk, corrupt, archive_format
 
 
 def _move_into_place(tmp_root: Path, dest: Path, relpaths: list[str]) -> None:
@@ -289,6 +293,7 @@ def extract_archive(
     max_total_bytes: int | None = None,
     remove_archive: bool = True,
     on_corrupt_member: CorruptPolicy = "raise",
+    progress: bool = True,
 ) -> list[Path]:
     """Extract the archive at `path` (or the volume set whose first volume it is) into
     `dest_dir`; return the extracted files, sorted.
@@ -314,8 +319,10 @@ def extract_archive(
     tmp_root = dest / f".extract-{archive}.tmp-{os.getpid()}"
     tmp_root.mkdir()
     try:
-        relpaths, junk, corrupt, archive_format = _extract_to(
-            volumes, tmp_root, archive, max_ratio, max_total_bytes, on_corrupt_member)
+        with tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=f"extract {archive}",
+                  disable=not progress) as bar:
+            relpaths, junk, corrupt, archive_format = _extract_to(
+                volumes, tmp_root, archive, max_ratio, max_total_bytes, on_corrupt_member, bar)
         _move_into_place(tmp_root, dest, relpaths)
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)

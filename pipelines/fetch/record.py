@@ -61,12 +61,6 @@ def sha256_file(path: Path, *, chunk_bytes: int = _HASH_CHUNK_BYTES) -> str:
     return digest.hexdigest()
 
 
-def describe_file(root: Path, relpath: str) -> FetchedFile:
-    """Size and sha256 of `root / relpath`, as a `FetchedFile`."""
-    path = root / relpath
-    return FetchedFile(relpath=relpath, size_bytes=path.stat().st_size, sha256=sha256_file(path))
-
-
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write `payload` to `path` via a temporary sibling, fsync, rename.
 
@@ -111,21 +105,20 @@ def fetch_record_to_json(record: FetchRecord) -> dict[str, Any]:
 
 
 def fetch_record_from_json(payload: dict[str, Any]) -> FetchRecord:
+    fields = {f.name for f in dataclasses.fields(FetchRecord)}
+    missing = sorted(fields - set(payload))
+    if missing:
+        raise ValueError(f"malformed fetch record: missing fields {missing}")
     try:
         files = tuple(FetchedFile(**f) for f in payload["files"])
-        patterns = payload["allow_patterns"]
-        return FetchRecord(
-            source=payload["source"],
-            repo_id=payload["repo_id"],
-            revision=payload["revision"],
-            commit_sha=payload["commit_sha"],
-            endpoint=payload["endpoint"],
-            allow_patterns=tuple(patterns) if patterns is not None else None,
-            files=files,
-            fetched_at_utc=payload["fetched_at_utc"],
-        )
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"malformed fetch record: {err!r}") from err
+    except TypeError as err:
+        raise ValueError(f"malformed fetch record: bad file entry ({err})") from err
+    patterns = payload["allow_patterns"]
+    return FetchRecord(**{
+        **{name: payload[name] for name in fields},
+        "allow_patterns": tuple(patterns) if patterns is not None else None,
+        "files": files,
+    })
 
 
 def write_fetch_record(record: FetchRecord, dest_dir: Path) -> Path:
