@@ -146,6 +146,41 @@ def test_leftover_part_from_an_earlier_run_is_resumed(http_file_server, tmp_path
     assert _leftover_parts(dest) == []
 
 
+def test_complete_part_of_unknown_size_is_finished_without_refetching(http_file_server, tmp_path):
+    served = _serve(http_file_server, "u.bin", 5000)
+    item = DownloadItem(served.url, "u.bin")  # no size, no sha256: only the server knows
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "u.bin.part").write_bytes((http_file_server.root / "u.bin").read_bytes())
+    report = _fetch([item], dest)
+    assert report.all_ok and report.ok[0].bytes_received == 0
+    assert [(r.range_header, r.status) for r in http_file_server.requests("u.bin")] == [
+        ("bytes=5000-", 416)]
+    assert (dest / "u.bin").read_bytes() == (http_file_server.root / "u.bin").read_bytes()
+
+
+def test_overlong_part_is_discarded_and_fetched_again(http_file_server, tmp_path):
+    served = _serve(http_file_server, "o.bin", 5000)
+    item = DownloadItem(served.url, "o.bin")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "o.bin.part").write_bytes(os.urandom(6000))
+    report = _fetch([item], dest)
+    assert report.all_ok and report.ok[0].attempts == 2
+    assert [(r.range_header, r.status) for r in http_file_server.requests("o.bin")] == [
+        ("bytes=6000-", 416), (None, 200)]
+    assert (dest / "o.bin").read_bytes() == (http_file_server.root / "o.bin").read_bytes()
+
+
+def test_retry_after_is_honoured(http_file_server, tmp_path):
+    item = _serve(http_file_server, "busy.bin", 100)
+    http_file_server.add_fault("busy.bin", Fault(status=429, retry_after_s=1))
+    started = time.monotonic()
+    report = _fetch([item], tmp_path / "dest")
+    assert report.all_ok and report.ok[0].attempts == 2
+    assert time.monotonic() - started >= 0.95
+
+
 def test_corrupted_body_is_detected_and_fetched_again(http_file_server, tmp_path):
     item = _serve(http_file_server, "c.bin", 20_000)
     http_file_server.add_fault("c.bin", Fault(corrupt=True))

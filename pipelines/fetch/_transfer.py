@@ -54,6 +54,10 @@ class Interrupted(Exception):
     """The caller was interrupted (Ctrl-C): stop now, keep the part for the next run."""
 
 
+class _AlreadyComplete(Exception):
+    """A 416 whose `Content-Range: bytes */N` says the part already holds all N bytes."""
+
+
 class PermanentError(Exception):
     """Not worth another attempt: 401, 403, 404, 410 and the other 4xx."""
 
@@ -82,7 +86,10 @@ def _open(url: str, offset: int, timeout_s: float) -> http.client.HTTPResponse:
     except urllib.error.HTTPError as err:
         code = err.code
         retry_after = err.headers.get("Retry-After", "") if err.headers else ""
+        content_range = err.headers.get("Content-Range", "") if err.headers else ""
         err.close()
+        if code == 416 and offset and content_range == f"bytes */{offset}":
+            raise _AlreadyComplete() from err
         if code >= 500 or code in _RETRYABLE_4XX or (code == 416 and offset):
             wait_s = float(retry_after) if retry_after.isdigit() else 0.0
             raise TransientError(f"HTTP {code}", code, min(wait_s, MAX_BACKOFF_S)) from err
@@ -142,6 +149,9 @@ def transfer(
         return
     try:
         response = _open(item.url, offset, policy.timeout_s)
+    except _AlreadyComplete:
+        tally.resumed = True  # size unknown to us, but the server says nothing is missing
+        return
     except TransientError as err:
         if err.http_status == 416:
             part.unlink(missing_ok=True)  # our part is longer than the file: start over
