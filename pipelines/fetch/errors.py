@@ -4,8 +4,10 @@ recorded in the fetch report and the failure list."""
 
 from __future__ import annotations
 
+from vfcache.errors import VfcacheError
 
-class FetchError(Exception):
+
+class FetchError(VfcacheError):
     """The fetch cannot go on; the message says what to change."""
 
 
