@@ -82,10 +82,10 @@ def _weights_for(groups: Mapping[Hashable, np.ndarray], weights: Mapping | None,
         return [1.0] * len(groups)
     unknown = set(weights) - set(groups)
     if unknown:
-        raise ValueError(f"{what} weights name {sorted(map(str, unknown))}, not in the dataset {sorted(map(str, groups))}")
+        raise ValueError(f"{what} weights name {sorted(unknown, key=str)}, not in the dataset {sorted(groups, key=str)}")
     missing = set(groups) - set(weights)
     if missing:
-        raise ValueError(f"{what} weights miss {sorted(map(str, missing))}; give every {what} a weight (0 to leave it out)")
+        raise ValueError(f"{what} weights miss {sorted(missing, key=str)}; give every {what} a weight (0 to leave it out)")
     return [float(weights[key]) for key in groups]
 
 
