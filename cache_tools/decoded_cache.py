@@ -186,7 +186,9 @@ class DecodedClipCache:
     def _create_file(self) -> None:
         payload = json.dumps(self._header()).encode("utf-8")
         if len(payload) > HEADER_BYTES:
-            raise ValueError(f"decoded-cache header of {len(payload)} bytes exceeds {HEADER_BYTES}; shorten the fingerprint")
+            raise ValueError(
+                f"decoded-cache header of {len(payload)} bytes exceeds {HEADER_BYTES}; shorten the fingerprint"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path_for(self.path)
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
@@ -325,4 +327,5 @@ class DecodedClipCache:
         self.close()
 
     def __repr__(self) -> str:
-        return f"DecodedClipCache({str(self.path)!r}, clip_shape={self.layout.clip_shape}, n_slots={self.layout.n_slots})"
+        lay = self.layout
+        return f"DecodedClipCache({str(self.path)!r}, clip_shape={lay.clip_shape}, n_slots={lay.n_slots})"

@@ -117,7 +117,8 @@ def test_a_slot_being_filled_elsewhere_is_not_waited_for_and_not_touched(tmp_pat
     cache, loader = make_cache(tmp_path / "decoded", 4), RecordingLoader()
     context = multiprocessing.get_context("fork")
     locked, release = context.Event(), context.Event()
-    holder = context.Process(target=_hold_slot_lock, args=(str(cache.path), cache.layout.states_offset + 1, locked, release))
+    offset = cache.layout.states_offset + 1
+    holder = context.Process(target=_hold_slot_lock, args=(str(cache.path), offset, locked, release))
     holder.start()
     try:
         assert locked.wait(10)

@@ -153,7 +153,8 @@ def test_generator_quota_needs_matching_lengths():
 def make_sampler(kind: str, *, seed: int = 7, rank: int = 0, world_size: int = 1, num_batches: int = 12):
     labels = labels_of(30, 42)
     if kind == "class":
-        return ClassBalancedBatchSampler(labels, 6, seed=seed, rank=rank, world_size=world_size, num_batches=num_batches)
+        return ClassBalancedBatchSampler(labels, 6, seed=seed, rank=rank, world_size=world_size,
+                                         num_batches=num_batches)
     if kind == "domain":
         domains = np.array(["a", "b", "c"] * 24, dtype=object)
         return DomainWeightedBatchSampler(domains, 6, domain_weights={"a": 2, "b": 1, "c": 1}, seed=seed, rank=rank,

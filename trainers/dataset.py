@@ -77,7 +77,9 @@ def new_clip_batch(batch_size: int, clip_shape: Sequence[int]) -> torch.Tensor:
     worker, so sending it to the main process costs no copy (as torch's default_collate does)."""
     shape = (batch_size, *clip_shape)
     if get_worker_info() is None:
-        return torch.empty(shape, dtype=torch.uint8)
+        # numpy's allocator reuses freed heap memory; a fresh torch.empty of this size pays
+        # page faults on every batch (measured 5x slower to fill on a 2-core VM)
+        return torch.from_numpy(np.empty(shape, dtype=np.uint8))
     numel = int(np.prod(shape))
     storage = torch.UntypedStorage._new_shared(numel)
     return torch.empty(0, dtype=torch.uint8).set_(storage, 0, shape)
@@ -256,7 +258,9 @@ def collate_clips(samples: Sequence[dict]) -> dict:
         rows = batch.numpy()
         for row, clip in enumerate(clips):
             if tuple(clip.shape) != rows.shape[1:]:
-                raise ValueError(f"clip {samples[row]['clip_id']} has shape {tuple(clip.shape)}, batch needs {rows.shape[1:]}")
+                raise ValueError(
+                    f"clip {samples[row]['clip_id']} has shape {tuple(clip.shape)}, batch needs {rows.shape[1:]}"
+                )
             # numpy copy: torch's intra-op threads cost more than they gain for one clip
             np.copyto(rows[row], clip.numpy())
     return {
