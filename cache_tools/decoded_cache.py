@@ -21,7 +21,9 @@ serialised by a thread lock, because POSIX record locks do not exclude threads o
 
 Reuse across runs: with a `fingerprint` (the dataset's identity), an existing file whose header
 matches (shape, slots, fingerprint and the boot id, so a file that may have lost pages in an
-OS crash is never trusted) is attached warm; otherwise the file is recreated empty.
+OS crash is never trusted) is attached warm; otherwise the file is recreated empty. Ranks of
+one node share one file when rank 0 opens it first and the others after a barrier (two
+processes creating it at once each end up with a private copy: correct, but twice the memory).
 """
 from __future__ import annotations
 

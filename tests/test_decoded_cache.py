@@ -20,7 +20,7 @@ from cache_tools.decoded_cache import (
     budget_bytes_from_gb,
     slots_for_budget,
 )
-from trainers.dataset import ClipDataset
+from trainers.dataset import ClipDataset, open_decode_cache
 from trainers.loader import make_loader
 
 SHAPE = (2, 4, 5, 3)  # 120 bytes, one 4 KiB page per slot
@@ -205,3 +205,24 @@ def test_workers_share_the_cache_and_the_second_epoch_is_served_from_it(tmp_path
         else:
             assert sorted(i for i, _ in this_epoch) == sorted(set(range(len(dataset))) - cached)
     assert cache.ready_count() == len(cached)
+
+
+def test_open_decode_cache_names_the_file_after_the_dataset_and_finds_it_warm_next_run(tmp_path):
+    fixture = write_split_cache(tmp_path, "aegis", small_spec(), labels=[0, 1, 1])
+    first = ClipDataset(fixture.split_file)
+    cache = open_decode_cache(first, tmp_path / "shm", budget_bytes=10 * 4096)
+    assert first.decode_cache is cache and first.fingerprint in cache.path.name
+    for index in range(len(first)):
+        first[index]
+    cache.close()
+    second = ClipDataset(fixture.split_file)
+    warm = open_decode_cache(second, tmp_path / "shm", budget_bytes=10 * 4096)
+    assert warm.ready_count() == 3
+    assert all(np.array_equal(second[i]["clip"].numpy(), fixture.clips[i]) for i in range(3))
+    assert warm.stats.hits == 3 and warm.stats.fills == 0
+    other = DecodedClipCache(tmp_path / "other", clip_shape=small_spec().clip_shape, budget_bytes=4096,
+                             fingerprint="another-dataset")
+    with pytest.raises(ValueError, match="fingerprint=dataset.fingerprint"):
+        second.attach_decode_cache(other)
+    with pytest.raises(ValueError, match=r"\(2, 4, 5, 3\)"):
+        second.attach_decode_cache(make_cache(tmp_path / "shape", 1))

@@ -1,7 +1,8 @@
 """`ClipDataset`: random access to the clips listed by one or more split JSONL files.
 
-A split file is self-contained (shard path relative to its cache folder, offset, nbytes,
-label, domain, generator), so one clip is one `pread` and one decompress. Several split files
+A split file (read with `manifests.split_files.read_split`) is self-contained (shard path
+relative to its cache folder, offset, nbytes, label, domain, generator), so one clip is one
+`pread` and one decompress. Several split files
 (AEGIS + DVF + GenVideo train) combine into one index space as long as their clips share a
 shape. Each process keeps its own shard descriptors, opened lazily and dropped when the
 process id changes, so the dataset is safe to fork into DataLoader workers.
@@ -29,7 +30,8 @@ from torch.utils.data import Dataset, get_worker_info
 from cache_tools.decoded_cache import DecodedClipCache
 from cache_tools.shards import ShardReader
 from manifests.layout import CacheDir, cache_dir_of_split_file
-from manifests.records import SplitEntry, record_from_dict
+from manifests.records import SplitEntry
+from manifests.split_files import read_split
 from vfcache.config import ClipSpec, clip_spec_from_json
 
 log = logging.getLogger(__name__)
@@ -48,15 +50,14 @@ class SplitSource:
     num_clips: int
 
 
-def _read_split_entries(path: Path) -> list[SplitEntry]:
-    entries = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                entries.append(record_from_dict(SplitEntry, json.loads(line)))
-            except (json.JSONDecodeError, ValueError, TypeError) as err:
-                raise ValueError(f"{path}:{number}: not a split entry ({err})") from err
-    return entries
+def open_decode_cache(dataset: "ClipDataset", folder: str | os.PathLike, budget_bytes: int) -> DecodedClipCache:
+    """Attach a decoded-clip cache named after the dataset's fingerprint inside `folder`
+    (`/dev/shm` keeps it in memory); a later run over the same clips finds it warm."""
+    cache = DecodedClipCache(Path(folder) / f"vfcache-decoded-{dataset.fingerprint}.slots",
+                             clip_shape=dataset.clip_shape, budget_bytes=budget_bytes,
+                             fingerprint=dataset.fingerprint)
+    dataset.attach_decode_cache(cache)
+    return cache
 
 
 def _read_spec(cache_dir: CacheDir) -> ClipSpec:
@@ -107,7 +108,7 @@ class ClipDataset(Dataset):
         sources: list[SplitSource] = []
         for path in paths:
             cache_dir = cache_dir_of_split_file(path)
-            part = _read_split_entries(path)
+            part = read_split(path)
             sources.append(SplitSource(path, cache_dir, _read_spec(cache_dir), len(entries), len(part)))
             for entry in part:
                 shard = str(cache_dir.resolve_shard(entry.shard))
