@@ -28,7 +28,9 @@ R = TypeVar("R")
 
 
 @contextlib.contextmanager
-def open_cluster(workers: int = 2, scheduler: Optional[str] = None, *, processes: bool = True) -> Iterator[Client]:
+def open_cluster(
+    workers: int = 2, scheduler: Optional[str] = None, *, processes: bool = True, timeout_s: float = 30.0,
+) -> Iterator[Client]:
     """A `Client` on a fresh `LocalCluster` of `workers` single-threaded processes, or on `scheduler`.
 
     `scheduler` is an address (`tcp://host:8786`) or the path of a scheduler file written by
@@ -38,10 +40,10 @@ def open_cluster(workers: int = 2, scheduler: Optional[str] = None, *, processes
     if scheduler:
         try:
             if scheduler.endswith(".json") and Path(scheduler).is_file():
-                client = Client(scheduler_file=scheduler, timeout="30s")
+                client = Client(scheduler_file=scheduler, timeout=timeout_s)
             else:
-                client = Client(scheduler, timeout="30s")
-        except OSError as err:
+                client = Client(scheduler, timeout=timeout_s)
+        except (OSError, TimeoutError) as err:
             raise StageError(f"cannot reach the dask scheduler at {scheduler}: {err}") from err
         log.info("connected to dask scheduler %s (%d workers)", scheduler, len(client.scheduler_info()["workers"]))
         try:
