@@ -14,7 +14,6 @@ extraction per cache folder at a time: a second driver would delete the first on
 """
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import time
@@ -121,19 +120,25 @@ def check_existing_tasks(shards_dir: Path, batches: list[tuple[str, tuple[VideoR
     """Files of finished or unknown tasks must belong to the current batches, or resuming would mix manifests."""
     if not shards_dir.is_dir():
         return
-    planned = {writer: batch for writer, batch in batches}
+    planned = {writer: [video.video_id for video in batch] for writer, batch in batches}
     hint = f"the manifest changed since the extraction started; remove {shards_dir} to extract again"
-    for path in sorted(shards_dir.iterdir()):
-        match = DONE_NAME.match(path.name) or SHARD_NAME.match(path.name) or INDEX_NAME.match(path.name)
+    names = sorted(path.name for path in shards_dir.iterdir())
+    for name in names:
+        match = DONE_NAME.match(name) or SHARD_NAME.match(name) or INDEX_NAME.match(name)
         if match is None:
             continue
         writer = match["writer"]
         if writer not in planned:
-            raise StageError(f"{path} belongs to task {writer}, which the current manifest does not have; {hint}")
-        if DONE_NAME.match(path.name):
-            done = json.loads(path.read_text(encoding="utf-8"))
-            if done.get("spec_hash") != spec.spec_hash or done.get("video_ids") != [v.video_id for v in planned[writer]]:
-                raise StageError(f"{path} was written for other videos or another spec; {hint}")
+            raise StageError(f"{shards_dir / name} belongs to task {writer}, which the current manifest does not have; {hint}")
+        if DONE_NAME.match(name):
+            done = json.loads((shards_dir / name).read_text(encoding="utf-8"))
+            if done.get("spec_hash") != spec.spec_hash or done.get("video_ids") != planned[writer]:
+                raise StageError(f"{shards_dir / name} was written for other videos or another spec; {hint}")
+        elif INDEX_NAME.match(name) and done_name(writer) not in names:
+            # an unfinished task resumes from its indexes: they must hold only videos of its batch
+            indexed = set(pq.read_table(shards_dir / name, columns=["video_id"])["video_id"].to_pylist())
+            if not indexed <= set(planned[writer]):
+                raise StageError(f"{shards_dir / name} holds clips of videos outside task {writer}; {hint}")
 
 
 def merge_clip_indexes(cache: CacheDir) -> pa.Table:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from distributed import Client, LocalCluster
-from video_corpus import SHARD_TARGET_BYTES, VIDEOS_PER_TASK, cache_snapshot, corpus, small_spec, temp_files  # noqa: F401
+from video_corpus import SHARD_TARGET_BYTES, VIDEOS_PER_TASK, cache_snapshot, corpus_fixture, small_spec, temp_files  # noqa: F401
 
 from manifests.layout import DataRoot
 from pipelines.extract import extract_clips

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 from distributed import Client, LocalCluster
-from video_corpus import GOOD_VIDEOS, NOT_A_VIDEO, TOO_SHORT, TRUNCATED, copy_corpus, corpus, small_spec  # noqa: F401
+from video_corpus import GOOD_VIDEOS, NOT_A_VIDEO, TOO_SHORT, TRUNCATED, copy_corpus, corpus_fixture, small_spec  # noqa: F401
 
 from manifests.layout import DataRoot
 from manifests.parquet_io import read_records

@@ -75,8 +75,8 @@ def build_corpus(raw_dir: Path) -> Corpus:
     return Corpus(raw_dir, truths)
 
 
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory) -> Corpus:
+@pytest.fixture(scope="session", name="corpus")
+def corpus_fixture(tmp_path_factory) -> Corpus:
     return build_corpus(tmp_path_factory.mktemp("corpus") / "raw")
 
 
