@@ -31,6 +31,7 @@ from manifests.parquet_io import read_records, write_records
 from manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_id, record_from_dict
 from pipelines.decode import VideoReadError, probe_video, read_frames
 from pipelines.frames import ClipPlan, VideoTooShort, plan_clips
+from pipelines.probe import read_error_reason
 from vfcache.config import ClipSpec
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ def run_extract_task(task: ExtractTask) -> TaskOutcome:
                 failures.append(failure(video, f"{REASON_TOO_SHORT}: {err}"))
                 continue
             except VideoReadError as err:
-                failures.append(failure(video, f"{err.reason}: {err}"))
+                failures.append(failure(video, read_error_reason(err)))
                 continue
             except SourceChanged as err:
                 failures.append(failure(video, f"{REASON_CHANGED}: {err}"))

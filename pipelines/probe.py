@@ -87,6 +87,15 @@ def sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_error_reason(err: Exception) -> str:
+    """`<slug>: <detail>` for a VideoReadError, without repeating the slug its message may carry."""
+    slug = getattr(err, "reason", "decode_error")
+    text = str(err)
+    marker = f"{slug}: "
+    detail = text[text.index(marker) + len(marker):] if marker in text else text
+    return f"{slug}: {detail}"
+
+
 def probe_file(raw_dir: Path, relpath: str) -> ProbedFile:
     """Hash and probe one file; an unreadable file becomes a `failed` row, never an exception."""
     path = raw_dir / relpath
@@ -106,7 +115,7 @@ def probe_file(raw_dir: Path, relpath: str) -> ProbedFile:
     except VideoReadError as err:
         return ProbedFile(
             **common, codec=None, width=None, height=None, rotation=0, fps=None, num_frames=None,
-            duration_s=None, status=STATUS_FAILED, reason=f"{err.reason}: {err}",
+            duration_s=None, status=STATUS_FAILED, reason=read_error_reason(err),
         )
     return ProbedFile(
         **common, codec=info.codec, width=info.width, height=info.height, rotation=info.rotation,
