@@ -1,16 +1,18 @@
 """The extract stage (`vfcache extract`): the videos of a manifest -> clips in shards + `clips.parquet`.
 
 The driver splits the ok videos of `videos.parquet` (sorted by relpath) into fixed batches of
-`videos_per_task` (by default about `TARGET_TASKS` batches, each at most about one shard of
-output); batch k is task `<writer>` = k zero-padded. The batches depend only on the manifest,
-the spec and the shard target, never on the number of workers, so a re-run with another
-cluster resumes the same tasks. The heaviest tasks are submitted first (fewer idle workers at
-the end); that changes no output. Each task owns its shard
-files (see `pipelines.extract_task`); the driver never writes a shard. At start it removes
-temp files and orphan shards (final name, no index) and checks that finished tasks match the
-current batches; tasks with a done file are skipped. At the end it merges every shard index
-into `clips.parquet` (sorted by relpath, clip_index) and every failure (probe rows that are
-not ok + extraction failures) into `failures.parquet`.
+`videos_per_task` (by default about `TARGET_TASKS` batches, none expected to write more than
+one shard target); batch k is task `<writer>` = k zero-padded. The batches depend only on the
+manifest, the spec and the shard target, never on the number of workers, so a re-run on
+another cluster resumes the same tasks. The heaviest tasks are submitted first, so fewer
+workers idle at the end; that changes no output.
+
+Each task owns its shard files (see `pipelines.extract_task`); the driver never writes a
+shard. At start the driver removes temp files and orphan shards (final name, no index) and
+checks that the files of earlier runs belong to the current batches; tasks with a done file
+are skipped. At the end it merges every shard index into `clips.parquet` (sorted by relpath,
+clip_index) and every failure (probe rows that are not ok + extraction failures) into
+`failures.parquet`.
 
 A resumed extraction ends with exactly the shards and manifest of an uninterrupted one. One
 extraction per cache folder at a time: a second driver would delete the first one's temp files.
@@ -184,10 +186,10 @@ def collect_failures(videos: list[VideoRecord], cache: CacheDir, writers: list[s
     return sorted(failures, key=lambda rec: (rec.relpath, rec.stage))
 
 
-def is_skip(failure: FailureRecord, videos_by_id: dict[str, VideoRecord]) -> bool:
+def is_skip(failure: FailureRecord, status_of: dict[str, str]) -> bool:
     """Skips follow a policy (too short under `skip`, duplicate bytes) and do not count as failed."""
     if failure.stage == STAGE_PROBE:
-        return videos_by_id[failure.video_id].status != STATUS_FAILED if failure.video_id in videos_by_id else False
+        return status_of.get(failure.relpath) != STATUS_FAILED
     return failure.reason.startswith(REASON_TOO_SHORT + ":")
 
 
@@ -263,10 +265,13 @@ def extract_clips(
     return report
 
 
-def summarize(config, spec, cache, videos, clips, failures, tasks_total, outcomes, started) -> ExtractReport:
-    videos_by_id = {v.video_id: v for v in videos}
-    skipped = {(f.relpath, f.video_id) for f in failures if is_skip(f, videos_by_id)}
-    failed = {(f.relpath, f.video_id) for f in failures} - skipped
+def summarize(
+    config: DatasetConfig, spec: ClipSpec, cache: CacheDir, videos: list[VideoRecord], clips: pa.Table,
+    failures: list[FailureRecord], tasks_total: int, outcomes: list[TaskOutcome], started: float,
+) -> ExtractReport:
+    status_of = {v.relpath: v.status for v in videos}
+    skipped = {f.relpath for f in failures if is_skip(f, status_of)}
+    failed = {f.relpath for f in failures} - skipped
     shard_names = set(clips["shard"].to_pylist())
     shard_bytes = sum(cache.resolve_shard(name).stat().st_size for name in shard_names)
     return ExtractReport(

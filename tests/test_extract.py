@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from distributed import Client, LocalCluster
 from video_corpus import (  # noqa: F401
-    GOOD_VIDEOS, NOT_A_VIDEO, SHARD_TARGET_BYTES, TOO_SHORT, TRUNCATED, VIDEOS_PER_TASK, cache_snapshot,
+    GOOD_VIDEOS, NOT_A_VIDEO, SHARD_TARGET_BYTES, TOO_SHORT, TRUNCATED, VIDEOS_PER_TASK, cache_snapshot, copy_corpus,
     corpus_fixture, small_spec, temp_files,
 )
 
@@ -300,3 +301,15 @@ def test_sample_dataset_end_to_end(tmp_path):
         with ShardReader(cache.resolve_shard(clip.shard)) as reader:
             pixels = reader.read(clip.offset, clip.nbytes, clip.clip_id)
         assert [read_code(frame) for frame in pixels] == [video_truth.frame_codes[i] for i in clip.frame_indices], clip.relpath
+
+
+def test_duplicate_files_are_skipped_not_failed(corpus, tmp_path):
+    mine = copy_corpus(corpus, tmp_path / "raw")
+    shutil.copyfile(mine.raw_dir / "street/fake/warpnet/f0.mp4", mine.raw_dir / "street/fake/warpnet/f0_copy.mp4")
+    root = DataRoot(tmp_path / "data")
+    report = run_extract(mine, root)
+    assert (report.videos_total, report.videos_failed, report.videos_skipped) == (12, 2, 2)  # too short + duplicate
+    failures = {f.relpath: f for f in read_records(root.cache_dir("corpus", small_spec().name).failures_parquet, FailureRecord)}
+    copy = failures["street/fake/warpnet/f0_copy.mp4"]
+    assert (copy.stage, copy.reason) == ("probe", "duplicate: same bytes as street/fake/warpnet/f0.mp4")
+    assert report.failures_by_reason["duplicate"] == 1
