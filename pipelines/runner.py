@@ -53,9 +53,12 @@ def open_cluster(
         return
     if not isinstance(workers, int) or workers < 1:
         raise StageError(f"--workers must be a positive number of processes, got {workers!r}")
+    # distributed sets its own loggers to INFO; a user asked for vfcache's figures, not the cluster's chatter.
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     cluster = LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=processes,
-        dashboard_address=None, silence_logs=logging.WARNING,
+        dashboard_address=None, scheduler_kwargs={"dashboard": False}, silence_logs=logging.WARNING,
     )
     client = Client(cluster)
     log.info("started a local dask cluster of %d worker(s)", workers)

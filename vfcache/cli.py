@@ -80,6 +80,242 @@ def cli(ctx: click.Context, root, workers, scheduler, no_progress, verbose) -> N
     ctx.obj = Context(DataRoot(Path(root) if root else default_root()), workers, scheduler, not no_progress)
 
 
+
+def _echo_failures(failures_by_reason: dict) -> None:
+    if failures_by_reason:
+        click.echo("failures by reason:")
+        for reason, count in sorted(failures_by_reason.items(), key=lambda kv: (-kv[1], kv[0])):
+            click.echo(f"  {count:6d}  {reason}")
+
+
+def _split_options(config: DatasetConfig, sizes, seed, support, name) -> dict:
+    preset = config.splits
+    return {
+        "sizes": parse_split_sizes(sizes, "--sizes") if sizes else preset.sizes,
+        "seed": preset.seed if seed is None else seed,
+        "support": preset.support if support is None else support,
+        "stratify": preset.stratify,
+        "name": name or preset.name,
+    }
+
+
+def _run_fetch(ctx: Context, config: DatasetConfig) -> None:
+    from pipelines.sources.base import get_source
+
+    source = get_source(config)
+    source.fetch(ctx.root, progress=ctx.progress)
+    click.echo(f"fetched {config.name} -> {source.raw_dir(ctx.root)}")
+
+
+def _run_build_manifest(ctx: Context, config: DatasetConfig, spec: ClipSpec, client, force: bool = False) -> None:
+    from pipelines.probe import build_manifest
+
+    report = build_manifest(config, ctx.root, spec, client=client, progress=ctx.progress, force=force)
+    click.echo(
+        f"{report.videos_total} videos: {report.videos_ok} ok, {report.videos_failed} failed, "
+        f"{report.videos_skipped} skipped -> {report.videos_parquet}"
+    )
+    _echo_failures(report.failures_by_reason)
+
+
+def _run_extract(ctx: Context, config: DatasetConfig, spec: ClipSpec, client, *, reader: str = "pyav",
+                 shard_mib: int = 128, max_failed: float = 0.05) -> None:
+    from pipelines.extract import TooManyFailures, extract_clips
+
+    try:
+        report = extract_clips(config, ctx.root, spec, client=client, reader=reader,
+                               shard_target_bytes=shard_mib << 20, max_failed=max_failed,
+                               progress=ctx.progress)
+    except TooManyFailures as err:
+        _echo_failures(err.report.failures_by_reason)
+        raise
+    click.echo(
+        f"{report.clips} clips from {report.videos_with_clips}/{report.videos_total} videos in "
+        f"{report.shards} shards ({report.shard_bytes / 2**20:.1f} MiB); this run wrote "
+        f"{report.clips_written} clips in {report.tasks_run}/{report.tasks_total} tasks "
+        f"({report.seconds:.1f} s) -> {report.clips_parquet}"
+    )
+    _echo_failures(report.failures_by_reason)
+
+
+def _split_is_current(cache_dir, options: dict) -> bool:
+    from manifests.split_files import file_sha256, read_split_meta
+
+    split_dir = cache_dir.split_dir(options["name"])
+    if not (split_dir / "split.json").exists():
+        return False
+    meta = read_split_meta(split_dir)
+    return (
+        meta.clips_parquet_sha256 == file_sha256(cache_dir.clips_parquet)
+        and tuple(meta.sizes) == tuple(options["sizes"])
+        and meta.seed == options["seed"]
+        and meta.support_per_class == options["support"]
+        and tuple(meta.stratify) == tuple(options["stratify"])
+    )
+
+
+def _run_split(ctx: Context, config: DatasetConfig, spec: ClipSpec, options: dict, *, skip_current: bool) -> None:
+    from pipelines.split import write_split
+
+    cache_dir = ctx.root.cache_dir(config.name, spec.name)
+    if skip_current and _split_is_current(cache_dir, options):
+        click.echo(f"split {options['name']} is current -> {cache_dir.split_dir(options['name'])}")
+        return
+    report = write_split(cache_dir, **options)
+    for summary in report.meta.parts:
+        click.echo(f"  {summary.part:<10} {summary.obtained_clips:6d} clips (asked {summary.asked})")
+    if not report.exact:
+        click.echo("warning: some parts could not be filled exactly (groups too large); see split.json", err=True)
+    click.echo(f"split {report.name} -> {report.split_dir}")
+
+
+def _run_audit(ctx: Context, datasets: list[tuple[DatasetConfig, ClipSpec]], split_name: str,
+               json_path: Optional[str]) -> bool:
+    from cache_tools.atomic import write_json_atomic
+    from manifests.audit import audit, format_table
+
+    report = audit([(config.name, ctx.root.cache_dir(config.name, spec.name)) for config, spec in datasets],
+                   split_name=split_name)
+    click.echo(format_table(report))
+    if json_path:
+        write_json_atomic(json_path, report.to_json())
+        click.echo(f"audit -> {json_path}")
+    return report.ok
+
+
+@cli.command()
+@click.argument("name")
+@config_option
+@click.pass_obj
+def fetch(ctx: Context, name: str, config_file) -> None:
+    """Bring the raw data of dataset NAME (for `sample`: generate it)."""
+    _run_fetch(ctx, _dataset(name, config_file))
+
+
+@cli.command("build-manifest")
+@click.argument("name")
+@config_option
+@spec_option
+@click.option("--force", is_flag=True, help="Probe every file again, even unchanged ones.")
+@click.pass_obj
+def build_manifest_cmd(ctx: Context, name: str, config_file, spec, force) -> None:
+    """Probe every video of NAME into videos.parquet (failures get a row with a reason)."""
+    config = _dataset(name, config_file)
+    with ctx.client() as client:
+        _run_build_manifest(ctx, config, _spec(config, spec), client, force=force)
+
+
+@cli.command()
+@click.argument("name")
+@config_option
+@spec_option
+@click.option("--reader", type=click.Choice(["pyav", "decord"]), default="pyav", show_default=True)
+@click.option("--shard-mib", type=click.IntRange(1), default=128, show_default=True, help="Target shard size.")
+@click.option("--max-failed", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="Exit non-zero when more than this fraction of videos failed.")
+@click.pass_obj
+def extract(ctx: Context, name: str, config_file, spec, reader, shard_mib, max_failed) -> None:
+    """Cut clips of NAME into shards and clips.parquet (resumable: re-run after a crash)."""
+    config = _dataset(name, config_file)
+    with ctx.client() as client:
+        _run_extract(ctx, config, _spec(config, spec), client, reader=reader, shard_mib=shard_mib,
+                     max_failed=max_failed)
+
+
+@cli.command()
+@click.argument("name")
+@config_option
+@spec_option
+@click.option("--sizes", default=None, help="e.g. train=50,val=50,test=rest (counts, fractions or rest).")
+@click.option("--seed", type=int, default=None, help="Split seed (default: the dataset's preset).")
+@click.option("--support", type=click.IntRange(0), default=None, help="Support bank: N real + N fake per domain.")
+@click.option("--name", "split_name", default=None, help="Split name (folder under splits/).")
+@click.pass_obj
+def split(ctx: Context, name: str, config_file, spec, sizes, seed, support, split_name) -> None:
+    """Write reproducible split JSONL files of NAME (same seed -> byte-identical files)."""
+    config = _dataset(name, config_file)
+    _run_split(ctx, config, _spec(config, spec), _split_options(config, sizes, seed, support, split_name),
+               skip_current=False)
+
+
+@cli.command("audit")
+@click.argument("names", nargs=-1, required=True)
+@config_option
+@spec_option
+@click.option("--split", "split_name", default="default", show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the report as JSON.")
+@click.pass_obj
+def audit_cmd(ctx: Context, names, config_file, spec, split_name, json_path) -> None:
+    """Clips per domain x split x label, and the leakage/shard/count checks; exit 1 when a check fails."""
+    if config_file and len(names) > 1:
+        raise click.UsageError("--config names one dataset; audit several by their names in configs/")
+    datasets = [(config, _spec(config, spec)) for config in (_dataset(n, config_file) for n in names)]
+    if not _run_audit(ctx, datasets, split_name, json_path):
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.argument("name")
+@config_option
+@spec_option
+@click.pass_obj
+def verify(ctx: Context, name: str, config_file, spec) -> None:
+    """Read every clip of NAME back and check it; names every bad clip and shard."""
+    from cache_tools.verify import verify_cache
+
+    config = _dataset(name, config_file)
+    report = verify_cache(ctx.root.cache_dir(config.name, _spec(config, spec).name), progress=ctx.progress)
+    click.echo(report.summary())
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.argument("name")
+@config_option
+@spec_option
+@click.option("--out", "out_png", type=click.Path(dir_okay=False), default=None,
+              help="PNG path (default: <cache>/preview.png).")
+@click.option("--per-cell", type=click.IntRange(1), default=4, show_default=True, help="Clips per label x generator.")
+@click.option("--frames", type=click.IntRange(1), default=4, show_default=True, help="Frames shown per clip.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.pass_obj
+def preview(ctx: Context, name: str, config_file, spec, out_png, per_cell, frames, seed) -> None:
+    """A contact sheet of frames from random clips per label and generator."""
+    from cache_tools.preview import contact_sheet
+
+    config = _dataset(name, config_file)
+    cache_dir = ctx.root.cache_dir(config.name, _spec(config, spec).name)
+    out = contact_sheet(cache_dir, out_png or cache_dir.path / "preview.png", per_cell=per_cell,
+                        frames_per_clip=frames, seed=seed)
+    click.echo(str(out))
+
+
+@cli.command()
+@click.argument("name")
+@config_option
+@spec_option
+@click.option("--max-failed", type=click.FloatRange(0, 1), default=0.05, show_default=True)
+@click.pass_obj
+def cache(ctx: Context, name: str, config_file, spec, max_failed) -> None:
+    """fetch -> build-manifest -> extract -> split -> audit, each stage skipping what is done."""
+    config = _dataset(name, config_file)
+    clip_spec = _spec(config, spec)
+    click.echo(f"== fetch {config.name}")
+    _run_fetch(ctx, config)
+    with ctx.client() as client:
+        click.echo(f"== build-manifest {config.name} ({clip_spec.name})")
+        _run_build_manifest(ctx, config, clip_spec, client)
+        click.echo(f"== extract {config.name} ({clip_spec.name})")
+        _run_extract(ctx, config, clip_spec, client, max_failed=max_failed)
+    options = _split_options(config, None, None, None, None)
+    click.echo(f"== split {config.name}")
+    _run_split(ctx, config, clip_spec, options, skip_current=True)
+    click.echo(f"== audit {config.name}")
+    if not _run_audit(ctx, [(config, clip_spec)], options["name"], None):
+        raise SystemExit(1)
+
+
 def main() -> None:
     cli(prog_name="vfcache")
 
