@@ -316,6 +316,47 @@ def cache(ctx: Context, name: str, config_file, spec, max_failed) -> None:
         raise SystemExit(1)
 
 
+@cli.group()
+def bench() -> None:
+    """Benchmarks: ratios measured side by side, printed as a table (and JSON with --json)."""
+
+
+def _emit_bench(result: dict, table: str, json_path: Optional[str]) -> None:
+    from cache_tools.atomic import write_json_atomic
+
+    click.echo(table)
+    if json_path:
+        write_json_atomic(json_path, result)
+        click.echo(f"results -> {json_path}")
+
+
+@bench.command("extract")
+@click.option("--videos", "videos_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Measure this folder of videos instead of the synthetic corpus.")
+@click.option("--repeats", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.pass_obj
+def bench_extract(ctx: Context, videos_dir, repeats, json_path) -> None:
+    """extract / decode floor, decode-all / extract, 2 workers / 1 worker."""
+    from pipelines.bench_extract import format_extract_table, run_extract_benchmark
+
+    result = run_extract_benchmark(ctx.root, videos_dir=Path(videos_dir) if videos_dir else None, repeats=repeats)
+    _emit_bench(result, format_extract_table(result), json_path)
+
+
+@bench.command("load")
+@click.option("--repeats", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--no-litdata", is_flag=True, help="Skip the LitData comparison.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.pass_obj
+def bench_load(ctx: Context, repeats, no_litdata, json_path) -> None:
+    """Shard reads against the zstd bound, on-the-fly decoding, the warm decoded cache and LitData."""
+    from trainers.bench_load import format_load_table, run_load_benchmark
+
+    result = run_load_benchmark(ctx.root, repeats=repeats, with_litdata=not no_litdata)
+    _emit_bench(result, format_load_table(result), json_path)
+
+
 def main() -> None:
     cli(prog_name="vfcache")
 

@@ -1,0 +1,228 @@
+"""`vfcache bench extract`: what extraction costs against the decode floor, the usual
+decode-everything script, and one dask worker against two.
+
+Every figure is a ratio of two measurements taken side by side in one run (the machines are
+shared and noisy), as `../shared/docs/performance.md` defines them:
+
+- extract / floor: full extraction on one worker (probe the timestamps, decode, convert,
+  resize, compress, write, index) against PyAV decoding only the frames the spec needs from
+  the nearest keyframe with no conversion. Target <= 1.25.
+- decode-all / extract: the usual script (decode and convert every frame, then pick) against
+  our extraction, uniform sampling on videos of 20 s or more. Target >= 3.
+- 2 workers / 1 worker: speed-up of the dask extraction with two worker processes. Target >= 1.7.
+
+The corpus is synthetic and deterministic (H.264, 1 s keyframe interval as web video
+usually has), made once under `<root>/bench/`; `--videos DIR` measures a folder of your own.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from manifests.layout import DataRoot
+from manifests.parquet_io import read_records
+from manifests.records import STATUS_OK, VideoRecord
+from pipelines.decode import decode_all_then_pick, decode_floor, probe_video
+from pipelines.extract import extract_clips
+from pipelines.extract_task import start_seed
+from pipelines.frames import plan_clips
+from pipelines.labels import VIDEO_EXTENSIONS
+from pipelines.probe import build_manifest
+from pipelines.runner import open_cluster
+from vfcache.config import ClipSpec, DatasetConfig, LayoutRule, SplitPreset, load_clip_spec
+
+log = logging.getLogger(__name__)
+
+TARGETS = {"extract_over_floor": ("<=", 1.25), "decode_all_over_extract": (">=", 3.0),
+           "workers2_over_workers1": (">=", 1.7)}
+
+
+@dataclass(frozen=True)
+class CorpusVideo:
+    name: str
+    width: int
+    height: int
+    num_frames: int
+    fps: float
+    gop: int
+
+
+# fps-sampled clips: 720p and 480p, a few seconds each; uniform sampling: 24 s videos.
+FPS_CORPUS = tuple(CorpusVideo(f"clip{i}", w, h, 150, 30.0, 30)
+                   for i, (w, h) in enumerate([(1280, 720), (1280, 720), (854, 480), (854, 480),
+                                               (1280, 720), (854, 480), (1280, 720), (854, 480)]))
+LONG_CORPUS = tuple(CorpusVideo(f"long{i}", 854, 480, 600, 25.0, 25) for i in range(3))
+
+
+def _make_corpus(folder: Path, videos: Sequence[CorpusVideo]) -> Path:
+    """Videos under folder/real/synthetic/, generated once (a marker file says the set is complete)."""
+    from pipelines.sources.synthetic import make_video
+
+    marker = folder / "corpus.done"
+    target = folder / "real" / "synthetic"
+    if marker.exists():
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    target.mkdir(parents=True)
+    for seed, video in enumerate(videos):
+        make_video(target / f"{video.name}.mp4", width=video.width, height=video.height,
+                   num_frames=video.num_frames, fps=video.fps, codec="h264", seed=seed, gop=video.gop)
+    marker.write_text("complete\n")
+    return folder
+
+
+def _link_user_videos(videos_dir: Path, folder: Path) -> Path:
+    """A raw folder of symlinks `real/user/<file>` to every video below `videos_dir`."""
+    target = folder / "real" / "user"
+    if folder.exists():
+        shutil.rmtree(folder)
+    target.mkdir(parents=True)
+    found = sorted(p for p in videos_dir.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+    if not found:
+        raise FileNotFoundError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) below {videos_dir}")
+    for number, path in enumerate(found):
+        os.symlink(path.resolve(), target / f"{number:05d}_{path.name}")
+    return folder
+
+
+def _bench_config(name: str, raw: Path, spec: ClipSpec) -> DatasetConfig:
+    return DatasetConfig(name=name, kind="local", domain="bench", clip_spec=spec.name,
+                         layout=LayoutRule(pattern="{label}/{generator}/{name}"), splits=SplitPreset(),
+                         source={"path": str(raw)})
+
+
+def _ok_videos(root: DataRoot, config: DatasetConfig, spec: ClipSpec) -> list[VideoRecord]:
+    rows = read_records(root.cache_dir(config.name, spec.name).videos_parquet, VideoRecord)
+    return [row for row in rows if row.status == STATUS_OK]
+
+
+def _time_floor(raw: Path, videos: Sequence[VideoRecord], spec: ClipSpec) -> float:
+    started = time.perf_counter()
+    for video in videos:
+        path = raw / video.relpath
+        info = probe_video(path)
+        for plan in plan_clips(info.pts_s, spec, seed=start_seed(video.video_id)):
+            decode_floor(path, plan.frame_indices, info=info)
+    return time.perf_counter() - started
+
+
+def _time_decode_all(raw: Path, videos: Sequence[VideoRecord], spec: ClipSpec) -> float:
+    started = time.perf_counter()
+    for video in videos:
+        path = raw / video.relpath
+        info = probe_video(path)
+        for plan in plan_clips(info.pts_s, spec, seed=start_seed(video.video_id)):
+            decode_all_then_pick(path, plan.frame_indices, info=info, height=spec.height,
+                                 width=spec.width, resize=spec.resize)
+    return time.perf_counter() - started
+
+
+def _time_extract(root: DataRoot, config: DatasetConfig, spec: ClipSpec, client, videos_per_task: int) -> float:
+    cache = root.cache_dir(config.name, spec.name)
+    if cache.shards_dir.exists():
+        shutil.rmtree(cache.shards_dir)
+    for stale in (cache.clips_parquet, cache.failures_parquet):
+        stale.unlink(missing_ok=True)
+    started = time.perf_counter()
+    extract_clips(config, root, spec, client=client, videos_per_task=videos_per_task, progress=False,
+                  max_failed=None)
+    return time.perf_counter() - started
+
+
+def _warm_workers(client) -> None:
+    """Import the decode stack in every worker before timing, so start-up is not measured."""
+    def _load() -> bool:
+        import pipelines.extract_task  # noqa: F401
+
+        return True
+
+    client.run(_load)
+
+
+def _check(name: str, value: float) -> bool:
+    op, target = TARGETS[name]
+    return value <= target if op == "<=" else value >= target
+
+
+def run_extract_benchmark(root: DataRoot, *, videos_dir: Optional[Path] = None, repeats: int = 3,
+                          fps_spec: str = "r2plus1d_24x224", uniform_spec: str = "videomae_16x224") -> dict:
+    """Measure the three extraction figures; returns a JSON-ready dict (figures, timings, targets)."""
+    bench = root.path / "bench"
+    fps = load_clip_spec(fps_spec)
+    uniform = load_clip_spec(uniform_spec)
+    if videos_dir is not None:
+        raw_fps = raw_long = _link_user_videos(Path(videos_dir), bench / "user_videos")
+        corpus_name = str(videos_dir)
+    else:
+        raw_fps = _make_corpus(bench / "corpus_fps", FPS_CORPUS)
+        raw_long = _make_corpus(bench / "corpus_long", LONG_CORPUS)
+        corpus_name = "synthetic (H.264, 1 s keyframe interval)"
+    broot = DataRoot(bench / "root")
+    cfg_fps = _bench_config("bench_fps", raw_fps, fps)
+    cfg_long = _bench_config("bench_long", raw_long, uniform)
+    build_manifest(cfg_fps, broot, fps, client=None, progress=False)
+    build_manifest(cfg_long, broot, uniform, client=None, progress=False)
+    fps_videos, long_videos = _ok_videos(broot, cfg_fps, fps), _ok_videos(broot, cfg_long, uniform)
+    if videos_dir is None:
+        long_videos = [v for v in long_videos if (v.duration_s or 0) >= 20]
+    timings: dict[str, list[float]] = {k: [] for k in ("floor", "extract", "decode_all", "extract_uniform",
+                                                        "workers1", "workers2")}
+    for _ in range(repeats):  # interleaved, so drifting machine load hits both sides alike
+        timings["floor"].append(_time_floor(raw_fps, fps_videos, fps))
+        timings["extract"].append(_time_extract(broot, cfg_fps, fps, None, videos_per_task=1))
+        timings["decode_all"].append(_time_decode_all(raw_long, long_videos, uniform))
+        timings["extract_uniform"].append(_time_extract(broot, cfg_long, uniform, None, videos_per_task=1))
+    for workers in (1, 2):
+        with open_cluster(workers=workers) as client:
+            _warm_workers(client)
+            for _ in range(repeats):
+                timings[f"workers{workers}"].append(_time_extract(broot, cfg_fps, fps, client, videos_per_task=1))
+    best = {name: min(values) for name, values in timings.items()}
+    figures = {
+        "extract_over_floor": best["extract"] / best["floor"],
+        "decode_all_over_extract": best["decode_all"] / best["extract_uniform"],
+        "workers2_over_workers1": best["workers1"] / best["workers2"],
+    }
+    clips_fps = sum(len(plan_clips(probe_video(raw_fps / v.relpath).pts_s, fps, seed=start_seed(v.video_id)))
+                    for v in fps_videos)
+    return {
+        "benchmark": "extract",
+        "corpus": corpus_name,
+        "videos_fps": len(fps_videos),
+        "videos_uniform": len(long_videos),
+        "clips_fps": clips_fps,
+        "spec_fps": fps.name,
+        "spec_uniform": uniform.name,
+        "repeats": repeats,
+        "cpu_count": os.cpu_count(),
+        "seconds_best": best,
+        "seconds_median": {name: statistics.median(values) for name, values in timings.items()},
+        **figures,
+        "targets": {name: f"{op} {target}" for name, (op, target) in TARGETS.items()},
+        "meets_targets": {name: _check(name, value) for name, value in figures.items()},
+    }
+
+
+def format_extract_table(result: dict) -> str:
+    rows = [
+        ("extract / floor", "extract_over_floor", f"{result['spec_fps']}, 1 worker"),
+        ("decode-all / extract", "decode_all_over_extract", f"{result['spec_uniform']}, videos >= 20 s"),
+        ("2 workers / 1 worker", "workers2_over_workers1", f"{result['spec_fps']}, dask"),
+    ]
+    lines = [f"corpus: {result['corpus']}; {result['videos_fps']} videos ({result['clips_fps']} clips) for "
+             f"{result['spec_fps']}, {result['videos_uniform']} for {result['spec_uniform']}; "
+             f"best of {result['repeats']}",
+             f"{'figure':<24}{'value':>8}  {'target':<8}{'ok':<5}conditions"]
+    for label, key, conditions in rows:
+        ok = "yes" if result["meets_targets"][key] else "NO"
+        lines.append(f"{label:<24}{result[key]:>8.2f}  {result['targets'][key]:<8}{ok:<5}{conditions}")
+    secs = result["seconds_best"]
+    lines.append("seconds (best): " + ", ".join(f"{k} {v:.2f}" for k, v in secs.items()))
+    return "\n".join(lines)
