@@ -43,7 +43,7 @@ class Source(Protocol):
 
 # kind -> "module:class"; modules are imported lazily so a source's dependencies load only when used.
 SOURCE_KINDS: dict[str, str] = {
-    "sample": "pipelines.sources.sample:SampleSource",
+    "sample": "pipelines.sources.sample_source:SampleSource",
     "local": "pipelines.sources.local:LocalSource",
     "huggingface": "pipelines.sources.huggingface:HuggingFaceSource",
     "aegis_keyframes": "pipelines.sources.aegis_keyframes:AegisKeyframesSource",

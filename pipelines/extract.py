@@ -1,0 +1,255 @@
+"""The extract stage (`vfcache extract`): the videos of a manifest -> clips in shards + `clips.parquet`.
+
+The driver splits the ok videos of `videos.parquet` (sorted by relpath) into fixed batches of
+`videos_per_task`; batch k is task `<writer>` = k zero-padded, whatever the number of
+workers, so a re-run with another cluster resumes the same tasks. Each task owns its shard
+files (see `pipelines.extract_task`); the driver never writes a shard. At start it removes
+temp files and orphan shards (final name, no index) and checks that finished tasks match the
+current batches; tasks with a done file are skipped. At the end it merges every shard index
+into `clips.parquet` (sorted by relpath, clip_index) and every failure (probe rows that are
+not ok + extraction failures) into `failures.parquet`.
+
+A resumed extraction ends with exactly the shards and manifest of an uninterrupted one. One
+extraction per cache folder at a time: a second driver would delete the first one's temp files.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from cache_tools.atomic import atomic_write, remove_stale_temp_files
+from manifests.layout import CacheDir, DataRoot
+from manifests.parquet_io import read_records, read_table, write_records
+from manifests.records import (
+    STATUS_FAILED, STATUS_OK, ClipRecord, FailureRecord, VideoRecord, arrow_schema,
+)
+from pipelines.extract_task import (
+    DONE_NAME, INDEX_NAME, REASON_TOO_SHORT, SHARD_NAME, ExtractTask, TaskOutcome, done_name, index_name,
+    load_done, run_extract_task, shard_name,
+)
+from pipelines.probe import check_spec_json, reason_counts
+from pipelines.runner import run_tasks
+from pipelines.sources.base import get_source
+from vfcache.config import ClipSpec, DatasetConfig
+from vfcache.errors import StageError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SHARD_TARGET_BYTES = 128 << 20
+DEFAULT_VIDEOS_PER_TASK = 8
+STAGE_PROBE = "probe"
+
+
+@dataclass(frozen=True)
+class ExtractReport:
+    dataset: str
+    spec_name: str
+    clips_parquet: str
+    failures_parquet: str
+    videos_total: int
+    videos_with_clips: int
+    videos_failed: int  # unreadable, broken or undecodable (counts against max_failed)
+    videos_skipped: int  # by policy: too short under `skip`, duplicate bytes
+    clips: int
+    shards: int
+    shard_bytes: int
+    tasks_total: int
+    tasks_run: int  # the rest were already done by an earlier run
+    clips_written: int  # by this run
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
+    decode_s: float = 0.0  # summed over tasks of this run
+    write_s: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def failed_fraction(self) -> float:
+        return self.videos_failed / self.videos_total if self.videos_total else 0.0
+
+
+class TooManyFailures(StageError):
+    """More videos failed than `max_failed` allows; everything was written, `report` says what."""
+
+    def __init__(self, message: str, report: ExtractReport):
+        super().__init__(message)
+        self.report = report
+
+
+def plan_batches(videos: list[VideoRecord], videos_per_task: int) -> list[tuple[str, tuple[VideoRecord, ...]]]:
+    """(writer id, videos) per task: ok videos by relpath, cut into fixed batches."""
+    if videos_per_task < 1:
+        raise ValueError(f"videos_per_task must be >= 1, got {videos_per_task}")
+    ok = sorted((v for v in videos if v.status == STATUS_OK), key=lambda v: v.relpath)
+    batches = [tuple(ok[i:i + videos_per_task]) for i in range(0, len(ok), videos_per_task)]
+    width = max(4, len(str(len(batches) - 1)))
+    return [(f"{k:0{width}d}", batch) for k, batch in enumerate(batches)]
+
+
+def clean_shards_dir(cache: CacheDir) -> int:
+    """Remove temp files and orphan shards; an index whose shard is gone is an error. Returns files removed."""
+    removed = len(remove_stale_temp_files(cache.path))
+    shards_dir = cache.shards_dir
+    if not shards_dir.is_dir():
+        return removed
+    names = {path.name for path in shards_dir.iterdir()}
+    for name in sorted(names):
+        shard = SHARD_NAME.match(name)
+        if shard and index_name(shard["writer"], int(shard["n"])) not in names:
+            (shards_dir / name).unlink()
+            removed += 1
+        index = INDEX_NAME.match(name)
+        if index and shard_name(index["writer"], int(index["n"])) not in names:
+            raise StageError(
+                f"{shards_dir / name} lists clips of a shard that no longer exists; the cache was "
+                f"damaged outside vfcache: remove the index and the task's done file ({done_name(index['writer'])}) "
+                "to extract that task again"
+            )
+    if removed:
+        log.info("removed %d temp/orphan file(s) left by an interrupted extraction in %s", removed, cache.path)
+    return removed
+
+
+def check_existing_tasks(shards_dir: Path, batches: list[tuple[str, tuple[VideoRecord, ...]]], spec: ClipSpec) -> None:
+    """Files of finished or unknown tasks must belong to the current batches, or resuming would mix manifests."""
+    if not shards_dir.is_dir():
+        return
+    planned = {writer: [video.video_id for video in batch] for writer, batch in batches}
+    hint = f"the manifest changed since the extraction started; remove {shards_dir} to extract again"
+    names = sorted(path.name for path in shards_dir.iterdir())
+    for name in names:
+        match = DONE_NAME.match(name) or SHARD_NAME.match(name) or INDEX_NAME.match(name)
+        if match is None:
+            continue
+        writer = match["writer"]
+        if writer not in planned:
+            raise StageError(f"{shards_dir / name} belongs to task {writer}, which the current manifest does not have; {hint}")
+        if DONE_NAME.match(name):
+            done = json.loads((shards_dir / name).read_text(encoding="utf-8"))
+            if done.get("spec_hash") != spec.spec_hash or done.get("video_ids") != planned[writer]:
+                raise StageError(f"{shards_dir / name} was written for other videos or another spec; {hint}")
+        elif INDEX_NAME.match(name) and done_name(writer) not in names:
+            # an unfinished task resumes from its indexes: they must hold only videos of its batch
+            indexed = set(pq.read_table(shards_dir / name, columns=["video_id"])["video_id"].to_pylist())
+            if not indexed <= set(planned[writer]):
+                raise StageError(f"{shards_dir / name} holds clips of videos outside task {writer}; {hint}")
+
+
+def merge_clip_indexes(cache: CacheDir) -> pa.Table:
+    """Every final shard index -> one table sorted by (relpath, clip_index), written as clips.parquet."""
+    schema = arrow_schema(ClipRecord)
+    paths = sorted(p for p in cache.shards_dir.glob("*") if INDEX_NAME.match(p.name)) if cache.shards_dir.is_dir() else []
+    tables = [read_table(path, ClipRecord).cast(schema) for path in paths]
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    table = table.sort_by([("relpath", "ascending"), ("clip_index", "ascending")])
+    if pc.count_distinct(table["clip_id"]).as_py() != table.num_rows:
+        raise StageError(f"shard indexes in {cache.shards_dir} list a clip id twice; remove the shards folder and extract again")
+    with atomic_write(cache.clips_parquet, "wb") as handle:
+        pq.write_table(table, handle, compression="zstd")
+    return table
+
+
+def collect_failures(videos: list[VideoRecord], cache: CacheDir, writers: list[str]) -> list[FailureRecord]:
+    failures = [
+        FailureRecord(video_id=v.video_id, relpath=v.relpath, stage=STAGE_PROBE, reason=v.reason or v.status)
+        for v in videos if v.status != STATUS_OK
+    ]
+    for writer in writers:
+        failures.extend(load_done(cache.shards_dir / done_name(writer))["failures"])
+    return sorted(failures, key=lambda rec: (rec.relpath, rec.stage))
+
+
+def is_skip(failure: FailureRecord, videos_by_id: dict[str, VideoRecord]) -> bool:
+    """Skips follow a policy (too short under `skip`, duplicate bytes) and do not count as failed."""
+    if failure.stage == STAGE_PROBE:
+        return videos_by_id[failure.video_id].status != STATUS_FAILED if failure.video_id in videos_by_id else False
+    return failure.reason.startswith(REASON_TOO_SHORT + ":")
+
+
+def load_manifest(cache: CacheDir, spec: ClipSpec, dataset: str) -> list[VideoRecord]:
+    if not cache.videos_parquet.exists() or not cache.spec_json.exists():
+        raise StageError(f"{cache.videos_parquet} is missing; run `vfcache build-manifest {dataset}` first")
+    check_spec_json(cache, spec)
+    return read_records(cache.videos_parquet, VideoRecord)
+
+
+def extract_clips(
+    config: DatasetConfig,
+    root: DataRoot,
+    spec: ClipSpec,
+    *,
+    client,
+    reader: str = "pyav",
+    shard_target_bytes: int = DEFAULT_SHARD_TARGET_BYTES,
+    videos_per_task: int = DEFAULT_VIDEOS_PER_TASK,
+    decoder_threads: int = 1,
+    progress: bool = True,
+    max_failed: Optional[float] = 0.05,
+) -> ExtractReport:
+    """Cut every ok video of the manifest into clips; resumable. `client=None` runs in this process.
+
+    Raises `TooManyFailures` (a `StageError`), after writing clips.parquet and failures.parquet,
+    when the fraction of failed videos exceeds `max_failed` (None: never).
+    """
+    started = time.perf_counter()
+    if shard_target_bytes < 1:
+        raise ValueError(f"shard_target_bytes must be positive, got {shard_target_bytes}")
+    if max_failed is not None and not 0.0 <= max_failed <= 1.0:
+        raise ValueError(f"max_failed must be a fraction in [0, 1], got {max_failed}")
+    cache = root.cache_dir(config.name, spec.name)
+    videos = load_manifest(cache, spec, config.name)
+    raw_dir = Path(get_source(config).raw_dir(root))
+    batches = plan_batches(videos, videos_per_task)
+    clean_shards_dir(cache)
+    check_existing_tasks(cache.shards_dir, batches, spec)
+    cache.shards_dir.mkdir(parents=True, exist_ok=True)
+
+    pending = [
+        ExtractTask(writer=writer, cache_path=str(cache.path), raw_dir=str(raw_dir), spec=spec, videos=batch,
+                    reader=reader, shard_target_bytes=shard_target_bytes, decoder_threads=decoder_threads)
+        for writer, batch in batches if not (cache.shards_dir / done_name(writer)).exists()
+    ]
+    log.info("extract %s/%s: %d tasks, %d already done", config.name, spec.name, len(batches), len(batches) - len(pending))
+    outcomes: list[TaskOutcome] = list(run_tasks(
+        client, run_extract_task, pending, f"extract {config.name}",
+        task_names=[task.writer for task in pending], progress=progress,
+    ))
+
+    clips = merge_clip_indexes(cache)
+    failures = collect_failures(videos, cache, [writer for writer, _ in batches])
+    write_records(cache.failures_parquet, failures, FailureRecord)
+    report = summarize(config, spec, cache, videos, clips, failures, len(batches), outcomes, started)
+    if report.failures_by_reason:
+        log.warning("extract %s: failures by reason: %s (details in %s)", config.name,
+                    ", ".join(f"{k}={v}" for k, v in report.failures_by_reason.items()), cache.failures_parquet)
+    if max_failed is not None and report.failed_fraction > max_failed:
+        raise TooManyFailures(
+            f"{report.videos_failed} of {report.videos_total} videos of {config.name!r} failed "
+            f"({report.failed_fraction:.1%} > max_failed {max_failed:.1%}); see {cache.failures_parquet}",
+            report,
+        )
+    return report
+
+
+def summarize(config, spec, cache, videos, clips, failures, tasks_total, outcomes, started) -> ExtractReport:
+    videos_by_id = {v.video_id: v for v in videos}
+    skipped = {(f.relpath, f.video_id) for f in failures if is_skip(f, videos_by_id)}
+    failed = {(f.relpath, f.video_id) for f in failures} - skipped
+    shard_names = set(clips["shard"].to_pylist())
+    shard_bytes = sum(cache.resolve_shard(name).stat().st_size for name in shard_names)
+    return ExtractReport(
+        dataset=config.name, spec_name=spec.name, clips_parquet=str(cache.clips_parquet),
+        failures_parquet=str(cache.failures_parquet), videos_total=len(videos),
+        videos_with_clips=len(set(clips["video_id"].to_pylist())), videos_failed=len(failed),
+        videos_skipped=len(skipped), clips=clips.num_rows, shards=len(shard_names), shard_bytes=shard_bytes,
+        tasks_total=tasks_total, tasks_run=len(outcomes), clips_written=sum(o.clips_written for o in outcomes),
+        failures_by_reason=reason_counts([f.reason for f in failures]),
+        decode_s=sum(o.decode_s for o in outcomes), write_s=sum(o.write_s for o in outcomes),
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,255 @@
+"""The extract stage: clips hold exactly the planned frames, shards round-trip, resume is byte-identical."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from distributed import Client, LocalCluster
+from video_corpus import (  # noqa: F401
+    GOOD_VIDEOS, NOT_A_VIDEO, SHARD_TARGET_BYTES, TOO_SHORT, TRUNCATED, VIDEOS_PER_TASK, cache_snapshot,
+    corpus_fixture, small_spec, temp_files,
+)
+
+from cache_tools.shards import ShardReader, iter_shard
+from manifests.layout import DataRoot
+from manifests.parquet_io import read_records
+from manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_id
+from pipelines.extract import TooManyFailures, extract_clips
+from pipelines.extract_task import start_seed
+from pipelines.frames import plan_clips
+from pipelines.probe import build_manifest
+from pipelines.sources.synthetic import read_code
+from vfcache.errors import StageError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_extract(corpus, root: DataRoot, spec=None, *, client=None, max_failed=None, **options):
+    spec = spec or small_spec()
+    if not root.cache_dir("corpus", spec.name).videos_parquet.exists():
+        build_manifest(corpus.config(), root, spec, client=None, progress=False)
+    options = {"shard_target_bytes": SHARD_TARGET_BYTES, "videos_per_task": VIDEOS_PER_TASK, **options}
+    return extract_clips(corpus.config(), root, spec, client=client, progress=False, max_failed=max_failed, **options)
+
+
+@pytest.fixture(scope="module")
+def reference(corpus, tmp_path_factory):
+    """An uninterrupted in-process extraction: (root, report, snapshot)."""
+    root = DataRoot(tmp_path_factory.mktemp("reference"))
+    report = run_extract(corpus, root)
+    return root, report, cache_snapshot(root.cache_dir("corpus", small_spec().name).path)
+
+
+def test_clips_hold_exactly_the_planned_frames(corpus, reference):
+    root, report, _ = reference
+    spec = small_spec()
+    cache = root.cache_dir("corpus", spec.name)
+    videos = {v.relpath: v for v in read_records(cache.videos_parquet, VideoRecord)}
+    clips = read_records(cache.clips_parquet, ClipRecord)
+    assert [(c.relpath, c.clip_index) for c in clips] == sorted((c.relpath, c.clip_index) for c in clips)
+    assert {c.relpath for c in clips} == set(GOOD_VIDEOS)
+    assert len(clips) == 2 * len(GOOD_VIDEOS)
+    for clip in clips:
+        video, truth = videos[clip.relpath], corpus.truths[clip.relpath]
+        plan = plan_clips(truth.pts_s, spec, seed=start_seed(video.video_id))[clip.clip_index]
+        assert clip.clip_id == make_clip_id(video.video_id, spec.spec_hash, clip.clip_index)
+        assert clip.frame_indices == plan.frame_indices and clip.padded_frames == plan.padded_frames
+        assert clip.timestamps_s == pytest.approx([truth.pts_s[i] for i in clip.frame_indices], abs=1e-3)
+        assert (clip.label, clip.domain, clip.generator, clip.group) == (video.label, video.domain, video.generator, video.group)
+        with ShardReader(cache.resolve_shard(clip.shard)) as reader:
+            pixels = reader.read(clip.offset, clip.nbytes, clip.clip_id)
+        assert pixels.shape == spec.clip_shape
+        assert [read_code(frame) for frame in pixels] == [truth.frame_codes[i] for i in clip.frame_indices], clip.relpath
+    # random starts differ between videos but the two clips of a video never overlap in order
+    assert len({c.frame_indices[0] for c in clips}) > 3
+
+
+def test_shards_round_trip_and_rollover(reference):
+    root, report, snapshot = reference
+    cache = root.cache_dir("corpus", small_spec().name)
+    clips = read_records(cache.clips_parquet, ClipRecord)
+    by_shard: dict[str, list[ClipRecord]] = {}
+    for clip in clips:
+        by_shard.setdefault(clip.shard, []).append(clip)
+    assert report.shards == len(by_shard) > 3
+    assert report.clips == len(clips) and report.shard_bytes == sum(len(v) for k, v in snapshot.items() if k.endswith(".zst"))
+    for shard, members in by_shard.items():
+        walked = list(iter_shard(cache.resolve_shard(shard)))
+        assert [(e.offset, e.nbytes) for e, _ in walked] == sorted((c.offset, c.nbytes) for c in members)
+        index = read_records(cache.resolve_shard(shard).with_name(Path(shard).name.replace(".npy.zst", ".index.parquet")), ClipRecord)
+        assert sorted(index, key=lambda c: c.offset) == sorted(members, key=lambda c: c.offset)
+        # rollover: every shard but the last of its task stops at the first clip that reaches the target
+        size = cache.resolve_shard(shard).stat().st_size
+        assert size - max(c.nbytes for c in members) < SHARD_TARGET_BYTES
+    assert not temp_files(cache.path)
+    done = sorted(p.name for p in cache.shards_dir.glob("task-*.done.json"))
+    assert done == [f"task-{k:04d}.done.json" for k in range(report.tasks_total)]
+
+
+def test_failures_and_report(corpus, reference):
+    root, report, _ = reference
+    cache = root.cache_dir("corpus", small_spec().name)
+    failures = {f.relpath: f for f in read_records(cache.failures_parquet, FailureRecord)}
+    assert set(failures) == {NOT_A_VIDEO, TRUNCATED, TOO_SHORT}
+    assert failures[NOT_A_VIDEO].stage == "probe"
+    assert failures[TOO_SHORT].stage == "extract" and failures[TOO_SHORT].reason.startswith("too_short: ")
+    assert failures[TRUNCATED].reason.split(":")[0] in {"truncated", "decode_error", "zero_frames"}
+    assert (report.videos_total, report.videos_with_clips, report.videos_failed, report.videos_skipped) == (11, 8, 2, 1)
+    assert report.failures_by_reason["too_short"] == 1 and sum(report.failures_by_reason.values()) == 3
+    ok = sum(v.status == "ok" for v in read_records(cache.videos_parquet, VideoRecord))  # the truncated file may pass probe
+    assert ok in (9, 10) and report.tasks_run == report.tasks_total == -(-ok // VIDEOS_PER_TASK)
+
+
+def test_rerun_is_a_no_op(corpus, reference):
+    root, _, snapshot = reference
+    again = run_extract(corpus, root)
+    assert (again.tasks_run, again.clips_written, again.clips) == (0, 0, 2 * len(GOOD_VIDEOS))
+    assert cache_snapshot(root.cache_dir("corpus", small_spec().name).path) == snapshot
+
+
+def test_crash_states_resume_identically(corpus, reference, tmp_path):
+    """Each state a crash can leave: temp files, a shard without index, an unfinished task."""
+    _, _, snapshot = reference
+    root = DataRoot(tmp_path)
+    run_extract(corpus, root)
+    shards_dir = root.cache_dir("corpus", small_spec().name).shards_dir
+    (shards_dir / "task-0001.done.json").unlink()  # task 1 unfinished ...
+    last = sorted(shards_dir.glob("shard-0001-*.index.parquet"))[-1]
+    last.unlink()  # ... with its last shard final but not indexed (orphan)
+    first_index = sorted(shards_dir.glob("shard-0002-*.index.parquet"))[0]
+    (shards_dir / "task-0002.done.json").unlink()  # task 2 crashed after its first shard
+    for later in sorted(shards_dir.glob("shard-0002-*"))[2:]:
+        later.unlink()
+    assert first_index.exists()
+    (shards_dir / "shard-0002-0001.npy.zst.tmp-999-deadbeef").write_bytes(b"half a shard")
+    (root.cache_dir("corpus", small_spec().name).path / "clips.parquet.tmp-1-x").write_bytes(b"junk")
+    resumed = run_extract(corpus, root)
+    assert resumed.tasks_run == 2 and 0 < resumed.clips_written < resumed.clips
+    assert cache_snapshot(shards_dir.parent) == snapshot
+    assert not temp_files(shards_dir.parent)
+
+
+SCRIPT = """
+import json, sys
+from pathlib import Path
+from manifests.layout import DataRoot
+from pipelines.extract import extract_clips
+from vfcache.config import ClipSpec
+sys.path.insert(0, "tests")
+from video_corpus import local_config
+args = json.loads(sys.argv[1])
+extract_clips(local_config(Path(args["raw"])), DataRoot(Path(args["root"])), ClipSpec(**args["spec"]),
+              client=None, shard_target_bytes=args["target"], videos_per_task=args["per_task"], progress=False, max_failed=None)
+"""
+
+
+def kill_when(condition, args: dict) -> None:
+    """Start an extraction in a subprocess and SIGKILL it as soon as `condition()` holds."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, json.dumps(args)], cwd=REPO, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not condition():
+            assert proc.poll() is None, f"the extraction ended (exit {proc.returncode}) before the kill point"
+            assert time.monotonic() < deadline, "kill point never reached"
+            time.sleep(0.002)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["first_temp_shard", "first_index", "first_done", "second_done"])
+def test_kill_and_resume(corpus, reference, tmp_path, moment):
+    _, _, snapshot = reference
+    spec = small_spec()
+    root = DataRoot(tmp_path)
+    build_manifest(corpus.config(), root, spec, client=None, progress=False)
+    shards_dir = root.cache_dir("corpus", spec.name).shards_dir
+    conditions = {
+        "first_temp_shard": lambda: any(".npy.zst.tmp-" in p.name for p in _listing(shards_dir)),
+        "first_index": lambda: any(p.name.endswith(".index.parquet") for p in _listing(shards_dir)),
+        "first_done": lambda: any(p.name.endswith(".done.json") for p in _listing(shards_dir)),
+        "second_done": lambda: sum(p.name.endswith(".done.json") for p in _listing(shards_dir)) >= 2,
+    }
+    args = {"raw": str(corpus.raw_dir), "root": str(root.path), "spec": spec.__dict__,
+            "target": SHARD_TARGET_BYTES, "per_task": VIDEOS_PER_TASK}
+    kill_when(conditions[moment], args)
+    resumed = run_extract(corpus, root)
+    assert resumed.tasks_run >= 1  # the kill left work to do
+    if moment != "first_temp_shard":
+        assert resumed.clips_written < resumed.clips  # and work that the resumed run kept
+    assert cache_snapshot(shards_dir.parent) == snapshot
+    assert not temp_files(shards_dir.parent)
+
+
+def _listing(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except FileNotFoundError:
+        return []
+
+
+def test_same_output_on_a_dask_cluster(corpus, reference, tmp_path):
+    _, _, snapshot = reference
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        report = run_extract(corpus, DataRoot(tmp_path), client=client)
+    assert report.tasks_run == report.tasks_total
+    assert cache_snapshot(DataRoot(tmp_path).cache_dir("corpus", small_spec().name).path) == snapshot
+
+
+def test_max_failed(corpus, tmp_path):
+    root = DataRoot(tmp_path)
+    with pytest.raises(TooManyFailures) as err:
+        run_extract(corpus, root, max_failed=0.05)
+    assert "2 of 11 videos" in str(err.value) and isinstance(err.value, StageError)
+    assert err.value.report.videos_failed == 2 and err.value.report.clips == 2 * len(GOOD_VIDEOS)
+    cache = root.cache_dir("corpus", small_spec().name)
+    assert pq.read_table(cache.clips_parquet).num_rows == 2 * len(GOOD_VIDEOS)  # written before raising
+    assert pq.read_table(cache.failures_parquet).num_rows == 3
+    assert run_extract(corpus, root, max_failed=0.2).videos_failed == 2  # 2/11 = 18% is allowed
+    with pytest.raises(ValueError, match="max_failed"):
+        run_extract(corpus, root, max_failed=5)
+
+
+@pytest.mark.parametrize("policy", ["pad_last", "loop"])
+def test_short_video_policies(corpus, tmp_path, policy):
+    spec = small_spec(name=f"short_{policy}", short_policy=policy, frames=6, clips_per_video=1, start="start")
+    root = DataRoot(tmp_path)
+    run_extract(corpus, root, spec)
+    cache = root.cache_dir("corpus", spec.name)
+    clip = next(c for c in read_records(cache.clips_parquet, ClipRecord) if c.relpath == TOO_SHORT)
+    assert clip.short_policy == policy and clip.padded_frames > 0
+    with ShardReader(cache.resolve_shard(clip.shard)) as reader:
+        pixels = reader.read(clip.offset, clip.nbytes)
+    assert [read_code(frame) for frame in pixels] == list(clip.frame_indices)
+    assert TOO_SHORT not in {f.relpath for f in read_records(cache.failures_parquet, FailureRecord)}
+
+
+def test_changed_manifest_is_refused(corpus, reference, tmp_path):
+    root = DataRoot(tmp_path)
+    run_extract(corpus, root)
+    cache = root.cache_dir("corpus", small_spec().name)
+    videos = read_records(cache.videos_parquet, VideoRecord)
+    from manifests.parquet_io import write_records
+
+    write_records(cache.videos_parquet, [v for v in videos if v.relpath != "street/fake/warpnet/f0.mp4"], VideoRecord)
+    with pytest.raises(StageError, match="written for other videos"):
+        run_extract(corpus, root)
+    for done in cache.shards_dir.glob("task-*.done.json"):  # unfinished tasks are checked by their indexes
+        done.unlink()
+    with pytest.raises(StageError, match="outside task .*manifest changed"):
+        run_extract(corpus, root)
+
+
+def test_extract_needs_a_manifest(corpus, tmp_path):
+    with pytest.raises(StageError, match="build-manifest corpus"):
+        extract_clips(corpus.config(), DataRoot(tmp_path), small_spec(), client=None, progress=False)
