@@ -164,7 +164,7 @@ class FfppSource:
         lists = [FILELIST] + ([DFD_FILELIST] if DFD_KINDS & set(kinds) else [])
         meta = [DownloadItem(f"{base}/{name}", name) for name in lists]
         meta += [DownloadItem(f"{self.splits_url}/{part}.json", f"splits/{part}.json") for part in SPLIT_PARTS]
-        self._download(meta, raw_dir, "file lists", progress=False)
+        listed = self._download(meta, raw_dir, "file lists", progress=False)
         for part in SPLIT_PARTS:
             read_pairs(raw_dir / "splits" / f"{part}.json")
         videos = []
@@ -177,8 +177,9 @@ class FfppSource:
                                      endpoint=base, relpaths=[item.relpath for item in meta + videos])
         return FetchSummary(
             dataset=self.config.name, raw_dir=str(raw_dir), source=f"ffpp {base} ({self.compression})",
-            files=len(record.files), total_bytes=record.total_bytes, downloaded=len(report.ok), failed=0,
-            extracted_archives=0, up_to_date=not report.ok, failures_path=str(report.failures_path),
+            files=len(record.files), total_bytes=record.total_bytes, downloaded=len(listed.ok) + len(report.ok),
+            failed=0, extracted_archives=0, up_to_date=not listed.ok and not report.ok,
+            failures_path=str(report.failures_path),
         )
 
     def _pairs(self, raw_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
