@@ -91,12 +91,13 @@ class WebVidSource:
                                       allow_patterns=self.csv_patterns, endpoint=self.endpoint, progress=progress)
             return ([f"{CSV_DIR}/{f.relpath}" for f in record.files if f.relpath.endswith(".csv")],
                     f"{self.csv_repo}@{record.commit_sha}")
-        items = [DownloadItem(url, f"{CSV_DIR}/{url.rsplit('/', 1)[-1].split('?')[0]}") for url in self.csv_urls]
-        report = download_files(items, raw_dir, concurrency=2, retries=self.retries, progress=False)
+        # its own folder: the videos' failure list (raw_dir/_failures.jsonl) must not be rewritten by this call
+        items = [DownloadItem(url, url.rsplit("/", 1)[-1].split("?")[0]) for url in self.csv_urls]
+        report = download_files(items, csv_dir, concurrency=2, retries=self.retries, progress=False)
         if report.failed:
             raise StageError(f"WebVid CSV could not be downloaded: "
                              f"{[(o.url, o.reason) for o in report.failed]}")
-        return [item.relpath for item in items], ", ".join(self.csv_urls)
+        return [f"{CSV_DIR}/{item.relpath}" for item in items], ", ".join(self.csv_urls)
 
     def csv_files(self, raw_dir: Path) -> list[Path]:
         return sorted(p for p in (raw_dir / CSV_DIR).rglob("*.csv") if not p.name.startswith("."))
