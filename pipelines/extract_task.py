@@ -179,7 +179,8 @@ def cut_clips(task: ExtractTask, video: VideoRecord, skip: set[int]) -> list[tup
             continue
         frames = read_media_frames(
             task.raw_dir, video.relpath, plan.frame_indices, info=info, height=task.spec.height,
-            width=task.spec.width, resize=task.spec.resize, reader=task.reader, decoder_threads=task.decoder_threads,
+            width=task.spec.width, resize=task.spec.resize, reader=task.reader,
+            decoder_threads=task.decoder_threads,
         )
         clips.append((plan, frames))
     return clips

@@ -15,6 +15,7 @@ types differ from the expected ones fails with a message naming the file and wha
 Reading a row reads its row group once; the last row group is cached per process, so
 probing or extracting rows in order reads each row group once.
 """
+
 from __future__ import annotations
 
 import functools
@@ -69,27 +70,38 @@ def _frames_type_kind(frames_type: pa.DataType) -> Optional[str]:
         return "binary"
     if pa.types.is_struct(item):
         index = item.get_field_index("bytes")
-        if index >= 0 and (pa.types.is_binary(item.field(index).type) or pa.types.is_large_binary(item.field(index).type)):
+        if index >= 0 and (
+            pa.types.is_binary(item.field(index).type)
+            or pa.types.is_large_binary(item.field(index).type)
+        ):
             return "struct"
     return None
 
 
 def check_schema(schema: pa.Schema, path: str | os.PathLike) -> str:
-    """Fail unless `meta_data` is a string column and `keyframes` a list of JPEG bytes; returns the frames kind."""
+    """Fail unless `meta_data` is a string and `keyframes` a list of JPEG bytes; returns the frames
+    kind ('binary' or 'struct')."""
     names = schema.names
     problems = []
     if META_COLUMN not in names:
         problems.append(f"no {META_COLUMN!r} column")
-    elif not (pa.types.is_string(schema.field(META_COLUMN).type) or pa.types.is_large_string(schema.field(META_COLUMN).type)):
-        problems.append(f"{META_COLUMN!r} is {schema.field(META_COLUMN).type}, expected a JSON string")
+    elif not (
+        pa.types.is_string(schema.field(META_COLUMN).type)
+        or pa.types.is_large_string(schema.field(META_COLUMN).type)
+    ):
+        problems.append(
+            f"{META_COLUMN!r} is {schema.field(META_COLUMN).type}, expected a JSON string"
+        )
     kind = None
     if FRAMES_COLUMN not in names:
         problems.append(f"no {FRAMES_COLUMN!r} column")
     else:
         kind = _frames_type_kind(schema.field(FRAMES_COLUMN).type)
         if kind is None:
-            problems.append(f"{FRAMES_COLUMN!r} is {schema.field(FRAMES_COLUMN).type}, expected list<binary> "
-                            "or list<struct<bytes: binary>> (JPEG images)")
+            problems.append(
+                f"{FRAMES_COLUMN!r} is {schema.field(FRAMES_COLUMN).type}, expected list<binary> "
+                "or list<struct<bytes: binary>> (JPEG images)"
+            )
     if problems:
         raise KeyframeSchemaError(
             f"{path}: not an AEGIS keyframe table ({'; '.join(problems)}); columns found: {names}"
@@ -106,16 +118,21 @@ def read_meta_rows(path: str | os.PathLike) -> list[dict]:
         try:
             meta = json.loads(text) if text is not None else None
         except json.JSONDecodeError as err:
-            raise KeyframeSchemaError(f"{path}#{row}: {META_COLUMN} is not valid JSON ({err})") from err
+            raise KeyframeSchemaError(
+                f"{path}#{row}: {META_COLUMN} is not valid JSON ({err})"
+            ) from err
         if not isinstance(meta, dict):
-            raise KeyframeSchemaError(f"{path}#{row}: {META_COLUMN} is {type(meta).__name__}, expected a JSON object")
+            raise KeyframeSchemaError(
+                f"{path}#{row}: {META_COLUMN} is {type(meta).__name__}, expected a JSON object"
+            )
         metas.append(meta)
     return metas
 
 
 @functools.lru_cache(maxsize=1)
 def _row_group(path: str, mtime_ns: int, index: int) -> tuple[int, tuple]:
-    """(first row of the group, frames of each row as tuples of bytes); keyed by mtime so a changed file is re-read."""
+    """(first row of the group, each row's frames as a tuple of bytes); keyed by mtime, so a
+    changed file is read again."""
     handle = pq.ParquetFile(path)
     kind = check_schema(handle.schema_arrow, path)
     first = sum(handle.metadata.row_group(i).num_rows for i in range(index))
@@ -123,7 +140,9 @@ def _row_group(path: str, mtime_ns: int, index: int) -> tuple[int, tuple]:
     frames = []
     for images in rows:
         images = images or []
-        frames.append(tuple((image["bytes"] if kind == "struct" else image) or b"" for image in images))
+        frames.append(
+            tuple((image["bytes"] if kind == "struct" else image) or b"" for image in images)
+        )
     return first, tuple(frames)
 
 
@@ -134,7 +153,9 @@ def row_jpegs(path: str | os.PathLike, row: int) -> tuple[bytes, ...]:
         mtime_ns = os.stat(path).st_mtime_ns
         metadata = pq.ParquetFile(path).metadata
     except (OSError, pa.ArrowInvalid) as err:
-        raise VideoReadError(REASON_DECODE_ERROR, f"cannot open keyframe table: {err}", path=f"{path}#{row}") from err
+        raise VideoReadError(
+            REASON_DECODE_ERROR, f"cannot open keyframe table: {err}", path=f"{path}#{row}"
+        ) from err
     start = 0
     for index in range(metadata.num_row_groups):
         count = metadata.row_group(index).num_rows
@@ -142,8 +163,11 @@ def row_jpegs(path: str | os.PathLike, row: int) -> tuple[bytes, ...]:
             first, frames = _row_group(path, mtime_ns, index)
             return frames[row - first]
         start += count
-    raise VideoReadError(REASON_DECODE_ERROR, f"row {row} is past the last row ({metadata.num_rows} rows)",
-                         path=f"{path}#{row}")
+    raise VideoReadError(
+        REASON_DECODE_ERROR,
+        f"row {row} is past the last row ({metadata.num_rows} rows)",
+        path=f"{path}#{row}",
+    )
 
 
 def row_fingerprint(path: str | os.PathLike, row: int) -> tuple[int, str]:
@@ -160,13 +184,16 @@ def decode_jpeg(jpeg: bytes, *, where: str, index: int) -> np.ndarray:
     """One JPEG as an (H, W, 3) uint8 RGB array; raises VideoReadError when it does not decode."""
     image = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR) if jpeg else None
     if image is None:
-        raise VideoReadError(REASON_DECODE_ERROR, f"keyframe {index} is not a decodable image ({len(jpeg)} bytes)",
-                             path=where)
+        raise VideoReadError(
+            REASON_DECODE_ERROR,
+            f"keyframe {index} is not a decodable image ({len(jpeg)} bytes)",
+            path=where,
+        )
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def probe_keyframes(path: str | os.PathLike, row: int) -> VideoInfo:
-    """Decode every keyframe of the row (they are few) and describe it as a video at KEYFRAMES_FPS."""
+    """Decode every keyframe of the row (they are few); describe it as a video at KEYFRAMES_FPS."""
     where = f"{os.fspath(path)}#{row}"
     jpegs = row_jpegs(path, row)
     if not jpegs:
@@ -175,32 +202,57 @@ def probe_keyframes(path: str | os.PathLike, row: int) -> VideoInfo:
     for index, jpeg in enumerate(jpegs):
         sizes.add(decode_jpeg(jpeg, where=where, index=index).shape[:2])
     if len(sizes) != 1:
-        raise VideoReadError(REASON_DECODE_ERROR, f"keyframes differ in size: {sorted(sizes)}", path=where)
+        raise VideoReadError(
+            REASON_DECODE_ERROR, f"keyframes differ in size: {sorted(sizes)}", path=where
+        )
     height, width = sizes.pop()
     count = len(jpegs)
     return VideoInfo(
-        codec=KEYFRAME_CODEC, width=width, height=height, rotation=0, fps=KEYFRAMES_FPS, num_frames=count,
-        duration_s=count / KEYFRAMES_FPS, pts_s=tuple(k / KEYFRAMES_FPS for k in range(count)),
-        keyframe_indices=tuple(range(count)), container=KEYFRAME_CONTAINER,
+        codec=KEYFRAME_CODEC,
+        width=width,
+        height=height,
+        rotation=0,
+        fps=KEYFRAMES_FPS,
+        num_frames=count,
+        duration_s=count / KEYFRAMES_FPS,
+        pts_s=tuple(k / KEYFRAMES_FPS for k in range(count)),
+        keyframe_indices=tuple(range(count)),
+        container=KEYFRAME_CONTAINER,
     )
 
 
-def read_keyframes(path: str | os.PathLike, row: int, frame_indices: Sequence[int], *, height: int, width: int,
-                   resize: str = "short_side_crop") -> np.ndarray:
-    """Keyframes `frame_indices` of the row (any order, repeats allowed) as (N, height, width, 3) uint8 RGB."""
+def read_keyframes(
+    path: str | os.PathLike,
+    row: int,
+    frame_indices: Sequence[int],
+    *,
+    height: int,
+    width: int,
+    resize: str = "short_side_crop",
+) -> np.ndarray:
+    """Keyframes `frame_indices` of the row (any order, repeats allowed) as (N, height, width, 3)
+    uint8 RGB."""
     where = f"{os.fspath(path)}#{row}"
     jpegs = row_jpegs(path, row)
     clip = np.empty((len(frame_indices), height, width, 3), dtype=np.uint8)
     decoded: dict[int, np.ndarray] = {}
     box = None
     for position, index in enumerate(frame_indices):
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(jpegs):
-            raise ValueError(f"frame_indices[{position}] = {index!r}; the row has {len(jpegs)} keyframes")
+        if (
+            isinstance(index, bool)
+            or not isinstance(index, (int, np.integer))
+            or not 0 <= index < len(jpegs)
+        ):
+            raise ValueError(
+                f"frame_indices[{position}] = {index!r}; the row has {len(jpegs)} keyframes"
+            )
         if index not in decoded:
             decoded[index] = decode_jpeg(jpegs[index], where=where, index=int(index))
         frame = decoded[index]
         if box is None:
-            box = crop_box(frame.shape[0], frame.shape[1], height=height, width=width, resize=resize)
+            box = crop_box(
+                frame.shape[0], frame.shape[1], height=height, width=width, resize=resize
+            )
         fit_frame(frame, clip[position], rotation=0, box=box)
     return clip
 

@@ -6,6 +6,7 @@ goes through the same probe, planning, extraction and failure records as a folde
 For a row, `bytes` is the size of its JPEG frames, the modification time is the table's and
 the id is the sha256 of its frames (see `keyframes.row_fingerprint`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,12 +56,30 @@ def probe_media(raw_dir: str | os.PathLike, relpath: str) -> VideoInfo:
 
 
 def read_media_frames(
-    raw_dir: str | os.PathLike, relpath: str, frame_indices: Sequence[int], *, info: VideoInfo, height: int,
-    width: int, resize: str, reader: str = "pyav", decoder_threads: int = 1,
+    raw_dir: str | os.PathLike,
+    relpath: str,
+    frame_indices: Sequence[int],
+    *,
+    info: VideoInfo,
+    height: int,
+    width: int,
+    resize: str,
+    reader: str = "pyav",
+    decoder_threads: int = 1,
 ) -> np.ndarray:
-    """Frames of a file (through `reader`) or of a keyframe row, as (N, height, width, 3) uint8 RGB."""
+    """Frames of a file (through `reader`) or of a keyframe row, (N, height, width, 3) uint8 RGB."""
     if is_keyframe_row(relpath):
         path, row = keyframes.keyframe_path(raw_dir, relpath)
-        return keyframes.read_keyframes(path, row, frame_indices, height=height, width=width, resize=resize)
-    return read_frames(Path(raw_dir) / relpath, frame_indices, info=info, height=height, width=width,
-                       resize=resize, reader=reader, decoder_threads=decoder_threads)
+        return keyframes.read_keyframes(
+            path, row, frame_indices, height=height, width=width, resize=resize
+        )
+    return read_frames(
+        Path(raw_dir) / relpath,
+        frame_indices,
+        info=info,
+        height=height,
+        width=width,
+        resize=resize,
+        reader=reader,
+        decoder_threads=decoder_threads,
+    )

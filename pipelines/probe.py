@@ -86,7 +86,10 @@ def probe_file(raw_dir: Path, relpath: str) -> ProbedFile:
         video_id = media_sha256(raw_dir, relpath)
     except (OSError, VideoReadError) as err:
         # No bytes to hash: an id from the path keeps the failure row addressable.
-        reason = f"{err.reason}: {err}" if isinstance(err, VideoReadError) else f"unreadable: {err.strerror or err}"
+        if isinstance(err, VideoReadError):
+            reason = f"{err.reason}: {err}"
+        else:
+            reason = f"unreadable: {err.strerror or err}"
         return ProbedFile(
             relpath=relpath, bytes=0, mtime_ns=0, video_id="unreadable-" + hashlib.sha256(relpath.encode()).hexdigest(),
             codec=None, width=None, height=None, rotation=0, fps=None, num_frames=None, duration_s=None,

@@ -77,7 +77,8 @@ def normalize_sizes(sizes: Any) -> tuple[tuple[str, str], ...]:
 
 def _size_kind(size: str) -> tuple[str, Fraction | int | None]:
     if size == OFFICIAL_SIZE:
-        raise ValueError("'official' sizes are not counts: the parts come from the clips (see official_parts)")
+        raise ValueError("'official' sizes are not counts: the parts come from the clips "
+                         "(see official_parts)")
     if size == "rest":
         return "rest", None
     if size.isdigit():
@@ -195,8 +196,10 @@ def is_official(sizes: Sequence[tuple[str, str]]) -> bool:
     return bool(sizes) and all(size == OFFICIAL_SIZE for _, size in sizes)
 
 
-def official_parts(clips: Sequence[ClipRecord], parts: Sequence[str]) -> dict[str, list[ClipRecord]]:
-    """The dataset's own split: each part gets the clips whose `source_split` names it, sorted by clip_id.
+def official_parts(clips: Sequence[ClipRecord],
+                   parts: Sequence[str]) -> dict[str, list[ClipRecord]]:
+    """The dataset's own split: each part gets the clips whose `source_split` names it, sorted by
+    clip_id.
 
     Clips without an official split stay unassigned. Raises SplitSizeError when no clip has
     one, or when a group has clips in two official parts (the official split would leak).
@@ -209,12 +212,14 @@ def official_parts(clips: Sequence[ClipRecord], parts: Sequence[str]) -> dict[st
             parts_of_group[clip.group].add(clip.source_split)
     if not any(result.values()):
         found = sorted({str(c.source_split) for c in clips})
-        raise SplitSizeError(f"split sizes 'official' need clips whose source_split is one of {list(parts)}; "
-                             f"clips.parquet has source_split {found[:5]}: this dataset has no official split here")
+        raise SplitSizeError(
+            f"split sizes 'official' need clips whose source_split is one of {list(parts)}; "
+            f"clips.parquet has source_split {found[:5]}: this dataset has no official split here")
     leaking = sorted(group for group, where in parts_of_group.items() if len(where) > 1)
     if leaking:
-        raise SplitSizeError(f"{len(leaking)} groups have clips in two official parts, e.g. {leaking[:3]}; "
-                             "the dataset's official split does not keep its groups apart")
+        raise SplitSizeError(
+            f"{len(leaking)} groups have clips in two official parts, e.g. {leaking[:3]}; "
+            "the dataset's official split does not keep its groups apart")
     return result
 
 

@@ -1,6 +1,8 @@
-"""The six dataset configs: they load, their sources validate every key, and their split presets give
-the model card's sizes (AEGIS 436 -> 50/50/336, DVF 1004 -> 200/200/604, GenVideo 2971 -> 200/200/2571,
+"""The six dataset configs: they load, their sources validate every key, and their split presets
+give the model card's sizes (AEGIS 436 -> 50/50/336, DVF 1004 -> 200/200/604, GenVideo 2971 ->
+200/200/2571,
 10 real + 10 fake support clips per domain)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,21 +29,39 @@ def test_each_config_loads_and_builds_its_source(name):
     assert source.expected_size and source.describe()
 
 
-@pytest.mark.parametrize("name, source, field, value", [
-    ("aegis", {"colour": "red"}, "source.colour", "red"),
-    ("aegis", {"repo": "AEGIS"}, "source.repo", "AEGIS"),
-    ("aegis", {"allow_patterns": [3]}, "source.allow_patterns", [3]),
-    ("aegis", {"endpoint": "huggingface.co"}, "source.endpoint", "huggingface.co"),
-    ("aegis_keyframes", {"fake_values": ["ai"], "real_values": ["ai"]}, "source.real_values", ["ai"]),
-    ("aegis_keyframes", {"label_key": ""}, "source.label_key", ""),
-    ("dvf", {"keep_archives": "no"}, "source.keep_archives", "no"),
-    ("dvf", {"test_classes": ["sora", "sora"]}, "source.test_classes", ["sora", "sora"]),
-    ("genvideo", {"concurrency": 0}, "source.concurrency", 0),
-    ("genvideo", {"url_template": "{base_url}/{name}"}, "source.url_template", "{base_url}/{name}"),
-    ("genvideo", {"checksums": {"GenVideo-Val.zip": "abc"}}, "source.checksums.GenVideo-Val.zip", "abc"),
-    ("ffpp", {"compression": "c0"}, "source.compression", "c0"),
-    ("webvid", {"max_videos": -1}, "source.max_videos", -1),
-])
+@pytest.mark.parametrize(
+    "name, source, field, value",
+    [
+        ("aegis", {"colour": "red"}, "source.colour", "red"),
+        ("aegis", {"repo": "AEGIS"}, "source.repo", "AEGIS"),
+        ("aegis", {"allow_patterns": [3]}, "source.allow_patterns", [3]),
+        ("aegis", {"endpoint": "huggingface.co"}, "source.endpoint", "huggingface.co"),
+        (
+            "aegis_keyframes",
+            {"fake_values": ["ai"], "real_values": ["ai"]},
+            "source.real_values",
+            ["ai"],
+        ),
+        ("aegis_keyframes", {"label_key": ""}, "source.label_key", ""),
+        ("dvf", {"keep_archives": "no"}, "source.keep_archives", "no"),
+        ("dvf", {"test_classes": ["sora", "sora"]}, "source.test_classes", ["sora", "sora"]),
+        ("genvideo", {"concurrency": 0}, "source.concurrency", 0),
+        (
+            "genvideo",
+            {"url_template": "{base_url}/{name}"},
+            "source.url_template",
+            "{base_url}/{name}",
+        ),
+        (
+            "genvideo",
+            {"checksums": {"GenVideo-Val.zip": "abc"}},
+            "source.checksums.GenVideo-Val.zip",
+            "abc",
+        ),
+        ("ffpp", {"compression": "c0"}, "source.compression", "c0"),
+        ("webvid", {"max_videos": -1}, "source.max_videos", -1),
+    ],
+)
 def test_invalid_source_fails_with_file_field_and_value(name, source, field, value):
     with pytest.raises(ConfigError) as err:
         get_source(config_for(name, **source))
@@ -50,8 +70,15 @@ def test_invalid_source_fails_with_file_field_and_value(name, source, field, val
 
 
 def test_official_sizes_parse():
-    assert parse_split_sizes("official", "x") == (("train", "official"), ("val", "official"), ("test", "official"))
-    assert parse_split_sizes({"train": "official", "val": "official"}, "x")[1] == ("val", "official")
+    assert parse_split_sizes("official", "x") == (
+        ("train", "official"),
+        ("val", "official"),
+        ("test", "official"),
+    )
+    assert parse_split_sizes({"train": "official", "val": "official"}, "x")[1] == (
+        "val",
+        "official",
+    )
     with pytest.raises(ConfigError, match="'official' for every part or for none"):
         parse_split_sizes("train=official,val=10,test=rest", "x")
 
@@ -62,21 +89,44 @@ def synthetic_clips(domain: str, composition: dict[tuple[int, str], int]) -> lis
     for (label, generator), count in composition.items():
         for index in range(count):
             video_id = hashlib.sha256(f"{domain}/{generator}/{index}".encode()).hexdigest()
-            clips.append(ClipRecord(
-                clip_id=video_id[:24], video_id=video_id, clip_index=0, frame_indices=(0,), timestamps_s=(0.0,),
-                padded_frames=0, short_policy="none", shard="shards/s.npy.zst", offset=0, nbytes=1, dataset=domain,
-                domain=domain, relpath=f"{generator}/{index}.mp4", label=label, generator=generator,
-                group=f"{generator}/{index}", source_split=None,
-            ))
+            clips.append(
+                ClipRecord(
+                    clip_id=video_id[:24],
+                    video_id=video_id,
+                    clip_index=0,
+                    frame_indices=(0,),
+                    timestamps_s=(0.0,),
+                    padded_frames=0,
+                    short_policy="none",
+                    shard="shards/s.npy.zst",
+                    offset=0,
+                    nbytes=1,
+                    dataset=domain,
+                    domain=domain,
+                    relpath=f"{generator}/{index}.mp4",
+                    label=label,
+                    generator=generator,
+                    group=f"{generator}/{index}",
+                    source_split=None,
+                )
+            )
     return clips
 
 
 # AEGIS from the dataset's facts; DVF and GenVideo: the card's record counts over their generators.
 CARD = {
-    "aegis": ({(0, "youtube"): 109, (0, "dvf"): 109, (1, "kling"): 111, (1, "sora"): 107}, (50, 50, 336)),
-    "dvf": ({(0, "youtube"): 502, (1, "stablevideodiffusion"): 302, (1, "sora"): 100, (1, "pika"): 100},
-            (200, 200, 604)),
-    "genvideo": ({(0, "msrvtt"): 1500, (1, "Sora"): 56, (1, "Gen2"): 700, (1, "Crafter"): 715}, (200, 200, 2571)),
+    "aegis": (
+        {(0, "youtube"): 109, (0, "dvf"): 109, (1, "kling"): 111, (1, "sora"): 107},
+        (50, 50, 336),
+    ),
+    "dvf": (
+        {(0, "youtube"): 502, (1, "stablevideodiffusion"): 302, (1, "sora"): 100, (1, "pika"): 100},
+        (200, 200, 604),
+    ),
+    "genvideo": (
+        {(0, "msrvtt"): 1500, (1, "Sora"): 56, (1, "Gen2"): 700, (1, "Crafter"): 715},
+        (200, 200, 2571),
+    ),
 }
 
 

@@ -1,4 +1,5 @@
-"""DVF: from a Hub repo of archives or a hand-downloaded folder, with the official splits applied."""
+"""DVF: from a Hub repo of archives or a hand-downloaded folder, official splits applied."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,10 @@ from vfcache.errors import ConfigError, StageError
 pytest_plugins = ("tests.standins.fixtures",)
 
 REPO = "sparklexfantasy/DVF"
-OFFICIAL = {"sizes": (("train", "official"), ("val", "official"), ("test", "official")), "support": 1}
+OFFICIAL = {
+    "sizes": (("train", "official"), ("val", "official"), ("test", "official")),
+    "support": 1,
+}
 
 
 def test_parse_dvf_path():
@@ -38,8 +42,14 @@ def test_make_cache_dvf_from_a_hub_repo_of_archives(hf_hub, tmp_path, caplog):
         run = run_cache(config_for("dvf", splits=OFFICIAL), root)
     raw = root.raw_dir("dvf")
     assert run.fetch.extracted_archives == 2
-    assert not list(raw.rglob("*.zip")) and not list(raw.rglob("*.split.a?"))  # extracted in place of the download
-    assert not list(raw.rglob("__MACOSX")) and not list(raw.rglob("._*")) and not list(raw.rglob(".DS_Store"))
+    assert not list(raw.rglob("*.zip")) and not list(
+        raw.rglob("*.split.a?")
+    )  # extracted in place of the download
+    assert (
+        not list(raw.rglob("__MACOSX"))
+        and not list(raw.rglob("._*"))
+        and not list(raw.rglob(".DS_Store"))
+    )
     clips = read_records(root.cache_dir("dvf", "tiny_4x32").clips_parquet, ClipRecord)
     by_split = {}
     for clip in clips:
@@ -52,12 +62,17 @@ def test_make_cache_dvf_from_a_hub_repo_of_archives(hf_hub, tmp_path, caplog):
 
     requests = len(hf_hub.log.entries)
     again = get_source(config_for("dvf")).fetch(root, progress=False)
-    assert again.up_to_date and len(hf_hub.log.entries) == requests  # extracted archives count as fetched
+    assert (
+        again.up_to_date and len(hf_hub.log.entries) == requests
+    )  # extracted archives count as fetched
 
 
 def test_card_preset_gives_200_200_rest():
     preset = config_for("dvf").splits
-    assert preset.sizes == (("train", "200"), ("val", "200"), ("test", "rest")) and preset.support == 10
+    assert (
+        preset.sizes == (("train", "200"), ("val", "200"), ("test", "rest"))
+        and preset.support == 10
+    )
 
 
 def test_hand_downloaded_folder_keeps_its_archives(tmp_path):
@@ -67,14 +82,20 @@ def test_hand_downloaded_folder_keeps_its_archives(tmp_path):
     root = DataRoot(tmp_path / "data")
     summary = source.fetch(root, progress=False)
     assert summary.extracted_archives == 2 and source.raw_dir(root) == tmp_path / "download"
-    assert (tmp_path / "download" / "DVF" / "sora.zip").is_file()  # the user's download is left alone
+    assert (
+        tmp_path / "download" / "DVF" / "sora.zip"
+    ).is_file()  # the user's download is left alone
     record = read_fetch_record(tmp_path / "download")
     assert sorted(f.relpath for f in record.files) == ["DVF/pika.tar.gz.split.aa", "DVF/sora.zip"]
     videos = source.list_videos(root)
     assert len(videos) == facts.total
     assert {v.relpath for v in videos if v.generator == "sora"} == {
-        f"DVF/sora/1_fake/sor_{i:02d}.mp4" for i in range(3)}
-    assert all(v.group == f"{v.generator}/{v.relpath.split('/')[2]}/{v.relpath.rsplit('/', 1)[1][:-4]}" for v in videos)
+        f"DVF/sora/1_fake/sor_{i:02d}.mp4" for i in range(3)
+    }
+    assert all(
+        v.group == f"{v.generator}/{v.relpath.split('/')[2]}/{v.relpath.rsplit('/', 1)[1][:-4]}"
+        for v in videos
+    )
     again = source.fetch(root, progress=False)
     assert again.extracted_archives == 0 and again.up_to_date
 

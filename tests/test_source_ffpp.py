@@ -1,4 +1,5 @@
-"""FaceForensics++: the official script's protocol against an FF++-like server, terms, pair groups."""
+"""FaceForensics++: the official script's protocol on an FF++-like server, terms, pair groups."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,13 @@ def ffpp_server(http_file_server, tmp_path):
 
 
 def ffpp_config(server: HttpFileServer, **source) -> DatasetConfig:
-    config = config_for("ffpp", methods=["Deepfakes", "Face2Face"], splits_url=server.url("github/splits"),
-                        splits={"support": 1}, **source)
+    config = config_for(
+        "ffpp",
+        methods=["Deepfakes", "Face2Face"],
+        splits_url=server.url("github/splits"),
+        splits={"support": 1},
+        **source,
+    )
     return apply_fetch_options(config, server=server.url("ffpp"), accept_terms=True)
 
 
@@ -39,8 +45,13 @@ def test_no_server_or_no_terms_no_download(tmp_path):
     with pytest.raises(FetchError, match="form-gated.*--server URL --accept-terms"):
         get_source(config_for("ffpp")).fetch(root, progress=False)
     gated = apply_fetch_options(config_for("ffpp"), server="http://127.0.0.1:9/ff/")
-    assert gated.source["server_url"] == "http://127.0.0.1:9/ff" and gated.source["accept_terms"] is False
-    with pytest.raises(FetchError, match=r"http://127.0.0.1:9/ff/webpage/FaceForensics_TOS.pdf.*--accept-terms"):
+    assert (
+        gated.source["server_url"] == "http://127.0.0.1:9/ff"
+        and gated.source["accept_terms"] is False
+    )
+    with pytest.raises(
+        FetchError, match=r"http://127.0.0.1:9/ff/webpage/FaceForensics_TOS.pdf.*--accept-terms"
+    ):
         get_source(gated).fetch(root, progress=False)
     assert not (tmp_path / "raw").exists()
 
@@ -55,7 +66,9 @@ def test_make_cache_ffpp_with_the_official_pair_splits(ffpp_server, tmp_path):
 
     gets = [e.path for e in server.log.entries if e.method == "GET"]
     first_video = min(i for i, path in enumerate(gets) if path.endswith(".mp4"))
-    assert gets.index("ffpp/v3/misc/filelist.json") < first_video  # the file list first, as the official script does
+    assert (
+        gets.index("ffpp/v3/misc/filelist.json") < first_video
+    )  # the file list first, as the official script does
     assert "ffpp/v3/manipulated_sequences/Face2Face/c23/videos/004_007.mp4" in gets
     assert "ffpp/v3/manipulated_sequences/Face2Face/c23/videos/007_004.mp4" in gets
     assert run.manifest.videos_ok == facts.total == 24
@@ -79,10 +92,18 @@ def test_max_pairs_fetches_a_subset_and_a_rerun_fetches_nothing(ffpp_server, tmp
     root = DataRoot(tmp_path / "data")
     source = get_source(ffpp_config(server, max_pairs=1))
     first = source.fetch(root, progress=False)
-    assert first.downloaded == 2 + 2 * 2 + 1 + 3  # 2 originals, 2 fakes per method, file list, 3 split files
+    assert (
+        first.downloaded == 2 + 2 * 2 + 1 + 3
+    )  # 2 originals, 2 fakes per method, file list, 3 split files
     videos = source.list_videos(root)
     assert sorted(v.relpath.rsplit("/", 1)[1] for v in videos) == [
-        "000.mp4", "000_003.mp4", "000_003.mp4", "003.mp4", "003_000.mp4", "003_000.mp4"]
+        "000.mp4",
+        "000_003.mp4",
+        "000_003.mp4",
+        "003.mp4",
+        "003_000.mp4",
+        "003_000.mp4",
+    ]
     assert {v.source_split for v in videos} == {"train"}
     assert source.fetch(root, progress=False).downloaded == 0
 
@@ -117,13 +138,16 @@ def test_deepfake_detection_groups_connect_actors():
     assert components.find("05") == components.find("01") != components.find("03")
 
 
-@pytest.mark.parametrize("source, field", [
-    ({"compression": "c0"}, "source.compression"),
-    ({"methods": ["DeepFake"]}, "source.methods"),
-    ({"originals": "actors", "max_pairs": 0}, "source.max_pairs"),
-    ({"server_url": "ftp://x"}, "source.server_url"),
-    ({"accept_terms": "yes"}, "source.accept_terms"),
-])
+@pytest.mark.parametrize(
+    "source, field",
+    [
+        ({"compression": "c0"}, "source.compression"),
+        ({"methods": ["DeepFake"]}, "source.methods"),
+        ({"originals": "actors", "max_pairs": 0}, "source.max_pairs"),
+        ({"server_url": "ftp://x"}, "source.server_url"),
+        ({"accept_terms": "yes"}, "source.accept_terms"),
+    ],
+)
 def test_bad_ffpp_options_name_the_field(source, field):
     with pytest.raises(ConfigError) as err:
         get_source(config_for("ffpp", **source))
@@ -135,5 +159,8 @@ def test_server_option_is_validated():
         apply_fetch_options(config_for("sample"), server="http://x")
     with pytest.raises(ConfigError, match="an http:// or https:// URL"):
         apply_fetch_options(config_for("ffpp"), server="kaldir.example")
-    assert apply_fetch_options(config_for("genvideo"), server="http://m/").source["base_url"] == "http://m"
+    assert (
+        apply_fetch_options(config_for("genvideo"), server="http://m/").source["base_url"]
+        == "http://m"
+    )
     assert "accept_terms" not in apply_fetch_options(config_for("aegis"), accept_terms=True).source

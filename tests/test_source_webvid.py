@@ -1,4 +1,5 @@
-"""WebVid: a CSV of rotting URLs; 403/404 recorded and never asked again, never counted as negatives."""
+"""WebVid: a CSV of rotting URLs; 403/404 recorded, not asked again, never counted as negatives."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,8 +29,15 @@ def webvid_server(http_file_server):
 
 def webvid_config(server, **source):
     source = {"max_videos": 10, "retries": 2, **source}
-    return config_for("webvid", csv_repo=None, csv_revision=None, csv_patterns=None, csv_urls=[server.url(CSV)],
-                      splits={"sizes": (("train", "0.5"), ("val", "0.25"), ("test", "rest"))}, **source)
+    return config_for(
+        "webvid",
+        csv_repo=None,
+        csv_revision=None,
+        csv_patterns=None,
+        csv_urls=[server.url(CSV)],
+        splits={"sizes": (("train", "0.5"), ("val", "0.25"), ("test", "rest"))},
+        **source,
+    )
 
 
 def test_make_cache_webvid_with_rotten_urls(webvid_server, tmp_path):
@@ -38,7 +46,9 @@ def test_make_cache_webvid_with_rotten_urls(webvid_server, tmp_path):
     run = run_cache(webvid_config(server), root)
     assert run.fetch.failed == 2  # 1003 answers 404, 1005 answers 403
     assert [r.status for r in server.requests("stock/1006.mp4")] == [503, 200]
-    assert run.manifest.videos_total == facts.total - 1 == 8  # 404 and 403 are left out, not failed rows
+    assert (
+        run.manifest.videos_total == facts.total - 1 == 8
+    )  # 404 and 403 are left out, not failed rows
     assert run.manifest.videos_failed == 0 and run.extract.clips == 8
     videos = get_source(webvid_config(server)).list_videos(root)
     assert {v.group for v in videos} == {str(1000 + i) for i in range(10)} - {"1003", "1005"}
@@ -50,7 +60,9 @@ def test_make_cache_webvid_with_rotten_urls(webvid_server, tmp_path):
     server.log.clear()
     again = get_source(webvid_config(server)).fetch(root, progress=False)
     assert again.failed == 2 and again.downloaded == 0
-    assert not server.requests("stock/1003.mp4") and not server.requests("stock/1005.mp4")  # recorded, not asked
+    assert not server.requests("stock/1003.mp4") and not server.requests(
+        "stock/1005.mp4"
+    )  # recorded, not asked
 
 
 def test_max_videos_takes_the_first_rows(webvid_server, tmp_path):
@@ -65,7 +77,9 @@ def test_max_videos_takes_the_first_rows(webvid_server, tmp_path):
 def test_csv_without_the_columns_is_refused(http_file_server, tmp_path):
     (http_file_server.root / "webvid").mkdir()
     (http_file_server.root / CSV).write_text("id,url\n1,http://x/1.mp4\n")
-    with pytest.raises(StageError, match=r"without columns \['videoid', 'contentUrl', 'page_dir'\]"):
+    with pytest.raises(
+        StageError, match=r"without columns \['videoid', 'contentUrl', 'page_dir'\]"
+    ):
         get_source(webvid_config(http_file_server)).fetch(DataRoot(tmp_path), progress=False)
 
 

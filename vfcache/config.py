@@ -218,7 +218,8 @@ def _parse_layout(data: Any, source: str) -> LayoutRule:
     return LayoutRule(**values)
 
 
-OFFICIAL_SIZE = "official"  # a part holds the clips whose source_split names it (the dataset's own split)
+# A part of size "official" holds the clips whose source_split names it (the dataset's own split).
+OFFICIAL_SIZE = "official"
 SPLIT_PART_NAMES = ("train", "val", "test")
 
 
@@ -244,7 +245,8 @@ def parse_split_sizes(text_or_mapping: Any, source: str, fieldname: str = "split
     rest_count = 0
     official = [part for part, size in pairs if size == OFFICIAL_SIZE]
     if official and len(official) != len(pairs):
-        raise ConfigError(source, fieldname, text_or_mapping, "'official' for every part or for none")
+        raise ConfigError(source, fieldname, text_or_mapping,
+                          "'official' for every part or for none")
     for part, size in pairs:
         if part not in SPLIT_PART_NAMES:
             raise ConfigError(source, fieldname, part, "parts among train, val, test")

@@ -6,6 +6,7 @@ For archives, the record lists the archive volumes as downloaded (size, sha256),
 extraction markers (`.extracted/<archive>.json`) list what came out of them; a re-run
 accepts an archive that is gone because it was extracted, so nothing is fetched twice.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -47,7 +48,9 @@ class FetchSummary:
     source: str  # e.g. "huggingface Clarifiedfish/AEGIS-Full@<commit>", "http <base url>"
     files: int  # files the fetch record lists
     total_bytes: int
-    downloaded: Optional[int]  # files this call transferred (None: the Hub client decided, see up_to_date)
+    downloaded: Optional[
+        int
+    ]  # files this call transferred (None: the Hub client decided, see up_to_date)
     failed: int  # files that could not be fetched (see failures_path)
     extracted_archives: int  # archives this call extracted
     up_to_date: bool = False  # everything was already there; the source was not contacted
@@ -92,8 +95,13 @@ def file_accounted(dest: Path, entry: FetchedFile) -> bool:
 
 
 def hf_fetch_once(
-    repo_id: str, dest: Path, *, revision: str, allow_patterns: Optional[Sequence[str]],
-    endpoint: Optional[str], progress: bool,
+    repo_id: str,
+    dest: Path,
+    *,
+    revision: str,
+    allow_patterns: Optional[Sequence[str]],
+    endpoint: Optional[str],
+    progress: bool,
 ) -> tuple[FetchRecord, bool]:
     """`fetch_hf_dataset` unless `dest` already holds a complete fetch of the same request.
 
@@ -104,15 +112,30 @@ def hf_fetch_once(
 
     patterns = tuple(allow_patterns) if allow_patterns is not None else None
     previous = read_record_or_none(dest)
-    if (previous is not None and previous.source == "huggingface" and previous.repo_id == repo_id
-            and revision in (previous.revision, previous.commit_sha) and previous.allow_patterns == patterns
-            and all(file_accounted(dest, entry) for entry in previous.files)):
-        log.info("%s@%s already fetched into %s (%d files); not contacting the Hub", repo_id,
-                 previous.commit_sha, dest, len(previous.files))
+    if (
+        previous is not None
+        and previous.source == "huggingface"
+        and previous.repo_id == repo_id
+        and revision in (previous.revision, previous.commit_sha)
+        and previous.allow_patterns == patterns
+        and all(file_accounted(dest, entry) for entry in previous.files)
+    ):
+        log.info(
+            "%s@%s already fetched into %s (%d files); not contacting the Hub",
+            repo_id,
+            previous.commit_sha,
+            dest,
+            len(previous.files),
+        )
         return previous, False
-    record = fetch_hf_dataset(repo_id, dest, revision=revision,
-                              allow_patterns=list(patterns) if patterns is not None else None,
-                              endpoint=endpoint, progress=progress)
+    record = fetch_hf_dataset(
+        repo_id,
+        dest,
+        revision=revision,
+        allow_patterns=list(patterns) if patterns is not None else None,
+        endpoint=endpoint,
+        progress=progress,
+    )
     return record, True
 
 
@@ -129,23 +152,35 @@ def first_volumes(paths: Iterable[Path]) -> list[Path]:
     return sorted(firsts)
 
 
-def extract_in_place(archives: Sequence[Path], *, remove_archive: bool, on_corrupt_member: str,
-                     progress: bool) -> list[Path]:
-    """Extract each archive into its own folder; returns the archives extracted now (not earlier)."""
+def extract_in_place(
+    archives: Sequence[Path], *, remove_archive: bool, on_corrupt_member: str, progress: bool
+) -> list[Path]:
+    """Extract each archive into its own folder; returns the archives extracted by this call."""
     done = []
     for archive in archives:
         if is_extracted(archive, archive.parent):
             if remove_archive:  # an earlier run stopped between extraction and removal
                 extract_archive(archive, archive.parent, remove_archive=True, progress=False)
             continue
-        extract_archive(archive, archive.parent, remove_archive=remove_archive,
-                        on_corrupt_member=on_corrupt_member, progress=progress)
+        extract_archive(
+            archive,
+            archive.parent,
+            remove_archive=remove_archive,
+            on_corrupt_member=on_corrupt_member,
+            progress=progress,
+        )
         done.append(archive)
     return done
 
 
 def update_fetch_record(
-    dest: Path, *, source: str, repo_id: str, revision: str, endpoint: str, relpaths: Iterable[str],
+    dest: Path,
+    *,
+    source: str,
+    repo_id: str,
+    revision: str,
+    endpoint: str,
+    relpaths: Iterable[str],
 ) -> FetchRecord:
     """Write `dest/fetch.json` for the files `relpaths` (downloaded by HTTP into `dest`).
 
@@ -164,10 +199,20 @@ def update_fetch_record(
         if entry is not None and file_accounted(dest, entry):
             files.append(entry)
         elif path.is_file():
-            files.append(FetchedFile(relpath=relpath, size_bytes=path.stat().st_size, sha256=sha256_file(path)))
+            files.append(
+                FetchedFile(
+                    relpath=relpath, size_bytes=path.stat().st_size, sha256=sha256_file(path)
+                )
+            )
     record = FetchRecord(
-        source=source, repo_id=repo_id, revision=revision, commit_sha="", endpoint=endpoint,
-        allow_patterns=None, files=tuple(files), fetched_at_utc=now_utc(),
+        source=source,
+        repo_id=repo_id,
+        revision=revision,
+        commit_sha="",
+        endpoint=endpoint,
+        allow_patterns=None,
+        files=tuple(files),
+        fetched_at_utc=now_utc(),
     )
     write_fetch_record(record, dest)
     return record

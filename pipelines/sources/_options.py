@@ -5,6 +5,7 @@ reads them through `SourceOptions`, so an unknown key, a wrong type or a bad val
 when the source is built, with a `ConfigError` naming the file, `source.<key>`, the value
 and what would be accepted.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
@@ -23,12 +24,17 @@ class SourceOptions:
         self.values = dict(config.source)
         for key in sorted(self.values):
             if key not in allowed:
-                raise ConfigError(self.where, f"source.{key}", self.values[key],
-                                  f"one of the keys of kind {config.kind!r}: {sorted(allowed)}")
+                raise ConfigError(
+                    self.where,
+                    f"source.{key}",
+                    self.values[key],
+                    f"one of the keys of kind {config.kind!r}: {sorted(allowed)}",
+                )
         for key in required:
             if self.values.get(key) is None:
-                raise ConfigError(self.where, f"source.{key}", None,
-                                  f"a value (required by kind {config.kind!r})")
+                raise ConfigError(
+                    self.where, f"source.{key}", None, f"a value (required by kind {config.kind!r})"
+                )
 
     def error(self, key: str, value: Any, expected: str) -> ConfigError:
         return ConfigError(self.where, f"source.{key}", value, expected)
@@ -41,7 +47,9 @@ class SourceOptions:
             return default
         return value
 
-    def string(self, key: str, default: Any = _MISSING, *, choices: Optional[Sequence[str]] = None) -> Any:
+    def string(
+        self, key: str, default: Any = _MISSING, *, choices: Optional[Sequence[str]] = None
+    ) -> Any:
         value = self._get(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -75,7 +83,9 @@ class SourceOptions:
             raise self.error(key, value, "true or false")
         return value
 
-    def strings(self, key: str, default: Any = _MISSING, *, choices: Optional[Sequence[str]] = None) -> Any:
+    def strings(
+        self, key: str, default: Any = _MISSING, *, choices: Optional[Sequence[str]] = None
+    ) -> Any:
         """A list of non-empty strings; a single string counts as a list of one."""
         value = self._get(key, default)
         if value is default and default is not _MISSING:
@@ -111,14 +121,18 @@ class SourceOptions:
                 raise self.error(field, item, f"a mapping with keys among {sorted(allowed)}")
             for item_key in item:
                 if item_key not in allowed:
-                    raise self.error(f"{field}.{item_key}", item[item_key], f"one of {sorted(allowed)}")
+                    raise self.error(
+                        f"{field}.{item_key}", item[item_key], f"one of {sorted(allowed)}"
+                    )
             for item_key in required:
                 if item.get(item_key) is None:
                     raise self.error(f"{field}.{item_key}", None, "a value (required)")
         return value
 
 
-def extensions_option(options: SourceOptions, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+def extensions_option(
+    options: SourceOptions, key: str, default: tuple[str, ...]
+) -> tuple[str, ...]:
     """Video file extensions, normalised to lower case with a leading dot."""
     values = options.strings(key, default)
     return tuple(ext.lower() if ext.startswith(".") else f".{ext.lower()}" for ext in values)

@@ -1,4 +1,4 @@
-"""Source kind `aegis_keyframes`: the AEGIS parquet release, one video per row, frames stored as JPEG.
+"""Source kind `aegis_keyframes`: the AEGIS parquet release, one video per row, frames as JPEG.
 
     kind: aegis_keyframes
     source:
@@ -18,6 +18,7 @@ Each row of each fetched table becomes a `VideoCandidate` with relpath
 label value is unknown stops the listing with the values found, because guessing a label
 would silently corrupt the dataset.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,17 @@ from vfcache.errors import StageError
 log = logging.getLogger(__name__)
 
 KEYFRAME_SOURCE_KEYS = {
-    "repo", "revision", "allow_patterns", "endpoint", "label_key", "fake_values", "real_values",
-    "generator_key", "real_generator", "group_key", "expected_size",
+    "repo",
+    "revision",
+    "allow_patterns",
+    "endpoint",
+    "label_key",
+    "fake_values",
+    "real_values",
+    "generator_key",
+    "real_generator",
+    "group_key",
+    "expected_size",
 }
 
 
@@ -48,8 +58,11 @@ def parquet_tables(raw_dir: Path) -> list[str]:
     found = []
     for folder, subdirs, files in os.walk(raw_dir):
         subdirs[:] = [d for d in subdirs if not d.startswith(".")]
-        found += [Path(folder, name).relative_to(raw_dir).as_posix() for name in files
-                  if name.endswith(".parquet") and not name.startswith(".")]
+        found += [
+            Path(folder, name).relative_to(raw_dir).as_posix()
+            for name in files
+            if name.endswith(".parquet") and not name.startswith(".")
+        ]
     return sorted(found)
 
 
@@ -63,7 +76,9 @@ class AegisKeyframesSource:
         self.real_values = options.strings("real_values", ("real",))
         both = set(self.fake_values) & set(self.real_values)
         if both:
-            raise options.error("real_values", sorted(both), "values not also listed in source.fake_values")
+            raise options.error(
+                "real_values", sorted(both), "values not also listed in source.fake_values"
+            )
         self.generator_key = options.string("generator_key", "generator")
         self.real_generator = options.string("real_generator", "real")
         self.group_key = options.string("group_key", None)
@@ -77,20 +92,34 @@ class AegisKeyframesSource:
 
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
         dest = self.raw_dir(root)
-        record, fetched = hf_fetch_once(self.repo, dest, revision=self.revision, allow_patterns=self.allow_patterns,
-                                        endpoint=self.endpoint, progress=progress)
+        record, fetched = hf_fetch_once(
+            self.repo,
+            dest,
+            revision=self.revision,
+            allow_patterns=self.allow_patterns,
+            endpoint=self.endpoint,
+            progress=progress,
+        )
         tables = [f.relpath for f in record.files if f.relpath.endswith(".parquet")]
         if not tables:
-            raise StageError(f"{self.repo}@{record.commit_sha} gave no parquet table into {dest} "
-                             f"(allow_patterns={self.allow_patterns}); AEGIS keyframes ship as data/*.parquet")
+            raise StageError(
+                f"{self.repo}@{record.commit_sha} gave no parquet table into {dest} "
+                f"(allow_patterns={self.allow_patterns}); AEGIS keyframes ship as data/*.parquet"
+            )
         import pyarrow.parquet as pq
 
         for relpath in tables:  # fail now, not at probe time, when the release changed shape
             check_schema(pq.read_schema(dest / relpath), dest / relpath)
         return FetchSummary(
-            dataset=self.config.name, raw_dir=str(dest), source=f"huggingface {self.repo}@{record.commit_sha}",
-            files=len(record.files), total_bytes=record.total_bytes, downloaded=None if fetched else 0,
-            failed=0, extracted_archives=0, up_to_date=not fetched,
+            dataset=self.config.name,
+            raw_dir=str(dest),
+            source=f"huggingface {self.repo}@{record.commit_sha}",
+            files=len(record.files),
+            total_bytes=record.total_bytes,
+            downloaded=None if fetched else 0,
+            failed=0,
+            extracted_archives=0,
+            up_to_date=not fetched,
             notes=(f"{len(tables)} parquet tables",),
         )
 
@@ -112,15 +141,25 @@ class AegisKeyframesSource:
         if self.group_key is not None:
             value = meta.get(self.group_key)
             if value is None or value == "":
-                raise StageError(f"{address}: meta_data has no {self.group_key!r} (source.group_key)")
+                raise StageError(
+                    f"{address}: meta_data has no {self.group_key!r} (source.group_key)"
+                )
             group = str(value)
-        return VideoCandidate(relpath=address, label=label, generator=generator, domain=self.config.domain,
-                              group=group, source_split=None)
+        return VideoCandidate(
+            relpath=address,
+            label=label,
+            generator=generator,
+            domain=self.config.domain,
+            group=group,
+            source_split=None,
+        )
 
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
         raw_dir = self.raw_dir(root)
         if not raw_dir.is_dir():
-            raise StageError(f"raw folder {raw_dir} does not exist; run `vfcache fetch {self.config.name}` first")
+            raise StageError(
+                f"raw folder {raw_dir} does not exist; run `vfcache fetch {self.config.name}` first"
+            )
         candidates, unknown = [], Counter()
         for table in parquet_tables(raw_dir):
             for row, meta in enumerate(read_meta_rows(raw_dir / table)):
@@ -131,12 +170,18 @@ class AegisKeyframesSource:
                     candidates.append(candidate)
         if unknown:
             raise StageError(
-                f"{sum(unknown.values())} keyframe rows below {raw_dir} have a meta_data {self.label_key!r} that is "
+                f"{sum(unknown.values())} keyframe rows below {raw_dir} have a meta_data "
+                f"{self.label_key!r} that is "
                 f"neither fake {list(self.fake_values)} nor real {list(self.real_values)}: "
-                f"{dict(unknown.most_common(5))}; set source.fake_values / source.real_values in {self.config.path}"
+                f"{dict(unknown.most_common(5))}; set source.fake_values / source.real_values in "
+                f"{self.config.path}"
             )
         unnamed = sum(1 for c in candidates if c.generator == "unknown")
         if unnamed:
-            log.warning("%d fake rows have no meta_data %r; their generator is 'unknown'", unnamed, self.generator_key)
+            log.warning(
+                "%d fake rows have no meta_data %r; their generator is 'unknown'",
+                unnamed,
+                self.generator_key,
+            )
         log.info("found %d keyframe rows below %s", len(candidates), raw_dir)
         return candidates

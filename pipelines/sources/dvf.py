@@ -8,7 +8,7 @@ folder the user downloaded by hand (the Google Drive / Baidu archives).
       revision: main        # with repo
       allow_patterns: null  # with repo
       endpoint: null        # with repo
-      splits_dir: null      # folder of train.json / val.json; default: the `splits` folder found below the data
+      splits_dir: null      # folder of train.json / val.json; default: the `splits` folder below
       test_classes: [videocrafter1, zeroscope, opensora, sora, pika, stablediffusion, stablevideo]
       keep_archives: true   # with path: keep the user's archives after extracting them
 
@@ -20,6 +20,7 @@ stops the listing; split entries without a file are counted and logged (the full
 known to lack some real videos). Archives are extracted in place, and zip members that fail
 their CRC (known damage in some `0_real.zip`) are skipped and recorded in the marker.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,35 +48,57 @@ from vfcache.errors import StageError
 log = logging.getLogger(__name__)
 
 DVF_SOURCE_KEYS = {
-    "repo", "path", "revision", "allow_patterns", "endpoint", "splits_dir", "test_classes", "keep_archives",
-    "extensions", "expected_size",
+    "repo",
+    "path",
+    "revision",
+    "allow_patterns",
+    "endpoint",
+    "splits_dir",
+    "test_classes",
+    "keep_archives",
+    "extensions",
+    "expected_size",
 }
 LABEL_FOLDERS = {"0_real": LABEL_REAL, "1_fake": LABEL_FAKE}
-TEST_CLASSES = ("videocrafter1", "zeroscope", "opensora", "sora", "pika", "stablediffusion", "stablevideo")
+TEST_CLASSES = (
+    "videocrafter1",
+    "zeroscope",
+    "opensora",
+    "sora",
+    "pika",
+    "stablediffusion",
+    "stablevideo",
+)
 SPLIT_FILES = {"train": "train.json", "val": "val.json"}
 
 
 def parse_dvf_path(relpath: str) -> Optional[tuple[str, str, str]]:
-    """(class, label folder, path below the label folder) for `.../<class>/<0_real|1_fake>/<rest>`."""
+    """(class, label folder, path below it) for `.../<class>/<0_real|1_fake>/<rest>`."""
     parts = relpath.split("/")
     for index in range(len(parts) - 2, 0, -1):
         if parts[index] in LABEL_FOLDERS:
-            return parts[index - 1], parts[index], "/".join(parts[index + 1:])
+            return parts[index - 1], parts[index], "/".join(parts[index + 1 :])
     return None
 
 
 def read_split_file(path: Path) -> dict[tuple[str, str], int]:
-    """{(class, "0_real/x.mp4"): label} from an official DVF split file; raises StageError when malformed."""
+    """{(class, "0_real/x.mp4"): label} from an official DVF split file; StageError if malformed."""
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise StageError(f"{path}: unreadable DVF split file ({err})") from err
     if not isinstance(payload, dict):
-        raise StageError(f"{path}: expected {{class: {{\"0_real/x.mp4\": 0, ...}}}}, found a {type(payload).__name__}")
+        raise StageError(
+            f'{path}: expected {{class: {{"0_real/x.mp4": 0, ...}}}}, '
+            f"found a {type(payload).__name__}"
+        )
     entries = {}
     for klass, videos in payload.items():
         if not isinstance(videos, dict):
-            raise StageError(f"{path}: class {klass!r} maps to a {type(videos).__name__}, expected {{path: label}}")
+            raise StageError(
+                f"{path}: class {klass!r} maps to a {type(videos).__name__}, "
+                "expected {path: label}"
+            )
         for video, label in videos.items():
             if label not in (LABEL_REAL, LABEL_FAKE) or isinstance(label, bool):
                 raise StageError(f"{path}: {klass}/{video} has label {label!r}, expected 0 or 1")
@@ -89,8 +112,11 @@ class DvfSource:
         self.config = config
         repo, path = config.source.get("repo"), config.source.get("path")
         if (repo is None) == (path is None):
-            raise options.error("repo" if repo is not None else "path", repo or path,
-                                "exactly one of source.repo (a Hub dataset repo) or source.path (a local folder)")
+            raise options.error(
+                "repo" if repo is not None else "path",
+                repo or path,
+                "exactly one of source.repo (a Hub dataset repo) or source.path (a local folder)",
+            )
         self.repo = self.revision = self.allow_patterns = self.endpoint = None
         self.folder: Optional[Path] = None
         if repo is not None:
@@ -116,27 +142,56 @@ class DvfSource:
         dest = self.raw_dir(root)
         notes = []
         if self.repo is not None:
-            record, fetched = hf_fetch_once(self.repo, dest, revision=self.revision,
-                                            allow_patterns=self.allow_patterns, endpoint=self.endpoint,
-                                            progress=progress)
-            origin, downloaded, remove = f"huggingface {self.repo}@{record.commit_sha}", None if fetched else 0, True
+            record, fetched = hf_fetch_once(
+                self.repo,
+                dest,
+                revision=self.revision,
+                allow_patterns=self.allow_patterns,
+                endpoint=self.endpoint,
+                progress=progress,
+            )
+            origin, downloaded, remove = (
+                f"huggingface {self.repo}@{record.commit_sha}",
+                None if fetched else 0,
+                True,
+            )
         else:
             if not dest.is_dir():
-                raise StageError(f"DVF folder {dest} (source.path of {self.config.path}) does not exist; download "
-                                 "the archives from the MM-Det Google Drive or Baidu links into it first")
+                raise StageError(
+                    f"DVF folder {dest} (source.path of {self.config.path}) does not exist; "
+                    "download "
+                    "the archives from the MM-Det Google Drive or Baidu links into it first"
+                )
             origin, downloaded, remove, fetched = f"local {dest}", 0, not self.keep_archives, False
-        archives = first_volumes(sorted(p for p in dest.rglob("*") if not _hidden(p.relative_to(dest))))
+        archives = first_volumes(
+            sorted(p for p in dest.rglob("*") if not _hidden(p.relative_to(dest)))
+        )
         if self.repo is None:
-            record = update_fetch_record(dest, source="local", repo_id=str(dest), revision="", endpoint="",
-                                         relpaths=[a.relative_to(dest).as_posix() for a in archives])
-        extracted = extract_in_place(archives, remove_archive=remove, on_corrupt_member="skip", progress=progress)
+            record = update_fetch_record(
+                dest,
+                source="local",
+                repo_id=str(dest),
+                revision="",
+                endpoint="",
+                relpaths=[a.relative_to(dest).as_posix() for a in archives],
+            )
+        extracted = extract_in_place(
+            archives, remove_archive=remove, on_corrupt_member="skip", progress=progress
+        )
         if extracted:
             notes.append(f"extracted {len(extracted)} archives")
         self.split_entries(root)  # the official splits must be there before anything is probed
         return FetchSummary(
-            dataset=self.config.name, raw_dir=str(dest), source=origin, files=len(record.files),
-            total_bytes=record.total_bytes, downloaded=downloaded, failed=0, extracted_archives=len(extracted),
-            up_to_date=not fetched and not extracted, notes=tuple(notes),
+            dataset=self.config.name,
+            raw_dir=str(dest),
+            source=origin,
+            files=len(record.files),
+            total_bytes=record.total_bytes,
+            downloaded=downloaded,
+            failed=0,
+            extracted_archives=len(extracted),
+            up_to_date=not fetched and not extracted,
+            notes=tuple(notes),
         )
 
     def _find_splits_dir(self, raw_dir: Path) -> Path:
@@ -144,13 +199,20 @@ class DvfSource:
             folder = self.splits_dir if self.splits_dir.is_absolute() else raw_dir / self.splits_dir
             candidates = [folder] if (folder / SPLIT_FILES["train"]).is_file() else []
         else:
-            candidates = sorted({p.parent for p in raw_dir.rglob(SPLIT_FILES["train"])
-                                 if p.parent.name == "splits" and not _hidden(p.relative_to(raw_dir))})
+            candidates = sorted(
+                {
+                    p.parent
+                    for p in raw_dir.rglob(SPLIT_FILES["train"])
+                    if p.parent.name == "splits" and not _hidden(p.relative_to(raw_dir))
+                }
+            )
         if len(candidates) != 1:
             where = self.splits_dir or f"a `splits` folder below {raw_dir}"
             found = f"found {[str(c) for c in candidates]}" if candidates else "found none"
-            raise StageError(f"DVF's official splits (train.json, val.json) are expected in {where}; {found}. "
-                             "Put the MM-Det split files there or set source.splits_dir")
+            raise StageError(
+                f"DVF's official splits (train.json, val.json) are expected in {where}; {found}. "
+                "Put the MM-Det split files there or set source.splits_dir"
+            )
         return candidates[0]
 
     def split_entries(self, root: DataRoot) -> dict[str, dict[tuple[str, str], int]]:
@@ -159,13 +221,17 @@ class DvfSource:
         parts = {part: read_split_file(folder / name) for part, name in SPLIT_FILES.items()}
         both = sorted(set(parts["train"]) & set(parts["val"]))
         if both:
-            raise StageError(f"{folder}: {len(both)} videos are in both train.json and val.json, e.g. {both[:3]}")
+            raise StageError(
+                f"{folder}: {len(both)} videos are in both train.json and val.json, e.g. {both[:3]}"
+            )
         return parts
 
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
         raw_dir = self.raw_dir(root)
         if not raw_dir.is_dir():
-            raise StageError(f"raw folder {raw_dir} does not exist; run `vfcache fetch {self.config.name}` first")
+            raise StageError(
+                f"raw folder {raw_dir} does not exist; run `vfcache fetch {self.config.name}` first"
+            )
         official = self.split_entries(root)
         split_of = {key: part for part, entries in official.items() for key in entries}
         candidates, unmatched, disagree = [], [], []
@@ -183,14 +249,26 @@ class DvfSource:
             if part is None and klass in self.test_classes:
                 part = "test"
             stem = rest.rsplit(".", 1)[0]
-            candidates.append(VideoCandidate(relpath=relpath, label=label, generator=klass, domain=self.config.domain,
-                                             group=f"{klass}/{label_folder}/{stem}", source_split=part))
+            candidates.append(
+                VideoCandidate(
+                    relpath=relpath,
+                    label=label,
+                    generator=klass,
+                    domain=self.config.domain,
+                    group=f"{klass}/{label_folder}/{stem}",
+                    source_split=part,
+                )
+            )
         if unmatched:
-            raise StageError(f"{len(unmatched)} video files below {raw_dir} are not in <class>/0_real or "
-                             f"<class>/1_fake, e.g. {unmatched[:5]}")
+            raise StageError(
+                f"{len(unmatched)} video files below {raw_dir} are not in <class>/0_real or "
+                f"<class>/1_fake, e.g. {unmatched[:5]}"
+            )
         if disagree:
-            raise StageError(f"{len(disagree)} videos sit in a label folder that their official split file "
-                             f"contradicts, e.g. {disagree[:5]}")
+            raise StageError(
+                f"{len(disagree)} videos sit in a label folder that their official split file "
+                f"contradicts, e.g. {disagree[:5]}"
+            )
         self._log_missing(candidates, official)
         return candidates
 
@@ -205,8 +283,12 @@ class DvfSource:
                 if key not in present:
                     missing[part] += 1
         if missing:
-            log.warning("DVF: official split entries without a video file: %s (the release is known to lack "
-                        "some real videos; they are left out)", dict(missing))
+            log.warning(
+                "DVF: official split entries without a video file: %s (the release is known "
+                "to lack "
+                "some real videos; they are left out)",
+                dict(missing),
+            )
 
 
 def _hidden(relative: Path) -> bool:

@@ -9,9 +9,9 @@
       archives:                                  # downloaded, then extracted in place
         - files: [GenVideo-Val.zip]              # Real/ and Fake/<Generator>/ inside
         - files: [Real_part_aa, Real_part_ab]    # volumes of one set, in order
-          into: train                            # subfolder of the raw folder (default: the raw folder)
+          into: train                            # subfolder of the raw folder (default: none)
           label: real                            # every file of this archive is real / fake ...
-          generator: youku                       # ... from this generator (default for real: real_generator)
+          generator: youku                       # ... from this generator (real: real_generator)
       checksums: {GenVideo-Val.zip: <sha256>}    # optional, per file
       real_folders: [Real]
       fake_folders: [Fake]
@@ -26,6 +26,7 @@ fake and the next folder is its generator. Anything else stops the listing with 
 Each video is its own leakage group. GenVideo ships no split: splits are ours (the preset).
 Archives whose extraction marker exists are not downloaded again.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,8 +52,19 @@ from vfcache.errors import StageError
 log = logging.getLogger(__name__)
 
 GENVIDEO_SOURCE_KEYS = {
-    "base_url", "repo", "revision", "url_template", "archives", "checksums", "real_folders", "fake_folders",
-    "real_generator", "concurrency", "retries", "extensions", "expected_size",
+    "base_url",
+    "repo",
+    "revision",
+    "url_template",
+    "archives",
+    "checksums",
+    "real_folders",
+    "fake_folders",
+    "real_generator",
+    "concurrency",
+    "retries",
+    "extensions",
+    "expected_size",
 }
 ARCHIVE_KEYS = {"files", "into", "label", "generator"}
 DEFAULT_TEMPLATE = "{base_url}/{file}"
@@ -68,10 +80,14 @@ class ArchiveSpec:
         if isinstance(files, str):
             files = [files]
         if not (isinstance(files, list) and files and all(isinstance(f, str) and f for f in files)):
-            raise options.error(f"{field}.files", files, "a file name or a list of volume names in order")
+            raise options.error(
+                f"{field}.files", files, "a file name or a list of volume names in order"
+            )
         for name in files:
             if "/" in name or name.startswith("."):
-                raise options.error(f"{field}.files", name, "plain file names (no folders, not hidden)")
+                raise options.error(
+                    f"{field}.files", name, "plain file names (no folders, not hidden)"
+                )
         self.files = tuple(files)
         into = entry.get("into") or ""
         if not isinstance(into, str) or ".." in PurePosixPath(into).parts or into.startswith("/"):
@@ -108,22 +124,33 @@ class GenVideoSource:
         try:
             self.url_template.format(base_url="b", repo="r", revision="v", file="f")
         except (KeyError, IndexError, ValueError) as err:
-            raise options.error("url_template", self.url_template,
-                                "a template using only {base_url}, {repo}, {revision}, {file}") from err
+            raise options.error(
+                "url_template",
+                self.url_template,
+                "a template using only {base_url}, {repo}, {revision}, {file}",
+            ) from err
         self.real_generator = options.string("real_generator", "msrvtt")
         entries = options.records("archives", ARCHIVE_KEYS, required=("files",))
-        self.archives = [ArchiveSpec(entry, i, options, self.real_generator) for i, entry in enumerate(entries)]
+        self.archives = [
+            ArchiveSpec(entry, i, options, self.real_generator) for i, entry in enumerate(entries)
+        ]
         names = [archive.relpath(name) for archive in self.archives for name in archive.files]
         if len(set(names)) != len(names):
             raise options.error("archives", names, "each file listed once")
         self.checksums = options.mapping("checksums", {})
         for name, digest in self.checksums.items():
-            if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest.lower())):
+            if not (
+                isinstance(digest, str)
+                and len(digest) == 64
+                and all(c in "0123456789abcdef" for c in digest.lower())
+            ):
                 raise options.error(f"checksums.{name}", digest, "a hex sha256")
         self.real_folders = options.strings("real_folders", ("Real",))
         self.fake_folders = options.strings("fake_folders", ("Fake",))
         if set(self.real_folders) & set(self.fake_folders):
-            raise options.error("fake_folders", self.fake_folders, "names not also in source.real_folders")
+            raise options.error(
+                "fake_folders", self.fake_folders, "names not also in source.real_folders"
+            )
         self.concurrency = options.integer("concurrency", 2, minimum=1)
         self.retries = options.integer("retries", 5, minimum=0)
         self.extensions = extensions_option(options, "extensions", VIDEO_EXTENSIONS)
@@ -137,7 +164,9 @@ class GenVideoSource:
         return root.raw_dir(self.config.name)
 
     def url(self, name: str) -> str:
-        return self.url_template.format(base_url=self.base_url, repo=self.repo, revision=self.revision, file=name)
+        return self.url_template.format(
+            base_url=self.base_url, repo=self.repo, revision=self.revision, file=name
+        )
 
     def _pending(self, raw_dir: Path) -> list[DownloadItem]:
         items = []
@@ -145,27 +174,53 @@ class GenVideoSource:
             extracted = extracted_volume_names(archive.folder(raw_dir))
             for name in archive.files:
                 if name not in extracted:
-                    items.append(DownloadItem(self.url(name), archive.relpath(name), sha256=self.checksums.get(name)))
+                    items.append(
+                        DownloadItem(
+                            self.url(name), archive.relpath(name), sha256=self.checksums.get(name)
+                        )
+                    )
         return items
 
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
         raw_dir = self.raw_dir(root)
         items = self._pending(raw_dir)
-        report = download_files(items, raw_dir, concurrency=self.concurrency, retries=self.retries, progress=progress)
+        report = download_files(
+            items, raw_dir, concurrency=self.concurrency, retries=self.retries, progress=progress
+        )
         relpaths = [archive.relpath(name) for archive in self.archives for name in archive.files]
-        record = update_fetch_record(raw_dir, source="http", repo_id=self.repo or self.base_url,
-                                     revision=self.revision, endpoint=self.base_url, relpaths=relpaths)
+        record = update_fetch_record(
+            raw_dir,
+            source="http",
+            repo_id=self.repo or self.base_url,
+            revision=self.revision,
+            endpoint=self.base_url,
+            relpaths=relpaths,
+        )
         if report.failed:
             failed = ", ".join(f"{o.relpath} ({o.reason})" for o in report.failed[:5])
-            raise FetchError(f"{len(report.failed)} GenVideo archives could not be downloaded: {failed}; the list is "
-                             f"in {report.failures_path}; re-run `vfcache fetch {self.config.name}` to resume")
+            raise FetchError(
+                f"{len(report.failed)} GenVideo archives could not be downloaded: {failed}; "
+                "the list is "
+                f"in {report.failures_path}; re-run `vfcache fetch {self.config.name}` to resume"
+            )
         firsts = [archive.folder(raw_dir) / archive.files[0] for archive in self.archives]
-        extracted = extract_in_place([p for p in firsts if p.is_file()], remove_archive=True,
-                                     on_corrupt_member="raise", progress=progress)
+        extracted = extract_in_place(
+            [p for p in firsts if p.is_file()],
+            remove_archive=True,
+            on_corrupt_member="raise",
+            progress=progress,
+        )
         return FetchSummary(
-            dataset=self.config.name, raw_dir=str(raw_dir), source=f"http {self.describe()}", files=len(record.files),
-            total_bytes=record.total_bytes, downloaded=len(report.ok), failed=0, extracted_archives=len(extracted),
-            up_to_date=not items and not extracted, failures_path=str(report.failures_path),
+            dataset=self.config.name,
+            raw_dir=str(raw_dir),
+            source=f"http {self.describe()}",
+            files=len(record.files),
+            total_bytes=record.total_bytes,
+            downloaded=len(report.ok),
+            failed=0,
+            extracted_archives=len(extracted),
+            up_to_date=not items and not extracted,
+            failures_path=str(report.failures_path),
         )
 
     def _declared_labels(self, raw_dir: Path) -> dict[str, tuple[int, str]]:
@@ -195,7 +250,9 @@ class GenVideoSource:
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
         raw_dir = self.raw_dir(root)
         if not raw_dir.is_dir():
-            raise StageError(f"raw folder {raw_dir} does not exist; run `vfcache fetch {self.config.name}` first")
+            raise StageError(
+                f"raw folder {raw_dir} does not exist; run `vfcache fetch {self.config.name}` first"
+            )
         declared = self._declared_labels(raw_dir)
         candidates, unlabelled = [], []
         for relpath in walk_video_files(raw_dir, self.extensions):
@@ -204,12 +261,20 @@ class GenVideoSource:
                 unlabelled.append(relpath)
                 continue
             label, generator = labelled
-            candidates.append(VideoCandidate(relpath=relpath, label=label, generator=generator,
-                                             domain=self.config.domain, group=relpath.rsplit(".", 1)[0]))
+            candidates.append(
+                VideoCandidate(
+                    relpath=relpath,
+                    label=label,
+                    generator=generator,
+                    domain=self.config.domain,
+                    group=relpath.rsplit(".", 1)[0],
+                )
+            )
         if unlabelled:
             raise StageError(
-                f"{len(unlabelled)} videos below {raw_dir} are neither below a real folder {list(self.real_folders)} "
-                f"nor in a generator folder below a fake folder {list(self.fake_folders)}, nor from an archive that "
+                f"{len(unlabelled)} videos below {raw_dir} are neither below a real folder "
+                f"{list(self.real_folders)} nor in a generator folder below a fake folder "
+                f"{list(self.fake_folders)}, nor from an archive that "
                 f"declares its label: {unlabelled[:5]}"
             )
         log.info("found %d GenVideo videos below %s", len(candidates), raw_dir)

@@ -13,6 +13,7 @@ by the config's layout rule.
 `pipelines.fetch.hf`), and a re-run with the same request is a no-op that needs no network.
 The token comes from the usual place (`HF_TOKEN` or the stored login).
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,14 +31,23 @@ log = logging.getLogger(__name__)
 HF_SOURCE_KEYS = {"repo", "revision", "allow_patterns", "endpoint", "extensions", "expected_size"}
 
 
-def hub_location(options: SourceOptions, *, repo_key: str = "repo", revision_key: str = "revision",
-                 patterns_key: str = "allow_patterns") -> tuple[str, str, object, object]:
+def hub_location(
+    options: SourceOptions,
+    *,
+    repo_key: str = "repo",
+    revision_key: str = "revision",
+    patterns_key: str = "allow_patterns",
+) -> tuple[str, str, object, object]:
     """(repo, revision, allow_patterns, endpoint) from the keys every Hub-backed kind shares."""
     repo = options.string(repo_key)
     if repo.count("/") != 1 or repo.startswith("/") or repo.endswith("/"):
         raise options.error(repo_key, repo, "a dataset repo id of the form owner/name")
-    return (repo, options.string(revision_key, "main"), options.strings(patterns_key, None),
-            options.url("endpoint", None))
+    return (
+        repo,
+        options.string(revision_key, "main"),
+        options.strings(patterns_key, None),
+        options.url("endpoint", None),
+    )
 
 
 class HuggingFaceSource:
@@ -58,14 +68,31 @@ class HuggingFaceSource:
 
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
         dest = self.raw_dir(root)
-        record, fetched = hf_fetch_once(self.repo, dest, revision=self.revision, allow_patterns=self.allow_patterns,
-                                        endpoint=self.endpoint, progress=progress)
+        record, fetched = hf_fetch_once(
+            self.repo,
+            dest,
+            revision=self.revision,
+            allow_patterns=self.allow_patterns,
+            endpoint=self.endpoint,
+            progress=progress,
+        )
         return FetchSummary(
-            dataset=self.config.name, raw_dir=str(dest), source=f"huggingface {self.repo}@{record.commit_sha}",
-            files=len(record.files), total_bytes=record.total_bytes,
-            downloaded=None if fetched else 0, failed=0, extracted_archives=0, up_to_date=not fetched,
+            dataset=self.config.name,
+            raw_dir=str(dest),
+            source=f"huggingface {self.repo}@{record.commit_sha}",
+            files=len(record.files),
+            total_bytes=record.total_bytes,
+            downloaded=None if fetched else 0,
+            failed=0,
+            extracted_archives=0,
+            up_to_date=not fetched,
         )
 
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
-        return candidates_from_layout(self.raw_dir(root), self.config.layout, dataset=self.config.name,
-                                      default_domain=self.config.domain, extensions=self.extensions)
+        return candidates_from_layout(
+            self.raw_dir(root),
+            self.config.layout,
+            dataset=self.config.name,
+            default_domain=self.config.domain,
+            extensions=self.extensions,
+        )

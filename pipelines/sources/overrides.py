@@ -6,6 +6,7 @@ mirror, the GenVideo base URL, the FaceForensics++ server of the email), and
 `--accept-terms` records the user's acceptance for kinds whose download is conditional on
 terms (FaceForensics++). The result is validated like a config file.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,15 +30,20 @@ SERVER_KEYS = {
 TERMS_KINDS = frozenset({"ffpp"})
 
 
-def apply_fetch_options(config: DatasetConfig, *, server: Optional[str] = None,
-                        accept_terms: bool = False) -> DatasetConfig:
+def apply_fetch_options(
+    config: DatasetConfig, *, server: Optional[str] = None, accept_terms: bool = False
+) -> DatasetConfig:
     """`config` with `--server` / `--accept-terms` applied; raises ConfigError naming the option."""
     source = dict(config.source)
     if server is not None:
         key = SERVER_KEYS.get(config.kind)
         if key is None:
-            raise ConfigError("--server", "server", server,
-                              f"no --server for kind {config.kind!r}; it applies to kinds {sorted(SERVER_KEYS)}")
+            raise ConfigError(
+                "--server",
+                "server",
+                server,
+                f"no --server for kind {config.kind!r}; it applies to kinds {sorted(SERVER_KEYS)}",
+            )
         if not server.startswith(("http://", "https://")):
             raise ConfigError("--server", "server", server, "an http:// or https:// URL")
         source[key] = server.rstrip("/")
@@ -45,8 +51,11 @@ def apply_fetch_options(config: DatasetConfig, *, server: Optional[str] = None,
         if config.kind in TERMS_KINDS:
             source["accept_terms"] = True
         else:
-            log.info("--accept-terms has no effect for %s (kind %s): its download is not conditional on a form",
-                     config.name, config.kind)
+            log.info(
+                "--accept-terms has no effect for %s (kind %s): its download needs no form",
+                config.name,
+                config.kind,
+            )
     updated = dataclasses.replace(config, source=source)
     get_source(updated)  # validates the result the same way as a config file
     return updated

@@ -4,6 +4,7 @@
 split folders) and never the network, so it answers instantly; `format_status_table` prints
 one row per dataset and cache spec, then the source and terms of each dataset.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,12 +71,24 @@ def spec_status(spec_dir: Path) -> SpecStatus:
     videos = spec_dir / "videos.parquet"
     videos_ok = None
     if videos.is_file():
-        videos_ok = sum(1 for s in pq.read_table(videos, columns=["status"]).column(0).to_pylist() if s == STATUS_OK)
+        videos_ok = sum(
+            1
+            for s in pq.read_table(videos, columns=["status"]).column(0).to_pylist()
+            if s == STATUS_OK
+        )
     splits_dir = spec_dir / "splits"
-    splits = tuple(sorted(p.name for p in splits_dir.iterdir() if (p / "split.json").is_file())) \
-        if splits_dir.is_dir() else ()
-    return SpecStatus(spec_name=spec_dir.name, videos=_rows(videos), videos_ok=videos_ok,
-                      clips=_rows(spec_dir / "clips.parquet"), splits=splits)
+    splits = (
+        tuple(sorted(p.name for p in splits_dir.iterdir() if (p / "split.json").is_file()))
+        if splits_dir.is_dir()
+        else ()
+    )
+    return SpecStatus(
+        spec_name=spec_dir.name,
+        videos=_rows(videos),
+        videos_ok=videos_ok,
+        clips=_rows(spec_dir / "clips.parquet"),
+        splits=splits,
+    )
 
 
 def one_status(root: DataRoot, name: str) -> DatasetStatus:
@@ -83,22 +96,44 @@ def one_status(root: DataRoot, name: str) -> DatasetStatus:
         config = load_dataset_config(name)
         source = get_source(config)
     except VfcacheError as err:
-        return DatasetStatus(name=name, kind="?", source="", expected_size="", terms="", raw_dir="", fetched=False,
-                             fetched_files=0, fetched_bytes=0, disk_bytes=0, revision="", error=str(err))
+        return DatasetStatus(
+            name=name,
+            kind="?",
+            source="",
+            expected_size="",
+            terms="",
+            raw_dir="",
+            fetched=False,
+            fetched_files=0,
+            fetched_bytes=0,
+            disk_bytes=0,
+            revision="",
+            error=str(err),
+        )
     raw_dir = Path(source.raw_dir(root))
     record = read_record_or_none(raw_dir)
     present = raw_dir.is_dir() and any(raw_dir.iterdir())
     fetched = record is not None or (config.kind in GENERATED_KINDS and present)
     cache_root = root.path / "cache" / name
-    specs = tuple(spec_status(d) for d in sorted(cache_root.iterdir()) if (d / "spec.json").is_file()) \
-        if cache_root.is_dir() else ()
+    specs = (
+        tuple(spec_status(d) for d in sorted(cache_root.iterdir()) if (d / "spec.json").is_file())
+        if cache_root.is_dir()
+        else ()
+    )
     describe = getattr(source, "describe", None)
     return DatasetStatus(
-        name=name, kind=config.kind, source=describe() if describe else config.kind,
-        expected_size=getattr(source, "expected_size", ""), terms=config.terms, raw_dir=str(raw_dir),
-        fetched=fetched, fetched_files=len(record.files) if record else 0,
-        fetched_bytes=record.total_bytes if record else 0, disk_bytes=folder_bytes(raw_dir) if present else 0,
-        revision=(record.commit_sha or record.revision) if record else "", specs=specs,
+        name=name,
+        kind=config.kind,
+        source=describe() if describe else config.kind,
+        expected_size=getattr(source, "expected_size", ""),
+        terms=config.terms,
+        raw_dir=str(raw_dir),
+        fetched=fetched,
+        fetched_files=len(record.files) if record else 0,
+        fetched_bytes=record.total_bytes if record else 0,
+        disk_bytes=folder_bytes(raw_dir) if present else 0,
+        revision=(record.commit_sha or record.revision) if record else "",
+        specs=specs,
     )
 
 
@@ -117,8 +152,12 @@ def human_bytes(count: int) -> str:
 
 
 def format_status_table(statuses: list[DatasetStatus]) -> str:
-    """A table (dataset, kind, fetched, on disk, probed, clips, splits per spec), then source and terms."""
-    header = f"{'dataset':18}{'kind':17}{'fetched':9}{'on disk':>11}  {'spec':20}{'probed':>13}{'clips':>8}  splits"
+    """A table (dataset, kind, fetched, on disk, then per spec: probed, clips, splits), then the
+    source, disk needed and terms of each dataset."""
+    header = (
+        f"{'dataset':18}{'kind':17}{'fetched':9}{'on disk':>11}  "
+        f"{'spec':20}{'probed':>13}{'clips':>8}  splits"
+    )
     lines = [header, "-" * len(header)]
     for status in statuses:
         fetched = "error" if status.error else ("yes" if status.fetched else "no")
@@ -132,7 +171,10 @@ def format_status_table(statuses: list[DatasetStatus]) -> str:
                 continue
             probed = f"{spec.videos_ok}/{spec.videos} ok" if spec.videos is not None else "-"
             clips = str(spec.clips) if spec.clips is not None else "-"
-            lines.append(f"{prefix}{spec.spec_name:20}{probed:>13}{clips:>8}  {', '.join(spec.splits) or '-'}")
+            lines.append(
+                f"{prefix}{spec.spec_name:20}{probed:>13}{clips:>8}  "
+                f"{', '.join(spec.splits) or '-'}"
+            )
     lines.append("")
     for status in statuses:
         if status.error:
@@ -140,8 +182,11 @@ def format_status_table(statuses: list[DatasetStatus]) -> str:
             continue
         lines.append(f"{status.name}: {status.source}")
         if status.fetched and status.fetched_files:
-            lines.append(f"    fetched: {status.fetched_files} files, {human_bytes(status.fetched_bytes)}"
-                         + (f", revision {status.revision}" if status.revision else "") + f" into {status.raw_dir}")
+            lines.append(
+                f"    fetched: {status.fetched_files} files, {human_bytes(status.fetched_bytes)}"
+                + (f", revision {status.revision}" if status.revision else "")
+                + f" into {status.raw_dir}"
+            )
         if status.expected_size:
             lines.append(f"    disk needed: {status.expected_size}")
         if status.terms:

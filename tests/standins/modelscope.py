@@ -6,6 +6,7 @@ its own client builds). `modelscope_route` maps such a request to `<namespace>/<
 below an `HttpFileServer` root, so the stand-in answers the same URLs with Range support and
 fault injection; any other URL is a 404.
 """
+
 from __future__ import annotations
 
 import re
