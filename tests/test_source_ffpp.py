@@ -116,7 +116,7 @@ def test_a_fake_whose_ids_are_not_a_pair_is_refused(ffpp_server, tmp_path):
     source.fetch(root, progress=False)
     stray = root.raw_dir("ffpp") / "manipulated_sequences/Deepfakes/c23/videos/000_004.mp4"
     stray.write_bytes(b"x")
-    with pytest.raises(StageError, match="000_004.mp4: ids .* do not belong to one pair"):
+    with pytest.raises(StageError, match="000_004.mp4: ids .* are not one pair"):
         source.list_videos(root)
 
 

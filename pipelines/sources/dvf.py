@@ -140,58 +140,35 @@ class DvfSource:
 
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
         dest = self.raw_dir(root)
-        notes = []
         if self.repo is not None:
             record, fetched = hf_fetch_once(
-                self.repo,
-                dest,
-                revision=self.revision,
-                allow_patterns=self.allow_patterns,
-                endpoint=self.endpoint,
-                progress=progress,
+                self.repo, dest, revision=self.revision, allow_patterns=self.allow_patterns,
+                endpoint=self.endpoint, progress=progress,
             )
-            origin, downloaded, remove = (
-                f"huggingface {self.repo}@{record.commit_sha}",
-                None if fetched else 0,
-                True,
+            origin = f"huggingface {self.repo}@{record.commit_sha}"
+        elif not dest.is_dir():
+            raise StageError(
+                f"DVF folder {dest} (source.path of {self.config.path}) does not exist; download "
+                "the archives from the MM-Det Google Drive or Baidu links into it first"
             )
         else:
-            if not dest.is_dir():
-                raise StageError(
-                    f"DVF folder {dest} (source.path of {self.config.path}) does not exist; "
-                    "download "
-                    "the archives from the MM-Det Google Drive or Baidu links into it first"
-                )
-            origin, downloaded, remove, fetched = f"local {dest}", 0, not self.keep_archives, False
-        archives = first_volumes(
-            sorted(p for p in dest.rglob("*") if not _hidden(p.relative_to(dest)))
-        )
-        if self.repo is None:
+            fetched, origin = False, f"local {dest}"
+        visible = sorted(p for p in dest.rglob("*") if not _hidden(p.relative_to(dest)))
+        archives = first_volumes(visible)
+        if self.repo is None:  # the user's download: record the archives as found
+            relpaths = [a.relative_to(dest).as_posix() for a in archives]
             record = update_fetch_record(
-                dest,
-                source="local",
-                repo_id=str(dest),
-                revision="",
-                endpoint="",
-                relpaths=[a.relative_to(dest).as_posix() for a in archives],
+                dest, source="local", repo_id=str(dest), revision="", endpoint="", relpaths=relpaths
             )
+        remove = self.repo is not None or not self.keep_archives
         extracted = extract_in_place(
             archives, remove_archive=remove, on_corrupt_member="skip", progress=progress
         )
-        if extracted:
-            notes.append(f"extracted {len(extracted)} archives")
         self.split_entries(root)  # the official splits must be there before anything is probed
         return FetchSummary(
-            dataset=self.config.name,
-            raw_dir=str(dest),
-            source=origin,
-            files=len(record.files),
-            total_bytes=record.total_bytes,
-            downloaded=downloaded,
-            failed=0,
-            extracted_archives=len(extracted),
-            up_to_date=not fetched and not extracted,
-            notes=tuple(notes),
+            dataset=self.config.name, raw_dir=str(dest), source=origin, files=len(record.files),
+            total_bytes=record.total_bytes, downloaded=None if fetched else 0, failed=0,
+            extracted_archives=len(extracted), up_to_date=not fetched and not extracted,
         )
 
     def _find_splits_dir(self, raw_dir: Path) -> Path:
@@ -285,8 +262,7 @@ class DvfSource:
         if missing:
             log.warning(
                 "DVF: official split entries without a video file: %s (the release is known "
-                "to lack "
-                "some real videos; they are left out)",
+                "to lack some real videos; they are left out)",
                 dict(missing),
             )
 

@@ -166,8 +166,7 @@ class FfppSource:
             failed = ", ".join(f"{o.relpath} ({o.reason})" for o in report.failed[:5])
             raise FetchError(
                 f"{len(report.failed)} FaceForensics++ {what} could not be downloaded: {failed}; "
-                "the list "
-                f"is in {report.failures_path}; check the server URL and re-run to resume"
+                f"the list is in {report.failures_path}; check the server URL and re-run to resume"
             )
         return report
 
@@ -266,8 +265,7 @@ class FfppSource:
             pairs = {pair_of.get(i) for i in ids}
             if None in pairs or len(pairs) != 1 or len(ids) not in (1, 2):
                 raise StageError(
-                    f"{relpath}: ids {ids} do not belong to one pair of the FaceForensics++ "
-                    "file list"
+                    f"{relpath}: ids {ids} are not one pair of the FaceForensics++ file list"
                 )
             group = pairs.pop()
             split = split_of.get(group)

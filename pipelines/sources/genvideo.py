@@ -199,9 +199,8 @@ class GenVideoSource:
         if report.failed:
             failed = ", ".join(f"{o.relpath} ({o.reason})" for o in report.failed[:5])
             raise FetchError(
-                f"{len(report.failed)} GenVideo archives could not be downloaded: {failed}; "
-                "the list is "
-                f"in {report.failures_path}; re-run `vfcache fetch {self.config.name}` to resume"
+                f"{len(report.failed)} GenVideo archives could not be downloaded: {failed}; see "
+                f"{report.failures_path}; re-run `vfcache fetch {self.config.name}` to resume"
             )
         firsts = [archive.folder(raw_dir) / archive.files[0] for archive in self.archives]
         extracted = extract_in_place(

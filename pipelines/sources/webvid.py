@@ -191,8 +191,7 @@ class WebVidSource:
         missing = len(report.failed) + sum(1 for o in report.skipped if o.permanent)
         notes = (
             f"{len(rows)} videos selected, {len(rows) - missing} on disk; {permanent} answered "
-            "403/404 or "
-            "similar (recorded, not asked again)",
+            "403/404 or similar (recorded, not asked again)",
         )
         return FetchSummary(
             dataset=self.config.name,
