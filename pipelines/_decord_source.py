@@ -4,13 +4,13 @@ decord 0.6 numbers frames by sorting all packets by pts, as probe does, but it m
 packets probe leaves out (discarded ones) and reports float32 times relative to the stream
 start; so each needed frame is mapped to decord's index by time and checked, never assumed.
 decord applies rotation itself when its bundled FFmpeg 4 exports a display matrix, which it
-does for mp4/mov but not for Matroska/WebM; the rotation still missing is left to the caller.
+does for mp4/mov but not for Matroska/WebM; each frame says which rotation it carries.
 decord's seek counts keyframes in decode order and then treats them as presentation
 indices, which is wrong with open GOPs (HEVC from x265, whose leading frames follow their
 keyframe in decode order) and returns the wrong frames; when decord's keyframe list differs
 from probe's, frames are read sequentially from the start instead (correct, slower).
-Pixels: decord and PyAV convert YUV to RGB with the same swscale code (identical output
-measured on h264, mpeg4 and vp9), and the caller resizes both the same way.
+Pixels: decord converts YUV to RGB with the same swscale code as PyAV's to_ndarray
+(identical full-size frames measured on h264, mpeg4 and vp9); the caller then resizes.
 """
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ def decord_applied_rotation(info: VideoInfo) -> int:
 
 def decord_frames(path: str, needed: Sequence[int], info: VideoInfo,
                   decoder_threads: int = 1) -> Iterator[tuple[int, np.ndarray, int]]:
-    """Yield (index, RGB frame, clockwise rotation still to apply) for sorted unique `needed`."""
+    """Yield (index, RGB frame, clockwise rotation decord already applied) for sorted unique
+    `needed`."""
     import decord  # optional reader: imported only when chosen
 
     try:
@@ -108,6 +109,5 @@ def decord_frames(path: str, needed: Sequence[int], info: VideoInfo,
         raise VideoReadError(REASON_DECODE_ERROR, f"decord returned frames of shape "
                              f"{batch.shape[1:]}, expected {(*expected, 3)} (rotation "
                              f"{info.rotation}, applied by decord: {applied})", path=path)
-    remaining = (info.rotation - applied) % 360
     for index, frame in zip(needed, batch):
-        yield index, frame, remaining
+        yield index, frame, applied

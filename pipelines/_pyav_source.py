@@ -187,7 +187,8 @@ def _video_info(path: str, codec: str, container_name: str, times_s: list[float]
         fps = nominal_fps  # the container's exact rate (30000/1001...) when the pts agree
     return VideoInfo(codec=codec, width=width, height=height, rotation=rotation, fps=fps,
                      num_frames=len(pts_s), duration_s=video_duration_s(pts_s), pts_s=pts_s,
-                     keyframe_indices=keyframes, container=container_name)
+                     keyframe_indices=keyframes, container=container_name,
+                     pix_fmt=first_frame.format.name)
 
 
 # ---------------------------------------------------------------- decoding what is needed

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipelines import _pyav_source
-from pipelines._frame_fit import CropBox, crop_box
+from pipelines._frame_fit import CropBox, coded_box, crop_box, displayed
 from pipelines.decode import (
     VideoInfo, VideoReadError, decode_all_then_pick, decode_floor, plan_decode_runs,
     probe_video, read_frames,
@@ -165,20 +165,29 @@ def test_portrait_video(video, rotation: int, reader: str) -> None:
 
 AGREEMENT = [("h264.mp4", {}), ("mpeg4.avi", {"codec": "mpeg4"}), ("vp9.webm", {"codec": "vp9"}),
              ("r90.mp4", {"rotation_deg": 90}), ("r90.mkv", {"rotation_deg": 90}),
-             ("r180.mp4", {"rotation_deg": 180}), ("odd.mp4", {"width": 202, "height": 118})]
+             ("r180.mp4", {"rotation_deg": 180}), ("odd.mp4", {"width": 202, "height": 118}),
+             ("wide.mp4", {"width": 640, "height": 360})]
 
 
 @pytest.mark.parametrize("name,options", AGREEMENT)
-def test_pyav_decord_and_decode_all_give_identical_pixels(video, name: str, options: dict) -> None:
+def test_readers_give_the_same_frames_and_nearly_the_same_pixels(video, name: str,
+                                                                 options: dict) -> None:
+    """PyAV and decode-all resize the decoded YUV frame: identical. decord only gives RGB,
+    which is converted back to the source's YUV before the same resize: the same frames,
+    pixels within a few levels (measured: mean 1.0-1.6, 99th percentile <= 4 at 640x360
+    and up, <= 25 on 160x96 frames full of sharp grain; the rest is RGB clipping)."""
     path, _ = video(name, **options)
     info = probe_video(path)
     wanted = [45, 1, 2, 30, 30, 59]
     for resize in ("short_side_crop", "squash"):
         pyav = read_frames(path, wanted, info=info, height=56, width=80, resize=resize)
-        decord = read_frames(path, wanted, info=info, height=56, width=80, resize=resize, reader="decord")
         everything = decode_all_then_pick(path, wanted, info=info, height=56, width=80, resize=resize)
-        assert np.array_equal(pyav, decord), f"max diff {np.abs(pyav.astype(int) - decord).max()}"
         assert np.array_equal(pyav, everything)
+        decord = read_frames(path, wanted, info=info, height=56, width=80, resize=resize, reader="decord")
+        assert codes(decord) == codes(pyav) == wanted
+        diff = np.abs(pyav.astype(int) - decord)
+        assert diff.mean() < 2.0
+        assert np.percentile(diff, 99) <= (6 if options.get("width", 0) >= 640 else 30)
 
 
 def test_decoder_threads_do_not_change_pixels(video) -> None:
@@ -208,6 +217,19 @@ def test_crop_box_geometry() -> None:
     assert crop_box(96, 160, height=50, width=100, resize="squash") == CropBox(0, 0, 96, 160)
     with pytest.raises(ValueError, match="resize = 'stretch'"):
         crop_box(96, 160, height=50, width=100, resize="stretch")
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_coded_box_is_the_region_that_rotates_into_the_box(rotation: int) -> None:
+    coded_h, coded_w = 6, 10
+    rows, cols = np.indices((coded_h, coded_w))
+    box = CropBox(1, 2, 3, 2)
+    region = coded_box(box, coded_h, coded_w, rotation)
+    for grid in (rows, cols):
+        shown = displayed(grid, rotation)[box.top:box.top + box.height, box.left:box.left + box.width]
+        kept = displayed(grid[region.top:region.top + region.height,
+                              region.left:region.left + region.width], rotation)
+        assert np.array_equal(shown, kept)
 
 
 def test_short_side_crop_keeps_the_centre(video) -> None:
