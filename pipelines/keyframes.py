@@ -6,9 +6,9 @@ relpaths sort in row order), and behaves like a short video for probe and extrac
 `probe_keyframes` gives a `VideoInfo` whose frame k is shown at k / KEYFRAMES_FPS seconds
 (a nominal rate: the stored frames carry no timestamps), and `read_keyframes` decodes the
 requested frames with OpenCV and fits them to the clip size with the decode layer's own
-crop/resize (`pipelines._frame_fit`), so a keyframe clip and a video clip go through the
-same geometry. A uniform clip spec (e.g. `keyframes_8x224`) spreads its frames over the
-stored keyframes and pads by the spec's short policy.
+crop + antialiased resize (`pipelines._frame_fit.FrameFitter`), so keyframe clips and video
+clips go through the same geometry. A uniform clip spec (e.g. `keyframes_8x224`) spreads its
+frames over the stored keyframes and pads by the spec's short policy.
 
 The schema is checked before any row is used (`check_schema`): a file whose columns or
 types differ from the expected ones fails with a message naming the file and what differs.
@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines._frame_fit import crop_box, fit_frame
+from pipelines._frame_fit import FrameFitter, crop_box
 from pipelines.decode import REASON_DECODE_ERROR, REASON_ZERO_FRAMES, VideoInfo, VideoReadError
 from vfcache.errors import StageError
 
@@ -234,9 +234,6 @@ def read_keyframes(
     uint8 RGB."""
     where = f"{os.fspath(path)}#{row}"
     jpegs = row_jpegs(path, row)
-    clip = np.empty((len(frame_indices), height, width, 3), dtype=np.uint8)
-    decoded: dict[int, np.ndarray] = {}
-    box = None
     for position, index in enumerate(frame_indices):
         if (
             isinstance(index, bool)
@@ -246,15 +243,32 @@ def read_keyframes(
             raise ValueError(
                 f"frame_indices[{position}] = {index!r}; the row has {len(jpegs)} keyframes"
             )
-        if index not in decoded:
-            decoded[index] = decode_jpeg(jpegs[index], where=where, index=int(index))
-        frame = decoded[index]
-        if box is None:
-            box = crop_box(
-                frame.shape[0], frame.shape[1], height=height, width=width, resize=resize
-            )
-        fit_frame(frame, clip[position], rotation=0, box=box)
+    clip = np.empty((len(frame_indices), height, width, 3), dtype=np.uint8)
+    fitter = None
+    first_slot: dict[int, int] = {}
+    for position, index in enumerate(frame_indices):
+        index = int(index)
+        if index in first_slot:  # a repeated keyframe (padding): decode and resize it once
+            clip[position] = clip[first_slot[index]]
+            continue
+        frame = decode_jpeg(jpegs[index], where=where, index=index)
+        if fitter is None:
+            size = frame.shape[:2]
+            fitter = _fitter(size[0], size[1], height, width, resize)
+        elif frame.shape[:2] != size:  # probe refuses such rows; the table changed since
+            raise VideoReadError(REASON_DECODE_ERROR, f"keyframe {index} is {frame.shape[:2]}, "
+                                 f"not {size} like the others", path=where)
+        fitter.fit_rgb(frame, clip[position], rotation_applied=0, source_pix_fmt=None)
+        first_slot[index] = position
     return clip
+
+
+def _fitter(frame_height: int, frame_width: int, height: int, width: int,
+            resize: str) -> FrameFitter:
+    """The decode layer's crop + antialiased resize, for RGB keyframes of this size."""
+    box = crop_box(frame_height, frame_width, height=height, width=width, resize=resize)
+    return FrameFitter(coded_height=frame_height, coded_width=frame_width, rotation=0, box=box,
+                       height=height, width=width)
 
 
 def keyframe_path(raw_dir: str | os.PathLike, relpath: str) -> tuple[Path, int]:
