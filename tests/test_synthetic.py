@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -220,3 +223,20 @@ def test_broken_file_helpers(tmp_path: Path) -> None:
     write_not_a_video(tmp_path / "fake.mp4")
     with pytest.raises(av.FFmpegError):
         av.open(str(tmp_path / "fake.mp4"))
+
+
+@pytest.mark.parametrize("first_import,expect_ok", [("av", True), ("decord", False)])
+def test_vp9_encoding_needs_pyav_loaded_before_decord(tmp_path: Path, first_import: str,
+                                                      expect_ok: bool) -> None:
+    """decord's bundled libvpx shadows PyAV's when decord is imported first (see synthetic)."""
+    script = (f"import {first_import}, decord\n"
+              "from pipelines.sources.synthetic import make_video\n"
+              f"make_video({str(tmp_path / 'v.webm')!r}, width=160, height=120, num_frames=3, "
+              "fps=25, codec='vp9', seed=0)\n")
+    repo_root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", script], cwd=repo_root, capture_output=True,
+                            text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(repo_root)})
+    assert (result.returncode == 0) == expect_ok, result.stderr[-2000:]
+    if not expect_ok:
+        assert "import av first" in result.stderr

@@ -160,7 +160,7 @@ def sample_plan() -> tuple[SampleVideo, ...]:
         relpath=portrait.relpath.rsplit(".", 1)[0] + ".mp4")
     vfr = videos[by_name["phone_studio_01"]]
     videos[by_name["phone_studio_01"]] = _with_special(
-        vfr, codec="h264", fps=Fraction(25), num_frames=90, pts_s=_vfr_pts_s(90, vfr.seed),
+        vfr, codec="h264", fps=Fraction(20), num_frames=70, pts_s=_vfr_pts_s(70, vfr.seed),
         relpath=vfr.relpath.rsplit(".", 1)[0] + ".mkv")
     broken_common = dict(width=320, height=240, fps=Fraction(25), codec="h264", artifact=None,
                          scene="studio", quality=23)

@@ -18,6 +18,10 @@ it. PyAV 18 has no stream-level getter; a reader gets it from any decoded frame:
 (:func:`display_rotation_deg`, :func:`to_display`). decord 0.6 applies the mp4 rotation
 itself but returns a garbled 4-channel array for 90/270 degrees, and ignores the rotation
 of Matroska/WebM files; do not trust it for rotated videos.
+
+Import order. decord bundles an old libvpx and loads it globally: when decord is imported
+before PyAV in a process, PyAV's VP9 encoder binds to it and cannot open. Import ``av``
+first (this module does, so importing it before decord is enough).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import itertools
 import logging
 import math
 import os
+import sys
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -152,6 +157,28 @@ def _check_target(path: Path, codec: str, rotation_deg: int) -> str:
     return container
 
 
+def _check_pts(pts_s: Sequence[float] | None) -> None:
+    if pts_s is None:
+        return
+    if any(b <= a for a, b in zip(pts_s, pts_s[1:])):
+        raise ValueError("pts_s must be strictly increasing")
+    if len(pts_s) and pts_s[0] < 0:
+        raise ValueError(f"pts_s must start at >= 0 s, got {pts_s[0]}")
+
+
+def _encode(stream: av.VideoStream, frame: av.VideoFrame | None, codec: str) -> list[av.Packet]:
+    try:
+        return stream.encode(frame)
+    except av.FFmpegError as err:
+        if codec == "vp9" and "decord" in sys.modules:
+            # decord loads its own libvpx 1.6 globally; when that happens before PyAV is
+            # imported, PyAV's libvpx-vp9 binds to it and cannot open (EINVAL)
+            raise RuntimeError("the VP9 encoder could not be opened, probably because decord "
+                               "was imported before PyAV in this process; import av first"
+                               ) from err
+        raise
+
+
 def _frame_pts(pts_s: Sequence[float] | None, index: int, time_base: Fraction) -> int:
     if pts_s is None:
         return index
@@ -182,10 +209,7 @@ def encode_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, codec
     path = Path(path)
     container = _check_target(path, codec, rotation_deg)
     rate = _as_fraction(fps)
-    if pts_s is not None and any(b <= a for a, b in zip(pts_s, pts_s[1:])):
-        raise ValueError("pts_s must be strictly increasing")
-    if pts_s is not None and pts_s[0] < 0:
-        raise ValueError(f"pts_s must start at >= 0 s, got {pts_s[0]}")
+    _check_pts(pts_s)
     frame_iter = iter(frames)
     try:
         first = next(frame_iter)
@@ -214,8 +238,8 @@ def encode_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, codec
                 frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
                 frame.pts, frame.time_base = _frame_pts(pts_s, index, time_base), time_base
                 written.append(frame.pts)
-                output.mux(stream.encode(frame))
-            output.mux(stream.encode(None))
+                output.mux(_encode(stream, frame, codec))
+            output.mux(_encode(stream, None, codec))
             stream_time_base = stream.time_base
         if pts_s is not None and len(written) != len(pts_s):
             raise ValueError(f"{path}: got {len(written)} frames for {len(pts_s)} pts_s entries")
