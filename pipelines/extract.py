@@ -1,13 +1,18 @@
 """The extract stage (`vfcache extract`): the videos of a manifest -> clips in shards + `clips.parquet`.
 
 The driver splits the ok videos of `videos.parquet` (sorted by relpath) into fixed batches of
-`videos_per_task`; batch k is task `<writer>` = k zero-padded, whatever the number of
-workers, so a re-run with another cluster resumes the same tasks. Each task owns its shard
-files (see `pipelines.extract_task`); the driver never writes a shard. At start it removes
-temp files and orphan shards (final name, no index) and checks that finished tasks match the
-current batches; tasks with a done file are skipped. At the end it merges every shard index
-into `clips.parquet` (sorted by relpath, clip_index) and every failure (probe rows that are
-not ok + extraction failures) into `failures.parquet`.
+`videos_per_task` (by default about `TARGET_TASKS` batches, none expected to write more than
+one shard target); batch k is task `<writer>` = k zero-padded. The batches depend only on the
+manifest, the spec and the shard target, never on the number of workers, so a re-run on
+another cluster resumes the same tasks. The heaviest tasks are submitted first, so fewer
+workers idle at the end; that changes no output.
+
+Each task owns its shard files (see `pipelines.extract_task`); the driver never writes a
+shard. At start the driver removes temp files and orphan shards (final name, no index) and
+checks that the files of earlier runs belong to the current batches; tasks with a done file
+are skipped. At the end it merges every shard index into `clips.parquet` (sorted by relpath,
+clip_index) and every failure (probe rows that are not ok + extraction failures) into
+`failures.parquet`.
 
 A resumed extraction ends with exactly the shards and manifest of an uninterrupted one. One
 extraction per cache folder at a time: a second driver would delete the first one's temp files.
@@ -44,7 +49,8 @@ from vfcache.errors import StageError
 log = logging.getLogger(__name__)
 
 DEFAULT_SHARD_TARGET_BYTES = 128 << 20
-DEFAULT_VIDEOS_PER_TASK = 8
+TARGET_TASKS = 32  # enough tasks to balance a few dozen workers on a small dataset
+ASSUMED_COMPRESSION = 2.0  # zstd level 3 shrinks clips 1.3-4x; only sizes the batches
 STAGE_PROBE = "probe"
 
 
@@ -80,6 +86,20 @@ class TooManyFailures(StageError):
     def __init__(self, message: str, report: ExtractReport):
         super().__init__(message)
         self.report = report
+
+
+def auto_videos_per_task(num_videos: int, spec: ClipSpec, shard_target_bytes: int) -> int:
+    """About TARGET_TASKS batches, but no batch expected to write more than one shard target."""
+    frames, height, width, channels = spec.clip_shape
+    video_bytes = spec.clips_per_video * frames * height * width * channels / ASSUMED_COMPRESSION
+    by_bytes = max(1, int(shard_target_bytes // video_bytes))
+    by_balance = max(1, -(-num_videos // TARGET_TASKS))
+    return min(by_bytes, by_balance)
+
+
+def task_cost(batch: tuple[VideoRecord, ...]) -> int:
+    """Relative decoding work of a batch (pixels of the source frames), to submit heavy tasks first."""
+    return sum((video.width or 0) * (video.height or 0) for video in batch)
 
 
 def plan_batches(videos: list[VideoRecord], videos_per_task: int) -> list[tuple[str, tuple[VideoRecord, ...]]]:
@@ -121,7 +141,8 @@ def check_existing_tasks(shards_dir: Path, batches: list[tuple[str, tuple[VideoR
     if not shards_dir.is_dir():
         return
     planned = {writer: [video.video_id for video in batch] for writer, batch in batches}
-    hint = f"the manifest changed since the extraction started; remove {shards_dir} to extract again"
+    hint = (f"the manifest changed since the extraction started (or videos_per_task / the shard target, "
+            f"which set the batches); re-run with the first run's settings, or remove {shards_dir} to extract again")
     names = sorted(path.name for path in shards_dir.iterdir())
     for name in names:
         match = DONE_NAME.match(name) or SHARD_NAME.match(name) or INDEX_NAME.match(name)
@@ -165,10 +186,10 @@ def collect_failures(videos: list[VideoRecord], cache: CacheDir, writers: list[s
     return sorted(failures, key=lambda rec: (rec.relpath, rec.stage))
 
 
-def is_skip(failure: FailureRecord, videos_by_id: dict[str, VideoRecord]) -> bool:
+def is_skip(failure: FailureRecord, status_of: dict[str, str]) -> bool:
     """Skips follow a policy (too short under `skip`, duplicate bytes) and do not count as failed."""
     if failure.stage == STAGE_PROBE:
-        return videos_by_id[failure.video_id].status != STATUS_FAILED if failure.video_id in videos_by_id else False
+        return status_of.get(failure.relpath) != STATUS_FAILED
     return failure.reason.startswith(REASON_TOO_SHORT + ":")
 
 
@@ -187,12 +208,15 @@ def extract_clips(
     client,
     reader: str = "pyav",
     shard_target_bytes: int = DEFAULT_SHARD_TARGET_BYTES,
-    videos_per_task: int = DEFAULT_VIDEOS_PER_TASK,
+    videos_per_task: Optional[int] = None,
     decoder_threads: int = 1,
     progress: bool = True,
     max_failed: Optional[float] = 0.05,
 ) -> ExtractReport:
     """Cut every ok video of the manifest into clips; resumable. `client=None` runs in this process.
+
+    `videos_per_task` None picks it from the manifest size and the shard target (see
+    `auto_videos_per_task`); a resumed run must use the same value as the first one.
 
     Raises `TooManyFailures` (a `StageError`), after writing clips.parquet and failures.parquet,
     when the fraction of failed videos exceeds `max_failed` (None: never).
@@ -205,6 +229,9 @@ def extract_clips(
     cache = root.cache_dir(config.name, spec.name)
     videos = load_manifest(cache, spec, config.name)
     raw_dir = Path(get_source(config).raw_dir(root))
+    if videos_per_task is None:
+        num_ok = sum(video.status == STATUS_OK for video in videos)
+        videos_per_task = auto_videos_per_task(num_ok, spec, shard_target_bytes)
     batches = plan_batches(videos, videos_per_task)
     clean_shards_dir(cache)
     check_existing_tasks(cache.shards_dir, batches, spec)
@@ -213,7 +240,8 @@ def extract_clips(
     pending = [
         ExtractTask(writer=writer, cache_path=str(cache.path), raw_dir=str(raw_dir), spec=spec, videos=batch,
                     reader=reader, shard_target_bytes=shard_target_bytes, decoder_threads=decoder_threads)
-        for writer, batch in batches if not (cache.shards_dir / done_name(writer)).exists()
+        for writer, batch in sorted(batches, key=lambda item: -task_cost(item[1]))
+        if not (cache.shards_dir / done_name(writer)).exists()
     ]
     log.info("extract %s/%s: %d tasks, %d already done", config.name, spec.name, len(batches), len(batches) - len(pending))
     outcomes: list[TaskOutcome] = list(run_tasks(
@@ -237,10 +265,13 @@ def extract_clips(
     return report
 
 
-def summarize(config, spec, cache, videos, clips, failures, tasks_total, outcomes, started) -> ExtractReport:
-    videos_by_id = {v.video_id: v for v in videos}
-    skipped = {(f.relpath, f.video_id) for f in failures if is_skip(f, videos_by_id)}
-    failed = {(f.relpath, f.video_id) for f in failures} - skipped
+def summarize(
+    config: DatasetConfig, spec: ClipSpec, cache: CacheDir, videos: list[VideoRecord], clips: pa.Table,
+    failures: list[FailureRecord], tasks_total: int, outcomes: list[TaskOutcome], started: float,
+) -> ExtractReport:
+    status_of = {v.relpath: v.status for v in videos}
+    skipped = {f.relpath for f in failures if is_skip(f, status_of)}
+    failed = {f.relpath for f in failures} - skipped
     shard_names = set(clips["shard"].to_pylist())
     shard_bytes = sum(cache.resolve_shard(name).stat().st_size for name in shard_names)
     return ExtractReport(

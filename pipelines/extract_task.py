@@ -32,6 +32,7 @@ from manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_
 from pipelines.decode import VideoReadError
 from pipelines.frames import ClipPlan, VideoTooShort, plan_clips
 from pipelines.media import media_stat, probe_media, read_media_frames
+from pipelines.probe import read_error_reason
 from vfcache.config import ClipSpec
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ class ShardRoller:
             self._writer, self._records = None, []
 
 
-def cut_clips(task: ExtractTask, video: VideoRecord, skip: set[int]) -> list[tuple[ClipPlan, np.ndarray]]:
+def cut_clips(task: ExtractTask, video: VideoRecord, skip: frozenset[int]) -> list[tuple[ClipPlan, np.ndarray]]:
     """Every clip of `video` whose index is not in `skip`, decoded; raises VideoReadError / VideoTooShort."""
     path = Path(task.raw_dir) / video.relpath  # a file, or a keyframe row `<table>.parquet#<row>`
     try:
@@ -203,65 +204,86 @@ def outcome_from_done(writer: str, payload: dict) -> TaskOutcome:
     )
 
 
+@dataclass(frozen=True)
+class FinalState:
+    """What earlier runs of a task left final: clip indexes per video, and the next shard number."""
+
+    clip_indices: dict[str, frozenset[int]]
+    clips: int
+    shards: int
+    shard_bytes: int
+    next_shard: int
+
+
+def load_final_state(shards_dir: Path, task: ExtractTask) -> FinalState:
+    numbers = final_shards(shards_dir, task.writer)
+    indices: dict[str, set[int]] = {}
+    clips = shard_bytes = 0
+    for n in numbers:
+        for rec in read_records(shards_dir / index_name(task.writer, n), ClipRecord):
+            indices.setdefault(rec.video_id, set()).add(rec.clip_index)
+            clips += 1
+        shard_bytes += (shards_dir / shard_name(task.writer, n)).stat().st_size
+    foreign = set(indices) - {video.video_id for video in task.videos}
+    if foreign:  # the driver checks this first; a task must never mix two manifests either
+        raise RuntimeError(
+            f"shards of task {task.writer} in {shards_dir} hold clips of {len(foreign)} videos outside "
+            "the task; the manifest changed since they were written"
+        )
+    return FinalState(
+        clip_indices={video_id: frozenset(found) for video_id, found in indices.items()}, clips=clips,
+        shards=len(numbers), shard_bytes=shard_bytes, next_shard=numbers[-1] + 1 if numbers else 0,
+    )
+
+
+def extract_videos(task: ExtractTask, final: FinalState, roller: ShardRoller) -> tuple[list[FailureRecord], int, float, float]:
+    """Decode and append every clip not yet final; returns (failures, clips written, decode s, write s)."""
+    failures: list[FailureRecord] = []
+    written = 0
+    decode_s = write_s = 0.0
+    for video in task.videos:
+        tic = time.perf_counter()
+        try:
+            clips = cut_clips(task, video, final.clip_indices.get(video.video_id, frozenset()))
+        except VideoTooShort as err:
+            failures.append(failure(video, f"{REASON_TOO_SHORT}: {err}"))
+            continue
+        except VideoReadError as err:
+            failures.append(failure(video, read_error_reason(err)))
+            continue
+        except SourceChanged as err:
+            failures.append(failure(video, f"{REASON_CHANGED}: {err}"))
+            continue
+        finally:
+            decode_s += time.perf_counter() - tic
+        tic = time.perf_counter()
+        for plan, clip in clips:
+            roller.append(video, make_clip_id(video.video_id, task.spec.spec_hash, plan.clip_index), plan, clip)
+            written += 1
+        write_s += time.perf_counter() - tic
+    tic = time.perf_counter()
+    roller.commit()
+    return failures, written, decode_s, write_s + time.perf_counter() - tic
+
+
 def run_extract_task(task: ExtractTask) -> TaskOutcome:
     """Extract the task's videos into its shards; resumable, and a no-op once the done file exists."""
-    cache_path = Path(task.cache_path)
-    shards_dir = cache_path / "shards"
+    shards_dir = Path(task.cache_path) / "shards"
     shards_dir.mkdir(parents=True, exist_ok=True)
     done_path = shards_dir / done_name(task.writer)
     if done_path.exists():
         return outcome_from_done(task.writer, load_done(done_path))
     remove_leftovers(shards_dir, task.writer)
-    numbers = final_shards(shards_dir, task.writer)
-    final: dict[str, set[int]] = {}
-    final_clips = 0
-    final_bytes = 0
-    for n in numbers:
-        for rec in read_records(shards_dir / index_name(task.writer, n), ClipRecord):
-            final.setdefault(rec.video_id, set()).add(rec.clip_index)
-            final_clips += 1
-        final_bytes += (shards_dir / shard_name(task.writer, n)).stat().st_size
-    foreign = set(final) - {video.video_id for video in task.videos}
-    if foreign:
-        raise RuntimeError(
-            f"shards of task {task.writer} in {shards_dir} hold clips of videos outside the task "
-            f"({len(foreign)} video ids); the manifest changed since they were written"
-        )
-
-    roller = ShardRoller(cache_path, task.writer, numbers[-1] + 1 if numbers else 0, task.shard_target_bytes)
-    failures: list[FailureRecord] = []
-    written = 0
-    decode_s = write_s = 0.0
+    final = load_final_state(shards_dir, task)
+    roller = ShardRoller(Path(task.cache_path), task.writer, final.next_shard, task.shard_target_bytes)
     try:
-        for video in task.videos:
-            tic = time.perf_counter()
-            try:
-                clips = cut_clips(task, video, final.get(video.video_id, set()))
-            except VideoTooShort as err:
-                failures.append(failure(video, f"{REASON_TOO_SHORT}: {err}"))
-                continue
-            except VideoReadError as err:
-                failures.append(failure(video, f"{err.reason}: {err}"))
-                continue
-            except SourceChanged as err:
-                failures.append(failure(video, f"{REASON_CHANGED}: {err}"))
-                continue
-            finally:
-                decode_s += time.perf_counter() - tic
-            tic = time.perf_counter()
-            for plan, clip in clips:
-                roller.append(video, make_clip_id(video.video_id, task.spec.spec_hash, plan.clip_index), plan, clip)
-                written += 1
-            write_s += time.perf_counter() - tic
-        tic = time.perf_counter()
-        roller.commit()
-        write_s += time.perf_counter() - tic
+        failures, written, decode_s, write_s = extract_videos(task, final, roller)
     except BaseException:
         roller.abort()
         raise
     outcome = TaskOutcome(
-        writer=task.writer, already_done=False, clips=final_clips + written, clips_written=written,
-        shards=len(numbers) + roller.committed_shards, shard_bytes=final_bytes + roller.committed_bytes,
+        writer=task.writer, already_done=False, clips=final.clips + written, clips_written=written,
+        shards=final.shards + roller.committed_shards, shard_bytes=final.shard_bytes + roller.committed_bytes,
         failures=tuple(failures), decode_s=decode_s, write_s=write_s,
     )
     write_json_atomic(done_path, {

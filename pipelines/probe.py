@@ -79,6 +79,15 @@ class ManifestReport:
     seconds: float = 0.0
 
 
+def read_error_reason(err: Exception) -> str:
+    """`<slug>: <detail>` for a VideoReadError, without repeating the slug its message may carry."""
+    slug = getattr(err, "reason", "decode_error")
+    text = str(err)
+    marker = f"{slug}: "
+    detail = text[text.index(marker) + len(marker):] if marker in text else text
+    return f"{slug}: {detail}"
+
+
 def probe_file(raw_dir: Path, relpath: str) -> ProbedFile:
     """Hash and probe one file; an unreadable file becomes a `failed` row, never an exception."""
     try:  # a video file, or a keyframe row of a parquet table (see pipelines.media)
@@ -87,7 +96,7 @@ def probe_file(raw_dir: Path, relpath: str) -> ProbedFile:
     except (OSError, VideoReadError) as err:
         # No bytes to hash: an id from the path keeps the failure row addressable.
         if isinstance(err, VideoReadError):
-            reason = f"{err.reason}: {err}"
+            reason = read_error_reason(err)
         else:
             reason = f"unreadable: {err.strerror or err}"
         return ProbedFile(
@@ -101,7 +110,7 @@ def probe_file(raw_dir: Path, relpath: str) -> ProbedFile:
     except VideoReadError as err:
         return ProbedFile(
             **common, codec=None, width=None, height=None, rotation=0, fps=None, num_frames=None,
-            duration_s=None, status=STATUS_FAILED, reason=f"{err.reason}: {err}",
+            duration_s=None, status=STATUS_FAILED, reason=read_error_reason(err),
         )
     return ProbedFile(
         **common, codec=info.codec, width=info.width, height=info.height, rotation=info.rotation,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from distributed import Client, LocalCluster
 from video_corpus import (  # noqa: F401
-    GOOD_VIDEOS, NOT_A_VIDEO, SHARD_TARGET_BYTES, TOO_SHORT, TRUNCATED, VIDEOS_PER_TASK, cache_snapshot,
+    GOOD_VIDEOS, NOT_A_VIDEO, SHARD_TARGET_BYTES, TOO_SHORT, TRUNCATED, VIDEOS_PER_TASK, cache_snapshot, copy_corpus,
     corpus_fixture, small_spec, temp_files,
 )
 
@@ -21,7 +22,7 @@ from cache_tools.shards import ShardReader, iter_shard
 from manifests.layout import DataRoot
 from manifests.parquet_io import read_records
 from manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_id
-from pipelines.extract import TooManyFailures, extract_clips
+from pipelines.extract import TooManyFailures, auto_videos_per_task, extract_clips, plan_batches
 from pipelines.extract_task import start_seed
 from pipelines.frames import plan_clips
 from pipelines.probe import build_manifest
@@ -253,3 +254,62 @@ def test_changed_manifest_is_refused(corpus, reference, tmp_path):
 def test_extract_needs_a_manifest(corpus, tmp_path):
     with pytest.raises(StageError, match="build-manifest corpus"):
         extract_clips(corpus.config(), DataRoot(tmp_path), small_spec(), client=None, progress=False)
+
+
+def test_batches_depend_on_manifest_spec_and_target_only():
+    spec = small_spec()  # 2 clips of 4x96x96x3 per video: ~110 kB per video at the assumed 2x compression
+    assert auto_videos_per_task(10, spec, 128 << 20) == 1  # small dataset: one video per task
+    assert auto_videos_per_task(1000, spec, 128 << 20) == 32  # ~32 tasks
+    assert auto_videos_per_task(100_000, spec, 1_000_000) == 9  # capped at about one shard per task
+    videos = [VideoRecord(video_id=f"{k:064x}", dataset="d", domain="d", relpath=f"v{k:03d}.mp4", label=0,
+                          generator="g", group=str(k), source_split=None, bytes=1, codec="h264", width=8,
+                          height=8, rotation=0, fps=25.0, num_frames=9, duration_s=0.36,
+                          status="failed" if k == 3 else "ok", reason=None) for k in range(10, -1, -1)]
+    batches = plan_batches(videos, 4)
+    assert [writer for writer, _ in batches] == ["0000", "0001", "0002"]
+    assert [[v.relpath for v in batch] for _, batch in batches][0] == ["v000.mp4", "v001.mp4", "v002.mp4", "v004.mp4"]
+    assert sum(len(batch) for _, batch in batches) == 10
+
+
+def test_decord_reader_gives_the_same_cache(corpus, reference, tmp_path):
+    _, _, snapshot = reference
+    run_extract(corpus, DataRoot(tmp_path), reader="decord")
+    assert cache_snapshot(DataRoot(tmp_path).cache_dir("corpus", small_spec().name).path) == snapshot
+
+
+@pytest.mark.slow
+def test_sample_dataset_end_to_end(tmp_path):
+    """The embedded sample (29.97 fps, VFR, rotation, portrait, mpeg4/vp9, broken files) through both stages."""
+    from pipelines.sources.base import get_source
+    from pipelines.sources.sample import read_truth
+    from vfcache.config import load_clip_spec, load_dataset_config
+
+    config, spec, root = load_dataset_config("sample"), load_clip_spec("sample_8x112"), DataRoot(tmp_path)
+    get_source(config).fetch(root, progress=False)
+    manifest = build_manifest(config, root, spec, client=None, progress=False)
+    report = extract_clips(config, root, spec, client=None, progress=False, max_failed=0.1)
+    truth = {entry.relpath: entry for entry in read_truth(root.raw_dir("sample"))}
+    assert manifest.videos_total == len(truth)
+    cache = root.cache_dir("sample", spec.name)
+    clips = read_records(cache.clips_parquet, ClipRecord)
+    failed = {f.relpath for f in read_records(cache.failures_parquet, FailureRecord)}
+    assert {c.relpath for c in clips} | failed == set(truth) and not {c.relpath for c in clips} & failed
+    assert {rel for rel, entry in truth.items() if entry.defect in ("truncated", "not_a_video")} <= failed
+    assert report.clips == len(clips) >= sum(entry.usable for entry in truth.values())
+    for clip in clips:
+        video_truth = truth[clip.relpath].truth
+        with ShardReader(cache.resolve_shard(clip.shard)) as reader:
+            pixels = reader.read(clip.offset, clip.nbytes, clip.clip_id)
+        assert [read_code(frame) for frame in pixels] == [video_truth.frame_codes[i] for i in clip.frame_indices], clip.relpath
+
+
+def test_duplicate_files_are_skipped_not_failed(corpus, tmp_path):
+    mine = copy_corpus(corpus, tmp_path / "raw")
+    shutil.copyfile(mine.raw_dir / "street/fake/warpnet/f0.mp4", mine.raw_dir / "street/fake/warpnet/f0_copy.mp4")
+    root = DataRoot(tmp_path / "data")
+    report = run_extract(mine, root)
+    assert (report.videos_total, report.videos_failed, report.videos_skipped) == (12, 2, 2)  # too short + duplicate
+    failures = {f.relpath: f for f in read_records(root.cache_dir("corpus", small_spec().name).failures_parquet, FailureRecord)}
+    copy = failures["street/fake/warpnet/f0_copy.mp4"]
+    assert (copy.stage, copy.reason) == ("probe", "duplicate: same bytes as street/fake/warpnet/f0.mp4")
+    assert report.failures_by_reason["duplicate"] == 1

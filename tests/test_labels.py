@@ -148,3 +148,22 @@ def test_local_source_errors(tmp_path):
         get_source(local_config(str(tmp_path), url="http://x"))
     with pytest.raises(ConfigError, match="source.extensions"):
         get_source(local_config(str(tmp_path), extensions=[3]))
+
+
+def test_sample_source_generates_into_the_raw_folder_and_lists_by_layout(tmp_path, monkeypatch):
+    from pipelines.sources import sample_source
+    from vfcache.config import load_dataset_config
+
+    calls = []
+    monkeypatch.setattr(sample_source, "generate_sample", lambda raw_dir, **kw: calls.append((raw_dir, kw)))
+    config = load_dataset_config("sample")
+    source = get_source(config)
+    root = DataRoot(tmp_path)
+    source.fetch(root, progress=False)
+    assert calls == [(tmp_path / "raw" / "sample", {"workers": 2, "progress": False})]
+    touch(root.raw_dir("sample"), "studio/real/camera/a.mp4", "street/fake/warpnet/b.webm", "truth.json")
+    found = by_relpath(source.list_videos(root))
+    assert set(found) == {"studio/real/camera/a.mp4", "street/fake/warpnet/b.webm"}
+    assert (found["street/fake/warpnet/b.webm"].domain, found["street/fake/warpnet/b.webm"].group) == ("street", "street/warpnet/b")
+    with pytest.raises(ConfigError, match="source.path"):
+        get_source(parse_dataset_config({"name": "s", "kind": "sample", "source": {"path": "x"}}, "s.yaml"))
