@@ -4,9 +4,13 @@ decord 0.6 numbers frames by sorting all packets by pts, as probe does, but it m
 packets probe leaves out (discarded ones) and reports float32 times relative to the stream
 start; so each needed frame is mapped to decord's index by time and checked, never assumed.
 decord applies rotation itself when its bundled FFmpeg 4 exports a display matrix, which it
-does for mp4/mov but not for Matroska/WebM; the rotation still missing is left to the caller.
-Pixels: decord and PyAV convert YUV to RGB with the same swscale code (identical output
-measured on h264, mpeg4 and vp9), and the caller resizes both the same way.
+does for mp4/mov but not for Matroska/WebM; each frame says which rotation it carries.
+decord's seek counts keyframes in decode order and then treats them as presentation
+indices, which is wrong with open GOPs (HEVC from x265, whose leading frames follow their
+keyframe in decode order) and returns the wrong frames; when decord's keyframe list differs
+from probe's, frames are read sequentially from the start instead (correct, slower).
+Pixels: decord converts YUV to RGB with the same swscale code as PyAV's to_ndarray
+(identical full-size frames measured on h264, mpeg4 and vp9); the caller then resizes.
 """
 from __future__ import annotations
 
@@ -46,6 +50,23 @@ def _decord_index(times_s: np.ndarray, pts_s: Sequence[float], index: int, path:
     return position
 
 
+def _seeks_are_reliable(reader, keyframes_in_decord: set[int]) -> bool:
+    """decord seeks right only when its keyframe positions are the presentation indices."""
+    return {int(k) for k in reader.get_key_indices()} == keyframes_in_decord
+
+
+def _read_sequentially(reader, mapped: Sequence[int]) -> np.ndarray:
+    """decord frames `mapped` by decoding from the first frame on, without seeking."""
+    wanted = {index: position for position, index in enumerate(mapped)}
+    frames: list = [None] * len(mapped)
+    reader.seek(0)
+    for index in range(max(mapped) + 1):
+        frame = reader.next()
+        if index in wanted:
+            frames[wanted[index]] = frame.asnumpy()
+    return np.stack(frames)
+
+
 def decord_applied_rotation(info: VideoInfo) -> int:
     """Rotation decord 0.6 applies by itself to frames of this video (clockwise degrees)."""
     names = info.container.split(",")
@@ -54,7 +75,8 @@ def decord_applied_rotation(info: VideoInfo) -> int:
 
 def decord_frames(path: str, needed: Sequence[int], info: VideoInfo,
                   decoder_threads: int = 1) -> Iterator[tuple[int, np.ndarray, int]]:
-    """Yield (index, RGB frame, clockwise rotation still to apply) for sorted unique `needed`."""
+    """Yield (index, RGB frame, clockwise rotation decord already applied) for sorted unique
+    `needed`."""
     import decord  # optional reader: imported only when chosen
 
     try:
@@ -67,9 +89,17 @@ def decord_frames(path: str, needed: Sequence[int], info: VideoInfo,
         raise VideoReadError(REASON_DECODE_ERROR, "decord finds no frames", path=path)
     order = np.argsort(times_s, kind="stable")
     times_s = times_s[order] + _stream_start_s(path)
-    mapped = [int(order[_decord_index(times_s, info.pts_s, i, path)]) for i in needed]
+    def to_decord(index: int) -> int:
+        return int(order[_decord_index(times_s, info.pts_s, index, path)])
+
+    mapped = [to_decord(i) for i in needed]
     try:
-        batch = reader.get_batch(mapped).asnumpy()
+        if _seeks_are_reliable(reader, {to_decord(k) for k in info.keyframe_indices}):
+            batch = reader.get_batch(mapped).asnumpy()
+        else:
+            log.info("%s: decord's keyframe index disagrees with the stream's (open GOP?); "
+                     "reading frames sequentially", path)
+            batch = _read_sequentially(reader, mapped)
     except decord.DECORDError as err:
         raise VideoReadError(REASON_DECODE_ERROR, f"decord failed to decode frames {list(needed)[:5]}..."
                              f" ({err})", path=path) from err
@@ -79,6 +109,5 @@ def decord_frames(path: str, needed: Sequence[int], info: VideoInfo,
         raise VideoReadError(REASON_DECODE_ERROR, f"decord returned frames of shape "
                              f"{batch.shape[1:]}, expected {(*expected, 3)} (rotation "
                              f"{info.rotation}, applied by decord: {applied})", path=path)
-    remaining = (info.rotation - applied) % 360
     for index, frame in zip(needed, batch):
-        yield index, frame, remaining
+        yield index, frame, applied

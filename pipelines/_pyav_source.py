@@ -35,7 +35,10 @@ _TEXT_ART_CODECS = {"ansi", "bintext", "xbin", "idf"}
 _MP4_MAGIC = b"ftyp"  # bytes 4..8 of an ISO-BMFF file (mp4, mov, m4v, 3gp)
 _MATROSKA_MAGIC = b"\x1a\x45\xdf\xa3"
 _FPS_AGREEMENT = 0.005  # container rate trusted when within 0.5% of the rate measured on pts
-_RETRY_KEYFRAMES = 2  # earlier keyframes tried when a seek lands late, before the file start
+_RETRY_KEYFRAMES = 2
+# A seek flushes the decoder, losing the frames it holds for reordering (up to ~4 with
+# B-frames), and restarts demuxing; decoding through fewer frames than this is cheaper.
+SEEK_MIN_SKIP_FRAMES = 8  # earlier keyframes tried when a seek lands late, before the file start
 
 
 def _unopenable_reason(path: str) -> str:
@@ -184,7 +187,8 @@ def _video_info(path: str, codec: str, container_name: str, times_s: list[float]
         fps = nominal_fps  # the container's exact rate (30000/1001...) when the pts agree
     return VideoInfo(codec=codec, width=width, height=height, rotation=rotation, fps=fps,
                      num_frames=len(pts_s), duration_s=video_duration_s(pts_s), pts_s=pts_s,
-                     keyframe_indices=keyframes, container=container_name)
+                     keyframe_indices=keyframes, container=container_name,
+                     pix_fmt=first_frame.format.name)
 
 
 # ---------------------------------------------------------------- decoding what is needed
@@ -198,8 +202,12 @@ class DecodeRun:
     frame_indices: tuple[int, ...]
 
 
-def plan_decode_runs(needed: Sequence[int], keyframe_indices: Sequence[int]) -> list[DecodeRun]:
-    """Group sorted unique frame indices into runs, one seek each (pure)."""
+def plan_decode_runs(needed: Sequence[int], keyframe_indices: Sequence[int], *,
+                     min_skip_frames: int = SEEK_MIN_SKIP_FRAMES) -> list[DecodeRun]:
+    """Group sorted unique frame indices into runs, one seek each (pure).
+
+    A needed frame starts a new run when a keyframe lies between it and the previous needed
+    frame and seeking to that keyframe skips at least `min_skip_frames` frames."""
     if not needed:
         return []
     if not keyframe_indices:  # unknown: let the demuxer find the keyframe before the first
@@ -208,7 +216,7 @@ def plan_decode_runs(needed: Sequence[int], keyframe_indices: Sequence[int]) -> 
     for index in needed:
         position = bisect.bisect_right(keyframe_indices, index) - 1
         start = keyframe_indices[position] if position >= 0 else None
-        if runs and (start is None or start <= runs[-1][1][-1]):
+        if runs and (start is None or start - runs[-1][1][-1] - 1 < min_skip_frames):
             runs[-1][1].append(index)
         else:
             runs.append((start, [index]))

@@ -47,6 +47,7 @@ class VideoInfo:
     # in which case readers let the demuxer find the keyframe before the first needed frame
     keyframe_indices: tuple[int, ...] = field(default=(), repr=False)
     container: str = ""  # demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"
+    pix_fmt: str = ""  # decoded pixel format, e.g. "yuv420p"
 
     @property
     def coded_size(self) -> tuple[int, int]:

@@ -7,7 +7,9 @@
   presentation-order index (any order, repeats allowed), rotated to display orientation,
   cropped/squashed and resized with antialiasing; (N, height, width, 3) uint8 RGB.
   `reader="pyav"` (default) seeks to the keyframe at or before each run of needed frames and
-  converts only the frames used; `reader="decord"` gives the same frames and pixels.
+  crops, resizes and converts only the frames used, in one swscale pass on the YUV frame;
+  `reader="decord"` gives the same frames, with pixels within about one level on average
+  (decord only hands over RGB; see `_frame_fit`).
 - `decode_floor(...)`: the benchmark's reference, the same decoding without conversion.
 - `decode_all_then_pick(...)`: the benchmark's baseline, the usual script.
 
@@ -17,12 +19,13 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, Union
 
+import av
 import numpy as np
 
 from pipelines._decord_source import decord_frames
-from pipelines._frame_fit import RESIZE_MODES, crop_box, fit_frame
+from pipelines._frame_fit import RESIZE_MODES, FrameFitter, crop_box
 from pipelines._pyav_source import PyAVSource, plan_decode_runs, probe
 from pipelines._video import (
     READ_ERROR_REASONS, REASON_DECODE_ERROR, REASON_NOT_A_VIDEO, REASON_NO_VIDEO_STREAM,
@@ -36,16 +39,17 @@ __all__ = [
     "REASON_UNSUPPORTED_CODEC", "REASON_DECODE_ERROR",
 ]
 
-# A reader yields (index, full-size RGB frame, clockwise rotation still to apply) for sorted
-# unique indices.
-FrameSource = Callable[[str, Sequence[int], VideoInfo, int], Iterator[tuple[int, np.ndarray, int]]]
+# A reader yields, for sorted unique indices, (index, frame, clockwise rotation the reader
+# already applied); a frame is a decoded av.VideoFrame or a full-size RGB array.
+Frame = Union[av.VideoFrame, np.ndarray]
+FrameSource = Callable[[str, Sequence[int], VideoInfo, int], Iterator[tuple[int, Frame, int]]]
 
 
 def _pyav_frames(path: str, needed: Sequence[int], info: VideoInfo,
-                 decoder_threads: int) -> Iterator[tuple[int, np.ndarray, int]]:
+                 decoder_threads: int) -> Iterator[tuple[int, Frame, int]]:
     with PyAVSource(path, info, decoder_threads) as source:
         for index, frame in source.decode_needed(needed):
-            yield index, frame.to_ndarray(format="rgb24"), info.rotation
+            yield index, frame, 0
 
 
 READERS: dict[str, FrameSource] = {"pyav": _pyav_frames, "decord": decord_frames}
@@ -79,6 +83,21 @@ def _validate_reader(reader: str) -> None:
         raise ValueError(f"reader = {reader!r}; expected one of {sorted(READERS)}")
 
 
+def _fitter(info: VideoInfo, height: int, width: int, resize: str) -> FrameFitter:
+    box = crop_box(info.height, info.width, height=height, width=width, resize=resize)
+    coded_height, coded_width = info.coded_size
+    return FrameFitter(coded_height=coded_height, coded_width=coded_width,
+                       rotation=info.rotation, box=box, height=height, width=width)
+
+
+def _fit(fitter: FrameFitter, frame: Frame, rotation_applied: int, info: VideoInfo,
+         out: np.ndarray) -> None:
+    if isinstance(frame, av.VideoFrame):
+        fitter.fit(frame, out)
+    else:
+        fitter.fit_rgb(frame, out, rotation_applied=rotation_applied, source_pix_fmt=info.pix_fmt)
+
+
 def _output_slots(indices: list[int]) -> dict[int, list[int]]:
     slots: dict[int, list[int]] = defaultdict(list)
     for position, index in enumerate(indices):
@@ -101,13 +120,13 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: 
     indices = _validate_indices(frame_indices, info)
     _validate_reader(reader)
     _validate_threads(decoder_threads)
-    box = crop_box(info.height, info.width, height=height, width=width, resize=resize)
+    fitter = _fitter(info, height, width, resize)
     clip = np.empty((len(indices), height, width, 3), dtype=np.uint8)
     slots = _output_slots(indices)
     done = set()
-    for index, frame_rgb, rotation in READERS[reader](path, sorted(slots), info, decoder_threads):
+    for index, frame, rotation_applied in READERS[reader](path, sorted(slots), info, decoder_threads):
         first, *repeats = slots[index]
-        fit_frame(frame_rgb, clip[first], rotation=rotation, box=box)
+        _fit(fitter, frame, rotation_applied, info, clip[first])
         for position in repeats:
             clip[position] = clip[first]
         done.add(index)
@@ -134,26 +153,27 @@ def decode_all_then_pick(path: str | os.PathLike, frame_indices: Sequence[int], 
                          info: VideoInfo, height: int, width: int,
                          resize: str = "short_side_crop", decoder_threads: int = 1) -> np.ndarray:
     """The usual script, as the benchmark's baseline: decode every frame from the start and
-    convert each to RGB, then pick the wanted ones and resize them. (It keeps only the
-    wanted RGB frames instead of a list of all of them, so long videos fit in memory; the
-    decoding and conversion work is the same.) Same output as `read_frames`."""
+    convert each to RGB, then pick the wanted ones and resize them. It keeps the wanted
+    decoded frames rather than a list of every RGB frame, so long videos fit in memory, and
+    resizes them as `read_frames` does, so the output is the same; the work (every frame
+    decoded and converted) is the usual script's."""
     path = os.fspath(path)
     indices = _validate_indices(frame_indices, info)
     _validate_threads(decoder_threads)
-    box = crop_box(info.height, info.width, height=height, width=width, resize=resize)
+    fitter = _fitter(info, height, width, resize)
     slots = _output_slots(indices)
-    kept: dict[int, np.ndarray] = {}
+    kept: dict[int, av.VideoFrame] = {}
     with PyAVSource(path, info, decoder_threads) as source:
         for index, frame in source.frames_from(None):
-            frame_rgb = frame.to_ndarray(format="rgb24")
+            frame.to_ndarray(format="rgb24")  # the usual script's cost: every frame to RGB
             if index in slots:
-                kept[index] = frame_rgb
+                kept[index] = frame
     missing = sorted(set(slots) - set(kept))
     if missing:
         raise VideoReadError(REASON_TRUNCATED, f"frames {missing[:5]} never decoded", path=path)
     clip = np.empty((len(indices), height, width, 3), dtype=np.uint8)
     for index, positions in slots.items():
         for position in positions:
-            fit_frame(kept[index], clip[position], rotation=info.rotation, box=box)
+            fitter.fit(kept[index], clip[position])
     return clip
 

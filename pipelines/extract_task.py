@@ -29,8 +29,9 @@ from cache_tools.atomic import TEMP_MARK, write_json_atomic
 from cache_tools.shards import SHARD_SUFFIX, ShardWriter
 from manifests.parquet_io import read_records, write_records
 from manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_id, record_from_dict
-from pipelines.decode import VideoReadError, probe_video, read_frames
+from pipelines.decode import VideoReadError
 from pipelines.frames import ClipPlan, VideoTooShort, plan_clips
+from pipelines.media import media_stat, probe_media, read_media_frames
 from pipelines.probe import read_error_reason
 from vfcache.config import ClipSpec
 
@@ -163,20 +164,24 @@ class ShardRoller:
 
 def cut_clips(task: ExtractTask, video: VideoRecord, skip: frozenset[int]) -> list[tuple[ClipPlan, np.ndarray]]:
     """Every clip of `video` whose index is not in `skip`, decoded; raises VideoReadError / VideoTooShort."""
-    path = Path(task.raw_dir) / video.relpath
-    size = path.stat().st_size if path.exists() else None
+    path = Path(task.raw_dir) / video.relpath  # a file, or a keyframe row `<table>.parquet#<row>`
+    try:
+        size = media_stat(task.raw_dir, video.relpath)[0]
+    except OSError:
+        size = None
     if size != video.bytes:
         found = "is missing" if size is None else f"is {size} bytes"
         raise SourceChanged(f"{path} {found}, the manifest says {video.bytes} bytes; run build-manifest again")
-    info = probe_video(path)
+    info = probe_media(task.raw_dir, video.relpath)
     plans = plan_clips(info.pts_s, task.spec, seed=start_seed(video.video_id))
     clips = []
     for plan in plans:
         if plan.clip_index in skip:
             continue
-        frames = read_frames(
-            path, plan.frame_indices, info=info, height=task.spec.height, width=task.spec.width,
-            resize=task.spec.resize, reader=task.reader, decoder_threads=task.decoder_threads,
+        frames = read_media_frames(
+            task.raw_dir, video.relpath, plan.frame_indices, info=info, height=task.spec.height,
+            width=task.spec.width, resize=task.spec.resize, reader=task.reader,
+            decoder_threads=task.decoder_threads,
         )
         clips.append((plan, frames))
     return clips

@@ -27,7 +27,8 @@ from cache_tools.atomic import write_json_atomic
 from manifests.layout import CacheDir, DataRoot
 from manifests.parquet_io import read_records, write_records
 from manifests.records import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, VideoRecord
-from pipelines.decode import VideoReadError, probe_video
+from pipelines.decode import VideoReadError
+from pipelines.media import media_sha256, media_stat, probe_media
 from pipelines.runner import run_tasks
 from pipelines.sources.base import VideoCandidate, get_source
 from vfcache.config import ClipSpec, DatasetConfig, clip_spec_from_json
@@ -35,7 +36,6 @@ from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)
 
-HASH_CHUNK_BYTES = 1 << 20
 PROBE_STATE_NAME = "probe_state.parquet"
 
 
@@ -79,14 +79,6 @@ class ManifestReport:
     seconds: float = 0.0
 
 
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def read_error_reason(err: Exception) -> str:
     """`<slug>: <detail>` for a VideoReadError, without repeating the slug its message may carry."""
     slug = getattr(err, "reason", "decode_error")
@@ -98,20 +90,23 @@ def read_error_reason(err: Exception) -> str:
 
 def probe_file(raw_dir: Path, relpath: str) -> ProbedFile:
     """Hash and probe one file; an unreadable file becomes a `failed` row, never an exception."""
-    path = raw_dir / relpath
-    try:
-        stat = path.stat()
-        video_id = sha256_of_file(path)
-    except OSError as err:
+    try:  # a video file, or a keyframe row of a parquet table (see pipelines.media)
+        size, mtime_ns = media_stat(raw_dir, relpath)
+        video_id = media_sha256(raw_dir, relpath)
+    except (OSError, VideoReadError) as err:
         # No bytes to hash: an id from the path keeps the failure row addressable.
+        if isinstance(err, VideoReadError):
+            reason = read_error_reason(err)
+        else:
+            reason = f"unreadable: {err.strerror or err}"
         return ProbedFile(
             relpath=relpath, bytes=0, mtime_ns=0, video_id="unreadable-" + hashlib.sha256(relpath.encode()).hexdigest(),
             codec=None, width=None, height=None, rotation=0, fps=None, num_frames=None, duration_s=None,
-            status=STATUS_FAILED, reason=f"unreadable: {err.strerror or err}",
+            status=STATUS_FAILED, reason=reason,
         )
-    common = dict(relpath=relpath, bytes=stat.st_size, mtime_ns=stat.st_mtime_ns, video_id=video_id)
+    common = dict(relpath=relpath, bytes=size, mtime_ns=mtime_ns, video_id=video_id)
     try:
-        info = probe_video(path)
+        info = probe_media(raw_dir, relpath)
     except VideoReadError as err:
         return ProbedFile(
             **common, codec=None, width=None, height=None, rotation=0, fps=None, num_frames=None,
@@ -173,10 +168,10 @@ def _unchanged(previous: Optional[ProbedFile], raw_dir: Path, relpath: str) -> b
     if previous is None:
         return False
     try:
-        stat = (raw_dir / relpath).stat()
-    except OSError:
+        size, mtime_ns = media_stat(raw_dir, relpath)
+    except (OSError, VideoReadError):
         return False
-    return stat.st_size == previous.bytes and stat.st_mtime_ns == previous.mtime_ns
+    return size == previous.bytes and mtime_ns == previous.mtime_ns
 
 
 def video_record(dataset: str, candidate: VideoCandidate, probed: ProbedFile) -> VideoRecord:

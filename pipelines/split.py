@@ -22,6 +22,10 @@ make, the shortfall goes to the rest, `split.json` records target and obtained, 
 audit flags it. Large groups also loosen the stratum shares: a group bigger than what its
 stratum still needs in a part is left for a later part.
 
+Sizes `official` (every part) take the dataset's own split instead (`official_parts`): each part
+holds the clips whose `source_split` names it (FF++ pairs, DVF train.json/val.json), the rest
+stay unassigned, and a group found in two official parts is an error.
+
 The support bank (`pick_support`) is N real + N fake clips per domain drawn from train and
 kept in train: the card's counts (50 + 50 + 336 = 436) leave no room for a fourth disjoint
 part, and prototypes are built from labelled training data.
@@ -49,7 +53,7 @@ from manifests.split_files import (
     write_split_meta,
 )
 from pipelines._allocation import SuffixReach, largest_remainder, round_matrix
-from vfcache.config import parse_split_sizes
+from vfcache.config import OFFICIAL_SIZE, parse_split_sizes
 from vfcache.errors import StageError, VfcacheError
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,9 @@ def normalize_sizes(sizes: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _size_kind(size: str) -> tuple[str, Fraction | int | None]:
+    if size == OFFICIAL_SIZE:
+        raise ValueError("'official' sizes are not counts: the parts come from the clips "
+                         "(see official_parts)")
     if size == "rest":
         return "rest", None
     if size.isdigit():
@@ -185,6 +192,37 @@ def _carve(pool: list[str], groups: dict, target: int, needs: dict, stratify) ->
     return chosen, left
 
 
+def is_official(sizes: Sequence[tuple[str, str]]) -> bool:
+    return bool(sizes) and all(size == OFFICIAL_SIZE for _, size in sizes)
+
+
+def official_parts(clips: Sequence[ClipRecord],
+                   parts: Sequence[str]) -> dict[str, list[ClipRecord]]:
+    """The dataset's own split: each part gets the clips whose `source_split` names it, sorted by
+    clip_id.
+
+    Clips without an official split stay unassigned. Raises SplitSizeError when no clip has
+    one, or when a group has clips in two official parts (the official split would leak).
+    """
+    result: dict[str, list[ClipRecord]] = {part: [] for part in parts}
+    parts_of_group: dict[str, set] = defaultdict(set)
+    for clip in sorted(clips, key=lambda c: c.clip_id):
+        if clip.source_split in result:
+            result[clip.source_split].append(clip)
+            parts_of_group[clip.group].add(clip.source_split)
+    if not any(result.values()):
+        found = sorted({str(c.source_split) for c in clips})
+        raise SplitSizeError(
+            f"split sizes 'official' need clips whose source_split is one of {list(parts)}; "
+            f"clips.parquet has source_split {found[:5]}: this dataset has no official split here")
+    leaking = sorted(group for group, where in parts_of_group.items() if len(where) > 1)
+    if leaking:
+        raise SplitSizeError(
+            f"{len(leaking)} groups have clips in two official parts, e.g. {leaking[:3]}; "
+            "the dataset's official split does not keep its groups apart")
+    return result
+
+
 def pick_support(train: Sequence, n_per_class: int, *, seed: int) -> list:
     """N real + N fake clips per domain of `train`, one clip per video first, round-robin over generators.
 
@@ -285,8 +323,14 @@ def write_split(
     spec_hash = read_spec_hash(cache_dir)
     manifest_sha = file_sha256(cache_dir.clips_parquet)
     clips = read_records(cache_dir.clips_parquet, ClipRecord)
-    targets = part_targets(sizes, len(clips))
-    parts = assign_splits(clips, sizes, seed=seed, stratify=stratify)
+    if is_official(sizes):
+        parts = official_parts(clips, [part for part, _ in sizes])
+        targets = {part: len(parts[part]) for part, _ in sizes}
+        if len(clips) > sum(targets.values()):
+            targets[UNASSIGNED] = len(clips) - sum(targets.values())
+    else:
+        targets = part_targets(sizes, len(clips))
+        parts = assign_splits(clips, sizes, seed=seed, stratify=stratify)
     if support and "train" not in parts:
         raise SplitSizeError("a support bank is drawn from train, but the split sizes name no train part")
     bank = pick_support(parts.get("train", []), support, seed=seed)

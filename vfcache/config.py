@@ -218,8 +218,18 @@ def _parse_layout(data: Any, source: str) -> LayoutRule:
     return LayoutRule(**values)
 
 
+# A part of size "official" holds the clips whose source_split names it (the dataset's own split).
+OFFICIAL_SIZE = "official"
+SPLIT_PART_NAMES = ("train", "val", "test")
+
+
 def parse_split_sizes(text_or_mapping: Any, source: str, fieldname: str = "splits.sizes") -> tuple[tuple[str, str], ...]:
-    """`train=50,val=50,test=rest` or a mapping; each size a count, a fraction in (0,1] or `rest`."""
+    """`train=50,val=50,test=rest` or a mapping; each size a count, a fraction in (0,1] or `rest`.
+
+    `official` (alone, or as the size of every part) takes the dataset's official split instead.
+    """
+    if text_or_mapping == OFFICIAL_SIZE:
+        return tuple((part, OFFICIAL_SIZE) for part in SPLIT_PART_NAMES)
     if isinstance(text_or_mapping, str):
         pairs = []
         for item in text_or_mapping.split(","):
@@ -233,12 +243,18 @@ def parse_split_sizes(text_or_mapping: Any, source: str, fieldname: str = "split
         raise ConfigError(source, fieldname, text_or_mapping, "a mapping or part=size text")
     seen = set()
     rest_count = 0
+    official = [part for part, size in pairs if size == OFFICIAL_SIZE]
+    if official and len(official) != len(pairs):
+        raise ConfigError(source, fieldname, text_or_mapping,
+                          "'official' for every part or for none")
     for part, size in pairs:
-        if part not in ("train", "val", "test"):
+        if part not in SPLIT_PART_NAMES:
             raise ConfigError(source, fieldname, part, "parts among train, val, test")
         if part in seen:
             raise ConfigError(source, fieldname, part, "each part once")
         seen.add(part)
+        if size == OFFICIAL_SIZE:
+            continue
         if size == "rest":
             rest_count += 1
             continue

@@ -45,6 +45,12 @@ class Source(Protocol):
 SOURCE_KINDS: dict[str, str] = {
     "sample": "pipelines.sources.sample_source:SampleSource",
     "local": "pipelines.sources.local:LocalSource",
+    "huggingface": "pipelines.sources.huggingface:HuggingFaceSource",
+    "aegis_keyframes": "pipelines.sources.aegis_keyframes:AegisKeyframesSource",
+    "dvf": "pipelines.sources.dvf:DvfSource",
+    "genvideo": "pipelines.sources.genvideo:GenVideoSource",
+    "ffpp": "pipelines.sources.ffpp:FfppSource",
+    "webvid": "pipelines.sources.webvid:WebVidSource",
 }
 
 

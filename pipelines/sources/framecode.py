@@ -78,14 +78,18 @@ def _first_margin(profile: np.ndarray, start: int, step: int) -> int | None:
     return int(hits[0]) if len(hits) else None
 
 
-def _grid_span(greenness: np.ndarray, axis: int) -> tuple[int, int]:
+def _greenness(pixels: np.ndarray) -> np.ndarray:
+    pixels = pixels.astype(np.int16)
+    return pixels[..., 1] - np.maximum(pixels[..., 0], pixels[..., 2])
+
+
+def _grid_span(frame_rgb: np.ndarray, axis: int) -> tuple[int, int]:
     """Grid extent [lo, hi) along ``axis`` (1 = x, 0 = y), scanning from the centre."""
-    across = greenness.shape[1 - axis]
+    across = frame_rgb.shape[1 - axis]
     band_half = max(1, across // 100)
-    centre_across = across // 2
-    band = slice(centre_across - band_half, centre_across + band_half)
-    strip = greenness[band, :] if axis == 1 else greenness[:, band]
-    profile = strip.mean(axis=1 - axis)
+    band = slice(across // 2 - band_half, across // 2 + band_half)
+    strip = frame_rgb[band, :] if axis == 1 else frame_rgb[:, band]
+    profile = _greenness(strip).mean(axis=1 - axis)
     centre = len(profile) // 2
     hi = _first_margin(profile, centre, 1)
     lo = _first_margin(profile, centre - 1, -1)
@@ -96,7 +100,8 @@ def _grid_span(greenness: np.ndarray, axis: int) -> tuple[int, int]:
     return lo + 1, hi
 
 
-def _read_cells(luma: np.ndarray, x_span: tuple[int, int], y_span: tuple[int, int]) -> np.ndarray:
+def _read_cells(frame_rgb: np.ndarray, x_span: tuple[int, int],
+                y_span: tuple[int, int]) -> np.ndarray:
     cell_w = (x_span[1] - x_span[0]) / GRID_CELLS
     cell_h = (y_span[1] - y_span[0]) / GRID_CELLS
     means = np.empty((GRID_CELLS, GRID_CELLS))
@@ -106,7 +111,7 @@ def _read_cells(luma: np.ndarray, x_span: tuple[int, int], y_span: tuple[int, in
         for c in range(GRID_CELLS):
             x0 = int(round(x_span[0] + (c + 0.25) * cell_w))
             x1 = max(x0 + 1, int(round(x_span[0] + (c + 0.75) * cell_w)))
-            means[r, c] = luma[y0:y1, x0:x1].mean()
+            means[r, c] = frame_rgb[y0:y1, x0:x1].mean()  # grey level over R, G and B
     return means
 
 
@@ -125,11 +130,9 @@ def read_code(frame_rgb: np.ndarray) -> int:
     would make it readable.
     """
     _check_frame(frame_rgb)
-    pixels = frame_rgb.astype(np.int16)
-    greenness = pixels[..., 1] - np.maximum(pixels[..., 0], pixels[..., 2])
-    x_span = _grid_span(greenness, axis=1)
-    y_span = _grid_span(greenness, axis=0)
-    means = _read_cells(pixels.mean(axis=2), x_span, y_span)
+    x_span = _grid_span(frame_rgb, axis=1)
+    y_span = _grid_span(frame_rgb, axis=0)
+    means = _read_cells(frame_rgb, x_span, y_span)
     unclear = np.argwhere((means > _CELL_LOW) & (means < _CELL_HIGH))
     if len(unclear):
         r, c = unclear[0]

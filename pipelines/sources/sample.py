@@ -160,7 +160,7 @@ def sample_plan() -> tuple[SampleVideo, ...]:
         relpath=portrait.relpath.rsplit(".", 1)[0] + ".mp4")
     vfr = videos[by_name["phone_studio_01"]]
     videos[by_name["phone_studio_01"]] = _with_special(
-        vfr, codec="h264", fps=Fraction(25), num_frames=90, pts_s=_vfr_pts_s(90, vfr.seed),
+        vfr, codec="h264", fps=Fraction(20), num_frames=70, pts_s=_vfr_pts_s(70, vfr.seed),
         relpath=vfr.relpath.rsplit(".", 1)[0] + ".mkv")
     broken_common = dict(width=320, height=240, fps=Fraction(25), codec="h264", artifact=None,
                          scene="studio", quality=23)
@@ -216,21 +216,21 @@ def read_truth(raw_dir: Path) -> tuple[SampleEntry, ...]:
         raise ValueError(f"{path}: truth version {document.get('version')!r}, "
                          f"expected {TRUTH_VERSION}; delete the folder to regenerate it")
     return tuple(
-        SampleEntry(**{**row, "truth": VideoTruth.from_json(row["truth"]) if row["truth"] else None})
+        SampleEntry(**{**row, "truth": row["truth"] and VideoTruth.from_json(row["truth"])})
         for row in document["files"])
 
 
-def _is_complete(raw_dir: Path, plan: tuple[SampleVideo, ...]) -> bool:
+def _intact_entries(raw_dir: Path, plan: tuple[SampleVideo, ...]) -> dict[str, SampleEntry]:
+    """Entries of an earlier run whose file is still there with its recorded size."""
     try:
         entries = read_truth(raw_dir)
     except (OSError, ValueError, KeyError, TypeError) as err:
-        log.info("sample at %s is not complete (%s)", raw_dir, err)
-        return False
-    recorded = {e.relpath: e.bytes for e in entries}
-    if set(recorded) != {v.relpath for v in plan}:
-        return False
-    return all((raw_dir / rel).is_file() and (raw_dir / rel).stat().st_size == size
-               for rel, size in recorded.items())
+        log.info("no usable %s in %s (%s): generating every file", TRUTH_FILE, raw_dir, err)
+        return {}
+    planned = {v.relpath for v in plan}
+    return {e.relpath: e for e in entries
+            if e.relpath in planned and (raw_dir / e.relpath).is_file()
+            and (raw_dir / e.relpath).stat().st_size == e.bytes}
 
 
 def _remove_stale_temp_files(raw_dir: Path) -> None:
@@ -243,32 +243,32 @@ def _remove_stale_temp_files(raw_dir: Path) -> None:
 def generate_sample(raw_dir: Path, *, workers: int = 2, progress: bool = True) -> SampleReport:
     """Generate the sample dataset into ``raw_dir``; a no-op when it is already complete.
 
-    Files are written to temporary names and renamed; ``truth.json`` is written last, so an
-    interrupted run is finished by the next one (files without a truth are regenerated).
+    Files are written to temporary names and renamed; ``truth.json`` is written last. A
+    later run regenerates only the files that are missing or whose size differs from
+    truth.json (all of them when truth.json is missing), and removes stale temporary files.
     """
     started = time.perf_counter()
     raw_dir = Path(raw_dir)
     plan = sample_plan()
-    if _is_complete(raw_dir, plan):
-        entries = read_truth(raw_dir)
-        written = 0
-    else:
+    intact = _intact_entries(raw_dir, plan)
+    missing = [video for video in plan if video.relpath not in intact]
+    if missing:
         raw_dir.mkdir(parents=True, exist_ok=True)
         _remove_stale_temp_files(raw_dir)
         # biggest first, so the pool does not end waiting on one large video
-        order = sorted(plan, key=lambda v: -v.width * v.height * v.num_frames)
-        entries = _run_pool(order, raw_dir, workers, progress)
-        entries = tuple(sorted(entries, key=lambda e: e.relpath))
-        document = {"version": TRUTH_VERSION, "files": [_entry_to_json(e) for e in entries]}
+        missing.sort(key=lambda v: -v.width * v.height * v.num_frames)
+        intact.update((e.relpath, e) for e in _run_pool(missing, raw_dir, workers, progress))
+        document = {"version": TRUTH_VERSION,
+                    "files": [_entry_to_json(intact[v.relpath]) for v in plan]}
         write_bytes_atomic(raw_dir / TRUTH_FILE, (json.dumps(document, indent=1) + "\n").encode())
-        written = len(entries)
+    entries = [intact[v.relpath] for v in plan]
     elapsed_s = time.perf_counter() - started
     usable = sum(e.usable for e in entries)
     log.info("sample dataset at %s: %d files (%d usable), %d written in %.1f s",
-             raw_dir, len(entries), usable, written, elapsed_s)
+             raw_dir, len(entries), usable, len(missing), elapsed_s)
     return SampleReport(raw_dir=raw_dir, truth_path=raw_dir / TRUTH_FILE,
                         num_files=len(entries), num_usable=usable,
-                        num_broken=len(entries) - usable, num_written=written,
+                        num_broken=len(entries) - usable, num_written=len(missing),
                         elapsed_s=elapsed_s)
 
 

@@ -9,13 +9,19 @@ NTSC-style or variable frame rate, optionally with display-rotation metadata;
 
 Rotation convention. ``rotation_deg`` is the clockwise rotation a player applies to the
 stored pixels to show them upright (the value of the legacy ``rotate`` tag that phones
-write). It is written as the stream's display matrix (mp4 ``tkhd`` matrix, Matroska/WebM
-projection side data); AVI cannot carry it. A PyAV reader gets it from any decoded frame:
+write). It is written as the stream's display matrix (``VideoStream.set_display_rotation``;
+in mp4 the ``tkhd`` matrix, in Matroska/WebM what FFmpeg 7 maps it to); AVI cannot carry
+it. PyAV 18 has no stream-level getter; a reader gets it from any decoded frame:
 ``frame.rotation`` is the counter-clockwise angle in [-180, 180], so
 ``rotation_deg == (-frame.rotation) % 360`` and the upright picture is
 ``np.rot90(frame.to_ndarray(format="rgb24"), k=frame.rotation // 90)``
 (:func:`display_rotation_deg`, :func:`to_display`). decord 0.6 applies the mp4 rotation
-itself, but for 90/270 degrees it returns a garbled 4-channel array; do not trust it there.
+itself but returns a garbled 4-channel array for 90/270 degrees, and ignores the rotation
+of Matroska/WebM files; do not trust it for rotated videos.
+
+Import order. decord bundles an old libvpx and loads it globally: when decord is imported
+before PyAV in a process, PyAV's VP9 encoder binds to it and cannot open. Import ``av``
+first (this module does, so importing it before decord is enough).
 """
 
 from __future__ import annotations
@@ -24,31 +30,30 @@ import itertools
 import logging
 import math
 import os
+import sys
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
 import av
-import cv2
 import numpy as np
 
+from pipelines.sources._synthetic_frames import Artifact, Scene, paint_frames
 from pipelines.sources.framecode import paint_code, read_code
 
 __all__ = [
-    "Artifact", "Codec", "EncodedVideo", "VideoTruth", "display_rotation_deg", "encode_video",
-    "make_video", "paint_code", "paint_frames", "read_code", "to_display", "truncate_copy",
-    "write_bytes_atomic",
+    "TEMP_MARK", "Artifact", "Codec", "EncodedVideo", "Scene", "VideoTruth",
+    "display_rotation_deg", "encode_video", "make_video", "paint_code", "paint_frames",
+    "read_code", "temp_path_for", "to_display", "truncate_copy", "write_bytes_atomic",
     "write_not_a_video",
 ]
 
 log = logging.getLogger(__name__)
 
 Codec = Literal["h264", "mpeg4", "vp9", "hevc"]
-Artifact = Literal["flicker", "smooth", "warp"]
-Scene = Literal["studio", "street"]
 
 _ENCODERS = {"h264": "libx264", "mpeg4": "mpeg4", "vp9": "libvpx-vp9", "hevc": "libx265"}
 _FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
@@ -57,12 +62,6 @@ _CODECS_BY_FORMAT = {
     "webm": {"vp9"}, "avi": {"h264", "mpeg4"},
 }
 TEMP_MARK = ".tmp-"  # same mark as cache_tools.atomic, so its stale-file sweep finds ours
-_REAL_NOISE_SIGMA = 12.0
-_FAKE_NOISE_SIGMA = {"flicker": 3.0, "warp": 2.0, "smooth": 0.0}
-FLICKER_AMPLITUDE = 0.25  # brightness factor in [1 - a, 1 + a], random per frame
-SMOOTH_SIGMA_FRACTION = 0.015  # Gaussian blur sigma, fraction of the short side
-WARP_AMPLITUDE_FRACTION = 0.045  # peak displacement, fraction of the short side
-WARP_WAVES_PER_S = 2.0  # how fast the warp waves travel
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,8 @@ class VideoTruth:
 
     @classmethod
     def from_json(cls, obj: dict) -> VideoTruth:
-        return cls(**{**obj, "pts_s": tuple(obj["pts_s"]), "frame_codes": tuple(obj["frame_codes"])})
+        return cls(**{**obj, "pts_s": tuple(obj["pts_s"]),
+                      "frame_codes": tuple(obj["frame_codes"])})
 
 
 @dataclass(frozen=True)
@@ -114,153 +114,6 @@ def to_display(frame_rgb: np.ndarray, rotation_deg: int) -> np.ndarray:
 def _check_rotation(rotation_deg: int) -> None:
     if rotation_deg not in (0, 90, 180, 270):
         raise ValueError(f"rotation_deg={rotation_deg!r}; expected 0, 90, 180 or 270")
-
-
-def _reflect(position: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Fold an unbounded linear motion back into [low, high] (a bouncing object)."""
-    span = high - low
-    phase = np.mod(position - low, 2 * span)
-    return low + np.where(phase > span, 2 * span - phase, phase)
-
-
-def _texture(rng: np.random.Generator, height: int, width: int, scene: Scene) -> np.ndarray:
-    """A random background bigger than the frame: gradient + blobs + sharp fine grain."""
-    short = min(height, width)
-    ys = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
-    xs = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :, None]
-    corner = rng.uniform(40, 215, (3, 3)).astype(np.float32)
-    image = corner[0] + (corner[1] - corner[0]) * xs + (corner[2] - corner[0]) * ys
-    octaves = ((6, 70.0, cv2.INTER_CUBIC), (30, 40.0, cv2.INTER_LINEAR))
-    if scene == "street":
-        octaves = ((10, 60.0, cv2.INTER_CUBIC), (45, 50.0, cv2.INTER_NEAREST))
-    for cells_per_short, amplitude, interpolation in octaves:
-        step = max(2, short // cells_per_short)
-        coarse = rng.uniform(-1, 1, (height // step + 2, width // step + 2, 3)).astype(np.float32)
-        big = cv2.resize(coarse, (coarse.shape[1] * step, coarse.shape[0] * step),
-                         interpolation=interpolation)
-        image += amplitude * big[:height, :width]
-    grain_step = max(2, short // 90)  # still one to two pixels after a resize to 112
-    grain = rng.uniform(-1, 1, (height // grain_step + 1, width // grain_step + 1))
-    grain = np.kron(grain, np.ones((grain_step, grain_step)))[:height, :width, None]
-    image += (30.0 if scene == "studio" else 45.0) * grain.astype(np.float32)
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Everything random about one synthetic video, drawn once from its seed."""
-
-    texture: np.ndarray  # (height + 2 pad, width + 2 pad, 3) uint8
-    noise_up: np.ndarray  # same shape, uint8: positive part of the noise
-    noise_down: np.ndarray  # same shape, uint8: negative part (1x1 when there is no noise)
-    pad: int
-    pan_period_frames: float
-    pan_phase: np.ndarray  # (2,)
-    shape_start: np.ndarray  # (n, 2) x, y in px
-    shape_speed: np.ndarray  # (n, 2) px per frame
-    shape_size: np.ndarray  # (n,) px
-    shape_color: np.ndarray  # (n, 3)
-    shape_round: np.ndarray  # (n,) bool
-    noise_offset: np.ndarray  # (num_frames, 2)
-    flicker_gain: np.ndarray  # (num_frames,)
-    warp_wavelength_px: np.ndarray  # (2,)
-
-
-def _plan(width: int, height: int, num_frames: int, seed: int, artifact: Artifact | None,
-          scene: Scene, fps: float) -> _Plan:
-    rng = np.random.default_rng(seed)
-    short = min(height, width)
-    pad = max(8, short // 8)
-    texture = _texture(rng, height + 2 * pad, width + 2 * pad, scene)
-    sigma = _REAL_NOISE_SIGMA if artifact is None else _FAKE_NOISE_SIGMA[artifact]
-    noise = (rng.normal(0.0, sigma, texture.shape).clip(-127, 127).astype(np.int16) if sigma > 0
-             else np.zeros((1, 1, 3), np.int16))
-    noise_up, noise_down = np.maximum(noise, 0).astype(np.uint8), np.maximum(-noise, 0).astype(np.uint8)
-    num_shapes = 3 if scene == "studio" else 6
-    speed = short * (0.012 if scene == "studio" else 0.025)
-    gain = rng.choice([-1.0, 1.0], num_frames) * rng.uniform(0.5, 1.0, num_frames)
-    return _Plan(
-        texture=texture, noise_up=noise_up, noise_down=noise_down, pad=pad,
-        pan_period_frames=rng.uniform(2.0, 4.0) * fps, pan_phase=rng.uniform(0, 2 * np.pi, 2),
-        shape_start=rng.uniform(0, 1, (num_shapes, 2)) * (width, height),
-        shape_speed=rng.uniform(-1, 1, (num_shapes, 2)) * speed,
-        shape_size=rng.uniform(0.06, 0.16, num_shapes) * short,
-        shape_color=rng.integers(0, 256, (num_shapes, 3)),
-        shape_round=rng.random(num_shapes) < 0.5,
-        noise_offset=rng.integers(0, 2 * pad, (num_frames, 2)),
-        flicker_gain=1.0 + FLICKER_AMPLITUDE * gain,
-        warp_wavelength_px=rng.uniform(0.2, 0.3, 2) * short,
-    )
-
-
-def _draw_shapes(frame: np.ndarray, plan: _Plan, index: int) -> None:
-    height, width = frame.shape[:2]
-    moved = plan.shape_start + plan.shape_speed * index
-    xs, ys = _reflect(moved[:, 0], 0, width), _reflect(moved[:, 1], 0, height)
-    for x, y, size, color, is_round in zip(xs, ys, plan.shape_size, plan.shape_color,
-                                           plan.shape_round):
-        color_t = tuple(int(v) for v in color)
-        if is_round:
-            cv2.circle(frame, (int(x), int(y)), int(size), color_t, -1, cv2.LINE_AA)
-        else:
-            cv2.rectangle(frame, (int(x - size), int(y - 0.6 * size)),
-                          (int(x + size), int(y + 0.6 * size)), color_t, -1)
-
-
-def _heavy_blur(frame: np.ndarray, sigma_px: float) -> np.ndarray:
-    """Gaussian blur computed at a reduced size: same look, a fraction of the cost."""
-    factor = max(1, int(sigma_px // 2))
-    height, width = frame.shape[:2]
-    small = cv2.resize(frame, (max(1, width // factor), max(1, height // factor)),
-                       interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), sigma_px / factor)
-    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-
-
-def _warp(frame: np.ndarray, plan: _Plan, index: int, fps: float) -> np.ndarray:
-    height, width = frame.shape[:2]
-    phase = 2 * np.pi * WARP_WAVES_PER_S * index / fps
-    amplitude = WARP_AMPLITUDE_FRACTION * min(height, width)
-    ys, xs = np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32)
-    dx = amplitude * np.sin(2 * np.pi * ys / plan.warp_wavelength_px[0] + phase)
-    dy = amplitude * np.sin(2 * np.pi * xs / plan.warp_wavelength_px[1] - 1.3 * phase)
-    map_x = (xs[None, :] + dx[:, None]).astype(np.float32)
-    map_y = (ys[:, None] + dy[None, :]).astype(np.float32)
-    return cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-
-
-def paint_frames(width: int, height: int, num_frames: int, *, seed: int,
-                 artifact: Artifact | None = None, scene: Scene = "studio",
-                 fps: float = 25.0) -> Iterator[np.ndarray]:
-    """Yield ``num_frames`` upright RGB uint8 frames (height, width, 3), frame i coded with i.
-
-    Real content (``artifact=None``) is sharp with sensor-like noise. ``flicker`` changes the
-    global brightness by up to +-25% at random every frame, ``smooth`` blurs heavily and has
-    no noise, ``warp`` bends the picture with travelling sine waves; fakes have less noise.
-    """
-    if artifact not in (None, "flicker", "smooth", "warp"):
-        raise ValueError(f"artifact={artifact!r}; expected None, 'flicker', 'smooth' or 'warp'")
-    if scene not in ("studio", "street"):
-        raise ValueError(f"scene={scene!r}; expected 'studio' or 'street'")
-    plan = _plan(width, height, num_frames, seed, artifact, scene, fps)
-    short, pad = min(height, width), plan.pad
-    for index in range(num_frames):
-        angle = 2 * np.pi * index / plan.pan_period_frames + plan.pan_phase
-        ox, oy = (pad + np.round(pad * np.sin(angle))).astype(int)
-        frame = plan.texture[oy:oy + height, ox:ox + width].copy()
-        _draw_shapes(frame, plan, index)
-        if artifact == "smooth":
-            frame = _heavy_blur(frame, SMOOTH_SIGMA_FRACTION * short)
-        elif artifact == "warp":
-            frame = _warp(frame, plan, index, fps)
-        if artifact != "smooth":
-            nx, ny = plan.noise_offset[index]
-            window = np.s_[ny:ny + height, nx:nx + width]
-            frame = cv2.subtract(cv2.add(frame, plan.noise_up[window]), plan.noise_down[window])
-        if artifact == "flicker":
-            frame = cv2.convertScaleAbs(frame, alpha=float(plan.flicker_gain[index]))
-        paint_code(frame, index)
-        yield frame
 
 
 def _as_fraction(fps: float | Fraction) -> Fraction:
@@ -291,7 +144,8 @@ def _encoder_options(codec: Codec, quality: int) -> dict[str, str]:
 def _check_target(path: Path, codec: str, rotation_deg: int) -> str:
     container = _FORMATS.get(path.suffix.lower())
     if container is None:
-        raise ValueError(f"{path}: unknown video suffix {path.suffix!r}; use one of {sorted(_FORMATS)}")
+        raise ValueError(f"{path}: unknown video suffix {path.suffix!r}; "
+                         f"use one of {sorted(_FORMATS)}")
     if codec not in _ENCODERS:
         raise ValueError(f"codec={codec!r}; expected one of {sorted(_ENCODERS)}")
     if codec not in _CODECS_BY_FORMAT[container]:
@@ -301,6 +155,28 @@ def _check_target(path: Path, codec: str, rotation_deg: int) -> str:
     if rotation_deg and container == "avi":
         raise ValueError(f"{path}: AVI cannot carry rotation metadata; use .mp4, .mkv or .webm")
     return container
+
+
+def _check_pts(pts_s: Sequence[float] | None) -> None:
+    if pts_s is None:
+        return
+    if any(b <= a for a, b in zip(pts_s, pts_s[1:])):
+        raise ValueError("pts_s must be strictly increasing")
+    if len(pts_s) and pts_s[0] < 0:
+        raise ValueError(f"pts_s must start at >= 0 s, got {pts_s[0]}")
+
+
+def _encode(stream: av.VideoStream, frame: av.VideoFrame | None, codec: str) -> list[av.Packet]:
+    try:
+        return stream.encode(frame)
+    except av.FFmpegError as err:
+        if codec == "vp9" and "decord" in sys.modules:
+            # decord loads its own libvpx 1.6 globally; when that happens before PyAV is
+            # imported, PyAV's libvpx-vp9 binds to it and cannot open (EINVAL)
+            raise RuntimeError("the VP9 encoder could not be opened, probably because decord "
+                               "was imported before PyAV in this process; import av first"
+                               ) from err
+        raise
 
 
 def _frame_pts(pts_s: Sequence[float] | None, index: int, time_base: Fraction) -> int:
@@ -333,10 +209,7 @@ def encode_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, codec
     path = Path(path)
     container = _check_target(path, codec, rotation_deg)
     rate = _as_fraction(fps)
-    if pts_s is not None and any(b <= a for a, b in zip(pts_s, pts_s[1:])):
-        raise ValueError("pts_s must be strictly increasing")
-    if pts_s is not None and pts_s[0] < 0:
-        raise ValueError(f"pts_s must start at >= 0 s, got {pts_s[0]}")
+    _check_pts(pts_s)
     frame_iter = iter(frames)
     try:
         first = next(frame_iter)
@@ -365,8 +238,8 @@ def encode_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, codec
                 frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
                 frame.pts, frame.time_base = _frame_pts(pts_s, index, time_base), time_base
                 written.append(frame.pts)
-                output.mux(stream.encode(frame))
-            output.mux(stream.encode(None))
+                output.mux(_encode(stream, frame, codec))
+            output.mux(_encode(stream, None, codec))
             stream_time_base = stream.time_base
         if pts_s is not None and len(written) != len(pts_s):
             raise ValueError(f"{path}: got {len(written)} frames for {len(pts_s)} pts_s entries")

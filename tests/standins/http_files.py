@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -51,11 +52,21 @@ class Fault:
     retry_after_s: int | None = None
 
 
-class HttpFileServer:
-    """Serve `root` at `base_url/<relpath>`; use as a context manager."""
+def path_route(parsed: urllib.parse.SplitResult) -> str | None:
+    """The default mapping: the URL path is the file's path below the root."""
+    return urllib.parse.unquote(parsed.path).lstrip("/")
 
-    def __init__(self, root: Path):
+
+class HttpFileServer:
+    """Serve `root` at `base_url/<relpath>`; use as a context manager.
+
+    `route` maps a request URL to the relpath it serves (None: 404), for hosts whose URLs
+    name the file in the query string (ModelScope's `.../repo?FilePath=<file>`).
+    """
+
+    def __init__(self, root: Path, *, route: Callable[[urllib.parse.SplitResult], str | None] = path_route):
         self.root = Path(root)
+        self._route = route
         self.log = RequestLog()
         self._faults: dict[str, list[Fault]] = {}
         self._lock = threading.Lock()
@@ -113,7 +124,7 @@ class HttpFileServer:
 
     def _answer(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         parsed = urllib.parse.urlsplit(handler.path)
-        relpath = urllib.parse.unquote(parsed.path).lstrip("/")
+        relpath = self._route(parsed) or ""
         range_header = handler.headers.get("Range")
 
         def log(status: int) -> None:

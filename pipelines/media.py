@@ -1,0 +1,85 @@
+"""What probe and extract read, chosen by address: a video file (`pipelines.decode`) or a
+keyframe row of a parquet table (`pipelines.keyframes`, addressed `<file>.parquet#<row>`).
+
+The stages call these four functions instead of the readers, so a dataset of keyframe rows
+goes through the same probe, planning, extraction and failure records as a folder of mp4.
+For a row, `bytes` is the size of its JPEG frames, the modification time is the table's and
+the id is the sha256 of its frames (see `keyframes.row_fingerprint`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pipelines import keyframes
+from pipelines.decode import VideoInfo, probe_video, read_frames
+
+HASH_CHUNK_BYTES = 1 << 20
+
+
+def is_keyframe_row(relpath: str) -> bool:
+    return keyframes.parse_row_address(relpath) is not None
+
+
+def media_stat(raw_dir: str | os.PathLike, relpath: str) -> tuple[int, int]:
+    """(bytes, mtime_ns) of a file or a keyframe row; raises OSError when the file is unreadable."""
+    if is_keyframe_row(relpath):
+        path, row = keyframes.keyframe_path(raw_dir, relpath)
+        mtime_ns = path.stat().st_mtime_ns
+        return keyframes.row_fingerprint(path, row)[0], mtime_ns
+    stat = (Path(raw_dir) / relpath).stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def media_sha256(raw_dir: str | os.PathLike, relpath: str) -> str:
+    """The video id: sha256 of the file bytes, or of a keyframe row's frames."""
+    if is_keyframe_row(relpath):
+        path, row = keyframes.keyframe_path(raw_dir, relpath)
+        return keyframes.row_fingerprint(path, row)[1]
+    digest = hashlib.sha256()
+    with open(Path(raw_dir) / relpath, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def probe_media(raw_dir: str | os.PathLike, relpath: str) -> VideoInfo:
+    """Probe a file or a keyframe row; raises VideoReadError."""
+    if is_keyframe_row(relpath):
+        return keyframes.probe_keyframes(*keyframes.keyframe_path(raw_dir, relpath))
+    return probe_video(Path(raw_dir) / relpath)
+
+
+def read_media_frames(
+    raw_dir: str | os.PathLike,
+    relpath: str,
+    frame_indices: Sequence[int],
+    *,
+    info: VideoInfo,
+    height: int,
+    width: int,
+    resize: str,
+    reader: str = "pyav",
+    decoder_threads: int = 1,
+) -> np.ndarray:
+    """Frames of a file (through `reader`) or of a keyframe row, (N, height, width, 3) uint8 RGB."""
+    if is_keyframe_row(relpath):
+        path, row = keyframes.keyframe_path(raw_dir, relpath)
+        return keyframes.read_keyframes(
+            path, row, frame_indices, height=height, width=width, resize=resize
+        )
+    return read_frames(
+        Path(raw_dir) / relpath,
+        frame_indices,
+        info=info,
+        height=height,
+        width=width,
+        resize=resize,
+        reader=reader,
+        decoder_threads=decoder_threads,
+    )

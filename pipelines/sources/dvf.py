@@ -1,0 +1,271 @@
+"""Source kind `dvf`: Diffusion Video Forensics (MM-Det), from a Hugging Face repo or from a
+folder the user downloaded by hand (the Google Drive / Baidu archives).
+
+    kind: dvf
+    source:
+      repo: null            # a Hub dataset repo holding DVF (archives or folders), or
+      path: /data/DVF       # the folder with the hand-downloaded archives or extracted classes
+      revision: main        # with repo
+      allow_patterns: null  # with repo
+      endpoint: null        # with repo
+      splits_dir: null      # folder of train.json / val.json; default: the `splits` folder below
+      test_classes: [videocrafter1, zeroscope, opensora, sora, pika, stablediffusion, stablevideo]
+      keep_archives: true   # with path: keep the user's archives after extracting them
+
+Layout: `<class>/0_real/<file>` (label 0) and `<class>/1_fake/<file>` (label 1), under any
+leading folders; the class is the generator. Official splits: `train.json` / `val.json` map
+`{class: {"0_real/x.mp4": 0, ...}}`; listed videos get `source_split` train / val, every video of
+a test class gets `test`, the rest none. A label in a split file that disagrees with the folder
+stops the listing; split entries without a file are counted and logged (the full release is
+known to lack some real videos). Archives are extracted in place, and zip members that fail
+their CRC (known damage in some `0_real.zip`) are skipped and recorded in the marker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Optional
+
+from manifests.layout import DataRoot
+from manifests.records import LABEL_FAKE, LABEL_REAL
+from pipelines.labels import VIDEO_EXTENSIONS, walk_video_files
+from pipelines.sources._fetching import (
+    FetchSummary,
+    extract_in_place,
+    first_volumes,
+    hf_fetch_once,
+    update_fetch_record,
+)
+from pipelines.sources._options import SourceOptions, extensions_option
+from pipelines.sources.base import VideoCandidate
+from pipelines.sources.huggingface import hub_location
+from vfcache.config import DatasetConfig
+from vfcache.errors import StageError
+
+log = logging.getLogger(__name__)
+
+DVF_SOURCE_KEYS = {
+    "repo",
+    "path",
+    "revision",
+    "allow_patterns",
+    "endpoint",
+    "splits_dir",
+    "test_classes",
+    "keep_archives",
+    "extensions",
+    "expected_size",
+}
+LABEL_FOLDERS = {"0_real": LABEL_REAL, "1_fake": LABEL_FAKE}
+TEST_CLASSES = (
+    "videocrafter1",
+    "zeroscope",
+    "opensora",
+    "sora",
+    "pika",
+    "stablediffusion",
+    "stablevideo",
+)
+SPLIT_FILES = {"train": "train.json", "val": "val.json"}
+
+
+def parse_dvf_path(relpath: str) -> Optional[tuple[str, str, str]]:
+    """(class, label folder, path below it) for `.../<class>/<0_real|1_fake>/<rest>`."""
+    parts = relpath.split("/")
+    for index in range(len(parts) - 2, 0, -1):
+        if parts[index] in LABEL_FOLDERS:
+            return parts[index - 1], parts[index], "/".join(parts[index + 1 :])
+    return None
+
+
+def read_split_file(path: Path) -> dict[tuple[str, str], int]:
+    """{(class, "0_real/x.mp4"): label} from an official DVF split file; StageError if malformed."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise StageError(f"{path}: unreadable DVF split file ({err})") from err
+    if not isinstance(payload, dict):
+        raise StageError(
+            f'{path}: expected {{class: {{"0_real/x.mp4": 0, ...}}}}, '
+            f"found a {type(payload).__name__}"
+        )
+    entries = {}
+    for klass, videos in payload.items():
+        if not isinstance(videos, dict):
+            raise StageError(
+                f"{path}: class {klass!r} maps to a {type(videos).__name__}, "
+                "expected {path: label}"
+            )
+        for video, label in videos.items():
+            if label not in (LABEL_REAL, LABEL_FAKE) or isinstance(label, bool):
+                raise StageError(f"{path}: {klass}/{video} has label {label!r}, expected 0 or 1")
+            entries[(klass, video.strip("/"))] = label
+    return entries
+
+
+class DvfSource:
+    def __init__(self, config: DatasetConfig):
+        options = SourceOptions(config, DVF_SOURCE_KEYS)
+        self.config = config
+        repo, path = config.source.get("repo"), config.source.get("path")
+        if (repo is None) == (path is None):
+            raise options.error(
+                "repo" if repo is not None else "path",
+                repo or path,
+                "exactly one of source.repo (a Hub dataset repo) or source.path (a local folder)",
+            )
+        self.repo = self.revision = self.allow_patterns = self.endpoint = None
+        self.folder: Optional[Path] = None
+        if repo is not None:
+            self.repo, self.revision, self.allow_patterns, self.endpoint = hub_location(options)
+        else:
+            self.folder = Path(options.string("path")).expanduser()
+        splits_dir = options.string("splits_dir", None)
+        self.splits_dir = Path(splits_dir).expanduser() if splits_dir else None
+        self.test_classes = options.strings("test_classes", TEST_CLASSES)
+        self.keep_archives = options.boolean("keep_archives", True)
+        self.extensions = extensions_option(options, "extensions", VIDEO_EXTENSIONS)
+        self.expected_size = options.string("expected_size", "")
+
+    def describe(self) -> str:
+        if self.repo is not None:
+            return f"huggingface dataset {self.repo}@{self.revision}"
+        return f"local folder {self.folder} (Google Drive / Baidu archives)"
+
+    def raw_dir(self, root: DataRoot) -> Path:
+        return self.folder if self.folder is not None else root.raw_dir(self.config.name)
+
+    def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
+        dest = self.raw_dir(root)
+        if self.repo is not None:
+            record, fetched = hf_fetch_once(
+                self.repo, dest, revision=self.revision, allow_patterns=self.allow_patterns,
+                endpoint=self.endpoint, progress=progress,
+            )
+            origin = f"huggingface {self.repo}@{record.commit_sha}"
+        elif not dest.is_dir():
+            raise StageError(
+                f"DVF folder {dest} (source.path of {self.config.path}) does not exist; download "
+                "the archives from the MM-Det Google Drive or Baidu links into it first"
+            )
+        else:
+            fetched, origin = False, f"local {dest}"
+        visible = sorted(p for p in dest.rglob("*") if not _hidden(p.relative_to(dest)))
+        archives = first_volumes(visible)
+        if self.repo is None:  # the user's download: record the archives as found
+            relpaths = [a.relative_to(dest).as_posix() for a in archives]
+            record = update_fetch_record(
+                dest, source="local", repo_id=str(dest), revision="", endpoint="", relpaths=relpaths
+            )
+        remove = self.repo is not None or not self.keep_archives
+        extracted = extract_in_place(
+            archives, remove_archive=remove, on_corrupt_member="skip", progress=progress
+        )
+        self.split_entries(root)  # the official splits must be there before anything is probed
+        return FetchSummary(
+            dataset=self.config.name, raw_dir=str(dest), source=origin, files=len(record.files),
+            total_bytes=record.total_bytes, downloaded=None if fetched else 0, failed=0,
+            extracted_archives=len(extracted), up_to_date=not fetched and not extracted,
+        )
+
+    def _find_splits_dir(self, raw_dir: Path) -> Path:
+        if self.splits_dir is not None:
+            folder = self.splits_dir if self.splits_dir.is_absolute() else raw_dir / self.splits_dir
+            candidates = [folder] if (folder / SPLIT_FILES["train"]).is_file() else []
+        else:
+            candidates = sorted(
+                {
+                    p.parent
+                    for p in raw_dir.rglob(SPLIT_FILES["train"])
+                    if p.parent.name == "splits" and not _hidden(p.relative_to(raw_dir))
+                }
+            )
+        if len(candidates) != 1:
+            where = self.splits_dir or f"a `splits` folder below {raw_dir}"
+            found = f"found {[str(c) for c in candidates]}" if candidates else "found none"
+            raise StageError(
+                f"DVF's official splits (train.json, val.json) are expected in {where}; {found}. "
+                "Put the MM-Det split files there or set source.splits_dir"
+            )
+        return candidates[0]
+
+    def split_entries(self, root: DataRoot) -> dict[str, dict[tuple[str, str], int]]:
+        """{"train": {(class, path): label}, "val": {...}} from the official split files."""
+        folder = self._find_splits_dir(self.raw_dir(root))
+        parts = {part: read_split_file(folder / name) for part, name in SPLIT_FILES.items()}
+        both = sorted(set(parts["train"]) & set(parts["val"]))
+        if both:
+            raise StageError(
+                f"{folder}: {len(both)} videos are in both train.json and val.json, e.g. {both[:3]}"
+            )
+        return parts
+
+    def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
+        raw_dir = self.raw_dir(root)
+        if not raw_dir.is_dir():
+            raise StageError(
+                f"raw folder {raw_dir} does not exist; run `vfcache fetch {self.config.name}` first"
+            )
+        official = self.split_entries(root)
+        split_of = {key: part for part, entries in official.items() for key in entries}
+        candidates, unmatched, disagree = [], [], []
+        for relpath in walk_video_files(raw_dir, self.extensions):
+            parsed = parse_dvf_path(relpath)
+            if parsed is None:
+                unmatched.append(relpath)
+                continue
+            klass, label_folder, rest = parsed
+            label = LABEL_FOLDERS[label_folder]
+            key = (klass, f"{label_folder}/{rest}")
+            part = split_of.get(key)
+            if part is not None and official[part][key] != label:
+                disagree.append(f"{relpath} ({part}.json says {official[part][key]})")
+            if part is None and klass in self.test_classes:
+                part = "test"
+            stem = rest.rsplit(".", 1)[0]
+            candidates.append(
+                VideoCandidate(
+                    relpath=relpath,
+                    label=label,
+                    generator=klass,
+                    domain=self.config.domain,
+                    group=f"{klass}/{label_folder}/{stem}",
+                    source_split=part,
+                )
+            )
+        if unmatched:
+            raise StageError(
+                f"{len(unmatched)} video files below {raw_dir} are not in <class>/0_real or "
+                f"<class>/1_fake, e.g. {unmatched[:5]}"
+            )
+        if disagree:
+            raise StageError(
+                f"{len(disagree)} videos sit in a label folder that their official split file "
+                f"contradicts, e.g. {disagree[:5]}"
+            )
+        self._log_missing(candidates, official)
+        return candidates
+
+    def _log_missing(self, candidates: list[VideoCandidate], official: dict) -> None:
+        present = set()
+        for candidate in candidates:
+            klass, label_folder, rest = parse_dvf_path(candidate.relpath)
+            present.add((klass, f"{label_folder}/{rest}"))
+        missing = defaultdict(int)
+        for part, entries in official.items():
+            for key in entries:
+                if key not in present:
+                    missing[part] += 1
+        if missing:
+            log.warning(
+                "DVF: official split entries without a video file: %s (the release is known "
+                "to lack some real videos; they are left out)",
+                dict(missing),
+            )
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)

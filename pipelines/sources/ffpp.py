@@ -1,0 +1,316 @@
+"""Source kind `ffpp`: FaceForensics++, fetched from the server named in the email the user gets
+after the terms-of-use form, the way the official `download-FaceForensics.py` does it.
+
+    kind: ffpp
+    source:
+      server_url: null        # the server of the email (`--server URL`); never shipped
+      accept_terms: false     # `--accept-terms`: the user accepts the FaceForensics terms of use
+      version: v3
+      compression: c23        # raw | c23 | c40
+      methods: [Deepfakes, Face2Face, FaceSwap, NeuralTextures]  # + FaceShifter, DeepFakeDetection
+      originals: [youtube]    # also actors (the DeepFakeDetection originals)
+      splits_url: https://raw.githubusercontent.com/ondyari/FaceForensics/<commit>/dataset/splits
+      max_pairs: null         # a subset: the first N pairs of the server's file list
+
+Protocol (official script): `<server>/<version>/misc/filelist.json` is the list of id pairs
+`[["071", "054"], ...]`; originals are every id of every pair, a method's videos are `a_b` and
+`b_a` per pair; DeepFakeDetection names come from `misc/deepfake_detection_filenames.json`
+(`actors`, `DeepFakesDetection`). Videos are at
+`<server>/<version>/<dataset path>/<compression>/videos/<name>.mp4`, saved under the same path
+in the raw folder. The official splits (`train/val/test.json`, lists of pairs) come from the
+FaceForensics GitHub repository. A pair `[a, b]` is the leakage group of originals a, b and fakes
+a_b, b_a, and its split is their `source_split`. DeepFakeDetection has no official split; its
+videos are grouped by connected actors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from manifests.layout import DataRoot
+from manifests.records import LABEL_FAKE, LABEL_REAL
+from pipelines.fetch import DownloadItem, download_files
+from pipelines.fetch.errors import FetchError
+from pipelines.labels import walk_video_files
+from pipelines.sources._fetching import FetchSummary, update_fetch_record
+from pipelines.sources._options import SourceOptions
+from pipelines.sources.base import VideoCandidate
+from vfcache.config import DatasetConfig
+from vfcache.errors import StageError
+
+log = logging.getLogger(__name__)
+
+FFPP_SOURCE_KEYS = {
+    "server_url",
+    "accept_terms",
+    "version",
+    "compression",
+    "methods",
+    "originals",
+    "splits_url",
+    "max_pairs",
+    "concurrency",
+    "retries",
+    "expected_size",
+}
+DATASET_PATHS = {
+    "youtube": "original_sequences/youtube",
+    "actors": "original_sequences/actors",
+    "Deepfakes": "manipulated_sequences/Deepfakes",
+    "Face2Face": "manipulated_sequences/Face2Face",
+    "FaceSwap": "manipulated_sequences/FaceSwap",
+    "NeuralTextures": "manipulated_sequences/NeuralTextures",
+    "FaceShifter": "manipulated_sequences/FaceShifter",
+    "DeepFakeDetection": "manipulated_sequences/DeepFakeDetection",
+}
+METHODS = (
+    "Deepfakes",
+    "Face2Face",
+    "FaceSwap",
+    "NeuralTextures",
+    "FaceShifter",
+    "DeepFakeDetection",
+)
+ORIGINALS = ("youtube", "actors")
+COMPRESSIONS = ("raw", "c23", "c40")
+FILELIST = "misc/filelist.json"
+DFD_FILELIST = "misc/deepfake_detection_filenames.json"
+SPLIT_PARTS = ("train", "val", "test")
+DFD_KINDS = {"actors", "DeepFakeDetection"}
+
+
+def read_pairs(path: Path) -> list[tuple[str, str]]:
+    """A list of `["071", "054"]` pairs (filelist.json or a split file); StageError if malformed."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise StageError(f"{path}: unreadable pair list ({err})") from err
+    if not isinstance(payload, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(i, str) and i for i in pair)
+        for pair in payload
+    ):
+        raise StageError(f'{path}: expected a list of [id, id] pairs like [["071", "054"], ...]')
+    return [(a, b) for a, b in payload]
+
+
+def dfd_actors(stem: str) -> list[str]:
+    """Actor ids of a DeepFakeDetection name: `01__scene` -> [01]; `01_02__scene__X` -> [01, 02]."""
+    return stem.split("__", 1)[0].split("_")
+
+
+class _Components:
+    """Union-find over actor ids, so DeepFakeDetection groups never share an identity."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, item: str) -> str:
+        self.parent.setdefault(item, item)
+        while self.parent[item] != item:
+            self.parent[item] = self.parent[self.parent[item]]
+            item = self.parent[item]
+        return item
+
+    def union(self, items: list[str]) -> None:
+        roots = sorted(self.find(i) for i in items)
+        for root in roots[1:]:
+            self.parent[root] = roots[0]
+
+
+class FfppSource:
+    def __init__(self, config: DatasetConfig):
+        options = SourceOptions(config, FFPP_SOURCE_KEYS)
+        self.config = config
+        self.server_url = options.url("server_url", None)
+        self.accept_terms = options.boolean("accept_terms", False)
+        self.version = options.string("version", "v3")
+        self.compression = options.string("compression", "c23", choices=COMPRESSIONS)
+        self.methods = options.strings("methods", METHODS[:4], choices=METHODS)
+        self.originals = options.strings("originals", ("youtube",), choices=ORIGINALS)
+        self.splits_url = options.url("splits_url")
+        self.max_pairs = options.integer("max_pairs", None, minimum=1)
+        self.concurrency = options.integer("concurrency", 4, minimum=1)
+        self.retries = options.integer("retries", 5, minimum=0)
+        self.expected_size = options.string("expected_size", "")
+
+    def describe(self) -> str:
+        server = self.server_url or "<server from the FaceForensics email>"
+        kinds = ", ".join(self.originals + self.methods)
+        return f"FaceForensics++ server {server} ({self.compression}; {kinds})"
+
+    def raw_dir(self, root: DataRoot) -> Path:
+        return root.raw_dir(self.config.name)
+
+    def _base(self) -> str:
+        if self.server_url is None:
+            raise FetchError(
+                "FaceForensics++ is form-gated: fill in the form at "
+                "https://github.com/ondyari/FaceForensics, then pass the server URL of the email: "
+                "`vfcache fetch ffpp --server URL --accept-terms`"
+            )
+        if not self.accept_terms:
+            raise FetchError(
+                f"FaceForensics++ may only be downloaded after accepting its terms of use "
+                f"({self.server_url}/webpage/FaceForensics_TOS.pdf); pass --accept-terms (or set "
+                f"source.accept_terms: true in {self.config.path}) to confirm that you accept them"
+            )
+        return f"{self.server_url}/{self.version}"
+
+    def _download(self, items: list[DownloadItem], raw_dir: Path, what: str, progress: bool):
+        report = download_files(
+            items, raw_dir, concurrency=self.concurrency, retries=self.retries, progress=progress
+        )
+        if report.failed:
+            failed = ", ".join(f"{o.relpath} ({o.reason})" for o in report.failed[:5])
+            raise FetchError(
+                f"{len(report.failed)} FaceForensics++ {what} could not be downloaded: {failed}; "
+                f"the list is in {report.failures_path}; check the server URL and re-run to resume"
+            )
+        return report
+
+    def _file_names(self, raw_dir: Path, kind: str) -> list[str]:
+        """Video names (no extension) of one dataset kind, as the official script derives them."""
+        if kind in DFD_KINDS:
+            payload = json.loads((raw_dir / DFD_FILELIST).read_text(encoding="utf-8"))
+            key = "actors" if kind == "actors" else "DeepFakesDetection"
+            names = payload.get(key) if isinstance(payload, dict) else None
+            if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                raise StageError(
+                    f"{raw_dir / DFD_FILELIST}: expected a list of names under {key!r}"
+                )
+            return names
+        pairs = read_pairs(raw_dir / FILELIST)[: self.max_pairs]
+        if kind == "youtube":
+            return [video for pair in pairs for video in pair]
+        return [f"{a}_{b}" for a, b in pairs] + [f"{b}_{a}" for a, b in pairs]
+
+    def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
+        base, raw_dir = self._base(), self.raw_dir(root)
+        kinds = list(self.originals) + list(self.methods)
+        lists = [FILELIST] + ([DFD_FILELIST] if DFD_KINDS & set(kinds) else [])
+        meta = [DownloadItem(f"{base}/{name}", name) for name in lists]
+        meta += [
+            DownloadItem(f"{self.splits_url}/{part}.json", f"splits/{part}.json")
+            for part in SPLIT_PARTS
+        ]
+        listed = self._download(meta, raw_dir, "file lists", progress=False)
+        for part in SPLIT_PARTS:
+            read_pairs(raw_dir / "splits" / f"{part}.json")
+        videos = []
+        for kind in kinds:
+            folder = f"{DATASET_PATHS[kind]}/{self.compression}/videos"
+            videos += [
+                DownloadItem(f"{base}/{folder}/{name}.mp4", f"{folder}/{name}.mp4")
+                for name in self._file_names(raw_dir, kind)
+            ]
+        report = self._download(videos, raw_dir, "videos", progress)
+        record = update_fetch_record(
+            raw_dir,
+            source="ffpp",
+            repo_id=self.server_url,
+            revision=self.version,
+            endpoint=base,
+            relpaths=[item.relpath for item in meta + videos],
+        )
+        return FetchSummary(
+            dataset=self.config.name,
+            raw_dir=str(raw_dir),
+            source=f"ffpp {base} ({self.compression})",
+            files=len(record.files),
+            total_bytes=record.total_bytes,
+            downloaded=len(listed.ok) + len(report.ok),
+            failed=0,
+            extracted_archives=0,
+            up_to_date=not listed.ok and not report.ok,
+            failures_path=str(report.failures_path),
+        )
+
+    def _pairs(self, raw_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+        """(id -> pair key, pair key -> official split) from the split files and the file list."""
+        pair_of, split_of = {}, {}
+        sources = [(part, raw_dir / "splits" / f"{part}.json") for part in SPLIT_PARTS]
+        sources.append((None, raw_dir / FILELIST))
+        for part, path in sources:
+            if not path.is_file():
+                if part is not None:
+                    raise StageError(
+                        f"official split file {path} is missing; "
+                        f"run `vfcache fetch {self.config.name}`"
+                    )
+                continue
+            for a, b in read_pairs(path):
+                key = f"{a}_{b}"
+                for video in (a, b):
+                    known = pair_of.setdefault(video, key)
+                    if known != key and part is not None:
+                        raise StageError(f"{path}: id {video} is in pairs {known} and {key}")
+                if part is not None:
+                    if split_of.get(key, part) != part:
+                        raise StageError(
+                            f"pair {key} is in both {split_of[key]}.json and {part}.json"
+                        )
+                    split_of[key] = part
+        return pair_of, split_of
+
+    def _candidate(
+        self, kind: str, stem: str, relpath: str, pair_of: dict, split_of: dict, dfd: _Components
+    ) -> VideoCandidate:
+        label = LABEL_REAL if kind in ORIGINALS else LABEL_FAKE
+        if kind in DFD_KINDS:
+            group, split = f"dfd:{dfd.find(dfd_actors(stem)[0])}", None
+        else:
+            ids = stem.split("_")
+            pairs = {pair_of.get(i) for i in ids}
+            if None in pairs or len(pairs) != 1 or len(ids) not in (1, 2):
+                raise StageError(
+                    f"{relpath}: ids {ids} are not one pair of the FaceForensics++ file list"
+                )
+            group = pairs.pop()
+            split = split_of.get(group)
+        return VideoCandidate(
+            relpath=relpath,
+            label=label,
+            generator=kind,
+            domain=self.config.domain,
+            group=group,
+            source_split=split,
+        )
+
+    def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
+        raw_dir = self.raw_dir(root)
+        if not raw_dir.is_dir():
+            raise StageError(
+                f"raw folder {raw_dir} does not exist; run `vfcache fetch {self.config.name}` first"
+            )
+        pair_of, split_of = self._pairs(raw_dir)
+        found: list[tuple[str, str, str]] = []
+        for kind in list(self.originals) + list(self.methods):
+            folder = raw_dir / DATASET_PATHS[kind] / self.compression / "videos"
+            if not folder.is_dir():
+                log.warning("FaceForensics++: %s has no folder %s", kind, folder)
+                continue
+            for name in walk_video_files(folder, (".mp4",)):
+                found.append(
+                    (
+                        kind,
+                        name.rsplit(".", 1)[0],
+                        f"{DATASET_PATHS[kind]}/{self.compression}/videos/{name}",
+                    )
+                )
+        dfd = _Components()
+        for kind, stem, _ in found:
+            if kind in DFD_KINDS:
+                dfd.union(dfd_actors(stem))
+        candidates = [
+            self._candidate(kind, stem, relpath, pair_of, split_of, dfd)
+            for kind, stem, relpath in found
+        ]
+        log.info(
+            "found %d FaceForensics++ videos (%s) below %s",
+            len(candidates),
+            self.compression,
+            raw_dir,
+        )
+        return sorted(candidates, key=lambda c: c.relpath)

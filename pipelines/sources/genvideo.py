@@ -1,0 +1,280 @@
+"""Source kind `genvideo`: GenVideo / GenVideo-100K (DeMamba), archives over HTTP (ModelScope).
+
+    kind: genvideo
+    source:
+      base_url: https://modelscope.cn
+      repo: cccnju/Gen-Video
+      revision: master
+      url_template: "{base_url}/api/v1/datasets/{repo}/repo?Revision={revision}&FilePath={file}"
+      archives:                                  # downloaded, then extracted in place
+        - files: [GenVideo-Val.zip]              # Real/ and Fake/<Generator>/ inside
+        - files: [Real_part_aa, Real_part_ab]    # volumes of one set, in order
+          into: train                            # subfolder of the raw folder (default: none)
+          label: real                            # every file of this archive is real / fake ...
+          generator: youku                       # ... from this generator (real: real_generator)
+      checksums: {GenVideo-Val.zip: <sha256>}    # optional, per file
+      real_folders: [Real]
+      fake_folders: [Fake]
+      real_generator: msrvtt
+      concurrency: 2
+      retries: 5
+
+Labels: a file extracted from an archive that declares `label` takes that label and
+generator; any other file is labelled by its folders: below a `Real` folder it is real (the
+next folder, if any, is its generator, else `real_generator`), below a `Fake` folder it is
+fake and the next folder is its generator. Anything else stops the listing with the paths.
+Each video is its own leakage group. GenVideo ships no split: splits are ours (the preset).
+Archives whose extraction marker exists are not downloaded again.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path, PurePosixPath
+from typing import Optional
+
+from manifests.layout import DataRoot
+from manifests.records import LABEL_FAKE, LABEL_REAL
+from pipelines.fetch import DownloadItem, download_files, read_extraction_marker
+from pipelines.fetch.errors import FetchError
+from pipelines.labels import VIDEO_EXTENSIONS, walk_video_files
+from pipelines.sources._fetching import (
+    FetchSummary,
+    extract_in_place,
+    extracted_volume_names,
+    update_fetch_record,
+)
+from pipelines.sources._options import SourceOptions, extensions_option
+from pipelines.sources.base import VideoCandidate
+from vfcache.config import DatasetConfig
+from vfcache.errors import StageError
+
+log = logging.getLogger(__name__)
+
+GENVIDEO_SOURCE_KEYS = {
+    "base_url",
+    "repo",
+    "revision",
+    "url_template",
+    "archives",
+    "checksums",
+    "real_folders",
+    "fake_folders",
+    "real_generator",
+    "concurrency",
+    "retries",
+    "extensions",
+    "expected_size",
+}
+ARCHIVE_KEYS = {"files", "into", "label", "generator"}
+DEFAULT_TEMPLATE = "{base_url}/{file}"
+LABELS = {"real": LABEL_REAL, "fake": LABEL_FAKE}
+
+
+class ArchiveSpec:
+    """One archive (or volume set) of the config, with the label its files take, if any."""
+
+    def __init__(self, entry: dict, position: int, options: SourceOptions, real_generator: str):
+        field = f"archives[{position}]"
+        files = entry["files"]
+        if isinstance(files, str):
+            files = [files]
+        if not (isinstance(files, list) and files and all(isinstance(f, str) and f for f in files)):
+            raise options.error(
+                f"{field}.files", files, "a file name or a list of volume names in order"
+            )
+        for name in files:
+            if "/" in name or name.startswith("."):
+                raise options.error(
+                    f"{field}.files", name, "plain file names (no folders, not hidden)"
+                )
+        self.files = tuple(files)
+        into = entry.get("into") or ""
+        if not isinstance(into, str) or ".." in PurePosixPath(into).parts or into.startswith("/"):
+            raise options.error(f"{field}.into", into, "a relative folder inside the raw folder")
+        self.into = into.strip("/")
+        label = entry.get("label")
+        if label is not None and label not in LABELS:
+            raise options.error(f"{field}.label", label, "real or fake")
+        self.label = LABELS.get(label)
+        generator = entry.get("generator")
+        if generator is not None and not (isinstance(generator, str) and generator):
+            raise options.error(f"{field}.generator", generator, "a generator name")
+        if self.label == LABEL_FAKE and generator is None:
+            raise options.error(f"{field}.generator", None, "the generator of a fake archive")
+        if label is None and generator is not None:
+            raise options.error(f"{field}.label", None, "real or fake when a generator is given")
+        self.generator = generator or (real_generator if self.label == LABEL_REAL else None)
+
+    def relpath(self, name: str) -> str:
+        return f"{self.into}/{name}" if self.into else name
+
+    def folder(self, raw_dir: Path) -> Path:
+        return raw_dir / self.into if self.into else raw_dir
+
+
+class GenVideoSource:
+    def __init__(self, config: DatasetConfig):
+        options = SourceOptions(config, GENVIDEO_SOURCE_KEYS, required=("base_url", "archives"))
+        self.config = config
+        self.base_url = options.url("base_url")
+        self.repo = options.string("repo", "")
+        self.revision = options.string("revision", "master")
+        self.url_template = options.string("url_template", DEFAULT_TEMPLATE)
+        try:
+            self.url_template.format(base_url="b", repo="r", revision="v", file="f")
+        except (KeyError, IndexError, ValueError) as err:
+            raise options.error(
+                "url_template",
+                self.url_template,
+                "a template using only {base_url}, {repo}, {revision}, {file}",
+            ) from err
+        self.real_generator = options.string("real_generator", "msrvtt")
+        entries = options.records("archives", ARCHIVE_KEYS, required=("files",))
+        self.archives = [
+            ArchiveSpec(entry, i, options, self.real_generator) for i, entry in enumerate(entries)
+        ]
+        names = [archive.relpath(name) for archive in self.archives for name in archive.files]
+        if len(set(names)) != len(names):
+            raise options.error("archives", names, "each file listed once")
+        self.checksums = options.mapping("checksums", {})
+        for name, digest in self.checksums.items():
+            if not (
+                isinstance(digest, str)
+                and len(digest) == 64
+                and all(c in "0123456789abcdef" for c in digest.lower())
+            ):
+                raise options.error(f"checksums.{name}", digest, "a hex sha256")
+        self.real_folders = options.strings("real_folders", ("Real",))
+        self.fake_folders = options.strings("fake_folders", ("Fake",))
+        if set(self.real_folders) & set(self.fake_folders):
+            raise options.error(
+                "fake_folders", self.fake_folders, "names not also in source.real_folders"
+            )
+        self.concurrency = options.integer("concurrency", 2, minimum=1)
+        self.retries = options.integer("retries", 5, minimum=0)
+        self.extensions = extensions_option(options, "extensions", VIDEO_EXTENSIONS)
+        self.expected_size = options.string("expected_size", "")
+
+    def describe(self) -> str:
+        where = f"{self.base_url} {self.repo}@{self.revision}" if self.repo else self.base_url
+        return f"http archives from {where}"
+
+    def raw_dir(self, root: DataRoot) -> Path:
+        return root.raw_dir(self.config.name)
+
+    def url(self, name: str) -> str:
+        return self.url_template.format(
+            base_url=self.base_url, repo=self.repo, revision=self.revision, file=name
+        )
+
+    def _pending(self, raw_dir: Path) -> list[DownloadItem]:
+        items = []
+        for archive in self.archives:
+            extracted = extracted_volume_names(archive.folder(raw_dir))
+            for name in archive.files:
+                if name not in extracted:
+                    items.append(
+                        DownloadItem(
+                            self.url(name), archive.relpath(name), sha256=self.checksums.get(name)
+                        )
+                    )
+        return items
+
+    def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
+        raw_dir = self.raw_dir(root)
+        items = self._pending(raw_dir)
+        report = download_files(
+            items, raw_dir, concurrency=self.concurrency, retries=self.retries, progress=progress
+        )
+        relpaths = [archive.relpath(name) for archive in self.archives for name in archive.files]
+        record = update_fetch_record(
+            raw_dir,
+            source="http",
+            repo_id=self.repo or self.base_url,
+            revision=self.revision,
+            endpoint=self.base_url,
+            relpaths=relpaths,
+        )
+        if report.failed:
+            failed = ", ".join(f"{o.relpath} ({o.reason})" for o in report.failed[:5])
+            raise FetchError(
+                f"{len(report.failed)} GenVideo archives could not be downloaded: {failed}; see "
+                f"{report.failures_path}; re-run `vfcache fetch {self.config.name}` to resume"
+            )
+        firsts = [archive.folder(raw_dir) / archive.files[0] for archive in self.archives]
+        extracted = extract_in_place(
+            [p for p in firsts if p.is_file()],
+            remove_archive=True,
+            on_corrupt_member="raise",
+            progress=progress,
+        )
+        return FetchSummary(
+            dataset=self.config.name,
+            raw_dir=str(raw_dir),
+            source=f"http {self.describe()}",
+            files=len(record.files),
+            total_bytes=record.total_bytes,
+            downloaded=len(report.ok),
+            failed=0,
+            extracted_archives=len(extracted),
+            up_to_date=not items and not extracted,
+            failures_path=str(report.failures_path),
+        )
+
+    def _declared_labels(self, raw_dir: Path) -> dict[str, tuple[int, str]]:
+        """relpath -> (label, generator) for files of archives that declare a label."""
+        declared = {}
+        for archive in self.archives:
+            if archive.label is None:
+                continue
+            folder = archive.folder(raw_dir)
+            marker = read_extraction_marker(folder / archive.files[0], folder)
+            if marker is None:
+                continue
+            for name in marker["files"]:
+                declared[archive.relpath(name)] = (archive.label, archive.generator)
+        return declared
+
+    def _folder_label(self, relpath: str) -> Optional[tuple[int, str]]:
+        folders = relpath.split("/")[:-1]
+        for index in range(len(folders) - 1, -1, -1):
+            below = folders[index + 1] if index + 1 < len(folders) else None
+            if folders[index] in self.fake_folders:
+                return (LABEL_FAKE, below) if below else None
+            if folders[index] in self.real_folders:
+                return LABEL_REAL, below or self.real_generator
+        return None
+
+    def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
+        raw_dir = self.raw_dir(root)
+        if not raw_dir.is_dir():
+            raise StageError(
+                f"raw folder {raw_dir} does not exist; run `vfcache fetch {self.config.name}` first"
+            )
+        declared = self._declared_labels(raw_dir)
+        candidates, unlabelled = [], []
+        for relpath in walk_video_files(raw_dir, self.extensions):
+            labelled = declared.get(relpath) or self._folder_label(relpath)
+            if labelled is None:
+                unlabelled.append(relpath)
+                continue
+            label, generator = labelled
+            candidates.append(
+                VideoCandidate(
+                    relpath=relpath,
+                    label=label,
+                    generator=generator,
+                    domain=self.config.domain,
+                    group=relpath.rsplit(".", 1)[0],
+                )
+            )
+        if unlabelled:
+            raise StageError(
+                f"{len(unlabelled)} videos below {raw_dir} are neither below a real folder "
+                f"{list(self.real_folders)} nor in a generator folder below a fake folder "
+                f"{list(self.fake_folders)}, nor from an archive that "
+                f"declares its label: {unlabelled[:5]}"
+            )
+        log.info("found %d GenVideo videos below %s", len(candidates), raw_dir)
+        return candidates

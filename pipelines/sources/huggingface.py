@@ -1,0 +1,98 @@
+"""Source kind `huggingface`: video files in a Hugging Face dataset repo (AEGIS-Full), labelled
+by the config's layout rule.
+
+    kind: huggingface
+    source:
+      repo: Clarifiedfish/AEGIS-Full      # dataset repo id
+      revision: main                       # branch, tag or commit; fetch.json records the commit
+      allow_patterns: ["*test_data/*"]     # optional; fnmatch patterns, `*` crosses folders
+      endpoint: https://huggingface.co     # optional; default HF_ENDPOINT or the public Hub
+      extensions: [.mp4]                   # optional; which files are videos
+
+`fetch` downloads the snapshot into `raw/<dataset>/` (resumable, verified, recorded; see
+`pipelines.fetch.hf`), and a re-run with the same request is a no-op that needs no network.
+The token comes from the usual place (`HF_TOKEN` or the stored login).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from manifests.layout import DataRoot
+from pipelines.labels import VIDEO_EXTENSIONS, candidates_from_layout
+from pipelines.sources._fetching import FetchSummary, hf_fetch_once
+from pipelines.sources._options import SourceOptions, extensions_option
+from pipelines.sources.base import VideoCandidate
+from vfcache.config import DatasetConfig
+
+log = logging.getLogger(__name__)
+
+HF_SOURCE_KEYS = {"repo", "revision", "allow_patterns", "endpoint", "extensions", "expected_size"}
+
+
+def hub_location(
+    options: SourceOptions,
+    *,
+    repo_key: str = "repo",
+    revision_key: str = "revision",
+    patterns_key: str = "allow_patterns",
+) -> tuple[str, str, object, object]:
+    """(repo, revision, allow_patterns, endpoint) from the keys every Hub-backed kind shares."""
+    repo = options.string(repo_key)
+    if repo.count("/") != 1 or repo.startswith("/") or repo.endswith("/"):
+        raise options.error(repo_key, repo, "a dataset repo id of the form owner/name")
+    return (
+        repo,
+        options.string(revision_key, "main"),
+        options.strings(patterns_key, None),
+        options.url("endpoint", None),
+    )
+
+
+class HuggingFaceSource:
+    """Videos of a Hub dataset repo, labelled from their path by `config.layout`."""
+
+    def __init__(self, config: DatasetConfig):
+        options = SourceOptions(config, HF_SOURCE_KEYS, required=("repo",))
+        self.config = config
+        self.repo, self.revision, self.allow_patterns, self.endpoint = hub_location(options)
+        self.extensions = extensions_option(options, "extensions", VIDEO_EXTENSIONS)
+        self.expected_size = options.string("expected_size", "")
+
+    def describe(self) -> str:
+        return f"huggingface dataset {self.repo}@{self.revision}"
+
+    def raw_dir(self, root: DataRoot) -> Path:
+        return root.raw_dir(self.config.name)
+
+    def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
+        dest = self.raw_dir(root)
+        record, fetched = hf_fetch_once(
+            self.repo,
+            dest,
+            revision=self.revision,
+            allow_patterns=self.allow_patterns,
+            endpoint=self.endpoint,
+            progress=progress,
+        )
+        return FetchSummary(
+            dataset=self.config.name,
+            raw_dir=str(dest),
+            source=f"huggingface {self.repo}@{record.commit_sha}",
+            files=len(record.files),
+            total_bytes=record.total_bytes,
+            downloaded=None if fetched else 0,
+            failed=0,
+            extracted_archives=0,
+            up_to_date=not fetched,
+        )
+
+    def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
+        return candidates_from_layout(
+            self.raw_dir(root),
+            self.config.layout,
+            dataset=self.config.name,
+            default_domain=self.config.domain,
+            extensions=self.extensions,
+        )

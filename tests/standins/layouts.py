@@ -1,0 +1,388 @@
+"""Miniature copies of the real dataset layouts, built from tiny synthetic videos.
+
+Each builder writes, below a folder the test serves (Hub stand-in, HTTP stand-in), the same
+paths, archive kinds and metadata files as the real release, with a handful of 64x48
+videos of a few frames (`pipelines.sources.synthetic.make_video`), and returns the facts a
+test checks against (videos per label and generator, official splits).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tarfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.sources.synthetic import make_video, paint_frames
+
+WIDTH, HEIGHT, FPS = 64, 48, 8
+FRAMES = 6
+
+
+def tiny_video(path: Path, *, num_frames: int = FRAMES, fake: bool = False) -> Path:
+    """A 64x48 h264 mp4; the seed comes from the path, so every file has its own bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make_video(
+        path,
+        width=WIDTH,
+        height=HEIGHT,
+        num_frames=num_frames,
+        fps=FPS,
+        codec="h264",
+        seed=zlib.crc32(path.as_posix().encode()) % 100_000,
+        artifact="flicker" if fake else None,
+    )
+    return path
+
+
+@dataclass
+class Facts:
+    """What a miniature dataset holds: videos per (label, generator), and per official split."""
+
+    by_generator: dict[tuple[int, str], int] = field(default_factory=dict)
+    by_split: dict[str, int] = field(default_factory=dict)
+    short_videos: int = 0  # videos too short for a 4-frame clip at 8 fps
+
+    def add(self, label: int, generator: str, split: str | None = None, count: int = 1) -> None:
+        self.by_generator[(label, generator)] = self.by_generator.get((label, generator), 0) + count
+        if split is not None:
+            self.by_split[split] = self.by_split.get(split, 0) + count
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_generator.values())
+
+
+# -- AEGIS -----------------------------------------------------------------------------
+
+AEGIS_FULL = {
+    ("real", "youtube"): 3,
+    ("real", "dvf"): 3,
+    ("ai_gen", "sora"): 3,
+    ("ai_gen", "kling"): 3,
+}
+
+
+def build_aegis_full(repo_dir: Path) -> Facts:
+    """`AEGIS-Full`: videos/test_data/{real/{youtube,dvf},ai_gen/{sora,kling}}/*.mp4 plus files the
+    config does not fetch."""
+    facts = Facts()
+    for (label_dir, generator), count in AEGIS_FULL.items():
+        for index in range(count):
+            tiny_video(
+                repo_dir
+                / "videos"
+                / "test_data"
+                / label_dir
+                / generator
+                / f"{generator}_{index:03d}.mp4",
+                fake=label_dir == "ai_gen",
+            )
+            facts.add(int(label_dir == "ai_gen"), generator)
+    (repo_dir / "README.md").write_text("# AEGIS-Full (miniature)\n")
+    (repo_dir / "analysis").mkdir()
+    (repo_dir / "analysis" / "scores.json").write_text("{}\n")
+    return facts
+
+
+def jpeg_frames(num_frames: int, seed: int) -> list[bytes]:
+    frames = []
+    for frame in paint_frames(WIDTH, HEIGHT, num_frames, seed=seed):
+        ok, encoded = cv2.imencode(
+            ".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95]
+        )
+        assert ok
+        frames.append(encoded.tobytes())
+    return frames
+
+
+# (ground_truth, generator, number of keyframes)
+AEGIS_ROWS = [
+    ("real", "youtube", 8),
+    ("real", "youtube", 8),
+    ("real", "dvf", 8),
+    ("real", "dvf", 3),
+    ("real", "youtube", 8),
+    ("real", "dvf", 8),
+    ("ai", "sora", 8),
+    ("ai", "sora", 8),
+    ("ai", "kling", 8),
+    ("ai", "kling", 3),
+    ("ai", "sora", 8),
+    ("ai", "kling", 8),
+]
+
+
+def keyframe_table(
+    rows: list[tuple[str, str, int]], *, image_struct: bool = True, seed: int = 0
+) -> pa.Table:
+    """meta_data (JSON string) + keyframes (JPEG list, as `datasets.Image` stores them or plain)."""
+    metas, frames = [], []
+    for index, (truth, generator, count) in enumerate(rows):
+        metas.append(
+            json.dumps(
+                {"ground_truth": truth, "generator": generator, "video_name": f"v{index:04d}"}
+            )
+        )
+        jpegs = jpeg_frames(count, seed=seed * 1000 + index)
+        frames.append(
+            [{"bytes": j, "path": f"v{index:04d}_{k}.jpg"} for k, j in enumerate(jpegs)]
+            if image_struct
+            else jpegs
+        )
+    image_type = (
+        pa.struct([("bytes", pa.binary()), ("path", pa.string())]) if image_struct else pa.binary()
+    )
+    return pa.table(
+        {
+            "meta_data": pa.array(metas, pa.string()),
+            "keyframes": pa.array(frames, pa.list_(image_type)),
+        }
+    )
+
+
+def build_aegis_parquet(repo_dir: Path) -> Facts:
+    """`AEGIS`: data/hard_test_set-00000-of-00001.parquet, row groups of 5 rows."""
+    facts = Facts()
+    (repo_dir / "data").mkdir(parents=True)
+    pq.write_table(
+        keyframe_table(AEGIS_ROWS),
+        repo_dir / "data" / "hard_test_set-00000-of-00001.parquet",
+        row_group_size=5,
+    )
+    for truth, generator, count in AEGIS_ROWS:
+        facts.add(int(truth == "ai"), generator)
+        facts.short_videos += count < 4
+    (repo_dir / "README.md").write_text("# AEGIS (miniature)\n")
+    return facts
+
+
+# -- DVF -------------------------------------------------------------------------------
+
+
+def build_dvf(data_dir: Path, *, archives: bool) -> Facts:
+    """`DVF/<class>/{0_real,1_fake}/*.mp4` + `DVF/splits/{train,val}.json`; with `archives`, class
+    sora is a zip (with macOS junk) and class pika a split tar.gz, as the hand downloads are."""
+    facts = Facts()
+    root = data_dir / "DVF"
+    train = {"youtube": {}, "stablevideodiffusion": {}}
+    val = {"youtube": {}, "stablevideodiffusion": {}}
+    layout = [
+        ("youtube", "0_real", 4),
+        ("stablevideodiffusion", "0_real", 2),
+        ("stablevideodiffusion", "1_fake", 4),
+        ("sora", "1_fake", 3),
+        ("pika", "1_fake", 3),
+    ]
+    for klass, label_dir, count in layout:
+        for index in range(count):
+            name = f"{label_dir}/{klass[:3]}_{index:02d}.mp4"
+            tiny_video(root / klass / name, fake=label_dir == "1_fake")
+            label = int(label_dir == "1_fake")
+            if klass in train:
+                part = "val" if index == count - 1 else "train"
+                (val if part == "val" else train)[klass][name] = label
+                facts.add(label, klass, part)
+            else:
+                facts.add(label, klass, "test")
+    train["youtube"]["0_real/gone.mp4"] = 0  # listed but absent, as in the real release
+    (root / "splits").mkdir()
+    (root / "splits" / "train.json").write_text(json.dumps(train, indent=1))
+    (root / "splits" / "val.json").write_text(json.dumps(val, indent=1))
+    if archives:
+        zip_folder(root / "sora", root / "sora.zip", junk=True)
+        tar_folder(root / "pika", root / "pika.tar.gz", volumes=2)
+    return facts
+
+
+def zip_folder(folder: Path, archive: Path, *, junk: bool) -> None:
+    """Zip `folder` (as `<name>/...`) into `archive` and remove it; `junk` adds macOS entries."""
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder.parent).as_posix())
+                if junk:
+                    zf.writestr(
+                        f"__MACOSX/{path.relative_to(folder.parent).parent.as_posix()}/._{path.name}",
+                        b"\0" * 82,
+                    )
+        if junk:
+            zf.writestr(f"{folder.name}/.DS_Store", b"\0" * 16)
+    _remove_tree(folder)
+
+
+def tar_folder(
+    folder: Path, archive: Path, *, volumes: int = 1, volume_names: list[str] | None = None
+) -> list[Path]:
+    """A gzip'd tar of `folder`, optionally cut into byte volumes (`<archive>.split.aa`, ...
+    or the given names)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        tf.add(folder, arcname=folder.name)
+    payload = buffer.getvalue()
+    _remove_tree(folder)
+    if volumes == 1 and volume_names is None:
+        archive.write_bytes(payload)
+        return [archive]
+    names = volume_names or [
+        f"{archive.name}.split.{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(volumes)
+    ]
+    step = -(-len(payload) // len(names))
+    paths = []
+    for index, name in enumerate(names):
+        path = archive.parent / name
+        path.write_bytes(payload[index * step : (index + 1) * step])
+        paths.append(path)
+    return paths
+
+
+def _remove_tree(folder: Path) -> None:
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    folder.rmdir()
+
+
+# -- GenVideo --------------------------------------------------------------------------
+
+
+def build_genvideo(served_dir: Path) -> Facts:
+    """GenVideo-Val.zip (Real/, Fake/<Generator>/, macOS junk) plus two training archives: a
+    real set cut into `Real_part_aa/ab` (gzip'd tar without extension) and `OpenSora.tar.gz`."""
+    facts = Facts()
+    staging = served_dir / "_staging"
+    val = staging / "GenVideo-Val"
+    for index in range(4):
+        tiny_video(val / "Real" / f"video{index}.mp4")
+        facts.add(0, "msrvtt")
+    for generator, frames in (("Sora", (6, 6, 3)), ("Gen2", (3, 3, 6))):
+        for index, count in enumerate(frames):
+            tiny_video(
+                val / "Fake" / generator / f"{generator.lower()}_{index}.mp4",
+                num_frames=count,
+                fake=True,
+            )
+            facts.add(1, generator)
+            facts.short_videos += count < 4
+    zip_folder(val, served_dir / "GenVideo-Val.zip", junk=True)
+    for index in range(2):
+        tiny_video(staging / "youku" / f"yk_{index}.mp4")
+        facts.add(0, "youku")
+    tar_folder(
+        staging / "youku", served_dir / "Real.tar.gz", volume_names=["Real_part_aa", "Real_part_ab"]
+    )
+    for index in range(2):
+        tiny_video(staging / "OpenSora" / f"os_{index}.mp4", fake=True)
+        facts.add(1, "OpenSora")
+    tar_folder(staging / "OpenSora", served_dir / "OpenSora.tar.gz")
+    staging.rmdir()
+    return facts
+
+
+# -- FaceForensics++ -------------------------------------------------------------------
+
+FFPP_PAIRS = [("000", "003"), ("001", "002"), ("004", "007"), ("005", "006")]
+FFPP_SPLITS = {"train": FFPP_PAIRS[:2], "val": FFPP_PAIRS[2:3], "test": FFPP_PAIRS[3:]}
+
+
+def build_ffpp(
+    server_dir: Path,
+    splits_dir: Path,
+    *,
+    methods: tuple[str, ...] = ("Deepfakes", "Face2Face"),
+    compression: str = "c23",
+) -> Facts:
+    """The server tree `v3/misc/filelist.json`, `v3/original_sequences/youtube/<c>/videos/<id>.mp4`,
+    `v3/manipulated_sequences/<Method>/<c>/videos/<a>_<b>.mp4`, and the GitHub split files."""
+    facts = Facts()
+    base = server_dir / "v3"
+    (base / "misc").mkdir(parents=True)
+    (base / "misc" / "filelist.json").write_text(json.dumps([list(p) for p in FFPP_PAIRS]))
+    split_of = {pair: part for part, pairs in FFPP_SPLITS.items() for pair in pairs}
+    for pair in FFPP_PAIRS:
+        a, b = pair
+        for video in pair:
+            tiny_video(
+                base / "original_sequences" / "youtube" / compression / "videos" / f"{video}.mp4"
+            )
+            facts.add(0, "youtube", split_of[pair])
+        for method in methods:
+            for target, source in ((a, b), (b, a)):
+                tiny_video(
+                    base
+                    / "manipulated_sequences"
+                    / method
+                    / compression
+                    / "videos"
+                    / f"{target}_{source}.mp4",
+                    fake=True,
+                )
+                facts.add(1, method, split_of[pair])
+    splits_dir.mkdir(parents=True, exist_ok=True)
+    for part, pairs in FFPP_SPLITS.items():
+        (splits_dir / f"{part}.json").write_text(json.dumps([list(p) for p in pairs], indent=2))
+    return facts
+
+
+# -- WebVid ----------------------------------------------------------------------------
+
+
+def build_webvid(
+    served_dir: Path, base_url: str, *, count: int = 10, missing: tuple[int, ...] = (3,)
+) -> Facts:
+    """`webvid/results_2M_train.csv` (videoid, contentUrl, duration, page_dir, name) with URLs
+    pointing at `stock/<videoid>.mp4` on the stand-in; rows in `missing` have no file there (404)."""
+    facts = Facts()
+    rows = []
+    for index in range(count):
+        videoid = str(1000 + index)
+        page_dir = f"{index // 4 * 4:03d}_{index // 4 * 4 + 3:03d}"
+        rows.append(
+            {
+                "videoid": videoid,
+                "contentUrl": f"{base_url}/stock/{videoid}.mp4",
+                "duration": "PT00H00M01S",
+                "page_dir": page_dir,
+                "name": f"caption {index}",
+            }
+        )
+        if index not in missing:
+            tiny_video(served_dir / "stock" / f"{videoid}.mp4")
+            facts.add(0, "webvid")
+    rows.append(dict(rows[0]))  # a repeated videoid, as CSV mirrors have
+    (served_dir / "webvid").mkdir(parents=True, exist_ok=True)
+    with open(
+        served_dir / "webvid" / "results_2M_train.csv", "w", newline="", encoding="utf-8"
+    ) as handle:
+        writer = csv.DictWriter(
+            handle, fieldnames=["videoid", "contentUrl", "duration", "page_dir", "name"]
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+    return facts
+
+
+__all__ = [
+    "AEGIS_ROWS",
+    "FFPP_PAIRS",
+    "FFPP_SPLITS",
+    "Facts",
+    "build_aegis_full",
+    "build_aegis_parquet",
+    "build_dvf",
+    "build_ffpp",
+    "build_genvideo",
+    "build_webvid",
+    "jpeg_frames",
+    "keyframe_table",
+    "tar_folder",
+    "tiny_video",
+    "zip_folder",
+]

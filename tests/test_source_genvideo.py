@@ -1,0 +1,184 @@
+"""GenVideo: archives from a ModelScope-like stand-in (faults, resume after a kill), extracted
+in place."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from manifests.audit import format_table
+from manifests.layout import DataRoot
+from manifests.parquet_io import read_records
+from manifests.records import ClipRecord
+from pipelines.fetch.errors import FetchError
+from pipelines.fetch.record import read_fetch_record
+from pipelines.sources.base import get_source
+from tests.source_pipeline import config_for, part_counts, run_cache
+from tests.standins.http_files import Fault, HttpFileServer
+from tests.standins.layouts import build_genvideo
+from tests.standins.modelscope import modelscope_relpath, modelscope_route
+from vfcache.config import DatasetConfig
+from vfcache.errors import ConfigError
+
+pytestmark = pytest.mark.network
+
+REPO_ID = "cccnju/Gen-Video"
+REPO = Path(__file__).resolve().parents[1]
+ARCHIVES = [
+    {"files": ["GenVideo-Val.zip"]},
+    {
+        "files": ["Real_part_aa", "Real_part_ab"],
+        "into": "train",
+        "label": "real",
+        "generator": "youku",
+    },
+    {"files": ["OpenSora.tar.gz"], "into": "train", "label": "fake", "generator": "OpenSora"},
+]
+
+
+@pytest.fixture
+def modelscope(tmp_path):
+    served = tmp_path / "served"
+    store = served / modelscope_relpath(REPO_ID, "master", "")
+    store.mkdir(parents=True)
+    facts = build_genvideo(store)
+    with HttpFileServer(served, route=modelscope_route) as server:
+        yield server, facts
+
+
+def genvideo_config(server: HttpFileServer, **splits) -> DatasetConfig:
+    return config_for(
+        "genvideo",
+        base_url=server.base_url,
+        archives=ARCHIVES,
+        retries=3,
+        splits=splits or {"sizes": (("train", "6"), ("val", "3"), ("test", "rest")), "support": 1},
+    )
+
+
+def test_make_cache_genvideo_against_the_modelscope_standin(modelscope, tmp_path):
+    server, facts = modelscope
+    val = modelscope_relpath(REPO_ID, "master", "GenVideo-Val.zip")
+    server.add_fault(val, Fault(status=500))
+    server.add_fault(val, Fault(truncate_after_bytes=5000))  # the retry resumes from byte 5000
+    root = DataRoot(tmp_path / "data")
+    run = run_cache(genvideo_config(server), root)
+
+    assert [r.status for r in server.requests(val)] == [500, 200, 206]
+    assert server.requests(val)[-1].range_header == "bytes=5000-"
+    assert run.fetch.extracted_archives == 3 and run.fetch.downloaded == 4
+    raw = root.raw_dir("genvideo")
+    left = [p for p in raw.rglob("*") if p.is_file() and ".extracted" not in p.parts]
+    assert not [
+        p for p in left if p.name.startswith(("._", "Real_part")) or p.suffix in (".zip", ".gz")
+    ]
+    assert not list(raw.rglob("__MACOSX"))
+    record = read_fetch_record(raw)
+    assert sorted(f.relpath for f in record.files) == [
+        "GenVideo-Val.zip",
+        "train/OpenSora.tar.gz",
+        "train/Real_part_aa",
+        "train/Real_part_ab",
+    ]
+    clips = read_records(root.cache_dir("genvideo", "tiny_4x32").clips_parquet, ClipRecord)
+    found = {}
+    for clip in clips:
+        found[(clip.label, clip.generator)] = found.get((clip.label, clip.generator), 0) + 1
+    assert (
+        found
+        == facts.by_generator
+        == {(0, "msrvtt"): 4, (0, "youku"): 2, (1, "Sora"): 3, (1, "Gen2"): 3, (1, "OpenSora"): 2}
+    )
+    assert part_counts(run) == {"train": 6, "val": 3, "test": 5, "support": 2}
+    assert run.audit.ok, format_table(run.audit)
+    assert (
+        sum(entry.clips for entry in run.audit.short_clips) == facts.short_videos == 3
+    )  # padded, and shown
+
+    requests = len(server.log.entries)
+    again = get_source(genvideo_config(server)).fetch(root, progress=False)
+    assert (
+        again.up_to_date and len(server.log.entries) == requests
+    )  # extracted archives are not fetched again
+
+
+def test_archive_the_host_refuses_is_reported(modelscope, tmp_path):
+    server, _ = modelscope
+    server.add_fault(
+        modelscope_relpath(REPO_ID, "master", "OpenSora.tar.gz"), Fault(status=403, times=None)
+    )
+    with pytest.raises(
+        FetchError, match=r"1 GenVideo archives could not be downloaded: train/OpenSora.tar.gz"
+    ):
+        get_source(genvideo_config(server)).fetch(DataRoot(tmp_path / "data"), progress=False)
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "data/raw/genvideo/_failures.jsonl").read_text().splitlines()
+    ]
+    assert [(r["relpath"], r["http_status"], r["permanent"]) for r in rows] == [
+        ("train/OpenSora.tar.gz", 403, True)
+    ]
+
+
+def test_killed_download_resumes(modelscope, tmp_path):
+    """A fetch killed mid-archive leaves its `.part`; the next fetch asks only for the rest."""
+    server, _ = modelscope
+    val = modelscope_relpath(REPO_ID, "master", "GenVideo-Val.zip")
+    server.add_fault(val, Fault(throttle_bytes_per_s=20_000))
+    config = genvideo_config(server)
+    config_file = tmp_path / "genvideo.yaml"
+    config_file.write_text(
+        yaml.safe_dump({"name": "genvideo", "kind": "genvideo", "source": config.source})
+    )
+    root = tmp_path / "data"
+    script = (
+        "from manifests.layout import DataRoot; from pathlib import Path; "
+        "from pipelines.sources.base import get_source; "
+        "from vfcache.config import load_dataset_config; "
+        f"config = load_dataset_config('genvideo', {str(config_file)!r}); "
+        f"get_source(config).fetch(DataRoot(Path({str(root)!r})), "
+        "progress=False)"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
+    part = root / "raw" / "genvideo" / "GenVideo-Val.zip.part"
+    deadline = time.monotonic() + 60
+    while not (part.exists() and part.stat().st_size > 4000) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    kept = part.stat().st_size
+    assert kept > 4000
+    server.clear_faults()
+    summary = get_source(config).fetch(DataRoot(root), progress=False)
+    assert summary.extracted_archives == 3
+    assert (
+        server.requests(val)[-1].range_header == f"bytes={kept}-"
+        and server.requests(val)[-1].status == 206
+    )
+
+
+@pytest.mark.parametrize(
+    "archives, field",
+    [
+        ([{"files": ["a.zip"], "label": "fake"}], "source.archives[0].generator"),
+        ([{"files": ["a.zip"], "label": "maybe", "generator": "x"}], "source.archives[0].label"),
+        ([{"files": ["../a.zip"]}], "source.archives[0].files"),
+        ([{"files": ["a.zip"], "into": "../up"}], "source.archives[0].into"),
+        ([{"files": ["a.zip"], "colour": "red"}], "source.archives[0].colour"),
+        ([{"files": ["a.zip"]}, {"files": ["a.zip"]}], "source.archives"),
+    ],
+)
+def test_bad_archive_entries_name_the_field(archives, field):
+    with pytest.raises(ConfigError) as err:
+        get_source(config_for("genvideo", archives=archives))
+    assert err.value.field == field and "genvideo.yaml" in err.value.source
