@@ -39,7 +39,11 @@ class Context:
 
 
 def _dataset(name: str, config_file: Optional[str]) -> DatasetConfig:
-    return load_dataset_config(name, config_file)
+    from pipelines.sources.base import get_source
+
+    config = load_dataset_config(name, config_file)
+    get_source(config)  # validates the kind's `source:` keys at load, naming file, field and value
+    return config
 
 
 def _spec(config: DatasetConfig, spec: Optional[str]) -> ClipSpec:
@@ -103,8 +107,18 @@ def _run_fetch(ctx: Context, config: DatasetConfig) -> None:
     from pipelines.sources.base import get_source
 
     source = get_source(config)
-    source.fetch(ctx.root, progress=ctx.progress)
-    click.echo(f"fetched {config.name} -> {source.raw_dir(ctx.root)}")
+    summary = source.fetch(ctx.root, progress=ctx.progress)
+    if summary is None:  # sources that only generate or point at local files
+        click.echo(f"fetched {config.name} -> {source.raw_dir(ctx.root)}")
+        return
+    state = "up to date" if summary.up_to_date else (
+        f"{summary.downloaded} downloaded" if summary.downloaded is not None else "synced")
+    click.echo(f"{summary.source}: {summary.files} files, {summary.total_bytes / 2**20:.1f} MiB, {state}, "
+               f"{summary.failed} failed, {summary.extracted_archives} archives extracted -> {summary.raw_dir}")
+    for note in summary.notes:
+        click.echo(f"  note: {note}")
+    if summary.failed:
+        click.echo(f"  failures listed in {summary.failures_path}", err=True)
 
 
 def _run_build_manifest(ctx: Context, config: DatasetConfig, spec: ClipSpec, client, force: bool = False) -> None:
@@ -183,13 +197,35 @@ def _run_audit(ctx: Context, datasets: list[tuple[DatasetConfig, ClipSpec]], spl
     return report.ok
 
 
+server_option = click.option("--server", default=None,
+                             help="Server/base URL or Hub endpoint (FF++: the URL you were sent).")
+terms_option = click.option("--accept-terms", is_flag=True, help="Accept the dataset's terms (FF++ requires it).")
+
+
+def _fetch_config(name: str, config_file, server, accept_terms) -> DatasetConfig:
+    from pipelines.sources.overrides import apply_fetch_options
+
+    return apply_fetch_options(_dataset(name, config_file), server=server, accept_terms=accept_terms)
+
+
 @cli.command()
 @click.argument("name")
 @config_option
+@server_option
+@terms_option
 @click.pass_obj
-def fetch(ctx: Context, name: str, config_file) -> None:
-    """Bring the raw data of dataset NAME (for `sample`: generate it)."""
-    _run_fetch(ctx, _dataset(name, config_file))
+def fetch(ctx: Context, name: str, config_file, server, accept_terms) -> None:
+    """Bring the raw data of dataset NAME (for `sample`: generate it); re-runs fetch only what is missing."""
+    _run_fetch(ctx, _fetch_config(name, config_file, server, accept_terms))
+
+
+@cli.command()
+@click.pass_obj
+def datasets(ctx: Context) -> None:
+    """Every configured dataset: source, size on disk, terms, and which stages are done."""
+    from pipelines.sources.status import dataset_status, format_status_table
+
+    click.echo(format_status_table(dataset_status(ctx.root)))
 
 
 @cli.command("build-manifest")
@@ -295,11 +331,13 @@ def preview(ctx: Context, name: str, config_file, spec, out_png, per_cell, frame
 @click.argument("name")
 @config_option
 @spec_option
+@server_option
+@terms_option
 @click.option("--max-failed", type=click.FloatRange(0, 1), default=0.05, show_default=True)
 @click.pass_obj
-def cache(ctx: Context, name: str, config_file, spec, max_failed) -> None:
+def cache(ctx: Context, name: str, config_file, spec, server, accept_terms, max_failed) -> None:
     """fetch -> build-manifest -> extract -> split -> audit, each stage skipping what is done."""
-    config = _dataset(name, config_file)
+    config = _fetch_config(name, config_file, server, accept_terms)
     clip_spec = _spec(config, spec)
     click.echo(f"== fetch {config.name}")
     _run_fetch(ctx, config)
