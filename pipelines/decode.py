@@ -138,12 +138,14 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: 
 
 
 def decode_floor(path: str | os.PathLike, frame_indices: Sequence[int], *, info: VideoInfo,
-                 decoder_threads: int = 1) -> int:
+                 decoder_threads: int = 1, skip_nonref: bool = True) -> int:
     """Decode exactly the frames `read_frames(reader="pyav")` decodes, without converting
-    them; returns how many frames were decoded (the benchmark's reference cost)."""
+    them; returns how many frames were decoded (the benchmark's reference cost).
+    `skip_nonref=False` also decodes the unneeded non-reference frames between a keyframe
+    and the needed frames (read_frames skips them)."""
     needed = sorted(set(_validate_indices(frame_indices, info)))
     _validate_threads(decoder_threads)
-    with PyAVSource(os.fspath(path), info, decoder_threads) as source:
+    with PyAVSource(os.fspath(path), info, decoder_threads, skip_nonref=skip_nonref) as source:
         for _ in source.decode_needed(needed):
             pass
         return source.frames_decoded
