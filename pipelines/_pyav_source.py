@@ -18,17 +18,25 @@ import bisect
 import logging
 import os
 import re
-import statistics
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
 import av
 
 from pipelines._video import (
-    REASON_DECODE_ERROR, REASON_NO_VIDEO_STREAM, REASON_NOT_A_VIDEO, REASON_TRUNCATED,
-    REASON_UNSUPPORTED_CODEC, REASON_ZERO_FRAMES, VideoInfo, VideoReadError, index_of_time,
-    s_to_ticks, ticks_to_s,
+    REASON_DECODE_ERROR,
+    REASON_NO_VIDEO_STREAM,
+    REASON_NOT_A_VIDEO,
+    REASON_TRUNCATED,
+    REASON_UNSUPPORTED_CODEC,
+    REASON_ZERO_FRAMES,
+    VideoInfo,
+    VideoReadError,
+    index_of_time,
+    s_to_ticks,
+    ticks_to_s,
 )
+from pipelines.frames import frame_duration_s, video_duration_s
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +71,8 @@ def open_container(path: str) -> av.container.InputContainer:
         raise
     except av.error.FFmpegError as err:
         reason = _unopenable_reason(path)
-        detail = "an MP4/MKV header without its index" if reason == REASON_TRUNCATED else "no known container"
+        detail = ("an MP4/MKV header without its index" if reason == REASON_TRUNCATED
+                  else "no known container")
         raise VideoReadError(reason, f"FFmpeg cannot open it ({detail}: {err})", path=path) from err
     name = container.format.name
     if name in _STILL_FORMATS or name.endswith("_pipe"):
@@ -73,13 +82,14 @@ def open_container(path: str) -> av.container.InputContainer:
     return container
 
 
-def video_stream(container: av.container.InputContainer, path: str) -> av.video.stream.VideoStream:
+def video_stream(container: av.container.InputContainer, path: str) -> av.VideoStream:
     """The first video stream that is not cover art, with a decoder."""
     streams = [s for s in container.streams.video
                if not s.disposition & av.stream.Disposition.attached_pic]
     if not streams:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
-        raise VideoReadError(REASON_NO_VIDEO_STREAM, f"streams found: {', '.join(kinds)}", path=path)
+        raise VideoReadError(REASON_NO_VIDEO_STREAM, f"streams found: {', '.join(kinds)}",
+                             path=path)
     stream = streams[0]
     if stream.codec_context is None:
         raise VideoReadError(REASON_UNSUPPORTED_CODEC, "PyAV's FFmpeg has no decoder for the "
@@ -112,8 +122,8 @@ def _check_complete(path: str, container, stream, times_s: list[float]) -> None:
     declared_s = _declared_duration_s(stream) if "matroska" in container.format.name else None
     if declared_s and times_s:
         shown_s = max(times_s) - min(times_s)
-        gap_s = statistics.median(b - a for a, b in zip(times_s, times_s[1:])) if len(times_s) > 1 else 0.0
-        if shown_s + 2 * gap_s + 0.05 < declared_s * 0.97:
+        frame_s = frame_duration_s(sorted(times_s))
+        if shown_s + 2 * frame_s + 0.05 < declared_s * 0.97:
             raise VideoReadError(REASON_TRUNCATED, f"packets cover {shown_s:.2f} s but the "
                                  f"stream declares {declared_s:.2f} s", path=path)
 
@@ -162,8 +172,8 @@ def probe(path: str) -> VideoInfo:
                                  path=path)
         _check_complete(path, container, stream, times_s)
         if first_frame is None:
-            raise VideoReadError(REASON_DECODE_ERROR, f"no packet decodes to a frame ({decode_err})",
-                                 path=path) from decode_err
+            raise VideoReadError(REASON_DECODE_ERROR, "no packet decodes to a frame "
+                                 f"({decode_err})", path=path) from decode_err
         codec = stream.codec_context.name
         container_name = container.format.name
         nominal_fps = float(stream.average_rate) if stream.average_rate else 0.0
@@ -173,8 +183,6 @@ def probe(path: str) -> VideoInfo:
 def _video_info(path: str, codec: str, container_name: str, times_s: list[float],
                 key_times_s: list[float], first_frame: av.VideoFrame,
                 nominal_fps: float) -> VideoInfo:
-    from pipelines.frames import video_duration_s  # arithmetic lives with frame selection
-
     unique = sorted(set(times_s))
     if len(unique) != len(times_s):
         log.warning("%s: %d packets repeat another packet's pts; keeping one frame per pts",
@@ -355,6 +363,7 @@ class PyAVSource:
                                  path=self.path)
 
     def decode_needed(self, needed: Sequence[int]) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Yield (index, frame) for the sorted unique `needed` indices, decoding only what they need."""
+        """Yield (index, frame) for the sorted unique `needed` indices, decoding only what
+        they need."""
         for run in plan_decode_runs(needed, self.info.keyframe_indices):
             yield from self.decode_run(run)

@@ -28,8 +28,15 @@ from pipelines._decord_source import decord_frames
 from pipelines._frame_fit import RESIZE_MODES, FrameFitter, crop_box
 from pipelines._pyav_source import PyAVSource, plan_decode_runs, probe
 from pipelines._video import (
-    READ_ERROR_REASONS, REASON_DECODE_ERROR, REASON_NOT_A_VIDEO, REASON_NO_VIDEO_STREAM,
-    REASON_TRUNCATED, REASON_UNSUPPORTED_CODEC, REASON_ZERO_FRAMES, VideoInfo, VideoReadError,
+    READ_ERROR_REASONS,
+    REASON_DECODE_ERROR,
+    REASON_NO_VIDEO_STREAM,
+    REASON_NOT_A_VIDEO,
+    REASON_TRUNCATED,
+    REASON_UNSUPPORTED_CODEC,
+    REASON_ZERO_FRAMES,
+    VideoInfo,
+    VideoReadError,
 )
 
 __all__ = [
@@ -74,7 +81,8 @@ def _validate_indices(frame_indices: Sequence[int], info: VideoInfo) -> list[int
 
 
 def _validate_threads(decoder_threads: int) -> None:
-    if isinstance(decoder_threads, bool) or not isinstance(decoder_threads, int) or decoder_threads < 1:
+    if isinstance(decoder_threads, bool) or not isinstance(decoder_threads, int) \
+            or decoder_threads < 1:
         raise ValueError(f"decoder_threads = {decoder_threads!r}; expected an int >= 1")
 
 
@@ -124,7 +132,8 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: 
     clip = np.empty((len(indices), height, width, 3), dtype=np.uint8)
     slots = _output_slots(indices)
     done = set()
-    for index, frame, rotation_applied in READERS[reader](path, sorted(slots), info, decoder_threads):
+    frames = READERS[reader](path, sorted(slots), info, decoder_threads)
+    for index, frame, rotation_applied in frames:
         first, *repeats = slots[index]
         _fit(fitter, frame, rotation_applied, info, clip[first])
         for position in repeats:
