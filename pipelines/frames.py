@@ -57,7 +57,9 @@ class ClipPlan:
     clip_index: int
     frame_indices: tuple[int, ...]  # presentation-order indices of the video's frames, may repeat
     timestamps_s: tuple[float, ...]  # pts of each chosen frame
-    padded_frames: int  # clip frames that repeat an earlier frame because the video was too short
+    # clip frames that repeat an earlier frame because the video was too short: for fps
+    # sampling, those whose target time lies past the end of the video
+    padded_frames: int
     short_policy: str  # "none" when the video was long enough, else "pad_last" / "loop"
 
 
@@ -146,8 +148,9 @@ def _validate_spec(spec: ClipSpec) -> None:
 
 
 def _validate_seed(seed: int) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed = {seed!r}; expected an int (derive it from the video id)")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed = {seed!r}; expected an int >= 0 (derive it from the video id, "
+                         "e.g. int(video_id[:16], 16))")
 
 
 # ---------------------------------------------------------------- policies as tables

@@ -12,7 +12,7 @@ import av
 import numpy as np
 import pytest
 
-from pipelines import _pyav_source
+from pipelines import _decord_source, _pyav_source
 from pipelines._frame_fit import CropBox, coded_box, crop_box, displayed
 from pipelines.decode import (
     VideoInfo,
@@ -200,6 +200,23 @@ def test_readers_give_the_same_frames_and_nearly_the_same_pixels(video, name: st
         diff = np.abs(pyav.astype(int) - decord)
         assert diff.mean() < 2.0
         assert np.percentile(diff, 99) <= (6 if options.get("width", 0) >= 640 else 30)
+
+
+@pytest.mark.parametrize("name,codec,reliable", [("h264.mp4", "h264", True),
+                                                 ("hevc.mkv", "hevc", False)])
+def test_decord_seeks_only_where_its_keyframe_index_is_right(video, name: str, codec: str,
+                                                             reliable: bool) -> None:
+    """x265 writes open GOPs: decord counts keyframes in decode order (13, 28, ... instead
+    of 15, 30, ...), so its seeks would return wrong frames; it then reads sequentially."""
+    import decord
+
+    path, _ = video(name, codec=codec)
+    info = probe_video(path)
+    reader = decord.VideoReader(str(path))
+    assert _decord_source._seeks_are_reliable(reader, set(info.keyframe_indices)) is reliable
+    wanted = [16, 31, 47]
+    clip = read_frames(path, wanted, info=info, height=64, width=64, reader="decord")
+    assert codes(clip) == wanted
 
 
 def test_decoder_threads_do_not_change_pixels(video) -> None:

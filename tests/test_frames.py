@@ -201,9 +201,14 @@ def test_bad_specs_are_named(spec: ClipSpec, message: str) -> None:
         plan_clips(cfr(100), spec, seed=0)
 
 
-def test_seed_must_be_an_int() -> None:
+def test_seed_must_be_a_non_negative_int() -> None:
     with pytest.raises(ValueError, match="seed = '7'"):
         plan_clips(cfr(100), fps_spec(), seed="7")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seed = -1"):
+        plan_clips(cfr(100), fps_spec(), seed=-1)
+    big = int("f" * 64, 16)  # a whole sha256 is a fine seed
+    assert plan_clips(cfr(300), fps_spec(start="random"), seed=big) == \
+        plan_clips(cfr(300), fps_spec(start="random"), seed=big)
 
 
 # ---------------------------------------------------------------- invariants
