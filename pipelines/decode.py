@@ -99,11 +99,16 @@ def _fitter(info: VideoInfo, height: int, width: int, resize: str) -> FrameFitte
 
 
 def _fit(fitter: FrameFitter, frame: Frame, rotation_applied: int, info: VideoInfo,
-         out: np.ndarray) -> None:
-    if isinstance(frame, av.VideoFrame):
-        fitter.fit(frame, out)
-    else:
-        fitter.fit_rgb(frame, out, rotation_applied=rotation_applied, source_pix_fmt=info.pix_fmt)
+         out: np.ndarray, path: str, index: int) -> None:
+    try:
+        if isinstance(frame, av.VideoFrame):
+            fitter.fit(frame, out)
+        else:
+            fitter.fit_rgb(frame, out, rotation_applied=rotation_applied,
+                           source_pix_fmt=info.pix_fmt)
+    except av.error.FFmpegError as err:  # e.g. a frame whose size changed mid-stream
+        raise VideoReadError(REASON_DECODE_ERROR, f"frame {index} could not be cropped and "
+                             f"resized ({err})", path=path) from err
 
 
 def _output_slots(indices: list[int]) -> dict[int, list[int]]:
@@ -135,7 +140,7 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: 
     frames = READERS[reader](path, sorted(slots), info, decoder_threads)
     for index, frame, rotation_applied in frames:
         first, *repeats = slots[index]
-        _fit(fitter, frame, rotation_applied, info, clip[first])
+        _fit(fitter, frame, rotation_applied, info, clip[first], path, index)
         for position in repeats:
             clip[position] = clip[first]
         done.add(index)
@@ -185,6 +190,6 @@ def decode_all_then_pick(path: str | os.PathLike, frame_indices: Sequence[int], 
     clip = np.empty((len(indices), height, width, 3), dtype=np.uint8)
     for index, positions in slots.items():
         for position in positions:
-            fitter.fit(kept[index], clip[position])
+            _fit(fitter, kept[index], 0, info, clip[position], path, index)
     return clip
 
