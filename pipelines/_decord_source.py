@@ -31,16 +31,16 @@ def _stream_start_s(path: str) -> float:
     """The video stream's start time, which decord subtracts from every pts."""
     with open_container(path) as container:
         stream = video_stream(container, path)
-        return ticks_to_s(stream.start_time, stream.time_base) if stream.start_time is not None else 0.0
+        if stream.start_time is None:
+            return 0.0
+        return ticks_to_s(stream.start_time, stream.time_base)
 
 
 def _decord_index(times_s: np.ndarray, pts_s: Sequence[float], index: int, path: str) -> int:
     """decord's index of probe frame `index`: the decord frame nearest in time, which must be
     closer than half the gap to the probe frame's neighbours."""
     target = pts_s[index]
-    position = int(np.clip(np.searchsorted(times_s, target), 1, len(times_s) - 1)) if len(times_s) > 1 else 0
-    if len(times_s) > 1 and abs(times_s[position - 1] - target) <= abs(times_s[position] - target):
-        position -= 1
+    position = int(np.argmin(np.abs(times_s - target)))
     gaps = [pts_s[i + 1] - pts_s[i] for i in (index - 1, index) if 0 <= i < len(pts_s) - 1]
     tolerance = min(gaps) / 2 if gaps else float("inf")
     if abs(times_s[position] - target) >= max(tolerance, 1e-4):
@@ -84,7 +84,8 @@ def decord_frames(path: str, needed: Sequence[int], info: VideoInfo,
         count = len(reader)
         times_s = reader.get_frame_timestamp(list(range(count)))[:, 0].astype(np.float64)
     except decord.DECORDError as err:
-        raise VideoReadError(REASON_DECODE_ERROR, f"decord cannot read it ({err})", path=path) from err
+        raise VideoReadError(REASON_DECODE_ERROR, f"decord cannot read it ({err})",
+                             path=path) from err
     if count == 0:
         raise VideoReadError(REASON_DECODE_ERROR, "decord finds no frames", path=path)
     order = np.argsort(times_s, kind="stable")
@@ -101,13 +102,13 @@ def decord_frames(path: str, needed: Sequence[int], info: VideoInfo,
                      "reading frames sequentially", path)
             batch = _read_sequentially(reader, mapped)
     except decord.DECORDError as err:
-        raise VideoReadError(REASON_DECODE_ERROR, f"decord failed to decode frames {list(needed)[:5]}..."
-                             f" ({err})", path=path) from err
+        raise VideoReadError(REASON_DECODE_ERROR, f"decord failed to decode frames "
+                             f"{list(needed)[:5]} ({err})", path=path) from err
     applied = decord_applied_rotation(info)
     expected = (info.height, info.width) if applied in (90, 270) else info.coded_size
     if batch.shape[1:] != (*expected, 3):
         raise VideoReadError(REASON_DECODE_ERROR, f"decord returned frames of shape "
                              f"{batch.shape[1:]}, expected {(*expected, 3)} (rotation "
                              f"{info.rotation}, applied by decord: {applied})", path=path)
-    for index, frame in zip(needed, batch):
+    for index, frame in zip(needed, batch, strict=True):
         yield index, frame, applied

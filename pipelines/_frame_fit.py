@@ -78,13 +78,13 @@ def coded_box(box: CropBox, coded_height: int, coded_width: int, rotation: int) 
     """The region of the coded frame that becomes `box` of the frame rotated clockwise by
     `rotation` degrees."""
     validate_rotation(rotation)
-    t, l, h, w = box.top, box.left, box.height, box.width
+    top, left, h, w = box.top, box.left, box.height, box.width
     if rotation == 90:
-        return CropBox(coded_height - l - w, t, w, h)
+        return CropBox(coded_height - left - w, top, w, h)
     if rotation == 180:
-        return CropBox(coded_height - t - h, coded_width - l - w, h, w)
+        return CropBox(coded_height - top - h, coded_width - left - w, h, w)
     if rotation == 270:
-        return CropBox(l, coded_width - t - h, w, h)
+        return CropBox(left, coded_width - top - h, w, h)
     return box
 
 

@@ -28,8 +28,15 @@ from pipelines._decord_source import decord_frames
 from pipelines._frame_fit import RESIZE_MODES, FrameFitter, crop_box
 from pipelines._pyav_source import PyAVSource, plan_decode_runs, probe
 from pipelines._video import (
-    READ_ERROR_REASONS, REASON_DECODE_ERROR, REASON_NOT_A_VIDEO, REASON_NO_VIDEO_STREAM,
-    REASON_TRUNCATED, REASON_UNSUPPORTED_CODEC, REASON_ZERO_FRAMES, VideoInfo, VideoReadError,
+    READ_ERROR_REASONS,
+    REASON_DECODE_ERROR,
+    REASON_NO_VIDEO_STREAM,
+    REASON_NOT_A_VIDEO,
+    REASON_TRUNCATED,
+    REASON_UNSUPPORTED_CODEC,
+    REASON_ZERO_FRAMES,
+    VideoInfo,
+    VideoReadError,
 )
 
 __all__ = [
@@ -74,7 +81,8 @@ def _validate_indices(frame_indices: Sequence[int], info: VideoInfo) -> list[int
 
 
 def _validate_threads(decoder_threads: int) -> None:
-    if isinstance(decoder_threads, bool) or not isinstance(decoder_threads, int) or decoder_threads < 1:
+    if isinstance(decoder_threads, bool) or not isinstance(decoder_threads, int) \
+            or decoder_threads < 1:
         raise ValueError(f"decoder_threads = {decoder_threads!r}; expected an int >= 1")
 
 
@@ -91,11 +99,16 @@ def _fitter(info: VideoInfo, height: int, width: int, resize: str) -> FrameFitte
 
 
 def _fit(fitter: FrameFitter, frame: Frame, rotation_applied: int, info: VideoInfo,
-         out: np.ndarray) -> None:
-    if isinstance(frame, av.VideoFrame):
-        fitter.fit(frame, out)
-    else:
-        fitter.fit_rgb(frame, out, rotation_applied=rotation_applied, source_pix_fmt=info.pix_fmt)
+         out: np.ndarray, path: str, index: int) -> None:
+    try:
+        if isinstance(frame, av.VideoFrame):
+            fitter.fit(frame, out)
+        else:
+            fitter.fit_rgb(frame, out, rotation_applied=rotation_applied,
+                           source_pix_fmt=info.pix_fmt)
+    except av.error.FFmpegError as err:  # e.g. a frame whose size changed mid-stream
+        raise VideoReadError(REASON_DECODE_ERROR, f"frame {index} could not be cropped and "
+                             f"resized ({err})", path=path) from err
 
 
 def _output_slots(indices: list[int]) -> dict[int, list[int]]:
@@ -124,9 +137,10 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: 
     clip = np.empty((len(indices), height, width, 3), dtype=np.uint8)
     slots = _output_slots(indices)
     done = set()
-    for index, frame, rotation_applied in READERS[reader](path, sorted(slots), info, decoder_threads):
+    frames = READERS[reader](path, sorted(slots), info, decoder_threads)
+    for index, frame, rotation_applied in frames:
         first, *repeats = slots[index]
-        _fit(fitter, frame, rotation_applied, info, clip[first])
+        _fit(fitter, frame, rotation_applied, info, clip[first], path, index)
         for position in repeats:
             clip[position] = clip[first]
         done.add(index)
@@ -138,12 +152,14 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: 
 
 
 def decode_floor(path: str | os.PathLike, frame_indices: Sequence[int], *, info: VideoInfo,
-                 decoder_threads: int = 1) -> int:
+                 decoder_threads: int = 1, skip_nonref: bool = True) -> int:
     """Decode exactly the frames `read_frames(reader="pyav")` decodes, without converting
-    them; returns how many frames were decoded (the benchmark's reference cost)."""
+    them; returns how many frames were decoded (the benchmark's reference cost).
+    `skip_nonref=False` also decodes the unneeded non-reference frames between a keyframe
+    and the needed frames (read_frames skips them)."""
     needed = sorted(set(_validate_indices(frame_indices, info)))
     _validate_threads(decoder_threads)
-    with PyAVSource(os.fspath(path), info, decoder_threads) as source:
+    with PyAVSource(os.fspath(path), info, decoder_threads, skip_nonref=skip_nonref) as source:
         for _ in source.decode_needed(needed):
             pass
         return source.frames_decoded
@@ -174,6 +190,6 @@ def decode_all_then_pick(path: str | os.PathLike, frame_indices: Sequence[int], 
     clip = np.empty((len(indices), height, width, 3), dtype=np.uint8)
     for index, positions in slots.items():
         for position in positions:
-            fitter.fit(kept[index], clip[position])
+            _fit(fitter, kept[index], 0, info, clip[position], path, index)
     return clip
 

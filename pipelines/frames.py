@@ -31,6 +31,7 @@ Rules (all times in seconds):
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import statistics
 from dataclasses import dataclass
@@ -54,9 +55,11 @@ class ClipPlan:
     """The source frames of one clip, in clip order."""
 
     clip_index: int
-    frame_indices: tuple[int, ...]  # presentation-order indices into the video's frames (may repeat)
+    frame_indices: tuple[int, ...]  # presentation-order indices of the video's frames, may repeat
     timestamps_s: tuple[float, ...]  # pts of each chosen frame
-    padded_frames: int  # clip frames that repeat an earlier frame because the video was too short
+    # clip frames that repeat an earlier frame because the video was too short: for fps
+    # sampling, those whose target time lies past the end of the video
+    padded_frames: int
     short_policy: str  # "none" when the video was long enough, else "pad_last" / "loop"
 
 
@@ -95,7 +98,7 @@ def frame_duration_s(pts_s: Sequence[float]) -> float:
     """Typical frame duration: the median gap between consecutive pts (0 for one frame)."""
     if len(pts_s) < 2:
         return 0.0
-    return float(statistics.median(b - a for a, b in zip(pts_s, pts_s[1:])))
+    return float(statistics.median(b - a for a, b in itertools.pairwise(pts_s)))
 
 
 def video_duration_s(pts_s: Sequence[float]) -> float:
@@ -145,8 +148,9 @@ def _validate_spec(spec: ClipSpec) -> None:
 
 
 def _validate_seed(seed: int) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed = {seed!r}; expected an int (derive it from the video id)")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed = {seed!r}; expected an int >= 0 (derive it from the video id, "
+                         "e.g. int(video_id[:16], 16))")
 
 
 # ---------------------------------------------------------------- policies as tables
@@ -205,7 +209,7 @@ def _plan(clip_index: int, pts: tuple[float, ...], indices: list[int], padded: i
 
 def _window_offsets_s(duration_s: float, window_s: float, clips: int, start: str,
                       seed: int) -> list[float]:
-    """Start of each clip window, in seconds after the first pts (each in [0, duration - window])."""
+    """Start of each clip window in seconds after the first pts, each in [0, duration - window]."""
     rng = np.random.default_rng(seed)
     positions = [_START_POSITIONS[start](rng) for _ in range(clips)]
     segment_s = duration_s / clips

@@ -3,6 +3,7 @@ rotation, variable frame rate, decord/PyAV agreement, resize, bad files and seek
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -11,15 +12,25 @@ import av
 import numpy as np
 import pytest
 
-from pipelines import _pyav_source
+from pipelines import _decord_source, _pyav_source
 from pipelines._frame_fit import CropBox, coded_box, crop_box, displayed
 from pipelines.decode import (
-    VideoInfo, VideoReadError, decode_all_then_pick, decode_floor, plan_decode_runs,
-    probe_video, read_frames,
+    VideoInfo,
+    VideoReadError,
+    decode_all_then_pick,
+    decode_floor,
+    plan_decode_runs,
+    probe_video,
+    read_frames,
 )
 from pipelines.frames import plan_clips
 from pipelines.sources.synthetic import (
-    VideoTruth, make_video, paint_frames, read_code, truncate_copy, write_not_a_video,
+    VideoTruth,
+    make_video,
+    paint_frames,
+    read_code,
+    truncate_copy,
+    write_not_a_video,
 )
 from vfcache.config import ClipSpec
 
@@ -157,7 +168,8 @@ def test_portrait_video(video, rotation: int, reader: str) -> None:
     info = probe_video(path)
     assert (info.width, info.height) == (96, 160)
     for resize in ("short_side_crop", "squash"):
-        clip = read_frames(path, [2, 40], info=info, height=120, width=72, resize=resize, reader=reader)
+        clip = read_frames(path, [2, 40], info=info, height=120, width=72, resize=resize,
+                           reader=reader)
         assert clip.shape == (2, 120, 72, 3) and codes(clip) == [2, 40]
 
 
@@ -180,22 +192,39 @@ def test_readers_give_the_same_frames_and_nearly_the_same_pixels(video, name: st
     info = probe_video(path)
     wanted = [45, 1, 2, 30, 30, 59]
     for resize in ("short_side_crop", "squash"):
-        pyav = read_frames(path, wanted, info=info, height=56, width=80, resize=resize)
-        everything = decode_all_then_pick(path, wanted, info=info, height=56, width=80, resize=resize)
-        assert np.array_equal(pyav, everything)
-        decord = read_frames(path, wanted, info=info, height=56, width=80, resize=resize, reader="decord")
+        size = dict(info=info, height=56, width=80, resize=resize)
+        pyav = read_frames(path, wanted, **size)
+        assert np.array_equal(pyav, decode_all_then_pick(path, wanted, **size))
+        decord = read_frames(path, wanted, **size, reader="decord")
         assert codes(decord) == codes(pyav) == wanted
         diff = np.abs(pyav.astype(int) - decord)
         assert diff.mean() < 2.0
         assert np.percentile(diff, 99) <= (6 if options.get("width", 0) >= 640 else 30)
 
 
+@pytest.mark.parametrize("name,codec,reliable", [("h264.mp4", "h264", True),
+                                                 ("hevc.mkv", "hevc", False)])
+def test_decord_seeks_only_where_its_keyframe_index_is_right(video, name: str, codec: str,
+                                                             reliable: bool) -> None:
+    """x265 writes open GOPs: decord counts keyframes in decode order (13, 28, ... instead
+    of 15, 30, ...), so its seeks would return wrong frames; it then reads sequentially."""
+    import decord
+
+    path, _ = video(name, codec=codec)
+    info = probe_video(path)
+    reader = decord.VideoReader(str(path))
+    assert _decord_source._seeks_are_reliable(reader, set(info.keyframe_indices)) is reliable
+    wanted = [16, 31, 47]
+    clip = read_frames(path, wanted, info=info, height=64, width=64, reader="decord")
+    assert codes(clip) == wanted
+
+
 def test_decoder_threads_do_not_change_pixels(video) -> None:
     path, _ = video("h264.mp4")
     info = probe_video(path)
-    one = read_frames(path, [5, 40], info=info, height=64, width=64, decoder_threads=1)
-    two = read_frames(path, [5, 40], info=info, height=64, width=64, decoder_threads=2)
-    assert np.array_equal(one, two)
+    one = read_frames(path, [5, 40, 41, 58], info=info, height=64, width=64, decoder_threads=1)
+    two = read_frames(path, [5, 40, 41, 58], info=info, height=64, width=64, decoder_threads=2)
+    assert codes(two) == [5, 40, 41, 58] and np.array_equal(one, two)
 
 
 # ---------------------------------------------------------------- resize
@@ -210,10 +239,11 @@ def test_resize_modes_give_the_requested_shape(video, resize: str, size: tuple[i
 
 
 def test_crop_box_geometry() -> None:
-    assert crop_box(96, 160, height=112, width=112, resize="short_side_crop") == CropBox(0, 32, 96, 96)
-    assert crop_box(720, 1280, height=224, width=224, resize="short_side_crop") == CropBox(0, 280, 720, 720)
-    assert crop_box(1280, 720, height=224, width=224, resize="short_side_crop") == CropBox(280, 0, 720, 720)
-    assert crop_box(96, 160, height=50, width=100, resize="short_side_crop") == CropBox(8, 0, 80, 160)
+    crop = "short_side_crop"
+    assert crop_box(96, 160, height=112, width=112, resize=crop) == CropBox(0, 32, 96, 96)
+    assert crop_box(720, 1280, height=224, width=224, resize=crop) == CropBox(0, 280, 720, 720)
+    assert crop_box(1280, 720, height=224, width=224, resize=crop) == CropBox(280, 0, 720, 720)
+    assert crop_box(96, 160, height=50, width=100, resize=crop) == CropBox(8, 0, 80, 160)
     assert crop_box(96, 160, height=50, width=100, resize="squash") == CropBox(0, 0, 96, 160)
     with pytest.raises(ValueError, match="resize = 'stretch'"):
         crop_box(96, 160, height=50, width=100, resize="stretch")
@@ -226,7 +256,8 @@ def test_coded_box_is_the_region_that_rotates_into_the_box(rotation: int) -> Non
     box = CropBox(1, 2, 3, 2)
     region = coded_box(box, coded_h, coded_w, rotation)
     for grid in (rows, cols):
-        shown = displayed(grid, rotation)[box.top:box.top + box.height, box.left:box.left + box.width]
+        shown = displayed(grid, rotation)[box.top:box.top + box.height,
+                                          box.left:box.left + box.width]
         kept = displayed(grid[region.top:region.top + region.height,
                               region.left:region.left + region.width], rotation)
         assert np.array_equal(shown, kept)
@@ -237,7 +268,7 @@ def test_short_side_crop_keeps_the_centre(video) -> None:
     info = probe_video(path)
     crop = read_frames(path, [10], info=info, height=96, width=96)[0]  # no resize: a pure crop
     with av.open(str(path)) as container:
-        frame = [f for _, f in zip(range(11), container.decode(video=0))][10]
+        frame = next(itertools.islice(container.decode(video=0), 10, None))
     assert np.array_equal(crop, frame.to_ndarray(format="rgb24")[:, 32:128])
 
 
@@ -369,7 +400,8 @@ def test_bad_arguments_are_named(video) -> None:
 def test_decode_runs_plan() -> None:
     keys = (0, 30, 60, 90)
     runs = plan_decode_runs([3, 5, 40, 41, 95], keys)
-    assert [(r.start_index, r.frame_indices) for r in runs] == [(0, (3, 5)), (30, (40, 41)), (90, (95,))]
+    assert [(r.start_index, r.frame_indices) for r in runs] == [
+        (0, (3, 5)), (30, (40, 41)), (90, (95,))]
     # seeking to 30 would skip no frame after 29: decode through
     runs = plan_decode_runs([3, 29, 31, 35, 59], keys)
     assert [(r.start_index, r.frame_indices) for r in runs] == [(0, (3, 29, 31, 35, 59))]
@@ -393,9 +425,11 @@ def test_uniform_sampling_on_a_long_video_seeks_instead_of_decoding_everything(v
     info = probe_video(path)
     assert info.keyframe_indices == tuple(range(0, 900, 30))
     plan = plan_clips(info.pts_s, UNIFORM_16, seed=0)[0]
-    decoded = decode_floor(path, plan.frame_indices, info=info)
-    assert decoded == _frames_from_keyframe(plan.frame_indices, info.keyframe_indices)
-    assert decoded < 16 * 30 < info.num_frames
+    every = decode_floor(path, plan.frame_indices, info=info, skip_nonref=False)
+    assert every == _frames_from_keyframe(plan.frame_indices, info.keyframe_indices)
+    assert every < 16 * 30 < info.num_frames
+    # non-reference B-frames before a needed frame are not decoded at all
+    assert decode_floor(path, plan.frame_indices, info=info) < every
     clip = read_frames(path, plan.frame_indices, info=info, height=64, width=64)
     assert codes(clip) == list(plan.frame_indices)
 
@@ -406,7 +440,9 @@ def test_a_clip_decodes_from_the_keyframe_before_it(video) -> None:
     plan = plan_clips(info.pts_s, CLIP_24, seed=0)[0]  # centred: frames 435..463
     assert (plan.frame_indices[0], plan.frame_indices[-1]) == (435, 463)
     # one run from keyframe 420: no new seek at keyframe 450, which would skip only frame 449
-    assert decode_floor(path, plan.frame_indices, info=info) == plan.frame_indices[-1] - 420 + 1
+    every = decode_floor(path, plan.frame_indices, info=info, skip_nonref=False)
+    assert every == plan.frame_indices[-1] - 420 + 1
+    assert 24 <= decode_floor(path, plan.frame_indices, info=info) < every
 
 
 def test_a_seek_that_lands_late_is_retried_from_an_earlier_keyframe(video, monkeypatch) -> None:

@@ -8,7 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.frames import (
-    POLICY_NONE, ClipPlan, VideoTooShort, frame_shown_at, nearest_frame, plan_clips,
+    POLICY_NONE,
+    ClipPlan,
+    VideoTooShort,
+    frame_shown_at,
+    nearest_frame,
+    plan_clips,
     video_duration_s,
 )
 from vfcache.config import ClipSpec
@@ -79,7 +84,8 @@ def test_start_policies() -> None:
     assert len(firsts) > 10 and all(0 <= f <= 290 for f in firsts)
     again = only(plan_clips(pts, random_spec, seed=7))
     assert again == only(plan_clips(pts, random_spec, seed=7))
-    assert again.frame_indices == tuple(again.frame_indices[0] + d for d in (0, 1, 2, 3, 5, 6, 7, 8))
+    first = again.frame_indices[0]
+    assert again.frame_indices == tuple(first + d for d in (0, 1, 2, 3, 5, 6, 7, 8))
 
 
 def test_clips_per_video_spread_over_segments_without_overlap() -> None:
@@ -116,9 +122,11 @@ def test_loop_wraps_to_the_start() -> None:
 
 
 def test_skip_raises_with_what_was_needed() -> None:
-    with pytest.raises(VideoTooShort, match=r"0\.667 s \(20 frames\).*1\.000 s \(24 frames at 24 fps\)") as info:
+    expected = r"0\.667 s \(20 frames\).*1\.000 s \(24 frames at 24 fps\)"
+    with pytest.raises(VideoTooShort, match=expected) as info:
         plan_clips(cfr(20), fps_spec(short_policy="skip"), seed=0)
-    assert (info.value.needed_frames, info.value.had_frames, info.value.reason) == (24, 20, "too_short")
+    error = info.value
+    assert (error.needed_frames, error.had_frames, error.reason) == (24, 20, "too_short")
     assert info.value.needed_s == pytest.approx(1.0) and info.value.had_s == pytest.approx(2 / 3)
 
 
@@ -193,9 +201,14 @@ def test_bad_specs_are_named(spec: ClipSpec, message: str) -> None:
         plan_clips(cfr(100), spec, seed=0)
 
 
-def test_seed_must_be_an_int() -> None:
+def test_seed_must_be_a_non_negative_int() -> None:
     with pytest.raises(ValueError, match="seed = '7'"):
         plan_clips(cfr(100), fps_spec(), seed="7")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seed = -1"):
+        plan_clips(cfr(100), fps_spec(), seed=-1)
+    big = int("f" * 64, 16)  # a whole sha256 is a fine seed
+    assert plan_clips(cfr(300), fps_spec(start="random"), seed=big) == \
+        plan_clips(cfr(300), fps_spec(start="random"), seed=big)
 
 
 # ---------------------------------------------------------------- invariants
@@ -217,7 +230,8 @@ def specs(draw) -> ClipSpec:
                   short_policy=draw(st.sampled_from(["pad_last", "loop"])))
     if sampling == "uniform":
         return uniform_spec(**common)
-    return fps_spec(fps=draw(st.floats(1.0, 60.0)), start=draw(st.sampled_from(["start", "center", "random"])),
+    return fps_spec(fps=draw(st.floats(1.0, 60.0)),
+                    start=draw(st.sampled_from(["start", "center", "random"])),
                     clips_per_video=draw(st.integers(1, 4)), **common)
 
 
