@@ -52,7 +52,7 @@ class ClipRecord:
     clip_id: str
     video_id: str
     clip_index: int
-    frame_indices: tuple[int, ...]  # decode-order indices of the source frames used, one per clip frame
+    frame_indices: tuple[int, ...]  # presentation-order indices of the source frames used, one per clip frame
     timestamps_s: tuple[float, ...]  # presentation time of each source frame used
     padded_frames: int  # clip frames that repeat an earlier frame because the video was too short
     short_policy: str  # "none" when the video was long enough, else pad_last / loop

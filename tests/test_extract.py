@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from distributed import Client, LocalCluster
@@ -271,10 +272,30 @@ def test_batches_depend_on_manifest_spec_and_target_only():
     assert sum(len(batch) for _, batch in batches) == 10
 
 
-def test_decord_reader_gives_the_same_cache(corpus, reference, tmp_path):
-    _, _, snapshot = reference
+def _clips_with_pixels(cache_path: Path) -> dict:
+    clips = read_records(cache_path / "clips.parquet", ClipRecord)
+    out = {}
+    for clip in clips:
+        with ShardReader(cache_path / clip.shard) as reader:
+            out[clip.clip_id] = (clip, reader.read(clip.offset, clip.nbytes, clip.clip_id))
+    return out
+
+
+def test_decord_reader_gives_the_same_clips(corpus, reference, tmp_path):
+    """decord and PyAV pick the same frames (same clip rows, same frame codes); pixels differ only
+    by the few levels of their YUV->RGB round trip (the decode layer documents the bound)."""
+    pyav_root, _, _ = reference
     run_extract(corpus, DataRoot(tmp_path), reader="decord")
-    assert cache_snapshot(DataRoot(tmp_path).cache_dir("corpus", small_spec().name).path) == snapshot
+    spec_name = small_spec().name
+    by_pyav = _clips_with_pixels(pyav_root.cache_dir("corpus", spec_name).path)
+    by_decord = _clips_with_pixels(DataRoot(tmp_path).cache_dir("corpus", spec_name).path)
+    assert by_pyav.keys() == by_decord.keys() and by_pyav
+    for clip_id, (clip, pixels) in by_pyav.items():
+        other_clip, other_pixels = by_decord[clip_id]
+        assert (clip.frame_indices, clip.timestamps_s) == (other_clip.frame_indices, other_clip.timestamps_s)
+        assert [read_code(f) for f in pixels] == [read_code(f) for f in other_pixels]
+        difference = np.abs(pixels.astype(np.int16) - other_pixels.astype(np.int16))
+        assert difference.mean() < 2.0 and np.percentile(difference, 99) <= 30, clip.relpath
 
 
 @pytest.mark.slow
