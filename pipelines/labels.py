@@ -24,7 +24,7 @@ from typing import Optional
 
 from cache_tools.atomic import TEMP_MARK
 from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL
-from pipelines.sources.base import VideoCandidate
+from pipelines.sources.base import VideoCandidate, require_raw_dir
 from vfcache.config import LayoutRule
 from vfcache.errors import StageError
 
@@ -148,8 +148,7 @@ def candidates_from_layout(
 ) -> list[VideoCandidate]:
     """Every video below `raw_dir`, labelled from its path by `rule`, sorted by relpath."""
     raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        raise StageError(f"raw folder {raw_dir} does not exist; run `vfcache fetch {dataset}` first")
+    require_raw_dir(raw_dir, dataset)
     pattern = _check_rule(rule)
     unmatched: list[str] = []
     bad_labels: list[str] = []

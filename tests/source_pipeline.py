@@ -6,11 +6,13 @@ on a dataset config whose source points at a stand-in server.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from manifests.audit import AuditReport, audit
 from manifests.layout import DataRoot
+from manifests.records import ClipRecord
 from pipelines.extract import ExtractReport, extract_clips
 from pipelines.probe import ManifestReport, build_manifest
 from pipelines.sources.base import get_source
@@ -78,3 +80,11 @@ def run_cache(
 
 def part_counts(run: CacheRun) -> dict[str, int]:
     return {summary.part: summary.obtained_clips for summary in run.split.meta.parts}
+
+
+def clips_by_label_generator(clips: Iterable[ClipRecord]) -> dict[tuple[int, str], int]:
+    """Number of clips per (label, generator)."""
+    found: dict[tuple[int, str], int] = {}
+    for clip in clips:
+        found[(clip.label, clip.generator)] = found.get((clip.label, clip.generator), 0) + 1
+    return found

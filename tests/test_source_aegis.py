@@ -10,7 +10,12 @@ from manifests.parquet_io import read_records
 from manifests.records import ClipRecord
 from pipelines.fetch.record import read_fetch_record
 from pipelines.sources.base import get_source
-from tests.source_pipeline import config_for, part_counts, run_cache
+from tests.source_pipeline import (
+    clips_by_label_generator,
+    config_for,
+    part_counts,
+    run_cache,
+)
 from tests.standins.layouts import build_aegis_full
 
 pytestmark = pytest.mark.network
@@ -43,9 +48,7 @@ def test_make_cache_aegis_against_the_hub_standin(aegis_hub, tmp_path):
     assert len(record.files) == facts.total == 12  # README and analysis/ are not fetched
     assert run.manifest.videos_ok == 12 and run.extract.clips == 12
     clips = read_records(root.cache_dir("aegis", "tiny_4x32").clips_parquet, ClipRecord)
-    found = {}
-    for clip in clips:
-        found[(clip.label, clip.generator)] = found.get((clip.label, clip.generator), 0) + 1
+    found = clips_by_label_generator(clips)
     assert (
         found
         == facts.by_generator

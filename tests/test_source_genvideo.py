@@ -21,7 +21,12 @@ from manifests.records import ClipRecord
 from pipelines.fetch.errors import FetchError
 from pipelines.fetch.record import read_fetch_record
 from pipelines.sources.base import get_source
-from tests.source_pipeline import config_for, part_counts, run_cache
+from tests.source_pipeline import (
+    clips_by_label_generator,
+    config_for,
+    part_counts,
+    run_cache,
+)
 from tests.standins.http_files import Fault, HttpFileServer
 from tests.standins.layouts import build_genvideo
 from tests.standins.modelscope import modelscope_relpath, modelscope_route
@@ -89,9 +94,7 @@ def test_make_cache_genvideo_against_the_modelscope_standin(modelscope, tmp_path
         "train/Real_part_ab",
     ]
     clips = read_records(root.cache_dir("genvideo", "tiny_4x32").clips_parquet, ClipRecord)
-    found = {}
-    for clip in clips:
-        found[(clip.label, clip.generator)] = found.get((clip.label, clip.generator), 0) + 1
+    found = clips_by_label_generator(clips)
     assert (
         found
         == facts.by_generator

@@ -139,6 +139,30 @@ def hf_fetch_once(
     return record, True
 
 
+def hub_fetch_summary(
+    dataset: str,
+    dest: Path,
+    repo_id: str,
+    record: FetchRecord,
+    fetched_now: bool,
+    *,
+    notes: tuple[str, ...] = (),
+) -> FetchSummary:
+    """The summary of an `hf_fetch_once` into `dest` (the Hub client counts its own downloads)."""
+    return FetchSummary(
+        dataset=dataset,
+        raw_dir=str(dest),
+        source=f"huggingface {repo_id}@{record.commit_sha}",
+        files=len(record.files),
+        total_bytes=record.total_bytes,
+        downloaded=None if fetched_now else 0,
+        failed=0,
+        extracted_archives=0,
+        up_to_date=not fetched_now,
+        notes=notes,
+    )
+
+
 def is_archive_name(name: str) -> bool:
     return bool(_ARCHIVE_NAME.search(name))
 

@@ -29,10 +29,10 @@ from pathlib import Path
 from manifests.layout import DataRoot
 from manifests.records import LABEL_FAKE, LABEL_REAL
 from pipelines.keyframes import check_schema, read_meta_rows, row_address
-from pipelines.sources._fetching import FetchSummary, hf_fetch_once
+from pipelines.sources._fetching import FetchSummary, hub_fetch_summary
 from pipelines.sources._options import SourceOptions
-from pipelines.sources.base import VideoCandidate
-from pipelines.sources.huggingface import hub_location
+from pipelines.sources.base import VideoCandidate, require_raw_dir
+from pipelines.sources.huggingface import HubSnapshotSource, hub_location
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
 
@@ -66,7 +66,7 @@ def parquet_tables(raw_dir: Path) -> list[str]:
     return sorted(found)
 
 
-class AegisKeyframesSource:
+class AegisKeyframesSource(HubSnapshotSource):
     def __init__(self, config: DatasetConfig):
         options = SourceOptions(config, KEYFRAME_SOURCE_KEYS, required=("repo",))
         self.config = config
@@ -87,19 +87,8 @@ class AegisKeyframesSource:
     def describe(self) -> str:
         return f"huggingface dataset {self.repo}@{self.revision} (parquet keyframes)"
 
-    def raw_dir(self, root: DataRoot) -> Path:
-        return root.raw_dir(self.config.name)
-
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
-        dest = self.raw_dir(root)
-        record, fetched = hf_fetch_once(
-            self.repo,
-            dest,
-            revision=self.revision,
-            allow_patterns=self.allow_patterns,
-            endpoint=self.endpoint,
-            progress=progress,
-        )
+        dest, record, fetched = self.fetch_snapshot(root, progress=progress)
         tables = [f.relpath for f in record.files if f.relpath.endswith(".parquet")]
         if not tables:
             raise StageError(
@@ -110,16 +99,12 @@ class AegisKeyframesSource:
 
         for relpath in tables:  # fail now, not at probe time, when the release changed shape
             check_schema(pq.read_schema(dest / relpath), dest / relpath)
-        return FetchSummary(
-            dataset=self.config.name,
-            raw_dir=str(dest),
-            source=f"huggingface {self.repo}@{record.commit_sha}",
-            files=len(record.files),
-            total_bytes=record.total_bytes,
-            downloaded=None if fetched else 0,
-            failed=0,
-            extracted_archives=0,
-            up_to_date=not fetched,
+        return hub_fetch_summary(
+            self.config.name,
+            dest,
+            self.repo,
+            record,
+            fetched,
             notes=(f"{len(tables)} parquet tables",),
         )
 
@@ -156,10 +141,7 @@ class AegisKeyframesSource:
 
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
         raw_dir = self.raw_dir(root)
-        if not raw_dir.is_dir():
-            raise StageError(
-                f"raw folder {raw_dir} does not exist; run `vfcache fetch {self.config.name}` first"
-            )
+        require_raw_dir(raw_dir, self.config.name)
         candidates, unknown = [], Counter()
         for table in parquet_tables(raw_dir):
             for row, meta in enumerate(read_meta_rows(raw_dir / table)):

@@ -13,7 +13,7 @@ from typing import Optional, Protocol
 
 from manifests.layout import DataRoot
 from vfcache.config import DatasetConfig
-from vfcache.errors import ConfigError
+from vfcache.errors import ConfigError, StageError
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,21 @@ class Source(Protocol):
 
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
         """Every video of the dataset, labelled, sorted by relpath."""
+
+
+class RawDirUnderRoot:
+    """`raw_dir` for a source whose raw files live in root/raw/<dataset> (most of them)."""
+
+    config: DatasetConfig
+
+    def raw_dir(self, root: DataRoot) -> Path:
+        return root.raw_dir(self.config.name)
+
+
+def require_raw_dir(raw_dir: Path, dataset: str) -> None:
+    """Stop a listing whose raw folder was never fetched, saying which command fetches it."""
+    if not raw_dir.is_dir():
+        raise StageError(f"raw folder {raw_dir} does not exist; run `vfcache fetch {dataset}` first")
 
 
 # kind -> "module:class"; modules are imported lazily so a source's dependencies load only when used.

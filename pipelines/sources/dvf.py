@@ -40,7 +40,7 @@ from pipelines.sources._fetching import (
     update_fetch_record,
 )
 from pipelines.sources._options import SourceOptions, extensions_option
-from pipelines.sources.base import VideoCandidate
+from pipelines.sources.base import VideoCandidate, require_raw_dir
 from pipelines.sources.huggingface import hub_location
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
@@ -205,10 +205,7 @@ class DvfSource:
 
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
         raw_dir = self.raw_dir(root)
-        if not raw_dir.is_dir():
-            raise StageError(
-                f"raw folder {raw_dir} does not exist; run `vfcache fetch {self.config.name}` first"
-            )
+        require_raw_dir(raw_dir, self.config.name)
         official = self.split_entries(root)
         split_of = {key: part for part, entries in official.items() for key in entries}
         candidates, unmatched, disagree = [], [], []

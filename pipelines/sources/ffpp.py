@@ -36,7 +36,7 @@ from pipelines.fetch.errors import FetchError
 from pipelines.labels import walk_video_files
 from pipelines.sources._fetching import FetchSummary, update_fetch_record
 from pipelines.sources._options import SourceOptions
-from pipelines.sources.base import VideoCandidate
+from pipelines.sources.base import RawDirUnderRoot, VideoCandidate, require_raw_dir
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
 
@@ -119,7 +119,7 @@ class _Components:
             self.parent[root] = roots[0]
 
 
-class FfppSource:
+class FfppSource(RawDirUnderRoot):
     def __init__(self, config: DatasetConfig):
         options = SourceOptions(config, FFPP_SOURCE_KEYS)
         self.config = config
@@ -139,9 +139,6 @@ class FfppSource:
         server = self.server_url or "<server from the FaceForensics email>"
         kinds = ", ".join(self.originals + self.methods)
         return f"FaceForensics++ server {server} ({self.compression}; {kinds})"
-
-    def raw_dir(self, root: DataRoot) -> Path:
-        return root.raw_dir(self.config.name)
 
     def _base(self) -> str:
         if self.server_url is None:
@@ -280,10 +277,7 @@ class FfppSource:
 
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
         raw_dir = self.raw_dir(root)
-        if not raw_dir.is_dir():
-            raise StageError(
-                f"raw folder {raw_dir} does not exist; run `vfcache fetch {self.config.name}` first"
-            )
+        require_raw_dir(raw_dir, self.config.name)
         pair_of, split_of = self._pairs(raw_dir)
         found: list[tuple[str, str, str]] = []
         for kind in list(self.originals) + list(self.methods):

@@ -45,7 +45,7 @@ from pipelines.sources._fetching import (
     update_fetch_record,
 )
 from pipelines.sources._options import SourceOptions, extensions_option
-from pipelines.sources.base import VideoCandidate
+from pipelines.sources.base import RawDirUnderRoot, VideoCandidate, require_raw_dir
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
 
@@ -113,7 +113,7 @@ class ArchiveSpec:
         return raw_dir / self.into if self.into else raw_dir
 
 
-class GenVideoSource:
+class GenVideoSource(RawDirUnderRoot):
     def __init__(self, config: DatasetConfig):
         options = SourceOptions(config, GENVIDEO_SOURCE_KEYS, required=("base_url", "archives"))
         self.config = config
@@ -159,9 +159,6 @@ class GenVideoSource:
     def describe(self) -> str:
         where = f"{self.base_url} {self.repo}@{self.revision}" if self.repo else self.base_url
         return f"http archives from {where}"
-
-    def raw_dir(self, root: DataRoot) -> Path:
-        return root.raw_dir(self.config.name)
 
     def url(self, name: str) -> str:
         return self.url_template.format(
@@ -248,10 +245,7 @@ class GenVideoSource:
 
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
         raw_dir = self.raw_dir(root)
-        if not raw_dir.is_dir():
-            raise StageError(
-                f"raw folder {raw_dir} does not exist; run `vfcache fetch {self.config.name}` first"
-            )
+        require_raw_dir(raw_dir, self.config.name)
         declared = self._declared_labels(raw_dir)
         candidates, unlabelled = [], []
         for relpath in walk_video_files(raw_dir, self.extensions):

@@ -20,10 +20,11 @@ import logging
 from pathlib import Path
 
 from manifests.layout import DataRoot
+from pipelines.fetch import FetchRecord
 from pipelines.labels import VIDEO_EXTENSIONS, candidates_from_layout
-from pipelines.sources._fetching import FetchSummary, hf_fetch_once
+from pipelines.sources._fetching import FetchSummary, hf_fetch_once, hub_fetch_summary
 from pipelines.sources._options import SourceOptions, extensions_option
-from pipelines.sources.base import VideoCandidate
+from pipelines.sources.base import RawDirUnderRoot, VideoCandidate
 from vfcache.config import DatasetConfig
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,30 @@ def hub_location(
     )
 
 
-class HuggingFaceSource:
+class HubSnapshotSource(RawDirUnderRoot):
+    """What the Hub-backed kinds share: their repo (set from `hub_location`) is fetched once
+    into root/raw/<dataset>."""
+
+    repo: str
+    revision: str
+    allow_patterns: tuple[str, ...] | None
+    endpoint: str | None
+
+    def fetch_snapshot(self, root: DataRoot, *, progress: bool) -> tuple[Path, FetchRecord, bool]:
+        """(raw folder, fetch record, fetched now) after `hf_fetch_once` of the configured repo."""
+        dest = self.raw_dir(root)
+        record, fetched = hf_fetch_once(
+            self.repo,
+            dest,
+            revision=self.revision,
+            allow_patterns=self.allow_patterns,
+            endpoint=self.endpoint,
+            progress=progress,
+        )
+        return dest, record, fetched
+
+
+class HuggingFaceSource(HubSnapshotSource):
     """Videos of a Hub dataset repo, labelled from their path by `config.layout`."""
 
     def __init__(self, config: DatasetConfig):
@@ -63,30 +87,9 @@ class HuggingFaceSource:
     def describe(self) -> str:
         return f"huggingface dataset {self.repo}@{self.revision}"
 
-    def raw_dir(self, root: DataRoot) -> Path:
-        return root.raw_dir(self.config.name)
-
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
-        dest = self.raw_dir(root)
-        record, fetched = hf_fetch_once(
-            self.repo,
-            dest,
-            revision=self.revision,
-            allow_patterns=self.allow_patterns,
-            endpoint=self.endpoint,
-            progress=progress,
-        )
-        return FetchSummary(
-            dataset=self.config.name,
-            raw_dir=str(dest),
-            source=f"huggingface {self.repo}@{record.commit_sha}",
-            files=len(record.files),
-            total_bytes=record.total_bytes,
-            downloaded=None if fetched else 0,
-            failed=0,
-            extracted_archives=0,
-            up_to_date=not fetched,
-        )
+        dest, record, fetched = self.fetch_snapshot(root, progress=progress)
+        return hub_fetch_summary(self.config.name, dest, self.repo, record, fetched)
 
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
         return candidates_from_layout(

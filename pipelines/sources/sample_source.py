@@ -7,11 +7,9 @@ probe and extract record why they fail.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from manifests.layout import DataRoot
 from pipelines.labels import candidates_from_layout
-from pipelines.sources.base import VideoCandidate
+from pipelines.sources.base import RawDirUnderRoot, VideoCandidate
 from pipelines.sources.sample import generate_sample
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError
@@ -19,7 +17,7 @@ from vfcache.errors import ConfigError
 SAMPLE_SOURCE_KEYS = {"workers"}
 
 
-class SampleSource:
+class SampleSource(RawDirUnderRoot):
     def __init__(self, config: DatasetConfig):
         unknown = set(config.source) - SAMPLE_SOURCE_KEYS
         if unknown:
@@ -31,9 +29,6 @@ class SampleSource:
             raise ConfigError(config.path or config.name, "source.workers", workers, "a positive number of processes")
         self.config = config
         self.workers = workers
-
-    def raw_dir(self, root: DataRoot) -> Path:
-        return root.raw_dir(self.config.name)
 
     def fetch(self, root: DataRoot, *, progress: bool = True) -> None:
         generate_sample(self.raw_dir(root), workers=self.workers, progress=progress)

@@ -34,7 +34,7 @@ from manifests.records import LABEL_REAL
 from pipelines.fetch import DownloadItem, download_files
 from pipelines.sources._fetching import FetchSummary, hf_fetch_once, update_fetch_record
 from pipelines.sources._options import SourceOptions
-from pipelines.sources.base import VideoCandidate
+from pipelines.sources.base import RawDirUnderRoot, VideoCandidate
 from pipelines.sources.huggingface import hub_location
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
@@ -60,7 +60,7 @@ GENERATOR = "webvid"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
 
-class WebVidSource:
+class WebVidSource(RawDirUnderRoot):
     def __init__(self, config: DatasetConfig):
         options = SourceOptions(config, WEBVID_SOURCE_KEYS)
         self.config = config
@@ -101,9 +101,6 @@ class WebVidSource:
                 f"first {self.max_videos} videos"
             )
         return f"WebVid CSV from {len(self.csv_urls)} URL(s), first {self.max_videos} videos"
-
-    def raw_dir(self, root: DataRoot) -> Path:
-        return root.raw_dir(self.config.name)
 
     def _fetch_csv(self, raw_dir: Path, progress: bool) -> tuple[list[str], str]:
         csv_dir = raw_dir / CSV_DIR

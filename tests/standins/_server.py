@@ -1,5 +1,6 @@
 """Shared plumbing of the stand-in servers: a threaded HTTP server on 127.0.0.1 (port 0)
-that a test starts and stops as a context manager, a request log, and Range parsing."""
+that a test starts and stops as a context manager, a request log, Range parsing, and
+whole-body answers."""
 
 from __future__ import annotations
 
@@ -66,6 +67,24 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if start >= size or start > end:
         raise ValueError(f"Range {header!r} outside a {size}-byte file")
     return start, end
+
+
+def send_payload(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    payload: bytes,
+    content_type: str,
+    extra_headers: dict[str, str] | None = None,
+) -> None:
+    """Answer with a whole (small) body; a HEAD request gets the headers only."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(payload)))
+    for key, value in (extra_headers or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(payload)
 
 
 class _QuietHandler(BaseHTTPRequestHandler):

@@ -34,6 +34,7 @@ from tests.standins._server import (
     ThreadedServer,
     make_handler,
     parse_range,
+    send_payload,
 )
 
 LFS_SUFFIXES = (".parquet", ".mp4", ".zip", ".gz", ".tar", ".bin", ".npy")
@@ -290,15 +291,7 @@ def _tree_entries(files: dict[str, HubFile], prefix: str, recursive: bool) -> li
 
 
 def _send_json(handler, status: int, payload, headers: dict[str, str] | None = None) -> int:
-    body = json.dumps(payload).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    for key, value in (headers or {}).items():
-        handler.send_header(key, value)
-    handler.end_headers()
-    if handler.command != "HEAD":
-        handler.wfile.write(body)
+    send_payload(handler, status, json.dumps(payload).encode(), "application/json", headers)
     return status
 
 

@@ -23,6 +23,7 @@ from tests.standins._server import (
     ThreadedServer,
     make_handler,
     parse_range,
+    send_payload,
 )
 
 _CHUNK_BYTES = 16 * 1024
@@ -174,15 +175,7 @@ class HttpFileServer:
 
 def _send_text(handler: BaseHTTPRequestHandler, status: int, text: str,
                extra_headers: dict[str, str] | None = None) -> None:
-    payload = text.encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "text/plain")
-    handler.send_header("Content-Length", str(len(payload)))
-    for key, value in (extra_headers or {}).items():
-        handler.send_header(key, value)
-    handler.end_headers()
-    if handler.command != "HEAD":
-        handler.wfile.write(payload)
+    send_payload(handler, status, text.encode(), "text/plain", extra_headers)
 
 
 def _send_body(handler: BaseHTTPRequestHandler, body: bytes, bytes_per_s: float | None) -> None:
