@@ -87,6 +87,51 @@ def decode_clip(frame: bytes, decompressor: zstandard.ZstdDecompressor | None = 
     return parse_npy(payload)
 
 
+def _read_exact(reader, nbytes: int) -> bytes:
+    chunks = []
+    while nbytes > 0:
+        chunk = reader.read(nbytes)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        nbytes -= len(chunk)
+    return b"".join(chunks)
+
+
+def decode_clip_into(
+    frame: bytes, out: np.ndarray, decompressor: zstandard.ZstdDecompressor | None = None
+) -> np.ndarray:
+    """Decompress one zstd frame straight into `out` (C-contiguous uint8 of the clip's shape).
+
+    Same checks as `decode_clip` (checksum present and verified, header matches), but no
+    intermediate buffer: a batch assembled from shards is written once, where it will live.
+    """
+    if out.dtype != np.uint8 or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"out must be a writable C-contiguous uint8 array, got {out.dtype} {out.flags}")
+    if not zstandard.get_frame_parameters(frame).has_checksum:
+        raise ValueError("zstd frame carries no content checksum")
+    dctx = decompressor or zstandard.ZstdDecompressor()
+    reader = dctx.stream_reader(frame, read_size=len(frame), read_across_frames=False)
+    prefix = _read_exact(reader, 10)
+    if len(prefix) != 10 or prefix[:8] != b"\x93NUMPY\x01\x00":
+        raise ValueError("payload is not a version 1.0 .npy file")
+    header_len = int.from_bytes(prefix[8:10], "little")
+    stream = io.BytesIO(prefix[8:] + _read_exact(reader, header_len))
+    shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+    if fortran or dtype != np.uint8 or tuple(shape) != out.shape:
+        raise ValueError(f"clip is {dtype} {tuple(shape)} fortran={fortran}, expected uint8 {out.shape}")
+    target = memoryview(out).cast("B")
+    filled = 0
+    while filled < out.nbytes:
+        got = reader.readinto(target[filled:])
+        if got == 0:
+            raise ValueError(f"payload ends after {filled} of {out.nbytes} clip bytes")
+        filled += got
+    if reader.read(1):  # reading to the end of the frame is also what verifies the checksum
+        raise ValueError("payload holds more bytes than its .npy header declares")
+    return out
+
+
 class ShardWriter:
     """Write clips into one shard; the shard appears under its final name only on `commit()`."""
 
@@ -151,6 +196,14 @@ class ShardReader:
         frame = self.read_frame(offset, nbytes, clip_id)
         try:
             return decode_clip(frame, self._dctx)
+        except (zstandard.ZstdError, ValueError) as err:
+            raise ShardCorruptError(self.path, offset, str(err), clip_id) from err
+
+    def read_into(self, offset: int, nbytes: int, out: np.ndarray, clip_id: str | None = None) -> np.ndarray:
+        """`read`, decompressed straight into `out` (see `decode_clip_into`)."""
+        frame = self.read_frame(offset, nbytes, clip_id)
+        try:
+            return decode_clip_into(frame, out, self._dctx)
         except (zstandard.ZstdError, ValueError) as err:
             raise ShardCorruptError(self.path, offset, str(err), clip_id) from err
 

@@ -1,0 +1,269 @@
+"""`ClipDataset`: random access to the clips listed by one or more split JSONL files.
+
+A split file is self-contained (shard path relative to its cache folder, offset, nbytes,
+label, domain, generator), so one clip is one `pread` and one decompress. Several split files
+(AEGIS + DVF + GenVideo train) combine into one index space as long as their clips share a
+shape. Each process keeps its own shard descriptors, opened lazily and dropped when the
+process id changes, so the dataset is safe to fork into DataLoader workers.
+
+`__getitems__` (used by the DataLoader for a whole batch) decompresses every clip straight
+into one batch buffer, allocated in shared memory inside a worker, and `collate_clips`
+recognises that buffer and hands it on without another copy. With a `DecodedClipCache` the
+clips of later epochs are copied from its slots instead of decompressed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, get_worker_info
+
+from cache_tools.decoded_cache import DecodedClipCache
+from cache_tools.shards import ShardReader
+from manifests.layout import CacheDir, cache_dir_of_split_file
+from manifests.records import SplitEntry, record_from_dict
+from vfcache.config import ClipSpec, clip_spec_from_json
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_OPEN_SHARDS = 256
+
+
+@dataclass(frozen=True)
+class SplitSource:
+    """One split file inside a combined dataset: where its clips sit in the index space."""
+
+    split_file: Path
+    cache_dir: CacheDir
+    spec: ClipSpec
+    first_index: int
+    num_clips: int
+
+
+def _read_split_entries(path: Path) -> list[SplitEntry]:
+    entries = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                entries.append(record_from_dict(SplitEntry, json.loads(line)))
+            except (json.JSONDecodeError, ValueError, TypeError) as err:
+                raise ValueError(f"{path}:{number}: not a split entry ({err})") from err
+    return entries
+
+
+def _read_spec(cache_dir: CacheDir) -> ClipSpec:
+    try:
+        return clip_spec_from_json(json.loads(cache_dir.spec_json.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ValueError(f"{cache_dir.spec_json} does not hold a clip spec ({err})") from err
+
+
+def _as_paths(split_files: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    if isinstance(split_files, (str, os.PathLike)):
+        return [Path(split_files)]
+    return [Path(p) for p in split_files]
+
+
+def new_clip_batch(batch_size: int, clip_shape: Sequence[int]) -> torch.Tensor:
+    """An uninitialised uint8 (B, T, H, W, 3) tensor; in shared memory inside a DataLoader
+    worker, so sending it to the main process costs no copy (as torch's default_collate does)."""
+    shape = (batch_size, *clip_shape)
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=torch.uint8)
+    numel = int(np.prod(shape))
+    storage = torch.UntypedStorage._new_shared(numel)
+    return torch.empty(0, dtype=torch.uint8).set_(storage, 0, shape)
+
+
+class ClipDataset(Dataset):
+    """Map-style dataset over split JSONL files; sample `i` is the clip of entry `i`."""
+
+    def __init__(
+        self,
+        split_files: str | os.PathLike | Iterable[str | os.PathLike],
+        *,
+        decode_cache: DecodedClipCache | None = None,
+        max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
+    ):
+        paths = _as_paths(split_files)
+        if not paths:
+            raise ValueError("ClipDataset needs at least one split file")
+        if max_open_shards < 1:
+            raise ValueError(f"max_open_shards must be >= 1, got {max_open_shards}")
+        self.max_open_shards = max_open_shards
+        entries: list[SplitEntry] = []
+        shard_ids: list[int] = []
+        shard_paths: dict[str, int] = {}
+        sources: list[SplitSource] = []
+        for path in paths:
+            cache_dir = cache_dir_of_split_file(path)
+            part = _read_split_entries(path)
+            sources.append(SplitSource(path, cache_dir, _read_spec(cache_dir), len(entries), len(part)))
+            for entry in part:
+                shard = str(cache_dir.resolve_shard(entry.shard))
+                shard_ids.append(shard_paths.setdefault(shard, len(shard_paths)))
+            entries.extend(part)
+        self.sources = tuple(sources)
+        self.clip_shape = self._common_clip_shape(self.sources)
+        self._check_unique(entries)
+        self.entries = tuple(entries)
+        self.labels = np.array([e.label for e in entries], dtype=np.int64)
+        self.domains = np.array([e.domain for e in entries], dtype=object)
+        self.generators = np.array([e.generator for e in entries], dtype=object)
+        self.datasets = np.array([e.dataset for e in entries], dtype=object)
+        self._shard_of_clip = np.array(shard_ids, dtype=np.int64)
+        self._shard_paths = tuple(shard_paths)
+        self._readers: OrderedDict[int, ShardReader] = OrderedDict()
+        self._readers_pid = os.getpid()
+        self.decode_cache: DecodedClipCache | None = None
+        if decode_cache is not None:
+            self.attach_decode_cache(decode_cache)
+
+    @staticmethod
+    def _common_clip_shape(sources: Sequence[SplitSource]) -> tuple[int, int, int, int]:
+        shapes = {tuple(s.spec.clip_shape) for s in sources}
+        if len(shapes) != 1:
+            listing = ", ".join(f"{s.split_file} -> {s.spec.clip_shape} ({s.spec.name})" for s in sources)
+            raise ValueError(f"split files combined in one dataset must share a clip shape; got {listing}")
+        if len({s.spec.spec_hash for s in sources}) > 1:
+            log.warning("combining split files cut with different clip specs of one shape: %s",
+                        sorted({s.spec.name for s in sources}))
+        return shapes.pop()
+
+    @staticmethod
+    def _check_unique(entries: Sequence[SplitEntry]) -> None:
+        seen: set[str] = set()
+        for entry in entries:
+            if entry.clip_id in seen:
+                raise ValueError(f"clip {entry.clip_id} is listed more than once across the split files")
+            seen.add(entry.clip_id)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the index space (clip ids in order and their shape), for reusing a decoded cache."""
+        digest = hashlib.sha256(repr(self.clip_shape).encode())
+        for entry in self.entries:
+            digest.update(entry.clip_id.encode())
+        return digest.hexdigest()[:32]
+
+    def attach_decode_cache(self, decode_cache: DecodedClipCache) -> None:
+        if tuple(decode_cache.clip_shape) != tuple(self.clip_shape):
+            raise ValueError(f"decoded-clip cache {decode_cache.path} holds clips of {decode_cache.clip_shape}, "
+                             f"the dataset's are {self.clip_shape}")
+        if decode_cache.fingerprint is not None and decode_cache.fingerprint != self.fingerprint:
+            raise ValueError(f"decoded-clip cache {decode_cache.path} was made for dataset {decode_cache.fingerprint}, "
+                             f"this one is {self.fingerprint}; pass fingerprint=dataset.fingerprint")
+        self.decode_cache = decode_cache
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    # -- reading --------------------------------------------------------------------------------
+    def _reader(self, shard_id: int) -> ShardReader:
+        if self._readers_pid != os.getpid():
+            # Forked into a worker: open our own readers rather than lean on the parent's, which it may evict and close.
+            self._readers = OrderedDict()
+            self._readers_pid = os.getpid()
+        reader = self._readers.get(shard_id)
+        if reader is None:
+            if len(self._readers) >= self.max_open_shards:
+                self._readers.popitem(last=False)[1].close()
+            reader = self._readers[shard_id] = ShardReader(self._shard_paths[shard_id])
+        else:
+            self._readers.move_to_end(shard_id)
+        return reader
+
+    def _check_index(self, index: int) -> int:
+        index = int(index)
+        if not -len(self.entries) <= index < len(self.entries):
+            raise IndexError(f"clip index {index} out of range for a dataset of {len(self.entries)} clips")
+        return index % len(self.entries)
+
+    def _decode_into(self, index: int, dest: np.ndarray) -> None:
+        entry = self.entries[index]
+        reader = self._reader(int(self._shard_of_clip[index]))
+        reader.read_into(entry.offset, entry.nbytes, dest, clip_id=entry.clip_id)
+
+    def read_clip(self, index: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The uint8 (T, H, W, 3) clip of entry `index`, written into `out` when given."""
+        index = self._check_index(index)
+        if self.decode_cache is not None:
+            return self.decode_cache.get_or_load(index, lambda dest: self._decode_into(index, dest), out)
+        dest = np.empty(self.clip_shape, np.uint8) if out is None else out
+        self._decode_into(index, dest)
+        return dest
+
+    def _sample(self, index: int, clip: torch.Tensor) -> dict:
+        entry = self.entries[index]
+        return {"clip": clip, "label": entry.label, "domain": entry.domain, "generator": entry.generator,
+                "clip_id": entry.clip_id, "index": index}
+
+    def __getitem__(self, index: int) -> dict:
+        index = self._check_index(index)
+        return self._sample(index, torch.from_numpy(self.read_clip(index)))
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        """A batch of samples whose clips are consecutive rows of one buffer (see `collate_clips`)."""
+        indices = [self._check_index(i) for i in indices]
+        batch = new_clip_batch(len(indices), self.clip_shape)
+        rows = batch.numpy()
+        for row, index in enumerate(indices):
+            self.read_clip(index, out=rows[row])
+        return [self._sample(index, batch[row]) for row, index in enumerate(indices)]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_readers"] = OrderedDict()  # descriptors never travel; each process opens its own
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._readers_pid = os.getpid()
+
+
+def _rows_of_one_buffer(clips: Sequence[torch.Tensor]) -> torch.Tensor | None:
+    """The (B, ...) tensor the clips are consecutive rows of, when they are (no copy), else None."""
+    first = clips[0]
+    if not all(c.is_contiguous() for c in clips):
+        return None
+    storage = first.untyped_storage()
+    numel = first.numel()
+    for row, clip in enumerate(clips):
+        if clip.untyped_storage().data_ptr() != storage.data_ptr() or clip.shape != first.shape:
+            return None
+        if clip.storage_offset() != first.storage_offset() + row * numel:
+            return None
+    return torch.empty(0, dtype=first.dtype).set_(storage, first.storage_offset(), (len(clips), *first.shape))
+
+
+def collate_clips(samples: Sequence[dict]) -> dict:
+    """Samples -> {clip: uint8 (B, T, H, W, 3), label: int64 (B,), index: int64 (B,), domain,
+    generator, clip_id: lists}. Clips already laid out as one batch buffer are not copied."""
+    if not samples:
+        raise ValueError("cannot collate an empty batch")
+    clips = [s["clip"] for s in samples]
+    batch = _rows_of_one_buffer(clips)
+    if batch is None:
+        batch = new_clip_batch(len(clips), tuple(clips[0].shape))
+        rows = batch.numpy()
+        for row, clip in enumerate(clips):
+            if tuple(clip.shape) != rows.shape[1:]:
+                raise ValueError(f"clip {samples[row]['clip_id']} has shape {tuple(clip.shape)}, batch needs {rows.shape[1:]}")
+            # numpy copy: torch's intra-op threads cost more than they gain for one clip
+            np.copyto(rows[row], clip.numpy())
+    return {
+        "clip": batch,
+        "label": torch.tensor([s["label"] for s in samples], dtype=torch.int64),
+        "index": torch.tensor([s["index"] for s in samples], dtype=torch.int64),
+        "domain": [s["domain"] for s in samples],
+        "generator": [s["generator"] for s in samples],
+        "clip_id": [s["clip_id"] for s in samples],
+    }

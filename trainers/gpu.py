@@ -1,0 +1,183 @@
+"""Batches onto the device: uint8 over the bus, float conversion, normalisation and augmentation there.
+
+A clip batch leaves the DataLoader as uint8 (B, T, H, W, 3) in pinned memory (a quarter of the
+bytes of float32), is copied with `non_blocking=True`, and becomes float (B, 3, T, H, W) on
+the device. Normalisation is a property of the model, named by preset: `unit` [0, 1],
+`symmetric` [-1, 1], `kinetics` and `clip` mean/std. Augmentation (per-sample horizontal flip,
+brightness jitter) runs on the device too; its random draws come from a CPU `torch.Generator`
+seeded per (seed, rank, epoch, step), so the same step augments the same way on CPU and GPU
+and after a resume. Everything here also runs on CPU, which is what the tests use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """`(pixel / 255 - mean) / std` per RGB channel."""
+
+    name: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+NORMALISATIONS = {
+    "unit": Normalisation("unit", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    "symmetric": Normalisation("symmetric", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "kinetics": Normalisation("kinetics", (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)),
+    "clip": Normalisation("clip", (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
+}
+
+
+def get_normalisation(preset: str | Normalisation) -> Normalisation:
+    if isinstance(preset, Normalisation):
+        return preset
+    try:
+        return NORMALISATIONS[preset]
+    except KeyError as err:
+        raise ValueError(f"normalisation preset {preset!r} is not one of {sorted(NORMALISATIONS)}") from err
+
+
+@dataclass(frozen=True)
+class DeviceAugment:
+    """Per-sample augmentation applied on the device, in [0, 1] pixel space before normalisation."""
+
+    flip_probability: float = 0.5  # horizontal flip of the whole clip
+    brightness_delta: float = 0.0  # pixels times a factor drawn uniformly in [1 - delta, 1 + delta], clamped to [0, 1]
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.flip_probability <= 1.0:
+            raise ValueError(f"flip_probability must be in [0, 1], got {self.flip_probability}")
+        if not 0.0 <= self.brightness_delta < 1.0:
+            raise ValueError(f"brightness_delta must be in [0, 1), got {self.brightness_delta}")
+
+
+def augment_seed(seed: int, rank: int, epoch: int, step: int) -> int:
+    """The seed of one step's augmentation draws (a pure function, so a resumed run repeats them)."""
+    return int(np.random.SeedSequence([seed, rank, epoch, step]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _per_sample(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return values.to(device, non_blocking=True).view(-1, 1, 1, 1, 1)
+
+
+def clips_to_float(
+    clips: torch.Tensor,
+    preset: str | Normalisation = "unit",
+    *,
+    augment: DeviceAugment | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) on any device -> `dtype` (B, 3, T, H, W) on the same device.
+
+    `memory_format=torch.channels_last_3d` keeps the (T, H, W, C) order in memory and skips a
+    transpose; the logical layout is (B, 3, T, H, W) either way.
+    """
+    if clips.dtype != torch.uint8 or clips.ndim != 5 or clips.shape[-1] != 3:
+        raise ValueError(f"expected uint8 clips of shape (B, T, H, W, 3), got {clips.dtype} {tuple(clips.shape)}")
+    norm = get_normalisation(preset)
+    device = clips.device
+    # Compute in float32 whatever the output dtype, so bf16 output rounds once.
+    x = clips.permute(0, 4, 1, 2, 3).to(torch.float32).div_(255.0)
+    if augment is not None:
+        draws = torch.rand((clips.shape[0], 2), generator=generator)  # CPU draws: device-independent
+        flip = draws[:, 0] < augment.flip_probability
+        if bool(flip.any()):
+            x = torch.where(_per_sample(flip, device), x.flip(-1), x)
+        if augment.brightness_delta > 0:
+            factor = 1.0 + augment.brightness_delta * (2.0 * draws[:, 1] - 1.0)
+            x.mul_(_per_sample(factor, device)).clamp_(0.0, 1.0)
+    if norm.name != "unit":
+        mean = torch.tensor(norm.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1, 1)
+        std = torch.tensor(norm.std, dtype=torch.float32, device=device).view(1, 3, 1, 1, 1)
+        x.sub_(mean).div_(std)
+    return x.to(dtype=dtype, memory_format=memory_format)
+
+
+def to_device(
+    batch: dict,
+    device: str | torch.device,
+    preset: str | Normalisation = "unit",
+    augment: DeviceAugment | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> dict:
+    """A collated clip batch with its clips as float (B, 3, T, H, W) and its tensors on `device`;
+    list fields (domain, generator, clip_id) pass through."""
+    device = torch.device(device)
+    moved = {key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+             for key, value in batch.items()}
+    moved["clip"] = clips_to_float(moved["clip"], preset, augment=augment, generator=generator,
+                                   dtype=dtype, memory_format=memory_format)
+    return moved
+
+
+class DeviceBatcher:
+    """Wraps a DataLoader: yields batches on the device, converted and (optionally) augmented.
+
+    On CUDA the next batch is copied and converted on a side stream while the current one is
+    in use. Step `k` of epoch `e` draws its augmentation from `augment_seed(seed, rank, e, k)`;
+    after a mid-epoch resume call `set_epoch(e, first_step=steps_done)`.
+    """
+
+    def __init__(self, loader: Iterable[dict], device: str | torch.device, preset: str | Normalisation = "unit",
+                 augment: DeviceAugment | None = None, *, seed: int = 0, rank: int = 0,
+                 dtype: torch.dtype = torch.float32, memory_format: torch.memory_format = torch.contiguous_format,
+                 prefetch: bool = True):
+        self.loader = loader
+        self.device = torch.device(device)
+        self.preset = get_normalisation(preset)
+        self.augment = augment
+        self.seed, self.rank = seed, rank
+        self.dtype, self.memory_format = dtype, memory_format
+        self.prefetch = prefetch
+        self.epoch, self.first_step = 0, 0
+
+    def set_epoch(self, epoch: int, first_step: int = 0) -> None:
+        self.epoch, self.first_step = epoch, first_step
+        set_sampler_epoch = getattr(getattr(self.loader, "batch_sampler", None), "set_epoch", None)
+        if set_sampler_epoch is not None:
+            set_sampler_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
+
+    def _convert(self, batch: dict, step: int) -> dict:
+        generator = None
+        if self.augment is not None:
+            generator = torch.Generator().manual_seed(augment_seed(self.seed, self.rank, self.epoch, step))
+        return to_device(batch, self.device, self.preset, self.augment, generator=generator,
+                         dtype=self.dtype, memory_format=self.memory_format)
+
+    def __iter__(self) -> Iterator[dict]:
+        steps = enumerate(self.loader, start=self.first_step)
+        if not (self.prefetch and self.device.type == "cuda"):
+            for step, batch in steps:
+                yield self._convert(batch, step)
+            return
+        side = torch.cuda.Stream(self.device)
+        main = torch.cuda.current_stream(self.device)
+
+        def stage(item: tuple[int, dict] | None) -> dict | None:
+            if item is None:
+                return None
+            with torch.cuda.stream(side):
+                return self._convert(item[1], item[0])
+
+        ready = stage(next(steps, None))
+        while ready is not None:
+            main.wait_stream(side)
+            for value in ready.values():
+                if isinstance(value, torch.Tensor):
+                    value.record_stream(main)  # made on the side stream, used on the main one
+            current, ready = ready, stage(next(steps, None))
+            yield current
