@@ -1,0 +1,206 @@
+"""Split files: `splits/<name>/<part>.jsonl` (one `SplitEntry` per line) and `split.json` beside them.
+
+A split JSONL line is self-contained (clip_id, shard path relative to the cache folder,
+offset, nbytes, label, domain, generator, group, video_id, dataset, clip_index), so training
+needs only the JSONL and the shards. Lines are written with sorted keys and compact
+separators, so the same entries in the same order always give byte-identical files.
+`split.json` records how the split was made (`SplitMeta`): seed, sizes asked and obtained,
+stratification, support bank size, the spec hash and the sha256 of the clips.parquet it was
+made from, and counts per label / generator / domain.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+from cache_tools.atomic import atomic_write, write_json_atomic
+from manifests.layout import CacheDir
+from manifests.records import SplitEntry
+from vfcache.errors import StageError, VfcacheError
+
+SPLIT_META_NAME = "split.json"
+SPLIT_FORMAT_VERSION = 1
+
+
+class SplitFileError(VfcacheError, ValueError):
+    """A split JSONL or split.json that cannot be read: names the file and the line."""
+
+
+def entry_line(entry: SplitEntry) -> str:
+    """The canonical JSONL line of one entry (sorted keys, compact, UTF-8, trailing newline)."""
+    return json.dumps(dataclasses.asdict(entry), sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def write_split_file(path: str | os.PathLike, entries: Iterable[SplitEntry]) -> Path:
+    """Write entries in the order given (callers sort them) through a temporary file and a rename."""
+    seen: set[str] = set()
+    lines = []
+    for entry in entries:
+        if not isinstance(entry, SplitEntry):
+            raise TypeError(f"expected SplitEntry, got {type(entry).__name__}")
+        if entry.clip_id in seen:
+            raise ValueError(f"clip {entry.clip_id} appears twice in {path}")
+        seen.add(entry.clip_id)
+        lines.append(entry_line(entry))
+    with atomic_write(path, "wb") as handle:
+        handle.write("".join(lines).encode("utf-8"))
+    return Path(path)
+
+
+_ENTRY_HINTS = typing.get_type_hints(SplitEntry)
+_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(SplitEntry))
+
+
+def _entry_from_row(row: object, where: str) -> SplitEntry:
+    if not isinstance(row, dict):
+        raise SplitFileError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    unknown = sorted(set(row) - set(_ENTRY_FIELDS))
+    missing = [name for name in _ENTRY_FIELDS if name not in row]
+    if unknown or missing:
+        raise SplitFileError(f"{where}: unknown fields {unknown}, missing fields {missing}")
+    for name in _ENTRY_FIELDS:
+        value, kind = row[name], _ENTRY_HINTS[name]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            raise SplitFileError(f"{where}: field {name!r} = {value!r} should be a {kind.__name__}")
+    for name in ("offset", "nbytes", "clip_index"):
+        if row[name] < 0:
+            raise SplitFileError(f"{where}: field {name!r} = {row[name]} should be >= 0")
+    return SplitEntry(**row)
+
+
+def read_split(path: str | os.PathLike) -> list[SplitEntry]:
+    """Every entry of a split JSONL file, in file order; errors name the file and the line number."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise SplitFileError(f"split file {path} does not exist (run `vfcache split` first)") from err
+    except UnicodeDecodeError as err:
+        raise SplitFileError(f"split file {path} is not UTF-8 text: {err}") from err
+    if text and not text.endswith("\n"):
+        raise SplitFileError(f"{path}: the last line has no newline (truncated write?)")
+    entries: list[SplitEntry] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        where = f"{path}:{number}"
+        if not line.strip():
+            raise SplitFileError(f"{where}: empty line")
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise SplitFileError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from err
+        entry = _entry_from_row(row, where)
+        if entry.clip_id in seen:
+            raise SplitFileError(f"{where}: clip {entry.clip_id} already listed on line {seen[entry.clip_id]}")
+        seen[entry.clip_id] = number
+        entries.append(entry)
+    return entries
+
+
+@dataclass(frozen=True)
+class PartSummary:
+    """What was asked for one part and what it got, in clips."""
+
+    part: str  # train / val / test / support / unassigned
+    asked: str  # "50", "0.25", "rest", "10 per class per domain"
+    target_clips: int
+    obtained_clips: int
+    groups: int
+    videos: int
+
+
+@dataclass(frozen=True)
+class SplitMeta:
+    """The content of split.json."""
+
+    name: str
+    seed: int
+    sizes: tuple[tuple[str, str], ...]
+    stratify: tuple[str, ...]
+    support_per_class: int
+    spec_hash: str
+    clips_parquet_sha256: str
+    clips_total: int
+    parts: tuple[PartSummary, ...]
+    # part -> {"label": {...}, "generator": {...}, "domain": {...}, "domain_label": {...}}
+    counts: dict = field(default_factory=dict, hash=False, compare=False)
+    format_version: int = SPLIT_FORMAT_VERSION
+
+    def part(self, name: str) -> Optional[PartSummary]:
+        for summary in self.parts:
+            if summary.part == name:
+                return summary
+        return None
+
+    def to_json(self) -> dict:
+        payload = dataclasses.asdict(self)
+        payload["sizes"] = [list(pair) for pair in self.sizes]
+        payload["stratify"] = list(self.stratify)
+        payload["parts"] = [dataclasses.asdict(p) for p in self.parts]
+        return payload
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file (split.json records the one of the clips.parquet a split was made from)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_spec_hash(cache_dir: CacheDir) -> str:
+    """The spec hash recorded in a cache folder's spec.json."""
+    try:
+        payload = json.loads(cache_dir.spec_json.read_text(encoding="utf-8"))
+        return str(payload["spec_hash"])
+    except FileNotFoundError as err:
+        raise StageError(f"{cache_dir.spec_json} does not exist; run extraction first") from err
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise StageError(f"{cache_dir.spec_json} holds no readable spec_hash: {err}") from err
+
+
+def write_split_meta(split_dir: str | os.PathLike, meta: SplitMeta) -> Path:
+    path = Path(split_dir) / SPLIT_META_NAME
+    write_json_atomic(path, meta.to_json())
+    return path
+
+
+def read_split_meta(split_dir: str | os.PathLike) -> SplitMeta:
+    path = Path(split_dir) / SPLIT_META_NAME
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise SplitFileError(f"{path} does not exist (run `vfcache split` first)") from err
+    except json.JSONDecodeError as err:
+        raise SplitFileError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
+    if not isinstance(payload, dict):
+        raise SplitFileError(f"{path}: expected a JSON object")
+    names = {f.name for f in dataclasses.fields(SplitMeta)}
+    unknown, missing = sorted(set(payload) - names), sorted(names - set(payload) - {"counts", "format_version"})
+    if unknown or missing:
+        raise SplitFileError(f"{path}: unknown fields {unknown}, missing fields {missing}")
+    if payload.get("format_version", SPLIT_FORMAT_VERSION) != SPLIT_FORMAT_VERSION:
+        raise SplitFileError(f"{path}: format_version {payload['format_version']} is not {SPLIT_FORMAT_VERSION}")
+    try:
+        parts = tuple(PartSummary(**p) for p in payload["parts"])
+        return SplitMeta(
+            name=str(payload["name"]),
+            seed=int(payload["seed"]),
+            sizes=tuple((str(part), str(size)) for part, size in payload["sizes"]),
+            stratify=tuple(str(key) for key in payload["stratify"]),
+            support_per_class=int(payload["support_per_class"]),
+            spec_hash=str(payload["spec_hash"]),
+            clips_parquet_sha256=str(payload["clips_parquet_sha256"]),
+            clips_total=int(payload["clips_total"]),
+            parts=parts,
+            counts=dict(payload.get("counts", {})),
+        )
+    except (TypeError, ValueError) as err:
+        raise SplitFileError(f"{path}: malformed split metadata ({err})") from err
