@@ -21,7 +21,9 @@ serialised by a thread lock, because POSIX record locks do not exclude threads o
 
 Reuse across runs: with a `fingerprint` (the dataset's identity), an existing file whose header
 matches (shape, slots, fingerprint and the boot id, so a file that may have lost pages in an
-OS crash is never trusted) is attached warm; otherwise the file is recreated empty.
+OS crash is never trusted) is attached warm; otherwise the file is recreated empty. Ranks of
+one node share one file when rank 0 opens it first and the others after a barrier (two
+processes creating it at once each end up with a private copy: correct, but twice the memory).
 """
 from __future__ import annotations
 
@@ -186,7 +188,9 @@ class DecodedClipCache:
     def _create_file(self) -> None:
         payload = json.dumps(self._header()).encode("utf-8")
         if len(payload) > HEADER_BYTES:
-            raise ValueError(f"decoded-cache header of {len(payload)} bytes exceeds {HEADER_BYTES}; shorten the fingerprint")
+            raise ValueError(
+                f"decoded-cache header of {len(payload)} bytes exceeds {HEADER_BYTES}; shorten the fingerprint"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path_for(self.path)
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
@@ -325,4 +329,5 @@ class DecodedClipCache:
         self.close()
 
     def __repr__(self) -> str:
-        return f"DecodedClipCache({str(self.path)!r}, clip_shape={self.layout.clip_shape}, n_slots={self.layout.n_slots})"
+        lay = self.layout
+        return f"DecodedClipCache({str(self.path)!r}, clip_shape={lay.clip_shape}, n_slots={lay.n_slots})"

@@ -1,22 +1,17 @@
-"""Test fixtures for the data path: a cache folder of random clips in shards plus a split JSONL.
-
-`write_split_cache` writes spec.json, a few shards through `ShardWriter` and one split file,
-and returns the split file with the exact clips it lists, so tests compare pixels exactly.
-"""
+"""Test fixtures for the data path: a cache folder of random clips (`cache_fixtures.build_cache`)
+plus a split JSONL listing them in a shuffled order, with the exact pixels of every entry."""
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from cache_fixtures import VideoPlan, build_cache
 
-from cache_tools.atomic import write_json_atomic
-from cache_tools.shards import SHARD_SUFFIX, ShardWriter
 from manifests.layout import DataRoot
-from manifests.records import SplitEntry, make_clip_id
+from manifests.records import SplitEntry, split_entry_from_clip
+from manifests.split_files import write_split_file
 from vfcache.config import ClipSpec
 
 
@@ -38,34 +33,16 @@ def write_split_cache(
     *,
     labels: Sequence[int],
     generators: Sequence[str] | None = None,
-    domain: str | None = None,
     clips_per_shard: int = 4,
     seed: int = 0,
-    part: str = "train",
 ) -> SplitFixture:
-    """One clip per label given; shards of `clips_per_shard` clips; the split lists them in a shuffled order."""
-    rng = np.random.default_rng(seed)
+    """One video (one clip) per label given, under cache/<dataset>/<spec>/, listed by splits/default/train.jsonl."""
+    generators = list(generators) if generators is not None else ["youtube" if lab == 0 else "gen" for lab in labels]
+    plans = [VideoPlan(dataset, int(label), generator, f"{dataset}-{i:04d}")
+             for i, (label, generator) in enumerate(zip(labels, generators))]
     cache = DataRoot(Path(root)).cache_dir(dataset, spec.name)
-    write_json_atomic(cache.spec_json, spec.to_json())
-    generators = list(generators) if generators is not None else ["real" if lab == 0 else "gen" for lab in labels]
-    entries, clips = [], []
-    for first in range(0, len(labels), clips_per_shard):
-        rel = f"shards/shard-0000-{first // clips_per_shard:04d}{SHARD_SUFFIX}"
-        with ShardWriter(cache.resolve_shard(rel)) as writer:
-            for index in range(first, min(first + clips_per_shard, len(labels))):
-                clip = rng.integers(0, 256, size=spec.clip_shape, dtype=np.uint8)
-                where = writer.append(clip)
-                video_id = f"{dataset}-video-{index:04d}"
-                entries.append(SplitEntry(
-                    clip_id=make_clip_id(video_id, spec.spec_hash, 0), shard=rel, offset=where.offset,
-                    nbytes=where.nbytes, label=int(labels[index]), domain=domain or dataset,
-                    generator=generators[index], group=video_id, video_id=video_id, dataset=dataset, clip_index=0,
-                ))
-                clips.append(clip)
-    order = rng.permutation(len(entries))
-    entries = [entries[i] for i in order]
-    clips = [clips[i] for i in order]
-    split_file = cache.split_file("default", part)
-    split_file.parent.mkdir(parents=True, exist_ok=True)
-    split_file.write_text("".join(json.dumps(dataclasses.asdict(e), sort_keys=True) + "\n" for e in entries))
-    return SplitFixture(split_file, tuple(entries), tuple(clips))
+    built = build_cache(cache.path, plans, dataset=dataset, spec=spec, clips_per_shard=clips_per_shard, seed=seed)
+    order = np.random.default_rng(seed).permutation(len(built.clips))
+    entries = tuple(split_entry_from_clip(built.clips[i]) for i in order)
+    split_file = write_split_file(cache.split_file("default", "train"), entries)
+    return SplitFixture(split_file, entries, tuple(built.pixels[e.clip_id] for e in entries))

@@ -143,6 +143,7 @@ class DeviceBatcher:
         self.epoch, self.first_step = 0, 0
 
     def set_epoch(self, epoch: int, first_step: int = 0) -> None:
+        """Also sets the epoch of the loader's batch sampler, when it has `set_epoch`."""
         self.epoch, self.first_step = epoch, first_step
         set_sampler_epoch = getattr(getattr(self.loader, "batch_sampler", None), "set_epoch", None)
         if set_sampler_epoch is not None:

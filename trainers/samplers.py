@@ -31,7 +31,9 @@ def batch_quotas(batch_size: int, weights: Sequence[float], batch_number: int = 
     """
     w = np.asarray(weights, dtype=np.float64)
     if batch_size < 0 or w.ndim != 1 or len(w) == 0 or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
-        raise ValueError(f"need batch_size >= 0 and non-negative weights with a positive sum, got {batch_size}, {weights}")
+        raise ValueError(
+            f"need batch_size >= 0 and non-negative weights with a positive sum, got {batch_size}, {weights}"
+        )
     exact = batch_size * w / w.sum()
     counts = np.floor(exact + 1e-9).astype(np.int64)
     fraction = np.round(exact - counts, 9)
@@ -82,10 +84,14 @@ def _weights_for(groups: Mapping[Hashable, np.ndarray], weights: Mapping | None,
         return [1.0] * len(groups)
     unknown = set(weights) - set(groups)
     if unknown:
-        raise ValueError(f"{what} weights name {sorted(map(str, unknown))}, not in the dataset {sorted(map(str, groups))}")
+        raise ValueError(
+            f"{what} weights name {sorted(unknown, key=str)}, not in the dataset {sorted(groups, key=str)}"
+        )
     missing = set(groups) - set(weights)
     if missing:
-        raise ValueError(f"{what} weights miss {sorted(map(str, missing))}; give every {what} a weight (0 to leave it out)")
+        raise ValueError(
+            f"{what} weights miss {sorted(missing, key=str)}; give every {what} a weight (0 to leave it out)"
+        )
     return [float(weights[key]) for key in groups]
 
 
@@ -255,7 +261,9 @@ class GeneratorQuotaBatchSampler(EpochBatchSampler):
                          seed=seed, rank=rank, world_size=world_size)
 
     def _build_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
-        cycles = {label: [_ShuffledCycle(pool, rng) for pool in by_gen.values()] for label, by_gen in self.pools.items()}
+        cycles = {
+            label: [_ShuffledCycle(pool, rng) for pool in by_gen.values()] for label, by_gen in self.pools.items()
+        }
         cursor = {label: int(rng.integers(len(c))) for label, c in cycles.items()}  # next generator owed an extra slot
         batches = []
         for number in range(self.num_batches):

@@ -1,0 +1,190 @@
+"""Fetch a Hugging Face dataset repo at a pinned commit into a plain folder, and record it.
+
+The requested revision (branch, tag or commit) is resolved to a commit sha once, and every
+file is downloaded at that commit with `huggingface_hub.snapshot_download(local_dir=...)`,
+so a branch moving mid-download cannot mix two versions. Each file is then checked
+locally against the Hub's tree listing (size, and the LFS sha256 or the git blob id), a
+damaged file is downloaded again once, and `fetch.json` records repo, revision, commit and
+every file with size and sha256.
+
+Endpoint and token follow the client's conventions: `endpoint=` or `HF_ENDPOINT` (read at
+call time), `token=` or `HF_TOKEN` / the stored login. Tested against huggingface_hub 2.4
+with `HF_HUB_DISABLE_XET=1` (see tests/standins/hf_hub.py for the routes it calls).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from huggingface_hub import HfApi, RepoFile, hf_hub_download, snapshot_download
+from huggingface_hub.utils import (
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+    filter_repo_objects,
+)
+from tqdm.auto import tqdm
+
+from pipelines.fetch.errors import HubAccessError, IntegrityError
+from pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+_HASH_CHUNK_BYTES = 1 << 20
+_REPO_TYPE = "dataset"
+
+
+class _SilentTqdm(tqdm):
+    def __init__(self, *args, **kwargs):
+        kwargs["disable"] = True
+        super().__init__(*args, **kwargs)
+
+
+def resolve_endpoint(endpoint: str | None) -> str:
+    """`endpoint`, else `HF_ENDPOINT` as set now, else the public Hub."""
+    return (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def _hash_file(path: Path, bar: tqdm) -> tuple[int, str, str]:
+    """(size_bytes, sha256, git blob sha1) in one read of the file."""
+    size = path.stat().st_size
+    sha256 = hashlib.sha256()
+    git_sha1 = hashlib.sha1(b"blob %d\0" % size)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK_BYTES):
+            sha256.update(chunk)
+            git_sha1.update(chunk)
+            bar.update(len(chunk))
+    return size, sha256.hexdigest(), git_sha1.hexdigest()
+
+
+def _mismatch(entry: RepoFile, size: int, sha256: str, git_sha1: str) -> str | None:
+    """Why the local bytes differ from the tree entry, or None when they match."""
+    if size != entry.size:
+        return f"size {size} != {entry.size} announced by the Hub"
+    if entry.lfs is not None and sha256 != entry.lfs.sha256:
+        return f"sha256 {sha256} != LFS oid {entry.lfs.sha256}"
+    if entry.lfs is None and git_sha1 != entry.blob_id:
+        return f"git blob id {git_sha1} != {entry.blob_id}"
+    return None
+
+
+@contextlib.contextmanager
+def _hub_errors(what: str, repo_id: str, revision: str, endpoint: str) -> Iterator[None]:
+    """Turn the client's errors into a `HubAccessError` that says what to do."""
+    try:
+        yield
+    except GatedRepoError as err:
+        raise HubAccessError(
+            f"{repo_id} is gated on {endpoint}: accept its terms on the dataset page, then pass "
+            f"token= or set HF_TOKEN ({what})"
+        ) from err
+    except RevisionNotFoundError as err:
+        raise HubAccessError(f"{repo_id} has no revision {revision!r} on {endpoint}") from err
+    except RepositoryNotFoundError as err:
+        raise HubAccessError(
+            f"dataset repo {repo_id!r} not found on {endpoint} (private repos need HF_TOKEN)"
+        ) from err
+    except LocalEntryNotFoundError as err:
+        raise HubAccessError(f"cannot reach {endpoint} to {what} {repo_id}: {err}") from err
+    except HfHubHTTPError as err:
+        raise HubAccessError(f"{endpoint} refused to {what} {repo_id}@{revision}: {err}") from err
+
+
+def _tree_at(api: HfApi, repo_id: str, commit: str) -> dict[str, RepoFile]:
+    return {
+        entry.path: entry
+        for entry in api.list_repo_tree(repo_id, repo_type=_REPO_TYPE, revision=commit,
+                                        recursive=True)
+        if isinstance(entry, RepoFile)
+    }
+
+
+def fetch_hf_dataset(
+    repo_id: str,
+    dest_dir: Path | str,
+    *,
+    revision: str,
+    allow_patterns: list[str] | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    max_workers: int = 4,
+    progress: bool = True,
+) -> FetchRecord:
+    """Download `repo_id` (a dataset repo) at `revision` into `dest_dir`; write and return
+    its fetch record.
+
+    Re-running downloads only files that are missing or damaged. Raises `HubAccessError`
+    (gated, missing repo/revision, nothing matching `allow_patterns`) or `IntegrityError`
+    (a file still differs from the Hub's listing after a second download).
+    """
+    dest = Path(dest_dir)
+    endpoint = resolve_endpoint(endpoint)
+    api = HfApi(endpoint=endpoint, token=token)
+    with _hub_errors("read", repo_id, revision, endpoint):
+        commit = api.dataset_info(repo_id, revision=revision).sha
+    with _hub_errors("list", repo_id, revision, endpoint):
+        tree = _tree_at(api, repo_id, commit)
+    wanted = sorted(filter_repo_objects(tree, allow_patterns=allow_patterns))
+    if not wanted:
+        raise HubAccessError(
+            f"{repo_id}@{commit}: no file matches allow_patterns={allow_patterns!r} "
+            f"(the repo has {len(tree)} files, e.g. {sorted(tree)[:3]})"
+        )
+    logger.info("fetching %d files of %s@%s (%s) into %s", len(wanted), repo_id, commit,
+                revision, dest)
+    quiet = {} if progress else {"tqdm_class": _SilentTqdm}
+    with _hub_errors("download", repo_id, revision, endpoint):
+        snapshot_download(
+            repo_id, repo_type=_REPO_TYPE, revision=commit, local_dir=dest,
+            allow_patterns=allow_patterns, token=token, endpoint=endpoint,
+            max_workers=max_workers, **quiet,
+        )
+    files = _verify_files(api, repo_id, commit, dest, [tree[p] for p in wanted], token, progress)
+    record = FetchRecord(
+        source="huggingface",
+        repo_id=repo_id,
+        revision=revision,
+        commit_sha=commit,
+        endpoint=endpoint,
+        allow_patterns=tuple(allow_patterns) if allow_patterns is not None else None,
+        files=tuple(files),
+        fetched_at_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    write_fetch_record(record, dest)
+    return record
+
+
+def _verify_files(api: HfApi, repo_id: str, commit: str, dest: Path, entries: list[RepoFile],
+                  token: str | None, progress: bool) -> list[FetchedFile]:
+    """Hash every file; download a damaged one again (once) before giving up."""
+    files = []
+    total = sum(entry.size for entry in entries)
+    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+              desc=f"verify {repo_id}", disable=not progress) as bar:
+        for entry in entries:
+            path = dest / entry.path
+            size, sha256, git_sha1 = _hash_file(path, bar)
+            reason = _mismatch(entry, size, sha256, git_sha1)
+            if reason is not None:
+                logger.warning("%s: %s; downloading it again", path, reason)
+                with _hub_errors("download", repo_id, commit, api.endpoint):
+                    hf_hub_download(
+                        repo_id, entry.path, repo_type=_REPO_TYPE, revision=commit,
+                        local_dir=dest, token=token, endpoint=api.endpoint, force_download=True,
+                    )
+                size, sha256, git_sha1 = _hash_file(path, bar)
+                reason = _mismatch(entry, size, sha256, git_sha1)
+                if reason is not None:
+                    raise IntegrityError(f"{repo_id}@{commit}: {entry.path}: {reason}")
+            files.append(FetchedFile(relpath=entry.path, size_bytes=size, sha256=sha256))
+    return files

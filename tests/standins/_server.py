@@ -1,0 +1,124 @@
+"""Shared plumbing of the stand-in servers: a threaded HTTP server on 127.0.0.1 (port 0)
+that a test starts and stops as a context manager, a request log, and Range parsing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request as the server saw it."""
+
+    method: str
+    path: str
+    query: str
+    range_header: str | None
+    authorization: str | None
+    status: int
+
+
+class RequestLog:
+    """Thread-safe list of requests, with small query helpers for assertions."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[LoggedRequest] = []
+
+    def add(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    @property
+    def entries(self) -> list[LoggedRequest]:
+        with self._lock:
+            return list(self._entries)
+
+    def for_path(self, path: str, method: str | None = None) -> list[LoggedRequest]:
+        return [
+            e for e in self.entries if e.path == path and (method is None or e.method == method)
+        ]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """`bytes=A-B` / `bytes=A-` / `bytes=-N` -> inclusive (start, end), or None if absent.
+
+    Raises ValueError when the range cannot be satisfied (the caller answers 416).
+    """
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip() != "bytes" or "," in spec:
+        raise ValueError(f"unsupported Range {header!r}")
+    first, _, last = spec.strip().partition("-")
+    if first == "":
+        start, end = max(0, size - int(last)), size - 1
+    else:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    if start >= size or start > end:
+        raise ValueError(f"Range {header!r} outside a {size}-byte file")
+    return start, end
+
+
+class _QuietHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+class ThreadedServer:
+    """Run `handler_class` on 127.0.0.1:<free port> in a daemon thread (start/stop)."""
+
+    def __init__(self, handler_class: type[BaseHTTPRequestHandler]):
+        self._handler_class = handler_class
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("server not started")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+def make_handler(
+    base: type[BaseHTTPRequestHandler], serve: Callable[[BaseHTTPRequestHandler, str], None]
+) -> type[BaseHTTPRequestHandler]:
+    """A handler class whose GET and HEAD both call `serve(handler, method)`."""
+
+    class Handler(base):  # type: ignore[valid-type, misc]
+        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+            serve(self, "GET")
+
+        def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
+            serve(self, "HEAD")
+
+    return Handler
+
+
+QuietHandler = _QuietHandler

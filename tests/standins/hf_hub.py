@@ -1,0 +1,323 @@
+"""A Hugging Face Hub stand-in that the real `huggingface_hub` client downloads from.
+
+It serves dataset repos whose commits are snapshots of local folders, and speaks the
+routes that `snapshot_download` (huggingface_hub 2.x, `HF_HUB_DISABLE_XET=1`) calls:
+
+    GET  /api/datasets/<repo>/revision/<rev>          repo info: sha, siblings
+    GET  /api/datasets/<repo>/tree/<rev>[/<path>]     listing, paged by a Link rel="next"
+    HEAD /datasets/<repo>/resolve/<rev>/<path>        X-Repo-Commit, ETag, Content-Length
+    GET  /datasets/<repo>/resolve/<rev>/<path>        the bytes (Range supported)
+
+Like the real Hub, LFS files (by extension or size) are listed with an `lfs` block and
+`resolve` answers them with a 302 to a second origin, the "CDN" (another port), carrying
+`X-Linked-Etag` (the sha256) and `X-Linked-Size`; the CDN serves `/cdn-lfs/<sha256>` with
+Range support. Missing files answer 404 `X-Error-Code: EntryNotFound`, unknown repos
+`RepoNotFound`, unknown revisions `RevisionNotFound`. A repo can be gated: `resolve` then
+answers 401 `X-Error-Code: GatedRepo` unless `Authorization: Bearer <token>` matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+from tests.standins._server import (
+    LoggedRequest,
+    QuietHandler,
+    RequestLog,
+    ThreadedServer,
+    make_handler,
+    parse_range,
+)
+
+LFS_SUFFIXES = (".parquet", ".mp4", ".zip", ".gz", ".tar", ".bin", ".npy")
+_REPO = r"(?P<repo>[^/]+/[^/]+)"
+_ROUTES = {
+    "info": re.compile(rf"^/api/datasets/{_REPO}/revision/(?P<rev>[^/]+)$"),
+    "tree": re.compile(rf"^/api/datasets/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?$"),
+    "resolve": re.compile(rf"^/datasets/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"),
+}
+_CDN_ROUTE = re.compile(r"^/cdn-lfs/(?P<sha256>[0-9a-f]{64})$")
+
+
+@dataclass(frozen=True)
+class HubFile:
+    path: str
+    payload: bytes
+    lfs: bool
+
+    @property
+    def size(self) -> int:
+        return len(self.payload)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.payload).hexdigest()
+
+    @property
+    def git_oid(self) -> str:
+        """Git blob id of what git stores: the payload, or the LFS pointer for LFS files."""
+        stored = self.pointer if self.lfs else self.payload
+        return hashlib.sha1(b"blob %d\0" % len(stored) + stored).hexdigest()
+
+    @property
+    def pointer(self) -> bytes:
+        return (f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256}\n"
+                f"size {self.size}\n").encode()
+
+
+@dataclass
+class HubRepo:
+    commits: dict[str, dict[str, HubFile]] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)
+    gated_token: str | None = None
+
+
+class HfHubStandin:
+    """Serve dataset repos; `endpoint` is what `HF_ENDPOINT` / `endpoint=` should be."""
+
+    def __init__(self, *, page_size: int = 3, lfs_min_bytes: int = 10_000):
+        self.page_size = page_size
+        self.lfs_min_bytes = lfs_min_bytes
+        self.log = RequestLog()
+        self._repos: dict[str, HubRepo] = {}
+        self._tampered: dict[str, bytes] = {}  # sha256 of the listed file -> bytes served
+        self._lock = threading.Lock()
+        self._hub = ThreadedServer(make_handler(QuietHandler, self._serve_hub))
+        self._cdn = ThreadedServer(make_handler(QuietHandler, self._serve_cdn))
+
+    def __enter__(self) -> HfHubStandin:
+        self._hub.start()
+        self._cdn.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._hub.stop()
+        self._cdn.stop()
+
+    @property
+    def endpoint(self) -> str:
+        return self._hub.base_url
+
+    @property
+    def cdn_url(self) -> str:
+        return self._cdn.base_url
+
+    def add_commit(self, repo_id: str, folder: Path, *, branch: str = "main",
+                   tags: tuple[str, ...] = ()) -> str:
+        """Snapshot `folder` as a new commit on `branch` (and `tags`); returns its sha."""
+        files = {}
+        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+            relpath = path.relative_to(folder).as_posix()
+            payload = path.read_bytes()
+            is_lfs = relpath.endswith(LFS_SUFFIXES) or len(payload) >= self.lfs_min_bytes
+            files[relpath] = HubFile(relpath, payload, is_lfs)
+        with self._lock:
+            repo = self._repos.setdefault(repo_id, HubRepo())
+            parent = repo.refs.get(branch, "")
+            digest = hashlib.sha1(parent.encode())
+            for relpath, hub_file in files.items():
+                digest.update(f"{relpath}\0{hub_file.git_oid}\n".encode())
+            commit = digest.hexdigest()
+            repo.commits[commit] = files
+            repo.refs[branch] = commit
+            for tag in tags:
+                repo.refs[tag] = commit
+        return commit
+
+    def set_gated(self, repo_id: str, token: str | None) -> None:
+        with self._lock:
+            self._repos[repo_id].gated_token = token
+
+    def tamper(self, repo_id: str, revision: str, path: str, payload: bytes) -> None:
+        """Serve `payload` for `path` while the listing still announces the original."""
+        with self._lock:
+            repo = self._repos[repo_id]
+            hub_file = repo.commits[repo.refs.get(revision, revision)][path]
+            self._tampered[hub_file.sha256] = payload
+
+    def hub_requests(self) -> list[LoggedRequest]:
+        return [e for e in self.log.entries if not e.path.startswith("/cdn-lfs/")]
+
+    # -- request handling -------------------------------------------------------------
+
+    def _serve_hub(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        parsed = urllib.parse.urlsplit(handler.path)
+        for kind, pattern in _ROUTES.items():
+            match = pattern.match(parsed.path)
+            if match and (method == "GET" or kind == "resolve"):
+                status = self._route(kind, match, handler, method, parsed)
+                break
+        else:
+            status = _send_json(handler, 404, {"error": f"stand-in has no route {parsed.path}"},
+                                {"X-Error-Code": "EntryNotFound"})
+        self._log(handler, method, parsed, status)
+
+    def _route(self, kind, match, handler, method, parsed) -> int:
+        repo_id = match["repo"]
+        with self._lock:
+            repo = self._repos.get(repo_id)
+        if repo is None:
+            return _send_json(handler, 404, {"error": "Repository not found"},
+                              {"X-Error-Code": "RepoNotFound"})
+        revision = urllib.parse.unquote(match["rev"])
+        commit = revision if revision in repo.commits else repo.refs.get(revision)
+        if commit is None:
+            return _send_json(handler, 404, {"error": f"Invalid rev id: {revision}"},
+                              {"X-Error-Code": "RevisionNotFound"})
+        files = repo.commits[commit]
+        if kind == "info":
+            return self._info(handler, repo_id, repo, commit, files)
+        if kind == "tree":
+            return self._tree(handler, repo_id, revision, files, match["path"], parsed)
+        return self._resolve(handler, method, repo, commit, files,
+                             urllib.parse.unquote(match["path"]))
+
+    def _info(self, handler, repo_id, repo, commit, files) -> int:
+        return _send_json(handler, 200, {
+            "_id": hashlib.sha1(repo_id.encode()).hexdigest()[:24],
+            "id": repo_id,
+            "author": repo_id.split("/")[0],
+            "sha": commit,
+            "lastModified": "2025-01-01T00:00:00.000Z",
+            "createdAt": "2025-01-01T00:00:00.000Z",
+            "private": False,
+            "gated": "manual" if repo.gated_token else False,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "cardData": {},
+            "siblings": [{"rfilename": path} for path in files],
+        })
+
+    def _tree(self, handler, repo_id, revision, files, subpath, parsed) -> int:
+        query = urllib.parse.parse_qs(parsed.query)
+        recursive = query.get("recursive", ["false"])[0].lower() == "true"
+        prefix = urllib.parse.unquote(subpath).strip("/") + "/" if subpath else ""
+        entries = _tree_entries(files, prefix, recursive)
+        if prefix and not entries:
+            return _send_json(handler, 404, {"error": "path not found"},
+                              {"X-Error-Code": "EntryNotFound"})
+        cursor = int(query.get("cursor", ["0"])[0])
+        page = entries[cursor:cursor + self.page_size]
+        headers = {}
+        if cursor + self.page_size < len(entries):
+            next_query = {k: v[0] for k, v in query.items()}
+            next_query["cursor"] = str(cursor + self.page_size)
+            next_url = (f"{self.endpoint}{parsed.path}?{urllib.parse.urlencode(next_query)}")
+            headers["Link"] = f'<{next_url}>; rel="next"'
+        return _send_json(handler, 200, page, headers)
+
+    def _resolve(self, handler, method, repo, commit, files, path) -> int:
+        if repo.gated_token is not None:
+            auth = handler.headers.get("Authorization", "")
+            if auth != f"Bearer {repo.gated_token}":
+                return _send_json(handler, 401, {"error": "Access to this repo is restricted"},
+                                  {"X-Error-Code": "GatedRepo",
+                                   "X-Error-Message": "Access to this repo is restricted."})
+        hub_file = files.get(path)
+        if hub_file is None:
+            return _send_json(handler, 404, {"error": "Entry not found"},
+                              {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit})
+        common = {"X-Repo-Commit": commit, "ETag": f'"{hub_file.git_oid}"',
+                  "Accept-Ranges": "bytes"}
+        if hub_file.lfs:
+            handler.send_response(302)
+            location = f"{self.cdn_url}/cdn-lfs/{hub_file.sha256}"
+            for key, value in {**common, "Location": location,
+                               "X-Linked-Etag": f'"{hub_file.sha256}"',
+                               "X-Linked-Size": str(hub_file.size),
+                               "Content-Length": "0"}.items():
+                handler.send_header(key, value)
+            handler.end_headers()
+            return 302
+        with self._lock:
+            payload = self._tampered.get(hub_file.sha256, hub_file.payload)
+        return _send_bytes(handler, method, payload, common)
+
+    def _serve_cdn(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        parsed = urllib.parse.urlsplit(handler.path)
+        match = _CDN_ROUTE.match(parsed.path)
+        payload = self._lfs_blob(match["sha256"]) if match else None
+        if payload is None:
+            status = _send_json(handler, 404, {"error": "no such blob"})
+        else:
+            status = _send_bytes(handler, method, payload, {"ETag": f'"{match["sha256"]}"'})
+        self._log(handler, method, parsed, status)
+
+    def _lfs_blob(self, sha256: str) -> bytes | None:
+        with self._lock:
+            for repo in self._repos.values():
+                for files in repo.commits.values():
+                    for hub_file in files.values():
+                        if hub_file.lfs and hub_file.sha256 == sha256:
+                            return self._tampered.get(sha256, hub_file.payload)
+        return None
+
+    def _log(self, handler, method, parsed, status) -> None:
+        self.log.add(LoggedRequest(method, parsed.path, parsed.query,
+                                   handler.headers.get("Range"),
+                                   handler.headers.get("Authorization"), status))
+
+
+def _tree_entries(files: dict[str, HubFile], prefix: str, recursive: bool) -> list[dict]:
+    """Tree listing under `prefix` ("" = root): folders and files, sorted by path."""
+    folders: set[str] = set()
+    entries = []
+    for path, hub_file in files.items():
+        if not path.startswith(prefix):
+            continue
+        rest = path[len(prefix):].split("/")
+        for depth in range(1, len(rest)):
+            if recursive or depth == 1:
+                folders.add(prefix + "/".join(rest[:depth]))
+        if recursive or len(rest) == 1:
+            entry = {"type": "file", "oid": hub_file.git_oid, "size": hub_file.size, "path": path}
+            if hub_file.lfs:
+                entry["lfs"] = {"oid": hub_file.sha256, "size": hub_file.size,
+                                "pointerSize": len(hub_file.pointer)}
+            entries.append(entry)
+    entries += [{"type": "directory", "oid": hashlib.sha1(f.encode()).hexdigest(), "size": 0,
+                 "path": f} for f in folders]
+    return sorted(entries, key=lambda e: e["path"])
+
+
+def _send_json(handler, status: int, payload, headers: dict[str, str] | None = None) -> int:
+    body = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(body)
+    return status
+
+
+def _send_bytes(handler, method: str, payload: bytes, headers: dict[str, str]) -> int:
+    try:
+        byte_range = parse_range(handler.headers.get("Range"), len(payload))
+    except ValueError:
+        return _send_json(handler, 416, {"error": "range not satisfiable"},
+                          {"Content-Range": f"bytes */{len(payload)}"})
+    start, end = byte_range if byte_range else (0, len(payload) - 1)
+    status = 206 if byte_range else 200
+    handler.send_response(status)
+    for key, value in headers.items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Type", "application/octet-stream")
+    handler.send_header("Content-Length", str(end + 1 - start))
+    if byte_range:
+        handler.send_header("Content-Range", f"bytes {start}-{end}/{len(payload)}")
+    handler.end_headers()
+    if method == "GET":
+        handler.wfile.write(payload[start:end + 1])
+    return status
