@@ -35,7 +35,7 @@ def outputs(labels, domains, *, logits=None, embeddings=None, datasets=None):
 
 # -- prototype protocol -------------------------------------------------------------------------
 def test_prototypes_are_normalised_means_of_normalised_embeddings():
-    # domain a: real support (2, 0) and (0, 1) -> unit vectors (1,0),(0,1) -> mean (.5,.5) -> (1,1)/sqrt2
+    # domain a: real support (2, 0), (0, 1) -> unit (1,0), (0,1) -> mean (.5,.5) -> (1,1)/sqrt2
     support = np.array([[2, 0], [0, 1], [0, -3], [0, -1], [1, 0], [-1, 0]], float)
     protos = build_prototypes(support, [0, 0, 1, 1, 0, 1], ["a", "a", "a", "a", "b", "b"])
     s = 1 / math.sqrt(2)

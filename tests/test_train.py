@@ -1,4 +1,4 @@
-"""Training: config validation, the loop on tiny3d (CPU), checkpoints, and exact mid-epoch resume."""
+"""Training: config validation, the tiny3d loop on CPU, checkpoints, exact mid-epoch resume."""
 from __future__ import annotations
 
 import json
@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainers.models import load_checkpoint_model, read_checkpoint, save_checkpoint
-from trainers.run_state import LAST_NAME
+from trainers.models import (build_model, load_checkpoint_model, read_checkpoint, save_checkpoint,
+                             set_trainable)
 from trainers.train import StepInfo, learning_rate, run_training
 from trainers.train_config import (OptimizerConfig, load_eval_config, load_train_config,
                                    parse_train_config)
+from trainers.train_setup import has_unused_trainable_head
 from vfcache.errors import ConfigError
 
 from train_fixtures import toy_train_config, toy_train_dict, write_toy_cache
@@ -78,7 +79,8 @@ def test_unknown_key_names_file_field_and_value(tmp_path, toy):
     ({"sampler": {"kind": "generator_quota", "class_proportions": {"maybe": 1}}},
      "sampler.class_proportions.maybe"),
     ({"selection": {"protocol": "prototype", "metric": "combined"}}, "selection.metric"),
-    ({"data": {"train": ["a.jsonl"], "val": ["b.jsonl"]}, "loss": {"kind": "supcon"}}, "data.support"),
+    ({"data": {"train": ["a.jsonl"], "val": ["b.jsonl"]}, "loss": {"kind": "supcon"}},
+     "data.support"),
     ({"amp": "fp16"}, "amp"),
     ({"batch_size": True}, "batch_size"),
 ])
@@ -207,4 +209,17 @@ def test_supcon_transfer_recipe(toy):
     line = json.loads(result.metrics_path.read_text().splitlines()[0])
     assert line["selection_score"] == pytest.approx(1.0 - line["val"]["alpha"]["eer"])
     assert "brier" not in line["val"]["alpha"]  # the prototype protocol has no probabilities
-    assert list((result.out_dir).glob("decoded-*.bin"))
+    assert list(result.out_dir.glob("vfcache-decoded-*.slots"))
+
+
+def test_ddp_searches_unused_parameters_only_when_a_trainable_head_is_idle():
+    tiny = build_model("tiny3d", width=4, proj_dim=8)
+    set_trainable(tiny, "all")
+    assert has_unused_trainable_head(tiny, "logits")
+    assert has_unused_trainable_head(tiny, "embedding")
+    set_trainable(tiny, "layer4_all")  # layer4 + proj_head: the SupCon recipe
+    assert not has_unused_trainable_head(tiny, "embedding")
+    assert has_unused_trainable_head(tiny, "logits")
+    baseline = build_model("r2plus1d_18_baseline")
+    assert not has_unused_trainable_head(baseline, "logits")
+    assert has_unused_trainable_head(torch.nn.Conv3d(3, 2, 1), "logits")  # unknown layout

@@ -1,4 +1,4 @@
-"""Entry point for tests/test_torchrun.py: `torchrun ... torchrun_worker.py CONFIG ROOT LOG_DIR [STOP]`.
+"""For tests/test_torchrun.py: `torchrun ... torchrun_worker.py CONFIG ROOT LOG_DIR [STOP]`.
 
 Runs `run_training` on this rank and writes the clip ids of every step it trained on to
 LOG_DIR/seen-<launch>-rank<r>.json; STOP > 0 stops after that many steps, and a run whose
@@ -22,8 +22,9 @@ def main() -> None:
     config = load_train_config(config_path)
     resume = (resolve_path(config.out_dir, root) / LAST_NAME).exists()
     steps = []
-    result = run_training(config, root=root, resume=resume, stop_after_steps=stop, progress=False,
-                          on_step=lambda s: steps.append([s.epoch, s.step_in_epoch, list(s.clip_ids)]))
+    result = run_training(
+        config, root=root, resume=resume, stop_after_steps=stop, progress=False,
+        on_step=lambda s: steps.append([s.epoch, s.step_in_epoch, list(s.clip_ids)]))
     rank = int(os.environ["RANK"])
     launch = "resume" if resume else "first"
     (log_dir / f"seen-{launch}-rank{rank}.json").write_text(json.dumps(

@@ -8,8 +8,6 @@ over it for tiny3d on CPU.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +20,7 @@ from cache_tools.atomic import write_json_atomic
 from cache_tools.shards import SHARD_SUFFIX, ShardWriter
 from manifests.layout import DataRoot
 from manifests.records import SplitEntry, make_clip_id
+from manifests.split_files import write_split_file
 from trainers.models import Tiny3D
 from trainers.r2plus1d import DetectorOutput
 from trainers.train_config import TrainConfig, parse_train_config
@@ -78,10 +77,7 @@ def write_toy_cache(root: Path, *, dataset: str = "toy", domains: Sequence[str] 
             entries["support"].extend(pool[:per_class["support"]])
     split_files = {}
     for part in PARTS:
-        path = cache.split_file("default", part)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps(dataclasses.asdict(e), sort_keys=True) + "\n"
-                                for e in entries[part]))
+        path = write_split_file(cache.split_file("default", part), entries[part])
         split_files[part] = path.relative_to(root)
     return ToyCache(Path(root), split_files, {k: tuple(v) for k, v in entries.items()})
 

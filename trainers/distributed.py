@@ -77,7 +77,8 @@ def init_distributed(requested_device: str = "auto") -> DistInfo:
         dist.init_process_group(backend=backend, timeout=PROCESS_GROUP_TIMEOUT,
                                 device_id=device if device.type == "cuda" else None)
         created = True
-        log.info("joined process group: rank %d of %d (%s) on %s", rank, world_size, backend, device)
+        log.info("joined process group: rank %d of %d (%s) on %s", rank, world_size, backend,
+                 device)
     elif dist.get_world_size() != world_size or dist.get_rank() != rank:
         raise RuntimeError(f"a process group is already initialised as rank {dist.get_rank()} of "
                            f"{dist.get_world_size()}, the environment says {rank} of {world_size}")

@@ -83,7 +83,8 @@ def load_resume_checkpoint(out_dir: Path, config: TrainConfig) -> dict:
     """`last.pt` of the run, after checking that the config still describes the same run."""
     path = out_dir / LAST_NAME
     if not path.exists():
-        raise FileNotFoundError(f"nothing to resume: {path} does not exist (start without --resume)")
+        raise FileNotFoundError(
+            f"nothing to resume: {path} does not exist (start without --resume)")
     checkpoint = read_checkpoint(path)
     if "train_state" not in checkpoint:
         raise ValueError(f"{path} has no train_state; it was not written by vfcache train")

@@ -38,7 +38,8 @@ from trainers.run_state import (BEST_NAME, LAST_NAME, METRICS_NAME, Progress, ch
 from trainers.samplers import EpochBatchSampler
 from trainers.train_config import TrainConfig, load_train_config, resolve_path
 from trainers.train_setup import (LossView, attach_decode_cache, build_sampler, compute_loss,
-                                  initialise_from, learning_rate, loss_head)
+                                  has_unused_trainable_head, initialise_from, learning_rate,
+                                  loss_head)
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +192,9 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
     train_view: nn.Module = LossView(model, loss_head(config))
     if info.distributed:
         device_ids = [info.device.index] if info.device.type == "cuda" else None
-        train_view = DistributedDataParallel(train_view, device_ids=device_ids,
-                                             find_unused_parameters=True)
+        train_view = DistributedDataParallel(
+            train_view, device_ids=device_ids,
+            find_unused_parameters=has_unused_trainable_head(model, loss_head(config)))
     torch.manual_seed(config.seed + 1 + info.rank)  # per-rank stream (dropout)
     return _Run(config=config, info=info, out_dir=out_dir, model=model, train_view=train_view,
                 optimizer=optimizer, sampler=sampler, batcher=batcher, val_set=val_set,

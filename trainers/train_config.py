@@ -5,7 +5,8 @@ range raises `ConfigError` naming the file, the field, the value and what would 
 Paths inside a config (split files, checkpoints, out_dir) stay strings here; relative ones
 are resolved against the data root (`--root`) when a run starts (`resolve_path`), so one
 config serves any root. `to_json()` gives the plain dict stored in checkpoints (`args`) and
-in the run folder.
+in the run folder. Both configs live here, a little over 400 lines, because they share
+the field parsers.
 """
 from __future__ import annotations
 
@@ -124,7 +125,7 @@ class TrainConfig:
     decode_cache_gb: float = 0.0
     decode_cache_dir: Optional[str] = None  # default: the run folder
     seed: int = 0
-    checkpoint_every_steps: int = 0  # also write last.pt mid-epoch every N steps (0: epoch ends only)
+    checkpoint_every_steps: int = 0  # also write last.pt mid-epoch every N steps (0: never)
     log_every_steps: int = 50
     source: str = field(default="<object>", compare=False)
 
@@ -230,7 +231,8 @@ def _loss(source: str, data: Any) -> LossConfig:
                 {"kind"})
     kind = _choice(source, "loss.kind", data["kind"], LOSS_KINDS)
     if kind == "supcon" and ("class_weights" in data or "label_smoothing" in data):
-        raise ConfigError(source, "loss", sorted(data), "no class_weights/label_smoothing with supcon")
+        raise ConfigError(source, "loss", sorted(data),
+                          "no class_weights/label_smoothing with supcon")
     if kind == "cross_entropy" and "temperature" in data:
         raise ConfigError(source, "loss.temperature", data["temperature"],
                           "no temperature with cross_entropy (it belongs to supcon)")
@@ -367,7 +369,8 @@ def parse_train_config(data: Mapping[str, Any], source: str = "<dict>") -> Train
         init_checkpoint=_optional(source, "init_checkpoint", data.get("init_checkpoint"), str),
         init_mode=_choice(source, "init_mode", data.get("init_mode", "backbone"), INIT_MODES),
         unfreeze=_choice(source, "unfreeze", data.get("unfreeze", "all"), UNFREEZE_POLICIES),
-        domain_loss_weights=_weights(source, "domain_loss_weights", data.get("domain_loss_weights")),
+        domain_loss_weights=_weights(source, "domain_loss_weights",
+                                     data.get("domain_loss_weights")),
         normalisation=_choice(source, "normalisation", data.get("normalisation", "unit"),
                               NORMALISATIONS),
         augment=_augment(source, data.get("augment")),
@@ -390,7 +393,8 @@ def parse_train_config(data: Mapping[str, Any], source: str = "<dict>") -> Train
         raise ConfigError(source, "data.support", [], "support split files for the prototype "
                           "protocol of selection (or selection.protocol: softmax)")
     if config.init_checkpoint is None and "init_mode" in data:
-        raise ConfigError(source, "init_mode", data["init_mode"], "no init_mode without init_checkpoint")
+        raise ConfigError(source, "init_mode", data["init_mode"],
+                          "no init_mode without init_checkpoint")
     return config
 
 
@@ -405,18 +409,21 @@ EVAL_KEYS = {f.name for f in dataclasses.fields(EvalConfig)} - {"source"}
 
 def parse_eval_config(data: Mapping[str, Any], source: str = "<dict>") -> EvalConfig:
     data = _section(source, "<file>", dict(data))
-    _check_keys(source, "", data, EVAL_KEYS, {"name", "checkpoint", "protocols", "query", "out_dir"})
+    _check_keys(source, "", data, EVAL_KEYS,
+                {"name", "checkpoint", "protocols", "query", "out_dir"})
     protocols = data["protocols"]
     if isinstance(protocols, str):
         protocols = [protocols]
     if not isinstance(protocols, list) or not protocols or len(set(protocols)) != len(protocols):
-        raise ConfigError(source, "protocols", protocols, f"a non-empty list among {EVAL_PROTOCOLS}")
+        raise ConfigError(source, "protocols", protocols,
+                          f"a non-empty list among {EVAL_PROTOCOLS}")
     for protocol in protocols:
         _choice(source, "protocols", protocol, EVAL_PROTOCOLS)
     support = _paths(source, "support", data.get("support"), required=False)
     if "prototype" in protocols and not support:
         raise ConfigError(source, "support", data.get("support"),
-                          "support split files (the prototype protocol builds its prototypes there)")
+                          "support split files (the prototype protocol builds its "
+                          "prototypes there)")
     normalisation = data.get("normalisation")
     if normalisation is not None:
         _choice(source, "normalisation", normalisation, NORMALISATIONS)

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cache_tools.decoded_cache import DecodedClipCache, budget_bytes_from_gb
-from trainers.dataset import ClipDataset
+from cache_tools.decoded_cache import budget_bytes_from_gb
+from trainers.dataset import ClipDataset, open_decode_cache
 from trainers.distributed import DistInfo, barrier
 from trainers.losses import SupConLoss, domain_sample_weights, weighted_cross_entropy
 from trainers.models import read_checkpoint, to_detector_output, transfer_backbone
@@ -51,6 +51,15 @@ class LossView(nn.Module):
 
 def loss_head(config: TrainConfig) -> str:
     return "embedding" if config.loss.kind == "supcon" else "logits"
+
+
+def has_unused_trainable_head(model: nn.Module, head: str) -> bool:
+    """Whether a trainable head lies off the loss path (tiny3d's proj_head under cross-entropy,
+    a trainable fc under SupCon), so DDP must look for unused parameters every step."""
+    if not isinstance(getattr(model, "fc", None), nn.Module):
+        return True  # a model of unknown layout: let DDP search
+    idle = getattr(model, "proj_head" if head == "logits" else "fc", None)
+    return idle is not None and any(p.requires_grad for p in idle.parameters())
 
 
 def compute_loss(config: TrainConfig, head_output: torch.Tensor, labels: torch.Tensor,
@@ -92,15 +101,12 @@ def attach_decode_cache(config: TrainConfig, dataset: ClipDataset, root: Path, o
         return
     folder = resolve_path(config.decode_cache_dir, root) if config.decode_cache_dir else out_dir
     folder.mkdir(parents=True, exist_ok=True)
-    options = dict(clip_shape=dataset.clip_shape, fingerprint=dataset.fingerprint,
-                   budget_bytes=budget_bytes_from_gb(config.decode_cache_gb))
-    path = folder / f"decoded-{dataset.fingerprint}.bin"
+    budget_bytes = budget_bytes_from_gb(config.decode_cache_gb)
     if info.local_rank == 0:  # one creator per node; the other ranks attach to its file
-        cache = DecodedClipCache(path, **options)
+        open_decode_cache(dataset, folder, budget_bytes)
     barrier(info)
     if info.local_rank != 0:
-        cache = DecodedClipCache(path, **options)
-    dataset.attach_decode_cache(cache)
+        open_decode_cache(dataset, folder, budget_bytes)
 
 
 def initialise_from(config: TrainConfig, model: nn.Module, root: Path) -> None:
