@@ -16,7 +16,7 @@ from trainers.protocols import (ModelOutputs, benchmark_protocol, build_prototyp
                                 softmax_protocol)
 from trainers.run_state import checkpoint_args
 from trainers.train_config import parse_eval_config
-from vfcache.errors import ConfigError
+from vfcache.errors import ConfigError, StageError
 
 from train_fixtures import toy_train_config, write_toy_cache
 
@@ -181,3 +181,11 @@ def test_eval_config_validation():
     with pytest.raises(ConfigError) as err:
         parse_eval_config({**base, "support": ["s.jsonl"], "treshold": 0.1}, "<e>")
     assert err.value.field == "treshold"
+
+
+def test_missing_checkpoint_is_a_stage_error(tmp_path):
+    config = parse_eval_config({"name": "e", "checkpoint": "runs/none/best.pt",
+                                "protocols": ["benchmark"], "query": ["q.jsonl"], "out_dir": "o",
+                                "device": "cpu"}, "<e>")
+    with pytest.raises(StageError, match="does not exist"):
+        run_evaluation(config, root=tmp_path, progress=False)

@@ -14,7 +14,7 @@ from trainers.train import StepInfo, learning_rate, run_training
 from trainers.train_config import (OptimizerConfig, load_eval_config, load_train_config,
                                    parse_train_config)
 from trainers.train_setup import has_unused_trainable_head
-from vfcache.errors import ConfigError
+from vfcache.errors import ConfigError, StageError
 
 from train_fixtures import toy_train_config, toy_train_dict, write_toy_cache
 
@@ -180,10 +180,10 @@ def test_resume_repeats_an_uninterrupted_run(toy, stop_after):
 
 def test_run_folder_is_never_overwritten_and_resume_checks_config(toy):
     config = toy_train_config(toy, out_dir="runs/guard", epochs=1)
-    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+    with pytest.raises(StageError, match="nothing to resume"):
         run_training(config, root=toy.root, resume=True, progress=False)
     run_training(config, root=toy.root, progress=False)
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(StageError, match="--resume"):
         run_training(config, root=toy.root, progress=False)
     changed = toy_train_config(toy, out_dir="runs/guard", epochs=1, seed=4)
     with pytest.raises(ConfigError) as err:

@@ -29,7 +29,7 @@ from trainers.models import build_model, load_checkpoint_model, read_checkpoint,
 from trainers.protocols import ModelOutputs, ProtocolResult, benchmark_protocol, prototype_protocol
 from trainers.report import ReportFiles, write_eval_report
 from trainers.train_config import EvalConfig, load_eval_config, resolve_path
-from vfcache.errors import ConfigError
+from vfcache.errors import ConfigError, StageError
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,8 @@ def run_evaluation(config: Union[EvalConfig, str, Path], *, root: Union[str, Pat
     device = pick_device(config.device, 0)
     amp_dtype = resolve_amp(config.amp, device)
     checkpoint_path = resolve_path(config.checkpoint, root)
+    if not checkpoint_path.is_file():
+        raise StageError(f"checkpoint {checkpoint_path} does not exist (run vfcache train first)")
     checkpoint = read_checkpoint(checkpoint_path)
     args = checkpoint.get("args") or {}
     model_name, model_kwargs = _model_from_checkpoint_args(config, args)

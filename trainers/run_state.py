@@ -22,7 +22,7 @@ import torch
 from cache_tools.atomic import atomic_write, write_json_atomic
 from trainers.models import read_checkpoint
 from trainers.train_config import TrainConfig
-from vfcache.errors import ConfigError
+from vfcache.errors import ConfigError, StageError
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def set_rng_state(state: dict, device: torch.device) -> None:
 
 def check_fresh_run_dir(out_dir: Path) -> None:
     if (out_dir / LAST_NAME).exists():
-        raise FileExistsError(
+        raise StageError(
             f"run folder {out_dir} already holds {LAST_NAME}; pass --resume to continue that run, "
             "or set another out_dir (a finished run is never overwritten)")
 
@@ -83,11 +83,10 @@ def load_resume_checkpoint(out_dir: Path, config: TrainConfig) -> dict:
     """`last.pt` of the run, after checking that the config still describes the same run."""
     path = out_dir / LAST_NAME
     if not path.exists():
-        raise FileNotFoundError(
-            f"nothing to resume: {path} does not exist (start without --resume)")
+        raise StageError(f"nothing to resume: {path} does not exist (start without --resume)")
     checkpoint = read_checkpoint(path)
     if "train_state" not in checkpoint:
-        raise ValueError(f"{path} has no train_state; it was not written by vfcache train")
+        raise StageError(f"{path} has no train_state; it was not written by vfcache train")
     saved = (checkpoint.get("args") or {}).get("config") or {}
     current = config.to_json()
     for key in sorted(set(saved) | set(current)):

@@ -19,6 +19,7 @@ from trainers.models import read_checkpoint, to_detector_output, transfer_backbo
 from trainers.samplers import (ClassBalancedBatchSampler, DomainWeightedBatchSampler,
                                EpochBatchSampler, GeneratorQuotaBatchSampler)
 from trainers.train_config import OptimizerConfig, TrainConfig, resolve_path
+from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,8 @@ def attach_decode_cache(config: TrainConfig, dataset: ClipDataset, root: Path, o
 def initialise_from(config: TrainConfig, model: nn.Module, root: Path) -> None:
     """`init_checkpoint`: the backbone only (the card's DVF base -> SupCon transfer), or all."""
     path = resolve_path(config.init_checkpoint, root)
+    if not path.is_file():
+        raise StageError(f"init_checkpoint {path} does not exist (train the base run first)")
     checkpoint = read_checkpoint(path)
     state = checkpoint.get("model_state_dict", checkpoint)
     if config.init_mode == "backbone":
