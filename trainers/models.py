@@ -251,14 +251,21 @@ class CheckpointInfo:
 def save_checkpoint(path: Union[str, Path], model: nn.Module, *, epoch: int,
                     optimizer: Optional[torch.optim.Optimizer] = None,
                     best_selection_score: Optional[float] = None,
-                    args: Optional[Mapping[str, Any]] = None) -> Path:
+                    args: Optional[Mapping[str, Any]] = None,
+                    extra: Optional[Mapping[str, Any]] = None) -> Path:
     """Write the card's checkpoint dict atomically (temp file in the same folder, rename).
 
     `args` must hold only str/int/float/bool/None and lists/dicts of them, so the file loads
-    with `torch.load(weights_only=True)`.
+    with `torch.load(weights_only=True)`. `extra` adds top-level keys beside the card's (e.g.
+    the trainer's resume state); its values may also hold tensors, which weights_only loads.
     """
     args_dict = dict(args or {})
     _check_plain(args_dict, "args")
+    extra_dict = dict(extra or {})
+    clashing = sorted(set(extra_dict) & set(CHECKPOINT_KEYS))
+    if clashing:
+        raise ValueError(f"extra checkpoint keys {clashing} clash with the card's keys")
+    _check_plain(extra_dict, "extra", allow_tensors=True)
     checkpoint = {
         "epoch": int(epoch),
         "model_state_dict": model.state_dict(),
@@ -266,6 +273,7 @@ def save_checkpoint(path: Union[str, Path], model: nn.Module, *, epoch: int,
         "best_selection_score": (None if best_selection_score is None
                                  else float(best_selection_score)),
         "args": args_dict,
+        **extra_dict,
     }
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -282,18 +290,20 @@ def save_checkpoint(path: Union[str, Path], model: nn.Module, *, epoch: int,
     return target
 
 
-def _check_plain(value: Any, where: str) -> None:
+def _check_plain(value: Any, where: str, *, allow_tensors: bool = False) -> None:
     if value is None or isinstance(value, (str, bool, int, float)):
+        return
+    if allow_tensors and isinstance(value, torch.Tensor):
         return
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            _check_plain(item, f"{where}[{index}]")
+            _check_plain(item, f"{where}[{index}]", allow_tensors=allow_tensors)
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"{where} has non-string key {key!r}")
-            _check_plain(item, f"{where}.{key}")
+            _check_plain(item, f"{where}.{key}", allow_tensors=allow_tensors)
         return
     raise TypeError(
         f"{where} is a {type(value).__name__}; checkpoint args must be plain "

@@ -1,0 +1,225 @@
+"""Training: config validation, the tiny3d loop on CPU, checkpoints, exact mid-epoch resume."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainers.models import (build_model, load_checkpoint_model, read_checkpoint, save_checkpoint,
+                             set_trainable)
+from trainers.train import StepInfo, learning_rate, run_training
+from trainers.train_config import (OptimizerConfig, load_eval_config, load_train_config,
+                                   parse_train_config)
+from trainers.train_setup import has_unused_trainable_head
+from vfcache.errors import ConfigError, StageError
+
+from train_fixtures import toy_train_config, toy_train_dict, write_toy_cache
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return write_toy_cache(tmp_path_factory.mktemp("toy_root"))
+
+
+def _run_dir(toy, name):
+    return toy.root / "runs" / name
+
+
+def _weights(path):
+    return read_checkpoint(path)["model_state_dict"]
+
+
+# -- configs ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", sorted((CONFIGS / "train").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_train_configs_load(path):
+    config = load_train_config(path)
+    assert config.source == str(path)
+    assert config.to_json()["name"] == config.name
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "eval").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_eval_configs_load(path):
+    assert load_eval_config(path).protocols
+
+
+def test_card_recipes_are_in_the_configs():
+    base = load_train_config(CONFIGS / "train" / "dvf_base.yaml")
+    assert base.model.name == "r2plus1d_18_baseline" and base.model.kwargs == {"dropout": 0.4}
+    assert base.loss.kind == "cross_entropy" and base.loss.class_weights == (1.0, 1.5)
+    assert base.loss.label_smoothing == 0.2
+    supcon = load_train_config(CONFIGS / "train" / "supcon_mixed.yaml")
+    assert (supcon.loss.kind, supcon.loss.temperature) == ("supcon", 0.07)
+    assert (supcon.optimizer.lr, supcon.optimizer.weight_decay) == (5e-5, 1e-5)
+    assert (supcon.epochs, supcon.batch_size, supcon.unfreeze) == (20, 24, "layer4_all")
+    assert supcon.domain_loss_weights == {"aegis": 0.5, "dvf": 0.3, "genvideo": 0.2}
+    assert supcon.sampler.kind == "generator_quota" and supcon.selection.protocol == "prototype"
+    assert supcon.init_checkpoint == base.out_dir + "/best.pt"
+
+
+def test_unknown_key_names_file_field_and_value(tmp_path, toy):
+    path = tmp_path / "bad.yaml"
+    path.write_text(json.dumps(toy_train_dict(toy, optimizer={"lr": 0.1, "momentum": 0.9})))
+    with pytest.raises(ConfigError) as err:
+        load_train_config(path)
+    assert err.value.source == str(path) and err.value.field == "optimizer.momentum"
+    assert err.value.value == 0.9 and "known keys" in str(err.value)
+
+
+@pytest.mark.parametrize("override, field", [
+    ({"epochs": 0}, "epochs"),
+    ({"unfreeze": "layer3"}, "unfreeze"),
+    ({"loss": {"kind": "supcon", "label_smoothing": 0.1}}, "loss"),
+    ({"loss": {"kind": "cross_entropy", "class_weights": [1.0]}}, "loss.class_weights"),
+    ({"sampler": {"kind": "class_balanced", "domain_weights": {"a": 1}}}, "sampler.domain_weights"),
+    ({"sampler": {"kind": "generator_quota", "class_proportions": {"maybe": 1}}},
+     "sampler.class_proportions.maybe"),
+    ({"selection": {"protocol": "prototype", "metric": "combined"}}, "selection.metric"),
+    ({"data": {"train": ["a.jsonl"], "val": ["b.jsonl"]}, "loss": {"kind": "supcon"}},
+     "data.support"),
+    ({"amp": "fp16"}, "amp"),
+    ({"batch_size": True}, "batch_size"),
+])
+def test_invalid_values_are_config_errors(toy, override, field):
+    with pytest.raises(ConfigError) as err:
+        parse_train_config(toy_train_dict(toy, **override), "<test>")
+    assert err.value.field == field
+
+
+def test_learning_rate_schedule():
+    opt = OptimizerConfig(lr=1.0, schedule="cosine", warmup_steps=4, min_lr=0.1)
+    assert [learning_rate(opt, s, 104) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert learning_rate(opt, 54, 104) == pytest.approx(0.55)
+    assert learning_rate(opt, 104, 104) == pytest.approx(0.1)
+    assert learning_rate(OptimizerConfig(lr=0.3), 1000, 10) == 0.3
+
+
+# -- the loop -----------------------------------------------------------------------------------
+def test_training_writes_card_checkpoints_and_metrics(toy):
+    config = toy_train_config(toy, out_dir="runs/basic")
+    steps: list[StepInfo] = []
+    result = run_training(config, root=toy.root, on_step=steps.append, progress=False)
+    assert (result.epochs_completed, result.global_step, result.stopped_early) == (2, 8, False)
+    assert [s.global_step for s in steps] == list(range(1, 9))
+    # class-balanced batches of 4 real + 4 fake: every train clip exactly once per epoch
+    train_ids = sorted(e.clip_id for e in toy.entries["train"])
+    for epoch in (1, 2):
+        seen = [c for s in steps if s.epoch == epoch for c in s.clip_ids]
+        assert sorted(seen) == train_ids
+    lines = [json.loads(x) for x in result.metrics_path.read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2]
+    assert set(lines[0]["val"]) == {"alpha", "beta", "all"}
+    assert lines[-1]["selection_score"] > 0.9  # the toy signal is learnable
+    assert lines[0]["lr"] == 0.01 and all(math.isfinite(x["train_loss"]) for x in lines)
+    best = read_checkpoint(result.best_checkpoint)
+    assert set(best) == {"epoch", "model_state_dict", "optimizer_state_dict",
+                         "best_selection_score", "args"}
+    assert best["epoch"] == result.best_epoch
+    assert best["best_selection_score"] == result.best_selection_score
+    assert best["args"]["model"] == {"name": "tiny3d", "kwargs": {"width": 4, "proj_dim": 8}}
+    last = read_checkpoint(result.last_checkpoint)  # weights_only=True, with the resume state
+    assert last["epoch"] == 2 and last["train_state"]["progress"]["next_epoch"] == 2
+    assert isinstance(last["train_state"]["rng"][0]["torch"], torch.Tensor)
+    assert json.loads((result.out_dir / "config.json").read_text()) == config.to_json()
+
+    model, info = load_checkpoint_model(result.last_checkpoint, "tiny3d", width=4, proj_dim=8)
+    assert info.epoch == 2 and info.has_optimizer_state
+    clips = torch.rand(2, 3, 4, 32, 32)
+    again, _ = load_checkpoint_model(result.last_checkpoint, "tiny3d", width=4, proj_dim=8)
+    assert torch.equal(model(clips).logits, again(clips).logits)
+
+
+def test_checkpoint_extra_keys_load_with_weights_only(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    state = {"rng": [torch.get_rng_state()], "sampler": {"epoch": 1, "seed": 0}, "note": None}
+    path = save_checkpoint(tmp_path / "c.pt", model, epoch=1, extra={"train_state": state})
+    loaded = torch.load(path, weights_only=True)
+    assert torch.equal(loaded["train_state"]["rng"][0], state["rng"][0])
+    with pytest.raises(ValueError, match="clash"):
+        save_checkpoint(tmp_path / "d.pt", model, epoch=1, extra={"epoch": 3})
+    with pytest.raises(TypeError):
+        save_checkpoint(tmp_path / "e.pt", model, epoch=1, extra={"obj": object()})
+
+
+def _run_and_record(config, root, **kwargs):
+    seen: list[tuple[int, int, tuple[str, ...]]] = []
+    result = run_training(config, root=root, progress=False,
+                          on_step=lambda s: seen.append((s.epoch, s.step_in_epoch, s.clip_ids)),
+                          **kwargs)
+    return result, seen
+
+
+@pytest.mark.parametrize("stop_after", [3, 4])  # mid-epoch 1, and exactly at its end
+def test_resume_repeats_an_uninterrupted_run(toy, stop_after):
+    # baseline model with dropout, augmentation and a cosine schedule: everything random must resume
+    overrides = dict(model={"name": "train_fixtures:DropoutTiny3D", "kwargs": {"dropout": 0.5}},
+                     workers=1,
+                     augment={"flip_probability": 0.5, "brightness_delta": 0.2},
+                     optimizer={"lr": 0.01, "schedule": "cosine", "warmup_steps": 2},
+                     sampler={"kind": "domain_weighted", "composition": "draw"})
+    whole = toy_train_config(toy, out_dir=f"runs/whole{stop_after}", **overrides)
+    split = toy_train_config(toy, out_dir=f"runs/split{stop_after}", **overrides)
+    result_whole, seen_whole = _run_and_record(whole, toy.root)
+    first, seen_first = _run_and_record(split, toy.root, stop_after_steps=stop_after)
+    assert first.stopped_early and first.global_step == stop_after
+    assert read_checkpoint(first.last_checkpoint)["epoch"] == stop_after // 4
+    second, seen_second = _run_and_record(split, toy.root, resume=True)
+    assert not second.stopped_early and second.global_step == 8
+    assert seen_first + seen_second == seen_whole
+    for key, value in _weights(result_whole.last_checkpoint).items():
+        assert torch.allclose(value, _weights(second.last_checkpoint)[key], atol=1e-6), key
+    lines = [[{k: v for k, v in json.loads(x).items() if not k.endswith("_s")}
+              for x in r.metrics_path.read_text().splitlines()] for r in (result_whole, second)]
+    assert lines[0] == lines[1]
+    assert second.best_epoch == result_whole.best_epoch
+
+
+def test_run_folder_is_never_overwritten_and_resume_checks_config(toy):
+    config = toy_train_config(toy, out_dir="runs/guard", epochs=1)
+    with pytest.raises(StageError, match="nothing to resume"):
+        run_training(config, root=toy.root, resume=True, progress=False)
+    run_training(config, root=toy.root, progress=False)
+    with pytest.raises(StageError, match="--resume"):
+        run_training(config, root=toy.root, progress=False)
+    changed = toy_train_config(toy, out_dir="runs/guard", epochs=1, seed=4)
+    with pytest.raises(ConfigError) as err:
+        run_training(changed, root=toy.root, resume=True, progress=False)
+    assert err.value.field == "seed"
+    longer = toy_train_config(toy, out_dir="runs/guard", epochs=2)  # more epochs may be added
+    assert run_training(longer, root=toy.root, resume=True, progress=False).epochs_completed == 2
+
+
+def test_supcon_transfer_recipe(toy):
+    base = run_training(toy_train_config(toy, out_dir="runs/base", epochs=1), root=toy.root,
+                        progress=False)
+    config = toy_train_config(
+        toy, out_dir="runs/supcon", epochs=1, init_checkpoint="runs/base/best.pt",
+        loss={"kind": "supcon", "temperature": 0.07}, unfreeze="layer4_all",
+        domain_loss_weights={"alpha": 0.7, "beta": 0.3}, sampler={"kind": "generator_quota"},
+        selection={"protocol": "prototype", "metric": "eer", "domain_weights": {"alpha": 1.0}},
+        decode_cache_gb=0.01)
+    result = run_training(config, root=toy.root, progress=False)
+    before, after = _weights(base.best_checkpoint), _weights(result.last_checkpoint)
+    assert torch.equal(before["layer1.0.weight"], after["layer1.0.weight"])  # transferred, frozen
+    assert not torch.equal(before["layer4.0.weight"], after["layer4.0.weight"])  # trained
+    line = json.loads(result.metrics_path.read_text().splitlines()[0])
+    assert line["selection_score"] == pytest.approx(1.0 - line["val"]["alpha"]["eer"])
+    assert "brier" not in line["val"]["alpha"]  # the prototype protocol has no probabilities
+    assert list(result.out_dir.glob("vfcache-decoded-*.slots"))
+
+
+def test_ddp_searches_unused_parameters_only_when_a_trainable_head_is_idle():
+    tiny = build_model("tiny3d", width=4, proj_dim=8)
+    set_trainable(tiny, "all")
+    assert has_unused_trainable_head(tiny, "logits")
+    assert has_unused_trainable_head(tiny, "embedding")
+    set_trainable(tiny, "layer4_all")  # layer4 + proj_head: the SupCon recipe
+    assert not has_unused_trainable_head(tiny, "embedding")
+    assert has_unused_trainable_head(tiny, "logits")
+    baseline = build_model("r2plus1d_18_baseline")
+    assert not has_unused_trainable_head(baseline, "logits")
+    assert has_unused_trainable_head(torch.nn.Conv3d(3, 2, 1), "logits")  # unknown layout

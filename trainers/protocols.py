@@ -1,0 +1,279 @@
+"""The evaluation protocols as pure functions over per-clip model outputs (numpy arrays).
+
+- Prototype protocol (R(2+1)D card): per domain, the real and the fake prototype are the
+  L2-normalised means of the L2-normalised embeddings of that domain's support clips; a
+  query clip scores `sim_fake - sim_real` (cosine similarities) against its own domain's
+  prototypes and is called fake when the score >= threshold (0.0 on the card). AUROC, EER
+  and accuracy per domain.
+- Softmax protocols: P(fake) = softmax(logits)[:, 1]; the clip is called fake when P(fake)
+  > 0.5 (the argmax). Rank metrics (AUROC, EER) use the logit margin `logit_fake -
+  logit_real`, which orders clips exactly as P(fake) but never saturates to ties. The
+  benchmark protocol of the multi-modal card groups by dataset and adds accuracy, MCC,
+  Brier, cross-entropy and the combined score, plus inference time per clip.
+
+Inference lives in `trainers.evaluate`; this module never touches a model or a file.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from trainers import metrics
+
+log = logging.getLogger(__name__)
+
+ALL_ROW = "all"
+
+
+@dataclass(frozen=True)
+class ModelOutputs:
+    """What a model produced for each clip of an evaluated dataset, in dataset order."""
+
+    clip_ids: tuple[str, ...]
+    labels: np.ndarray  # int64 (N,), 1 = fake
+    domains: np.ndarray  # object (N,)
+    datasets: np.ndarray  # object (N,)
+    generators: np.ndarray  # object (N,)
+    logits: np.ndarray  # float32 (N, C), columns (real, fake)
+    embeddings: Optional[np.ndarray]  # float32 (N, E) or None when the model has no embedding
+    seconds_per_clip: np.ndarray  # float64 (N,): forward time of the clip's batch / batch size
+
+
+@dataclass(frozen=True)
+class Prototypes:
+    domain: str
+    real: np.ndarray  # (E,), unit norm
+    fake: np.ndarray
+    num_real: int  # support clips behind each prototype
+    num_fake: int
+
+    @property
+    def cosine_real_fake(self) -> float:
+        """How close the two prototypes are (the card notes they are close)."""
+        return float(self.real @ self.fake)
+
+
+@dataclass(frozen=True)
+class DetectionRow:
+    """Metrics of one group of clips (a domain, a dataset, or `all`); None where undefined
+    (rank metrics need both classes) or not part of the protocol (Brier needs probabilities)."""
+
+    name: str
+    num_clips: int
+    num_real: int
+    num_fake: int
+    accuracy: float
+    mcc: float
+    auroc: Optional[float]
+    eer: Optional[float]
+    brier: Optional[float] = None
+    cross_entropy: Optional[float] = None
+    combined_score: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class InferenceTiming:
+    mean_ms_per_clip: float
+    p95_ms_per_clip: float
+    num_clips: int
+
+
+@dataclass(frozen=True)
+class ProtocolResult:
+    protocol: str  # prototype | softmax | benchmark
+    group_by: str  # domain | dataset
+    rows: tuple[DetectionRow, ...]  # one per group (sorted), then `all`
+    scores: np.ndarray  # the per-clip score the rows were computed from
+    predictions: np.ndarray  # 0/1 per clip
+    prob_fake: Optional[np.ndarray]  # softmax protocols only
+    groups: np.ndarray  # the group of each clip
+    labels: np.ndarray
+    clip_ids: tuple[str, ...]
+    threshold: float
+    timing: Optional[InferenceTiming] = None
+    prototypes: tuple[Prototypes, ...] = ()
+
+    def row(self, name: str) -> DetectionRow:
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(f"no row {name!r}; rows are {[r.name for r in self.rows]}")
+
+
+def l2_normalise(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, eps)
+
+
+def build_prototypes(embeddings: np.ndarray, labels: np.ndarray, domains: Sequence[str]
+                     ) -> dict[str, Prototypes]:
+    """Per domain: normalised mean of the normalised embeddings of each class."""
+    embeddings = l2_normalise(embeddings)
+    labels = np.asarray(labels)
+    domains = np.asarray(domains, dtype=object)
+    if embeddings.ndim != 2 or len(embeddings) != len(labels) or len(labels) != len(domains):
+        raise ValueError(f"support embeddings {embeddings.shape}, {len(labels)} labels and "
+                         f"{len(domains)} domains do not line up")
+    prototypes = {}
+    for domain in sorted(set(domains.tolist())):
+        in_domain = domains == domain
+        real, fake = in_domain & (labels == 0), in_domain & (labels == 1)
+        if not real.any() or not fake.any():
+            raise ValueError(f"support bank of domain {domain!r} has {int(real.sum())} real and "
+                             f"{int(fake.sum())} fake clips; the prototype protocol needs both")
+        prototypes[domain] = Prototypes(
+            domain=domain,
+            real=l2_normalise(embeddings[real].mean(axis=0)),
+            fake=l2_normalise(embeddings[fake].mean(axis=0)),
+            num_real=int(real.sum()), num_fake=int(fake.sum()))
+    return prototypes
+
+
+def prototype_scores(embeddings: np.ndarray, domains: Sequence[str],
+                     prototypes: Mapping[str, Prototypes]) -> np.ndarray:
+    """`cos(e, fake prototype) - cos(e, real prototype)` against each clip's own domain."""
+    embeddings = l2_normalise(embeddings)
+    domains = np.asarray(domains, dtype=object)
+    missing = sorted(set(domains.tolist()) - set(prototypes))
+    if missing:
+        raise ValueError(f"query domains {missing} have no prototypes; the support bank covers "
+                         f"{sorted(prototypes)}")
+    scores = np.empty(len(domains), dtype=np.float64)
+    for domain, proto in prototypes.items():
+        rows = domains == domain
+        scores[rows] = embeddings[rows] @ proto.fake - embeddings[rows] @ proto.real
+    return scores
+
+
+def softmax_fake_probability(logits: np.ndarray) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 2 or logits.shape[1] != 2:
+        raise ValueError(f"expected (N, 2) logits (real, fake), got shape {logits.shape}")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp[:, 1] / exp.sum(axis=1)
+
+
+def detection_row(name: str, labels: np.ndarray, scores: np.ndarray, predictions: np.ndarray,
+                  prob_fake: Optional[np.ndarray] = None) -> DetectionRow:
+    labels = np.asarray(labels, dtype=np.int64)
+    num_fake = int(labels.sum())
+    both = 0 < num_fake < len(labels)
+    row = dict(
+        name=name, num_clips=len(labels), num_real=len(labels) - num_fake, num_fake=num_fake,
+        accuracy=metrics.accuracy(labels, predictions), mcc=metrics.mcc(labels, predictions),
+        auroc=metrics.auroc(labels, scores) if both else None,
+        eer=metrics.eer(labels, scores) if both else None,
+    )
+    if prob_fake is not None:
+        brier = metrics.brier(labels, prob_fake)
+        row.update(brier=brier, cross_entropy=metrics.binary_cross_entropy(labels, prob_fake),
+                   combined_score=metrics.combined_score(row["mcc"], brier))
+    return DetectionRow(**row)
+
+
+def grouped_rows(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                 predictions: np.ndarray, prob_fake: Optional[np.ndarray] = None
+                 ) -> tuple[DetectionRow, ...]:
+    """One row per group (sorted by name) and a last row `all` over every clip."""
+    groups = np.asarray(groups, dtype=object)
+    rows = []
+    for name in sorted(set(groups.tolist())):
+        pick = groups == name
+        rows.append(detection_row(str(name), labels[pick], scores[pick], predictions[pick],
+                                  None if prob_fake is None else prob_fake[pick]))
+    rows.append(detection_row(ALL_ROW, labels, scores, predictions, prob_fake))
+    return tuple(rows)
+
+
+def inference_timing(seconds_per_clip: np.ndarray) -> Optional[InferenceTiming]:
+    seconds = np.asarray(seconds_per_clip, dtype=np.float64)
+    if seconds.size == 0 or not np.all(np.isfinite(seconds)):
+        return None
+    return InferenceTiming(mean_ms_per_clip=float(seconds.mean() * 1e3),
+                           p95_ms_per_clip=float(np.percentile(seconds, 95) * 1e3),
+                           num_clips=int(seconds.size))
+
+
+def prototype_protocol(query: ModelOutputs, support: ModelOutputs, *, threshold: float = 0.0
+                       ) -> ProtocolResult:
+    if query.embeddings is None or support.embeddings is None:
+        raise ValueError("the prototype protocol needs embeddings; this model returns none "
+                         "(use the benchmark protocol, or a model with a projection head)")
+    prototypes = build_prototypes(support.embeddings, support.labels, support.domains)
+    scores = prototype_scores(query.embeddings, query.domains, prototypes)
+    predictions = (scores >= threshold).astype(np.int64)
+    return ProtocolResult(
+        protocol="prototype", group_by="domain",
+        rows=grouped_rows(query.domains, query.labels, scores, predictions),
+        scores=scores, predictions=predictions, prob_fake=None, groups=query.domains,
+        labels=query.labels, clip_ids=query.clip_ids, threshold=threshold,
+        timing=inference_timing(query.seconds_per_clip),
+        prototypes=tuple(prototypes[d] for d in sorted(prototypes)))
+
+
+def softmax_protocol(query: ModelOutputs, *, group_by: str = "domain",
+                     protocol: str = "softmax") -> ProtocolResult:
+    if group_by not in ("domain", "dataset"):
+        raise ValueError(f"group_by must be 'domain' or 'dataset', got {group_by!r}")
+    logits = np.asarray(query.logits, dtype=np.float64)
+    prob_fake = softmax_fake_probability(logits)
+    margin = logits[:, 1] - logits[:, 0]
+    predictions = (margin > 0).astype(np.int64)  # argmax; a tie goes to real, as argmax does
+    groups = query.domains if group_by == "domain" else query.datasets
+    return ProtocolResult(
+        protocol=protocol, group_by=group_by,
+        rows=grouped_rows(groups, query.labels, margin, predictions, prob_fake),
+        scores=margin, predictions=predictions, prob_fake=prob_fake, groups=groups,
+        labels=query.labels, clip_ids=query.clip_ids, threshold=0.0,
+        timing=inference_timing(query.seconds_per_clip))
+
+
+def benchmark_protocol(query: ModelOutputs) -> ProtocolResult:
+    """The multi-modal card's benchmark: softmax probabilities, per-dataset breakdown."""
+    return softmax_protocol(query, group_by="dataset", protocol="benchmark")
+
+
+def metric_value(row: DetectionRow, metric: str) -> Optional[float]:
+    """A row's value of a selection metric, oriented so that higher is better."""
+    if metric == "eer":
+        return None if row.eer is None else 1.0 - row.eer
+    if metric == "combined":
+        return row.combined_score
+    if metric in ("auroc", "accuracy", "mcc"):
+        return getattr(row, metric)
+    raise ValueError(f"unknown selection metric {metric!r}")
+
+
+def selection_score(result: ProtocolResult, metric: str,
+                    domain_weights: Optional[Mapping[str, float]] = None) -> float:
+    """Weighted mean of `metric` over the groups (`domain_weights`, default equal); groups
+    where the metric is undefined (one class only) are left out with a warning."""
+    rows = [row for row in result.rows if row.name != ALL_ROW]
+    names = {row.name for row in rows}
+    if domain_weights is not None:
+        absent = sorted(set(domain_weights) - names)
+        if absent:
+            raise ValueError(f"selection weights name domains {absent} that the validation "
+                             f"clips do not have ({sorted(names)})")
+    total = weight_sum = 0.0
+    for row in rows:
+        weight = 1.0 if domain_weights is None else float(domain_weights.get(row.name, 0.0))
+        value = metric_value(row, metric)
+        if weight <= 0:
+            continue
+        if value is None or not math.isfinite(value):
+            log.warning("selection metric %s is undefined for %s (%d real, %d fake); left out",
+                        metric, row.name, row.num_real, row.num_fake)
+            continue
+        total += weight * value
+        weight_sum += weight
+    if weight_sum == 0:
+        raise ValueError(f"selection metric {metric} is undefined for every weighted group of "
+                         f"{sorted(names)}; each needs real and fake validation clips")
+    return total / weight_sum

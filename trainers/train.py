@@ -1,0 +1,348 @@
+"""`run_training`: the training loop of `vfcache train CONFIG [--resume]`, in one visible place.
+
+Per epoch: the batch sampler fixes the epoch's batches from (seed, epoch) and hands rank `r`
+its share; each step moves uint8 clips to the device, converts/normalises/augments them
+there, runs the model (bf16 autocast where the GPU supports it), applies the recipe's loss
+(weighted cross-entropy or SupCon, optionally weighted per domain) and steps AdamW with the
+schedule's learning rate. At the epoch's end rank 0 scores the validation splits with the
+selection protocol (prototype or softmax), keeps `best.pt` and `last.pt` and appends a line
+to `metrics.jsonl` (see `trainers.run_state` for the run folder). Under torchrun the model is
+wrapped in DistributedDataParallel and only rank 0 writes; validation runs on rank 0 while
+the others wait. `--resume` restores weights, optimizer, sampler position and every rank's
+RNG state from `last.pt`, so a run stopped mid-epoch continues with exactly the batches,
+augmentations and dropout masks it would have had.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from trainers.dataset import ClipDataset
+from trainers.distributed import DistInfo, all_gather_objects, barrier, init_distributed, shutdown
+from trainers.evaluate import collect_outputs, resolve_amp
+from trainers.gpu import DeviceAugment, DeviceBatcher
+from trainers.loader import make_loader
+from trainers.models import build_model, enter_train_mode, save_checkpoint, set_trainable
+from trainers.protocols import prototype_protocol, selection_score, softmax_protocol
+from trainers.run_state import (BEST_NAME, LAST_NAME, METRICS_NAME, Progress, check_fresh_run_dir,
+                                checkpoint_args, load_resume_checkpoint, read_history,
+                                rng_state, set_rng_state, write_history, write_run_config)
+from trainers.samplers import EpochBatchSampler
+from trainers.train_config import TrainConfig, load_train_config, resolve_path
+from trainers.train_setup import (LossView, attach_decode_cache, build_sampler, compute_loss,
+                                  has_unused_trainable_head, initialise_from, learning_rate,
+                                  loss_head)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StepInfo", "TrainResult", "learning_rate", "run_training"]
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """Handed to `on_step` after every optimizer step (on every rank)."""
+
+    rank: int
+    epoch: int  # 1-based
+    step_in_epoch: int  # 0-based index of the step just done
+    global_step: int  # steps done so far
+    clip_ids: tuple[str, ...]
+    loss: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Optional[Path]
+    best_epoch: Optional[int]  # 1-based
+    best_selection_score: Optional[float]
+    epochs_completed: int
+    global_step: int
+    stopped_early: bool  # stop_after_steps ended the run before its last epoch
+    metrics_path: Path
+    elapsed_s: float
+
+
+@dataclass
+class _Run:
+    """Everything the loop touches, built once per invocation."""
+
+    config: TrainConfig
+    info: DistInfo
+    out_dir: Path
+    model: nn.Module  # the bare model: what checkpoints and validation use
+    train_view: nn.Module  # LossView over it, DDP-wrapped under torchrun
+    optimizer: torch.optim.Optimizer
+    sampler: EpochBatchSampler
+    batcher: DeviceBatcher
+    val_set: Optional[ClipDataset]
+    support_set: Optional[ClipDataset]
+    amp_dtype: Optional[torch.dtype]
+    args: dict  # checkpoint args
+    progress: Progress
+    steps_per_epoch: int
+    started: float  # perf_counter at the start of this invocation
+    elapsed_before_s: float  # time spent by earlier invocations of the run
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.steps_per_epoch
+
+
+def run_training(config: Union[TrainConfig, str, Path], *, root: Union[str, Path],
+                 resume: bool = False, stop_after_steps: Optional[int] = None,
+                 on_step: Optional[Callable[[StepInfo], None]] = None,
+                 progress: bool = True) -> TrainResult:
+    """Train per `config` (a TrainConfig or a YAML path); relative paths resolve against `root`.
+
+    `resume` continues `out_dir/last.pt`. `stop_after_steps` ends this invocation after that
+    many optimizer steps (writing `last.pt`, mid-epoch if need be), for time-boxed jobs.
+    Works under torchrun (the process group is joined from the environment); the caller's
+    global RNG state is restored on return.
+    """
+    if not isinstance(config, TrainConfig):
+        config = load_train_config(config)
+    if stop_after_steps is not None and stop_after_steps < 1:
+        raise ValueError(f"stop_after_steps must be >= 1, got {stop_after_steps}")
+    info = init_distributed(config.device)
+    try:
+        cuda_devices = [info.device] if info.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda_devices):
+            return _train(config, Path(root), info, resume, stop_after_steps, on_step, progress)
+    finally:
+        shutdown(info)
+
+
+def _train(config: TrainConfig, root: Path, info: DistInfo, resume: bool,
+           stop_after_steps: Optional[int], on_step: Optional[Callable[[StepInfo], None]],
+           progress: bool) -> TrainResult:
+    out_dir = resolve_path(config.out_dir, root)
+    checkpoint = load_resume_checkpoint(out_dir, config) if resume else None
+    if checkpoint is None:
+        check_fresh_run_dir(out_dir)
+    run = _build_run(config, root, out_dir, info, checkpoint)
+    restore_rng = _restore(run, checkpoint) if checkpoint is not None else None
+    del checkpoint
+    p = run.progress
+    steps_left = stop_after_steps
+    stopped_early = False
+    for epoch in range(p.next_epoch, config.epochs):
+        if steps_left is not None and steps_left <= 0:
+            stopped_early = True
+            break
+        epoch_started = time.perf_counter()
+        steps, interrupted = _train_epoch(run, epoch, restore_rng, steps_left, on_step, progress)
+        restore_rng = None
+        steps_left = None if steps_left is None else steps_left - steps
+        if interrupted:
+            stopped_early = True
+            break
+        _end_epoch(run, epoch, time.perf_counter() - epoch_started, progress)
+    barrier(info)
+    best = out_dir / BEST_NAME
+    return TrainResult(out_dir=out_dir, last_checkpoint=out_dir / LAST_NAME,
+                       best_checkpoint=best if best.exists() else None, best_epoch=p.best_epoch,
+                       best_selection_score=p.best_selection_score, epochs_completed=p.next_epoch,
+                       global_step=p.global_step, stopped_early=stopped_early,
+                       metrics_path=out_dir / METRICS_NAME,
+                       elapsed_s=run.elapsed_before_s + time.perf_counter() - run.started)
+
+
+def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
+               checkpoint: Optional[dict]) -> _Run:
+    started = time.perf_counter()
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_run_config(out_dir, config)
+    train_set = ClipDataset([resolve_path(p, root) for p in config.data.train])
+    attach_decode_cache(config, train_set, root, out_dir, info)
+    val_set = support_set = None
+    if info.is_main:
+        val_set = ClipDataset([resolve_path(p, root) for p in config.data.val])
+        if config.selection.protocol == "prototype":
+            support_set = ClipDataset([resolve_path(p, root) for p in config.data.support])
+    sampler = build_sampler(config, train_set, info)
+    loader = make_loader(train_set, sampler, workers=config.workers)
+    # The loader's own generator: drawing its worker seed must not move the global RNG that
+    # dropout uses, or a resumed run would diverge from an uninterrupted one.
+    loader.generator = torch.Generator().manual_seed(config.seed)
+    augment = (DeviceAugment(config.augment.flip_probability, config.augment.brightness_delta)
+               if config.augment.enabled else None)
+    batcher = DeviceBatcher(loader, info.device, config.normalisation, augment, seed=config.seed,
+                            rank=info.rank)
+
+    torch.manual_seed(config.seed)  # identical initial weights on every rank
+    model = build_model(config.model.name, **config.model.kwargs)
+    if checkpoint is None and config.init_checkpoint is not None:
+        initialise_from(config, model, root)
+    set_trainable(model, config.unfreeze)
+    model.to(info.device)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=config.optimizer.lr, betas=config.optimizer.betas,
+                                  weight_decay=config.optimizer.weight_decay)
+    train_view: nn.Module = LossView(model, loss_head(config))
+    if info.distributed:
+        device_ids = [info.device.index] if info.device.type == "cuda" else None
+        train_view = DistributedDataParallel(
+            train_view, device_ids=device_ids,
+            find_unused_parameters=has_unused_trainable_head(model, loss_head(config)))
+    torch.manual_seed(config.seed + 1 + info.rank)  # per-rank stream (dropout)
+    return _Run(config=config, info=info, out_dir=out_dir, model=model, train_view=train_view,
+                optimizer=optimizer, sampler=sampler, batcher=batcher, val_set=val_set,
+                support_set=support_set, amp_dtype=resolve_amp(config.amp, info.device),
+                args=checkpoint_args(config, world_size=info.world_size,
+                                     clip_shape=train_set.clip_shape),
+                progress=Progress(), steps_per_epoch=sampler.num_batches // info.world_size,
+                started=started, elapsed_before_s=0.0)
+
+
+def _restore(run: _Run, checkpoint: dict) -> Optional[dict]:
+    """Load the resume state into the run; returns this rank's RNG state to set when the
+    interrupted epoch restarts (None when the world size changed)."""
+    state = checkpoint["train_state"]
+    run.model.load_state_dict(checkpoint["model_state_dict"], strict=True)
+    run.optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+    run.sampler.load_state_dict(state["sampler"])
+    history = read_history(run.out_dir, state["progress"]["next_epoch"])
+    run.progress = Progress.from_state(state["progress"], history)
+    run.elapsed_before_s = run.progress.elapsed_s
+    log.info("resuming %s at epoch %d step %d", run.out_dir, run.progress.next_epoch + 1,
+             run.progress.step_in_epoch)
+    if len(state["rng"]) != run.info.world_size:
+        log.warning("resuming on %d ranks a run of %d: fresh RNG streams", run.info.world_size,
+                    len(state["rng"]))
+        return None
+    return state["rng"][run.info.rank]
+
+
+def _train_step(run: _Run, batch: dict, lr: float) -> torch.Tensor:
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    with torch.autocast(device_type=run.info.device.type, dtype=run.amp_dtype or torch.bfloat16,
+                        enabled=run.amp_dtype is not None):
+        head_output = run.train_view(batch["clip"])
+    loss = compute_loss(run.config, head_output, batch["label"], batch["domain"])
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if run.config.optimizer.grad_clip_norm is not None:
+        torch.nn.utils.clip_grad_norm_(
+            [p for p in run.model.parameters() if p.requires_grad],
+            run.config.optimizer.grad_clip_norm)
+    run.optimizer.step()
+    return loss.detach()
+
+
+def _train_epoch(run: _Run, epoch: int, restore_rng: Optional[dict], steps_left: Optional[int],
+                 on_step: Optional[Callable[[StepInfo], None]], progress: bool
+                 ) -> tuple[int, bool]:
+    """Train (the rest of) one epoch; returns (steps run, whether it stopped mid-epoch)."""
+    config, p = run.config, run.progress
+    run.batcher.set_epoch(epoch, first_step=p.step_in_epoch)
+    if restore_rng is not None:
+        set_rng_state(restore_rng, run.info.device)
+    enter_train_mode(run.model)
+    # summed on the device so that a step never waits for the GPU just to log
+    loss_sum = torch.tensor(p.epoch_loss_sum, dtype=torch.float64, device=run.info.device)
+    steps = 0
+    bar = tqdm(run.batcher, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step",
+               disable=not (progress and run.info.is_main), initial=p.step_in_epoch,
+               total=run.steps_per_epoch)
+    for batch in bar:
+        lr = learning_rate(config.optimizer, p.global_step, run.total_steps)
+        loss = _train_step(run, batch, lr)
+        loss_sum += loss
+        p.step_in_epoch, p.global_step, steps = p.step_in_epoch + 1, p.global_step + 1, steps + 1
+        if on_step is not None:
+            on_step(StepInfo(run.info.rank, epoch + 1, p.step_in_epoch - 1, p.global_step,
+                             tuple(batch["clip_id"]), float(loss)))
+        if p.global_step % config.log_every_steps == 0:
+            bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{lr:.2e}")
+            log.info("epoch %d step %d/%d loss %.4f lr %.3g", epoch + 1, p.step_in_epoch,
+                     run.steps_per_epoch, float(loss), lr)
+        if p.step_in_epoch >= run.steps_per_epoch:
+            continue  # the epoch's end validates and saves
+        stop = steps_left is not None and steps >= steps_left
+        if stop or (config.checkpoint_every_steps
+                    and p.global_step % config.checkpoint_every_steps == 0):
+            p.epoch_loss_sum = float(loss_sum)
+            _save_last(run, steps)
+        if stop:
+            bar.close()
+            return steps, True
+    bar.close()
+    p.epoch_loss_sum = float(loss_sum)
+    return steps, False
+
+
+def _save_last(run: _Run, steps_this_iteration: Optional[int]) -> None:
+    """`last.pt` with the resume state; a collective (RNG states), so every rank calls it.
+    `steps_this_iteration`: batches trained since the epoch's loader started (None: all)."""
+    p, info = run.progress, run.info
+    rng_states = all_gather_objects(info, rng_state(info.device))
+    sampler_state = run.sampler.state_dict(batches_consumed=steps_this_iteration)
+    p.elapsed_s = run.elapsed_before_s + time.perf_counter() - run.started
+    if info.is_main:  # `epoch` counts completed epochs, also in a mid-epoch last.pt
+        save_checkpoint(run.out_dir / LAST_NAME, run.model, epoch=p.next_epoch,
+                        optimizer=run.optimizer, best_selection_score=p.best_selection_score,
+                        args=run.args, extra={"train_state": {
+                            "progress": p.to_state(), "sampler": sampler_state,
+                            "rng": rng_states}})
+
+
+def _validate(run: _Run, progress: bool) -> tuple[float, dict]:
+    """The selection score on validation and the per-domain rows for the metrics log."""
+    config = run.config
+    options = dict(device=run.info.device, normalisation=config.normalisation,
+                   amp_dtype=run.amp_dtype, batch_size=config.eval_batch_size or config.batch_size,
+                   workers=config.workers, progress=progress)
+    outputs = collect_outputs(run.model, run.val_set, desc="val clips", **options)
+    if config.selection.protocol == "prototype":
+        support = collect_outputs(run.model, run.support_set, desc="support clips", **options)
+        result = prototype_protocol(outputs, support, threshold=config.selection.threshold)
+    else:
+        result = softmax_protocol(outputs, group_by="domain")
+    score = selection_score(result, config.selection.metric, config.selection.domain_weights)
+    rows = {row.name: {k: v for k, v in vars(row).items() if k != "name" and v is not None}
+            for row in result.rows}
+    return score, rows
+
+
+def _end_epoch(run: _Run, epoch: int, train_s: float, progress: bool) -> None:
+    """Mean epoch loss over ranks; rank 0 validates, keeps best.pt, logs; last.pt."""
+    p, info, config = run.progress, run.info, run.config
+    loss_sum = torch.tensor([p.epoch_loss_sum], dtype=torch.float64, device=info.device)
+    if info.distributed:
+        torch.distributed.all_reduce(loss_sum)
+    train_loss = float(loss_sum) / (run.steps_per_epoch * info.world_size)
+    lr = learning_rate(config.optimizer, p.global_step - 1, run.total_steps)
+    p.next_epoch, p.step_in_epoch, p.epoch_loss_sum = epoch + 1, 0, 0.0
+    if info.is_main:
+        val_started = time.perf_counter()
+        score, rows = _validate(run, progress)
+        is_best = p.best_selection_score is None or score > p.best_selection_score
+        if is_best:
+            p.best_selection_score, p.best_epoch = score, epoch + 1
+            save_checkpoint(run.out_dir / BEST_NAME, run.model, epoch=epoch + 1,
+                            optimizer=run.optimizer, best_selection_score=score, args=run.args)
+        clips = run.steps_per_epoch * config.batch_size * info.world_size
+        p.history.append({
+            "epoch": epoch + 1, "global_step": p.global_step, "train_loss": train_loss, "lr": lr,
+            "selection_metric": config.selection.metric, "selection_score": score,
+            "is_best": is_best, "best_epoch": p.best_epoch, "val": rows, "train_s": train_s,
+            "val_s": time.perf_counter() - val_started,
+            "train_clips_per_s": clips / train_s if train_s > 0 else None,
+        })
+        write_history(run.out_dir, p.history)
+        log.info("epoch %d: train loss %.4f, val %s %.4f%s", epoch + 1, train_loss,
+                 config.selection.metric, score, " (best)" if is_best else "")
+    _save_last(run, None)
+    barrier(info)

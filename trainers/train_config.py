@@ -1,0 +1,451 @@
+"""Train and eval configs (`configs/train/*.yaml`, `configs/eval/*.yaml`) as frozen dataclasses.
+
+Validated at load like every vfcache config: an unknown key, a wrong type or a value out of
+range raises `ConfigError` naming the file, the field, the value and what would be accepted.
+Paths inside a config (split files, checkpoints, out_dir) stay strings here; relative ones
+are resolved against the data root (`--root`) when a run starts (`resolve_path`), so one
+config serves any root. `to_json()` gives the plain dict stored in checkpoints (`args`) and
+in the run folder. Both configs live here, a little over 400 lines, because they share
+the field parsers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from vfcache.config import _check_keys, _choice, _load_yaml, _typed
+from vfcache.errors import ConfigError
+
+LOSS_KINDS = ("cross_entropy", "supcon")
+SAMPLER_KINDS = ("class_balanced", "domain_weighted", "generator_quota")
+COMPOSITIONS = ("draw", "quota")
+SCHEDULES = ("constant", "cosine")
+INIT_MODES = ("backbone", "full")
+UNFREEZE_POLICIES = ("all", "layer4_all", "head_only")
+NORMALISATIONS = ("unit", "symmetric", "kinetics", "clip")
+AMP_MODES = ("auto", "bf16", "off")
+DEVICES = ("auto", "cpu", "cuda")
+SELECTION_PROTOCOLS = ("prototype", "softmax")
+SELECTION_METRICS = ("auroc", "accuracy", "eer", "mcc", "combined")
+EVAL_PROTOCOLS = ("prototype", "benchmark")
+CLASS_NAMES = {"real": 0, "fake": 1}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str  # registry name (tiny3d, r2plus1d_18_supcon, ...) or "package.module:factory"
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    kind: str  # cross_entropy | supcon
+    class_weights: Optional[tuple[float, ...]] = None  # cross_entropy: (real, fake)
+    label_smoothing: float = 0.0  # cross_entropy
+    temperature: float = 0.07  # supcon
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """AdamW; the learning rate follows `schedule` per optimizer step after a linear warmup."""
+
+    lr: float
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "constant"  # constant | cosine
+    warmup_steps: int = 0
+    min_lr: float = 0.0  # floor of the cosine schedule
+    grad_clip_norm: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    kind: str  # class_balanced | domain_weighted | generator_quota
+    domain_weights: Optional[Mapping[str, float]] = None  # domain_weighted (None: equal)
+    class_proportions: Optional[Mapping[int, float]] = None  # class_balanced, generator_quota
+    composition: str = "draw"  # domain_weighted: multinomial draw or fixed quota per batch
+    batches_per_epoch: Optional[int] = None  # global batches; None: train clips // batch_size
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    support: tuple[str, ...] = ()  # support bank for the prototype protocol
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Device-side augmentation of training clips (`trainers.gpu.DeviceAugment`)."""
+
+    flip_probability: float = 0.0
+    brightness_delta: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.flip_probability > 0 or self.brightness_delta > 0
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """How the best epoch is chosen on validation: `metric` per domain, averaged with
+    `domain_weights` (None: equal weights over the domains of the val splits)."""
+
+    protocol: str  # prototype | softmax
+    metric: str = "auroc"  # auroc | accuracy | eer (scored as 1 - eer) | mcc | combined
+    domain_weights: Optional[Mapping[str, float]] = None
+    threshold: float = 0.0  # prototype protocol: fake when sim_fake - sim_real >= threshold
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str
+    model: ModelConfig
+    loss: LossConfig
+    optimizer: OptimizerConfig
+    sampler: SamplerConfig
+    data: DataConfig
+    selection: SelectionConfig
+    epochs: int
+    batch_size: int  # clips per optimizer step per rank
+    out_dir: str
+    init_checkpoint: Optional[str] = None
+    init_mode: str = "backbone"  # backbone: transfer stem+layer1-4 only; full: strict load
+    unfreeze: str = "all"
+    domain_loss_weights: Optional[Mapping[str, float]] = None
+    normalisation: str = "unit"
+    augment: AugmentConfig = AugmentConfig()
+    amp: str = "auto"  # auto: bf16 autocast on a GPU that supports it, else off
+    device: str = "auto"
+    workers: int = 2
+    eval_batch_size: Optional[int] = None
+    decode_cache_gb: float = 0.0
+    decode_cache_dir: Optional[str] = None  # default: the run folder
+    seed: int = 0
+    checkpoint_every_steps: int = 0  # also write last.pt mid-epoch every N steps (0: never)
+    log_every_steps: int = 50
+    source: str = field(default="<object>", compare=False)
+
+    def to_json(self) -> dict:
+        return _plain({k: v for k, v in dataclasses.asdict(self).items() if k != "source"})
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    name: str
+    checkpoint: str
+    protocols: tuple[str, ...]  # prototype and/or benchmark
+    query: tuple[str, ...]  # split files scored (test)
+    out_dir: str
+    support: tuple[str, ...] = ()
+    model: Optional[ModelConfig] = None  # None: the checkpoint's args.model
+    normalisation: Optional[str] = None  # None: the checkpoint's args.normalisation, else unit
+    threshold: float = 0.0
+    batch_size: int = 8
+    workers: int = 2
+    amp: str = "auto"
+    device: str = "auto"
+    plots: bool = True
+    source: str = field(default="<object>", compare=False)
+
+    def to_json(self) -> dict:
+        return _plain({k: v for k, v in dataclasses.asdict(self).items() if k != "source"})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def resolve_path(path: str | os.PathLike, root: str | os.PathLike) -> Path:
+    """A config path: absolute as given, relative to the data root otherwise."""
+    candidate = Path(os.path.expanduser(str(path)))
+    return candidate if candidate.is_absolute() else Path(root) / candidate
+
+
+# -- field parsers ------------------------------------------------------------------------------
+def _section(source: str, name: str, data: Any) -> dict:
+    if not isinstance(data, dict):
+        raise ConfigError(source, name, data, "a mapping")
+    return data
+
+
+def _paths(source: str, name: str, value: Any, *, required: bool) -> tuple[str, ...]:
+    if value is None:
+        value = []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(source, name, value, "a split file path or a list of them")
+    if required and not value:
+        raise ConfigError(source, name, value, "at least one split file")
+    if len(set(value)) != len(value):
+        raise ConfigError(source, name, value, "each split file once")
+    return tuple(value)
+
+
+def _weights(source: str, name: str, value: Any, *, keys: Optional[Mapping[str, int]] = None
+             ) -> Optional[Mapping]:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(source, name, value, "a non-empty mapping of name: weight")
+    weights: dict = {}
+    for key, weight in value.items():
+        weight = _typed(source, f"{name}.{key}", weight, float, minimum=0.0)
+        if keys is not None:
+            if key not in keys:
+                raise ConfigError(source, f"{name}.{key}", key, f"one of {sorted(keys)}")
+            key = keys[key]
+        weights[key if keys is not None else str(key)] = weight
+    if sum(weights.values()) <= 0:
+        raise ConfigError(source, name, value, "weights with a positive sum")
+    return weights
+
+
+def _optional(source: str, name: str, value: Any, kind: type, *, minimum: float | None = None
+              ) -> Any:
+    return None if value is None else _typed(source, name, value, kind, minimum=minimum)
+
+
+def _model(source: str, name: str, data: Any) -> ModelConfig:
+    if isinstance(data, str):
+        data = {"name": data}
+    data = _section(source, name, data)
+    _check_keys(source, f"{name}.", data, {"name", "kwargs"}, {"name"})
+    kwargs = data.get("kwargs") or {}
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise ConfigError(source, f"{name}.kwargs", kwargs, "a mapping of keyword arguments")
+    return ModelConfig(name=_typed(source, f"{name}.name", data["name"], str), kwargs=dict(kwargs))
+
+
+def _loss(source: str, data: Any) -> LossConfig:
+    data = _section(source, "loss", data)
+    _check_keys(source, "loss.", data, {"kind", "class_weights", "label_smoothing", "temperature"},
+                {"kind"})
+    kind = _choice(source, "loss.kind", data["kind"], LOSS_KINDS)
+    if kind == "supcon" and ("class_weights" in data or "label_smoothing" in data):
+        raise ConfigError(source, "loss", sorted(data),
+                          "no class_weights/label_smoothing with supcon")
+    if kind == "cross_entropy" and "temperature" in data:
+        raise ConfigError(source, "loss.temperature", data["temperature"],
+                          "no temperature with cross_entropy (it belongs to supcon)")
+    class_weights = data.get("class_weights")
+    if class_weights is not None:
+        if not (isinstance(class_weights, list) and len(class_weights) == 2):
+            raise ConfigError(source, "loss.class_weights", class_weights, "[real, fake] weights")
+        class_weights = tuple(_typed(source, "loss.class_weights", w, float, minimum=0.0)
+                              for w in class_weights)
+    smoothing = _typed(source, "loss.label_smoothing", data.get("label_smoothing", 0.0), float,
+                       minimum=0.0)
+    if smoothing >= 1.0:
+        raise ConfigError(source, "loss.label_smoothing", smoothing, "a value in [0, 1)")
+    temperature = _typed(source, "loss.temperature", data.get("temperature", 0.07), float)
+    if temperature <= 0:
+        raise ConfigError(source, "loss.temperature", temperature, "a value > 0")
+    return LossConfig(kind=kind, class_weights=class_weights, label_smoothing=smoothing,
+                      temperature=temperature)
+
+
+def _optimizer(source: str, data: Any) -> OptimizerConfig:
+    data = _section(source, "optimizer", data)
+    allowed = {f.name for f in dataclasses.fields(OptimizerConfig)} | {"kind"}
+    _check_keys(source, "optimizer.", data, allowed, {"lr"})
+    _choice(source, "optimizer.kind", data.get("kind", "adamw"), ("adamw",))
+    lr = _typed(source, "optimizer.lr", data["lr"], float)
+    if lr <= 0:
+        raise ConfigError(source, "optimizer.lr", lr, "a learning rate > 0")
+    betas = data.get("betas", [0.9, 0.999])
+    if not (isinstance(betas, list) and len(betas) == 2
+            and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+        raise ConfigError(source, "optimizer.betas", betas, "two numbers in [0, 1)")
+    return OptimizerConfig(
+        lr=lr,
+        weight_decay=_typed(source, "optimizer.weight_decay", data.get("weight_decay", 0.0), float,
+                            minimum=0.0),
+        betas=(float(betas[0]), float(betas[1])),
+        schedule=_choice(source, "optimizer.schedule", data.get("schedule", "constant"), SCHEDULES),
+        warmup_steps=_typed(source, "optimizer.warmup_steps", data.get("warmup_steps", 0), int,
+                            minimum=0),
+        min_lr=_typed(source, "optimizer.min_lr", data.get("min_lr", 0.0), float, minimum=0.0),
+        grad_clip_norm=_optional(source, "optimizer.grad_clip_norm", data.get("grad_clip_norm"),
+                                 float, minimum=1e-12),
+    )
+
+
+def _sampler(source: str, data: Any) -> SamplerConfig:
+    data = _section(source, "sampler", data)
+    allowed = {f.name for f in dataclasses.fields(SamplerConfig)}
+    _check_keys(source, "sampler.", data, allowed, {"kind"})
+    kind = _choice(source, "sampler.kind", data["kind"], SAMPLER_KINDS)
+    if "domain_weights" in data and kind != "domain_weighted":
+        raise ConfigError(source, "sampler.domain_weights", data["domain_weights"],
+                          "no domain_weights unless sampler.kind is domain_weighted")
+    if "class_proportions" in data and kind == "domain_weighted":
+        raise ConfigError(source, "sampler.class_proportions", data["class_proportions"],
+                          "no class_proportions with the domain_weighted sampler")
+    return SamplerConfig(
+        kind=kind,
+        domain_weights=_weights(source, "sampler.domain_weights", data.get("domain_weights")),
+        class_proportions=_weights(source, "sampler.class_proportions",
+                                   data.get("class_proportions"), keys=CLASS_NAMES),
+        composition=_choice(source, "sampler.composition", data.get("composition", "draw"),
+                            COMPOSITIONS),
+        batches_per_epoch=_optional(source, "sampler.batches_per_epoch",
+                                    data.get("batches_per_epoch"), int, minimum=1),
+    )
+
+
+def _data(source: str, data: Any) -> DataConfig:
+    data = _section(source, "data", data)
+    _check_keys(source, "data.", data, {"train", "val", "support"}, {"train", "val"})
+    return DataConfig(train=_paths(source, "data.train", data["train"], required=True),
+                      val=_paths(source, "data.val", data["val"], required=True),
+                      support=_paths(source, "data.support", data.get("support"), required=False))
+
+
+def _augment(source: str, data: Any) -> AugmentConfig:
+    if data is None:
+        return AugmentConfig()
+    data = _section(source, "augment", data)
+    _check_keys(source, "augment.", data, {"flip_probability", "brightness_delta"}, set())
+    flip = _typed(source, "augment.flip_probability", data.get("flip_probability", 0.0), float,
+                  minimum=0.0)
+    brightness = _typed(source, "augment.brightness_delta", data.get("brightness_delta", 0.0),
+                        float, minimum=0.0)
+    if flip > 1:
+        raise ConfigError(source, "augment.flip_probability", flip, "a probability in [0, 1]")
+    if brightness >= 1:
+        raise ConfigError(source, "augment.brightness_delta", brightness, "a value in [0, 1)")
+    return AugmentConfig(flip_probability=flip, brightness_delta=brightness)
+
+
+def _selection(source: str, data: Any, loss_kind: str) -> SelectionConfig:
+    data = _section(source, "selection", data or {})
+    _check_keys(source, "selection.", data, {"protocol", "metric", "domain_weights", "threshold"},
+                set())
+    default_protocol = "prototype" if loss_kind == "supcon" else "softmax"
+    protocol = _choice(source, "selection.protocol", data.get("protocol", default_protocol),
+                       SELECTION_PROTOCOLS)
+    metric = _choice(source, "selection.metric", data.get("metric", "auroc"), SELECTION_METRICS)
+    if metric == "combined" and protocol != "softmax":
+        raise ConfigError(source, "selection.metric", metric,
+                          "a metric of the prototype protocol (auroc, accuracy, eer, mcc); "
+                          "combined needs softmax probabilities")
+    return SelectionConfig(
+        protocol=protocol, metric=metric,
+        domain_weights=_weights(source, "selection.domain_weights", data.get("domain_weights")),
+        threshold=_typed(source, "selection.threshold", data.get("threshold", 0.0), float),
+    )
+
+
+# -- train config -------------------------------------------------------------------------------
+TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)} - {"source"}
+TRAIN_REQUIRED = {"name", "model", "loss", "optimizer", "sampler", "data", "epochs", "batch_size",
+                  "out_dir"}
+
+
+def parse_train_config(data: Mapping[str, Any], source: str = "<dict>") -> TrainConfig:
+    data = _section(source, "<file>", dict(data))
+    _check_keys(source, "", data, TRAIN_KEYS, TRAIN_REQUIRED)
+    loss = _loss(source, data["loss"])
+    config = TrainConfig(
+        name=_typed(source, "name", data["name"], str),
+        model=_model(source, "model", data["model"]),
+        loss=loss,
+        optimizer=_optimizer(source, data["optimizer"]),
+        sampler=_sampler(source, data["sampler"]),
+        data=_data(source, data["data"]),
+        selection=_selection(source, data.get("selection"), loss.kind),
+        epochs=_typed(source, "epochs", data["epochs"], int, minimum=1),
+        batch_size=_typed(source, "batch_size", data["batch_size"], int, minimum=1),
+        out_dir=_typed(source, "out_dir", data["out_dir"], str),
+        init_checkpoint=_optional(source, "init_checkpoint", data.get("init_checkpoint"), str),
+        init_mode=_choice(source, "init_mode", data.get("init_mode", "backbone"), INIT_MODES),
+        unfreeze=_choice(source, "unfreeze", data.get("unfreeze", "all"), UNFREEZE_POLICIES),
+        domain_loss_weights=_weights(source, "domain_loss_weights",
+                                     data.get("domain_loss_weights")),
+        normalisation=_choice(source, "normalisation", data.get("normalisation", "unit"),
+                              NORMALISATIONS),
+        augment=_augment(source, data.get("augment")),
+        amp=_choice(source, "amp", data.get("amp", "auto"), AMP_MODES),
+        device=_choice(source, "device", data.get("device", "auto"), DEVICES),
+        workers=_typed(source, "workers", data.get("workers", 2), int, minimum=0),
+        eval_batch_size=_optional(source, "eval_batch_size", data.get("eval_batch_size"), int,
+                                  minimum=1),
+        decode_cache_gb=_typed(source, "decode_cache_gb", data.get("decode_cache_gb", 0.0), float,
+                               minimum=0.0),
+        decode_cache_dir=_optional(source, "decode_cache_dir", data.get("decode_cache_dir"), str),
+        seed=_typed(source, "seed", data.get("seed", 0), int, minimum=0),
+        checkpoint_every_steps=_typed(source, "checkpoint_every_steps",
+                                      data.get("checkpoint_every_steps", 0), int, minimum=0),
+        log_every_steps=_typed(source, "log_every_steps", data.get("log_every_steps", 50), int,
+                               minimum=1),
+        source=source,
+    )
+    if config.selection.protocol == "prototype" and not config.data.support:
+        raise ConfigError(source, "data.support", [], "support split files for the prototype "
+                          "protocol of selection (or selection.protocol: softmax)")
+    if config.init_checkpoint is None and "init_mode" in data:
+        raise ConfigError(source, "init_mode", data["init_mode"],
+                          "no init_mode without init_checkpoint")
+    return config
+
+
+def load_train_config(path: str | os.PathLike) -> TrainConfig:
+    path = Path(path)
+    return parse_train_config(_load_yaml(path), str(path))
+
+
+# -- eval config --------------------------------------------------------------------------------
+EVAL_KEYS = {f.name for f in dataclasses.fields(EvalConfig)} - {"source"}
+
+
+def parse_eval_config(data: Mapping[str, Any], source: str = "<dict>") -> EvalConfig:
+    data = _section(source, "<file>", dict(data))
+    _check_keys(source, "", data, EVAL_KEYS,
+                {"name", "checkpoint", "protocols", "query", "out_dir"})
+    protocols = data["protocols"]
+    if isinstance(protocols, str):
+        protocols = [protocols]
+    if not isinstance(protocols, list) or not protocols or len(set(protocols)) != len(protocols):
+        raise ConfigError(source, "protocols", protocols,
+                          f"a non-empty list among {EVAL_PROTOCOLS}")
+    for protocol in protocols:
+        _choice(source, "protocols", protocol, EVAL_PROTOCOLS)
+    support = _paths(source, "support", data.get("support"), required=False)
+    if "prototype" in protocols and not support:
+        raise ConfigError(source, "support", data.get("support"),
+                          "support split files (the prototype protocol builds its "
+                          "prototypes there)")
+    normalisation = data.get("normalisation")
+    if normalisation is not None:
+        _choice(source, "normalisation", normalisation, NORMALISATIONS)
+    return EvalConfig(
+        name=_typed(source, "name", data["name"], str),
+        checkpoint=_typed(source, "checkpoint", data["checkpoint"], str),
+        protocols=tuple(protocols),
+        query=_paths(source, "query", data["query"], required=True),
+        out_dir=_typed(source, "out_dir", data["out_dir"], str),
+        support=support,
+        model=None if data.get("model") is None else _model(source, "model", data["model"]),
+        normalisation=normalisation,
+        threshold=_typed(source, "threshold", data.get("threshold", 0.0), float),
+        batch_size=_typed(source, "batch_size", data.get("batch_size", 8), int, minimum=1),
+        workers=_typed(source, "workers", data.get("workers", 2), int, minimum=0),
+        amp=_choice(source, "amp", data.get("amp", "auto"), AMP_MODES),
+        device=_choice(source, "device", data.get("device", "auto"), DEVICES),
+        plots=_typed(source, "plots", data.get("plots", True), bool),
+        source=source,
+    )
+
+
+def load_eval_config(path: str | os.PathLike) -> EvalConfig:
+    path = Path(path)
+    return parse_eval_config(_load_yaml(path), str(path))

@@ -1,0 +1,127 @@
+"""The parts a training run is built from: sampler, decoded-clip cache, initial weights, loss.
+
+Small pure-ish builders used by `trainers.train`, each reading one section of a TrainConfig.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cache_tools.decoded_cache import budget_bytes_from_gb
+from trainers.dataset import ClipDataset, open_decode_cache
+from trainers.distributed import DistInfo, barrier
+from trainers.losses import SupConLoss, domain_sample_weights, weighted_cross_entropy
+from trainers.models import read_checkpoint, to_detector_output, transfer_backbone
+from trainers.samplers import (ClassBalancedBatchSampler, DomainWeightedBatchSampler,
+                               EpochBatchSampler, GeneratorQuotaBatchSampler)
+from trainers.train_config import OptimizerConfig, TrainConfig, resolve_path
+from vfcache.errors import StageError
+
+log = logging.getLogger(__name__)
+
+
+def learning_rate(opt: OptimizerConfig, step: int, total_steps: int) -> float:
+    """Linear warmup over `warmup_steps`, then constant or cosine down to `min_lr`."""
+    if step < opt.warmup_steps:
+        return opt.lr * (step + 1) / opt.warmup_steps
+    if opt.schedule == "constant":
+        return opt.lr
+    progress = min(1.0, (step - opt.warmup_steps) / max(1, total_steps - opt.warmup_steps))
+    return opt.min_lr + 0.5 * (opt.lr - opt.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+class LossView(nn.Module):
+    """Returns only the output the loss uses (logits or embedding), so DDP sees the heads the
+    loss ignores as unused instead of waiting for their gradients."""
+
+    def __init__(self, model: nn.Module, output: str) -> None:
+        super().__init__()
+        self.model, self.output = model, output
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        value = getattr(to_detector_output(self.model(clips)), self.output)
+        if value is None:
+            raise ValueError(f"{type(self.model).__name__} returns no {self.output}, which the "
+                             "SupCon loss needs; use a model with a projection head")
+        return value
+
+
+def loss_head(config: TrainConfig) -> str:
+    return "embedding" if config.loss.kind == "supcon" else "logits"
+
+
+def has_unused_trainable_head(model: nn.Module, head: str) -> bool:
+    """Whether a trainable head lies off the loss path (tiny3d's proj_head under cross-entropy,
+    a trainable fc under SupCon), so DDP must look for unused parameters every step."""
+    if not isinstance(getattr(model, "fc", None), nn.Module):
+        return True  # a model of unknown layout: let DDP search
+    idle = getattr(model, "proj_head" if head == "logits" else "fc", None)
+    return idle is not None and any(p.requires_grad for p in idle.parameters())
+
+
+def compute_loss(config: TrainConfig, head_output: torch.Tensor, labels: torch.Tensor,
+                 domains: list[str]) -> torch.Tensor:
+    """The recipe's loss on the head output, weighted per sample by domain when configured."""
+    weights = None
+    if config.domain_loss_weights is not None:
+        weights = domain_sample_weights(domains, config.domain_loss_weights,
+                                        device=head_output.device)
+    if config.loss.kind == "supcon":
+        return SupConLoss(config.loss.temperature)(head_output.float(), labels, weights)
+    return weighted_cross_entropy(head_output.float(), labels,
+                                  class_weights=config.loss.class_weights,
+                                  label_smoothing=config.loss.label_smoothing,
+                                  sample_weights=weights)
+
+
+def build_sampler(config: TrainConfig, dataset: ClipDataset, info: DistInfo) -> EpochBatchSampler:
+    common = dict(num_batches=config.sampler.batches_per_epoch, seed=config.seed,
+                  rank=info.rank, world_size=info.world_size)
+    kind = config.sampler.kind
+    if kind == "class_balanced":
+        return ClassBalancedBatchSampler(dataset.labels, config.batch_size,
+                                         class_proportions=config.sampler.class_proportions,
+                                         **common)
+    if kind == "domain_weighted":
+        return DomainWeightedBatchSampler(dataset.domains, config.batch_size,
+                                          domain_weights=config.sampler.domain_weights,
+                                          composition=config.sampler.composition, **common)
+    return GeneratorQuotaBatchSampler(dataset.labels, dataset.generators, config.batch_size,
+                                      class_proportions=config.sampler.class_proportions, **common)
+
+
+def attach_decode_cache(config: TrainConfig, dataset: ClipDataset, root: Path, out_dir: Path,
+                        info: DistInfo) -> None:
+    """Decoded train clips in one memory-mapped file per node, shared by the node's ranks
+    (default folder: the run folder; put it on /dev/shm with `decode_cache_dir`)."""
+    if config.decode_cache_gb <= 0:
+        return
+    folder = resolve_path(config.decode_cache_dir, root) if config.decode_cache_dir else out_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    budget_bytes = budget_bytes_from_gb(config.decode_cache_gb)
+    if info.local_rank == 0:  # one creator per node; the other ranks attach to its file
+        open_decode_cache(dataset, folder, budget_bytes)
+    barrier(info)
+    if info.local_rank != 0:
+        open_decode_cache(dataset, folder, budget_bytes)
+
+
+def initialise_from(config: TrainConfig, model: nn.Module, root: Path) -> None:
+    """`init_checkpoint`: the backbone only (the card's DVF base -> SupCon transfer), or all."""
+    path = resolve_path(config.init_checkpoint, root)
+    if not path.is_file():
+        raise StageError(f"init_checkpoint {path} does not exist (train the base run first)")
+    checkpoint = read_checkpoint(path)
+    state = checkpoint.get("model_state_dict", checkpoint)
+    if config.init_mode == "backbone":
+        skipped = transfer_backbone(model, state)
+        log.info("initialised the backbone from %s (left out %d head tensors)", path, len(skipped))
+        return
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"init checkpoint {path} does not fit {config.model.name}: {err}") from err
