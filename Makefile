@@ -27,6 +27,13 @@ cache: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+train: install
+	$(BIN)/vfcache --root $(ROOT) train $(or $(CONFIG),configs/train/sample_cpu.yaml)
+
+eval: install
+	$(BIN)/vfcache --root $(ROOT) eval $(or $(CONFIG),configs/eval/sample_cpu.yaml)
+
 bench: install
 	$(BIN)/vfcache --root $(ROOT) bench extract --json results/bench_extract.json
 	$(BIN)/vfcache --root $(ROOT) bench load --json results/bench_load.json
+	$(BIN)/vfcache --root $(ROOT) bench train --json results/bench_train.json

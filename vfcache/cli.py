@@ -354,6 +354,48 @@ def cache(ctx: Context, name: str, config_file, spec, server, accept_terms, max_
         raise SystemExit(1)
 
 
+def _is_rank_zero() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+@cli.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(exists=True, dir_okay=False))
+@click.option("--resume", is_flag=True, help="Continue the run in the config's out_dir where it stopped.")
+@click.option("--stop-after-steps", type=click.IntRange(1), default=None,
+              help="Stop (with a resumable checkpoint) after N optimizer steps.")
+@click.pass_obj
+def train(ctx: Context, config_path, resume, stop_after_steps) -> None:
+    """Train from split JSONL files and shards (works under torchrun)."""
+    from trainers.train import run_training
+
+    result = run_training(config_path, root=ctx.root, resume=resume, stop_after_steps=stop_after_steps,
+                          progress=ctx.progress)
+    if _is_rank_zero():
+        click.echo(
+            f"{result.epochs_completed} epochs, {result.global_step} steps in {result.elapsed_s:.0f} s; "
+            f"best epoch {result.best_epoch} (selection score {result.best_selection_score})"
+        )
+        click.echo(f"best -> {result.best_checkpoint}\nlast -> {result.last_checkpoint}\nmetrics -> {result.metrics_path}")
+
+
+@cli.command("eval")
+@click.argument("config_path", metavar="CONFIG", type=click.Path(exists=True, dir_okay=False))
+@click.pass_obj
+def eval_cmd(ctx: Context, config_path) -> None:
+    """Evaluate a checkpoint: prototype or benchmark protocol; JSON, Markdown and a PNG."""
+    from trainers.evaluate import run_evaluation
+
+    result = run_evaluation(config_path, root=ctx.root, progress=ctx.progress)
+    files = result.files
+    click.echo(files.markdown.read_text(encoding="utf-8"))
+    for kind, path in (("json", files.json), ("markdown", files.markdown), ("predictions", files.predictions),
+                       ("png", files.png)):
+        if path is not None:
+            click.echo(f"{kind} -> {path}")
+
+
 @cli.group()
 def bench() -> None:
     """Benchmarks: ratios measured side by side, printed as a table (and JSON with --json)."""
