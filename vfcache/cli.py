@@ -437,6 +437,23 @@ def bench_load(ctx: Context, repeats, no_litdata, json_path) -> None:
     _emit_bench(result, format_load_table(result), json_path)
 
 
+@bench.command("train")
+@click.option("--device", default=None, help="Default: cuda when present. `cpu` runs the path as a smoke test.")
+@click.option("--model", "model_name", default="r2plus1d_18_supcon", show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=24, show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=40, show_default=True)
+@click.option("--loader-workers", type=click.IntRange(0), default=None, help="Default: min(8, cores).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.pass_obj
+def bench_train(ctx: Context, device, model_name, batch_size, steps, loader_workers, json_path) -> None:
+    """GPU training step with the project's loader: data wait share, clips/s, loader ceiling."""
+    from trainers.bench_train import format_train_table, run_train_benchmark
+
+    result = run_train_benchmark(ctx.root, device=device, model_name=model_name, batch_size=batch_size,
+                                 steps=steps, workers=loader_workers)
+    _emit_bench(result, format_train_table(result), json_path)
+
+
 def main() -> None:
     cli(prog_name="vfcache")
 
