@@ -16,6 +16,7 @@ usually has), made once under `<root>/bench/`; `--videos DIR` measures a folder 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -58,6 +59,13 @@ FPS_CORPUS = tuple(CorpusVideo(f"clip{i}", w, h, 150, 30.0, 30)
                    for i, (w, h) in enumerate([(1280, 720), (1280, 720), (854, 480), (854, 480),
                                                (1280, 720), (854, 480), (1280, 720), (854, 480)]))
 LONG_CORPUS = tuple(CorpusVideo(f"long{i}", 854, 480, 600, 25.0, 25) for i in range(3))
+CLIPS_PER_VIDEO = 4  # several clips per 5 s video, as a training cache would cut them
+
+
+def bench_fps_spec(preset: str = "r2plus1d_24x224") -> ClipSpec:
+    """The fps-sampled preset with several clips per video (shared with `vfcache bench load`)."""
+    spec = load_clip_spec(preset)
+    return dataclasses.replace(spec, name=f"bench_{spec.name}", clips_per_video=CLIPS_PER_VIDEO)
 
 
 def _make_corpus(folder: Path, videos: Sequence[CorpusVideo]) -> Path:
@@ -124,7 +132,8 @@ def _time_decode_all(raw: Path, videos: Sequence[VideoRecord], spec: ClipSpec) -
     return time.perf_counter() - started
 
 
-def _time_extract(root: DataRoot, config: DatasetConfig, spec: ClipSpec, client, videos_per_task: int) -> float:
+def _time_extract(root: DataRoot, config: DatasetConfig, spec: ClipSpec, client,
+                  videos_per_task: Optional[int]) -> float:
     cache = root.cache_dir(config.name, spec.name)
     if cache.shards_dir.exists():
         shutil.rmtree(cache.shards_dir)
@@ -155,7 +164,7 @@ def run_extract_benchmark(root: DataRoot, *, videos_dir: Optional[Path] = None, 
                           fps_spec: str = "r2plus1d_24x224", uniform_spec: str = "videomae_16x224") -> dict:
     """Measure the three extraction figures; returns a JSON-ready dict (figures, timings, targets)."""
     bench = root.path / "bench"
-    fps = load_clip_spec(fps_spec)
+    fps = bench_fps_spec(fps_spec)
     uniform = load_clip_spec(uniform_spec)
     if videos_dir is not None:
         raw_fps = raw_long = _link_user_videos(Path(videos_dir), bench / "user_videos")
@@ -176,9 +185,9 @@ def run_extract_benchmark(root: DataRoot, *, videos_dir: Optional[Path] = None, 
                                                         "workers1", "workers2")}
     for _ in range(repeats):  # interleaved, so drifting machine load hits both sides alike
         timings["floor"].append(_time_floor(raw_fps, fps_videos, fps))
-        timings["extract"].append(_time_extract(broot, cfg_fps, fps, None, videos_per_task=1))
+        timings["extract"].append(_time_extract(broot, cfg_fps, fps, None, videos_per_task=None))
         timings["decode_all"].append(_time_decode_all(raw_long, long_videos, uniform))
-        timings["extract_uniform"].append(_time_extract(broot, cfg_long, uniform, None, videos_per_task=1))
+        timings["extract_uniform"].append(_time_extract(broot, cfg_long, uniform, None, videos_per_task=None))
     for workers in (1, 2):
         with open_cluster(workers=workers) as client:
             _warm_workers(client)

@@ -17,7 +17,6 @@ The clips come from the synthetic corpus of `vfcache bench extract` (made once u
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 import time
@@ -31,12 +30,11 @@ from manifests.layout import DataRoot
 from manifests.parquet_io import read_records
 from manifests.records import ClipRecord, split_entry_from_clip
 from manifests.split_files import write_split_file
-from pipelines.bench_extract import FPS_CORPUS, _bench_config, _make_corpus
+from pipelines.bench_extract import FPS_CORPUS, _bench_config, _make_corpus, bench_fps_spec
 from pipelines.decode import probe_video, read_frames
 from pipelines.extract import extract_clips
 from pipelines.probe import build_manifest
 from trainers.dataset import ClipDataset, open_decode_cache
-from vfcache.config import load_clip_spec
 
 TARGETS = {
     "shard_over_zstd_bound": (">=", 0.8),
@@ -63,13 +61,12 @@ def _timed(fn: Callable[[], int], repeats: int) -> float:
     return best
 
 
-def build_bench_cache(root: DataRoot, clips_per_video: int = 4) -> tuple[Path, Path, list[ClipRecord]]:
+def build_bench_cache(root: DataRoot) -> tuple[Path, Path, list[ClipRecord]]:
     """Extract the benchmark clips once; returns (split JSONL over all clips, raw folder, clips)."""
     raw = _make_corpus(root.path / "bench" / "corpus_fps", FPS_CORPUS)
-    spec = dataclasses.replace(load_clip_spec("r2plus1d_24x224"), name="bench_load_24x224",
-                               clips_per_video=clips_per_video)
+    spec = bench_fps_spec()
     broot = DataRoot(root.path / "bench" / "root")
-    config = _bench_config("bench_load", raw, spec)
+    config = _bench_config("bench_fps", raw, spec)
     build_manifest(config, broot, spec, client=None, progress=False)
     extract_clips(config, broot, spec, client=None, progress=False, max_failed=None)
     cache = broot.cache_dir(config.name, spec.name)

@@ -7,7 +7,6 @@ User errors (`VfcacheError`) print one clean line and exit 2; a failed check exi
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
 from dataclasses import dataclass
