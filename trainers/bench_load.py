@@ -21,7 +21,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from manifests.layout import DataRoot
 from manifests.parquet_io import read_records
 from manifests.records import ClipRecord, split_entry_from_clip
 from manifests.split_files import write_split_file
-from pipelines.bench_extract import FPS_CORPUS, _bench_config, _make_corpus, bench_fps_spec
+from pipelines.bench_extract import FPS_CORPUS, _bench_config, _link_user_videos, _make_corpus, bench_fps_spec
 from pipelines.decode import probe_video, read_frames
 from pipelines.extract import extract_clips
 from pipelines.probe import build_manifest
@@ -61,12 +61,16 @@ def _timed(fn: Callable[[], int], repeats: int) -> float:
     return best
 
 
-def build_bench_cache(root: DataRoot) -> tuple[Path, Path, list[ClipRecord]]:
-    """Extract the benchmark clips once; returns (split JSONL over all clips, raw folder, clips)."""
-    raw = _make_corpus(root.path / "bench" / "corpus_fps", FPS_CORPUS)
+def build_bench_cache(root: DataRoot, videos_dir: Optional[Path] = None) -> tuple[Path, Path, list[ClipRecord]]:
+    """Extract the benchmark clips once (from the synthetic corpus, or from `videos_dir`);
+    returns (split JSONL over all clips, raw folder, clips)."""
+    if videos_dir is None:
+        raw, name = _make_corpus(root.path / "bench" / "corpus_fps", FPS_CORPUS), "bench_fps"
+    else:
+        raw, name = _link_user_videos(Path(videos_dir), root.path / "bench" / "user_videos"), "bench_user"
     spec = bench_fps_spec()
     broot = DataRoot(root.path / "bench" / "root")
-    config = _bench_config("bench_fps", raw, spec)
+    config = _bench_config(name, raw, spec)
     build_manifest(config, broot, spec, client=None, progress=False)
     extract_clips(config, broot, spec, client=None, progress=False, max_failed=None)
     cache = broot.cache_dir(config.name, spec.name)
@@ -114,8 +118,8 @@ def _on_the_fly(raw: Path, clips: Sequence[ClipRecord], reader: str, height: int
 
 
 def run_load_benchmark(root: DataRoot, *, repeats: int = 3, on_the_fly_clips: int = 6,
-                       with_litdata: bool = True, seed: int = 0) -> dict:
-    split_file, raw, clips = build_bench_cache(root)
+                       with_litdata: bool = True, seed: int = 0, videos_dir: Optional[Path] = None) -> dict:
+    split_file, raw, clips = build_bench_cache(root, videos_dir)
     dataset = ClipDataset(split_file)
     order = np.random.default_rng(seed).permutation(len(dataset))
     cache_root = Path(dataset.sources[0].cache_dir.path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -54,7 +55,7 @@ def _loader_ceiling(dataset: ClipDataset, batch_size: int, steps: int, workers: 
 
 def run_train_benchmark(root: DataRoot, *, device: Optional[str] = None, model_name: str = "r2plus1d_18_supcon",
                         batch_size: int = 24, steps: int = 40, warmup_steps: int = 5,
-                        workers: Optional[int] = None) -> dict:
+                        workers: Optional[int] = None, videos_dir: Optional[Path] = None) -> dict:
     """Measure the training step with the project's loader; returns a JSON-ready dict."""
     chosen = device or ("cuda" if torch.cuda.is_available() else None)
     if chosen is None:
@@ -62,7 +63,7 @@ def run_train_benchmark(root: DataRoot, *, device: Optional[str] = None, model_n
                 "message": "no CUDA device: bench train measures GPU training and needs one; nothing was measured"}
     dev = torch.device(chosen)
     workers = min(8, os.cpu_count() or 1) if workers is None else workers
-    split_file, _, _ = build_bench_cache(root)
+    split_file, _, _ = build_bench_cache(root, videos_dir)
     dataset = ClipDataset(split_file)
     model = build_model(model_name).to(dev)
     if dev.type == "cuda":

@@ -424,19 +424,24 @@ def bench_extract(ctx: Context, videos_dir, repeats, json_path) -> None:
 
 
 @bench.command("load")
+@click.option("--videos", "videos_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Measure this folder of videos instead of the synthetic corpus.")
 @click.option("--repeats", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--no-litdata", is_flag=True, help="Skip the LitData comparison.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 @click.pass_obj
-def bench_load(ctx: Context, repeats, no_litdata, json_path) -> None:
+def bench_load(ctx: Context, videos_dir, repeats, no_litdata, json_path) -> None:
     """Shard reads against the zstd bound, on-the-fly decoding, the warm decoded cache and LitData."""
     from trainers.bench_load import format_load_table, run_load_benchmark
 
-    result = run_load_benchmark(ctx.root, repeats=repeats, with_litdata=not no_litdata)
+    result = run_load_benchmark(ctx.root, repeats=repeats, with_litdata=not no_litdata,
+                                videos_dir=Path(videos_dir) if videos_dir else None)
     _emit_bench(result, format_load_table(result), json_path)
 
 
 @bench.command("train")
+@click.option("--videos", "videos_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Measure this folder of videos instead of the synthetic corpus.")
 @click.option("--device", default=None, help="Default: cuda when present. `cpu` runs the path as a smoke test.")
 @click.option("--model", "model_name", default="r2plus1d_18_supcon", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=24, show_default=True)
@@ -444,12 +449,13 @@ def bench_load(ctx: Context, repeats, no_litdata, json_path) -> None:
 @click.option("--loader-workers", type=click.IntRange(0), default=None, help="Default: min(8, cores).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 @click.pass_obj
-def bench_train(ctx: Context, device, model_name, batch_size, steps, loader_workers, json_path) -> None:
+def bench_train(ctx: Context, videos_dir, device, model_name, batch_size, steps, loader_workers, json_path) -> None:
     """GPU training step with the project's loader: data wait share, clips/s, loader ceiling."""
     from trainers.bench_train import format_train_table, run_train_benchmark
 
     result = run_train_benchmark(ctx.root, device=device, model_name=model_name, batch_size=batch_size,
-                                 steps=steps, workers=loader_workers)
+                                 steps=steps, workers=loader_workers,
+                                 videos_dir=Path(videos_dir) if videos_dir else None)
     _emit_bench(result, format_train_table(result), json_path)
 
 
