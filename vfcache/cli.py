@@ -57,13 +57,17 @@ spec_option = click.option("--spec", default=None, help="Clip spec preset name o
 
 
 class VfcacheGroup(click.Group):
-    """Turns library errors into clean one-line messages."""
+    """Turns library errors into clean one-line messages: exit 2 for a user error, 1 for a failed check."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except VfcacheError as err:
-            raise click.ClickException(str(err)) from err
+            from pipelines.extract import TooManyFailures
+
+            failure = click.ClickException(str(err))  # click's own exit code for it is 1
+            failure.exit_code = 1 if isinstance(err, TooManyFailures) else 2
+            raise failure from err
 
 
 @click.group(cls=VfcacheGroup)
