@@ -373,7 +373,7 @@ def train(ctx: Context, config_path, resume, stop_after_steps) -> None:
     """Train from split JSONL files and shards (works under torchrun)."""
     from trainers.train import run_training
 
-    result = run_training(config_path, root=ctx.root, resume=resume, stop_after_steps=stop_after_steps,
+    result = run_training(config_path, root=ctx.root.path, resume=resume, stop_after_steps=stop_after_steps,
                           progress=ctx.progress)
     if _is_rank_zero():
         click.echo(
@@ -390,7 +390,7 @@ def eval_cmd(ctx: Context, config_path) -> None:
     """Evaluate a checkpoint: prototype or benchmark protocol; JSON, Markdown and a PNG."""
     from trainers.evaluate import run_evaluation
 
-    result = run_evaluation(config_path, root=ctx.root, progress=ctx.progress)
+    result = run_evaluation(config_path, root=ctx.root.path, progress=ctx.progress)
     files = result.files
     click.echo(files.markdown.read_text(encoding="utf-8"))
     for kind, path in (("json", files.json), ("markdown", files.markdown), ("predictions", files.predictions),
