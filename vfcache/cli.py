@@ -57,13 +57,17 @@ spec_option = click.option("--spec", default=None, help="Clip spec preset name o
 
 
 class VfcacheGroup(click.Group):
-    """Turns library errors into clean one-line messages."""
+    """Turns library errors into clean one-line messages: exit 2 for a user error, 1 for a failed check."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except VfcacheError as err:
-            raise click.ClickException(str(err)) from err
+            from pipelines.extract import TooManyFailures
+
+            failure = click.ClickException(str(err))  # click's own exit code for it is 1
+            failure.exit_code = 1 if isinstance(err, TooManyFailures) else 2
+            raise failure from err
 
 
 @click.group(cls=VfcacheGroup)
@@ -369,7 +373,7 @@ def train(ctx: Context, config_path, resume, stop_after_steps) -> None:
     """Train from split JSONL files and shards (works under torchrun)."""
     from trainers.train import run_training
 
-    result = run_training(config_path, root=ctx.root, resume=resume, stop_after_steps=stop_after_steps,
+    result = run_training(config_path, root=ctx.root.path, resume=resume, stop_after_steps=stop_after_steps,
                           progress=ctx.progress)
     if _is_rank_zero():
         click.echo(
@@ -386,7 +390,7 @@ def eval_cmd(ctx: Context, config_path) -> None:
     """Evaluate a checkpoint: prototype or benchmark protocol; JSON, Markdown and a PNG."""
     from trainers.evaluate import run_evaluation
 
-    result = run_evaluation(config_path, root=ctx.root, progress=ctx.progress)
+    result = run_evaluation(config_path, root=ctx.root.path, progress=ctx.progress)
     files = result.files
     click.echo(files.markdown.read_text(encoding="utf-8"))
     for kind, path in (("json", files.json), ("markdown", files.markdown), ("predictions", files.predictions),

@@ -1,0 +1,459 @@
+"""The `vfcache` command end to end through click's CliRunner, on small real data.
+
+A `local` dataset config and a 4-frame 64x64 clip spec, both written by the tests, point at
+the synthetic corpus of `video_corpus` (good videos plus a too-short, a truncated and a
+not-a-video file). The dataset commands run once, in order, in module fixtures; each test
+then checks one command's exit code, printed lines and files. Training and evaluation run
+on the tiny cache of `train_fixtures`; the benchmarks on a folder of two tiny videos.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import cv2
+import pytest
+import torch
+from click.testing import CliRunner, Result
+
+from cache_tools.shards import SHARD_SUFFIX
+from manifests.layout import CacheDir, DataRoot
+from manifests.parquet_io import read_records
+from manifests.records import STATUS_FAILED, STATUS_OK, ClipRecord, VideoRecord
+from pipelines.sources.synthetic import make_video
+from vfcache.cli import cli
+from vfcache.config import list_dataset_names
+from video_corpus import GOOD_VIDEOS, LAYOUT, NOT_A_VIDEO, TOO_SHORT, TRUNCATED, corpus_fixture  # noqa: F401
+from train_fixtures import toy_train_dict, write_toy_cache
+
+CLIPS_PER_VIDEO = 2
+SPEC_NAME = "t4x64"
+SPEC_YAML = f"""\
+name: {SPEC_NAME}
+frames: 4
+sampling: fps
+fps: 10
+size: [64, 64]
+start: random
+clips_per_video: {CLIPS_PER_VIDEO}
+short_policy: skip
+"""
+SPLIT_ARGS = ("--sizes", "train=0.5,val=0.25,test=rest", "--seed", "3", "--support", "1")
+PARTS = ("train", "val", "test", "support")
+VIDEOS_TOTAL = len(GOOD_VIDEOS) + 3  # + too short, truncated, not a video
+CLIPS_TOTAL = len(GOOD_VIDEOS) * CLIPS_PER_VIDEO
+
+
+def invoke(root: Path, *args: str) -> Result:
+    """`vfcache --root ROOT --workers 1 --no-progress ARGS...`; library exceptions stay in the result."""
+    return CliRunner().invoke(cli, ["--root", str(root), "--workers", "1", "--no-progress", *args],
+                              prog_name="vfcache")
+
+
+def assert_clean_exit(result: Result, code: int) -> None:
+    """Exit `code` through click (SystemExit), never an escaped exception with a traceback."""
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+
+
+def local_config_yaml(raw_dir: Path, name: str = "corpus") -> str:
+    return (
+        f"name: {name}\nkind: local\ndomain: {name}\nsource: {{path: {json.dumps(str(raw_dir))}}}\n"
+        f"clip_spec: {SPEC_NAME}\n"
+        f"layout: {{pattern: {json.dumps(LAYOUT['pattern'])}, group: {json.dumps(LAYOUT['group'])}}}\n"
+        "splits: {sizes: {train: 0.5, val: 0.25, test: rest}, seed: 0, support: 1}\n"
+    )
+
+
+@dataclass(frozen=True)
+class Files:
+    config: Path  # the local dataset config
+    spec: Path  # the clip spec
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return ("--config", str(self.config), "--spec", str(self.spec))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, corpus) -> Files:
+    folder = tmp_path_factory.mktemp("cli_configs")
+    (folder / "corpus.yaml").write_text(local_config_yaml(corpus.raw_dir))
+    (folder / "spec.yaml").write_text(SPEC_YAML)
+    return Files(folder / "corpus.yaml", folder / "spec.yaml")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    root: Path
+    cache: CacheDir
+    runs: dict  # step -> Result
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, files) -> Pipeline:
+    """fetch, build-manifest, extract (then extract again with --max-failed 0) on a fresh root."""
+    root = tmp_path_factory.mktemp("cli_root")
+    runs = {
+        "fetch": invoke(root, "fetch", "corpus", "--config", str(files.config)),
+        "build-manifest": invoke(root, "build-manifest", "corpus", *files.args),
+        "extract": invoke(root, "extract", "corpus", *files.args, "--max-failed", "0.5", "--shard-mib", "1"),
+        "extract-strict": invoke(root, "extract", "corpus", *files.args, "--max-failed", "0"),
+    }
+    return Pipeline(root, DataRoot(root).cache_dir("corpus", SPEC_NAME), runs)
+
+
+def split_snapshot(split_dir: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(split_dir.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def split_twice(pipeline, files) -> tuple[Result, dict, Result, dict]:
+    split_dir = pipeline.cache.split_dir("default")
+    first = invoke(pipeline.root, "split", "corpus", *files.args, *SPLIT_ARGS)
+    snapshot = split_snapshot(split_dir) if split_dir.exists() else {}
+    second = invoke(pipeline.root, "split", "corpus", *files.args, *SPLIT_ARGS)
+    return first, snapshot, second, split_snapshot(split_dir) if split_dir.exists() else {}
+
+
+# -- datasets, fetch, build-manifest, extract ---------------------------------------------------
+def test_datasets_lists_every_config(tmp_path):
+    result = invoke(tmp_path, "datasets")
+    assert_clean_exit(result, 0)
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()
+            if line.strip() and not line.startswith(" ")}
+    names = list_dataset_names()
+    assert len(names) >= 7 and {"sample", "ffpp", "aegis"} <= set(names)
+    for name in names:
+        assert name in rows, f"{name} missing from:\n{result.output}"
+        assert rows[name][2] == "no", rows[name]  # nothing fetched on a fresh root
+        assert f"\n{name}: " in result.output  # the per-dataset source / terms paragraph
+
+
+def test_fetch_local_checks_the_folder(pipeline, corpus, tmp_path):
+    assert_clean_exit(pipeline.runs["fetch"], 0)
+    assert pipeline.runs["fetch"].output.strip() == f"fetched corpus -> {corpus.raw_dir}"
+    missing = tmp_path / "not_there"
+    (tmp_path / "gone.yaml").write_text(local_config_yaml(missing))
+    result = invoke(tmp_path, "fetch", "corpus", "--config", str(tmp_path / "gone.yaml"))
+    assert_clean_exit(result, 2)
+    assert str(missing) in result.output and "not a folder" in result.output
+
+
+def test_build_manifest_prints_counts_and_failures(pipeline):
+    result = pipeline.runs["build-manifest"]
+    assert_clean_exit(result, 0)
+    lines = result.output.splitlines()
+    assert lines[0] == (f"{VIDEOS_TOTAL} videos: {VIDEOS_TOTAL - 2} ok, 2 failed, 0 skipped -> "
+                        f"{pipeline.cache.videos_parquet}")
+    assert lines[1] == "failures by reason:"
+    assert sorted(line.split() for line in lines[2:]) == [["1", "not_a_video"], ["1", "truncated"]]
+    videos = {v.relpath: v for v in read_records(pipeline.cache.videos_parquet, VideoRecord)}
+    assert len(videos) == VIDEOS_TOTAL
+    assert {videos[TRUNCATED].reason.split(":")[0], videos[NOT_A_VIDEO].reason.split(":")[0]} == {
+        "truncated", "not_a_video"}
+    assert videos[TRUNCATED].status == videos[NOT_A_VIDEO].status == STATUS_FAILED
+    assert all(videos[relpath].status == STATUS_OK for relpath in [*GOOD_VIDEOS, TOO_SHORT])
+
+
+def test_extract_writes_clips_and_shards(pipeline):
+    result = pipeline.runs["extract"]
+    assert_clean_exit(result, 0)
+    summary = result.output.splitlines()[0]
+    assert summary.startswith(f"{CLIPS_TOTAL} clips from {len(GOOD_VIDEOS)}/{VIDEOS_TOTAL} videos in ")
+    assert f"this run wrote {CLIPS_TOTAL} clips in " in summary
+    assert summary.endswith(f"-> {pipeline.cache.clips_parquet}")
+    assert "failures by reason:" in result.output
+    for reason in ("not_a_video", "truncated", "too_short"):
+        assert f"  1  {reason}" in result.output
+    clips = read_records(pipeline.cache.clips_parquet, ClipRecord)
+    assert len(clips) == CLIPS_TOTAL
+    assert {c.relpath for c in clips} == set(GOOD_VIDEOS)
+    shards = sorted(p.name for p in pipeline.cache.shards_dir.iterdir() if p.name.endswith(SHARD_SUFFIX))
+    assert shards and sorted({Path(c.shard).name for c in clips}) == shards
+    assert f"in {len(shards)} shards" in summary
+    assert pipeline.cache.spec_json.exists() and pipeline.cache.failures_parquet.exists()
+
+
+def test_extract_max_failed_zero_exits_1_with_the_failure_summary(pipeline):
+    result = pipeline.runs["extract-strict"]
+    assert_clean_exit(result, 1)
+    assert "failures by reason:" in result.output
+    assert "  1  not_a_video" in result.output and "  1  truncated" in result.output
+    assert f"2 of {VIDEOS_TOTAL} videos of 'corpus' failed" in result.output
+    assert "max_failed 0.0%" in result.output and str(pipeline.cache.failures_parquet) in result.output
+    assert len(read_records(pipeline.cache.clips_parquet, ClipRecord)) == CLIPS_TOTAL  # nothing lost
+
+
+# -- split, audit, verify, preview --------------------------------------------------------------
+def test_split_writes_jsonl_files_byte_identical_for_a_seed(pipeline, split_twice):
+    first, snapshot, second, again = split_twice
+    assert_clean_exit(first, 0)
+    assert_clean_exit(second, 0)
+    assert first.output == second.output
+    split_dir = pipeline.cache.split_dir("default")
+    assert first.output.splitlines()[-1] == f"split default -> {split_dir}"
+    assert {f"{part}.jsonl" for part in PARTS} | {"split.json"} <= set(snapshot)
+    assert again == snapshot
+    printed = {line.split()[0]: int(line.split()[1]) for line in first.output.splitlines()[:-1]}
+    lines = {part: snapshot[f"{part}.jsonl"].decode().splitlines() for part in PARTS}
+    assert printed == {part: len(rows) for part, rows in lines.items()}
+    assert sum(printed[part] for part in ("train", "val", "test")) == CLIPS_TOTAL
+    assert printed["support"] == 2 * 2  # --support 1: one real + one fake clip per domain, two domains
+    assert set(lines["support"]) <= set(lines["train"])
+    meta = json.loads(snapshot["split.json"])
+    assert meta["seed"] == 3
+
+
+def test_split_with_another_seed_differs(pipeline, files, split_twice):
+    result = invoke(pipeline.root, "split", "corpus", *files.args, "--sizes", "train=0.5,val=0.25,test=rest",
+                    "--seed", "4", "--support", "1", "--name", "seed4")
+    assert_clean_exit(result, 0)
+    mine = split_snapshot(pipeline.cache.split_dir("seed4"))
+    assert mine["split.json"] != split_twice[1]["split.json"]
+
+
+def test_audit_prints_the_table_and_writes_json(pipeline, files, split_twice, tmp_path):
+    out = tmp_path / "audit.json"
+    result = invoke(pipeline.root, "audit", "corpus", *files.args, "--json", str(out))
+    assert_clean_exit(result, 0)
+    assert "corpus / street" in result.output and "corpus / studio" in result.output
+    assert "total    train      val     test  support" in result.output
+    assert "FAIL" not in result.output and "audit passed" in result.output
+    assert result.output.splitlines()[-1] == f"audit -> {out}"
+    report = json.loads(out.read_text())
+    assert report["ok"] is True and report["split_name"] == "default"
+    assert report["checks"] and all(check["passed"] for check in report["checks"])
+
+
+def test_verify_passes_on_the_fresh_cache(pipeline, files):
+    result = invoke(pipeline.root, "verify", "corpus", *files.args)
+    assert_clean_exit(result, 0)
+    assert f"{pipeline.cache.path}: {CLIPS_TOTAL} clips in " in result.output
+    assert "(4, 64, 64, 3)" in result.output and result.output.splitlines()[-1] == "verify passed"
+
+
+def test_audit_and_verify_exit_1_on_a_deleted_shard(pipeline, files, split_twice, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(pipeline.root, root)
+    cache = DataRoot(root).cache_dir("corpus", SPEC_NAME)
+    shard = json.loads(cache.split_file("default", "train").read_text().splitlines()[0])["shard"]
+    cache.resolve_shard(shard).unlink()
+    audit = invoke(root, "audit", "corpus", *files.args)
+    assert_clean_exit(audit, 1)
+    assert "audit FAILED" in audit.output
+    assert any(line.startswith("FAIL") and "clips_in_final_shards" in line for line in audit.output.splitlines())
+    verify = invoke(root, "verify", "corpus", *files.args)
+    assert_clean_exit(verify, 1)
+    assert any(line.startswith("BAD SHARD") and shard in line for line in verify.output.splitlines())
+    assert "verify FAILED" in verify.output
+
+
+def test_preview_writes_a_png(pipeline, files, tmp_path):
+    out = tmp_path / "x.png"
+    result = invoke(pipeline.root, "preview", "corpus", *files.args, "--out", str(out), "--frames", "2")
+    assert_clean_exit(result, 0)
+    assert result.output.strip() == str(out)
+    image = cv2.imread(str(out))
+    assert image is not None and image.ndim == 3 and image.shape[2] == 3
+    assert image.shape[0] >= 64 and image.shape[1] >= 2 * 64  # at least one clip's two frames
+
+
+# -- cache --------------------------------------------------------------------------------------
+def test_cache_runs_every_stage_then_skips_what_is_done(files, tmp_path):
+    first = invoke(tmp_path, "cache", "corpus", *files.args, "--max-failed", "0.5")
+    assert_clean_exit(first, 0)
+    stages = [line for line in first.output.splitlines() if line.startswith("== ")]
+    assert stages == ["== fetch corpus", f"== build-manifest corpus ({SPEC_NAME})",
+                      f"== extract corpus ({SPEC_NAME})", "== split corpus", "== audit corpus"]
+    cache = DataRoot(tmp_path).cache_dir("corpus", SPEC_NAME)
+    assert f"this run wrote {CLIPS_TOTAL} clips" in first.output
+    assert f"split default -> {cache.split_dir('default')}" in first.output
+    assert first.output.splitlines()[-1] == "audit passed"
+    split_files = split_snapshot(cache.split_dir("default"))
+    assert {f"{part}.jsonl" for part in PARTS} <= set(split_files)
+
+    second = invoke(tmp_path, "cache", "corpus", *files.args, "--max-failed", "0.5")
+    assert_clean_exit(second, 0)
+    assert "this run wrote 0 clips in 0/" in second.output
+    assert f"split default is current -> {cache.split_dir('default')}" in second.output
+    assert second.output.splitlines()[-1] == "audit passed"
+    assert split_snapshot(cache.split_dir("default")) == split_files
+
+
+# -- error paths --------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["fetch", "build-manifest", "extract", "split", "audit", "verify",
+                                     "preview", "cache"])
+def test_unknown_dataset_exits_2_listing_the_known_ones(command, tmp_path):
+    result = invoke(tmp_path, command, "nosuchset")
+    assert_clean_exit(result, 2)
+    assert "'nosuchset'" in result.output
+    assert all(name in result.output for name in list_dataset_names())
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("source_extra, text, field, value", [
+    ("", "clipspec: r2plus1d_24x224\n", "clipspec", "'r2plus1d_24x224'"),
+    ("", "layout: {pattern: '{label}/{name}', labels: [real]}\n", "layout.labels", "['real']"),
+    (", recursive: true", "", "source.recursive", "True"),  # checked by the `local` kind
+])
+def test_config_with_an_unknown_key_exits_2_naming_file_field_and_value(tmp_path, corpus, source_extra, text,
+                                                                        field, value):
+    config = tmp_path / "typo.yaml"
+    config.write_text(f"name: typo\nkind: local\nsource: {{path: {json.dumps(str(corpus.raw_dir))}{source_extra}}}\n"
+                      f"{text}")
+    result = invoke(tmp_path, "build-manifest", "typo", "--config", str(config))
+    assert_clean_exit(result, 2)
+    assert f"{config}: field '{field}' = {value} is invalid" in result.output
+    assert not (tmp_path / "cache").exists()
+
+
+def test_fetch_ffpp_without_server_says_it_is_form_gated(tmp_path):
+    result = invoke(tmp_path, "fetch", "ffpp")
+    assert_clean_exit(result, 2)
+    assert "form-gated" in result.output and "--server URL --accept-terms" in result.output
+    assert not (tmp_path / "raw").exists() or not any((tmp_path / "raw").rglob("*.mp4"))
+
+
+def test_audit_with_config_and_several_names_is_a_usage_error(files, tmp_path):
+    result = invoke(tmp_path, "audit", "corpus", "sample", "--config", str(files.config))
+    assert_clean_exit(result, 2)
+    assert "--config names one dataset" in result.output
+
+
+# -- train, eval --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_train")
+    toy = write_toy_cache(root, per_class={"train": 4, "val": 2, "test": 3, "support": 2})
+    config = root / "train.yaml"
+    config.write_text(json.dumps(toy_train_dict(toy, epochs=1)))  # JSON is YAML
+    return toy, config, invoke(root, "train", str(config))
+
+
+def test_train_writes_checkpoints_and_metrics(trained):
+    toy, _, result = trained
+    assert_clean_exit(result, 0)
+    out_dir = toy.root / "runs" / "toy"
+    assert result.output.startswith("1 epochs, ")
+    assert f"best -> {out_dir / 'best.pt'}" in result.output
+    assert f"last -> {out_dir / 'last.pt'}" in result.output
+    metrics = [line for line in result.output.splitlines() if line.startswith("metrics -> ")]
+    assert len(metrics) == 1 and Path(metrics[0].split(" -> ")[1]).parent == out_dir
+    assert (out_dir / "best.pt").stat().st_size > 0 and (out_dir / "last.pt").stat().st_size > 0
+    epochs = Path(metrics[0].split(" -> ")[1]).read_text().splitlines()
+    assert len(epochs) >= 1 and all(json.loads(line) for line in epochs)
+
+
+def test_eval_prints_markdown_and_writes_reports(trained):
+    toy, _, train_result = trained
+    assert_clean_exit(train_result, 0)
+    config = toy.root / "eval.yaml"
+    config.write_text(json.dumps({
+        "name": "toy_eval", "checkpoint": "runs/toy/best.pt", "protocols": ["prototype", "benchmark"],
+        "query": [str(toy.split_files["test"])], "support": [str(toy.split_files["support"])],
+        "out_dir": "reports/toy", "batch_size": 6, "workers": 0, "device": "cpu"}))
+    result = invoke(toy.root, "eval", str(config))
+    assert_clean_exit(result, 0)
+    written = {line.split(" -> ")[0]: Path(line.split(" -> ")[1]) for line in result.output.splitlines()
+               if " -> " in line and line.split(" -> ")[0] in ("json", "markdown", "predictions", "png")}
+    assert set(written) == {"json", "markdown", "predictions", "png"}
+    for path in written.values():
+        assert path.parent == toy.root / "reports" / "toy" and path.stat().st_size > 0
+    markdown = written["markdown"].read_text()
+    assert markdown.strip() and markdown.strip() in result.output  # the report is printed
+    assert "| Domain | Clips (real / fake) | AUROC | EER | Accuracy | MCC |" in result.output
+    report = json.loads(written["json"].read_text())
+    assert set(report["results"]) == {"prototype", "benchmark"}
+    assert cv2.imread(str(written["png"])) is not None
+
+
+# -- bench --------------------------------------------------------------------------------------
+EXTRACT_FIGURES = ("extract_over_floor", "decode_all_over_extract", "workers2_over_workers1")
+LOAD_FIGURES = ("shard_over_zstd_bound", "shard_over_on_the_fly_pyav", "shard_over_on_the_fly_decord",
+                "warm_cache_over_shard", "over_litdata_random", "over_litdata_sequential", "bytes_over_litdata")
+
+
+@pytest.fixture(scope="module")
+def bench_videos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bench_videos")
+    for seed in range(2):
+        make_video(folder / f"v{seed}.mp4", codec="h264", width=160, height=120, num_frames=60, fps=25,
+                   seed=seed, threads=1)
+    return folder
+
+
+def assert_figures(result: Result, out: Path, figures: tuple[str, ...]) -> dict:
+    assert_clean_exit(result, 0)
+    assert result.output.splitlines()[-1] == f"results -> {out}"
+    payload = json.loads(out.read_text())
+    for key in figures:
+        value = payload[key]
+        assert isinstance(value, float) and math.isfinite(value) and value > 0, (key, value)
+        assert key in payload["targets"] and isinstance(payload["meets_targets"][key], bool)
+    return payload
+
+
+def test_bench_extract_on_a_folder_of_videos(bench_videos, tmp_path):
+    out = tmp_path / "extract.json"
+    result = invoke(tmp_path, "bench", "extract", "--videos", str(bench_videos), "--repeats", "1", "--json", str(out))
+    payload = assert_figures(result, out, EXTRACT_FIGURES)
+    assert payload["benchmark"] == "extract" and payload["corpus"] == str(bench_videos)
+    assert payload["videos_fps"] == payload["videos_uniform"] == 2 and payload["repeats"] == 1
+    for label in ("extract / floor", "decode-all / extract", "2 workers / 1 worker"):
+        assert label in result.output
+
+
+def test_bench_load_on_a_folder_of_videos(bench_videos, tmp_path):
+    out = tmp_path / "load.json"
+    result = invoke(tmp_path, "bench", "load", "--videos", str(bench_videos), "--repeats", "1", "--json", str(out))
+    payload = assert_figures(result, out, LOAD_FIGURES)
+    assert payload["benchmark"] == "load" and payload["clips"] > 0 and payload["repeats"] == 1
+    for key in LOAD_FIGURES:
+        assert any(line.startswith(key) for line in result.output.splitlines())
+
+
+def test_bench_train_without_cuda_says_so_and_exits_0(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "train.json"
+    result = invoke(tmp_path, "bench", "train", "--json", str(out))
+    assert_clean_exit(result, 0)
+    assert "no CUDA device" in result.output and "nothing was measured" in result.output
+    assert json.loads(out.read_text())["cuda"] is False
+    assert not (tmp_path / "bench").exists()  # nothing was built either
+
+
+# -- help ---------------------------------------------------------------------------------------
+def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = [prefix]
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            paths += _command_paths(command, prefix + (name,))
+        else:
+            paths.append(prefix + (name,))
+    return paths
+
+
+COMMANDS = _command_paths(cli)
+
+
+def test_every_documented_command_exists():
+    assert {" ".join(path) for path in COMMANDS} >= {
+        "datasets", "fetch", "build-manifest", "extract", "split", "audit", "verify", "preview", "cache",
+        "train", "eval", "bench", "bench extract", "bench load", "bench train"}
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(path) or "vfcache")
+def test_help(path):
+    result = CliRunner().invoke(cli, [*path, "--help"], prog_name="vfcache")
+    assert_clean_exit(result, 0)
+    assert result.output.startswith(f"Usage: {' '.join(('vfcache',) + path)} ")
+    command = cli
+    for name in path:
+        command = command.commands[name]
+    assert command.help and command.help.split("\n")[0][:40] in " ".join(result.output.split())
