@@ -149,8 +149,8 @@ def test_build_manifest_prints_counts_and_failures(pipeline):
     result = pipeline.runs["build-manifest"]
     assert_clean_exit(result, 0)
     lines = result.output.splitlines()
-    assert lines[0] == (f"{VIDEOS_TOTAL} videos: {VIDEOS_TOTAL - 2} ok, 2 failed, 0 skipped -> "
-                        f"{pipeline.cache.videos_parquet}")
+    assert lines[0] == (f"{VIDEOS_TOTAL} videos: {VIDEOS_TOTAL - 2} ok, 2 failed, 0 skipped "
+                        f"(probed {VIDEOS_TOTAL}, unchanged 0) -> {pipeline.cache.videos_parquet}")
     assert lines[1] == "failures by reason:"
     assert sorted(line.split() for line in lines[2:]) == [["1", "not_a_video"], ["1", "truncated"]]
     videos = {v.relpath: v for v in read_records(pipeline.cache.videos_parquet, VideoRecord)}
@@ -281,12 +281,19 @@ def test_cache_runs_every_stage_then_skips_what_is_done(files, tmp_path):
     second = invoke(tmp_path, "cache", "corpus", *files.args, "--max-failed", "0.5")
     assert_clean_exit(second, 0)
     assert "this run wrote 0 clips in 0/" in second.output
+    assert f"(probed 0, unchanged {VIDEOS_TOTAL})" in second.output
     assert f"split default is current -> {cache.split_dir('default')}" in second.output
     assert second.output.splitlines()[-1] == "audit passed"
     assert split_snapshot(cache.split_dir("default")) == split_files
 
 
 # -- error paths --------------------------------------------------------------------------------
+def test_config_whose_name_differs_from_the_argument_exits_2(files, tmp_path):
+    result = invoke(tmp_path, "build-manifest", "other", *files.args)
+    assert result.exit_code == 2
+    assert "name" in result.output and "'other'" in result.output and "corpus" in result.output
+
+
 @pytest.mark.parametrize("command", ["fetch", "build-manifest", "extract", "split", "audit", "verify",
                                      "preview", "cache"])
 def test_unknown_dataset_exits_2_listing_the_known_ones(command, tmp_path):

@@ -16,8 +16,9 @@ from typing import Iterator, Optional
 import click
 
 from manifests.layout import DataRoot, default_root
+from vfcache import __version__
 from vfcache.config import ClipSpec, DatasetConfig, load_clip_spec, load_dataset_config, parse_split_sizes
-from vfcache.errors import VfcacheError
+from vfcache.errors import ConfigError, VfcacheError
 
 log = logging.getLogger("vfcache")
 
@@ -41,6 +42,8 @@ def _dataset(name: str, config_file: Optional[str]) -> DatasetConfig:
     from pipelines.sources.base import get_source
 
     config = load_dataset_config(name, config_file)
+    if config_file is not None and config.name != name:
+        raise ConfigError(str(config_file), "name", config.name, f"{name!r}, the dataset named on the command line")
     get_source(config)  # validates the kind's `source:` keys at load, naming file, field and value
     return config
 
@@ -76,7 +79,7 @@ class VfcacheGroup(click.Group):
 @click.option("--scheduler", default=None, help="Address of an existing dask scheduler (tcp://host:8786).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
-@click.version_option(package_name="vfcache")
+@click.version_option(version=__version__, prog_name="vfcache")
 @click.pass_context
 def cli(ctx: click.Context, root, workers, scheduler, no_progress, verbose) -> None:
     """Turn video-forensics datasets into fixed-frame clip caches, and train from them."""
@@ -130,7 +133,7 @@ def _run_build_manifest(ctx: Context, config: DatasetConfig, spec: ClipSpec, cli
     report = build_manifest(config, ctx.root, spec, client=client, progress=ctx.progress, force=force)
     click.echo(
         f"{report.videos_total} videos: {report.videos_ok} ok, {report.videos_failed} failed, "
-        f"{report.videos_skipped} skipped -> {report.videos_parquet}"
+        f"{report.videos_skipped} skipped (probed {report.probed}, unchanged {report.reused}) -> {report.videos_parquet}"
     )
     _echo_failures(report.failures_by_reason)
 
