@@ -57,7 +57,7 @@ def _texture(rng: np.random.Generator, height: int, width: int, scene: Scene) ->
         big = cv2.resize(coarse, (coarse.shape[1] * step, coarse.shape[0] * step),
                          interpolation=interpolation)
         image += amplitude * big[:height, :width]
-    grain_step = max(2, short // 90)  # still one to two pixels after a resize to 112
+    grain_step = max(2, short // 90)  # one to two pixels after a resize to 112
     grain = rng.uniform(-1, 1, (height // grain_step + 1, width // grain_step + 1))
     grain = np.kron(grain, np.ones((grain_step, grain_step)))[:height, :width, None]
     image += 4.0 * grain.astype(np.float32)
