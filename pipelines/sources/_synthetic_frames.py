@@ -21,9 +21,9 @@ from pipelines.sources.framecode import paint_code
 Artifact = Literal["flicker", "smooth", "warp"]
 Scene = Literal["studio", "street"]
 
-_REAL_NOISE_SIGMA = 16.0
-NOISE_GRAIN_PER_SHORT = 160  # noise grains across the short side: about one per pixel at 112
-_FAKE_NOISE_SIGMA = {"flicker": 3.0, "warp": 2.0, "smooth": 0.0}
+_REAL_NOISE_SIGMA = 28.0
+NOISE_GRAIN_PER_SHORT = 112  # noise grains across the short side: one per pixel at 112
+_FAKE_NOISE_SIGMA = {"flicker": 2.0, "warp": 2.0, "smooth": 0.0}
 FLICKER_AMPLITUDE = 0.25  # brightness factor in [1 - a, 1 + a], random per frame
 SMOOTH_SIGMA_FRACTION = 0.015  # Gaussian blur sigma, fraction of the short side
 WARP_AMPLITUDE_FRACTION = 0.045  # peak displacement, fraction of the short side
@@ -38,25 +38,29 @@ def _reflect(position: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def _texture(rng: np.random.Generator, height: int, width: int, scene: Scene) -> np.ndarray:
-    """A random background bigger than the frame: gradient + blobs + sharp fine grain."""
+    """A random background bigger than the frame: gradient, blobs and a faint fine grain.
+
+    Its fine detail stays weak on purpose: at clip resolution the strongest fine texture of
+    a real video should be its sensor noise, which the fakes lack.
+    """
     short = min(height, width)
     ys = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
     xs = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :, None]
-    corner = rng.uniform(40, 215, (3, 3)).astype(np.float32)
+    # a mild tint only: a strong per-video colour would let a detector memorise videos
+    corner = rng.uniform(100, 156, (3, 3)).astype(np.float32)
     image = corner[0] + (corner[1] - corner[0]) * xs + (corner[2] - corner[0]) * ys
-    octaves = ((6, 70.0, cv2.INTER_CUBIC), (30, 40.0, cv2.INTER_LINEAR))
-    if scene == "street":
-        octaves = ((10, 60.0, cv2.INTER_CUBIC), (45, 50.0, cv2.INTER_NEAREST))
-    for cells_per_short, amplitude, interpolation in octaves:
+    octaves = ((6, 80.0), (30, 40.0)) if scene == "studio" else ((10, 80.0), (40, 50.0))
+    for octave, (cells_per_short, amplitude) in enumerate(octaves):
+        interpolation = cv2.INTER_CUBIC if octave == 0 else cv2.INTER_LINEAR
         step = max(2, short // cells_per_short)
         coarse = rng.uniform(-1, 1, (height // step + 2, width // step + 2, 3)).astype(np.float32)
         big = cv2.resize(coarse, (coarse.shape[1] * step, coarse.shape[0] * step),
                          interpolation=interpolation)
         image += amplitude * big[:height, :width]
-    grain_step = max(2, short // 90)  # still one to two pixels after a resize to 112
+    grain_step = max(2, short // 90)  # one to two pixels after a resize to 112
     grain = rng.uniform(-1, 1, (height // grain_step + 1, width // grain_step + 1))
     grain = np.kron(grain, np.ones((grain_step, grain_step)))[:height, :width, None]
-    image += (18.0 if scene == "studio" else 25.0) * grain.astype(np.float32)
+    image += 4.0 * grain.astype(np.float32)
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
