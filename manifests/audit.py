@@ -151,11 +151,13 @@ def _short_clips(dataset: str, clips: Sequence[ClipRecord]) -> list[ShortClipCou
 
 
 def _failures(dataset: str, cache: CacheDir) -> list[FailureCount]:
+    """Failures by reason, each video once: extraction's failures.parquet already carries the
+    probe failures of videos.parquet, which is only read before the first extraction."""
     counts: Counter = Counter()
     if cache.failures_parquet.exists():
         for failure in read_records(cache.failures_parquet, FailureRecord):
             counts[(f"failures.parquet:{failure.stage}", failure.reason)] += 1
-    if cache.videos_parquet.exists():
+    elif cache.videos_parquet.exists():
         for video in read_records(cache.videos_parquet, VideoRecord):
             if video.status != "ok":
                 counts[(f"videos.parquet:{video.status}", video.reason or "")] += 1

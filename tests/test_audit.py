@@ -90,11 +90,10 @@ def test_figures_are_exact_on_a_hand_built_cache(hand_cache):
     pika_train = [c for c in report.cells if c.part == "train" and c.generator == "pika"]
     assert [(c.clips, c.videos) for c in pika_train] == [(2, 1)]
     assert report.short_clips == (ShortClipCount("aegis", "aegis", "pad_last", 1, 2),)
+    # each failed video once: failures.parquet already carries the probe failures of videos.parquet
     assert [(f.source, f.reason, f.videos) for f in report.failures] == [
         ("failures.parquet:extract", "too short: 3 frames < 4", 1),
         ("failures.parquet:probe", "unreadable: moov atom not found", 1),
-        ("videos.parquet:failed", "unreadable: moov atom not found", 1),
-        ("videos.parquet:skipped", "too short: 3 frames < 4", 1),
     ]
     assert [c.name for c in report.checks] == [
         "split_present", "split_current", "partition", "no_group_across_splits", "clips_in_final_shards",
@@ -202,3 +201,12 @@ def test_written_split_passes_and_missing_split_fails(hand_cache, tmp_path: Path
     assert report.count(dataset="aegis", part="total") == 16
     with pytest.raises(StageError, match="extract the dataset"):
         audit([("none", CacheDir(tmp_path / "none"))])
+
+
+def test_before_extraction_failures_come_from_videos_parquet(hand_cache):
+    hand_cache.cache_dir.failures_parquet.unlink()
+    report = audit([("aegis", hand_cache.cache_dir)])
+    assert [(f.source, f.reason, f.videos) for f in report.failures] == [
+        ("videos.parquet:failed", "unreadable: moov atom not found", 1),
+        ("videos.parquet:skipped", "too short: 3 frames < 4", 1),
+    ]

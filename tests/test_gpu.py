@@ -139,3 +139,28 @@ def test_device_batcher_repeats_a_step_augmentation_after_a_resume():
     assert all(torch.equal(a, b) for a, b in zip(full[2:], [b["clip"] for b in resumed]))
     batcher.set_epoch(3)
     assert not torch.equal(next(iter(batcher))["clip"], full[0])
+
+
+def test_channel_shuffle_permutes_each_chosen_clip_and_is_seeded():
+    clips = torch.randint(0, 256, (6, 2, 4, 4, 3), dtype=torch.uint8)
+    augment = DeviceAugment(flip_probability=0.0, channel_shuffle_probability=1.0)
+    out = clips_to_float(clips, "unit", augment=augment, generator=torch.Generator().manual_seed(3))
+    again = clips_to_float(clips, "unit", augment=augment, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(out, again)
+    plain = clips_to_float(clips, "unit")
+    permuted_any = False
+    for sample in range(clips.shape[0]):
+        # every output channel is exactly one input channel, each used once
+        sources = [next(c for c in range(3) if torch.equal(out[sample, k], plain[sample, c])) for k in range(3)]
+        assert sorted(sources) == [0, 1, 2]
+        permuted_any |= sources != [0, 1, 2]
+    assert permuted_any
+
+
+def test_channel_shuffle_probability_zero_is_identity_and_validated():
+    clips = torch.randint(0, 256, (3, 2, 4, 4, 3), dtype=torch.uint8)
+    augment = DeviceAugment(flip_probability=0.0, channel_shuffle_probability=0.0)
+    assert torch.equal(clips_to_float(clips, "unit", augment=augment, generator=torch.Generator().manual_seed(0)),
+                       clips_to_float(clips, "unit"))
+    with pytest.raises(ValueError, match="channel_shuffle_probability"):
+        DeviceAugment(channel_shuffle_probability=1.5)

@@ -53,7 +53,11 @@ def test_layout_and_counts(sample_dir: Path) -> None:
     on_disk = sorted(str(p.relative_to(sample_dir)) for p in sample_dir.rglob("*")
                      if p.is_file() and p.name != TRUTH_FILE)
     assert on_disk == sorted(e.relpath for e in entries)
-    assert 36 <= len(entries) <= 42
+    assert 40 <= len(entries) <= 60  # "a few dozen"
+    # the deliberately unreadable files stay under `vfcache extract`'s default --max-failed 5%,
+    # so `make cache` passes while still showing them in the failure summary
+    unreadable = [e for e in entries if e.defect in ("truncated", "not_a_video")]
+    assert len(unreadable) == 2 and len(unreadable) / len(entries) <= 0.05
     for entry in entries:
         domain, label, generator, name = entry.relpath.split("/")
         assert (domain, label, generator) == (entry.domain, entry.label, entry.generator)

@@ -49,8 +49,13 @@ class DeviceAugment:
 
     flip_probability: float = 0.5  # horizontal flip of the whole clip
     brightness_delta: float = 0.0  # pixels times a factor drawn uniformly in [1 - delta, 1 + delta], clamped to [0, 1]
+    # Colour channels of the clip permuted at random: a video's palette is no evidence of
+    # forgery, and on small datasets it is the first shortcut a model memorises.
+    channel_shuffle_probability: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.channel_shuffle_probability <= 1.0:
+            raise ValueError(f"channel_shuffle_probability must be in [0, 1], got {self.channel_shuffle_probability}")
         if not 0.0 <= self.flip_probability <= 1.0:
             raise ValueError(f"flip_probability must be in [0, 1], got {self.flip_probability}")
         if not 0.0 <= self.brightness_delta < 1.0:
@@ -64,6 +69,18 @@ def augment_seed(seed: int, rank: int, epoch: int, step: int) -> int:
 
 def _per_sample(values: torch.Tensor, device: torch.device) -> torch.Tensor:
     return values.to(device, non_blocking=True).view(-1, 1, 1, 1, 1)
+
+
+def _shuffle_channels(x: torch.Tensor, probability: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Permute the colour channels of each chosen clip of (B, 3, T, H, W); draws are made on the CPU."""
+    chosen = torch.rand(x.shape[0], generator=generator) < probability
+    if not bool(chosen.any()):
+        return x
+    order = torch.arange(3).repeat(x.shape[0], 1)
+    for sample in torch.nonzero(chosen).flatten().tolist():
+        order[sample] = torch.randperm(3, generator=generator)
+    index = order.to(x.device).view(x.shape[0], 3, 1, 1, 1).expand_as(x)
+    return torch.gather(x, 1, index)
 
 
 def clips_to_float(
@@ -94,6 +111,8 @@ def clips_to_float(
         if augment.brightness_delta > 0:
             factor = 1.0 + augment.brightness_delta * (2.0 * draws[:, 1] - 1.0)
             x.mul_(_per_sample(factor, device)).clamp_(0.0, 1.0)
+        if augment.channel_shuffle_probability > 0:
+            x = _shuffle_channels(x, augment.channel_shuffle_probability, generator)
     if norm.name != "unit":
         mean = torch.tensor(norm.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1, 1)
         std = torch.tensor(norm.std, dtype=torch.float32, device=device).view(1, 3, 1, 1, 1)

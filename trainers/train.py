@@ -175,7 +175,8 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
     # The loader's own generator: drawing its worker seed must not move the global RNG that
     # dropout uses, or a resumed run would diverge from an uninterrupted one.
     loader.generator = torch.Generator().manual_seed(config.seed)
-    augment = (DeviceAugment(config.augment.flip_probability, config.augment.brightness_delta)
+    augment = (DeviceAugment(config.augment.flip_probability, config.augment.brightness_delta,
+                             config.augment.channel_shuffle_probability)
                if config.augment.enabled else None)
     batcher = DeviceBatcher(loader, info.device, config.normalisation, augment, seed=config.seed,
                             rank=info.rank)

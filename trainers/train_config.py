@@ -83,10 +83,11 @@ class AugmentConfig:
 
     flip_probability: float = 0.0
     brightness_delta: float = 0.0
+    channel_shuffle_probability: float = 0.0
 
     @property
     def enabled(self) -> bool:
-        return self.flip_probability > 0 or self.brightness_delta > 0
+        return self.flip_probability > 0 or self.brightness_delta > 0 or self.channel_shuffle_probability > 0
 
 
 @dataclass(frozen=True)
@@ -314,16 +315,21 @@ def _augment(source: str, data: Any) -> AugmentConfig:
     if data is None:
         return AugmentConfig()
     data = _section(source, "augment", data)
-    _check_keys(source, "augment.", data, {"flip_probability", "brightness_delta"}, set())
+    _check_keys(source, "augment.", data, {"flip_probability", "brightness_delta", "channel_shuffle_probability"},
+                set())
     flip = _typed(source, "augment.flip_probability", data.get("flip_probability", 0.0), float,
                   minimum=0.0)
     brightness = _typed(source, "augment.brightness_delta", data.get("brightness_delta", 0.0),
                         float, minimum=0.0)
+    shuffle = _typed(source, "augment.channel_shuffle_probability",
+                     data.get("channel_shuffle_probability", 0.0), float, minimum=0.0)
     if flip > 1:
         raise ConfigError(source, "augment.flip_probability", flip, "a probability in [0, 1]")
+    if shuffle > 1:
+        raise ConfigError(source, "augment.channel_shuffle_probability", shuffle, "a probability in [0, 1]")
     if brightness >= 1:
         raise ConfigError(source, "augment.brightness_delta", brightness, "a value in [0, 1)")
-    return AugmentConfig(flip_probability=flip, brightness_delta=brightness)
+    return AugmentConfig(flip_probability=flip, brightness_delta=brightness, channel_shuffle_probability=shuffle)
 
 
 def _selection(source: str, data: Any, loss_kind: str) -> SelectionConfig:

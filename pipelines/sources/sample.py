@@ -24,8 +24,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cache_tools.atomic import remove_stale_temp_files
 from pipelines.sources.synthetic import (
-    TEMP_MARK, VideoTruth, make_video, truncate_copy, write_bytes_atomic,
+    TEMP_MARK,
+    VideoTruth,
+    make_video,
+    truncate_copy,
+    write_bytes_atomic,
     write_not_a_video,
 )
 
@@ -34,9 +39,9 @@ log = logging.getLogger(__name__)
 TRUTH_FILE = "truth.json"
 TRUTH_VERSION = 1
 DOMAINS = ("studio", "street")
-REAL_SOURCES = {"camera": 5, "phone": 4}  # source -> videos per domain
+REAL_SOURCES = {"camera": 6, "phone": 6}  # source -> videos per domain
 FAKE_GENERATORS = {"diffgen": "smooth", "warpnet": "warp", "flickr3": "flicker"}
-FAKES_PER_GENERATOR = 3
+FAKES_PER_GENERATOR = 4
 _CODEC_CYCLE = ("h264", "mpeg4", "vp9")
 _FPS_CYCLE = (Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30))
 _SIZE_CYCLE = ((320, 240), (160, 120), (426, 240), (640, 360), (240, 180), (480, 270),
@@ -233,13 +238,6 @@ def _intact_entries(raw_dir: Path, plan: tuple[SampleVideo, ...]) -> dict[str, S
             and (raw_dir / e.relpath).stat().st_size == e.bytes}
 
 
-def _remove_stale_temp_files(raw_dir: Path) -> None:
-    for stale in raw_dir.rglob(f"*{TEMP_MARK}*"):
-        if stale.is_file():
-            log.info("removing stale temporary file %s", stale)
-            stale.unlink()
-
-
 def generate_sample(raw_dir: Path, *, workers: int = 2, progress: bool = True) -> SampleReport:
     """Generate the sample dataset into ``raw_dir``; a no-op when it is already complete.
 
@@ -254,7 +252,8 @@ def generate_sample(raw_dir: Path, *, workers: int = 2, progress: bool = True) -
     missing = [video for video in plan if video.relpath not in intact]
     if missing:
         raw_dir.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temp_files(raw_dir)
+        for stale in remove_stale_temp_files(raw_dir):
+            log.info("removed stale temporary file %s", stale)
         # biggest first, so the pool does not end waiting on one large video
         missing.sort(key=lambda v: -v.width * v.height * v.num_frames)
         intact.update((e.relpath, e) for e in _run_pool(missing, raw_dir, workers, progress))

@@ -31,7 +31,6 @@ import logging
 import math
 import os
 import sys
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,6 +40,7 @@ from typing import Literal
 import av
 import numpy as np
 
+from cache_tools.atomic import TEMP_MARK, temp_path_for, write_bytes_atomic
 from pipelines.sources._synthetic_frames import Artifact, Scene, paint_frames
 from pipelines.sources.framecode import paint_code, read_code
 
@@ -61,7 +61,6 @@ _CODECS_BY_FORMAT = {
     "mp4": {"h264", "mpeg4", "vp9", "hevc"}, "matroska": {"h264", "mpeg4", "vp9", "hevc"},
     "webm": {"vp9"}, "avi": {"h264", "mpeg4"},
 }
-TEMP_MARK = ".tmp-"  # same mark as cache_tools.atomic, so its stale-file sweep finds ours
 
 
 @dataclass(frozen=True)
@@ -290,17 +289,3 @@ def write_not_a_video(path: str | os.PathLike) -> None:
     """Write a small text file that no demuxer accepts, whatever its suffix says."""
     text = "This is not a video. It is a deliberately broken file of the vfcache sample.\n"
     write_bytes_atomic(Path(path), (text * 20).encode())
-
-
-def temp_path_for(path: Path) -> Path:
-    """A unique sibling of ``path`` marked ``.tmp-`` (the project's mark for stale temp files)."""
-    return path.with_name(f"{path.name}{TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-def write_bytes_atomic(path: Path, payload: bytes) -> None:
-    tmp = temp_path_for(path)
-    try:
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
