@@ -24,7 +24,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from manifests.layout import DataRoot
 from manifests.parquet_io import read_records
@@ -111,25 +111,27 @@ def _ok_videos(root: DataRoot, config: DatasetConfig, spec: ClipSpec) -> list[Vi
     return [row for row in rows if row.status == STATUS_OK]
 
 
-def _time_floor(raw: Path, videos: Sequence[VideoRecord], spec: ClipSpec) -> float:
+def _time_per_clip(raw: Path, videos: Sequence[VideoRecord], spec: ClipSpec, read_clip: Callable) -> float:
+    """Seconds to run `read_clip(path, plan, info)` on every planned clip of `videos`, probing included."""
     started = time.perf_counter()
     for video in videos:
         path = raw / video.relpath
         info = probe_video(path)
         for plan in plan_clips(info.pts_s, spec, seed=start_seed(video.video_id)):
-            decode_floor(path, plan.frame_indices, info=info)
+            read_clip(path, plan, info)
     return time.perf_counter() - started
 
 
-def _time_decode_all(raw: Path, videos: Sequence[VideoRecord], spec: ClipSpec) -> float:
-    started = time.perf_counter()
-    for video in videos:
-        path = raw / video.relpath
-        info = probe_video(path)
-        for plan in plan_clips(info.pts_s, spec, seed=start_seed(video.video_id)):
-            decode_all_then_pick(path, plan.frame_indices, info=info, height=spec.height,
-                                 width=spec.width, resize=spec.resize)
-    return time.perf_counter() - started
+def _floor(path: Path, plan, info) -> None:
+    decode_floor(path, plan.frame_indices, info=info)
+
+
+def _decode_all(spec: ClipSpec) -> Callable:
+    def read_clip(path: Path, plan, info) -> None:
+        decode_all_then_pick(path, plan.frame_indices, info=info, height=spec.height, width=spec.width,
+                             resize=spec.resize)
+
+    return read_clip
 
 
 def _time_extract(root: DataRoot, config: DatasetConfig, spec: ClipSpec, client,
@@ -184,9 +186,9 @@ def run_extract_benchmark(root: DataRoot, *, videos_dir: Optional[Path] = None, 
     timings: dict[str, list[float]] = {k: [] for k in ("floor", "extract", "decode_all", "extract_uniform",
                                                         "workers1", "workers2")}
     for _ in range(repeats):  # interleaved, so drifting machine load hits both sides alike
-        timings["floor"].append(_time_floor(raw_fps, fps_videos, fps))
+        timings["floor"].append(_time_per_clip(raw_fps, fps_videos, fps, _floor))
         timings["extract"].append(_time_extract(broot, cfg_fps, fps, None, videos_per_task=None))
-        timings["decode_all"].append(_time_decode_all(raw_long, long_videos, uniform))
+        timings["decode_all"].append(_time_per_clip(raw_long, long_videos, uniform, _decode_all(uniform)))
         timings["extract_uniform"].append(_time_extract(broot, cfg_long, uniform, None, videos_per_task=None))
     for workers in (1, 2):
         with open_cluster(workers=workers) as client:
