@@ -185,6 +185,7 @@ class ShardReader:
         self.path = Path(path)
         self._fd = os.open(self.path, os.O_RDONLY)
         self._dctx = zstandard.ZstdDecompressor()
+        self._frame_buffer = bytearray()
 
     def read_frame(self, offset: int, nbytes: int, clip_id: str | None = None) -> bytes:
         frame = os.pread(self._fd, nbytes, offset)
@@ -200,8 +201,17 @@ class ShardReader:
             raise ShardCorruptError(self.path, offset, str(err), clip_id) from err
 
     def read_into(self, offset: int, nbytes: int, out: np.ndarray, clip_id: str | None = None) -> np.ndarray:
-        """`read`, decompressed straight into `out` (see `decode_clip_into`)."""
-        frame = self.read_frame(offset, nbytes, clip_id)
+        """`read`, decompressed straight into `out` (see `decode_clip_into`).
+
+        The compressed frame lands in a buffer this reader keeps, so a stream of reads does not
+        allocate (and page-fault in) a new megabyte-sized bytes object per clip.
+        """
+        if len(self._frame_buffer) < nbytes:
+            self._frame_buffer = bytearray(nbytes)
+        frame = memoryview(self._frame_buffer)[:nbytes]
+        got = os.preadv(self._fd, [frame], offset)
+        if got != nbytes:
+            raise ShardCorruptError(self.path, offset, f"read {got} of {nbytes} bytes (truncated shard)", clip_id)
         try:
             return decode_clip_into(frame, out, self._dctx)
         except (zstandard.ZstdError, ValueError) as err:
