@@ -1,0 +1,78 @@
+"""`vfcache bench extract|load|train`: the benchmark commands (figures in the README).
+
+Each command calls the benchmark's library function and prints its table; `--json PATH`
+writes the same figures for machines.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import click
+
+if TYPE_CHECKING:
+    from vfcache.cli import Context
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks: ratios measured side by side, printed as a table (and JSON with --json)."""
+
+
+def _emit_bench(result: dict, table: str, json_path: Optional[str]) -> None:
+    from cache_tools.atomic import write_json_atomic
+
+    click.echo(table)
+    if json_path:
+        write_json_atomic(json_path, result)
+        click.echo(f"results -> {json_path}")
+
+
+@bench.command("extract")
+@click.option("--videos", "videos_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Measure this folder of videos instead of the synthetic corpus.")
+@click.option("--repeats", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.pass_obj
+def bench_extract(ctx: Context, videos_dir, repeats, json_path) -> None:
+    """extract / decode floor, decode-all / extract, 2 workers / 1 worker."""
+    from pipelines.bench_extract import format_extract_table, run_extract_benchmark
+
+    result = run_extract_benchmark(ctx.root, videos_dir=Path(videos_dir) if videos_dir else None, repeats=repeats)
+    _emit_bench(result, format_extract_table(result), json_path)
+
+
+@bench.command("load")
+@click.option("--videos", "videos_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Measure this folder of videos instead of the synthetic corpus.")
+@click.option("--repeats", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--no-litdata", is_flag=True, help="Skip the LitData comparison.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.pass_obj
+def bench_load(ctx: Context, videos_dir, repeats, no_litdata, json_path) -> None:
+    """Shard reads against the zstd bound, on-the-fly decoding, the warm decoded cache and LitData."""
+    from trainers.bench_load import format_load_table, run_load_benchmark
+
+    result = run_load_benchmark(ctx.root, repeats=repeats, with_litdata=not no_litdata,
+                                videos_dir=Path(videos_dir) if videos_dir else None)
+    _emit_bench(result, format_load_table(result), json_path)
+
+
+@bench.command("train")
+@click.option("--videos", "videos_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Measure this folder of videos instead of the synthetic corpus.")
+@click.option("--device", default=None, help="Default: cuda when present. `cpu` runs the path as a smoke test.")
+@click.option("--model", "model_name", default="r2plus1d_18_supcon", show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=24, show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=40, show_default=True)
+@click.option("--loader-workers", type=click.IntRange(0), default=None, help="Default: min(8, cores).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.pass_obj
+def bench_train(ctx: Context, videos_dir, device, model_name, batch_size, steps, loader_workers, json_path) -> None:
+    """GPU training step with the project's loader: data wait share, clips/s, loader ceiling."""
+    from trainers.bench_train import format_train_table, run_train_benchmark
+
+    result = run_train_benchmark(ctx.root, device=device, model_name=model_name, batch_size=batch_size,
+                                 steps=steps, workers=loader_workers,
+                                 videos_dir=Path(videos_dir) if videos_dir else None)
+    _emit_bench(result, format_train_table(result), json_path)
