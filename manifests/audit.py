@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from cache_tools.checksums import sha256_file
 from cache_tools.verify import shard_path_problem
 from manifests.layout import SPLIT_PARTS, CacheDir
 from manifests.parquet_io import read_records
@@ -31,7 +32,6 @@ from manifests.records import (
 from manifests.split_files import (
     SplitFileError,
     SplitMeta,
-    file_sha256,
     read_spec_hash,
     read_split,
     read_split_meta,
@@ -174,7 +174,7 @@ def _check_current(dataset: str, cache: CacheDir, meta: SplitMeta) -> AuditCheck
     spec_hash = read_spec_hash(cache)
     if meta.spec_hash != spec_hash:
         problems.append(f"split.json spec hash {meta.spec_hash} != spec.json {spec_hash}")
-    if meta.clips_parquet_sha256 != file_sha256(cache.clips_parquet):
+    if meta.clips_parquet_sha256 != sha256_file(cache.clips_parquet):
         problems.append("clips.parquet changed since the split was made (re-run split)")
     return _check("split_current", dataset, problems, "made from the current clips.parquet and spec")
 

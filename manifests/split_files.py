@@ -11,7 +11,6 @@ made from, and counts per label / generator / domain.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import typing
@@ -144,15 +143,6 @@ class SplitMeta:
         payload["stratify"] = list(self.stratify)
         payload["parts"] = [dataclasses.asdict(p) for p in self.parts]
         return payload
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file (split.json records the one of the clips.parquet a split was made from)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_spec_hash(cache_dir: CacheDir) -> str:

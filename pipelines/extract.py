@@ -34,11 +34,25 @@ from cache_tools.atomic import atomic_write, remove_stale_temp_files
 from manifests.layout import CacheDir, DataRoot
 from manifests.parquet_io import read_records, read_table, write_records
 from manifests.records import (
-    STATUS_FAILED, STATUS_OK, ClipRecord, FailureRecord, VideoRecord, arrow_schema,
+    STATUS_FAILED,
+    STATUS_OK,
+    ClipRecord,
+    FailureRecord,
+    VideoRecord,
+    arrow_schema,
 )
 from pipelines.extract_task import (
-    DONE_NAME, INDEX_NAME, REASON_TOO_SHORT, SHARD_NAME, ExtractTask, TaskOutcome, done_name, index_name,
-    load_done, run_extract_task, shard_name,
+    DONE_NAME,
+    INDEX_NAME,
+    REASON_TOO_SHORT,
+    SHARD_NAME,
+    ExtractTask,
+    TaskOutcome,
+    done_name,
+    index_name,
+    load_done,
+    run_extract_task,
+    shard_name,
 )
 from pipelines.probe import check_spec_json, reason_counts
 from pipelines.runner import run_tasks

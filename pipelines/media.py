@@ -9,17 +9,15 @@ the id is the sha256 of its frames (see `keyframes.row_fingerprint`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from cache_tools.checksums import sha256_file
 from pipelines import keyframes
 from pipelines.decode import VideoInfo, probe_video, read_frames
-
-HASH_CHUNK_BYTES = 1 << 20
 
 
 def is_keyframe_row(relpath: str) -> bool:
@@ -41,11 +39,7 @@ def media_sha256(raw_dir: str | os.PathLike, relpath: str) -> str:
     if is_keyframe_row(relpath):
         path, row = keyframes.keyframe_path(raw_dir, relpath)
         return keyframes.row_fingerprint(path, row)[1]
-    digest = hashlib.sha256()
-    with open(Path(raw_dir) / relpath, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(Path(raw_dir) / relpath)
 
 
 def probe_media(raw_dir: str | os.PathLike, relpath: str) -> VideoInfo:

@@ -41,13 +41,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from cache_tools.checksums import sha256_file
 from manifests.layout import SPLIT_PARTS, CacheDir
 from manifests.parquet_io import read_records
 from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, ClipRecord, split_entry_from_clip
 from manifests.split_files import (
     PartSummary,
     SplitMeta,
-    file_sha256,
     read_spec_hash,
     write_split_file,
     write_split_meta,
@@ -321,7 +321,7 @@ def write_split(
         raise StageError(f"{cache_dir.clips_parquet} does not exist; run extraction first")
     sizes = normalize_sizes(sizes)
     spec_hash = read_spec_hash(cache_dir)
-    manifest_sha = file_sha256(cache_dir.clips_parquet)
+    manifest_sha = sha256_file(cache_dir.clips_parquet)
     clips = read_records(cache_dir.clips_parquet, ClipRecord)
     if is_official(sizes):
         parts = official_parts(clips, [part for part, _ in sizes])

@@ -7,8 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from cache_fixtures import STATUS_FAILED, STATUS_SKIPPED, VideoPlan, build_cache
+
+from cache_tools.checksums import sha256_file
 from manifests.audit import ShortClipCount, audit, format_table
 from manifests.layout import SPLIT_PARTS, CacheDir
 from manifests.parquet_io import read_records, write_records
@@ -17,7 +18,6 @@ from manifests.split_files import (
     PartSummary,
     SplitMeta,
     entry_line,
-    file_sha256,
     read_split,
     write_split_file,
     write_split_meta,
@@ -59,7 +59,7 @@ def write_hand_split(cache: CacheDir, split: dict[str, list[str]], clips, suppor
     meta = SplitMeta(name="default", seed=0, sizes=(("train", "5"), ("val", "2"), ("test", "rest")),
                      stratify=("label", "generator"), support_per_class=support_per_class,
                      spec_hash=json.loads(cache.spec_json.read_text())["spec_hash"],
-                     clips_parquet_sha256=file_sha256(cache.clips_parquet), clips_total=len(clips), parts=summaries)
+                     clips_parquet_sha256=sha256_file(cache.clips_parquet), clips_total=len(clips), parts=summaries)
     write_split_meta(cache.split_dir("default"), meta)
 
 

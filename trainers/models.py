@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Optional, Union
@@ -27,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cache_tools.atomic import atomic_write
 from trainers.r2plus1d import (
     BaselineClassifier,
     DetectorOutput,
@@ -253,7 +252,7 @@ def save_checkpoint(path: Union[str, Path], model: nn.Module, *, epoch: int,
                     best_selection_score: Optional[float] = None,
                     args: Optional[Mapping[str, Any]] = None,
                     extra: Optional[Mapping[str, Any]] = None) -> Path:
-    """Write the card's checkpoint dict atomically (temp file in the same folder, rename).
+    """Write the card's checkpoint dict atomically (`cache_tools.atomic.atomic_write`).
 
     `args` must hold only str/int/float/bool/None and lists/dicts of them, so the file loads
     with `torch.load(weights_only=True)`. `extra` adds top-level keys beside the card's (e.g.
@@ -275,19 +274,9 @@ def save_checkpoint(path: Union[str, Path], model: nn.Module, *, epoch: int,
         "args": args_dict,
         **extra_dict,
     }
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(checkpoint, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
+    with atomic_write(path, "wb") as handle:
+        torch.save(checkpoint, handle)
+    return Path(path)
 
 
 def _check_plain(value: Any, where: str, *, allow_tensors: bool = False) -> None:

@@ -167,14 +167,15 @@ def _run_extract(ctx: Context, config: DatasetConfig, spec: ClipSpec, client, *,
 
 
 def _split_is_current(cache_dir, options: dict) -> bool:
-    from manifests.split_files import file_sha256, read_split_meta
+    from cache_tools.checksums import sha256_file
+    from manifests.split_files import read_split_meta
 
     split_dir = cache_dir.split_dir(options["name"])
     if not (split_dir / "split.json").exists():
         return False
     meta = read_split_meta(split_dir)
     return (
-        meta.clips_parquet_sha256 == file_sha256(cache_dir.clips_parquet)
+        meta.clips_parquet_sha256 == sha256_file(cache_dir.clips_parquet)
         and tuple(meta.sizes) == tuple(options["sizes"])
         and meta.seed == options["seed"]
         and meta.support_per_class == options["support"]

@@ -33,13 +33,14 @@ from huggingface_hub.utils import (
 )
 from tqdm.auto import tqdm
 
+from cache_tools.checksums import HASH_CHUNK_BYTES
 from pipelines.fetch.errors import HubAccessError, IntegrityError
 from pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-_HASH_CHUNK_BYTES = 1 << 20
+
 _REPO_TYPE = "dataset"
 
 
@@ -60,7 +61,7 @@ def _hash_file(path: Path, bar: tqdm) -> tuple[int, str, str]:
     sha256 = hashlib.sha256()
     git_sha1 = hashlib.sha1(b"blob %d\0" % size)
     with open(path, "rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK_BYTES):
+        while chunk := fh.read(HASH_CHUNK_BYTES):
             sha256.update(chunk)
             git_sha1.update(chunk)
             bar.update(len(chunk))

@@ -9,16 +9,15 @@ sha256 computed locally. It is written as `fetch.json` through a temporary name 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cache_tools.atomic import write_bytes_atomic
+from cache_tools.checksums import sha256_file  # noqa: F401  (part of the fetch API)
 
 FETCH_RECORD_NAME = "fetch.json"
-_HASH_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -50,15 +49,6 @@ class FetchRecord:
     @property
     def total_bytes(self) -> int:
         return sum(f.size_bytes for f in self.files)
-
-
-def sha256_file(path: Path, *, chunk_bytes: int = _HASH_CHUNK_BYTES) -> str:
-    """Hex sha256 of a file, read in chunks so large videos never sit in memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:
