@@ -270,10 +270,11 @@ class PyAVSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def index_of(self, frame: av.VideoFrame) -> Optional[int]:
-        if frame.pts is None:
+    def index_of(self, frame_or_packet: av.VideoFrame | av.Packet) -> Optional[int]:
+        """Presentation-order index of a decoded frame or a demuxed packet, by its pts."""
+        if frame_or_packet.pts is None:
             return None
-        time_s = ticks_to_s(frame.pts, self._stream.time_base)
+        time_s = ticks_to_s(frame_or_packet.pts, self._stream.time_base)
         return index_of_time(self.info.pts_s, time_s, self._half_tick_s)
 
     def _position(self, start_index: Optional[int]) -> None:
@@ -289,12 +290,6 @@ class PyAVSource:
             log.debug("%s: seek to frame %d failed (%s); reading from the start", self.path,
                       start_index, err)
             self._open()
-
-    def _packet_index(self, packet: av.Packet) -> Optional[int]:
-        if packet.pts is None:
-            return None
-        return index_of_time(self.info.pts_s, ticks_to_s(packet.pts, self._stream.time_base),
-                             self._half_tick_s)
 
     def frames_from(self, start_index: Optional[int], needed: Optional[set[int]] = None
                     ) -> Iterator[tuple[Optional[int], av.VideoFrame]]:
@@ -317,7 +312,7 @@ class PyAVSource:
                 raise VideoReadError(REASON_TRUNCATED, f"demuxing failed ({err})",
                                      path=self.path) from err
             if needed is not None and packet.size:
-                context.skip_frame = "DEFAULT" if self._packet_index(packet) in needed else "NONREF"
+                context.skip_frame = "DEFAULT" if self.index_of(packet) in needed else "NONREF"
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as err:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import pyarrow.parquet as pq
+
 from manifests.layout import DataRoot
 from manifests.parquet_io import read_records
 from manifests.records import STATUS_OK, VideoRecord
@@ -201,8 +203,7 @@ def run_extract_benchmark(root: DataRoot, *, videos_dir: Optional[Path] = None, 
         "decode_all_over_extract": best["decode_all"] / best["extract_uniform"],
         "workers2_over_workers1": best["workers1"] / best["workers2"],
     }
-    clips_fps = sum(len(plan_clips(probe_video(raw_fps / v.relpath).pts_s, fps, seed=start_seed(v.video_id)))
-                    for v in fps_videos)
+    clips_fps = pq.read_metadata(broot.cache_dir(cfg_fps.name, fps.name).clips_parquet).num_rows
     return {
         "benchmark": "extract",
         "corpus": corpus_name,

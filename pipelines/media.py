@@ -29,7 +29,7 @@ def media_stat(raw_dir: str | os.PathLike, relpath: str) -> tuple[int, int]:
     if is_keyframe_row(relpath):
         path, row = keyframes.keyframe_path(raw_dir, relpath)
         mtime_ns = path.stat().st_mtime_ns
-        return keyframes.row_fingerprint(path, row)[0], mtime_ns
+        return sum(len(jpeg) for jpeg in keyframes.row_jpegs(path, row)), mtime_ns  # size only: no hashing
     stat = (Path(raw_dir) / relpath).stat()
     return stat.st_size, stat.st_mtime_ns
 

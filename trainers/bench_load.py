@@ -30,7 +30,13 @@ from manifests.layout import DataRoot
 from manifests.parquet_io import read_records
 from manifests.records import ClipRecord, split_entry_from_clip
 from manifests.split_files import write_split_file
-from pipelines.bench_extract import FPS_CORPUS, _bench_config, _link_user_videos, _make_corpus, bench_fps_spec
+from pipelines.bench_extract import (
+    FPS_CORPUS,
+    _bench_config,
+    _link_user_videos,
+    _make_corpus,
+    bench_fps_spec,
+)
 from pipelines.decode import probe_video, read_frames
 from pipelines.extract import extract_clips
 from pipelines.probe import build_manifest

@@ -14,7 +14,6 @@ model runs the same code path for a smoke test; its figures say nothing about a 
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -26,7 +25,7 @@ from manifests.layout import DataRoot
 from trainers.bench_load import build_bench_cache
 from trainers.dataset import ClipDataset
 from trainers.gpu import DeviceBatcher
-from trainers.loader import make_loader
+from trainers.loader import default_workers, make_loader
 from trainers.models import build_model, to_detector_output
 
 TARGET_DATA_WAIT_SHARE = 0.05
@@ -62,7 +61,7 @@ def run_train_benchmark(root: DataRoot, *, device: Optional[str] = None, model_n
         return {"benchmark": "train", "cuda": False,
                 "message": "no CUDA device: bench train measures GPU training and needs one; nothing was measured"}
     dev = torch.device(chosen)
-    workers = min(8, os.cpu_count() or 1) if workers is None else workers
+    workers = default_workers() if workers is None else workers
     split_file, _, _ = build_bench_cache(root, videos_dir)
     dataset = ClipDataset(split_file)
     model = build_model(model_name).to(dev)

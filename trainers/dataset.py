@@ -14,6 +14,7 @@ clips of later epochs are copied from its slots instead of decompressed.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -149,7 +150,7 @@ class ClipDataset(Dataset):
                 raise ValueError(f"clip {entry.clip_id} is listed more than once across the split files")
             seen.add(entry.clip_id)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """Identity of the index space (clip ids in order and their shape), for reusing a decoded cache."""
         digest = hashlib.sha256(repr(self.clip_shape).encode())

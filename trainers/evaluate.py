@@ -25,7 +25,7 @@ from trainers.dataset import ClipDataset
 from trainers.distributed import pick_device
 from trainers.gpu import to_device
 from trainers.loader import make_loader
-from trainers.models import build_model, load_checkpoint_model, read_checkpoint, to_detector_output
+from trainers.models import build_model, model_from_checkpoint, read_checkpoint, to_detector_output
 from trainers.protocols import ModelOutputs, ProtocolResult, benchmark_protocol, prototype_protocol
 from trainers.report import ReportFiles, write_eval_report
 from trainers.train_config import EvalConfig, load_eval_config, resolve_path
@@ -150,8 +150,8 @@ def run_evaluation(config: Union[EvalConfig, str, Path], *, root: Union[str, Pat
     args = checkpoint.get("args") or {}
     model_name, model_kwargs = _model_from_checkpoint_args(config, args)
     normalisation = config.normalisation or args.get("normalisation") or "unit"
-    model, info = load_checkpoint_model(checkpoint_path, build_model(model_name, **model_kwargs),
-                                        map_location="cpu")
+    model, info = model_from_checkpoint(checkpoint, build_model(model_name, **model_kwargs),
+                                        source=checkpoint_path)
     model.to(device)
     del checkpoint
     log.info("evaluating %s (epoch %s, model %s, normalisation %s) on %s", checkpoint_path,

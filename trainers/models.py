@@ -323,7 +323,14 @@ def load_checkpoint_model(path: Union[str, Path],
     Accepts the card's dict (weights under `model_state_dict`) or a bare state_dict. The
     model is returned in eval mode with the checkpoint's other fields.
     """
-    checkpoint = read_checkpoint(path, map_location)
+    return model_from_checkpoint(read_checkpoint(path, map_location), model, source=path, **model_kwargs)
+
+
+def model_from_checkpoint(checkpoint: Mapping[str, Any], model: Union[str, nn.Module] = "r2plus1d_18_supcon",
+                          *, source: Union[str, Path] = "<checkpoint>",
+                          **model_kwargs: Any) -> tuple[nn.Module, CheckpointInfo]:
+    """`load_checkpoint_model` on a checkpoint dict already read (`source` names it in errors)."""
+    path = source
     if "model_state_dict" in checkpoint:
         state_dict = checkpoint["model_state_dict"]
     elif checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):

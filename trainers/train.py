@@ -32,14 +32,32 @@ from trainers.gpu import DeviceAugment, DeviceBatcher
 from trainers.loader import make_loader
 from trainers.models import build_model, enter_train_mode, save_checkpoint, set_trainable
 from trainers.protocols import prototype_protocol, selection_score, softmax_protocol
-from trainers.run_state import (BEST_NAME, LAST_NAME, METRICS_NAME, Progress, check_fresh_run_dir,
-                                checkpoint_args, load_resume_checkpoint, read_history,
-                                rng_state, set_rng_state, write_history, write_run_config)
+from trainers.run_state import (
+    BEST_NAME,
+    LAST_NAME,
+    METRICS_NAME,
+    Progress,
+    check_fresh_run_dir,
+    checkpoint_args,
+    load_resume_checkpoint,
+    read_history,
+    rng_state,
+    set_rng_state,
+    write_history,
+    write_run_config,
+)
 from trainers.samplers import EpochBatchSampler
 from trainers.train_config import TrainConfig, load_train_config, resolve_path
-from trainers.train_setup import (LossView, attach_decode_cache, build_sampler, compute_loss,
-                                  has_unused_trainable_head, initialise_from, learning_rate,
-                                  loss_head)
+from trainers.train_setup import (
+    LossView,
+    attach_decode_cache,
+    build_sampler,
+    compute_loss,
+    has_unused_trainable_head,
+    initialise_from,
+    learning_rate,
+    loss_head,
+)
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +253,8 @@ def _train_step(run: _Run, batch: dict, lr: float) -> torch.Tensor:
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if run.config.optimizer.grad_clip_norm is not None:
-        torch.nn.utils.clip_grad_norm_(
-            [p for p in run.model.parameters() if p.requires_grad],
+        torch.nn.utils.clip_grad_norm_(  # the trainable parameters, as the optimizer holds them
+            [p for group in run.optimizer.param_groups for p in group["params"]],
             run.config.optimizer.grad_clip_norm)
     run.optimizer.step()
     return loss.detach()

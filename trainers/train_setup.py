@@ -16,8 +16,12 @@ from trainers.dataset import ClipDataset, open_decode_cache
 from trainers.distributed import DistInfo, barrier
 from trainers.losses import SupConLoss, domain_sample_weights, weighted_cross_entropy
 from trainers.models import read_checkpoint, to_detector_output, transfer_backbone
-from trainers.samplers import (ClassBalancedBatchSampler, DomainWeightedBatchSampler,
-                               EpochBatchSampler, GeneratorQuotaBatchSampler)
+from trainers.samplers import (
+    ClassBalancedBatchSampler,
+    DomainWeightedBatchSampler,
+    EpochBatchSampler,
+    GeneratorQuotaBatchSampler,
+)
 from trainers.train_config import OptimizerConfig, TrainConfig, resolve_path
 from vfcache.errors import StageError
 

@@ -26,7 +26,7 @@ from vfcache.config import (
     load_dataset_config,
     parse_split_sizes,
 )
-from vfcache.errors import ConfigError, VfcacheError
+from vfcache.errors import VfcacheError
 
 log = logging.getLogger("vfcache")
 
@@ -50,8 +50,6 @@ def _dataset(name: str, config_file: Optional[str]) -> DatasetConfig:
     from pipelines.sources.base import get_source
 
     config = load_dataset_config(name, config_file)
-    if config_file is not None and config.name != name:
-        raise ConfigError(str(config_file), "name", config.name, f"{name!r}, the dataset named on the command line")
     get_source(config)  # validates the kind's `source:` keys at load, naming file, field and value
     return config
 

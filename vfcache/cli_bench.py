@@ -65,7 +65,7 @@ def bench_load(ctx: Context, videos_dir, repeats, no_litdata, json_path) -> None
 @click.option("--model", "model_name", default="r2plus1d_18_supcon", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=24, show_default=True)
 @click.option("--steps", type=click.IntRange(1), default=40, show_default=True)
-@click.option("--loader-workers", type=click.IntRange(0), default=None, help="Default: min(8, cores).")
+@click.option("--loader-workers", type=click.IntRange(0), default=None, help="Default: one per core left to the training process, at most 8.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 @click.pass_obj
 def bench_train(ctx: Context, videos_dir, device, model_name, batch_size, steps, loader_workers, json_path) -> None:

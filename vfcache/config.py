@@ -325,8 +325,9 @@ def load_dataset_config(name: str, config_file: str | os.PathLike | None = None)
         if not path.exists():
             raise ConfigError("<dataset>", "name", name, f"a dataset among {list_dataset_names()} or --config FILE")
     config = parse_dataset_config(_load_yaml(path), str(path))
-    if config_file is None and config.name != name:
-        raise ConfigError(str(path), "name", config.name, f"{name!r} (the file name)")
+    if config.name != name:
+        expected = f"{name!r} (the file name)" if config_file is None else f"{name!r}, the dataset named on the command line"
+        raise ConfigError(str(path), "name", config.name, expected)
     return config
 
 

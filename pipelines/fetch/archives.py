@@ -37,8 +37,8 @@ from typing import IO, Literal
 
 from tqdm.auto import tqdm
 
+from cache_tools.atomic import write_json_atomic
 from pipelines.fetch.errors import ArchiveError, UnsafeArchiveError
-from pipelines.fetch.record import atomic_write_json
 from pipelines.fetch.volumes import find_volumes, open_volumes
 
 logger = logging.getLogger(__name__)
@@ -326,7 +326,7 @@ def extract_archive(
         _move_into_place(tmp_root, dest, relpaths)
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
-    atomic_write_json(extraction_marker_path(path, dest), {
+    write_json_atomic(extraction_marker_path(path, dest), {
         "archive": archive,
         "format": archive_format,
         "volumes": [v.name for v in volumes],

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cache_tools.atomic import write_bytes_atomic
+from cache_tools.atomic import write_bytes_atomic, write_json_atomic
 from cache_tools.checksums import sha256_file  # noqa: F401  (part of the fetch API)
 
 FETCH_RECORD_NAME = "fetch.json"
@@ -49,11 +49,6 @@ class FetchRecord:
     @property
     def total_bytes(self) -> int:
         return sum(f.size_bytes for f in self.files)
-
-
-def atomic_write_json(path: Path, payload: Any) -> None:
-    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
-    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def atomic_write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -95,7 +90,7 @@ def fetch_record_from_json(payload: dict[str, Any]) -> FetchRecord:
 def write_fetch_record(record: FetchRecord, dest_dir: Path) -> Path:
     """Write `dest_dir/fetch.json` atomically and return its path."""
     path = Path(dest_dir) / FETCH_RECORD_NAME
-    atomic_write_json(path, fetch_record_to_json(record))
+    write_json_atomic(path, fetch_record_to_json(record))
     return path
 
 
