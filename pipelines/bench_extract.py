@@ -113,27 +113,28 @@ def _ok_videos(root: DataRoot, config: DatasetConfig, spec: ClipSpec) -> list[Vi
     return [row for row in rows if row.status == STATUS_OK]
 
 
-def _time_per_clip(raw: Path, videos: Sequence[VideoRecord], spec: ClipSpec, read_clip: Callable) -> float:
-    """Seconds to run `read_clip(path, plan, info)` on every planned clip of `videos`, probing included."""
+def _time_per_video(raw: Path, videos: Sequence[VideoRecord], spec: ClipSpec, read_video: Callable) -> float:
+    """Seconds to run `read_video(path, frame_indices, info)` once per video over the frames of all
+    its planned clips (as extraction reads them), probing included."""
     started = time.perf_counter()
     for video in videos:
         path = raw / video.relpath
         info = probe_video(path)
-        for plan in plan_clips(info.pts_s, spec, seed=start_seed(video.video_id)):
-            read_clip(path, plan, info)
+        plans = plan_clips(info.pts_s, spec, seed=start_seed(video.video_id))
+        read_video(path, [i for plan in plans for i in plan.frame_indices], info)
     return time.perf_counter() - started
 
 
-def _floor(path: Path, plan, info) -> None:
-    decode_floor(path, plan.frame_indices, info=info)
+def _floor(path: Path, frame_indices: list[int], info) -> None:
+    decode_floor(path, frame_indices, info=info)
 
 
 def _decode_all(spec: ClipSpec) -> Callable:
-    def read_clip(path: Path, plan, info) -> None:
-        decode_all_then_pick(path, plan.frame_indices, info=info, height=spec.height, width=spec.width,
+    def read_video(path: Path, frame_indices: list[int], info) -> None:
+        decode_all_then_pick(path, frame_indices, info=info, height=spec.height, width=spec.width,
                              resize=spec.resize)
 
-    return read_clip
+    return read_video
 
 
 def _time_extract(root: DataRoot, config: DatasetConfig, spec: ClipSpec, client,
@@ -188,9 +189,9 @@ def run_extract_benchmark(root: DataRoot, *, videos_dir: Optional[Path] = None, 
     timings: dict[str, list[float]] = {k: [] for k in ("floor", "extract", "decode_all", "extract_uniform",
                                                         "workers1", "workers2")}
     for _ in range(repeats):  # interleaved, so drifting machine load hits both sides alike
-        timings["floor"].append(_time_per_clip(raw_fps, fps_videos, fps, _floor))
+        timings["floor"].append(_time_per_video(raw_fps, fps_videos, fps, _floor))
         timings["extract"].append(_time_extract(broot, cfg_fps, fps, None, videos_per_task=None))
-        timings["decode_all"].append(_time_per_clip(raw_long, long_videos, uniform, _decode_all(uniform)))
+        timings["decode_all"].append(_time_per_video(raw_long, long_videos, uniform, _decode_all(uniform)))
         timings["extract_uniform"].append(_time_extract(broot, cfg_long, uniform, None, videos_per_task=None))
     for workers in (1, 2):
         with open_cluster(workers=workers) as client:

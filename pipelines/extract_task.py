@@ -174,17 +174,18 @@ def cut_clips(task: ExtractTask, video: VideoRecord, skip: frozenset[int]) -> li
         raise SourceChanged(f"{path} {found}, the manifest says {video.bytes} bytes; run build-manifest again")
     info = probe_media(task.raw_dir, video.relpath)
     plans = plan_clips(info.pts_s, task.spec, seed=start_seed(video.video_id))
-    clips = []
-    for plan in plans:
-        if plan.clip_index in skip:
-            continue
-        frames = read_media_frames(
-            task.raw_dir, video.relpath, plan.frame_indices, info=info, height=task.spec.height,
-            width=task.spec.width, resize=task.spec.resize, reader=task.reader,
-            decoder_threads=task.decoder_threads,
-        )
-        clips.append((plan, frames))
-    return clips
+    wanted = [plan for plan in plans if plan.clip_index not in skip]
+    if not wanted:
+        return []
+    # One read for all clips of the video: the container is opened and sought once, and frames
+    # shared by overlapping windows are decoded once.
+    frames = read_media_frames(
+        task.raw_dir, video.relpath, [i for plan in wanted for i in plan.frame_indices], info=info,
+        height=task.spec.height, width=task.spec.width, resize=task.spec.resize, reader=task.reader,
+        decoder_threads=task.decoder_threads,
+    )
+    bounds = np.cumsum([len(plan.frame_indices) for plan in wanted])[:-1]
+    return list(zip(wanted, np.split(frames, bounds)))
 
 
 def failure(video: VideoRecord, reason: str) -> FailureRecord:
