@@ -10,7 +10,6 @@ clip and shard is named; the report says what, where and why.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -25,7 +24,6 @@ from cache_tools.shards import SHARD_SUFFIX, ShardCorruptError, ShardReader
 from manifests.layout import CacheDir
 from manifests.parquet_io import read_records
 from manifests.records import ClipRecord
-from vfcache.config import clip_spec_from_json
 from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)
@@ -74,16 +72,6 @@ class VerifyReport:
         lines.append("verify " + ("passed" if self.ok else
                                   f"FAILED: {len(self.bad_clips)} bad clips, {len(self.bad_shards)} bad shards"))
         return "\n".join(lines)
-
-
-def _expected_shape(cache: CacheDir) -> tuple[int, ...]:
-    try:
-        payload = json.loads(cache.spec_json.read_text(encoding="utf-8"))
-        return clip_spec_from_json(payload).clip_shape
-    except FileNotFoundError as err:
-        raise StageError(f"{cache.spec_json} does not exist; this is not an extracted cache folder") from err
-    except (json.JSONDecodeError, TypeError) as err:
-        raise StageError(f"{cache.spec_json} is not a readable clip spec: {err}") from err
 
 
 def shard_path_problem(rel: str) -> str | None:
@@ -148,7 +136,7 @@ def _verify_shard(cache: CacheDir, rel: str, clips: list[ClipRecord], shape: tup
 def verify_cache(cache_dir: CacheDir | str | Path, *, progress: bool = True) -> VerifyReport:
     """Read every clip back, compare with the spec, and check that each shard holds only indexed clips."""
     cache = cache_dir if isinstance(cache_dir, CacheDir) else CacheDir(Path(cache_dir))
-    shape = _expected_shape(cache)
+    shape = cache.read_spec().clip_shape
     if not cache.clips_parquet.exists():
         raise StageError(f"{cache.clips_parquet} does not exist; nothing to verify")
     clips = read_records(cache.clips_parquet, ClipRecord)

@@ -32,7 +32,6 @@ from manifests.records import (
 from manifests.split_files import (
     SplitFileError,
     SplitMeta,
-    read_spec_hash,
     read_split,
     read_split_meta,
 )
@@ -171,7 +170,7 @@ def _load_split(cache: CacheDir, split_name: str) -> tuple[SplitMeta, dict[str, 
 
 def _check_current(dataset: str, cache: CacheDir, meta: SplitMeta) -> AuditCheck:
     problems = []
-    spec_hash = read_spec_hash(cache)
+    spec_hash = cache.read_spec().spec_hash
     if meta.spec_hash != spec_hash:
         problems.append(f"split.json spec hash {meta.spec_hash} != spec.json {spec_hash}")
     if meta.clips_parquet_sha256 != sha256_file(cache.clips_parquet):

@@ -8,9 +8,13 @@
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from vfcache.config import ClipSpec, clip_spec_from_json
+from vfcache.errors import StageError
 
 SPLIT_PARTS = ("train", "val", "test", "support")
 
@@ -55,6 +59,16 @@ class CacheDir:
 
     def resolve_shard(self, relpath: str) -> Path:
         return self.path / relpath
+
+    def read_spec(self) -> ClipSpec:
+        """The clip spec recorded in spec.json; raises StageError when it is missing or unreadable."""
+        try:
+            return clip_spec_from_json(json.loads(self.spec_json.read_text(encoding="utf-8")))
+        except FileNotFoundError as err:
+            raise StageError(f"{self.spec_json} does not exist; this is not an extracted cache folder "
+                             "(run build-manifest and extract first)") from err
+        except (json.JSONDecodeError, TypeError, ValueError) as err:
+            raise StageError(f"{self.spec_json} is not a readable clip spec: {err}") from err
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from cache_tools.atomic import atomic_write, write_json_atomic
-from manifests.layout import CacheDir
 from manifests.records import SplitEntry
-from vfcache.errors import StageError, VfcacheError
+from vfcache.errors import VfcacheError
 
 SPLIT_META_NAME = "split.json"
 SPLIT_FORMAT_VERSION = 1
@@ -143,17 +142,6 @@ class SplitMeta:
         payload["stratify"] = list(self.stratify)
         payload["parts"] = [dataclasses.asdict(p) for p in self.parts]
         return payload
-
-
-def read_spec_hash(cache_dir: CacheDir) -> str:
-    """The spec hash recorded in a cache folder's spec.json."""
-    try:
-        payload = json.loads(cache_dir.spec_json.read_text(encoding="utf-8"))
-        return str(payload["spec_hash"])
-    except FileNotFoundError as err:
-        raise StageError(f"{cache_dir.spec_json} does not exist; run extraction first") from err
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise StageError(f"{cache_dir.spec_json} holds no readable spec_hash: {err}") from err
 
 
 def write_split_meta(split_dir: str | os.PathLike, meta: SplitMeta) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import json
 import logging
 import math
 import time
@@ -31,7 +30,7 @@ from pipelines.decode import VideoReadError
 from pipelines.media import media_sha256, media_stat, probe_media
 from pipelines.runner import run_tasks
 from pipelines.sources.base import VideoCandidate, get_source
-from vfcache.config import ClipSpec, DatasetConfig, clip_spec_from_json
+from vfcache.config import ClipSpec, DatasetConfig
 from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)
@@ -143,10 +142,7 @@ def check_spec_json(cache: CacheDir, spec: ClipSpec) -> None:
     """A cache folder holds one spec forever: a different spec under the same name is an error."""
     if not cache.spec_json.exists():
         return
-    try:
-        stored = clip_spec_from_json(json.loads(cache.spec_json.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as err:
-        raise StageError(f"{cache.spec_json} is not a valid clip spec: {err}") from err
+    stored = cache.read_spec()
     if stored.spec_hash != spec.spec_hash:
         raise StageError(
             f"{cache.path} was built with a different clip spec named {spec.name!r} "

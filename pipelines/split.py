@@ -48,7 +48,6 @@ from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, ClipRecord, s
 from manifests.split_files import (
     PartSummary,
     SplitMeta,
-    read_spec_hash,
     write_split_file,
     write_split_meta,
 )
@@ -320,7 +319,7 @@ def write_split(
     if not cache_dir.clips_parquet.exists():
         raise StageError(f"{cache_dir.clips_parquet} does not exist; run extraction first")
     sizes = normalize_sizes(sizes)
-    spec_hash = read_spec_hash(cache_dir)
+    spec_hash = cache_dir.read_spec().spec_hash
     manifest_sha = sha256_file(cache_dir.clips_parquet)
     clips = read_records(cache_dir.clips_parquet, ClipRecord)
     if is_official(sizes):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
 import os
 from collections import OrderedDict
@@ -33,7 +32,7 @@ from cache_tools.shards import ShardReader
 from manifests.layout import CacheDir, cache_dir_of_split_file
 from manifests.records import SplitEntry
 from manifests.split_files import read_split
-from vfcache.config import ClipSpec, clip_spec_from_json
+from vfcache.config import ClipSpec
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +58,6 @@ def open_decode_cache(dataset: "ClipDataset", folder: str | os.PathLike, budget_
                              fingerprint=dataset.fingerprint)
     dataset.attach_decode_cache(cache)
     return cache
-
-
-def _read_spec(cache_dir: CacheDir) -> ClipSpec:
-    try:
-        return clip_spec_from_json(json.loads(cache_dir.spec_json.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, TypeError) as err:
-        raise ValueError(f"{cache_dir.spec_json} does not hold a clip spec ({err})") from err
 
 
 def _as_paths(split_files: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
@@ -110,7 +102,7 @@ class ClipDataset(Dataset):
         for path in paths:
             cache_dir = cache_dir_of_split_file(path)
             part = read_split(path)
-            sources.append(SplitSource(path, cache_dir, _read_spec(cache_dir), len(entries), len(part)))
+            sources.append(SplitSource(path, cache_dir, cache_dir.read_spec(), len(entries), len(part)))
             for entry in part:
                 shard = str(cache_dir.resolve_shard(entry.shard))
                 shard_ids.append(shard_paths.setdefault(shard, len(shard_paths)))
