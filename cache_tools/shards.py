@@ -75,15 +75,21 @@ def parse_npy(payload: bytes | memoryview) -> np.ndarray:
     return np.frombuffer(payload, dtype=np.uint8, offset=start).reshape(shape)
 
 
-def decode_clip(frame: bytes, decompressor: zstandard.ZstdDecompressor | None = None) -> np.ndarray:
-    """One zstd frame -> the clip array; raises `ValueError` or `zstandard.ZstdError` when damaged."""
+def _checked_content_size(frame: bytes | memoryview) -> int:
+    """The frame's content size, after checking it carries a content checksum and size (as ours do)."""
     params = zstandard.get_frame_parameters(frame)
     if not params.has_checksum:
         raise ValueError("zstd frame carries no content checksum")
     if params.content_size in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR):
         raise ValueError("zstd frame carries no content size")
+    return params.content_size
+
+
+def decode_clip(frame: bytes, decompressor: zstandard.ZstdDecompressor | None = None) -> np.ndarray:
+    """One zstd frame -> the clip array; raises `ValueError` or `zstandard.ZstdError` when damaged."""
+    content_size = _checked_content_size(frame)
     dctx = decompressor or zstandard.ZstdDecompressor()
-    payload = dctx.decompress(frame, max_output_size=params.content_size)
+    payload = dctx.decompress(frame, max_output_size=content_size)
     return parse_npy(payload)
 
 
@@ -108,8 +114,7 @@ def decode_clip_into(
     """
     if out.dtype != np.uint8 or not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"out must be a writable C-contiguous uint8 array, got {out.dtype} {out.flags}")
-    if not zstandard.get_frame_parameters(frame).has_checksum:
-        raise ValueError("zstd frame carries no content checksum")
+    _checked_content_size(frame)
     dctx = decompressor or zstandard.ZstdDecompressor()
     reader = dctx.stream_reader(frame, read_size=len(frame), read_across_frames=False)
     prefix = _read_exact(reader, 10)

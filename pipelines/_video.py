@@ -27,7 +27,7 @@ class VideoReadError(Exception):
     def __init__(self, reason: str, message: str, *, path: Optional[str] = None):
         if reason not in READ_ERROR_REASONS:
             raise ValueError(f"reason = {reason!r}; expected one of {list(READ_ERROR_REASONS)}")
-        self.reason, self.path = reason, path
+        self.reason, self.path, self.detail = reason, path, message
         super().__init__(f"{path}: {reason}: {message}" if path else f"{reason}: {message}")
 
 

@@ -79,12 +79,8 @@ class ManifestReport:
 
 
 def read_error_reason(err: Exception) -> str:
-    """`<slug>: <detail>` for a VideoReadError, without repeating the slug its message may carry."""
-    slug = getattr(err, "reason", "decode_error")
-    text = str(err)
-    marker = f"{slug}: "
-    detail = text[text.index(marker) + len(marker):] if marker in text else text
-    return f"{slug}: {detail}"
+    """`<slug>: <detail>` for a VideoReadError (its own fields, never parsed back from the message)."""
+    return f"{getattr(err, 'reason', 'decode_error')}: {getattr(err, 'detail', str(err))}"
 
 
 def probe_file(raw_dir: Path, relpath: str) -> ProbedFile:

@@ -22,13 +22,13 @@ would silently corrupt the dataset.
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from pathlib import Path
 
 from manifests.layout import DataRoot
 from manifests.records import LABEL_FAKE, LABEL_REAL
 from pipelines.keyframes import check_schema, read_meta_rows, row_address
+from pipelines.labels import walk_video_files
 from pipelines.sources._fetching import FetchSummary, hub_fetch_summary
 from pipelines.sources._options import SourceOptions
 from pipelines.sources.base import VideoCandidate, require_raw_dir
@@ -54,16 +54,8 @@ KEYFRAME_SOURCE_KEYS = {
 
 
 def parquet_tables(raw_dir: Path) -> list[str]:
-    """Relpaths of the non-hidden parquet files below `raw_dir`, sorted."""
-    found = []
-    for folder, subdirs, files in os.walk(raw_dir):
-        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
-        found += [
-            Path(folder, name).relative_to(raw_dir).as_posix()
-            for name in files
-            if name.endswith(".parquet") and not name.startswith(".")
-        ]
-    return sorted(found)
+    """Relpaths of the parquet tables below `raw_dir`, sorted (hidden and temp files skipped)."""
+    return walk_video_files(raw_dir, (".parquet",))
 
 
 class AegisKeyframesSource(HubSnapshotSource):
