@@ -187,7 +187,7 @@ def _check_partition(dataset: str, manifest: dict, parts: dict, meta: SplitMeta)
                 problems.append(f"clip {entry.clip_id} in {placed[entry.clip_id]} and {part}")
             placed[entry.clip_id] = part
     unplaced = len(set(manifest) - set(placed))
-    recorded = meta.part("unassigned").obtained_clips if meta.part("unassigned") else 0
+    recorded = meta.part("unassigned").clips if meta.part("unassigned") else 0
     if unplaced != recorded:
         problems.append(f"{unplaced} clips of clips.parquet are in no part, split.json records {recorded} unassigned")
     return _check("partition", dataset, problems, f"train/val/test disjoint; {unplaced} clips unassigned as recorded")
@@ -238,18 +238,25 @@ def _check_support_in_train(dataset: str, parts: dict) -> AuditCheck:
 
 
 def _check_sizes(dataset: str, meta: SplitMeta, parts: dict) -> AuditCheck:
+    """Each part holds what split.json says, and what was asked, in the unit asked (videos or clips)."""
     problems = []
     for summary in meta.parts:
         if summary.part == "unassigned":
             continue
-        in_file = len(parts.get(summary.part, []))
-        if in_file != summary.obtained_clips:
-            problems.append(f"{summary.part}.jsonl has {in_file} clips, split.json says {summary.obtained_clips}")
-        if summary.obtained_clips != summary.target_clips:
-            problems.append(f"{summary.part}: asked {summary.asked} = {summary.target_clips} clips, "
-                            f"got {summary.obtained_clips}")
-    obtained = ", ".join(f"{s.part} {s.obtained_clips}" for s in meta.parts)
-    return _check("sizes_as_asked", dataset, problems, obtained)
+        in_file = parts.get(summary.part, [])
+        have = len(in_file) if summary.unit == "clips" else len({e.video_id for e in in_file})
+        if have != summary.obtained or len(in_file) != summary.clips:
+            problems.append(f"{summary.part}.jsonl has {have} {summary.unit} ({len(in_file)} clips), "
+                            f"split.json says {summary.obtained} ({summary.clips} clips)")
+        if summary.obtained != summary.target:
+            problems.append(f"{summary.part}: asked {summary.asked} = {summary.target} {summary.unit}, "
+                            f"got {summary.obtained}")
+    subset = meta.subset
+    if subset is not None and subset.obtained != subset.asked:
+        problems.append(f"subset: asked {subset.asked} {meta.unit}, got {subset.obtained}")
+    obtained = ", ".join(f"{s.part} {s.obtained}" for s in meta.parts)
+    taken = f"; subset {subset.obtained} of {subset.of} (seed {subset.seed})" if subset else ""
+    return _check("sizes_as_asked", dataset, problems, f"{meta.unit}: {obtained}{taken}")
 
 
 def _check_support_size(dataset: str, meta: SplitMeta, parts: dict) -> AuditCheck:

@@ -23,7 +23,11 @@ from manifests.records import SplitEntry
 from vfcache.errors import VfcacheError
 
 SPLIT_META_NAME = "split.json"
-SPLIT_FORMAT_VERSION = 1
+# 2: sizes count `unit` (videos by default, as the cards do; version 1 counted clips), each part
+# records its target/obtained in its unit plus clips/videos/groups, and a `subset` taken before
+# the split is recorded. Version 1 files still read (as unit "clips").
+SPLIT_FORMAT_VERSION = 2
+SIZE_UNITS = ("videos", "clips")
 
 
 class SplitFileError(VfcacheError, ValueError):
@@ -103,14 +107,27 @@ def read_split(path: str | os.PathLike) -> list[SplitEntry]:
 
 @dataclass(frozen=True)
 class PartSummary:
-    """What was asked for one part and what it got, in clips."""
+    """What was asked for one part and what it got, counted in `unit` (videos or clips)."""
 
     part: str  # train / val / test / support / unassigned
     asked: str  # "50", "0.25", "rest", "10 per class per domain"
-    target_clips: int
-    obtained_clips: int
+    unit: str  # what `target` and `obtained` count: videos or clips (the support bank: clips)
+    target: int
+    obtained: int
+    clips: int
     groups: int
     videos: int
+
+
+@dataclass(frozen=True)
+class SubsetInfo:
+    """A seeded, stratified, group-aware subset of the records, taken before the split."""
+
+    asked: int  # records asked, in the split's unit
+    obtained: int
+    of: int  # records available before the subset
+    seed: int
+    stratify: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,8 @@ class SplitMeta:
     parts: tuple[PartSummary, ...]
     # part -> {"label": {...}, "generator": {...}, "domain": {...}, "domain_label": {...}}
     counts: dict = field(default_factory=dict, hash=False, compare=False)
+    unit: str = "videos"
+    subset: Optional[SubsetInfo] = None
     format_version: int = SPLIT_FORMAT_VERSION
 
     def part(self, name: str) -> Optional[PartSummary]:
@@ -141,6 +160,8 @@ class SplitMeta:
         payload["sizes"] = [list(pair) for pair in self.sizes]
         payload["stratify"] = list(self.stratify)
         payload["parts"] = [dataclasses.asdict(p) for p in self.parts]
+        if self.subset is not None:
+            payload["subset"]["stratify"] = list(self.subset.stratify)
         return payload
 
 
@@ -161,13 +182,26 @@ def read_split_meta(split_dir: str | os.PathLike) -> SplitMeta:
     if not isinstance(payload, dict):
         raise SplitFileError(f"{path}: expected a JSON object")
     names = {f.name for f in dataclasses.fields(SplitMeta)}
-    unknown, missing = sorted(set(payload) - names), sorted(names - set(payload) - {"counts", "format_version"})
+    optional = {"counts", "format_version", "unit", "subset"}
+    unknown, missing = sorted(set(payload) - names), sorted(names - set(payload) - optional)
     if unknown or missing:
         raise SplitFileError(f"{path}: unknown fields {unknown}, missing fields {missing}")
-    if payload.get("format_version", SPLIT_FORMAT_VERSION) != SPLIT_FORMAT_VERSION:
-        raise SplitFileError(f"{path}: format_version {payload['format_version']} is not {SPLIT_FORMAT_VERSION}")
+    version = payload.get("format_version", 1)
+    if version not in (1, SPLIT_FORMAT_VERSION):
+        raise SplitFileError(f"{path}: format_version {version} is not 1 or {SPLIT_FORMAT_VERSION} "
+                             "(written by a newer vfcache?)")
     try:
-        parts = tuple(PartSummary(**p) for p in payload["parts"])
+        if version == 1:  # sizes counted clips; parts had target_clips / obtained_clips
+            parts = tuple(_part_from_v1(p) for p in payload["parts"])
+            unit, subset = "clips", None
+        else:
+            parts = tuple(PartSummary(**p) for p in payload["parts"])
+            unit = str(payload.get("unit", "videos"))
+            raw_subset = payload.get("subset")
+            subset = None if raw_subset is None else SubsetInfo(
+                **{**raw_subset, "stratify": tuple(raw_subset["stratify"])})
+        if unit not in SIZE_UNITS:
+            raise ValueError(f"unit {unit!r} is not one of {SIZE_UNITS}")
         return SplitMeta(
             name=str(payload["name"]),
             seed=int(payload["seed"]),
@@ -179,6 +213,15 @@ def read_split_meta(split_dir: str | os.PathLike) -> SplitMeta:
             clips_total=int(payload["clips_total"]),
             parts=parts,
             counts=dict(payload.get("counts", {})),
+            unit=unit,
+            subset=subset,
+            format_version=version,
         )
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, KeyError) as err:
         raise SplitFileError(f"{path}: malformed split metadata ({err})") from err
+
+
+def _part_from_v1(part: dict) -> PartSummary:
+    return PartSummary(part=part["part"], asked=part["asked"], unit="clips",
+                       target=part["target_clips"], obtained=part["obtained_clips"],
+                       clips=part["obtained_clips"], groups=part["groups"], videos=part["videos"])

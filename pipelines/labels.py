@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (
     ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts",
+    ".gif",  # GenVideo-100K's I2VGEN_XL ships animated GIFs; PyAV decodes them
 )
 PATTERN_FIELDS = ("domain", "label", "generator", "split", "name")
 GROUP_FIELDS = ("domain", "label", "generator", "split", "name", "dataset", "relpath")

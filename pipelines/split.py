@@ -1,8 +1,12 @@
 """The split stage: clips.parquet -> splits/<name>/{train,val,test,support}.jsonl + split.json.
 
-Sizes are counted in clips (records), as the model cards report them (AEGIS 436 -> 50/50/336):
-a count ("50"), a fraction of all clips ("0.25") or "rest"; without a "rest" part, clips
-beyond the asked sizes stay unassigned.
+Sizes count records, as the model cards report them (AEGIS 436 -> 50/50/336): videos by
+default, so a spec with several clips per video keeps every clip of a video in the part its
+video went to and sizes are always reachable; `unit="clips"` counts clips instead. A size is a
+count ("50"), a fraction of all records ("0.25") or "rest"; without a "rest" part, records
+beyond the asked sizes stay unassigned. With `subset=N`, a seeded, stratified, group-aware
+subset of N records is taken first (`take_subset`: the card's DVF 1004 of ~6.7k videos) and
+split; split.json records it.
 
 Assignment (`assign_splits`, pure, deterministic for a seed, independent of input order):
 1. part targets: counts as given, fractions of the total by largest-remainder rounding;
@@ -37,7 +41,7 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -46,8 +50,10 @@ from manifests.layout import SPLIT_PARTS, CacheDir
 from manifests.parquet_io import read_records
 from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, ClipRecord, split_entry_from_clip
 from manifests.split_files import (
+    SIZE_UNITS,
     PartSummary,
     SplitMeta,
+    SubsetInfo,
     write_split_file,
     write_split_meta,
 )
@@ -95,8 +101,8 @@ def part_targets(sizes: Sequence[tuple[str, str]], total_clips: int) -> dict[str
     if slack < 0:
         asked = ",".join(f"{part}={size}" for part, size in sizes)
         raise SplitSizeError(
-            f"split sizes {asked} ask for {float(counted + sum(shares)):g} clips but only {total_clips} "
-            "are in clips.parquet; lower the sizes or use 'rest'"
+            f"split sizes {asked} ask for {float(counted + sum(shares)):g} records but only "
+            f"{total_clips} are available; lower the sizes or use 'rest'"
         )
     rest_part = next((part for part, (kind, _) in kinds.items() if kind == "rest"), UNASSIGNED)
     rounded = largest_remainder([*shares, slack], total_clips - counted)
@@ -110,8 +116,40 @@ def part_targets(sizes: Sequence[tuple[str, str]], total_clips: int) -> dict[str
     return targets
 
 
-def _stratum(clip: ClipRecord, stratify: Sequence[str]) -> tuple:
-    return tuple(getattr(clip, key) for key in stratify)
+@dataclass(frozen=True)
+class SplitUnit:
+    """What split sizes count: one video (unit "videos", all its clips) or one clip (unit "clips")."""
+
+    key: str  # video_id or clip_id: the sort key that makes assignment independent of input order
+    video_id: str
+    label: int
+    generator: str
+    domain: str
+    group: str
+    clips: tuple  # the ClipRecords (or anything clip-like) this unit stands for
+
+
+def split_units(clips: Sequence, unit: str) -> list[SplitUnit]:
+    """The records that sizes count, sorted by key; a video's clips share its label, domain, group."""
+    if unit not in SIZE_UNITS:
+        raise ValueError(f"split unit {unit!r} is not one of {SIZE_UNITS}")
+    if unit == "clips":
+        return sorted((SplitUnit(c.clip_id, c.video_id, c.label, c.generator, c.domain, c.group, (c,))
+                       for c in clips), key=lambda u: u.key)
+    by_video: dict[str, list] = defaultdict(list)
+    for clip in clips:
+        by_video[clip.video_id].append(clip)
+    units = []
+    for video_id in sorted(by_video):
+        members = sorted(by_video[video_id], key=lambda c: c.clip_id)
+        first = members[0]
+        units.append(SplitUnit(video_id, video_id, first.label, first.generator, first.domain,
+                               first.group, tuple(members)))
+    return units
+
+
+def _stratum(unit, stratify: Sequence[str]) -> tuple:
+    return tuple(getattr(unit, key) for key in stratify)
 
 
 def assign_splits(
@@ -120,25 +158,48 @@ def assign_splits(
     *,
     seed: int,
     stratify: Sequence[str] = ("label", "generator"),
+    unit: str = "videos",
 ) -> dict[str, list[ClipRecord]]:
-    """Group-disjoint, stratified parts of `clips`, sorted by clip_id; unassigned clips are left out."""
+    """Group-disjoint, stratified parts of `clips` with sizes counted in `unit`, each sorted by
+    clip_id; unassigned clips are left out."""
     sizes = normalize_sizes(sizes)
+    units = split_units(clips, unit)
+    duplicated = [key for key, n in Counter(u.key for u in units).items() if n > 1]
+    if duplicated:
+        raise ValueError(f"clip ids appear more than once: {sorted(duplicated)[:5]}")
+    parts = assign_units(units, sizes, seed=seed, stratify=stratify)
+    return {part: _clips_of(chosen) for part, chosen in parts.items()}
+
+
+def _clips_of(units: Sequence[SplitUnit]) -> list:
+    return sorted((clip for u in units for clip in u.clips), key=lambda clip: clip.clip_id)
+
+
+def assign_units(
+    units: Sequence[SplitUnit],
+    sizes: Sequence[tuple[str, str]],
+    *,
+    seed: int,
+    stratify: Sequence[str],
+) -> dict[str, list[SplitUnit]]:
+    """The assignment itself, on validated (part, size) pairs; parts' units sorted by key.
+
+    Part names are free here (the subset uses "subset" / "dropped"); the rest part, or
+    UNASSIGNED when no part is "rest", takes what the others leave, and UNASSIGNED is dropped.
+    """
     bad_keys = [key for key in stratify if key not in STRATIFY_KEYS]
     if bad_keys:
         raise ValueError(f"stratify keys {bad_keys} are not among {STRATIFY_KEYS}")
-    clips = sorted(clips, key=lambda clip: clip.clip_id)
-    duplicated = [cid for cid, n in Counter(c.clip_id for c in clips).items() if n > 1]
-    if duplicated:
-        raise ValueError(f"clip ids appear more than once: {sorted(duplicated)[:5]}")
-    targets = part_targets(sizes, len(clips))
+    units = sorted(units, key=lambda u: u.key)
+    targets = part_targets(sizes, len(units))
     rest_part = next((part for part, size in sizes if size == "rest"), UNASSIGNED)
     parts = [part for part, size in sizes if size != "rest"] + [rest_part]
-    strata = sorted({_stratum(clip, stratify) for clip in clips})
-    stratum_sizes = Counter(_stratum(clip, stratify) for clip in clips)
+    strata = sorted({_stratum(u, stratify) for u in units})
+    stratum_sizes = Counter(_stratum(u, stratify) for u in units)
     quotas = round_matrix([targets[p] for p in parts], [stratum_sizes[s] for s in strata])
-    groups: dict[str, list[ClipRecord]] = defaultdict(list)
-    for clip in clips:
-        groups[clip.group].append(clip)
+    groups: dict[str, list[SplitUnit]] = defaultdict(list)
+    for u in units:
+        groups[u.group].append(u)
     names = sorted(groups)
     rng = np.random.default_rng(seed)
     first: dict[str, list[str]] = {}
@@ -151,10 +212,24 @@ def assign_splits(
     else:
         # no shuffle met every size; keep the first one, whose shortfalls split.json records
         assignment = first
-    result = {part: sorted((c for g in assignment[part] for c in groups[g]), key=lambda c: c.clip_id)
+    result = {part: sorted((u for g in assignment[part] for u in groups[g]), key=lambda u: u.key)
               for part in parts}
     result.pop(UNASSIGNED, None)
     return result
+
+
+def take_subset(units: Sequence[SplitUnit], count: int, *, seed: int,
+                stratify: Sequence[str]) -> list[SplitUnit]:
+    """A seeded subset of `count` units, stratified like a split part, whole groups only.
+
+    It is the first part of a two-part split ("subset" = count, the rest dropped), so it has
+    the same guarantees: exact when the groups allow it, every stratum in proportion.
+    """
+    if count > len(units):
+        raise SplitSizeError(f"subset of {count} asked, but only {len(units)} are available")
+    chosen = assign_units(units, (("subset", str(count)), ("dropped", "rest")), seed=seed,
+                          stratify=stratify)
+    return chosen["subset"]
 
 
 def _carve_all(order, groups, parts, targets, quotas, strata, stratify) -> tuple[dict[str, list[str]], bool]:
@@ -284,7 +359,7 @@ class SplitReport:
 
     @property
     def exact(self) -> bool:
-        return all(p.obtained_clips == p.target_clips for p in self.meta.parts if p.part != UNASSIGNED)
+        return all(p.obtained == p.target for p in self.meta.parts if p.part != UNASSIGNED)
 
     def to_json(self) -> dict:
         return {"name": self.name, "split_dir": str(self.split_dir), "files": [str(f) for f in self.files],
@@ -301,8 +376,14 @@ def _counts(clips: Sequence) -> dict[str, dict[str, int]]:
     }
 
 
-def _summary(part: str, asked: str, target: int, clips: Sequence) -> PartSummary:
-    return PartSummary(part=part, asked=asked, target_clips=target, obtained_clips=len(clips),
+def count_in_unit(clips: Sequence, unit: str) -> int:
+    """How many records `clips` make in `unit`: clips, or distinct videos."""
+    return len(clips) if unit == "clips" else len({c.video_id for c in clips})
+
+
+def _summary(part: str, asked: str, unit: str, target: int, clips: Sequence) -> PartSummary:
+    return PartSummary(part=part, asked=asked, unit=unit, target=target,
+                       obtained=count_in_unit(clips, unit), clips=len(clips),
                        groups=len({c.group for c in clips}), videos=len({c.video_id for c in clips}))
 
 
@@ -314,22 +395,40 @@ def write_split(
     support: int = 0,
     stratify: Sequence[str] = ("label", "generator"),
     name: str = "default",
+    unit: str = "videos",
+    subset: Optional[int] = None,
 ) -> SplitReport:
-    """Assign the clips of `cache_dir` to parts and write the split files; same seed -> same bytes."""
+    """Assign the clips of `cache_dir` to parts and write the split files; same seed -> same bytes.
+
+    Sizes count `unit` (videos, as the model cards do, or clips). With `subset`, a seeded,
+    stratified, group-aware subset of that many records is taken first and the split is made
+    of it (the card's DVF 1004 of the full release); the clips left out are unassigned.
+    """
     if not cache_dir.clips_parquet.exists():
         raise StageError(f"{cache_dir.clips_parquet} does not exist; run extraction first")
+    if unit not in SIZE_UNITS:
+        raise StageError(f"split unit {unit!r} is not one of {list(SIZE_UNITS)}")
     sizes = normalize_sizes(sizes)
     spec_hash = cache_dir.read_spec().spec_hash
     manifest_sha = sha256_file(cache_dir.clips_parquet)
     clips = read_records(cache_dir.clips_parquet, ClipRecord)
+    units = split_units(clips, unit)
+    subset_info = None
+    if subset is not None:
+        available = len(units)
+        units = take_subset(units, subset, seed=seed, stratify=stratify)
+        subset_info = SubsetInfo(asked=subset, obtained=len(units), of=available, seed=seed,
+                                 stratify=tuple(stratify))
+        if len(units) != subset:
+            log.warning("split %s: subset asked %d %s, obtained %d (groups too large)",
+                        name, subset, unit, len(units))
     if is_official(sizes):
-        parts = official_parts(clips, [part for part, _ in sizes])
-        targets = {part: len(parts[part]) for part, _ in sizes}
-        if len(clips) > sum(targets.values()):
-            targets[UNASSIGNED] = len(clips) - sum(targets.values())
+        parts = official_parts(_clips_of(units), [part for part, _ in sizes])
+        targets = {part: count_in_unit(parts[part], unit) for part, _ in sizes}
     else:
-        targets = part_targets(sizes, len(clips))
-        parts = assign_splits(clips, sizes, seed=seed, stratify=stratify)
+        targets = part_targets(sizes, len(units))
+        parts = {part: _clips_of(chosen)
+                 for part, chosen in assign_units(units, sizes, seed=seed, stratify=stratify).items()}
     if support and "train" not in parts:
         raise SplitSizeError("a support bank is drawn from train, but the split sizes name no train part")
     bank = pick_support(parts.get("train", []), support, seed=seed)
@@ -340,21 +439,25 @@ def write_split(
         entries = [split_entry_from_clip(clip) for clip in parts.get(part, [])]
         files.append(write_split_file(cache_dir.split_file(name, part), entries))
     asked = dict(sizes)
-    summaries = [_summary(part, asked[part], targets[part], parts[part]) for part, _ in sizes]
+    summaries = [_summary(part, asked[part], unit, targets[part], parts[part]) for part, _ in sizes]
     domains = sorted({c.domain for c in parts.get("train", [])}) if support else []
-    summaries.append(_summary("support", f"{support} per class per domain", 2 * support * len(domains), bank))
-    if UNASSIGNED in targets:
-        placed = {c.clip_id for part, _ in sizes for c in parts[part]}
-        summaries.append(_summary(UNASSIGNED, "", targets[UNASSIGNED], [c for c in clips if c.clip_id not in placed]))
+    summaries.append(_summary("support", f"{support} clips per class per domain", "clips",
+                              2 * support * len(domains), bank))
+    placed = {c.clip_id for part, _ in sizes for c in parts[part]}
+    left_out = [c for c in clips if c.clip_id not in placed]
+    if left_out:
+        summaries.append(_summary(UNASSIGNED, "", unit, count_in_unit(left_out, unit), left_out))
     meta = SplitMeta(
         name=name, seed=seed, sizes=sizes, stratify=tuple(stratify), support_per_class=support,
         spec_hash=spec_hash, clips_parquet_sha256=manifest_sha, clips_total=len(clips),
         parts=tuple(summaries), counts={part: _counts(parts.get(part, [])) for part in SPLIT_PARTS},
+        unit=unit, subset=subset_info,
     )
     files.append(write_split_meta(split_dir, meta))
     report = SplitReport(name=name, split_dir=split_dir, files=tuple(files), meta=meta)
     for summary in summaries:
-        if summary.part != UNASSIGNED and summary.obtained_clips != summary.target_clips:
-            log.warning("split %s: part %s asked %s = %d clips, obtained %d (groups too large)",
-                        name, summary.part, summary.asked, summary.target_clips, summary.obtained_clips)
+        if summary.part != UNASSIGNED and summary.obtained != summary.target:
+            log.warning("split %s: part %s asked %s = %d %s, obtained %d (groups too large)",
+                        name, summary.part, summary.asked, summary.target, summary.unit,
+                        summary.obtained)
     return report

@@ -79,7 +79,7 @@ def run_cache(
 
 
 def part_counts(run: CacheRun) -> dict[str, int]:
-    return {summary.part: summary.obtained_clips for summary in run.split.meta.parts}
+    return {summary.part: summary.clips for summary in run.split.meta.parts}
 
 
 def clips_by_label_generator(clips: Iterable[ClipRecord]) -> dict[tuple[int, str], int]:

@@ -52,14 +52,15 @@ def write_hand_split(cache: CacheDir, split: dict[str, list[str]], clips, suppor
     for part in SPLIT_PARTS:
         write_split_file(cache.split_file("default", part), [split_entry_from_clip(c) for c in parts[part]])
     summaries = tuple(
-        PartSummary(part, asked, len(parts[part]), len(parts[part]), len({c.group for c in parts[part]}),
-                    len({c.video_id for c in parts[part]}))
+        PartSummary(part, asked, "clips", len(parts[part]), len(parts[part]), len(parts[part]),
+                    len({c.group for c in parts[part]}), len({c.video_id for c in parts[part]}))
         for part, asked in (("train", "5"), ("val", "2"), ("test", "rest"), ("support", "1 per class per domain"))
     )
     meta = SplitMeta(name="default", seed=0, sizes=(("train", "5"), ("val", "2"), ("test", "rest")),
                      stratify=("label", "generator"), support_per_class=support_per_class,
                      spec_hash=json.loads(cache.spec_json.read_text())["spec_hash"],
-                     clips_parquet_sha256=sha256_file(cache.clips_parquet), clips_total=len(clips), parts=summaries)
+                     clips_parquet_sha256=sha256_file(cache.clips_parquet), clips_total=len(clips), parts=summaries,
+                     unit="clips")
     write_split_meta(cache.split_dir("default"), meta)
 
 
@@ -161,7 +162,7 @@ def test_a_missing_line_fails_the_counts(hand_cache):
     rewrite_lines(hand_cache.cache_dir.split_file("default", "val"), lambda es: es[1:])
     report = audit([("aegis", hand_cache.cache_dir)])
     assert failed(report) == {"sizes_as_asked", "partition"}
-    assert "val.jsonl has 1 clips, split.json says 2" in format_table(report)
+    assert "val.jsonl has 1 clips (1 clips), split.json says 2 (2 clips)" in format_table(report)
 
 
 def test_a_short_support_bank_and_support_outside_train_fail(hand_cache):
@@ -180,15 +181,34 @@ def test_a_split_older_than_clips_parquet_fails(hand_cache):
     assert failed(audit([("aegis", cache)])) == {"split_current"}
 
 
-def test_sizes_not_met_because_groups_are_large_fail(tmp_path: Path):
+def test_sizes_in_clips_not_met_because_videos_are_large_fail(tmp_path: Path):
     plans = [VideoPlan("d", label, "youtube" if label == 0 else "sora", f"v{label}{i}", clips=3)
              for label in (0, 1) for i in range(3)]
     cache = build_cache(tmp_path / "c", plans).cache_dir
-    split = write_split(cache, sizes="train=4,val=6,test=rest", seed=0, support=0)
+    split = write_split(cache, sizes="train=4,val=6,test=rest", seed=0, support=0, unit="clips")
     assert not split.exact
     report = audit([("ds", cache)])
     assert failed(report) == {"sizes_as_asked"}
     assert "train: asked 4 = 4 clips, got 3" in format_table(report)
+
+
+def test_sizes_in_videos_are_reached_with_several_clips_per_video(tmp_path: Path):
+    """The issue's case: 4 clips per video, 0.5 / 0.25 / rest of the videos, audit passes."""
+    plans = [VideoPlan("d", label, "youtube" if label == 0 else "sora", f"v{label}{i}", clips=4)
+             for label in (0, 1) for i in range(3)]
+    cache = build_cache(tmp_path / "c", plans).cache_dir
+    split = write_split(cache, sizes="train=0.5,val=0.25,test=rest", seed=0, support=0)
+    assert split.exact and split.meta.unit == "videos"
+    assert [(p.part, p.obtained, p.clips) for p in split.meta.parts] == [
+        ("train", 3, 12), ("val", 2, 8), ("test", 1, 4), ("support", 0, 0)]
+    report = audit([("ds", cache)])
+    assert report.ok, format_table(report)
+    assert "videos: train 3, val 2, test 1" in format_table(report)
+    # a part file that loses one clip of a video still counts the video but fails the clip count
+    train = cache.split_file("default", "train")
+    lines = train.read_text().splitlines(keepends=True)
+    train.write_text("".join(lines[1:]))
+    assert "sizes_as_asked" in failed(audit([("ds", cache)]))
 
 
 def test_written_split_passes_and_missing_split_fails(hand_cache, tmp_path: Path):

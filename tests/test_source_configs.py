@@ -13,12 +13,12 @@ import pytest
 
 from manifests.records import ClipRecord
 from pipelines.sources.base import SOURCE_KINDS, get_source
-from pipelines.split import SplitSizeError, assign_splits, official_parts, pick_support
+from pipelines.split import SplitSizeError, official_parts
 from tests.source_pipeline import config_for
 from vfcache.config import load_dataset_config, parse_split_sizes
 from vfcache.errors import ConfigError
 
-DATASETS = ("aegis", "aegis_keyframes", "dvf", "genvideo", "ffpp", "webvid")
+DATASETS = ("aegis", "aegis_keyframes", "dvf", "genvideo_val", "genvideo100k", "ffpp", "webvid")
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -45,15 +45,16 @@ def test_each_config_loads_and_builds_its_source(name):
         ("aegis_keyframes", {"label_key": ""}, "source.label_key", ""),
         ("dvf", {"keep_archives": "no"}, "source.keep_archives", "no"),
         ("dvf", {"test_classes": ["sora", "sora"]}, "source.test_classes", ["sora", "sora"]),
-        ("genvideo", {"concurrency": 0}, "source.concurrency", 0),
+        ("genvideo_val", {"concurrency": 0}, "source.concurrency", 0),
+        ("genvideo100k", {"folder_layout": "flat"}, "source.folder_layout", "flat"),
         (
-            "genvideo",
+            "genvideo_val",
             {"url_template": "{base_url}/{name}"},
             "source.url_template",
             "{base_url}/{name}",
         ),
         (
-            "genvideo",
+            "genvideo_val",
             {"checksums": {"GenVideo-Val.zip": "abc"}},
             "source.checksums.GenVideo-Val.zip",
             "abc",
@@ -111,38 +112,6 @@ def synthetic_clips(domain: str, composition: dict[tuple[int, str], int]) -> lis
                 )
             )
     return clips
-
-
-# AEGIS from the dataset's facts; DVF and GenVideo: the card's record counts over their generators.
-CARD = {
-    "aegis": (
-        {(0, "youtube"): 109, (0, "dvf"): 109, (1, "kling"): 111, (1, "sora"): 107},
-        (50, 50, 336),
-    ),
-    "dvf": (
-        {(0, "youtube"): 502, (1, "stablevideodiffusion"): 302, (1, "sora"): 100, (1, "pika"): 100},
-        (200, 200, 604),
-    ),
-    "genvideo": (
-        {(0, "msrvtt"): 1500, (1, "Sora"): 56, (1, "Gen2"): 700, (1, "Crafter"): 715},
-        (200, 200, 2571),
-    ),
-}
-
-
-@pytest.mark.parametrize("name", sorted(CARD))
-def test_card_split_sizes_from_the_preset(name):
-    composition, expected = CARD[name]
-    preset = load_dataset_config(name).splits
-    clips = synthetic_clips(name, composition)
-    assert len(clips) == sum(expected)
-    parts = assign_splits(clips, preset.sizes, seed=preset.seed, stratify=preset.stratify)
-    assert tuple(len(parts[p]) for p in ("train", "val", "test")) == expected
-    support = pick_support(parts["train"], preset.support, seed=preset.seed)
-    assert Counter(c.label for c in support) == {0: 10, 1: 10}
-    assert {c.clip_id for c in support} <= {c.clip_id for c in parts["train"]}
-    for part in parts.values():  # every generator is represented in proportion
-        assert len({c.generator for c in part}) == len(composition)
 
 
 def test_official_parts_follow_source_split_and_refuse_a_leak():

@@ -160,7 +160,7 @@ def test_server_option_is_validated():
     with pytest.raises(ConfigError, match="an http:// or https:// URL"):
         apply_fetch_options(config_for("ffpp"), server="kaldir.example")
     assert (
-        apply_fetch_options(config_for("genvideo"), server="http://m/").source["base_url"]
+        apply_fetch_options(config_for("genvideo_val"), server="http://m/").source["base_url"]
         == "http://m"
     )
     assert "accept_terms" not in apply_fetch_options(config_for("aegis"), accept_terms=True).source

@@ -61,7 +61,7 @@ def modelscope(tmp_path):
 
 def genvideo_config(server: HttpFileServer, **splits) -> DatasetConfig:
     return config_for(
-        "genvideo",
+        "genvideo_val",
         base_url=server.base_url,
         archives=ARCHIVES,
         retries=3,
@@ -80,7 +80,7 @@ def test_make_cache_genvideo_against_the_modelscope_standin(modelscope, tmp_path
     assert [r.status for r in server.requests(val)] == [500, 200, 206]
     assert server.requests(val)[-1].range_header == "bytes=5000-"
     assert run.fetch.extracted_archives == 3 and run.fetch.downloaded == 4
-    raw = root.raw_dir("genvideo")
+    raw = root.raw_dir("genvideo_val")
     left = [p for p in raw.rglob("*") if p.is_file() and ".extracted" not in p.parts]
     assert not [
         p for p in left if p.name.startswith(("._", "Real_part")) or p.suffix in (".zip", ".gz")
@@ -93,7 +93,7 @@ def test_make_cache_genvideo_against_the_modelscope_standin(modelscope, tmp_path
         "train/Real_part_aa",
         "train/Real_part_ab",
     ]
-    clips = read_records(root.cache_dir("genvideo", "tiny_4x32").clips_parquet, ClipRecord)
+    clips = read_records(root.cache_dir("genvideo_val", "tiny_4x32").clips_parquet, ClipRecord)
     found = clips_by_label_generator(clips)
     assert (
         found
@@ -124,7 +124,7 @@ def test_archive_the_host_refuses_is_reported(modelscope, tmp_path):
         get_source(genvideo_config(server)).fetch(DataRoot(tmp_path / "data"), progress=False)
     rows = [
         json.loads(line)
-        for line in (tmp_path / "data/raw/genvideo/_failures.jsonl").read_text().splitlines()
+        for line in (tmp_path / "data/raw/genvideo_val/_failures.jsonl").read_text().splitlines()
     ]
     assert [(r["relpath"], r["http_status"], r["permanent"]) for r in rows] == [
         ("train/OpenSora.tar.gz", 403, True)
@@ -137,23 +137,23 @@ def test_killed_download_resumes(modelscope, tmp_path):
     val = modelscope_relpath(REPO_ID, "master", "GenVideo-Val.zip")
     server.add_fault(val, Fault(throttle_bytes_per_s=20_000))
     config = genvideo_config(server)
-    config_file = tmp_path / "genvideo.yaml"
+    config_file = tmp_path / "genvideo_val.yaml"
     config_file.write_text(
-        yaml.safe_dump({"name": "genvideo", "kind": "genvideo", "source": config.source})
+        yaml.safe_dump({"name": "genvideo_val", "kind": "genvideo", "source": config.source})
     )
     root = tmp_path / "data"
     script = (
         "from manifests.layout import DataRoot; from pathlib import Path; "
         "from pipelines.sources.base import get_source; "
         "from vfcache.config import load_dataset_config; "
-        f"config = load_dataset_config('genvideo', {str(config_file)!r}); "
+        f"config = load_dataset_config('genvideo_val', {str(config_file)!r}); "
         f"get_source(config).fetch(DataRoot(Path({str(root)!r})), "
         "progress=False)"
     )
     child = subprocess.Popen(
         [sys.executable, "-c", script], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
     )
-    part = root / "raw" / "genvideo" / "GenVideo-Val.zip.part"
+    part = root / "raw" / "genvideo_val" / "GenVideo-Val.zip.part"
     deadline = time.monotonic() + 60
     while not (part.exists() and part.stat().st_size > 4000) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -183,5 +183,5 @@ def test_killed_download_resumes(modelscope, tmp_path):
 )
 def test_bad_archive_entries_name_the_field(archives, field):
     with pytest.raises(ConfigError) as err:
-        get_source(config_for("genvideo", archives=archives))
-    assert err.value.field == field and "genvideo.yaml" in err.value.source
+        get_source(config_for("genvideo_val", archives=archives))
+    assert err.value.field == field and "genvideo_val.yaml" in err.value.source

@@ -141,7 +141,7 @@ def test_part_targets(sizes, total, expected):
 
 def test_sizes_beyond_the_clips_available_are_refused():
     clips = clips_from_groups([(0, 0, 1)] * 10)
-    with pytest.raises(SplitSizeError, match="ask for 11 clips but only 10"):
+    with pytest.raises(SplitSizeError, match="ask for 11 records but only 10"):
         assign_splits(clips, "train=6,val=5,test=rest", seed=0)
     with pytest.raises(SplitSizeError):
         assign_splits(clips, "train=0.6,val=0.5", seed=0)
@@ -182,7 +182,7 @@ def card_clips(domain: str, total: int) -> list:
 
 
 @pytest.mark.parametrize("domain,total,sizes", [
-    ("aegis", 436, (50, 50, 336)), ("dvf", 1004, (200, 200, 604)), ("genvideo", 2971, (200, 200, 2571)),
+    ("aegis", 436, (50, 50, 336)), ("dvf", 1004, (200, 200, 604)), ("genvideo100k", 2971, (200, 200, 2571)),
 ])
 def test_card_split_sizes_and_support_bank(domain, total, sizes):
     clips = card_clips(domain, total)
@@ -223,8 +223,9 @@ def test_write_split_files_are_byte_identical_for_a_seed(tmp_path: Path):
     assert written(5) == first
     assert written(6)["train.jsonl"] != first["train.jsonl"]
     meta = read_split_meta(cache.split_dir("default"))
-    assert [(p.part, p.target_clips, p.obtained_clips) for p in meta.parts] == [
-        ("train", 20, 20), ("val", 10, 10), ("test", 30, 30), ("support", 6, 6)]
+    assert [(p.part, p.unit, p.target, p.obtained, p.clips) for p in meta.parts] == [
+        ("train", "videos", 20, 20, 20), ("val", "videos", 10, 10, 10), ("test", "videos", 30, 30, 30),
+        ("support", "clips", 6, 6, 6)]
     assert meta.spec_hash == fixture.spec.spec_hash and meta.clips_total == 60
     assert meta.counts["support"]["label"] == {"fake": 3, "real": 3}
     entries = {p: read_split(cache.split_file("default", p)) for p in SPLIT_PARTS}
@@ -235,7 +236,7 @@ def test_write_split_files_are_byte_identical_for_a_seed(tmp_path: Path):
 
 def test_write_split_refuses_what_cannot_be_met(tmp_path: Path):
     cache = build_cache(tmp_path / "cache", card_like_plans("aegis", 6, {"sora": 6})).cache_dir
-    with pytest.raises(SplitSizeError, match="ask for 13 clips but only 12"):
+    with pytest.raises(SplitSizeError, match="ask for 13 records but only 12"):
         write_split(cache, sizes="train=7,val=6,test=rest", seed=0)
     with pytest.raises(SplitSizeError, match="support bank asks 4 real clips of domain 'aegis' but train has 3"):
         write_split(cache, sizes="train=6,test=rest", seed=0, support=4)

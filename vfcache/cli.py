@@ -104,7 +104,7 @@ def _echo_failures(failures_by_reason: dict) -> None:
             click.echo(f"  {count:6d}  {reason}")
 
 
-def _split_options(config: DatasetConfig, sizes, seed, support, name) -> dict:
+def _split_options(config: DatasetConfig, sizes, seed, support, name, unit=None, subset=None) -> dict:
     preset = config.splits
     return {
         "sizes": parse_split_sizes(sizes, "--sizes") if sizes else preset.sizes,
@@ -112,6 +112,8 @@ def _split_options(config: DatasetConfig, sizes, seed, support, name) -> dict:
         "support": preset.support if support is None else support,
         "stratify": preset.stratify,
         "name": name or preset.name,
+        "unit": unit or preset.unit,
+        "subset": preset.subset if subset is None else (subset or None),
     }
 
 
@@ -178,6 +180,8 @@ def _split_is_current(cache_dir, options: dict) -> bool:
         and meta.seed == options["seed"]
         and meta.support_per_class == options["support"]
         and tuple(meta.stratify) == tuple(options["stratify"])
+        and meta.unit == options["unit"]
+        and (meta.subset.asked if meta.subset else None) == options["subset"]
     )
 
 
@@ -189,8 +193,13 @@ def _run_split(ctx: Context, config: DatasetConfig, spec: ClipSpec, options: dic
         click.echo(f"split {options['name']} is current -> {cache_dir.split_dir(options['name'])}")
         return
     report = write_split(cache_dir, **options)
+    subset = report.meta.subset
+    if subset is not None:
+        click.echo(f"  subset     {subset.obtained:6d} of {subset.of} {report.meta.unit} "
+                   f"(asked {subset.asked}, seed {subset.seed})")
     for summary in report.meta.parts:
-        click.echo(f"  {summary.part:<10} {summary.obtained_clips:6d} clips (asked {summary.asked})")
+        click.echo(f"  {summary.part:<10} {summary.obtained:6d} {summary.unit} = {summary.clips} clips "
+                   f"(asked {summary.asked})")
     if not report.exact:
         click.echo("warning: some parts could not be filled exactly (groups too large); see split.json", err=True)
     click.echo(f"split {report.name} -> {report.split_dir}")
@@ -279,12 +288,16 @@ def extract(ctx: Context, name: str, config_file, spec, reader, shard_mib, max_f
 @click.option("--seed", type=int, default=None, help="Split seed (default: the dataset's preset).")
 @click.option("--support", type=click.IntRange(0), default=None, help="Support bank: N real + N fake per domain.")
 @click.option("--name", "split_name", default=None, help="Split name (folder under splits/).")
+@click.option("--unit", type=click.Choice(["videos", "clips"]), default=None,
+              help="What sizes count (default: the preset's, videos).")
+@click.option("--subset", type=click.IntRange(0), default=None,
+              help="Split a seeded, stratified subset of N records (0: none, overriding the preset).")
 @click.pass_obj
-def split(ctx: Context, name: str, config_file, spec, sizes, seed, support, split_name) -> None:
+def split(ctx: Context, name: str, config_file, spec, sizes, seed, support, split_name, unit, subset) -> None:
     """Write reproducible split JSONL files of NAME (same seed -> byte-identical files)."""
     config = _dataset(name, config_file)
-    _run_split(ctx, config, _spec(config, spec), _split_options(config, sizes, seed, support, split_name),
-               skip_current=False)
+    options = _split_options(config, sizes, seed, support, split_name, unit, subset)
+    _run_split(ctx, config, _spec(config, spec), options, skip_current=False)
 
 
 @cli.command("audit")

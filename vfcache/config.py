@@ -89,6 +89,8 @@ class SplitPreset:
     support: int = 0  # N real + N fake per domain, taken from train
     stratify: tuple[str, ...] = ("label", "generator")
     name: str = "default"
+    unit: str = "videos"  # what sizes count: videos (records, as the cards count) or clips
+    subset: Optional[int] = None  # a seeded, stratified subset of N records taken before the split
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ def _parse_layout(data: Any, source: str) -> LayoutRule:
 # A part of size "official" holds the clips whose source_split names it (the dataset's own split).
 OFFICIAL_SIZE = "official"
 SPLIT_PART_NAMES = ("train", "val", "test")
+SPLIT_UNITS = ("videos", "clips")
 
 
 def parse_split_sizes(text_or_mapping: Any, source: str, fieldname: str = "splits.sizes") -> tuple[tuple[str, str], ...]:
@@ -274,7 +277,8 @@ def _parse_splits(data: Any, source: str) -> SplitPreset:
         return SplitPreset()
     if not isinstance(data, dict):
         raise ConfigError(source, "splits", data, "a mapping")
-    _check_keys(source, "splits.", data, {"sizes", "seed", "support", "stratify", "name"}, set())
+    _check_keys(source, "splits.", data, {"sizes", "seed", "support", "stratify", "name", "unit", "subset"},
+                set())
     values: dict[str, Any] = {}
     if "sizes" in data:
         values["sizes"] = parse_split_sizes(data["sizes"], source)
@@ -289,6 +293,10 @@ def _parse_splits(data: Any, source: str) -> SplitPreset:
         values["stratify"] = tuple(strat)
     if "name" in data:
         values["name"] = _typed(source, "splits.name", data["name"], str)
+    if "unit" in data:
+        values["unit"] = _choice(source, "splits.unit", data["unit"], SPLIT_UNITS)
+    if data.get("subset") is not None:
+        values["subset"] = _typed(source, "splits.subset", data["subset"], int, minimum=1)
     return SplitPreset(**values)
 
 

@@ -1,4 +1,4 @@
-"""Source kind `genvideo`: GenVideo / GenVideo-100K (DeMamba), archives over HTTP (ModelScope).
+"""Source kind `genvideo`: GenVideo-Val / GenVideo-100K (DeMamba), archives over HTTP (ModelScope).
 
     kind: genvideo
     source:
@@ -16,13 +16,19 @@
       real_folders: [Real]
       fake_folders: [Fake]
       real_generator: msrvtt
+      folder_layout: fake_subfolders             # or generator_folders (GenVideo-100K)
+      generator_prefix: train_                   # with generator_folders: stripped from the name
       concurrency: 2
       retries: 5
 
 Labels: a file extracted from an archive that declares `label` takes that label and
-generator; any other file is labelled by its folders: below a `Real` folder it is real (the
-next folder, if any, is its generator, else `real_generator`), below a `Fake` folder it is
-fake and the next folder is its generator. Anything else stops the listing with the paths.
+generator; any other file is labelled by its folders. With `folder_layout: fake_subfolders`
+(GenVideo-Val: `Real/`, `Fake/<Generator>/`): below a `Real` folder it is real (the next
+folder, if any, is its generator, else `real_generator`), below a `Fake` folder it is fake
+and the next folder is its generator. With `generator_folders` (GenVideo-100K: `Real/`,
+`train_pika/`, `train_SVD/`, `I2VGEN_XL/`...): below a real folder it is real, and any other
+top folder is one generator's fakes, named after the folder without `generator_prefix`.
+Anything else stops the listing with the paths. `.gif` files (I2VGEN_XL ships GIFs) are videos.
 Each video is its own leakage group. GenVideo ships no split: splits are ours (the preset).
 Archives whose extraction marker exists are not downloaded again.
 """
@@ -61,12 +67,15 @@ GENVIDEO_SOURCE_KEYS = {
     "real_folders",
     "fake_folders",
     "real_generator",
+    "folder_layout",
+    "generator_prefix",
     "concurrency",
     "retries",
     "extensions",
     "expected_size",
 }
 ARCHIVE_KEYS = {"files", "into", "label", "generator"}
+FOLDER_LAYOUTS = ("fake_subfolders", "generator_folders")
 DEFAULT_TEMPLATE = "{base_url}/{file}"
 LABELS = {"real": LABEL_REAL, "fake": LABEL_FAKE}
 
@@ -151,6 +160,10 @@ class GenVideoSource(RawDirUnderRoot):
             raise options.error(
                 "fake_folders", self.fake_folders, "names not also in source.real_folders"
             )
+        self.folder_layout = options.string("folder_layout", "fake_subfolders")
+        if self.folder_layout not in FOLDER_LAYOUTS:
+            raise options.error("folder_layout", self.folder_layout, f"one of {list(FOLDER_LAYOUTS)}")
+        self.generator_prefix = options.string("generator_prefix", "train_")
         self.concurrency = options.integer("concurrency", 2, minimum=1)
         self.retries = options.integer("retries", 5, minimum=0)
         self.extensions = extensions_option(options, "extensions", VIDEO_EXTENSIONS)
@@ -235,6 +248,8 @@ class GenVideoSource(RawDirUnderRoot):
 
     def _folder_label(self, relpath: str) -> Optional[tuple[int, str]]:
         folders = relpath.split("/")[:-1]
+        if self.folder_layout == "generator_folders":
+            return self._generator_folder_label(folders)
         for index in range(len(folders) - 1, -1, -1):
             below = folders[index + 1] if index + 1 < len(folders) else None
             if folders[index] in self.fake_folders:
@@ -242,6 +257,18 @@ class GenVideoSource(RawDirUnderRoot):
             if folders[index] in self.real_folders:
                 return LABEL_REAL, below or self.real_generator
         return None
+
+    def _generator_folder_label(self, folders: list[str]) -> Optional[tuple[int, str]]:
+        """GenVideo-100K: `Real/...` is real; `<prefix><Generator>/...` holds that generator's fakes."""
+        if not folders:
+            return None
+        for index, folder in enumerate(folders):
+            if folder in self.real_folders:
+                below = folders[index + 1] if index + 1 < len(folders) else None
+                return LABEL_REAL, below or self.real_generator
+        top = folders[0]
+        generator = top[len(self.generator_prefix):] if top.startswith(self.generator_prefix) else top
+        return (LABEL_FAKE, generator) if generator else None
 
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
         raw_dir = self.raw_dir(root)
@@ -266,9 +293,9 @@ class GenVideoSource(RawDirUnderRoot):
         if unlabelled:
             raise StageError(
                 f"{len(unlabelled)} videos below {raw_dir} are neither below a real folder "
-                f"{list(self.real_folders)} nor in a generator folder below a fake folder "
-                f"{list(self.fake_folders)}, nor from an archive that "
-                f"declares its label: {unlabelled[:5]}"
+                f"{list(self.real_folders)} nor in a generator folder "
+                f"({self.folder_layout}, fake folders {list(self.fake_folders)}), nor from an "
+                f"archive that declares its label: {unlabelled[:5]}"
             )
         log.info("found %d GenVideo videos below %s", len(candidates), raw_dir)
         return candidates

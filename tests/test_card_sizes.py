@@ -1,0 +1,125 @@
+"""The R(2+1)D card's split totals, reproduced from manifests of the real releases' sizes.
+
+Each case writes a manifest-only cache folder (spec.json + clips.parquet, no shards) whose
+rows have the composition of the full release, then runs `write_split` with the dataset's
+preset exactly as `vfcache split NAME` does: the preset's subset, sizes, seed and support.
+
+Compositions:
+- AEGIS hard test set: the dataset's own figures (real: camera 218; fake: kling 111, sora 107).
+- DVF full release: classes and official split sizes from MM-Det's splits/*.json (youtube
+  792 + 208, stablevideodiffusion 1448 + 352); the other classes' counts are read off the
+  statistics figure of the MM-Det README (bars, so +-20 videos), about 6.6k videos in all.
+- GenVideo-100K: 10,000 videos per category, as the DeMamba paper describes the light
+  release (real + nine generator folders).
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+import pytest
+
+from cache_tools.atomic import write_json_atomic
+from manifests.layout import SPLIT_PARTS, CacheDir
+from manifests.parquet_io import write_records
+from manifests.records import ClipRecord
+from manifests.split_files import read_split, read_split_meta
+from pipelines.split import write_split
+from vfcache.config import load_clip_spec, load_dataset_config
+
+# (label, generator) -> videos; `clips` of them get 2 clips (a multi-clip spec), the others 1
+AEGIS = {(0, "camera"): 218, (1, "kling"): 111, (1, "sora"): 107}
+DVF = {
+    (0, "youtube"): 1000, (1, "stablevideodiffusion"): 1800,
+    (0, "videocrafter1"): 580, (0, "zeroscope"): 590, (0, "opensora"): 580,
+    (1, "zeroscope"): 790, (1, "videocrafter1"): 480, (1, "opensora"): 430,
+    (1, "sora"): 140, (1, "pika"): 120, (1, "stablevideo"): 90, (1, "stablediffusion"): 10,
+}
+GENVIDEO_100K = {(0, "real"): 10_000, **{(1, g): 10_000 for g in (
+    "pika", "SVD", "VideoCrafter", "OpenSora", "Latte", "ZeroScope", "SEINE", "I2VGEN_XL", "Crafter")}}
+
+CARD = {  # dataset config -> (composition, card total, train/val/test)
+    "aegis": (AEGIS, 436, (50, 50, 336)),
+    "dvf": (DVF, 1004, (200, 200, 604)),
+    "genvideo100k": (GENVIDEO_100K, 2971, (200, 200, 2571)),
+}
+
+
+def manifest_only_cache(tmp_path, dataset: str, composition: dict, *, two_clips_every: int = 3) -> CacheDir:
+    """spec.json + clips.parquet with `composition` videos; every n-th video has two clips."""
+    config = load_dataset_config(dataset)
+    spec = load_clip_spec(config.clip_spec)
+    cache = CacheDir(tmp_path / dataset)
+    cache.path.mkdir(parents=True)
+    write_json_atomic(cache.spec_json, spec.to_json())
+    clips, number = [], 0
+    for (label, generator), count in composition.items():
+        for index in range(count):
+            number += 1
+            video_id = hashlib.sha256(f"{dataset}/{label}/{generator}/{index}".encode()).hexdigest()
+            for clip_index in range(2 if number % two_clips_every == 0 else 1):
+                clips.append(ClipRecord(
+                    clip_id=hashlib.sha256(f"{video_id}/{clip_index}".encode()).hexdigest()[:32],
+                    video_id=video_id, clip_index=clip_index, frame_indices=(0,), timestamps_s=(0.0,),
+                    padded_frames=0, short_policy="none", shard="shards/s.npy.zst", offset=0, nbytes=1,
+                    dataset=dataset, domain=config.domain, relpath=f"{generator}/{label}/{index}.mp4",
+                    label=label, generator=generator, group=f"{generator}/{label}/{index}",
+                    source_split=None))
+    write_records(cache.clips_parquet, clips, ClipRecord)
+    return cache
+
+
+@pytest.mark.parametrize("dataset", sorted(CARD))
+def test_card_totals_from_the_preset(tmp_path, dataset):
+    composition, total, sizes = CARD[dataset]
+    preset = load_dataset_config(dataset).splits
+    cache = manifest_only_cache(tmp_path, dataset, composition)
+    report = write_split(cache, sizes=preset.sizes, seed=preset.seed, support=preset.support,
+                         stratify=preset.stratify, unit=preset.unit, subset=preset.subset)
+    meta = read_split_meta(cache.split_dir(preset.name))
+    assert meta.unit == "videos"
+    entries = {part: read_split(cache.split_file(preset.name, part)) for part in SPLIT_PARTS}
+    videos = {part: {e.video_id for e in entries[part]} for part in SPLIT_PARTS}
+    assert tuple(len(videos[p]) for p in ("train", "val", "test")) == sizes
+    assert sum(sizes) == total
+    assert report.exact
+    if total < sum(composition.values()):
+        assert meta.subset is not None
+        assert (meta.subset.asked, meta.subset.obtained, meta.subset.of) == (
+            total, total, sum(composition.values()))
+    else:
+        assert meta.subset is None  # AEGIS: 436 is already the whole hard set
+    # every clip of a chosen video goes with it; parts are video-disjoint
+    assert not (videos["train"] & videos["val"]) and not (videos["val"] & videos["test"])
+    assert sum(len(entries[p]) for p in ("train", "val", "test")) == sum(
+        p.clips for p in meta.parts if p.part in ("train", "val", "test"))
+    # support: 10 real + 10 fake clips of train
+    assert Counter(e.label for e in entries["support"]) == {0: preset.support, 1: preset.support}
+    assert {e.clip_id for e in entries["support"]} <= {e.clip_id for e in entries["train"]}
+    # stratified: each (label, generator) keeps its share of the chosen videos within one video
+    chosen = videos["train"] | videos["val"] | videos["test"]
+    by_stratum = Counter((e.label, e.generator) for part in ("train", "val", "test")
+                         for e in {e.video_id: e for e in entries[part]}.values())
+    full = sum(composition.values())
+    for stratum, count in composition.items():
+        assert abs(by_stratum[stratum] - count * len(chosen) / full) <= 1, stratum
+
+
+def test_the_subset_is_reproducible_and_seeded(tmp_path):
+    cache = manifest_only_cache(tmp_path, "dvf", DVF)
+
+    def chosen(seed: int) -> bytes:
+        write_split(cache, sizes="train=200,val=200,test=rest", seed=seed, support=0, subset=1004)
+        return b"".join(cache.split_file("default", p).read_bytes() for p in ("train", "val", "test"))
+
+    first = chosen(0)
+    assert chosen(0) == first
+    assert chosen(1) != first
+
+
+def test_clip_unit_counts_clips(tmp_path):
+    cache = manifest_only_cache(tmp_path, "aegis", AEGIS, two_clips_every=2)
+    report = write_split(cache, sizes="train=50,val=50,test=rest", seed=0, unit="clips")
+    parts = {p.part: p for p in report.meta.parts}
+    assert (parts["train"].unit, parts["train"].clips) == ("clips", parts["train"].obtained)
+    assert parts["train"].obtained == 50 and parts["val"].obtained == 50
