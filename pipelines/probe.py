@@ -27,6 +27,7 @@ from manifests.layout import CacheDir, DataRoot
 from manifests.parquet_io import read_records, write_records
 from manifests.records import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, VideoRecord
 from pipelines.decode import VideoReadError
+from pipelines.ignored import IGNORED_FILES_NAME, IgnoredFiles, find_ignored, write_ignored
 from pipelines.media import media_sha256, media_stat, probe_media
 from pipelines.runner import run_tasks
 from pipelines.sources.base import VideoCandidate, get_source
@@ -76,6 +77,8 @@ class ManifestReport:
     reused: int  # files unchanged since an earlier probe
     failures_by_reason: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    ignored: IgnoredFiles = field(default_factory=IgnoredFiles)
+    ignored_path: str = ""
 
 
 def read_error_reason(err: Exception) -> str:
@@ -235,6 +238,8 @@ def build_manifest(
     records.sort(key=lambda rec: rec.relpath)
     write_json_atomic(cache.spec_json, spec.to_json())
     write_records(cache.videos_parquet, records, VideoRecord)
+    ignored = find_ignored(raw_dir, (c.relpath for c in candidates))
+    ignored_path = write_ignored(cache.path / IGNORED_FILES_NAME, ignored)
     # Keep state for files of other listings too (a changed layout must not force re-hashing).
     merged_state = {**previous, **probed}
     write_records(state_path, sorted(merged_state.values(), key=lambda row: row.relpath), ProbedFile)
@@ -246,10 +251,13 @@ def build_manifest(
         videos_total=len(records), videos_ok=counts[STATUS_OK], videos_failed=counts[STATUS_FAILED],
         videos_skipped=counts[STATUS_SKIPPED], probed=len(to_probe), reused=reused,
         failures_by_reason=failures, seconds=time.perf_counter() - started,
+        ignored=ignored, ignored_path=str(ignored_path),
     )
     log.info("manifest %s: %d videos, %d ok, %d failed, %d skipped (probed %d, reused %d)",
              cache.videos_parquet, report.videos_total, report.videos_ok, report.videos_failed,
              report.videos_skipped, report.probed, report.reused)
+    if ignored.total:
+        log.info("%s: %s (see %s)", raw_dir, ignored.describe(), ignored_path)
     if failures:
         log.warning("probe failures by reason: %s", ", ".join(f"{k}={v}" for k, v in failures.items()))
     return report

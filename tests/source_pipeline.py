@@ -73,6 +73,8 @@ def run_cache(
         support=preset.support,
         stratify=preset.stratify,
         name=preset.name,
+        unit=preset.unit,
+        subset=preset.subset,
     )
     report = audit([(config.name, cache)], preset.name)
     return CacheRun(fetched, manifest, extracted, split, report)

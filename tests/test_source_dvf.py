@@ -24,6 +24,7 @@ REPO = "sparklexfantasy/DVF"
 OFFICIAL = {
     "sizes": (("train", "official"), ("val", "official"), ("test", "official")),
     "support": 1,
+    "subset": None,
 }
 
 

@@ -28,7 +28,7 @@ from tests.source_pipeline import (
     run_cache,
 )
 from tests.standins.http_files import Fault, HttpFileServer
-from tests.standins.layouts import build_genvideo
+from tests.standins.layouts import GENVIDEO_100K_ARCHIVES, build_genvideo, build_genvideo100k
 from tests.standins.modelscope import modelscope_relpath, modelscope_route
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError
@@ -185,3 +185,38 @@ def test_bad_archive_entries_name_the_field(archives, field):
     with pytest.raises(ConfigError) as err:
         get_source(config_for("genvideo_val", archives=archives))
     assert err.value.field == field and "genvideo_val.yaml" in err.value.source
+
+
+GENVIDEO_100K_REPO = "cccnju/GenVideo-100K"
+
+
+def test_make_cache_genvideo100k_folders_and_gifs(tmp_path):
+    """GenVideo-100K as it ships: category archives extracting to Real/ and generator folders
+    (train_<generator>/, and I2VGEN_XL/ of GIFs); the note in Real/ is counted, not lost."""
+    served = tmp_path / "served"
+    store = served / modelscope_relpath(GENVIDEO_100K_REPO, "master", "")
+    store.mkdir(parents=True)
+    facts = build_genvideo100k(store)
+    with HttpFileServer(served, route=modelscope_route) as server:
+        config = config_for(
+            "genvideo100k", base_url=server.base_url, archives=GENVIDEO_100K_ARCHIVES, retries=1,
+            splits={"sizes": (("train", "5"), ("val", "2"), ("test", "rest")), "support": 1,
+                    "subset": 9},
+        )
+        root = DataRoot(tmp_path / "data")
+        run = run_cache(config, root)
+    clips = read_records(root.cache_dir("genvideo100k", "tiny_4x32").clips_parquet, ClipRecord)
+    assert clips_by_label_generator(clips) == facts.by_generator == {
+        (0, "real"): 4, (1, "I2VGEN_XL"): 3, (1, "pika"): 2, (1, "SVD"): 2}
+    gif_clips = [c for c in clips if c.relpath.endswith(".gif")]
+    assert len(gif_clips) == 3 and all(c.padded_frames == 0 for c in gif_clips)
+    assert run.manifest.ignored.by_extension == {".txt": 1}
+    assert run.manifest.ignored.examples == {".txt": ["Real/readme.txt"]}
+    assert json.loads(Path(run.manifest.ignored_path).read_text())["by_extension"] == {".txt": 1}
+    # the subset of 9 of the 11 videos, then 5 / 2 / 2 videos
+    meta = run.split.meta
+    assert (meta.subset.asked, meta.subset.obtained, meta.subset.of) == (9, 9, 11)
+    assert {p.part: p.obtained for p in meta.parts} == {
+        "train": 5, "val": 2, "test": 2, "support": 2, "unassigned": 2}
+    assert run.audit.ok, format_table(run.audit)
+    assert "subset 9 of 11" in format_table(run.audit)

@@ -143,6 +143,8 @@ def _run_build_manifest(ctx: Context, config: DatasetConfig, spec: ClipSpec, cli
         f"{report.videos_total} videos: {report.videos_ok} ok, {report.videos_failed} failed, "
         f"{report.videos_skipped} skipped (probed {report.probed}, unchanged {report.reused}) -> {report.videos_parquet}"
     )
+    if report.ignored.total:
+        click.echo(f"ignored: {report.ignored.describe()} (listed in {report.ignored_path})")
     _echo_failures(report.failures_by_reason)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -282,6 +283,50 @@ def build_genvideo(served_dir: Path) -> Facts:
         tiny_video(staging / "OpenSora" / f"os_{index}.mp4", fake=True)
         facts.add(1, "OpenSora")
     tar_folder(staging / "OpenSora", served_dir / "OpenSora.tar.gz")
+    staging.rmdir()
+    return facts
+
+
+def tiny_gif(path: Path, *, num_frames: int = FRAMES, frame_ms: int = 125) -> Path:
+    """A 64x48 animated GIF (I2VGEN_XL ships its videos so), written by Pillow as such tools do."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(zlib.crc32(path.as_posix().encode()))
+    base = rng.integers(0, 255, size=(HEIGHT, WIDTH, 3), dtype=np.uint8)
+    frames = [Image.fromarray(np.roll(base, 4 * i, axis=1)) for i in range(num_frames)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+    return path
+
+
+GENVIDEO_100K_ARCHIVES = [
+    {"files": ["Real_part_aa", "Real_part_ab"]},
+    {"files": ["I2VGEN_XL_part_aa"]},
+    {"files": ["pika.tar.gz"]},
+    {"files": ["SVD.tar.gz"]},
+]
+
+
+def build_genvideo100k(served_dir: Path) -> Facts:
+    """GenVideo-100K's shape: `Real/` cut into `Real_part_aa/ab`, `train_pika/` and `train_SVD/`
+    as tar.gz, and `I2VGEN_XL/` of GIFs in `I2VGEN_XL_part_aa`; a readme note rides in Real."""
+    facts = Facts()
+    staging = served_dir / "_staging"
+    for index in range(4):
+        tiny_video(staging / "Real" / f"real_{index}.mp4")
+        facts.add(0, "real")
+    (staging / "Real" / "readme.txt").write_text("collected from the web\n")
+    tar_folder(staging / "Real", served_dir / "Real.tar.gz",
+               volume_names=["Real_part_aa", "Real_part_ab"])
+    for index in range(3):
+        tiny_gif(staging / "I2VGEN_XL" / f"i2v_{index}.gif")
+        facts.add(1, "I2VGEN_XL")
+    tar_folder(staging / "I2VGEN_XL", served_dir / "I2VGEN_XL.tar.gz", volume_names=["I2VGEN_XL_part_aa"])
+    for generator, archive in (("pika", "pika.tar.gz"), ("SVD", "SVD.tar.gz")):
+        for index in range(2):
+            tiny_video(staging / f"train_{generator}" / f"{generator}_{index}.mp4", fake=True)
+            facts.add(1, generator)
+        tar_folder(staging / f"train_{generator}", served_dir / archive)
     staging.rmdir()
     return facts
 
