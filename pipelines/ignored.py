@@ -3,7 +3,7 @@
 Every file below `raw/<dataset>` is either a video candidate (or, for a keyframe table, the
 table its rows come from) or counted here: by extension, with a few example paths each.
 vfcache's own bookkeeping (fetch.json, extraction markers, download failure lists, partial
-and temporary files) is counted apart, so the summary a user reads lists only what came with
+and temporary files, the Hub client's `.cache/`) is counted apart, so the summary a user reads lists only what came with
 the dataset. `build-manifest` prints it and writes it as `ignored_files.json` beside
 videos.parquet.
 """
@@ -23,6 +23,7 @@ from pipelines.fetch.record import FETCH_RECORD_NAME
 IGNORED_FILES_NAME = "ignored_files.json"
 EXAMPLES_PER_EXTENSION = 5
 NO_EXTENSION = "(none)"
+HUB_CLIENT_DIR = ".cache"  # huggingface_hub's download metadata in a local_dir
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ class IgnoredFiles:
 def _is_bookkeeping(relpath: str) -> bool:
     parts = relpath.split("/")
     name = parts[-1]
-    return (MARKER_DIR in parts[:-1] or name in (FETCH_RECORD_NAME, FAILURES_NAME)
+    return (MARKER_DIR in parts[:-1] or parts[0] == HUB_CLIENT_DIR
+            or name in (FETCH_RECORD_NAME, FAILURES_NAME)
             or name.endswith(PART_SUFFIX) or TEMP_MARK in name)
 
 

@@ -21,13 +21,13 @@ from vfcache.errors import ConfigError, StageError
 from train_fixtures import toy_train_config, write_toy_cache
 
 
-def outputs(labels, domains, *, logits=None, embeddings=None, datasets=None):
+def outputs(labels, domains, *, logits=None, embeddings=None, datasets=None, generators=None):
     n = len(labels)
     return ModelOutputs(
         clip_ids=tuple(f"c{i}" for i in range(n)), labels=np.asarray(labels, np.int64),
         domains=np.asarray(domains, object),
         datasets=np.asarray(datasets if datasets is not None else domains, object),
-        generators=np.asarray(["g"] * n, object),
+        generators=np.asarray(generators if generators is not None else ["g"] * n, object),
         logits=np.zeros((n, 2), np.float32) if logits is None else np.asarray(logits, np.float32),
         embeddings=None if embeddings is None else np.asarray(embeddings, np.float32),
         seconds_per_clip=np.full(n, 0.01))
@@ -97,6 +97,24 @@ def test_benchmark_protocol_figures():
     assert every.num_clips == 6 and every.accuracy == pytest.approx(4 / 6)
     assert result.timing.mean_ms_per_clip == pytest.approx(10.0)
     assert result.timing.p95_ms_per_clip == pytest.approx(10.0)
+
+
+def test_each_fake_generator_is_scored_against_the_domains_real_pool():
+    """DVF's test rule: the real clips are one pool, every fake class is scored against all of it."""
+    margin = np.array([-2.0, -1.0, 0.5, 1.0, 2.0, -0.5, 3.0])
+    logits = np.stack([np.zeros(7), margin], axis=1)
+    query = outputs([0, 0, 0, 1, 1, 1, 1], ["dvf"] * 7, logits=logits,
+                    generators=["vc1", "zeroscope", "opensora", "sora", "sora", "pika", "pika"])
+    result = softmax_protocol(query)
+    rows = {row.name: row for row in result.generator_rows}
+    assert sorted(rows) == ["dvf/pika", "dvf/sora"]
+    sora, pika = rows["dvf/sora"], rows["dvf/pika"]
+    assert (sora.num_real, sora.num_fake, pika.num_real, pika.num_fake) == (3, 2, 3, 2)
+    # sora's fakes (1.0, 2.0) outrank every real (-2, -1, 0.5): AUROC 1; the real at 0.5 is a false alarm
+    assert sora.auroc == 1.0 and sora.accuracy == pytest.approx(4 / 5)
+    # pika: -0.5 beats 2 reals of 3 (-2, -1), 3.0 beats all three -> AUROC (2 + 3) / 6
+    assert pika.auroc == pytest.approx(5 / 6) and pika.accuracy == pytest.approx(3 / 5)
+    assert [r.name for r in benchmark_protocol(query).generator_rows] == ["dvf/pika", "dvf/sora"]
 
 
 def test_softmax_rank_metrics_use_the_unsaturated_margin():

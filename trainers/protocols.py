@@ -96,6 +96,8 @@ class ProtocolResult:
     threshold: float
     timing: Optional[InferenceTiming] = None
     prototypes: tuple[Prototypes, ...] = ()
+    # each fake generator of a domain against all that domain's real clips (DVF's test rule)
+    generator_rows: tuple[DetectionRow, ...] = ()
 
     def row(self, name: str) -> DetectionRow:
         for row in self.rows:
@@ -191,6 +193,24 @@ def grouped_rows(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray,
     return tuple(rows)
 
 
+def fake_generator_rows(domains: np.ndarray, generators: np.ndarray, labels: np.ndarray,
+                        scores: np.ndarray, predictions: np.ndarray,
+                        prob_fake: Optional[np.ndarray] = None) -> tuple[DetectionRow, ...]:
+    """One row `<domain>/<generator>` per fake generator: its fakes scored against every real
+    clip of the domain, the paper's protocol for DVF (one real pool, each fake class against it)."""
+    domains = np.asarray(domains, dtype=object)
+    generators = np.asarray(generators, dtype=object)
+    rows = []
+    for domain in sorted(set(domains.tolist())):
+        in_domain = domains == domain
+        reals = in_domain & (labels == 0)
+        for generator in sorted(set(generators[in_domain & (labels == 1)].tolist())):
+            pick = reals | (in_domain & (labels == 1) & (generators == generator))
+            rows.append(detection_row(f"{domain}/{generator}", labels[pick], scores[pick],
+                                      predictions[pick], None if prob_fake is None else prob_fake[pick]))
+    return tuple(rows)
+
+
 def inference_timing(seconds_per_clip: np.ndarray) -> Optional[InferenceTiming]:
     seconds = np.asarray(seconds_per_clip, dtype=np.float64)
     if seconds.size == 0 or not np.all(np.isfinite(seconds)):
@@ -214,7 +234,9 @@ def prototype_protocol(query: ModelOutputs, support: ModelOutputs, *, threshold:
         scores=scores, predictions=predictions, prob_fake=None, groups=query.domains,
         labels=query.labels, clip_ids=query.clip_ids, threshold=threshold,
         timing=inference_timing(query.seconds_per_clip),
-        prototypes=tuple(prototypes[d] for d in sorted(prototypes)))
+        prototypes=tuple(prototypes[d] for d in sorted(prototypes)),
+        generator_rows=fake_generator_rows(query.domains, query.generators, query.labels,
+                                           scores, predictions))
 
 
 def softmax_protocol(query: ModelOutputs, *, group_by: str = "domain",
@@ -231,7 +253,9 @@ def softmax_protocol(query: ModelOutputs, *, group_by: str = "domain",
         rows=grouped_rows(groups, query.labels, margin, predictions, prob_fake),
         scores=margin, predictions=predictions, prob_fake=prob_fake, groups=groups,
         labels=query.labels, clip_ids=query.clip_ids, threshold=0.0,
-        timing=inference_timing(query.seconds_per_clip))
+        timing=inference_timing(query.seconds_per_clip),
+        generator_rows=fake_generator_rows(query.domains, query.generators, query.labels,
+                                           margin, predictions, prob_fake))
 
 
 def benchmark_protocol(query: ModelOutputs) -> ProtocolResult:

@@ -77,7 +77,21 @@ def render_markdown(name: str, results: Mapping[str, ProtocolResult],
     for protocol, result in results.items():
         lines += ["", f"## {protocol.capitalize()} protocol", ""]
         lines += _prototype_table(result) if protocol == "prototype" else _benchmark_table(result)
+        lines += _generator_table(result)
     return "\n".join(lines) + "\n"
+
+
+def _generator_table(result: ProtocolResult) -> list[str]:
+    """Each fake generator against every real clip of its domain (one shared real pool)."""
+    if not result.generator_rows:
+        return []
+    lines = ["", "Each fake generator against all real clips of its domain:", "",
+             "| Domain / generator | Clips (real / fake) | AUROC | EER | Accuracy | MCC |",
+             "|---|---|---|---|---|---|"]
+    for row in result.generator_rows:
+        lines.append(f"| {row.name} | {row.num_clips} ({row.num_real} / {row.num_fake}) | "
+                     f"{_fmt(row.auroc)} | {_fmt(row.eer)} | {_fmt(row.accuracy)} | {_fmt(row.mcc)} |")
+    return lines
 
 
 def _result_json(result: ProtocolResult) -> dict:
@@ -86,6 +100,7 @@ def _result_json(result: ProtocolResult) -> dict:
         "group_by": result.group_by,
         "threshold": result.threshold,
         "rows": [dataclasses.asdict(row) for row in result.rows],
+        "generator_rows": [dataclasses.asdict(row) for row in result.generator_rows],
         "timing": None if result.timing is None else dataclasses.asdict(result.timing),
         "prototypes": [{"domain": p.domain, "num_real": p.num_real, "num_fake": p.num_fake,
                         "cosine_real_fake": p.cosine_real_fake} for p in result.prototypes],

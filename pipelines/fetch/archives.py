@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from cache_tools.atomic import write_json_atomic
 from pipelines.fetch.errors import ArchiveError, UnsafeArchiveError
-from pipelines.fetch.volumes import find_volumes, open_volumes
+from pipelines.fetch.volumes import find_volumes, open_volumes, open_zip_volumes
 
 logger = logging.getLogger(__name__)
 
@@ -171,8 +171,23 @@ def _iter_zip(stream: IO[bytes], archive: str, max_ratio: float, budget: _Budget
             if member.relpath is None or member.kind == "dir":
                 yield member, None
             else:
-                with zf.open(member.raw_name) as source:
-                    yield member, source
+                yield member, _LazyZipMember(zf, member.raw_name)
+
+
+class _LazyZipMember:
+    """A zip member opened at its first read, so that a damaged local header is an error of
+    that member (skippable under on_corrupt_member="skip"), not of the whole archive."""
+
+    def __init__(self, zf: zipfile.ZipFile, name: str):
+        self._zf, self._name, self._handle = zf, name, None
+
+    def read(self, size: int = -1) -> bytes:
+        if self._handle is None:
+            self._handle = self._zf.open(self._name)
+        data = self._handle.read(size)
+        if not data:
+            self._handle.close()
+        return data
 
 
 def _iter_tar(stream: IO[bytes], archive: str, archive_format: ArchiveFormat):
@@ -211,6 +226,8 @@ def _extract_to(volumes: list[Path], tmp_root: Path, archive: str, max_ratio: fl
     junk, corrupt = 0, []
     with open_volumes(volumes) as stream:
         archive_format = detect_format(stream.peek(512)[:512])
+    opened = open_zip_volumes(volumes) if archive_format == "zip" else open_volumes(volumes)
+    with opened as stream:
         members = (_iter_zip(stream, archive, max_ratio, budget) if archive_format == "zip"
                    else _iter_tar(stream, archive, archive_format))
         for member, source in members:

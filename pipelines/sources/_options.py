@@ -110,6 +110,19 @@ class SourceOptions:
             raise self.error(key, value, "a mapping")
         return value
 
+    def sha256s(self, key: str, default: Any = _MISSING) -> Any:
+        """A mapping of file name -> hex sha256 (lower-cased)."""
+        value = self.mapping(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        checked = {}
+        for name, digest in value.items():
+            if not (isinstance(digest, str) and len(digest) == 64
+                    and all(c in "0123456789abcdef" for c in digest.lower())):
+                raise self.error(f"{key}.{name}", digest, "a hex sha256")
+            checked[str(name)] = digest.lower()
+        return checked
+
     def records(self, key: str, allowed: set[str], *, required: Sequence[str] = ()) -> list[dict]:
         """A non-empty list of mappings, each limited to `allowed` keys."""
         value = self._get(key, _MISSING)

@@ -8,17 +8,29 @@ folder the user downloaded by hand (the Google Drive / Baidu archives).
       revision: main        # with repo
       allow_patterns: null  # with repo
       endpoint: null        # with repo
-      splits_dir: null      # folder of train.json / val.json; default: the `splits` folder below
+      splits_url: https://raw.githubusercontent.com/SparkleXFantasy/MM-Det/<commit>/splits
+      splits_sha256: {train.json: <sha256>, val.json: <sha256>}
+      splits_dir: null      # a folder of train.json / val.json you have (instead of splits_url)
       test_classes: [videocrafter1, zeroscope, opensora, sora, pika, stablediffusion, stablevideo]
+      test_rule: per_class  # or shared_real_pool (the paper's: one real pool, see below)
+      real_pool_classes: [videocrafter1, zeroscope, opensora]
       keep_archives: true   # with path: keep the user's archives after extracting them
 
 Layout: `<class>/0_real/<file>` (label 0) and `<class>/1_fake/<file>` (label 1), under any
-leading folders; the class is the generator. Official splits: `train.json` / `val.json` map
-`{class: {"0_real/x.mp4": 0, ...}}`; listed videos get `source_split` train / val, every video of
-a test class gets `test`, the rest none. A label in a split file that disagrees with the folder
-stops the listing; split entries without a file are counted and logged (the full release is
-known to lack some real videos). Archives are extracted in place, and zip members that fail
-their CRC (known damage in some `0_real.zip`) are skipped and recorded in the marker.
+leading folders; the class is the generator, and some classes hold only `1_fake`. The
+official splits are not in the data release but in the MM-Det GitHub repository:
+`train.json` / `val.json` map `{class: {"0_real/x.mp4": 0, ...}}` and are fetched from a pinned
+commit into `<raw>/splits/`, checked against their sha256. Listed videos get `source_split`
+train / val; with `test_rule: per_class` every video of a test class gets `test`; with
+`shared_real_pool` (the paper's test, MM-Det's test.py: the real videos are scored once and
+reused for every class) test holds every fake of a test class and the reals of
+`real_pool_classes` only, and evaluation scores each fake class against the domain's real
+pool (the per-generator rows of every protocol). A label in a split file that disagrees with
+the folder stops the listing; split entries without a file are counted and logged (the full
+release is known to lack some real videos). Archives are extracted in place, volume sets
+included (`.z01 ... .zip`, `.zip.001`), and zip members that are damaged (CRC errors are known
+in some `0_real.zip` volumes, MM-Det issue #18) are skipped, recorded in the extraction marker
+and named in the fetch summary; they never abort the class.
 """
 
 from __future__ import annotations
@@ -31,6 +43,8 @@ from typing import Optional
 
 from manifests.layout import DataRoot
 from manifests.records import LABEL_FAKE, LABEL_REAL
+from pipelines.fetch import DownloadItem, download_files, read_extraction_marker
+from pipelines.fetch.errors import FetchError
 from pipelines.labels import VIDEO_EXTENSIONS, walk_video_files
 from pipelines.sources._fetching import (
     FetchSummary,
@@ -54,7 +68,11 @@ DVF_SOURCE_KEYS = {
     "allow_patterns",
     "endpoint",
     "splits_dir",
+    "splits_url",
+    "splits_sha256",
     "test_classes",
+    "test_rule",
+    "real_pool_classes",
     "keep_archives",
     "extensions",
     "expected_size",
@@ -70,6 +88,9 @@ TEST_CLASSES = (
     "stablevideo",
 )
 SPLIT_FILES = {"train": "train.json", "val": "val.json"}
+TEST_RULES = ("per_class", "shared_real_pool")
+REAL_POOL_CLASSES = ("videocrafter1", "zeroscope", "opensora")
+FETCHED_SPLITS_DIR = "splits"
 
 
 def parse_dvf_path(relpath: str) -> Optional[tuple[str, str, str]]:
@@ -125,7 +146,20 @@ class DvfSource:
             self.folder = Path(options.string("path")).expanduser()
         splits_dir = options.string("splits_dir", None)
         self.splits_dir = Path(splits_dir).expanduser() if splits_dir else None
+        self.splits_url = options.url("splits_url", None)
+        self.splits_sha256 = options.sha256s("splits_sha256", {})
+        if self.splits_dir is not None and self.splits_url is not None:
+            raise options.error("splits_dir", splits_dir,
+                                "null when source.splits_url fetches the official splits")
+        unknown = sorted(set(self.splits_sha256) - set(SPLIT_FILES.values()))
+        if unknown:
+            raise options.error("splits_sha256", unknown, f"keys among {sorted(SPLIT_FILES.values())}")
         self.test_classes = options.strings("test_classes", TEST_CLASSES)
+        self.test_rule = options.string("test_rule", "per_class", choices=TEST_RULES)
+        self.real_pool_classes = options.strings("real_pool_classes", REAL_POOL_CLASSES)
+        outside = sorted(set(self.real_pool_classes) - set(self.test_classes))
+        if outside:
+            raise options.error("real_pool_classes", outside, "classes among source.test_classes")
         self.keep_archives = options.boolean("keep_archives", True)
         self.extensions = extensions_option(options, "extensions", VIDEO_EXTENSIONS)
         self.expected_size = options.string("expected_size", "")
@@ -138,19 +172,32 @@ class DvfSource:
     def raw_dir(self, root: DataRoot) -> Path:
         return self.folder if self.folder is not None else root.raw_dir(self.config.name)
 
+    def _fetch_splits(self, dest: Path) -> None:
+        """The official train/val files from the pinned MM-Det commit, checked by sha256."""
+        items = [DownloadItem(f"{self.splits_url}/{name}", f"{FETCHED_SPLITS_DIR}/{name}",
+                              sha256=self.splits_sha256.get(name))
+                 for name in SPLIT_FILES.values()]
+        report = download_files(items, dest, concurrency=2, retries=3, progress=False)
+        if report.failed:
+            failed = ", ".join(f"{o.relpath} ({o.reason})" for o in report.failed)
+            raise FetchError(f"DVF's official split files could not be fetched from "
+                             f"{self.splits_url}: {failed}")
+
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
         dest = self.raw_dir(root)
+        if self.folder is not None and not dest.is_dir():
+            raise StageError(
+                f"DVF folder {dest} (source.path of {self.config.path}) does not exist; download "
+                "the archives from the MM-Det Google Drive or Baidu links into it first"
+            )
+        if self.splits_url is not None:
+            self._fetch_splits(dest)
         if self.repo is not None:
             record, fetched = hf_fetch_once(
                 self.repo, dest, revision=self.revision, allow_patterns=self.allow_patterns,
                 endpoint=self.endpoint, progress=progress,
             )
             origin = f"huggingface {self.repo}@{record.commit_sha}"
-        elif not dest.is_dir():
-            raise StageError(
-                f"DVF folder {dest} (source.path of {self.config.path}) does not exist; download "
-                "the archives from the MM-Det Google Drive or Baidu links into it first"
-            )
         else:
             fetched, origin = False, f"local {dest}"
         visible = sorted(p for p in dest.rglob("*") if not _hidden(p.relative_to(dest)))
@@ -169,9 +216,17 @@ class DvfSource:
             dataset=self.config.name, raw_dir=str(dest), source=origin, files=len(record.files),
             total_bytes=record.total_bytes, downloaded=None if fetched else 0, failed=0,
             extracted_archives=len(extracted), up_to_date=not fetched and not extracted,
+            notes=damaged_member_notes(archives, dest),
         )
 
     def _find_splits_dir(self, raw_dir: Path) -> Path:
+        if self.splits_url is not None:
+            folder = raw_dir / FETCHED_SPLITS_DIR
+            if not all((folder / name).is_file() for name in SPLIT_FILES.values()):
+                raise StageError(f"DVF's official splits are not in {folder} yet; run "
+                                 f"`vfcache fetch {self.config.name}` (it fetches them from "
+                                 f"{self.splits_url})")
+            return folder
         if self.splits_dir is not None:
             folder = self.splits_dir if self.splits_dir.is_absolute() else raw_dir / self.splits_dir
             candidates = [folder] if (folder / SPLIT_FILES["train"]).is_file() else []
@@ -220,7 +275,7 @@ class DvfSource:
             part = split_of.get(key)
             if part is not None and official[part][key] != label:
                 disagree.append(f"{relpath} ({part}.json says {official[part][key]})")
-            if part is None and klass in self.test_classes:
+            if part is None and self._in_test(klass, label):
                 part = "test"
             stem = rest.rsplit(".", 1)[0]
             candidates.append(
@@ -246,6 +301,12 @@ class DvfSource:
         self._log_missing(candidates, official)
         return candidates
 
+    def _in_test(self, klass: str, label: int) -> bool:
+        if klass not in self.test_classes:
+            return False
+        return (self.test_rule == "per_class" or label == LABEL_FAKE
+                or klass in self.real_pool_classes)
+
     def _log_missing(self, candidates: list[VideoCandidate], official: dict) -> None:
         present = set()
         for candidate in candidates:
@@ -262,6 +323,17 @@ class DvfSource:
                 "to lack some real videos; they are left out)",
                 dict(missing),
             )
+
+
+def damaged_member_notes(archives: list[Path], dest: Path) -> tuple[str, ...]:
+    """One note per archive member skipped as damaged, from the extraction markers."""
+    notes = []
+    for archive in archives:
+        marker = read_extraction_marker(archive, archive.parent) or {}
+        for member in marker.get("corrupt_members", []):
+            notes.append(f"{archive.relative_to(dest).as_posix()}: skipped damaged member "
+                         f"{member['member']} ({member['reason']})")
+    return tuple(notes)
 
 
 def _hidden(relative: Path) -> bool:

@@ -146,14 +146,7 @@ class GenVideoSource(RawDirUnderRoot):
         names = [archive.relpath(name) for archive in self.archives for name in archive.files]
         if len(set(names)) != len(names):
             raise options.error("archives", names, "each file listed once")
-        self.checksums = options.mapping("checksums", {})
-        for name, digest in self.checksums.items():
-            if not (
-                isinstance(digest, str)
-                and len(digest) == 64
-                and all(c in "0123456789abcdef" for c in digest.lower())
-            ):
-                raise options.error(f"checksums.{name}", digest, "a hex sha256")
+        self.checksums = options.sha256s("checksums", {})
         self.real_folders = options.strings("real_folders", ("Real",))
         self.fake_folders = options.strings("fake_folders", ("Fake",))
         if set(self.real_folders) & set(self.fake_folders):

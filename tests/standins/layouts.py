@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import struct
+import subprocess
 import tarfile
 import zipfile
 import zlib
@@ -169,39 +172,105 @@ def build_aegis_parquet(repo_dir: Path) -> Facts:
 # -- DVF -------------------------------------------------------------------------------
 
 
-def build_dvf(data_dir: Path, *, archives: bool) -> Facts:
-    """`DVF/<class>/{0_real,1_fake}/*.mp4` + `DVF/splits/{train,val}.json`; with `archives`, class
-    sora is a zip (with macOS junk) and class pika a split tar.gz, as the hand downloads are."""
+DVF_CLASSES = [  # (class, label folder, videos): some classes hold only 1_fake, as in the release
+    ("youtube", "0_real", 4),
+    ("stablevideodiffusion", "1_fake", 4),
+    ("videocrafter1", "0_real", 2),
+    ("videocrafter1", "1_fake", 2),
+    ("zeroscope", "0_real", 2),
+    ("zeroscope", "1_fake", 2),
+    ("sora", "1_fake", 3),
+    ("pika", "1_fake", 2),
+]
+DVF_DAMAGED = "youtube/0_real/you_02.mp4"  # its bytes are damaged inside the split 0_real set
+
+
+def build_dvf(data_dir: Path, splits_dir: Path, *, archives: bool) -> Facts:
+    """The release `DVF/<class>/{0_real,1_fake}/*.mp4` and, apart from it, the MM-Det GitHub split
+    files `splits_dir/{train,val}.json` (youtube and stablevideodiffusion; one listed video absent).
+
+    With `archives`, each class folder ships as the release does: per-class `0_real.zip` /
+    `1_fake.zip`; youtube's `0_real` is an Info-ZIP split set (`0_real.z01`, `0_real.zip`,
+    made by `zip -s`) in which one member is damaged (a CRC error, MM-Det issue #18),
+    stablevideodiffusion's `1_fake` comes as 7-Zip volumes `1_fake.zip.001/.002`, sora's zip
+    carries macOS junk, and pika is a split tar.gz. `facts` counts what survives.
+    """
     facts = Facts()
     root = data_dir / "DVF"
     train = {"youtube": {}, "stablevideodiffusion": {}}
     val = {"youtube": {}, "stablevideodiffusion": {}}
-    layout = [
-        ("youtube", "0_real", 4),
-        ("stablevideodiffusion", "0_real", 2),
-        ("stablevideodiffusion", "1_fake", 4),
-        ("sora", "1_fake", 3),
-        ("pika", "1_fake", 3),
-    ]
-    for klass, label_dir, count in layout:
+    for klass, label_dir, count in DVF_CLASSES:
         for index in range(count):
             name = f"{label_dir}/{klass[:3]}_{index:02d}.mp4"
-            tiny_video(root / klass / name, fake=label_dir == "1_fake")
+            # youtube's videos are longer so that its zip needs two 64 KiB volumes
+            tiny_video(root / klass / name, fake=label_dir == "1_fake",
+                       num_frames=24 if klass == "youtube" else FRAMES)
             label = int(label_dir == "1_fake")
+            damaged = archives and f"{klass}/{name}" == DVF_DAMAGED
             if klass in train:
                 part = "val" if index == count - 1 else "train"
                 (val if part == "val" else train)[klass][name] = label
-                facts.add(label, klass, part)
+                if not damaged:
+                    facts.add(label, klass, part)
             else:
                 facts.add(label, klass, "test")
     train["youtube"]["0_real/gone.mp4"] = 0  # listed but absent, as in the real release
-    (root / "splits").mkdir()
-    (root / "splits" / "train.json").write_text(json.dumps(train, indent=1))
-    (root / "splits" / "val.json").write_text(json.dumps(val, indent=1))
+    splits_dir.mkdir(parents=True, exist_ok=True)
+    (splits_dir / "train.json").write_text(json.dumps(train, indent=4))
+    (splits_dir / "val.json").write_text(json.dumps(val, indent=4))
     if archives:
-        zip_folder(root / "sora", root / "sora.zip", junk=True)
+        infozip_split(root / "youtube", "0_real", damage=DVF_DAMAGED.split("/", 1)[1])
+        zip_folder(root / "stablevideodiffusion" / "1_fake",
+                   root / "stablevideodiffusion" / "1_fake.zip", junk=False)
+        cut_volumes(root / "stablevideodiffusion" / "1_fake.zip", volumes=2)
+        for klass in ("videocrafter1", "zeroscope"):
+            for label_dir in ("0_real", "1_fake"):
+                zip_folder(root / klass / label_dir, root / klass / f"{label_dir}.zip", junk=False)
+        zip_folder(root / "sora" / "1_fake", root / "sora" / "1_fake.zip", junk=True)
         tar_folder(root / "pika", root / "pika.tar.gz", volumes=2)
     return facts
+
+
+def infozip_split(class_dir: Path, label_dir: str, *, damage: str) -> list[Path]:
+    """`zip -s 64k` of `class_dir/label_dir` into `<label_dir>.z01 ... <label_dir>.zip`, then
+    one byte of `damage`'s stored data flipped, as a bad download or disk leaves it."""
+    zip_tool = shutil.which("zip")
+    if zip_tool is None:
+        raise RuntimeError("the DVF stand-in needs Info-ZIP's `zip` (Debian package zip)")
+    subprocess.run([zip_tool, "-q", "-0", "-r", "-s", "64k", f"{label_dir}.zip", label_dir],
+                   cwd=class_dir, check=True)
+    volumes = sorted(class_dir.glob(f"{label_dir}.z[0-9]*")) + [class_dir / f"{label_dir}.zip"]
+    marker = damage.encode()
+    for volume in volumes:
+        data = bytearray(volume.read_bytes())
+        at = data.find(b"PK\x03\x04")
+        while at >= 0:  # the local header naming `damage`: flip a byte of its data
+            name_len, extra_len = struct.unpack_from("<2H", data, at + 26)
+            if bytes(data[at + 30:at + 30 + name_len]) == marker:
+                data[at + 30 + name_len + extra_len + 100] ^= 0xFF
+                volume.write_bytes(bytes(data))
+                break
+            at = data.find(b"PK\x03\x04", at + 4)
+        else:
+            continue
+        break
+    else:
+        raise RuntimeError(f"{damage} has no local header in {volumes}")
+    _remove_tree(class_dir / label_dir)
+    return volumes
+
+
+def cut_volumes(archive: Path, *, volumes: int) -> list[Path]:
+    """Cut `archive` into 7-Zip style byte volumes `<archive>.001, .002, ...` and remove it."""
+    payload = archive.read_bytes()
+    step = -(-len(payload) // volumes)
+    paths = []
+    for index in range(volumes):
+        path = archive.parent / f"{archive.name}.{index + 1:03d}"
+        path.write_bytes(payload[index * step:(index + 1) * step])
+        paths.append(path)
+    archive.unlink()
+    return paths
 
 
 def zip_folder(folder: Path, archive: Path, *, junk: bool) -> None:
