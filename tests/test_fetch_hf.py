@@ -195,3 +195,82 @@ def test_explicit_endpoint_wins_over_environment(hf_hub, two_commits, tmp_path, 
     record = fetch_hf_dataset(REPO, tmp_path / "d", revision="v1", allow_patterns=["README.md"],
                               endpoint=hf_hub.endpoint, progress=False)
     assert record.endpoint == hf_hub.endpoint
+
+
+# -- Xet-backed repos (the real AEGIS ones) ------------------------------------------------
+
+
+@pytest.fixture
+def xet_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A Hub stand-in whose LFS files are Xet-backed, with a CAS; the client's home in tmp_path."""
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_XET_CACHE", str(tmp_path / "xet_cache"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with HfHubStandin(page_size=3, xet=True) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        yield hub
+
+
+def _fetch_in_fresh_process(hub: HfHubStandin, dest: Path, *, disable_xet: bool) -> subprocess.CompletedProcess:
+    """The client reads HF_HUB_DISABLE_XET when imported: each path gets its own process."""
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_XET"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    if disable_xet:
+        env["HF_HUB_DISABLE_XET"] = "1"
+    script = (
+        "import json\n"
+        "from pipelines.fetch.hf import fetch_hf_dataset\n"
+        f"r = fetch_hf_dataset({REPO!r}, {str(dest)!r}, revision='main', progress=False)\n"
+        "print(json.dumps({f.relpath: f.sha256 for f in r.files}))\n"
+    )
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=180)
+
+
+@pytest.mark.parametrize("disable_xet", [False, True], ids=["default-xet-path", "xet-disabled"])
+def test_xet_backed_repo_fetches_and_verifies_on_both_paths(xet_hub, tmp_path, disable_xet):
+    files = _write_tree(tmp_path / "repo", {
+        "data/hard-00000.parquet": os.urandom(150_000),  # three 64 KiB Xet chunks
+        "test_data/real/camera/a.mp4": os.urandom(5000),
+        "README.md": b"# AEGIS\n",
+    })
+    xet_hub.add_commit(REPO, tmp_path / "repo")
+    done = _fetch_in_fresh_process(xet_hub, tmp_path / "d", disable_xet=disable_xet)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == {path: _sha(payload) for path, payload in files.items()}
+    cas = [e.path for e in xet_hub.log.entries if e.path.startswith("/cas/") and e.status < 400]
+    cdn = [e.path for e in xet_hub.log.entries if e.path.startswith("/cdn-lfs/") and e.status < 400]
+    if disable_xet:
+        assert not cas and len(cdn) == 2  # plain HTTP to the LFS store
+    else:
+        assert not cdn and sum("/reconstructions/" in p for p in cas) == 2
+        assert sum("/xorb/" in p for p in cas) == 2
+
+
+def test_xet_path_serving_wrong_bytes_is_caught(xet_hub, tmp_path):
+    files = _write_tree(tmp_path / "repo", {"data/hard-00000.parquet": os.urandom(20_000)})
+    xet_hub.add_commit(REPO, tmp_path / "repo")
+    xet_hub.tamper(REPO, "main", "data/hard-00000.parquet", bytes(len(files["data/hard-00000.parquet"])))
+    done = _fetch_in_fresh_process(xet_hub, tmp_path / "d", disable_xet=False)
+    assert done.returncode != 0 and "IntegrityError" in done.stderr
+    assert "sha256" in done.stderr and "data/hard-00000.parquet" in done.stderr
+    assert any("/reconstructions/" in e.path for e in xet_hub.log.entries)
+
+
+def test_a_file_listed_with_a_xet_hash_only_is_checked_by_it(tmp_path):
+    from huggingface_hub import RepoFile
+
+    from pipelines.fetch.hf import _hash_file, _mismatch, xet_file_hash
+    from tqdm import tqdm
+
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(os.urandom(70_000))
+    entry = RepoFile(path="clip.mp4", size=70_000, oid="0" * 40, xetHash=xet_file_hash(path))
+    assert entry.lfs is None and entry.xet_hash
+    with tqdm(disable=True) as bar:
+        assert _mismatch(entry, path, *_hash_file(path, bar)) is None
+        data = bytearray(path.read_bytes())
+        data[1234] ^= 1
+        path.write_bytes(bytes(data))
+        assert "Xet hash" in _mismatch(entry, path, *_hash_file(path, bar))

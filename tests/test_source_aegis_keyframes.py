@@ -136,6 +136,8 @@ def test_make_cache_aegis_keyframes(hf_hub, tmp_path):
             generator,
             count,
         )
+    assert {v.generator for v in videos.values() if v.label == 0} == {"camera"}
+    assert run.manifest.ignored.by_extension == {".md": 1}  # the repo's README, counted
     reader_cache = {}
     for clip in read_records(cache.clips_parquet, ClipRecord):
         row = parse_row_address(clip.relpath)[1]

@@ -8,8 +8,10 @@ damaged file is downloaded again once, and `fetch.json` records repo, revision, 
 every file with size and sha256.
 
 Endpoint and token follow the client's conventions: `endpoint=` or `HF_ENDPOINT` (read at
-call time), `token=` or `HF_TOKEN` / the stored login. Tested against huggingface_hub 2.4
-with `HF_HUB_DISABLE_XET=1` (see tests/standins/hf_hub.py for the routes it calls).
+call time), `token=` or `HF_TOKEN` / the stored login. Xet-backed repos (the real AEGIS ones)
+download through `hf_xet` on the client's default path, or over plain HTTP with
+`HF_HUB_DISABLE_XET=1`; the check afterwards is the same either way. Tested against
+huggingface_hub 2.4 and hf-xet 1.x on both paths (tests/standins/hf_hub.py has the routes).
 """
 
 from __future__ import annotations
@@ -68,13 +70,27 @@ def _hash_file(path: Path, bar: tqdm) -> tuple[int, str, str]:
     return size, sha256.hexdigest(), git_sha1.hexdigest()
 
 
-def _mismatch(entry: RepoFile, size: int, sha256: str, git_sha1: str) -> str | None:
-    """Why the local bytes differ from the tree entry, or None when they match."""
+def xet_file_hash(path: Path) -> str:
+    """The Xet file hash of the local file (hf_xet's own hashing, as the Hub lists `xetHash`)."""
+    import hf_xet  # installed with huggingface_hub; only Xet-only listings need it
+
+    return hf_xet.hash_files([str(path)])[0].hash
+
+
+def _mismatch(entry: RepoFile, path: Path, size: int, sha256: str, git_sha1: str) -> str | None:
+    """Why the local bytes differ from the tree entry, or None when they match.
+
+    LFS files (Xet-backed ones too: the Hub lists their LFS sha256) are checked by sha256; a
+    file listed with a Xet hash and no LFS block by its Xet hash; small files by git blob id.
+    """
     if size != entry.size:
         return f"size {size} != {entry.size} announced by the Hub"
-    if entry.lfs is not None and sha256 != entry.lfs.sha256:
-        return f"sha256 {sha256} != LFS oid {entry.lfs.sha256}"
-    if entry.lfs is None and git_sha1 != entry.blob_id:
+    if entry.lfs is not None:
+        return None if sha256 == entry.lfs.sha256 else f"sha256 {sha256} != LFS oid {entry.lfs.sha256}"
+    if entry.xet_hash is not None:
+        local = xet_file_hash(path)
+        return None if local == entry.xet_hash else f"Xet hash {local} != {entry.xet_hash}"
+    if git_sha1 != entry.blob_id:
         return f"git blob id {git_sha1} != {entry.blob_id}"
     return None
 
@@ -175,7 +191,7 @@ def _verify_files(api: HfApi, repo_id: str, commit: str, dest: Path, entries: li
         for entry in entries:
             path = dest / entry.path
             size, sha256, git_sha1 = _hash_file(path, bar)
-            reason = _mismatch(entry, size, sha256, git_sha1)
+            reason = _mismatch(entry, path, size, sha256, git_sha1)
             if reason is not None:
                 logger.warning("%s: %s; downloading it again", path, reason)
                 with _hub_errors("download", repo_id, commit, api.endpoint):
@@ -184,7 +200,7 @@ def _verify_files(api: HfApi, repo_id: str, commit: str, dest: Path, entries: li
                         local_dir=dest, token=token, endpoint=api.endpoint, force_download=True,
                     )
                 size, sha256, git_sha1 = _hash_file(path, bar)
-                reason = _mismatch(entry, size, sha256, git_sha1)
+                reason = _mismatch(entry, path, size, sha256, git_sha1)
                 if reason is not None:
                     raise IntegrityError(f"{repo_id}@{commit}: {entry.path}: {reason}")
             files.append(FetchedFile(relpath=entry.path, size_bytes=size, sha256=sha256))

@@ -14,6 +14,17 @@ Like the real Hub, LFS files (by extension or size) are listed with an `lfs` blo
 Range support. Missing files answer 404 `X-Error-Code: EntryNotFound`, unknown repos
 `RepoNotFound`, unknown revisions `RevisionNotFound`. A repo can be gated: `resolve` then
 answers 401 `X-Error-Code: GatedRepo` unless `Authorization: Bearer <token>` matches.
+
+With `xet=True` the LFS files are Xet-backed, as on the real AEGIS repos: the tree lists their
+`xetHash` (the real Xet file hash, computed by `hf_xet`), `resolve` adds `X-Xet-Hash` and the
+token refresh route, and the client with `hf_xet` installed (the default path) takes the Xet
+download protocol (huggingface/hub-docs docs/xet: auth.md, download-protocol.md, xorb.md):
+
+    GET  /api/datasets/<repo>/xet-read-token/<rev>    casUrl, accessToken, exp (body and headers)
+    GET  <cas>/v1/reconstructions/<file hash>         terms + fetch_info of one xorb per file
+    GET  <cas>/xorb/<xorb hash>  (Range)              the xorb's chunks, stored uncompressed
+
+The xorb hash here is a label (the sha256 of the file), not the Merkle hash a real CAS uses.
 """
 
 from __future__ import annotations
@@ -44,7 +55,13 @@ _ROUTES = {
     "tree": re.compile(rf"^/api/datasets/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?$"),
     "resolve": re.compile(rf"^/datasets/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"),
 }
+_ROUTES["xet_token"] = re.compile(rf"^/api/datasets/{_REPO}/xet-read-token/(?P<rev>[^/]+)$")
 _CDN_ROUTE = re.compile(r"^/cdn-lfs/(?P<sha256>[0-9a-f]{64})$")
+_CAS_RECONSTRUCTION = re.compile(r"^/cas/(?:v1/)?reconstructions/(?P<hash>[0-9a-f]{64})$")
+_CAS_XORB = re.compile(r"^/cas/xorb/(?:default/)?(?P<sha256>[0-9a-f]{64})$")
+XET_CHUNK_BYTES = 64 * 1024
+XET_TOKEN = "xet_standin_read_token"
+XORB_SIGNATURE = "X-Amz-Signature=standin"
 
 
 @dataclass(frozen=True)
@@ -83,9 +100,11 @@ class HubRepo:
 class HfHubStandin:
     """Serve dataset repos; `endpoint` is what `HF_ENDPOINT` / `endpoint=` should be."""
 
-    def __init__(self, *, page_size: int = 3, lfs_min_bytes: int = 10_000):
+    def __init__(self, *, page_size: int = 3, lfs_min_bytes: int = 10_000, xet: bool = False):
         self.page_size = page_size
         self.lfs_min_bytes = lfs_min_bytes
+        self.xet = xet
+        self._xet_hashes: dict[str, str] = {}  # sha256 -> Xet file hash
         self.log = RequestLog()
         self._repos: dict[str, HubRepo] = {}
         self._tampered: dict[str, bytes] = {}  # sha256 of the listed file -> bytes served
@@ -119,6 +138,8 @@ class HfHubStandin:
             payload = path.read_bytes()
             is_lfs = relpath.endswith(LFS_SUFFIXES) or len(payload) >= self.lfs_min_bytes
             files[relpath] = HubFile(relpath, payload, is_lfs)
+            if is_lfs and self.xet:
+                self._xet_hashes[files[relpath].sha256] = xet_file_hash(path)
         with self._lock:
             repo = self._repos.setdefault(repo_id, HubRepo())
             parent = repo.refs.get(branch, "")
@@ -177,7 +198,9 @@ class HfHubStandin:
             return self._info(handler, repo_id, repo, commit, files)
         if kind == "tree":
             return self._tree(handler, repo_id, revision, files, match["path"], parsed)
-        return self._resolve(handler, method, repo, commit, files,
+        if kind == "xet_token":
+            return self._xet_token(handler)
+        return self._resolve(handler, method, repo_id, repo, commit, files,
                              urllib.parse.unquote(match["path"]))
 
     def _info(self, handler, repo_id, repo, commit, files) -> int:
@@ -202,7 +225,7 @@ class HfHubStandin:
         query = urllib.parse.parse_qs(parsed.query)
         recursive = query.get("recursive", ["false"])[0].lower() == "true"
         prefix = urllib.parse.unquote(subpath).strip("/") + "/" if subpath else ""
-        entries = _tree_entries(files, prefix, recursive)
+        entries = _tree_entries(files, prefix, recursive, self._xet_hashes)
         if prefix and not entries:
             return _send_json(handler, 404, {"error": "path not found"},
                               {"X-Error-Code": "EntryNotFound"})
@@ -216,7 +239,7 @@ class HfHubStandin:
             headers["Link"] = f'<{next_url}>; rel="next"'
         return _send_json(handler, 200, page, headers)
 
-    def _resolve(self, handler, method, repo, commit, files, path) -> int:
+    def _resolve(self, handler, method, repo_id, repo, commit, files, path) -> int:
         if repo.gated_token is not None:
             auth = handler.headers.get("Authorization", "")
             if auth != f"Bearer {repo.gated_token}":
@@ -232,6 +255,11 @@ class HfHubStandin:
         if hub_file.lfs:
             handler.send_response(302)
             location = f"{self.cdn_url}/cdn-lfs/{hub_file.sha256}"
+            xet_hash = self._xet_hashes.get(hub_file.sha256)
+            if xet_hash is not None:
+                refresh = f"{self.endpoint}/api/datasets/{repo_id}/xet-read-token/{commit}"
+                common = {**common, "X-Xet-Hash": xet_hash, "X-Xet-Refresh-Route": refresh,
+                          "Link": f'<{refresh}>; rel="xet-auth"'}
             for key, value in {**common, "Location": location,
                                "X-Linked-Etag": f'"{hub_file.sha256}"',
                                "X-Linked-Size": str(hub_file.size),
@@ -243,15 +271,57 @@ class HfHubStandin:
             payload = self._tampered.get(hub_file.sha256, hub_file.payload)
         return _send_bytes(handler, method, payload, common)
 
+    def _xet_token(self, handler) -> int:
+        expires = 4_000_000_000
+        cas = f"{self.cdn_url}/cas"
+        return _send_json(handler, 200, {"accessToken": XET_TOKEN, "exp": expires, "casUrl": cas},
+                          {"X-Xet-Cas-Url": cas, "X-Xet-Access-Token": XET_TOKEN,
+                           "X-Xet-Token-Expiration": str(expires)})
+
     def _serve_cdn(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         parsed = urllib.parse.urlsplit(handler.path)
-        match = _CDN_ROUTE.match(parsed.path)
+        if parsed.path.startswith("/cas/"):
+            status = self._serve_cas(handler, method, parsed)
+        else:
+            match = _CDN_ROUTE.match(parsed.path)
+            payload = self._lfs_blob(match["sha256"]) if match else None
+            if payload is None:
+                status = _send_json(handler, 404, {"error": "no such blob"})
+            else:
+                status = _send_bytes(handler, method, payload, {"ETag": f'"{match["sha256"]}"'})
+        self._log(handler, method, parsed, status)
+
+    def _serve_cas(self, handler, method, parsed) -> int:
+        """The Xet CAS: one reconstruction term per file, one xorb of uncompressed chunks.
+
+        The reconstruction API wants the Xet token; xorb URLs are presigned (the signature is in
+        the query, no Authorization header), as the real transfer service's are. Only the v1
+        reconstruction route is served: the client falls back to it when v2 answers 404."""
+        match = _CAS_RECONSTRUCTION.match(parsed.path)
+        if match and handler.headers.get("Authorization") != f"Bearer {XET_TOKEN}":
+            return _send_json(handler, 401, {"error": "missing or wrong Xet token"})
+        if match:
+            sha256 = next((sha for sha, xet in self._xet_hashes.items() if xet == match["hash"]), None)
+            payload = None if sha256 is None else self._lfs_blob(sha256)
+            if payload is None:
+                return _send_json(handler, 404, {"error": "no such file"})
+            xorb = xorb_bytes(payload)
+            chunks = -(-len(payload) // XET_CHUNK_BYTES)
+            return _send_json(handler, 200, {
+                "offset_into_first_range": 0,
+                "terms": [{"hash": sha256, "unpacked_length": len(payload),
+                           "range": {"start": 0, "end": chunks}}],
+                "fetch_info": {sha256: [{"range": {"start": 0, "end": chunks},
+                                         "url": f"{self.cdn_url}/cas/xorb/{sha256}?{XORB_SIGNATURE}",
+                                         "url_range": {"start": 0, "end": len(xorb) - 1}}]},
+            })
+        match = _CAS_XORB.match(parsed.path)
+        if match and parsed.query != XORB_SIGNATURE:
+            return _send_json(handler, 403, {"error": "xorb URL without its presigned signature"})
         payload = self._lfs_blob(match["sha256"]) if match else None
         if payload is None:
-            status = _send_json(handler, 404, {"error": "no such blob"})
-        else:
-            status = _send_bytes(handler, method, payload, {"ETag": f'"{match["sha256"]}"'})
-        self._log(handler, method, parsed, status)
+            return _send_json(handler, 404, {"error": f"stand-in CAS has no route {parsed.path}"})
+        return _send_bytes(handler, method, xorb_bytes(payload), {})
 
     def _lfs_blob(self, sha256: str) -> bytes | None:
         with self._lock:
@@ -268,7 +338,26 @@ class HfHubStandin:
                                    handler.headers.get("Authorization"), status))
 
 
-def _tree_entries(files: dict[str, HubFile], prefix: str, recursive: bool) -> list[dict]:
+def xet_file_hash(path: Path) -> str:
+    """The Xet file hash of `path`, as the real Hub lists it (`xetHash`)."""
+    import hf_xet
+
+    return hf_xet.hash_files([str(path)])[0].hash
+
+
+def xorb_bytes(payload: bytes) -> bytes:
+    """`payload` as a xorb's chunk sequence: 8-byte headers (version 0, compressed size, scheme
+    0 = none, uncompressed size; sizes 3-byte little-endian) each followed by the chunk."""
+    out = bytearray()
+    for start in range(0, len(payload), XET_CHUNK_BYTES):
+        chunk = payload[start:start + XET_CHUNK_BYTES]
+        size = len(chunk).to_bytes(3, "little")
+        out += b"\x00" + size + b"\x00" + size + chunk
+    return bytes(out)
+
+
+def _tree_entries(files: dict[str, HubFile], prefix: str, recursive: bool,
+                  xet_hashes: dict[str, str]) -> list[dict]:
     """Tree listing under `prefix` ("" = root): folders and files, sorted by path."""
     folders: set[str] = set()
     entries = []
@@ -284,6 +373,8 @@ def _tree_entries(files: dict[str, HubFile], prefix: str, recursive: bool) -> li
             if hub_file.lfs:
                 entry["lfs"] = {"oid": hub_file.sha256, "size": hub_file.size,
                                 "pointerSize": len(hub_file.pointer)}
+                if hub_file.sha256 in xet_hashes:
+                    entry["xetHash"] = xet_hashes[hub_file.sha256]
             entries.append(entry)
     entries += [{"type": "directory", "oid": hashlib.sha1(f.encode()).hexdigest(), "size": 0,
                  "path": f} for f in folders]
