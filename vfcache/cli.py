@@ -237,10 +237,25 @@ def _fetch_config(name: str, config_file, server, accept_terms) -> DatasetConfig
 @config_option
 @server_option
 @terms_option
+@click.option("--dry-run", is_flag=True,
+              help="List what would be downloaded (files, bytes, terms); download nothing.")
 @click.pass_obj
-def fetch(ctx: Context, name: str, config_file, server, accept_terms) -> None:
+def fetch(ctx: Context, name: str, config_file, server, accept_terms, dry_run) -> None:
     """Bring the raw data of dataset NAME (for `sample`: generate it); re-runs fetch only what is missing."""
-    _run_fetch(ctx, _fetch_config(name, config_file, server, accept_terms))
+    config = _fetch_config(name, config_file, server, accept_terms)
+    if dry_run:
+        _run_fetch_plan(ctx, config)
+    else:
+        _run_fetch(ctx, config)
+
+
+def _run_fetch_plan(ctx: Context, config: DatasetConfig) -> None:
+    from pipelines.sources.base import get_source
+    from pipelines.sources.plan import format_plan, write_plan
+
+    plan = get_source(config).plan_fetch(ctx.root)
+    click.echo(format_plan(plan))
+    click.echo(f"dry run: nothing downloaded; plan kept in {write_plan(ctx.root, plan)}")
 
 
 @cli.command()

@@ -25,7 +25,13 @@ from pipelines.fetch.errors import (
     IntegrityError,
     UnsafeArchiveError,
 )
-from pipelines.fetch.http import DownloadItem, DownloadOutcome, FetchReport, download_files
+from pipelines.fetch.http import (
+    DownloadItem,
+    DownloadOutcome,
+    FetchReport,
+    download_files,
+    remote_size,
+)
 from pipelines.fetch.record import (
     FetchedFile,
     FetchRecord,
@@ -40,7 +46,7 @@ __all__ = [
     "FetchReport", "FetchedFile", "HubAccessError", "IntegrityError", "UnsafeArchiveError",
     "download_files", "extract_archive", "extraction_marker_path", "fetch_hf_dataset",
     "find_volumes", "is_extracted", "open_volumes", "read_extraction_marker",
-    "read_fetch_record", "sha256_file", "write_fetch_record",
+    "read_fetch_record", "remote_size", "sha256_file", "write_fetch_record",
 ]
 
 

@@ -7,6 +7,7 @@ another attempt is worth it (`TransientError`) or not (`PermanentError`).
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import os
 import re
@@ -96,6 +97,38 @@ def _open(url: str, offset: int, timeout_s: float) -> http.client.HTTPResponse:
         raise PermanentError(f"HTTP {code}", code) from err
     except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
         raise TransientError(f"connection failed: {err}") from err
+
+
+SIZE_UNKNOWN = "size not announced"
+
+
+def remote_json(url: str, *, max_bytes: int = 16 << 20, timeout_s: float = 30.0) -> object:
+    """A small JSON document read into memory (file lists of a dry run); PermanentError or
+    TransientError like a download when the host refuses."""
+    response = _open(url, 0, timeout_s)
+    with response:
+        payload = response.read(max_bytes + 1)
+    if len(payload) > max_bytes:
+        raise PermanentError(f"{url}: more than {max_bytes} bytes, not a file list")
+    try:
+        return json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PermanentError(f"{url}: not JSON ({err})") from err
+
+
+def remote_size(url: str, timeout_s: float = 30.0) -> tuple[int | None, str]:
+    """(Content-Length, "") of a HEAD on `url`, or (None, why) when the host does not say."""
+    request = urllib.request.Request(url, method="HEAD",
+                                     headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            length = response.headers.get("Content-Length")
+            return (int(length), "") if length and length.isdigit() else (None, SIZE_UNKNOWN)
+    except urllib.error.HTTPError as err:
+        err.close()
+        return None, f"HTTP {err.code}"
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
+        return None, f"unreachable ({err})"
 
 
 class ByteProgress:

@@ -126,6 +126,37 @@ def _tree_at(api: HfApi, repo_id: str, commit: str) -> dict[str, RepoFile]:
     }
 
 
+def _listing(api: HfApi, repo_id: str, revision: str, allow_patterns: list[str] | None,
+             endpoint: str) -> tuple[str, dict[str, RepoFile], list[str]]:
+    """(commit, tree at the commit, sorted paths the patterns select); HubAccessError if none."""
+    with _hub_errors("read", repo_id, revision, endpoint):
+        commit = api.dataset_info(repo_id, revision=revision).sha
+    with _hub_errors("list", repo_id, revision, endpoint):
+        tree = _tree_at(api, repo_id, commit)
+    wanted = sorted(filter_repo_objects(tree, allow_patterns=allow_patterns))
+    if not wanted:
+        raise HubAccessError(
+            f"{repo_id}@{commit}: no file matches allow_patterns={allow_patterns!r} "
+            f"(the repo has {len(tree)} files, e.g. {sorted(tree)[:3]})"
+        )
+    return commit, tree, wanted
+
+
+def list_hf_dataset(
+    repo_id: str,
+    *,
+    revision: str,
+    allow_patterns: list[str] | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> tuple[str, list[tuple[str, int]]]:
+    """(commit, [(path, size_bytes)]) that `fetch_hf_dataset` would download; nothing is written."""
+    endpoint = resolve_endpoint(endpoint)
+    api = HfApi(endpoint=endpoint, token=token)
+    commit, tree, wanted = _listing(api, repo_id, revision, allow_patterns, endpoint)
+    return commit, [(path, tree[path].size) for path in wanted]
+
+
 def fetch_hf_dataset(
     repo_id: str,
     dest_dir: Path | str,
@@ -147,16 +178,7 @@ def fetch_hf_dataset(
     dest = Path(dest_dir)
     endpoint = resolve_endpoint(endpoint)
     api = HfApi(endpoint=endpoint, token=token)
-    with _hub_errors("read", repo_id, revision, endpoint):
-        commit = api.dataset_info(repo_id, revision=revision).sha
-    with _hub_errors("list", repo_id, revision, endpoint):
-        tree = _tree_at(api, repo_id, commit)
-    wanted = sorted(filter_repo_objects(tree, allow_patterns=allow_patterns))
-    if not wanted:
-        raise HubAccessError(
-            f"{repo_id}@{commit}: no file matches allow_patterns={allow_patterns!r} "
-            f"(the repo has {len(tree)} files, e.g. {sorted(tree)[:3]})"
-        )
+    commit, tree, wanted = _listing(api, repo_id, revision, allow_patterns, endpoint)
     logger.info("fetching %d files of %s@%s (%s) into %s", len(wanted), repo_id, commit,
                 revision, dest)
     quiet = {} if progress else {"tqdm_class": _SilentTqdm}

@@ -41,6 +41,8 @@ from pipelines.fetch._transfer import (
     TransferPolicy,
     TransientError,
     parse_content_range,
+    remote_json,
+    remote_size,
     transfer,
     verify_part,
 )
@@ -48,7 +50,7 @@ from pipelines.fetch.record import atomic_write_jsonl, read_jsonl, sha256_file
 
 __all__ = [
     "FAILURES_NAME", "DownloadItem", "DownloadOutcome", "FetchReport", "backoff_delay_s",
-    "download_files", "parse_content_range", "validate_relpath",
+    "download_files", "parse_content_range", "remote_json", "remote_size", "validate_relpath",
 ]
 
 logger = logging.getLogger(__name__)

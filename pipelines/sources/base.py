@@ -9,11 +9,14 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 
 from manifests.layout import DataRoot
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError, StageError
+
+if TYPE_CHECKING:
+    from pipelines.sources.plan import FetchPlan
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class Source(Protocol):
 
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
         """Every video of the dataset, labelled, sorted by relpath."""
+
+    def plan_fetch(self, root: DataRoot) -> FetchPlan:
+        """What `fetch` would download (pipelines.sources.plan), without writing anything."""
 
 
 class RawDirUnderRoot:

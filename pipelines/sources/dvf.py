@@ -55,6 +55,7 @@ from pipelines.sources._fetching import (
 )
 from pipelines.sources._options import SourceOptions, extensions_option
 from pipelines.sources.base import VideoCandidate, require_raw_dir
+from pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files, planned_hub_files
 from pipelines.sources.huggingface import hub_location
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
@@ -218,6 +219,31 @@ class DvfSource:
             extracted_archives=len(extracted), up_to_date=not fetched and not extracted,
             notes=damaged_member_notes(archives, dest),
         )
+
+    def plan_fetch(self, root: DataRoot) -> FetchPlan:
+        """The official split files, then the Hub snapshot or the hand-downloaded archives."""
+        dest = self.raw_dir(root)
+        files: list[PlannedFile] = []
+        if self.splits_url is not None:
+            files += planned_http_files(
+                [(f"{self.splits_url}/{name}", f"{FETCHED_SPLITS_DIR}/{name}")
+                 for name in SPLIT_FILES.values()], dest)
+        notes = []
+        if self.repo is not None:
+            commit, listed = planned_hub_files(self.repo, self.revision, self.allow_patterns,
+                                               self.endpoint, dest)
+            files += listed
+            where = f"huggingface dataset {self.repo}@{commit}"
+        else:
+            visible = sorted(p for p in dest.rglob("*") if not _hidden(p.relative_to(dest))) \
+                if dest.is_dir() else []
+            files += [PlannedFile(p.relative_to(dest).as_posix(), p.stat().st_size, present=True)
+                      for p in first_volumes(visible)]
+            where = self.describe()
+            notes.append("the archives come from the MM-Det Google Drive / Baidu links, by hand; "
+                         "fetch extracts what is in the folder")
+        return FetchPlan(self.config.name, where, self.config.terms, self.expected_size,
+                         tuple(files), tuple(notes))
 
     def _find_splits_dir(self, raw_dir: Path) -> Path:
         if self.splits_url is not None:

@@ -32,11 +32,14 @@ from pathlib import Path
 from manifests.layout import DataRoot
 from manifests.records import LABEL_FAKE, LABEL_REAL
 from pipelines.fetch import DownloadItem, download_files
+from pipelines.fetch._transfer import PermanentError, TransientError
+from pipelines.fetch.http import remote_json
 from pipelines.fetch.errors import FetchError
 from pipelines.labels import walk_video_files
 from pipelines.sources._fetching import FetchSummary, update_fetch_record
 from pipelines.sources._options import SourceOptions
 from pipelines.sources.base import RawDirUnderRoot, VideoCandidate, require_raw_dir
+from pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
 
@@ -83,15 +86,22 @@ DFD_KINDS = {"actors", "DeepFakeDetection"}
 
 def read_pairs(path: Path) -> list[tuple[str, str]]:
     """A list of `["071", "054"]` pairs (filelist.json or a split file); StageError if malformed."""
+    return parse_pairs(_read_json(path), path)
+
+
+def _read_json(path: Path) -> object:
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
-        raise StageError(f"{path}: unreadable pair list ({err})") from err
+        raise StageError(f"{path}: unreadable file list ({err})") from err
+
+
+def parse_pairs(payload: object, where: object) -> list[tuple[str, str]]:
     if not isinstance(payload, list) or not all(
         isinstance(pair, list) and len(pair) == 2 and all(isinstance(i, str) and i for i in pair)
         for pair in payload
     ):
-        raise StageError(f'{path}: expected a list of [id, id] pairs like [["071", "054"], ...]')
+        raise StageError(f'{where}: expected a list of [id, id] pairs like [["071", "054"], ...]')
     return [(a, b) for a, b in payload]
 
 
@@ -167,27 +177,61 @@ class FfppSource(RawDirUnderRoot):
             )
         return report
 
-    def _file_names(self, raw_dir: Path, kind: str) -> list[str]:
-        """Video names (no extension) of one dataset kind, as the official script derives them."""
+    def _file_names(self, lists: dict[str, object], kind: str) -> list[str]:
+        """Video names (no extension) of one dataset kind, as the official script derives them
+        from the server's file lists (`lists`: list name -> parsed JSON)."""
         if kind in DFD_KINDS:
-            payload = json.loads((raw_dir / DFD_FILELIST).read_text(encoding="utf-8"))
+            payload = lists[DFD_FILELIST]
             key = "actors" if kind == "actors" else "DeepFakesDetection"
             names = payload.get(key) if isinstance(payload, dict) else None
             if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-                raise StageError(
-                    f"{raw_dir / DFD_FILELIST}: expected a list of names under {key!r}"
-                )
+                raise StageError(f"{DFD_FILELIST}: expected a list of names under {key!r}")
             return names
-        pairs = read_pairs(raw_dir / FILELIST)[: self.max_pairs]
+        pairs = parse_pairs(lists[FILELIST], FILELIST)[: self.max_pairs]
         if kind == "youtube":
             return [video for pair in pairs for video in pair]
         return [f"{a}_{b}" for a, b in pairs] + [f"{b}_{a}" for a, b in pairs]
 
+    def _list_names(self) -> list[str]:
+        kinds = set(self.originals) | set(self.methods)
+        return [FILELIST] + ([DFD_FILELIST] if DFD_KINDS & kinds else [])
+
+    def _video_items(self, base: str, lists: dict[str, object]) -> list[DownloadItem]:
+        videos = []
+        for kind in list(self.originals) + list(self.methods):
+            folder = f"{DATASET_PATHS[kind]}/{self.compression}/videos"
+            videos += [
+                DownloadItem(f"{base}/{folder}/{name}.mp4", f"{folder}/{name}.mp4")
+                for name in self._file_names(lists, kind)
+            ]
+        return videos
+
+    def plan_fetch(self, root: DataRoot) -> FetchPlan:
+        """The file lists and split files (sizes by HEAD) and every video the lists name; the
+        lists are read into memory, and the videos' sizes are not asked one by one."""
+        if self.server_url is None:
+            self._base()  # says how to get the server URL
+        base, raw_dir = f"{self.server_url}/{self.version}", self.raw_dir(root)
+        meta = [(f"{base}/{name}", name) for name in self._list_names()]
+        meta += [(f"{self.splits_url}/{part}.json", f"splits/{part}.json") for part in SPLIT_PARTS]
+        files = planned_http_files(meta, raw_dir)
+        try:
+            lists = {name: remote_json(f"{base}/{name}") for name in self._list_names()}
+        except (PermanentError, TransientError) as err:
+            raise FetchError(f"FaceForensics++ file lists could not be read from {base}: {err}") from err
+        videos = self._video_items(base, lists)
+        files += [PlannedFile(item.relpath, None, present=(raw_dir / item.relpath).is_file())
+                  for item in videos]
+        notes = [f"{len(videos)} videos named by the server's file lists; their sizes are not asked "
+                 "one by one"]
+        if not self.accept_terms:
+            notes.append("the fetch itself needs --accept-terms")
+        return FetchPlan(self.config.name, self.describe(), self.config.terms, self.expected_size,
+                         tuple(files), tuple(notes))
+
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
         base, raw_dir = self._base(), self.raw_dir(root)
-        kinds = list(self.originals) + list(self.methods)
-        lists = [FILELIST] + ([DFD_FILELIST] if DFD_KINDS & set(kinds) else [])
-        meta = [DownloadItem(f"{base}/{name}", name) for name in lists]
+        meta = [DownloadItem(f"{base}/{name}", name) for name in self._list_names()]
         meta += [
             DownloadItem(f"{self.splits_url}/{part}.json", f"splits/{part}.json")
             for part in SPLIT_PARTS
@@ -195,13 +239,8 @@ class FfppSource(RawDirUnderRoot):
         listed = self._download(meta, raw_dir, "file lists", progress=False)
         for part in SPLIT_PARTS:
             read_pairs(raw_dir / "splits" / f"{part}.json")
-        videos = []
-        for kind in kinds:
-            folder = f"{DATASET_PATHS[kind]}/{self.compression}/videos"
-            videos += [
-                DownloadItem(f"{base}/{folder}/{name}.mp4", f"{folder}/{name}.mp4")
-                for name in self._file_names(raw_dir, kind)
-            ]
+        lists = {name: _read_json(raw_dir / name) for name in self._list_names()}
+        videos = self._video_items(base, lists)
         report = self._download(videos, raw_dir, "videos", progress)
         record = update_fetch_record(
             raw_dir,

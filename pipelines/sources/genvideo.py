@@ -52,6 +52,7 @@ from pipelines.sources._fetching import (
 )
 from pipelines.sources._options import SourceOptions, extensions_option
 from pipelines.sources.base import RawDirUnderRoot, VideoCandidate, require_raw_dir
+from pipelines.sources.plan import FetchPlan, planned_http_files
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
 
@@ -183,6 +184,17 @@ class GenVideoSource(RawDirUnderRoot):
                         )
                     )
         return items
+
+    def plan_fetch(self, root: DataRoot) -> FetchPlan:
+        """Every archive volume: HEAD for its size, unless it is here or was extracted."""
+        raw_dir = self.raw_dir(root)
+        pending = {item.relpath for item in self._pending(raw_dir)}
+        relpaths = [(self.url(name), archive.relpath(name))
+                    for archive in self.archives for name in archive.files]
+        files = planned_http_files(relpaths, raw_dir,
+                                   present=[rel for _, rel in relpaths if rel not in pending])
+        return FetchPlan(self.config.name, f"http {self.describe()}", self.config.terms,
+                         self.expected_size, tuple(files))
 
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
         raw_dir = self.raw_dir(root)

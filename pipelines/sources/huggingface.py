@@ -25,6 +25,7 @@ from pipelines.labels import VIDEO_EXTENSIONS, candidates_from_layout
 from pipelines.sources._fetching import FetchSummary, hf_fetch_once, hub_fetch_summary
 from pipelines.sources._options import SourceOptions, extensions_option
 from pipelines.sources.base import RawDirUnderRoot, VideoCandidate
+from pipelines.sources.plan import FetchPlan, planned_hub_files
 from vfcache.config import DatasetConfig
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,13 @@ class HubSnapshotSource(RawDirUnderRoot):
     revision: str
     allow_patterns: tuple[str, ...] | None
     endpoint: str | None
+
+    def plan_fetch(self, root: DataRoot) -> FetchPlan:
+        """The snapshot's files and sizes from the Hub's tree listing; nothing is downloaded."""
+        commit, files = planned_hub_files(self.repo, self.revision, self.allow_patterns,
+                                          self.endpoint, self.raw_dir(root))
+        return FetchPlan(self.config.name, f"huggingface dataset {self.repo}@{commit}",
+                         self.config.terms, getattr(self, "expected_size", ""), tuple(files))
 
     def fetch_snapshot(self, root: DataRoot, *, progress: bool) -> tuple[Path, FetchRecord, bool]:
         """(raw folder, fetch record, fetched now) after `hf_fetch_once` of the configured repo."""

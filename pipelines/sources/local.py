@@ -15,6 +15,7 @@ from pathlib import Path
 from manifests.layout import DataRoot
 from pipelines.labels import VIDEO_EXTENSIONS, candidates_from_layout
 from pipelines.sources.base import VideoCandidate
+from pipelines.sources.plan import FetchPlan
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError, StageError
 
@@ -51,6 +52,10 @@ class LocalSource:
 
     def raw_dir(self, root: DataRoot) -> Path:
         return self.folder
+
+    def plan_fetch(self, root: DataRoot) -> FetchPlan:
+        return FetchPlan(self.config.name, f"local folder {self.folder}", self.config.terms, "", (),
+                         ("nothing is downloaded: the videos stay where they are",))
 
     def fetch(self, root: DataRoot, *, progress: bool = True) -> None:
         if not self.folder.is_dir():

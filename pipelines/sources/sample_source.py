@@ -10,6 +10,7 @@ from __future__ import annotations
 from manifests.layout import DataRoot
 from pipelines.labels import candidates_from_layout
 from pipelines.sources.base import RawDirUnderRoot, VideoCandidate
+from pipelines.sources.plan import FetchPlan
 from pipelines.sources.sample import generate_sample
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError
@@ -29,6 +30,11 @@ class SampleSource(RawDirUnderRoot):
             raise ConfigError(config.path or config.name, "source.workers", workers, "a positive number of processes")
         self.config = config
         self.workers = workers
+
+    def plan_fetch(self, root: DataRoot) -> FetchPlan:
+        return FetchPlan(self.config.name, "generated on this machine (PyAV), offline",
+                         self.config.terms, "", (),
+                         ("nothing is downloaded: `vfcache fetch sample` writes the videos",))
 
     def fetch(self, root: DataRoot, *, progress: bool = True) -> None:
         generate_sample(self.raw_dir(root), workers=self.workers, progress=progress)

@@ -18,6 +18,7 @@ from manifests.layout import DataRoot
 from manifests.records import STATUS_OK
 from pipelines.sources._fetching import read_record_or_none
 from pipelines.sources.base import get_source
+from pipelines.sources.plan import human_bytes, read_plan_summary
 from vfcache.config import list_dataset_names, load_dataset_config
 from vfcache.errors import VfcacheError
 
@@ -49,6 +50,7 @@ class DatasetStatus:
     disk_bytes: int  # bytes under the raw folder now
     revision: str  # commit (Hub) or revision the fetch record holds
     specs: tuple[SpecStatus, ...] = ()
+    planned: Optional[dict] = None  # the last `fetch --dry-run` (pipelines.sources.plan), if any
     error: str = ""  # the config or source could not be read
 
 
@@ -134,21 +136,13 @@ def one_status(root: DataRoot, name: str) -> DatasetStatus:
         disk_bytes=folder_bytes(raw_dir) if present else 0,
         revision=(record.commit_sha or record.revision) if record else "",
         specs=specs,
+        planned=read_plan_summary(root, name),
     )
 
 
 def dataset_status(root: DataRoot) -> list[DatasetStatus]:
     """One status per dataset config in `configs/datasets/`, sorted by name."""
     return [one_status(root, name) for name in list_dataset_names()]
-
-
-def human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def format_status_table(statuses: list[DatasetStatus]) -> str:
@@ -187,6 +181,11 @@ def format_status_table(statuses: list[DatasetStatus]) -> str:
                 + (f", revision {status.revision}" if status.revision else "")
                 + f" into {status.raw_dir}"
             )
+        if status.planned and not status.fetched:
+            plan = status.planned
+            unknown = (f" (+{plan['unknown_sizes']} of unknown size)" if plan["unknown_sizes"] else "")
+            lines.append(f"    to download (dry run {plan['planned_at_utc']}): {plan['files_to_fetch']} "
+                         f"files, {human_bytes(plan['bytes_to_fetch'])}{unknown}")
         if status.expected_size:
             lines.append(f"    disk needed: {status.expected_size}")
         if status.terms:
@@ -194,4 +193,4 @@ def format_status_table(statuses: list[DatasetStatus]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DatasetStatus", "SpecStatus", "dataset_status", "format_status_table"]
+__all__ = ["DatasetStatus", "SpecStatus", "dataset_status", "format_status_table", "human_bytes"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -36,6 +37,7 @@ from pipelines.sources._fetching import FetchSummary, hf_fetch_once, update_fetc
 from pipelines.sources._options import SourceOptions
 from pipelines.sources.base import RawDirUnderRoot, VideoCandidate
 from pipelines.sources.huggingface import hub_location
+from pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files, planned_hub_files
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
 
@@ -125,6 +127,29 @@ class WebVidSource(RawDirUnderRoot):
                 f"WebVid CSV could not be downloaded: {[(o.url, o.reason) for o in report.failed]}"
             )
         return [f"{CSV_DIR}/{item.relpath}" for item in items], ", ".join(self.csv_urls)
+
+    def plan_fetch(self, root: DataRoot) -> FetchPlan:
+        """The CSV partitions (Hub listing or HEAD); the videos once the CSVs are here."""
+        raw_dir = self.raw_dir(root)
+        csv_dir = raw_dir / CSV_DIR
+        if self.csv_repo:
+            _, listed = planned_hub_files(self.csv_repo, self.csv_revision, self.csv_patterns,
+                                          self.endpoint, csv_dir)
+            files = [replace(f, relpath=f"{CSV_DIR}/{f.relpath}") for f in listed]
+        else:
+            files = planned_http_files(
+                [(url, f"{CSV_DIR}/{url.rsplit('/', 1)[-1].split('?')[0]}") for url in self.csv_urls],
+                raw_dir)
+        if self.csv_files(raw_dir):
+            rows = list(self.selection(raw_dir))
+            files += [PlannedFile(row["relpath"], None, present=(raw_dir / row["relpath"]).is_file())
+                      for row in rows]
+            notes = (f"{len(rows)} videos selected from the CSV (max_videos {self.max_videos}); "
+                     "stock previews, a few MB each, many answer 403/404 now",)
+        else:
+            notes = (f"up to {self.max_videos} videos, listed once the CSV is fetched",)
+        return FetchPlan(self.config.name, self.describe(), self.config.terms, self.expected_size,
+                         tuple(files), notes)
 
     def csv_files(self, raw_dir: Path) -> list[Path]:
         return sorted(p for p in (raw_dir / CSV_DIR).rglob("*.csv") if not p.name.startswith("."))
