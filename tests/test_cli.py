@@ -151,8 +151,11 @@ def test_build_manifest_prints_counts_and_failures(pipeline):
     lines = result.output.splitlines()
     assert lines[0] == (f"{VIDEOS_TOTAL} videos: {VIDEOS_TOTAL - 2} ok, 2 failed, 0 skipped "
                         f"(probed {VIDEOS_TOTAL}, unchanged 0) -> {pipeline.cache.videos_parquet}")
-    assert lines[1] == "failures by reason:"
-    assert sorted(line.split() for line in lines[2:]) == [["1", "not_a_video"], ["1", "truncated"]]
+    # the corpus's truth file is not a video: counted, never dropped silently
+    assert lines[1] == (f"ignored: 1 files not taken as videos: .json 1 (listed in "
+                        f"{pipeline.cache.path / 'ignored_files.json'})")
+    assert lines[2] == "failures by reason:"
+    assert sorted(line.split() for line in lines[3:]) == [["1", "not_a_video"], ["1", "truncated"]]
     videos = {v.relpath: v for v in read_records(pipeline.cache.videos_parquet, VideoRecord)}
     assert len(videos) == VIDEOS_TOTAL
     assert {videos[TRUNCATED].reason.split(":")[0], videos[NOT_A_VIDEO].reason.split(":")[0]} == {
@@ -200,7 +203,11 @@ def test_split_writes_jsonl_files_byte_identical_for_a_seed(pipeline, split_twic
     assert first.output.splitlines()[-1] == f"split default -> {split_dir}"
     assert {f"{part}.jsonl" for part in PARTS} | {"split.json"} <= set(snapshot)
     assert again == snapshot
-    printed = {line.split()[0]: int(line.split()[1]) for line in first.output.splitlines()[:-1]}
+    # "  train  4 videos = 8 clips (asked 0.5)": sizes count videos, each line also gives clips
+    rows = [line.split() for line in first.output.splitlines()[:-1]]
+    printed = {row[0]: int(row[4]) for row in rows}
+    assert {row[0]: row[2] for row in rows} == {"train": "videos", "val": "videos", "test": "videos",
+                                                "support": "clips"}
     lines = {part: snapshot[f"{part}.jsonl"].decode().splitlines() for part in PARTS}
     assert printed == {part: len(rows) for part, rows in lines.items()}
     assert sum(printed[part] for part in ("train", "val", "test")) == CLIPS_TOTAL
