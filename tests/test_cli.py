@@ -205,7 +205,7 @@ def test_split_writes_jsonl_files_byte_identical_for_a_seed(pipeline, split_twic
     assert again == snapshot
     # "  train  4 videos = 8 clips (asked 0.5)": sizes count videos, each line also gives clips
     rows = [line.split() for line in first.output.splitlines()[:-1]]
-    printed = {row[0]: int(row[4]) for row in rows}
+    printed = {row[0]: int(row[4] if row[2] == "videos" else row[1]) for row in rows}
     assert {row[0]: row[2] for row in rows} == {"train": "videos", "val": "videos", "test": "videos",
                                                 "support": "clips"}
     lines = {part: snapshot[f"{part}.jsonl"].decode().splitlines() for part in PARTS}

@@ -55,7 +55,7 @@ def test_genvideo100k_dry_run_heads_every_archive_and_downloads_nothing(tmp_path
         assert {r.method for r in server.log.entries} == {"HEAD"}
         assert not root.raw_dir("genvideo100k").exists()
         text = format_plan(plan)
-        assert "would fetch 5 files" in text and "refused: Latte.tar.gz (HTTP 404)" in text
+        assert "would fetch 5 files" in text and "not available: Latte.tar.gz (HTTP 404)" in text
         assert "terms: Published by the DeMamba authors" in text
 
 

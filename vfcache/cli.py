@@ -200,8 +200,9 @@ def _run_split(ctx: Context, config: DatasetConfig, spec: ClipSpec, options: dic
         click.echo(f"  subset     {subset.obtained:6d} of {subset.of} {report.meta.unit} "
                    f"(asked {subset.asked}, seed {subset.seed})")
     for summary in report.meta.parts:
-        click.echo(f"  {summary.part:<10} {summary.obtained:6d} {summary.unit} = {summary.clips} clips "
-                   f"(asked {summary.asked})")
+        clips = "" if summary.unit == "clips" else f" = {summary.clips} clips"
+        asked = f" (asked {summary.asked})" if summary.asked else ""
+        click.echo(f"  {summary.part:<10} {summary.obtained:6d} {summary.unit}{clips}{asked}")
     if not report.exact:
         click.echo("warning: some parts could not be filled exactly (groups too large); see split.json", err=True)
     click.echo(f"split {report.name} -> {report.split_dir}")

@@ -193,7 +193,7 @@ class GenVideoSource(RawDirUnderRoot):
                     for archive in self.archives for name in archive.files]
         files = planned_http_files(relpaths, raw_dir,
                                    present=[rel for _, rel in relpaths if rel not in pending])
-        return FetchPlan(self.config.name, f"http {self.describe()}", self.config.terms,
+        return FetchPlan(self.config.name, self.describe(), self.config.terms,
                          self.expected_size, tuple(files))
 
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:

@@ -27,7 +27,7 @@ class PlannedFile:
     relpath: str  # where it lands below the raw folder
     size_bytes: Optional[int]  # None: the host does not say (or is not asked, e.g. per-video URLs)
     present: bool = False  # already on disk (or extracted there): a fetch skips it
-    problem: str = ""  # e.g. "HTTP 404": the host refuses it now
+    problem: str = ""  # e.g. "HTTP 404" (the host refuses it now) or "unreachable (...)"
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class FetchPlan:
 
     def to_json(self) -> dict:
         return {**asdict(self), "bytes_to_fetch": self.bytes_to_fetch,
-                "files_to_fetch": len(self.to_fetch), "unknown_sizes": self.unknown_sizes}
+                "files_to_fetch": len(self.to_fetch), "unknown_sizes": self.unknown_sizes,
+                "files_unavailable": sum(bool(f.problem) for f in self.files)}
 
 
 def planned_http_files(items: Iterable[tuple[str, str]], raw_dir: Path,
@@ -108,14 +109,14 @@ def format_plan(plan: FetchPlan, *, listed: int = 20) -> str:
     unknown = f" (+{plan.unknown_sizes} files of unknown size)" if plan.unknown_sizes else ""
     lines = [f"{plan.dataset}: {plan.source}",
              f"  would fetch {len(todo)} files, {human_bytes(plan.bytes_to_fetch)}{unknown}; "
-             f"{len(present)} already here; {len(refused)} refused by the host"]
+             f"{len(present)} already here; {len(refused)} not available (refused or unreachable)"]
     for entry in todo[:listed]:
         size = human_bytes(entry.size_bytes) if entry.size_bytes is not None else "size unknown"
         lines.append(f"    {entry.relpath}  {size}")
     if len(todo) > listed:
         lines.append(f"    ... and {len(todo) - listed} more")
     for entry in refused[:listed]:
-        lines.append(f"    refused: {entry.relpath} ({entry.problem})")
+        lines.append(f"    not available: {entry.relpath} ({entry.problem})")
     lines += [f"  note: {note}" for note in plan.notes]
     if plan.expected_size:
         lines.append(f"  disk needed (config): {plan.expected_size}")

@@ -184,8 +184,10 @@ def format_status_table(statuses: list[DatasetStatus]) -> str:
         if status.planned and not status.fetched:
             plan = status.planned
             unknown = (f" (+{plan['unknown_sizes']} of unknown size)" if plan["unknown_sizes"] else "")
+            missing = plan.get("files_unavailable", 0)
             lines.append(f"    to download (dry run {plan['planned_at_utc']}): {plan['files_to_fetch']} "
-                         f"files, {human_bytes(plan['bytes_to_fetch'])}{unknown}")
+                         f"files, {human_bytes(plan['bytes_to_fetch'])}{unknown}"
+                         + (f"; {missing} not available" if missing else ""))
         if status.expected_size:
             lines.append(f"    disk needed: {status.expected_size}")
         if status.terms:
