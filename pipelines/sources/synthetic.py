@@ -219,7 +219,9 @@ def encode_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, codec
         raise ValueError(f"{path}: frame size {first.shape[1]}x{first.shape[0]} must be even")
     time_base = _time_base(codec, rate, pts_s is not None)
     tmp = temp_path_for(path)
-    options = {"movflags": "+faststart"} if container == "mp4" else {}
+    # bitexact: no random Matroska segment UID, no muxing date or library version strings,
+    # so the same frames give the same bytes on every run and machine (with the same FFmpeg)
+    options = {"fflags": "+bitexact", **({"movflags": "+faststart"} if container == "mp4" else {})}
     written: list[int] = []
     try:
         with av.open(str(tmp), "w", format=container, options=options) as output:
