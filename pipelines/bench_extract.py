@@ -17,6 +17,7 @@ usually has), made once under `<root>/bench/`; `--videos DIR` measures a folder 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import shutil
@@ -88,15 +89,35 @@ def _make_corpus(folder: Path, videos: Sequence[CorpusVideo]) -> Path:
     return folder
 
 
+def _user_videos(videos_dir: Path) -> list[Path]:
+    found = sorted(p for p in Path(videos_dir).rglob("*")
+                   if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+    if not found:
+        raise FileNotFoundError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) below {videos_dir}")
+    return found
+
+
+def corpus_folder(root: DataRoot, videos_dir: Optional[Path] = None) -> Path:
+    """The working folder of one benchmark corpus: its raw folders and its own data root.
+
+    Keyed by the corpus (the synthetic one, or the files below `--videos DIR` with their sizes
+    and modification times), so the benchmarks, run in any order, never share a cache folder.
+    """
+    bench = root.path / "bench"
+    if videos_dir is None:
+        return bench / "synthetic"
+    listing = "\n".join(f"{p.resolve()}\0{p.stat().st_size}\0{p.stat().st_mtime_ns}"
+                        for p in _user_videos(videos_dir))
+    return bench / f"videos-{hashlib.sha256(listing.encode()).hexdigest()[:16]}"
+
+
 def _link_user_videos(videos_dir: Path, folder: Path) -> Path:
     """A raw folder of symlinks `real/user/<file>` to every video below `videos_dir`."""
     target = folder / "real" / "user"
     if folder.exists():
         shutil.rmtree(folder)
     target.mkdir(parents=True)
-    found = sorted(p for p in videos_dir.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
-    if not found:
-        raise FileNotFoundError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) below {videos_dir}")
+    found = _user_videos(videos_dir)
     for number, path in enumerate(found):
         os.symlink(path.resolve(), target / f"{number:05d}_{path.name}")
     return folder
@@ -168,7 +189,7 @@ def _check(name: str, value: float) -> bool:
 def run_extract_benchmark(root: DataRoot, *, videos_dir: Optional[Path] = None, repeats: int = 3,
                           fps_spec: str = "r2plus1d_24x224", uniform_spec: str = "videomae_16x224") -> dict:
     """Measure the three extraction figures; returns a JSON-ready dict (figures, timings, targets)."""
-    bench = root.path / "bench"
+    bench = corpus_folder(root, videos_dir)
     fps = bench_fps_spec(fps_spec)
     uniform = load_clip_spec(uniform_spec)
     if videos_dir is not None:

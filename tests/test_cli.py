@@ -432,6 +432,33 @@ def test_bench_load_on_a_folder_of_videos(bench_videos, tmp_path):
         assert any(line.startswith(key) for line in result.output.splitlines())
 
 
+def test_benchmarks_in_any_order_keep_their_corpora_apart(bench_videos, tmp_path):
+    """Each corpus has its own working folder: another folder of videos (or the same folder
+    after a video was added) never meets the first one's done markers, whatever the order."""
+    from manifests.layout import DataRoot
+    from pipelines.bench_extract import corpus_folder
+
+    other = tmp_path / "other_videos"
+    other.mkdir()
+    make_video(other / "w0.mp4", codec="h264", width=160, height=120, num_frames=50, fps=25, seed=7,
+               threads=1)
+    root = tmp_path / "root"
+    runs = [("extract", bench_videos), ("load", other), ("extract", other), ("load", bench_videos),
+            ("extract", bench_videos)]
+    for command, videos in runs:
+        result = invoke(root, "bench", command, "--videos", str(videos), "--repeats", "1")
+        assert_clean_exit(result, 0)
+    folders = {corpus_folder(DataRoot(root), None), corpus_folder(DataRoot(root), bench_videos),
+               corpus_folder(DataRoot(root), other)}
+    assert len(folders) == 3
+    assert sorted(p.name for p in (root / "bench").iterdir()) == sorted(
+        f.name for f in folders if f.name != "synthetic")
+    make_video(other / "w1.mp4", codec="h264", width=160, height=120, num_frames=50, fps=25, seed=8,
+               threads=1)
+    assert corpus_folder(DataRoot(root), other) not in folders  # a grown folder is a new corpus
+    assert_clean_exit(invoke(root, "bench", "extract", "--videos", str(other), "--repeats", "1"), 0)
+
+
 def test_bench_train_without_cuda_says_so_and_exits_0(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     out = tmp_path / "train.json"

@@ -35,6 +35,7 @@ from pipelines.bench_extract import (
     _bench_config,
     _link_user_videos,
     _make_corpus,
+    corpus_folder,
     bench_fps_spec,
 )
 from pipelines.decode import probe_video, read_frames
@@ -70,12 +71,13 @@ def _timed(fn: Callable[[], int], repeats: int) -> float:
 def build_bench_cache(root: DataRoot, videos_dir: Optional[Path] = None) -> tuple[Path, Path, list[ClipRecord]]:
     """Extract the benchmark clips once (from the synthetic corpus, or from `videos_dir`);
     returns (split JSONL over all clips, raw folder, clips)."""
+    bench = corpus_folder(root, videos_dir)
     if videos_dir is None:
-        raw, name = _make_corpus(root.path / "bench" / "corpus_fps", FPS_CORPUS), "bench_fps"
+        raw, name = _make_corpus(bench / "corpus_fps", FPS_CORPUS), "bench_fps"
     else:
-        raw, name = _link_user_videos(Path(videos_dir), root.path / "bench" / "user_videos"), "bench_user"
+        raw, name = _link_user_videos(Path(videos_dir), bench / "user_videos"), "bench_user"
     spec = bench_fps_spec()
-    broot = DataRoot(root.path / "bench" / "root")
+    broot = DataRoot(bench / "root")
     config = _bench_config(name, raw, spec)
     build_manifest(config, broot, spec, client=None, progress=False)
     extract_clips(config, broot, spec, client=None, progress=False, max_failed=None)
