@@ -87,8 +87,9 @@ def cache_dir_of_split_file(jsonl_path: str | os.PathLike) -> CacheDir:
     path = Path(jsonl_path).resolve()
     cache = CacheDir(path.parents[2])
     if not cache.spec_json.exists():
-        raise FileNotFoundError(
+        raise StageError(  # a user error, one line: a wrong path in a train/eval config, say
             f"{jsonl_path} is not inside a vfcache cache folder (no {cache.spec_json}); "
-            "split files must stay at cache/<dataset>/<spec>/splits/<name>/"
+            "split files must stay at cache/<dataset>/<spec>/splits/<name>/ (check the path, "
+            "or run `vfcache extract` and `vfcache split` first)"
         )
     return cache

@@ -15,7 +15,8 @@ clip_index) and every failure (probe rows that are not ok + extraction failures)
 `failures.parquet`.
 
 A resumed extraction ends with exactly the shards and manifest of an uninterrupted one. One
-extraction per cache folder at a time: a second driver would delete the first one's temp files.
+writer per cache folder at a time (`cache_tools.writer_lock`): a second driver would delete the
+first one's temp files, so it waits for the lock, or stops with one line naming the holder.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cache_tools.atomic import atomic_write, remove_stale_temp_files
+from cache_tools.writer_lock import writer_lock
 from manifests.layout import CacheDir, DataRoot
 from manifests.parquet_io import read_records, read_table, write_records
 from manifests.records import (
@@ -226,8 +228,12 @@ def extract_clips(
     decoder_threads: int = 1,
     progress: bool = True,
     max_failed: Optional[float] = 0.05,
+    wait: bool = True,
 ) -> ExtractReport:
     """Cut every ok video of the manifest into clips; resumable. `client=None` runs in this process.
+
+    One writer per cache folder (`cache_tools.writer_lock`): a second extraction of the same
+    folder waits for the first, or raises `CacheBusy` naming it when `wait` is False.
 
     `videos_per_task` None picks it from the manifest size and the shard target (see
     `auto_videos_per_task`); a resumed run must use the same value as the first one.
@@ -241,6 +247,17 @@ def extract_clips(
     if max_failed is not None and not 0.0 <= max_failed <= 1.0:
         raise ValueError(f"max_failed must be a fraction in [0, 1], got {max_failed}")
     cache = root.cache_dir(config.name, spec.name)
+    with writer_lock(cache.path, f"extraction of {config.name}/{spec.name}", wait=wait):
+        return _extract_locked(config, root, spec, cache, client=client, reader=reader,
+                               shard_target_bytes=shard_target_bytes,
+                               videos_per_task=videos_per_task, decoder_threads=decoder_threads,
+                               progress=progress, max_failed=max_failed, started=started)
+
+
+def _extract_locked(config: DatasetConfig, root: DataRoot, spec: ClipSpec, cache: CacheDir, *,
+                    client, reader: str, shard_target_bytes: int, videos_per_task: Optional[int],
+                    decoder_threads: int, progress: bool, max_failed: Optional[float],
+                    started: float) -> ExtractReport:
     videos = load_manifest(cache, spec, config.name)
     raw_dir = Path(get_source(config).raw_dir(root))
     if videos_per_task is None:

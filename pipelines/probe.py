@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 from cache_tools.atomic import write_json_atomic
+from cache_tools.writer_lock import writer_lock
 from manifests.layout import CacheDir, DataRoot
 from manifests.parquet_io import read_records, write_records
 from manifests.records import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, VideoRecord
@@ -200,6 +201,7 @@ def reason_counts(reasons: list[str]) -> dict[str, int]:
 
 def build_manifest(
     config: DatasetConfig, root: DataRoot, spec: ClipSpec, *, client, progress: bool = True, force: bool = False,
+    wait: bool = True,
 ) -> ManifestReport:
     """Probe every video of `config`'s dataset into `videos.parquet` (+ `spec.json`) of the spec's cache folder.
 
@@ -215,6 +217,14 @@ def build_manifest(
     if not candidates:
         raise StageError(f"dataset {config.name!r} has no videos below {raw_dir}")
     cache = root.cache_dir(config.name, spec.name)
+    with writer_lock(cache.path, f"build-manifest of {config.name}/{spec.name}", wait=wait):
+        return _probe_locked(config, spec, cache, raw_dir, candidates, client=client,
+                             progress=progress, force=force, started=started)
+
+
+def _probe_locked(config: DatasetConfig, spec: ClipSpec, cache: CacheDir, raw_dir: Path,
+                  candidates: list[VideoCandidate], *, client, progress: bool, force: bool,
+                  started: float) -> ManifestReport:
     check_spec_json(cache, spec)
     state_path = probe_state_path(cache)
     previous = {} if force else load_probe_state(state_path)

@@ -46,6 +46,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from cache_tools.checksums import sha256_file
+from cache_tools.writer_lock import writer_lock
 from manifests.layout import SPLIT_PARTS, CacheDir
 from manifests.parquet_io import read_records
 from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, ClipRecord, split_entry_from_clip
@@ -397,6 +398,7 @@ def write_split(
     name: str = "default",
     unit: str = "videos",
     subset: Optional[int] = None,
+    wait: bool = True,
 ) -> SplitReport:
     """Assign the clips of `cache_dir` to parts and write the split files; same seed -> same bytes.
 
@@ -408,7 +410,14 @@ def write_split(
         raise StageError(f"{cache_dir.clips_parquet} does not exist; run extraction first")
     if unit not in SIZE_UNITS:
         raise StageError(f"split unit {unit!r} is not one of {list(SIZE_UNITS)}")
-    sizes = normalize_sizes(sizes)
+    what = f"split {name} of {cache_dir.path.parent.name}/{cache_dir.path.name}"
+    with writer_lock(cache_dir.path, what, wait=wait):
+        return _split_locked(cache_dir, sizes=normalize_sizes(sizes), seed=seed, support=support,
+                             stratify=stratify, name=name, unit=unit, subset=subset)
+
+
+def _split_locked(cache_dir: CacheDir, *, sizes: Sequence[tuple[str, str]], seed: int, support: int,
+                  stratify: Sequence[str], name: str, unit: str, subset: Optional[int]) -> SplitReport:
     spec_hash = cache_dir.read_spec().spec_hash
     manifest_sha = sha256_file(cache_dir.clips_parquet)
     clips = read_records(cache_dir.clips_parquet, ClipRecord)

@@ -350,6 +350,21 @@ def trained(tmp_path_factory):
     return toy, config, invoke(root, "train", str(config))
 
 
+@pytest.mark.parametrize("missing", ["split_file", "cache_folder"])
+def test_train_with_a_missing_split_is_one_line(trained, tmp_path, missing):
+    toy, _, _ = trained
+    train = Path(toy.split_files["train"])
+    wrong = (train.with_name("absent.jsonl") if missing == "split_file"
+             else tmp_path / "cache" / "nope" / "spec" / "splits" / "default" / "train.jsonl")
+    config = tmp_path / "train.yaml"
+    payload = toy_train_dict(toy, epochs=1, out_dir=str(tmp_path / "runs"))
+    payload["data"]["train"] = [str(wrong)]
+    config.write_text(json.dumps(payload))
+    result = invoke(toy.root, "train", str(config))
+    assert_clean_exit(result, 2)
+    assert len(result.output.strip().splitlines()) == 1 and str(wrong) in result.output
+
+
 def test_train_writes_checkpoints_and_metrics(trained):
     toy, _, result = trained
     assert_clean_exit(result, 0)

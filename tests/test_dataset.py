@@ -15,6 +15,7 @@ from cache_tools.shards import ShardCorruptError, ShardReader, decode_clip_into,
 from trainers.dataset import ClipDataset, collate_clips
 from trainers.loader import make_loader
 from trainers.samplers import ClassBalancedBatchSampler
+from vfcache.errors import StageError
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_a_clip_listed_twice_is_refused(aegis):
 def test_a_split_file_outside_a_cache_folder_is_refused(tmp_path, aegis):
     stray = tmp_path / "train.jsonl"
     stray.write_text(aegis.split_file.read_text())
-    with pytest.raises(FileNotFoundError, match="spec.json"):
+    with pytest.raises(StageError, match="spec.json"):  # a user error: one line from the CLI
         ClipDataset(stray)
 
 

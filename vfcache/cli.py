@@ -37,6 +37,7 @@ class Context:
     workers: int
     scheduler: Optional[str]
     progress: bool
+    wait: bool = True  # writers wait for a cache folder another writer holds (--no-wait: exit 2)
 
     @contextlib.contextmanager
     def client(self) -> Iterator[object]:
@@ -63,6 +64,9 @@ config_option = click.option(
     help="Dataset config file (default: configs/datasets/NAME.yaml).",
 )
 spec_option = click.option("--spec", default=None, help="Clip spec preset name or YAML path (default: the dataset's).")
+no_wait_option = click.option(
+    "--no-wait", is_flag=True,
+    help="If another writer holds the cache folder, exit 2 naming it instead of waiting.")
 
 
 class VfcacheGroup(click.Group):
@@ -138,7 +142,8 @@ def _run_fetch(ctx: Context, config: DatasetConfig) -> None:
 def _run_build_manifest(ctx: Context, config: DatasetConfig, spec: ClipSpec, client, force: bool = False) -> None:
     from pipelines.probe import build_manifest
 
-    report = build_manifest(config, ctx.root, spec, client=client, progress=ctx.progress, force=force)
+    report = build_manifest(config, ctx.root, spec, client=client, progress=ctx.progress, force=force,
+                            wait=ctx.wait)
     click.echo(
         f"{report.videos_total} videos: {report.videos_ok} ok, {report.videos_failed} failed, "
         f"{report.videos_skipped} skipped (probed {report.probed}, unchanged {report.reused}) -> {report.videos_parquet}"
@@ -155,7 +160,7 @@ def _run_extract(ctx: Context, config: DatasetConfig, spec: ClipSpec, client, *,
     try:
         report = extract_clips(config, ctx.root, spec, client=client, reader=reader,
                                shard_target_bytes=shard_mib << 20, max_failed=max_failed,
-                               progress=ctx.progress)
+                               progress=ctx.progress, wait=ctx.wait)
     except TooManyFailures as err:
         _echo_failures(err.report.failures_by_reason)
         raise
@@ -194,7 +199,7 @@ def _run_split(ctx: Context, config: DatasetConfig, spec: ClipSpec, options: dic
     if skip_current and _split_is_current(cache_dir, options):
         click.echo(f"split {options['name']} is current -> {cache_dir.split_dir(options['name'])}")
         return
-    report = write_split(cache_dir, **options)
+    report = write_split(cache_dir, **options, wait=ctx.wait)
     subset = report.meta.subset
     if subset is not None:
         click.echo(f"  subset     {subset.obtained:6d} of {subset.of} {report.meta.unit} "
@@ -273,9 +278,11 @@ def datasets(ctx: Context) -> None:
 @config_option
 @spec_option
 @click.option("--force", is_flag=True, help="Probe every file again, even unchanged ones.")
+@no_wait_option
 @click.pass_obj
-def build_manifest_cmd(ctx: Context, name: str, config_file, spec, force) -> None:
+def build_manifest_cmd(ctx: Context, name: str, config_file, spec, force, no_wait) -> None:
     """Probe every video of NAME into videos.parquet (failures get a row with a reason)."""
+    ctx.wait = not no_wait
     config = _dataset(name, config_file)
     with ctx.client() as client:
         _run_build_manifest(ctx, config, _spec(config, spec), client, force=force)
@@ -289,9 +296,11 @@ def build_manifest_cmd(ctx: Context, name: str, config_file, spec, force) -> Non
 @click.option("--shard-mib", type=click.IntRange(1), default=128, show_default=True, help="Target shard size.")
 @click.option("--max-failed", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Exit non-zero when more than this fraction of videos failed.")
+@no_wait_option
 @click.pass_obj
-def extract(ctx: Context, name: str, config_file, spec, reader, shard_mib, max_failed) -> None:
+def extract(ctx: Context, name: str, config_file, spec, reader, shard_mib, max_failed, no_wait) -> None:
     """Cut clips of NAME into shards and clips.parquet (resumable: re-run after a crash)."""
+    ctx.wait = not no_wait
     config = _dataset(name, config_file)
     with ctx.client() as client:
         _run_extract(ctx, config, _spec(config, spec), client, reader=reader, shard_mib=shard_mib,
@@ -310,9 +319,12 @@ def extract(ctx: Context, name: str, config_file, spec, reader, shard_mib, max_f
               help="What sizes count (default: the preset's, videos).")
 @click.option("--subset", type=click.IntRange(0), default=None,
               help="Split a seeded, stratified subset of N records (0: none, overriding the preset).")
+@no_wait_option
 @click.pass_obj
-def split(ctx: Context, name: str, config_file, spec, sizes, seed, support, split_name, unit, subset) -> None:
+def split(ctx: Context, name: str, config_file, spec, sizes, seed, support, split_name, unit, subset,
+          no_wait) -> None:
     """Write reproducible split JSONL files of NAME (same seed -> byte-identical files)."""
+    ctx.wait = not no_wait
     config = _dataset(name, config_file)
     options = _split_options(config, sizes, seed, support, split_name, unit, subset)
     _run_split(ctx, config, _spec(config, spec), options, skip_current=False)
@@ -378,9 +390,11 @@ def preview(ctx: Context, name: str, config_file, spec, out_png, per_cell, frame
 @server_option
 @terms_option
 @click.option("--max-failed", type=click.FloatRange(0, 1), default=0.05, show_default=True)
+@no_wait_option
 @click.pass_obj
-def cache(ctx: Context, name: str, config_file, spec, server, accept_terms, max_failed) -> None:
+def cache(ctx: Context, name: str, config_file, spec, server, accept_terms, max_failed, no_wait) -> None:
     """fetch -> build-manifest -> extract -> split -> audit, each stage skipping what is done."""
+    ctx.wait = not no_wait
     config = _fetch_config(name, config_file, server, accept_terms)
     clip_spec = _spec(config, spec)
     click.echo(f"== fetch {config.name}")
