@@ -19,6 +19,8 @@ from vfcache.errors import StageError
 SPLIT_PARTS = ("train", "val", "test", "support")
 
 
+VIDEOS_PARQUET_NAME = "videos.parquet"
+
 def default_root() -> Path:
     return Path(os.environ.get("VFCACHE_ROOT", "data"))
 
@@ -35,7 +37,8 @@ class CacheDir:
 
     @property
     def videos_parquet(self) -> Path:
-        return self.path / "videos.parquet"
+        """The dataset's video manifest, one per dataset: probing does not depend on the spec."""
+        return self.path.parent / VIDEOS_PARQUET_NAME
 
     @property
     def clips_parquet(self) -> Path:
@@ -78,8 +81,17 @@ class DataRoot:
     def raw_dir(self, dataset: str) -> Path:
         return self.path / "raw" / dataset
 
+    def dataset_dir(self, dataset: str) -> Path:
+        """cache/<dataset>: the video manifest and probe state, and one folder per clip spec."""
+        return self.path / "cache" / dataset
+
     def cache_dir(self, dataset: str, spec_name: str) -> CacheDir:
-        return CacheDir(self.path / "cache" / dataset / spec_name)
+        return CacheDir(self.dataset_dir(dataset) / spec_name)
+
+    def extracted_specs(self, dataset: str) -> list[str]:
+        """Names of the clip specs with a cache folder (a spec.json) for `dataset`, sorted."""
+        folder = self.dataset_dir(dataset)
+        return sorted(d.name for d in folder.iterdir() if (d / "spec.json").is_file()) if folder.is_dir() else []
 
 
 def cache_dir_of_split_file(jsonl_path: str | os.PathLike) -> CacheDir:

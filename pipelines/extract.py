@@ -1,18 +1,20 @@
 """The extract stage (`vfcache extract`): the videos of a manifest -> clips in shards + `clips.parquet`.
 
-The driver splits the ok videos of `videos.parquet` (sorted by relpath) into fixed batches of
-`videos_per_task` (by default about `TARGET_TASKS` batches, none expected to write more than
-one shard target); batch k is task `<writer>` = k zero-padded. The batches depend only on the
-manifest, the spec and the shard target, never on the number of workers, so a re-run on
-another cluster resumes the same tasks. The heaviest tasks are submitted first, so fewer
-workers idle at the end; that changes no output.
+The driver plans tasks in kept generations (`pipelines.extract_plan`): the ok videos that no
+task covers yet (all of them on a first run; the added or changed ones later) are sorted by
+relpath and cut into fixed batches of `videos_per_task` (by default about `TARGET_TASKS`
+batches, none expected to write more than one shard target), written as `plan-<g>.json`
+before any task runs. The batches depend only on the manifest, the spec and the shard target,
+never on the number of workers, so a re-run on another cluster resumes the same tasks. The
+heaviest tasks are submitted first, so fewer workers idle at the end; that changes no output.
 
 Each task owns its shard files (see `pipelines.extract_task`); the driver never writes a
-shard. At start the driver removes temp files and orphan shards (final name, no index) and
-checks that the files of earlier runs belong to the current batches; tasks with a done file
-are skipped. At the end it merges every shard index into `clips.parquet` (sorted by relpath,
-clip_index) and every failure (probe rows that are not ok + extraction failures) into
-`failures.parquet`.
+shard. At start the driver removes temp files and orphan shards (final name, no index);
+tasks with a done file are skipped. At the end it merges the shard indexes into
+`clips.parquet` (the clips of the manifest's current videos, sorted by relpath, clip_index)
+and every failure (probe rows that are not ok + extraction failures of current videos) into
+`failures.parquet`. Clips of videos that left the manifest stay in their shards until
+`vfcache gc`.
 
 A resumed extraction ends with exactly the shards and manifest of an uninterrupted one. One
 writer per cache folder at a time (`cache_tools.writer_lock`): a second driver would delete the
@@ -20,7 +22,6 @@ first one's temp files, so it waits for the lock, or stops with one line naming 
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,9 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cache_tools.atomic import atomic_write, remove_stale_temp_files
+from cache_tools.atomic import atomic_write, remove_stale_temp_files, write_json_atomic
 from cache_tools.writer_lock import writer_lock
-from manifests.layout import CacheDir, DataRoot
+from manifests.layout import VIDEOS_PARQUET_NAME, CacheDir, DataRoot
 from manifests.parquet_io import read_records, read_table, write_records
 from manifests.records import (
     STATUS_FAILED,
@@ -43,8 +44,15 @@ from manifests.records import (
     VideoRecord,
     arrow_schema,
 )
+from pipelines.extract_plan import (
+    Plan,
+    PlannedTask,
+    covered_video_ids,
+    plan_batches,
+    read_plans,
+    write_plan,
+)
 from pipelines.extract_task import (
-    DONE_NAME,
     INDEX_NAME,
     REASON_TOO_SHORT,
     SHARD_NAME,
@@ -56,7 +64,7 @@ from pipelines.extract_task import (
     run_extract_task,
     shard_name,
 )
-from pipelines.probe import check_spec_json, reason_counts
+from pipelines.probe import reason_counts
 from pipelines.runner import run_tasks
 from pipelines.sources.base import get_source
 from vfcache.config import ClipSpec, DatasetConfig
@@ -118,16 +126,6 @@ def task_cost(batch: tuple[VideoRecord, ...]) -> int:
     return sum((video.width or 0) * (video.height or 0) for video in batch)
 
 
-def plan_batches(videos: list[VideoRecord], videos_per_task: int) -> list[tuple[str, tuple[VideoRecord, ...]]]:
-    """(writer id, videos) per task: ok videos by relpath, cut into fixed batches."""
-    if videos_per_task < 1:
-        raise ValueError(f"videos_per_task must be >= 1, got {videos_per_task}")
-    ok = sorted((v for v in videos if v.status == STATUS_OK), key=lambda v: v.relpath)
-    batches = [tuple(ok[i:i + videos_per_task]) for i in range(0, len(ok), videos_per_task)]
-    width = max(4, len(str(len(batches) - 1)))
-    return [(f"{k:0{width}d}", batch) for k, batch in enumerate(batches)]
-
-
 def clean_shards_dir(cache: CacheDir) -> int:
     """Remove temp files and orphan shards; an index whose shard is gone is an error. Returns files removed."""
     removed = len(remove_stale_temp_files(cache.path))
@@ -152,38 +150,14 @@ def clean_shards_dir(cache: CacheDir) -> int:
     return removed
 
 
-def check_existing_tasks(shards_dir: Path, batches: list[tuple[str, tuple[VideoRecord, ...]]], spec: ClipSpec) -> None:
-    """Files of finished or unknown tasks must belong to the current batches, or resuming would mix manifests."""
-    if not shards_dir.is_dir():
-        return
-    planned = {writer: [video.video_id for video in batch] for writer, batch in batches}
-    hint = (f"the manifest changed since the extraction started (or videos_per_task / the shard target, "
-            f"which set the batches); re-run with the first run's settings, or remove {shards_dir} to extract again")
-    names = sorted(path.name for path in shards_dir.iterdir())
-    for name in names:
-        match = DONE_NAME.match(name) or SHARD_NAME.match(name) or INDEX_NAME.match(name)
-        if match is None:
-            continue
-        writer = match["writer"]
-        if writer not in planned:
-            raise StageError(f"{shards_dir / name} belongs to task {writer}, which the current manifest does not have; {hint}")
-        if DONE_NAME.match(name):
-            done = json.loads((shards_dir / name).read_text(encoding="utf-8"))
-            if done.get("spec_hash") != spec.spec_hash or done.get("video_ids") != planned[writer]:
-                raise StageError(f"{shards_dir / name} was written for other videos or another spec; {hint}")
-        elif INDEX_NAME.match(name) and done_name(writer) not in names:
-            # an unfinished task resumes from its indexes: they must hold only videos of its batch
-            indexed = set(pq.read_table(shards_dir / name, columns=["video_id"])["video_id"].to_pylist())
-            if not indexed <= set(planned[writer]):
-                raise StageError(f"{shards_dir / name} holds clips of videos outside task {writer}; {hint}")
-
-
-def merge_clip_indexes(cache: CacheDir) -> pa.Table:
-    """Every final shard index -> one table sorted by (relpath, clip_index), written as clips.parquet."""
+def merge_clip_indexes(cache: CacheDir, video_ids: set[str]) -> pa.Table:
+    """The final shard indexes -> one table of the clips of `video_ids` (the current manifest's ok
+    videos), sorted by (relpath, clip_index), written as clips.parquet."""
     schema = arrow_schema(ClipRecord)
     paths = sorted(p for p in cache.shards_dir.glob("*") if INDEX_NAME.match(p.name)) if cache.shards_dir.is_dir() else []
     tables = [read_table(path, ClipRecord).cast(schema) for path in paths]
     table = pa.concat_tables(tables) if tables else schema.empty_table()
+    table = table.filter(pc.is_in(table["video_id"], value_set=pa.array(sorted(video_ids), pa.string())))
     table = table.sort_by([("relpath", "ascending"), ("clip_index", "ascending")])
     if pc.count_distinct(table["clip_id"]).as_py() != table.num_rows:
         raise StageError(f"shard indexes in {cache.shards_dir} list a clip id twice; remove the shards folder and extract again")
@@ -193,12 +167,16 @@ def merge_clip_indexes(cache: CacheDir) -> pa.Table:
 
 
 def collect_failures(videos: list[VideoRecord], cache: CacheDir, writers: list[str]) -> list[FailureRecord]:
+    """Probe failures of the manifest, and the extraction failures of its current videos."""
     failures = [
         FailureRecord(video_id=v.video_id, relpath=v.relpath, stage=STAGE_PROBE, reason=v.reason or v.status)
         for v in videos if v.status != STATUS_OK
     ]
+    current = {v.video_id for v in videos if v.status == STATUS_OK}
     for writer in writers:
-        failures.extend(load_done(cache.shards_dir / done_name(writer))["failures"])
+        done = cache.shards_dir / done_name(writer)
+        if done.exists():
+            failures.extend(f for f in load_done(done)["failures"] if f.video_id in current)
     return sorted(failures, key=lambda rec: (rec.relpath, rec.stage))
 
 
@@ -209,10 +187,28 @@ def is_skip(failure: FailureRecord, status_of: dict[str, str]) -> bool:
     return failure.reason.startswith(REASON_TOO_SHORT + ":")
 
 
+def check_spec_json(cache: CacheDir, spec: ClipSpec) -> None:
+    """A cache folder holds one spec forever: a different spec under the same name is an error."""
+    if not cache.spec_json.exists():
+        return
+    stored = cache.read_spec()
+    if stored.spec_hash != spec.spec_hash:
+        raise StageError(
+            f"{cache.path} was built with a different clip spec named {spec.name!r} "
+            f"(hash {stored.spec_hash}, now {spec.spec_hash}); give the changed spec a new name "
+            f"or remove {cache.path}"
+        )
+
+
 def load_manifest(cache: CacheDir, spec: ClipSpec, dataset: str) -> list[VideoRecord]:
-    if not cache.videos_parquet.exists() or not cache.spec_json.exists():
-        raise StageError(f"{cache.videos_parquet} is missing; run `vfcache build-manifest {dataset}` first")
+    """The dataset's videos; the spec folder is created with its spec.json on first use."""
+    if not cache.videos_parquet.exists():
+        old = cache.path / VIDEOS_PARQUET_NAME
+        hint = (f" (this cache predates one manifest per dataset: {old} is the old one)" if old.exists() else "")
+        raise StageError(f"{cache.videos_parquet} is missing; run `vfcache build-manifest {dataset}` first{hint}")
     check_spec_json(cache, spec)
+    if not cache.spec_json.exists():
+        write_json_atomic(cache.spec_json, spec.to_json())
     return read_records(cache.videos_parquet, VideoRecord)
 
 
@@ -260,30 +256,41 @@ def _extract_locked(config: DatasetConfig, root: DataRoot, spec: ClipSpec, cache
                     started: float) -> ExtractReport:
     videos = load_manifest(cache, spec, config.name)
     raw_dir = Path(get_source(config).raw_dir(root))
-    if videos_per_task is None:
-        num_ok = sum(video.status == STATUS_OK for video in videos)
-        videos_per_task = auto_videos_per_task(num_ok, spec, shard_target_bytes)
-    batches = plan_batches(videos, videos_per_task)
     clean_shards_dir(cache)
-    check_existing_tasks(cache.shards_dir, batches, spec)
     cache.shards_dir.mkdir(parents=True, exist_ok=True)
-
+    plans = read_plans(cache.shards_dir, spec.spec_hash)
+    ok = {video.video_id: video for video in videos if video.status == STATUS_OK}
+    new_videos = [video for video_id, video in ok.items()
+                  if video_id not in covered_video_ids(cache.shards_dir, plans)]
+    if new_videos:
+        per_task = videos_per_task or auto_videos_per_task(len(new_videos), spec, shard_target_bytes)
+        generation = plans[-1].generation + 1 if plans else 0
+        batches = plan_batches(new_videos, per_task, generation)
+        plan = Plan(generation, spec.spec_hash, per_task,
+                    tuple(PlannedTask(writer, tuple(v.video_id for v in batch)) for writer, batch in batches))
+        write_plan(cache.shards_dir, plan)
+        plans.append(plan)
+        log.info("extract %s/%s: planned %d new videos in %d tasks (generation %d)", config.name,
+                 spec.name, len(new_videos), len(batches), generation)
+    tasks = [task for plan in plans for task in plan.tasks]
     pending = [
-        ExtractTask(writer=writer, cache_path=str(cache.path), raw_dir=str(raw_dir), spec=spec, videos=batch,
-                    reader=reader, shard_target_bytes=shard_target_bytes, decoder_threads=decoder_threads)
-        for writer, batch in sorted(batches, key=lambda item: -task_cost(item[1]))
-        if not (cache.shards_dir / done_name(writer)).exists()
+        ExtractTask(writer=task.writer, cache_path=str(cache.path), raw_dir=str(raw_dir), spec=spec,
+                    videos=tuple(ok[i] for i in task.video_ids if i in ok), reader=reader,
+                    shard_target_bytes=shard_target_bytes, decoder_threads=decoder_threads,
+                    planned_ids=task.video_ids)
+        for task in tasks if not (cache.shards_dir / done_name(task.writer)).exists()
     ]
-    log.info("extract %s/%s: %d tasks, %d already done", config.name, spec.name, len(batches), len(batches) - len(pending))
+    pending.sort(key=lambda task: -task_cost(task.videos))
+    log.info("extract %s/%s: %d tasks, %d already done", config.name, spec.name, len(tasks), len(tasks) - len(pending))
     outcomes: list[TaskOutcome] = list(run_tasks(
         client, run_extract_task, pending, f"extract {config.name}",
         task_names=[task.writer for task in pending], progress=progress,
     ))
 
-    clips = merge_clip_indexes(cache)
-    failures = collect_failures(videos, cache, [writer for writer, _ in batches])
+    clips = merge_clip_indexes(cache, set(ok))
+    failures = collect_failures(videos, cache, [task.writer for task in tasks])
     write_records(cache.failures_parquet, failures, FailureRecord)
-    report = summarize(config, spec, cache, videos, clips, failures, len(batches), outcomes, started)
+    report = summarize(config, spec, cache, videos, clips, failures, len(tasks), outcomes, started)
     if report.failures_by_reason:
         log.warning("extract %s: failures by reason: %s (details in %s)", config.name,
                     ", ".join(f"{k}={v}" for k, v in report.failures_by_reason.items()), cache.failures_parquet)

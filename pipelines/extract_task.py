@@ -76,6 +76,9 @@ class ExtractTask:
     reader: str
     shard_target_bytes: int
     decoder_threads: int = 1
+    # the video ids the plan gave the task; `videos` may be fewer when some left the manifest
+    # since (their clips from an earlier, interrupted run stay in the task's indexes)
+    planned_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -225,7 +228,7 @@ def load_final_state(shards_dir: Path, task: ExtractTask) -> FinalState:
             indices.setdefault(rec.video_id, set()).add(rec.clip_index)
             clips += 1
         shard_bytes += (shards_dir / shard_name(task.writer, n)).stat().st_size
-    foreign = set(indices) - {video.video_id for video in task.videos}
+    foreign = set(indices) - {video.video_id for video in task.videos} - set(task.planned_ids)
     if foreign:  # the driver checks this first; a task must never mix two manifests either
         raise RuntimeError(
             f"shards of task {task.writer} in {shards_dir} hold clips of {len(foreign)} videos outside "

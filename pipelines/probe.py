@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from cache_tools.atomic import write_json_atomic
 from cache_tools.writer_lock import writer_lock
-from manifests.layout import CacheDir, DataRoot
+from manifests.layout import VIDEOS_PARQUET_NAME, DataRoot
 from manifests.parquet_io import read_records, write_records
 from manifests.records import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, VideoRecord
 from pipelines.decode import VideoReadError
@@ -68,7 +67,6 @@ class ProbeTask:
 @dataclass(frozen=True)
 class ManifestReport:
     dataset: str
-    spec_name: str
     videos_parquet: str
     videos_total: int
     videos_ok: int
@@ -123,11 +121,6 @@ def probe_batch(task: ProbeTask) -> list[ProbedFile]:
     return [probe_file(raw_dir, relpath) for relpath in task.relpaths]
 
 
-def probe_state_path(cache: CacheDir) -> Path:
-    # Shared by every clip spec of the dataset: probing does not depend on the spec.
-    return cache.path.parent / PROBE_STATE_NAME
-
-
 def load_probe_state(path: Path) -> dict[str, ProbedFile]:
     if not path.exists():
         return {}
@@ -136,19 +129,6 @@ def load_probe_state(path: Path) -> dict[str, ProbedFile]:
     except (ValueError, OSError) as err:
         log.warning("ignoring unreadable probe state %s (%s); probing every file again", path, err)
         return {}
-
-
-def check_spec_json(cache: CacheDir, spec: ClipSpec) -> None:
-    """A cache folder holds one spec forever: a different spec under the same name is an error."""
-    if not cache.spec_json.exists():
-        return
-    stored = cache.read_spec()
-    if stored.spec_hash != spec.spec_hash:
-        raise StageError(
-            f"{cache.path} was built with a different clip spec named {spec.name!r} "
-            f"(hash {stored.spec_hash}, now {spec.spec_hash}); give the changed spec a new name "
-            f"or remove {cache.path}"
-        )
 
 
 def files_per_task(num_files: int, num_workers: int) -> int:
@@ -200,13 +180,15 @@ def reason_counts(reasons: list[str]) -> dict[str, int]:
 
 
 def build_manifest(
-    config: DatasetConfig, root: DataRoot, spec: ClipSpec, *, client, progress: bool = True, force: bool = False,
-    wait: bool = True,
+    config: DatasetConfig, root: DataRoot, spec: Optional[ClipSpec] = None, *, client,
+    progress: bool = True, force: bool = False, wait: bool = True,
 ) -> ManifestReport:
-    """Probe every video of `config`'s dataset into `videos.parquet` (+ `spec.json`) of the spec's cache folder.
+    """Probe every video of `config`'s dataset into `cache/<dataset>/videos.parquet`.
 
-    `client` is a dask `Client` (see `pipelines.runner.open_cluster`) or None to probe in this
-    process. `force` probes every file again even when it is unchanged.
+    One manifest per dataset, whatever clip specs are extracted from it: probing does not depend
+    on the spec (`spec` is accepted for callers that have one, and unused). `client` is a dask
+    `Client` (see `pipelines.runner.open_cluster`) or None to probe in this process. `force`
+    probes every file again even when it is unchanged.
     """
     started = time.perf_counter()
     source = get_source(config)
@@ -216,17 +198,17 @@ def build_manifest(
     candidates = source.list_videos(root)
     if not candidates:
         raise StageError(f"dataset {config.name!r} has no videos below {raw_dir}")
-    cache = root.cache_dir(config.name, spec.name)
-    with writer_lock(cache.path, f"build-manifest of {config.name}/{spec.name}", wait=wait):
-        return _probe_locked(config, spec, cache, raw_dir, candidates, client=client,
+    folder = root.dataset_dir(config.name)
+    with writer_lock(folder, f"build-manifest of {config.name}", wait=wait):
+        return _probe_locked(config, folder, raw_dir, candidates, client=client,
                              progress=progress, force=force, started=started)
 
 
-def _probe_locked(config: DatasetConfig, spec: ClipSpec, cache: CacheDir, raw_dir: Path,
+def _probe_locked(config: DatasetConfig, folder: Path, raw_dir: Path,
                   candidates: list[VideoCandidate], *, client, progress: bool, force: bool,
                   started: float) -> ManifestReport:
-    check_spec_json(cache, spec)
-    state_path = probe_state_path(cache)
+    videos_parquet = folder / VIDEOS_PARQUET_NAME
+    state_path = folder / PROBE_STATE_NAME
     previous = {} if force else load_probe_state(state_path)
 
     probed: dict[str, ProbedFile] = {}
@@ -246,10 +228,9 @@ def _probe_locked(config: DatasetConfig, spec: ClipSpec, cache: CacheDir, raw_di
 
     records = mark_duplicates([video_record(config.name, c, probed[c.relpath]) for c in candidates])
     records.sort(key=lambda rec: rec.relpath)
-    write_json_atomic(cache.spec_json, spec.to_json())
-    write_records(cache.videos_parquet, records, VideoRecord)
+    write_records(videos_parquet, records, VideoRecord)
     ignored = find_ignored(raw_dir, (c.relpath for c in candidates))
-    ignored_path = write_ignored(cache.path / IGNORED_FILES_NAME, ignored)
+    ignored_path = write_ignored(folder / IGNORED_FILES_NAME, ignored)
     # Keep state for files of other listings too (a changed layout must not force re-hashing).
     merged_state = {**previous, **probed}
     write_records(state_path, sorted(merged_state.values(), key=lambda row: row.relpath), ProbedFile)
@@ -257,14 +238,14 @@ def _probe_locked(config: DatasetConfig, spec: ClipSpec, cache: CacheDir, raw_di
     counts = collections.Counter(rec.status for rec in records)
     failures = reason_counts([rec.reason for rec in records if rec.status != STATUS_OK])
     report = ManifestReport(
-        dataset=config.name, spec_name=spec.name, videos_parquet=str(cache.videos_parquet),
+        dataset=config.name, videos_parquet=str(videos_parquet),
         videos_total=len(records), videos_ok=counts[STATUS_OK], videos_failed=counts[STATUS_FAILED],
         videos_skipped=counts[STATUS_SKIPPED], probed=len(to_probe), reused=reused,
         failures_by_reason=failures, seconds=time.perf_counter() - started,
         ignored=ignored, ignored_path=str(ignored_path),
     )
     log.info("manifest %s: %d videos, %d ok, %d failed, %d skipped (probed %d, reused %d)",
-             cache.videos_parquet, report.videos_total, report.videos_ok, report.videos_failed,
+             videos_parquet, report.videos_total, report.videos_ok, report.videos_failed,
              report.videos_skipped, report.probed, report.reused)
     if ignored.total:
         log.info("%s: %s (see %s)", raw_dir, ignored.describe(), ignored_path)

@@ -153,7 +153,7 @@ def test_build_manifest_prints_counts_and_failures(pipeline):
                         f"(probed {VIDEOS_TOTAL}, unchanged 0) -> {pipeline.cache.videos_parquet}")
     # the corpus's truth file is not a video: counted, never dropped silently
     assert lines[1] == (f"ignored: 1 files not taken as videos: .json 1 (listed in "
-                        f"{pipeline.cache.path / 'ignored_files.json'})")
+                        f"{pipeline.cache.path.parent / 'ignored_files.json'})")
     assert lines[2] == "failures by reason:"
     assert sorted(line.split() for line in lines[3:]) == [["1", "not_a_video"], ["1", "truncated"]]
     videos = {v.relpath: v for v in read_records(pipeline.cache.videos_parquet, VideoRecord)}
@@ -215,6 +215,13 @@ def test_split_writes_jsonl_files_byte_identical_for_a_seed(pipeline, split_twic
     assert set(lines["support"]) <= set(lines["train"])
     meta = json.loads(snapshot["split.json"])
     assert meta["seed"] == 3
+
+
+def test_gc_on_a_cache_without_garbage_deletes_nothing(pipeline, files):
+    result = invoke(pipeline.root, "gc", "corpus", *files.args, "--dry-run")
+    assert_clean_exit(result, 0)
+    assert result.output.startswith("0 shards referenced by no manifest or split file, 0 B; ")
+    assert "deleted" not in result.output
 
 
 def test_split_with_another_seed_differs(pipeline, files, split_twice):

@@ -23,11 +23,12 @@ from cache_tools.shards import ShardReader, iter_shard
 from manifests.layout import DataRoot
 from manifests.parquet_io import read_records
 from manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_id
-from pipelines.extract import TooManyFailures, auto_videos_per_task, extract_clips, plan_batches
+from pipelines.extract import TooManyFailures, auto_videos_per_task, extract_clips
+from pipelines.extract_plan import plan_batches
 from pipelines.extract_task import start_seed
 from pipelines.frames import plan_clips
 from pipelines.probe import build_manifest
-from pipelines.sources.synthetic import read_code
+from pipelines.sources.synthetic import make_video, read_code
 from vfcache.errors import StageError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -236,20 +237,104 @@ def test_short_video_policies(corpus, tmp_path, policy):
     assert TOO_SHORT not in {f.relpath for f in read_records(cache.failures_parquet, FailureRecord)}
 
 
-def test_changed_manifest_is_refused(corpus, reference, tmp_path):
-    root = DataRoot(tmp_path)
-    run_extract(corpus, root)
-    cache = root.cache_dir("corpus", small_spec().name)
-    videos = read_records(cache.videos_parquet, VideoRecord)
-    from manifests.parquet_io import write_records
+def _pixels_by_clip(cache) -> dict[str, bytes]:
+    found = {}
+    for clip in read_records(cache.clips_parquet, ClipRecord):
+        with ShardReader(cache.resolve_shard(clip.shard)) as reader:
+            found[clip.clip_id] = reader.read(clip.offset, clip.nbytes, clip.clip_id).tobytes()
+    return found
 
-    write_records(cache.videos_parquet, [v for v in videos if v.relpath != "street/fake/warpnet/f0.mp4"], VideoRecord)
-    with pytest.raises(StageError, match="written for other videos"):
-        run_extract(corpus, root)
-    for done in cache.shards_dir.glob("task-*.done.json"):  # unfinished tasks are checked by their indexes
-        done.unlink()
-    with pytest.raises(StageError, match="outside task .*manifest changed"):
-        run_extract(corpus, root)
+
+def _shard_bytes(cache) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in cache.shards_dir.iterdir() if p.name.endswith(".npy.zst")}
+
+
+def test_a_dataset_that_grows_shrinks_and_changes(corpus, tmp_path):
+    """Videos added, removed and changed: only what is new is extracted, no shard is rewritten,
+    removed videos leave clips.parquet, and every clip equals a from-scratch run's, pixel for pixel."""
+    mine = copy_corpus(corpus, tmp_path / "raw")
+    held_back = ["studio/real/camera/r7.mp4", "street/fake/warpnet/f1.mp4"]
+    stash = tmp_path / "stash"
+    for relpath in held_back:
+        (stash / relpath).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(mine.raw_dir / relpath, stash / relpath)
+    root = DataRoot(tmp_path / "grown")
+    first = run_extract(mine, root)
+    cache = root.cache_dir("corpus", small_spec().name)
+    before = _shard_bytes(cache)
+    assert first.clips == 2 * (len(GOOD_VIDEOS) - 2)
+
+    # grow: the two videos come back; remove one, and change another's bytes
+    for relpath in held_back:
+        os.replace(stash / relpath, mine.raw_dir / relpath)
+    removed, changed = "street/real/phone/r3.mp4", "studio/fake/diffgen/f5.mp4"
+    assert {removed, changed} <= set(GOOD_VIDEOS)
+    (mine.raw_dir / removed).unlink()
+    make_video(mine.raw_dir / changed, **{**GOOD_VIDEOS[changed], "seed": 99}, threads=1)  # new bytes
+    build_manifest(mine.config(), root, small_spec(), client=None, progress=False)
+    grown = run_extract(mine, root)
+    assert grown.tasks_run == 1 and grown.clips_written == 2 * 3  # two added, one changed
+    after = _shard_bytes(cache)
+    assert {name: after[name] for name in before} == before  # nothing rewritten
+    clips = read_records(cache.clips_parquet, ClipRecord)
+    assert removed not in {c.relpath for c in clips}
+    assert sorted(p.name for p in cache.shards_dir.glob("plan-*.json")) == ["plan-0000.json", "plan-0001.json"]
+
+    scratch = DataRoot(tmp_path / "scratch")
+    run_extract(mine, scratch)
+    assert _pixels_by_clip(cache) == _pixels_by_clip(scratch.cache_dir("corpus", small_spec().name))
+    again = run_extract(mine, root)
+    assert (again.tasks_run, again.clips_written) == (0, 0)
+
+
+def test_gc_frees_the_shards_no_manifest_or_split_names(corpus, tmp_path):
+    from manifests.layout import SPLIT_PARTS
+    from pipelines.gc import collect_garbage, referenced_shards
+    from pipelines.split import write_split
+
+    mine = copy_corpus(corpus, tmp_path / "raw")
+    root = DataRoot(tmp_path / "root")
+    run_extract(mine, root, shard_target_bytes=1)  # one clip per shard: removed videos own whole shards
+    cache = root.cache_dir("corpus", small_spec().name)
+    write_split(cache, sizes="train=0.5,test=rest", seed=0, name="old")  # made before the removal
+    removed = "street/real/phone/r3.mp4"
+    removed_shards = {c.shard for c in read_records(cache.clips_parquet, ClipRecord) if c.relpath == removed}
+    (mine.raw_dir / removed).unlink()
+    build_manifest(mine.config(), root, small_spec(), client=None, progress=False)
+    run_extract(mine, root, shard_target_bytes=1)
+    assert collect_garbage(cache, dry_run=True).shards == ()  # the old split still trains from them
+    for part in SPLIT_PARTS:
+        cache.split_file("old", part).unlink()
+    dry = collect_garbage(cache, dry_run=True)
+    assert set(dry.shards) == removed_shards and dry.bytes > 0 and not dry.deleted
+    assert all((cache.path / s).exists() for s in removed_shards)
+    done = collect_garbage(cache)
+    assert done.shards == dry.shards and not any((cache.path / s).exists() for s in removed_shards)
+    assert referenced_shards(cache) <= {f"shards/{p.name}" for p in cache.shards_dir.glob("*.npy.zst")}
+    assert set(_pixels_by_clip(cache))  # every listed clip still reads
+    # the video comes back: its clips were collected, so it is extracted again
+    shutil.copyfile(corpus.raw_dir / removed, mine.raw_dir / removed)
+    build_manifest(mine.config(), root, small_spec(), client=None, progress=False)
+    back = run_extract(mine, root, shard_target_bytes=1)
+    assert back.clips_written == 2 and removed in {c.relpath for c in read_records(cache.clips_parquet, ClipRecord)}
+
+
+def test_a_grown_extraction_killed_midway_resumes_its_plan(corpus, tmp_path):
+    mine = copy_corpus(corpus, tmp_path / "raw")
+    root = DataRoot(tmp_path / "root")
+    run_extract(mine, root)
+    cache = root.cache_dir("corpus", small_spec().name)
+    plan = json.loads((cache.shards_dir / "plan-0000.json").read_text())
+    assert sorted(plan["tasks"]) == sorted(p.name[5:9] for p in cache.shards_dir.glob("task-*.done.json"))
+    # a task lost its done file and its last shards: it resumes from its own plan entry
+    writer = sorted(plan["tasks"])[1]
+    (cache.shards_dir / f"task-{writer}.done.json").unlink()
+    for index in sorted(cache.shards_dir.glob(f"shard-{writer}-*.index.parquet"))[1:]:
+        index.unlink()
+    snapshot = cache_snapshot(cache.path)
+    resumed = run_extract(mine, root)
+    assert resumed.tasks_run == 1 and resumed.clips_written > 0
+    assert {k: v for k, v in cache_snapshot(cache.path).items() if k in snapshot} == snapshot
 
 
 def test_extract_needs_a_manifest(corpus, tmp_path):

@@ -51,8 +51,9 @@ def test_manifest_rows(corpus, tmp_path):
         assert rows[TRUNCATED].reason.split(":")[0] in READ_ERROR_SLUGS
     assert report.videos_failed == sum(r.status == STATUS_FAILED for r in rows.values())
     assert sum(report.failures_by_reason.values()) == report.videos_failed
-    spec_json = json.loads(root.cache_dir("corpus", spec.name).spec_json.read_text())
-    assert spec_json["spec_hash"] == spec.spec_hash and spec_json["frames"] == 4
+    # one manifest per dataset: probing writes no spec folder (extraction makes it)
+    assert root.cache_dir("corpus", spec.name).videos_parquet == root.dataset_dir("corpus") / "videos.parquet"
+    assert not root.cache_dir("corpus", spec.name).path.exists()
 
 
 def test_rerun_reuses_unchanged_files_and_reprobes_changed(corpus, tmp_path):
@@ -63,9 +64,9 @@ def test_rerun_reuses_unchanged_files_and_reprobes_changed(corpus, tmp_path):
     again = build_manifest(mine.config(), root, spec, client=None, progress=False)
     assert (again.probed, again.reused) == (0, len(first))
     assert rows_by_relpath(root, "corpus", spec) == first
-    # a second spec of the same dataset reuses the probe too
+    # another spec of the same dataset has the same manifest: nothing to probe
     other = build_manifest(mine.config(), root, small_spec(name="other", frames=2), client=None, progress=False)
-    assert other.probed == 0
+    assert other.probed == 0 and other.videos_parquet == again.videos_parquet
     # replace one video by another one's bytes: it is probed again, and is now a duplicate
     shutil.copyfile(mine.raw_dir / "studio/real/camera/r7.mp4", mine.raw_dir / "studio/real/camera/r6.avi")
     changed = build_manifest(mine.config(), root, spec, client=None, progress=False)
@@ -100,10 +101,13 @@ def test_same_rows_on_a_dask_cluster(corpus, tmp_path):
 
 
 def test_spec_change_under_the_same_name_is_refused(corpus, tmp_path):
+    from pipelines.extract import extract_clips
+
     root = DataRoot(tmp_path / "data")
-    build_manifest(corpus.config(), root, small_spec(), client=None, progress=False)
+    build_manifest(corpus.config(), root, client=None, progress=False)
+    extract_clips(corpus.config(), root, small_spec(), client=None, progress=False, max_failed=None)
     with pytest.raises(StageError, match="different clip spec named 't4x96'"):
-        build_manifest(corpus.config(), root, small_spec(frames=6), client=None, progress=False)
+        extract_clips(corpus.config(), root, small_spec(frames=6), client=None, progress=False)
 
 
 def test_missing_raw_folder_and_empty_dataset(corpus, tmp_path):

@@ -59,6 +59,20 @@ def _spec(config: DatasetConfig, spec: Optional[str]) -> ClipSpec:
     return load_clip_spec(spec or config.clip_spec)
 
 
+def _extracted_spec(ctx: Context, config: DatasetConfig, spec: Optional[str]) -> ClipSpec:
+    """--spec when given; else the one spec extracted for the dataset (from its spec.json);
+    else the dataset's default. Several extracted specs and no --spec is an error naming them."""
+    if spec:
+        return load_clip_spec(spec)
+    found = ctx.root.extracted_specs(config.name)
+    if len(found) == 1:
+        return ctx.root.cache_dir(config.name, found[0]).read_spec()
+    if len(found) > 1:
+        raise click.UsageError(f"{config.name} has caches for several clip specs ({', '.join(found)}); "
+                               "choose one with --spec")
+    return _spec(config, None)
+
+
 config_option = click.option(
     "--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
     help="Dataset config file (default: configs/datasets/NAME.yaml).",
@@ -139,10 +153,10 @@ def _run_fetch(ctx: Context, config: DatasetConfig) -> None:
         click.echo(f"  failures listed in {summary.failures_path}", err=True)
 
 
-def _run_build_manifest(ctx: Context, config: DatasetConfig, spec: ClipSpec, client, force: bool = False) -> None:
+def _run_build_manifest(ctx: Context, config: DatasetConfig, client, force: bool = False) -> None:
     from pipelines.probe import build_manifest
 
-    report = build_manifest(config, ctx.root, spec, client=client, progress=ctx.progress, force=force,
+    report = build_manifest(config, ctx.root, client=client, progress=ctx.progress, force=force,
                             wait=ctx.wait)
     click.echo(
         f"{report.videos_total} videos: {report.videos_ok} ok, {report.videos_failed} failed, "
@@ -276,16 +290,18 @@ def datasets(ctx: Context) -> None:
 @cli.command("build-manifest")
 @click.argument("name")
 @config_option
-@spec_option
+@click.option("--spec", hidden=True, default=None,
+              help="Accepted for old scripts and ignored: probing does not depend on the clip spec.")
 @click.option("--force", is_flag=True, help="Probe every file again, even unchanged ones.")
 @no_wait_option
 @click.pass_obj
 def build_manifest_cmd(ctx: Context, name: str, config_file, spec, force, no_wait) -> None:
-    """Probe every video of NAME into videos.parquet (failures get a row with a reason)."""
+    """Probe every video of NAME into cache/NAME/videos.parquet, one manifest for every clip spec
+    (failures get a row with a reason)."""
     ctx.wait = not no_wait
     config = _dataset(name, config_file)
     with ctx.client() as client:
-        _run_build_manifest(ctx, config, _spec(config, spec), client, force=force)
+        _run_build_manifest(ctx, config, client, force=force)
 
 
 @cli.command()
@@ -327,7 +343,30 @@ def split(ctx: Context, name: str, config_file, spec, sizes, seed, support, spli
     ctx.wait = not no_wait
     config = _dataset(name, config_file)
     options = _split_options(config, sizes, seed, support, split_name, unit, subset)
-    _run_split(ctx, config, _spec(config, spec), options, skip_current=False)
+    _run_split(ctx, config, _extracted_spec(ctx, config, spec), options, skip_current=False)
+
+
+@cli.command()
+@click.argument("name")
+@config_option
+@spec_option
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted and freed; delete nothing.")
+@no_wait_option
+@click.pass_obj
+def gc(ctx: Context, name: str, config_file, spec, dry_run, no_wait) -> None:
+    """Delete the shards of NAME that neither clips.parquet nor any split file references."""
+    from pipelines.gc import collect_garbage
+    from pipelines.sources.plan import human_bytes
+
+    config = _dataset(name, config_file)
+    cache_dir = ctx.root.cache_dir(config.name, _extracted_spec(ctx, config, spec).name)
+    found = collect_garbage(cache_dir, dry_run=True, wait=not no_wait)
+    click.echo(f"{len(found.shards)} shards referenced by no manifest or split file, "
+               f"{human_bytes(found.bytes)}; {found.kept_shards} shards kept ({cache_dir.shards_dir})")
+    if dry_run or not found.shards:
+        return
+    done = collect_garbage(cache_dir, wait=not no_wait)
+    click.echo(f"deleted {len(done.shards)} shards, freed {human_bytes(done.bytes)}")
 
 
 @cli.command("audit")
@@ -341,7 +380,7 @@ def audit_cmd(ctx: Context, names, config_file, spec, split_name, json_path) -> 
     """Clips per domain x split x label, and the leakage/shard/count checks; exit 1 when a check fails."""
     if config_file and len(names) > 1:
         raise click.UsageError("--config names one dataset; audit several by their names in configs/")
-    datasets = [(config, _spec(config, spec)) for config in (_dataset(n, config_file) for n in names)]
+    datasets = [(config, _extracted_spec(ctx, config, spec)) for config in (_dataset(n, config_file) for n in names)]
     if not _run_audit(ctx, datasets, split_name, json_path):
         raise SystemExit(1)
 
@@ -356,7 +395,8 @@ def verify(ctx: Context, name: str, config_file, spec) -> None:
     from cache_tools.verify import verify_cache
 
     config = _dataset(name, config_file)
-    report = verify_cache(ctx.root.cache_dir(config.name, _spec(config, spec).name), progress=ctx.progress)
+    report = verify_cache(ctx.root.cache_dir(config.name, _extracted_spec(ctx, config, spec).name),
+                          progress=ctx.progress)
     click.echo(report.summary())
     if not report.ok:
         raise SystemExit(1)
@@ -377,7 +417,7 @@ def preview(ctx: Context, name: str, config_file, spec, out_png, per_cell, frame
     from cache_tools.preview import contact_sheet
 
     config = _dataset(name, config_file)
-    cache_dir = ctx.root.cache_dir(config.name, _spec(config, spec).name)
+    cache_dir = ctx.root.cache_dir(config.name, _extracted_spec(ctx, config, spec).name)
     out = contact_sheet(cache_dir, out_png or cache_dir.path / "preview.png", per_cell=per_cell,
                         frames_per_clip=frames, seed=seed)
     click.echo(str(out))
@@ -401,7 +441,7 @@ def cache(ctx: Context, name: str, config_file, spec, server, accept_terms, max_
     _run_fetch(ctx, config)
     with ctx.client() as client:
         click.echo(f"== build-manifest {config.name} ({clip_spec.name})")
-        _run_build_manifest(ctx, config, clip_spec, client)
+        _run_build_manifest(ctx, config, client)
         click.echo(f"== extract {config.name} ({clip_spec.name})")
         _run_extract(ctx, config, clip_spec, client, max_failed=max_failed)
     options = _split_options(config, None, None, None, None)

@@ -14,7 +14,7 @@ from typing import Optional
 
 import pyarrow.parquet as pq
 
-from manifests.layout import DataRoot
+from manifests.layout import VIDEOS_PARQUET_NAME, DataRoot
 from manifests.records import STATUS_OK
 from pipelines.sources._fetching import read_record_or_none
 from pipelines.sources.base import get_source
@@ -69,15 +69,18 @@ def _rows(path: Path) -> Optional[int]:
     return pq.read_metadata(path).num_rows if path.is_file() else None
 
 
+def video_counts(dataset_dir: Path) -> tuple[Optional[int], Optional[int]]:
+    """(videos, ok videos) of the dataset's videos.parquet; (None, None) before build-manifest."""
+    videos = dataset_dir / VIDEOS_PARQUET_NAME
+    if not videos.is_file():
+        return None, None
+    statuses = pq.read_table(videos, columns=["status"]).column(0).to_pylist()
+    return len(statuses), sum(1 for s in statuses if s == STATUS_OK)
+
+
 def spec_status(spec_dir: Path) -> SpecStatus:
-    videos = spec_dir / "videos.parquet"
-    videos_ok = None
-    if videos.is_file():
-        videos_ok = sum(
-            1
-            for s in pq.read_table(videos, columns=["status"]).column(0).to_pylist()
-            if s == STATUS_OK
-        )
+    """One clip spec's folder; the probe counts are the dataset's (one manifest for every spec)."""
+    videos, videos_ok = video_counts(spec_dir.parent)
     splits_dir = spec_dir / "splits"
     splits = (
         tuple(sorted(p.name for p in splits_dir.iterdir() if (p / "split.json").is_file()))
@@ -86,7 +89,7 @@ def spec_status(spec_dir: Path) -> SpecStatus:
     )
     return SpecStatus(
         spec_name=spec_dir.name,
-        videos=_rows(videos),
+        videos=videos,
         videos_ok=videos_ok,
         clips=_rows(spec_dir / "clips.parquet"),
         splits=splits,
@@ -116,12 +119,11 @@ def one_status(root: DataRoot, name: str) -> DatasetStatus:
     record = read_record_or_none(raw_dir)
     present = raw_dir.is_dir() and any(raw_dir.iterdir())
     fetched = record is not None or (config.kind in GENERATED_KINDS and present)
-    cache_root = root.path / "cache" / name
-    specs = (
-        tuple(spec_status(d) for d in sorted(cache_root.iterdir()) if (d / "spec.json").is_file())
-        if cache_root.is_dir()
-        else ()
-    )
+    cache_root = root.dataset_dir(name)
+    specs = tuple(spec_status(cache_root / spec) for spec in root.extracted_specs(name))
+    if not specs and (cache_root / VIDEOS_PARQUET_NAME).is_file():  # probed, nothing extracted yet
+        videos, videos_ok = video_counts(cache_root)
+        specs = (SpecStatus(spec_name="-", videos=videos, videos_ok=videos_ok, clips=None, splits=()),)
     describe = getattr(source, "describe", None)
     return DatasetStatus(
         name=name,
