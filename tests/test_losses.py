@@ -151,3 +151,56 @@ def test_weighted_cross_entropy_validates_inputs():
         weighted_cross_entropy(logits, torch.zeros(2))
     with pytest.raises(ValueError, match="sum to 0"):
         weighted_cross_entropy(logits, torch.zeros(3), sample_weights=torch.zeros(3))
+
+
+def _card_batch(seed: int = 0):
+    """2 AEGIS, 11 DVF and 11 GenVideo clips: the issue's example batch."""
+    generator = torch.Generator().manual_seed(seed)
+    domains = ["aegis"] * 2 + ["dvf"] * 11 + ["genvideo"] * 11
+    labels = torch.tensor([0, 1] + [0, 1] * 5 + [1] + [1, 0] * 5 + [0])
+    return domains, labels, generator
+
+
+def test_domain_shares_weight_each_domains_mean_cross_entropy():
+    from trainers.losses import domain_share_weights
+
+    domains, labels, generator = _card_batch()
+    logits = torch.randn(len(domains), 2, generator=generator)
+    class_weights = (1.0, 1.5)
+    per_sample = F.cross_entropy(logits, labels, weight=torch.tensor(class_weights), reduction="none")
+    mass = torch.tensor(class_weights)[labels]
+    expected = sum(
+        CARD_DOMAIN_LOSS_WEIGHTS[d] * per_sample[[i for i, x in enumerate(domains) if x == d]].sum()
+        / mass[[i for i, x in enumerate(domains) if x == d]].sum()
+        for d in ("aegis", "dvf", "genvideo")) / sum(CARD_DOMAIN_LOSS_WEIGHTS.values())
+    shares = domain_share_weights(domains, CARD_DOMAIN_LOSS_WEIGHTS, mass)
+    got = weighted_cross_entropy(logits, labels, class_weights=class_weights, label_smoothing=0.0,
+                                 sample_weights=shares)
+    torch.testing.assert_close(got, expected)
+    # per anchor, AEGIS's 2 clips would weigh 0.15 of the batch, not 0.5
+    per_anchor = domain_sample_weights(domains, CARD_DOMAIN_LOSS_WEIGHTS)
+    share_of = {d: float(per_anchor[[i for i, x in enumerate(domains) if x == d]].sum() / per_anchor.sum())
+                for d in ("aegis", "dvf", "genvideo")}
+    assert [round(share_of[d], 2) for d in ("aegis", "dvf", "genvideo")] == [0.15, 0.51, 0.34]
+    effective = {d: float((shares * mass)[[i for i, x in enumerate(domains) if x == d]].sum())
+                 for d in ("aegis", "dvf", "genvideo")}
+    assert effective == pytest.approx({"aegis": 0.5, "dvf": 0.3, "genvideo": 0.2})
+
+
+def test_domain_shares_of_supcon_count_anchors_with_a_positive():
+    from trainers.losses import domain_share_weights
+
+    domains, labels, generator = _card_batch(1)
+    labels = labels.clone()
+    labels[0] = 2  # an AEGIS anchor with no positive: it is left out of AEGIS's mean
+    embeddings = F.normalize(torch.randn(len(domains), 8, generator=generator), dim=1)
+    loss = SupConLoss(0.07)
+    anchors = [loss(embeddings, labels, F.one_hot(torch.tensor(i), len(domains)).float())
+               for i in range(1, len(domains))]  # l_i of every anchor that has a positive
+    anchor_loss = dict(zip(range(1, len(domains)), anchors))
+    means = {d: torch.stack([anchor_loss[i] for i, x in enumerate(domains) if x == d and i > 0]).mean()
+             for d in ("aegis", "dvf", "genvideo")}
+    expected = sum(CARD_DOMAIN_LOSS_WEIGHTS[d] * means[d] for d in means)
+    mass = ((labels[:, None] == labels[None, :]).sum(dim=1) > 1).float()
+    got = loss(embeddings, labels, domain_share_weights(domains, CARD_DOMAIN_LOSS_WEIGHTS, mass))
+    torch.testing.assert_close(got, expected / sum(CARD_DOMAIN_LOSS_WEIGHTS.values()))

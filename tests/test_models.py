@@ -17,11 +17,11 @@ from trainers.models import (
     enter_train_mode,
     load_checkpoint_model,
     save_checkpoint,
-    set_trainable,
     to_detector_output,
     transfer_backbone,
 )
 from trainers.r2plus1d import BaselineClassifier, DetectorOutput, R2Plus1DDetector
+from trainers.trainable import model_blocks, set_trainable
 
 # Shapes of torchvision's r2plus1d_18 state_dict (from its published Kinetics weights).
 TORCHVISION_SHAPES = {
@@ -264,10 +264,10 @@ def _trainable_names(model: nn.Module) -> set[str]:
 
 def test_set_trainable_policies(detector, baseline):
     try:
-        assert set_trainable(detector, "all") == CARD_PARAMETERS
-        count = set_trainable(detector, "layer4_all")
+        assert set_trainable(detector, "all") == (CARD_PARAMETERS, CARD_PARAMETERS)
+        count, total = set_trainable(detector, "layer4_all")
         assert _trainable_names(detector) == {"layer4", "proj_head"}
-        assert count == _count(detector.layer4) + _count(detector.proj_head)
+        assert count == _count(detector.layer4) + _count(detector.proj_head) and total == CARD_PARAMETERS
         set_trainable(detector, "head_only")
         assert _trainable_names(detector) == {"fc", "proj_head"}
         set_trainable(baseline, "layer4_all")  # no projection head: the classifier trains
@@ -277,6 +277,45 @@ def test_set_trainable_policies(detector, baseline):
     finally:
         set_trainable(detector, "all")
         set_trainable(baseline, "all")
+
+
+class _Frozen(nn.Module):
+    """A factory that freezes its encoder and trains adapters: CLIP + adapters in miniature."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.ModuleList(nn.Linear(4, 4) for _ in range(10))
+        self.adapter = nn.Linear(4, 4)
+        self.fc = nn.Linear(4, 2)
+        for param in self.encoder.parameters():
+            param.requires_grad_(False)
+
+
+def _trainable(model: nn.Module) -> set[str]:
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+def test_general_unfreeze_policies():
+    model = _Frozen()
+    every = {name for name, _ in model.named_parameters()}
+    assert set_trainable(model, "factory") == (20 + 10, 10 * 20 + 20 + 10)  # adapter + fc of 230
+    assert _trainable(model) == {"adapter.weight", "adapter.bias", "fc.weight", "fc.bias"}
+    assert set_trainable(model, "all")[0] == sum(p.numel() for p in model.parameters())
+    assert _trainable(model) == every  # `all` unfreezes what the factory froze
+    set_trainable(model, {"include": ["*adapter*", "fc.*"], "exclude": ["*.bias"]})
+    assert _trainable(model) == {"adapter.weight", "fc.weight"}
+    set_trainable(model, {"last_fraction": 0.3})  # ceil(0.3 * 10) = 3 blocks + the fc head
+    assert _trainable(model) == {f"encoder.{i}.{k}" for i in (7, 8, 9) for k in ("weight", "bias")} | {
+        "fc.weight", "fc.bias"}
+    set_trainable(model, {"last_fraction": 0.25, "heads": ["adapter", "fc"]})
+    assert {n.split(".")[1] for n in _trainable(model) if n.startswith("encoder")} == {"7", "8", "9"}
+    assert {"adapter.weight", "fc.weight"} <= _trainable(model)
+    assert model_blocks(model)[0] == "encoder"
+    for bad, message in [("layer3_all", "unknown unfreeze policy"), ({"last_fraction": 0}, "in \\(0, 1\\]"),
+                         ({"include": ["a"], "last_fraction": 0.5}, "one of the two"),
+                         ({"exclude": ["*"]}, "include must name"), ({"include": ["nothing*"]}, "no parameter")]:
+        with pytest.raises(ValueError, match=message):
+            set_trainable(model, bad)
 
 
 def test_enter_train_mode_keeps_frozen_batchnorm_in_eval():

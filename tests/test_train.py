@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainers.models import (build_model, load_checkpoint_model, read_checkpoint, save_checkpoint,
-                             set_trainable)
+from trainers.models import build_model, load_checkpoint_model, read_checkpoint, save_checkpoint
+from trainers.trainable import set_trainable
 from trainers.train import StepInfo, learning_rate, run_training
 from trainers.train_config import (OptimizerConfig, load_eval_config, load_train_config,
                                    parse_train_config)
@@ -73,6 +73,10 @@ def test_unknown_key_names_file_field_and_value(tmp_path, toy):
 @pytest.mark.parametrize("override, field", [
     ({"epochs": 0}, "epochs"),
     ({"unfreeze": "layer3"}, "unfreeze"),
+    ({"unfreeze": {"last_fraction": 2}}, "unfreeze"),
+    ({"unfreeze": {"include": ["x*"], "last_fraction": 0.5}}, "unfreeze"),
+    ({"optimizer": {"lr": 0.1, "warmup_fraction": 1.5}}, "optimizer.warmup_fraction"),
+    ({"optimizer": {"lr": 0.1, "warmup_fraction": 0.1, "warmup_steps": 3}}, "optimizer.warmup_fraction"),
     ({"loss": {"kind": "supcon", "label_smoothing": 0.1}}, "loss"),
     ({"loss": {"kind": "cross_entropy", "class_weights": [1.0]}}, "loss.class_weights"),
     ({"sampler": {"kind": "class_balanced", "domain_weights": {"a": 1}}}, "sampler.domain_weights"),
@@ -88,6 +92,17 @@ def test_invalid_values_are_config_errors(toy, override, field):
     with pytest.raises(ConfigError) as err:
         parse_train_config(toy_train_dict(toy, **override), "<test>")
     assert err.value.field == field
+
+
+def test_warmup_as_a_fraction_of_the_steps_then_cosine(toy):
+    config = parse_train_config(toy_train_dict(toy, optimizer={
+        "lr": 1.0, "schedule": "cosine", "warmup_fraction": 0.1}, unfreeze={"include": ["fc.*"]}), "<t>")
+    assert config.unfreeze == {"include": ("fc.*",)}
+    opt = config.optimizer
+    rates = [learning_rate(opt, s, 100) for s in range(100)]
+    assert rates[:10] == [pytest.approx((s + 1) / 10) for s in range(10)]  # 10% of 100 steps
+    assert rates[10] == pytest.approx(1.0) and rates[-1] < 0.01
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))  # cosine decay after warmup
 
 
 def test_learning_rate_schedule():
@@ -223,3 +238,26 @@ def test_ddp_searches_unused_parameters_only_when_a_trainable_head_is_idle():
     baseline = build_model("r2plus1d_18_baseline")
     assert not has_unused_trainable_head(baseline, "logits")
     assert has_unused_trainable_head(torch.nn.Conv3d(3, 2, 1), "logits")  # unknown layout
+
+
+def test_compute_loss_takes_domain_shares_unless_per_anchor_is_asked(toy):
+    from trainers.losses import domain_sample_weights, domain_share_weights, weighted_cross_entropy
+    from trainers.train_setup import compute_loss
+
+    weights = {"aegis": 0.5, "dvf": 0.3, "genvideo": 0.2}
+    logits = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 0, 1, 1, 0])
+    domains = ["aegis", "dvf", "dvf", "dvf", "genvideo", "genvideo"]
+    loss = {"kind": "cross_entropy", "class_weights": [1.0, 1.5], "label_smoothing": 0.0}
+    shares = parse_train_config(toy_train_dict(toy, loss=loss, domain_loss_weights=weights), "<t>")
+    anchors = parse_train_config(toy_train_dict(toy, loss=loss, domain_loss_weights=weights,
+                                                domain_loss_mode="per_anchor"), "<t>")
+    assert shares.domain_loss_mode == "shares"
+    mass = torch.tensor([1.0, 1.5])[labels]
+    expected = weighted_cross_entropy(logits, labels, class_weights=(1.0, 1.5), label_smoothing=0.0,
+                                      sample_weights=domain_share_weights(domains, weights, mass))
+    torch.testing.assert_close(compute_loss(shares, logits, labels, domains), expected)
+    per_anchor = weighted_cross_entropy(logits, labels, class_weights=(1.0, 1.5), label_smoothing=0.0,
+                                        sample_weights=domain_sample_weights(domains, weights))
+    torch.testing.assert_close(compute_loss(anchors, logits, labels, domains), per_anchor)
+    assert not torch.isclose(expected, per_anchor)

@@ -105,6 +105,27 @@ def domain_sample_weights(domains: Sequence[str], weights_by_domain: Mapping[str
                         device=device)
 
 
+def domain_share_weights(domains: Sequence[str], weights_by_domain: Mapping[str, float],
+                         mass: torch.Tensor) -> torch.Tensor:
+    """Per-sample weights that give each domain its share of the loss, as the card means it:
+    L = sum_d w_d * mean(loss over d's samples) / sum of w_d over the domains present.
+
+    Sample i of domain d gets w_d / M_d, where M_d is the summed `mass` of d's samples: the
+    mass is what the loss's weighted mean divides by per sample (1 for a SupCon anchor with a
+    positive and 0 for one without; the class weight of the target for cross-entropy). Fed as
+    `sample_weights` to `SupConLoss` or `weighted_cross_entropy`, their weighted mean becomes
+    the share-weighted mean. Per-anchor weighting (`domain_sample_weights`) instead gives a
+    domain a share proportional to w_d times its count in the batch.
+    """
+    per_sample = domain_sample_weights(domains, weights_by_domain, device=mass.device).to(mass.dtype)
+    codes = {name: index for index, name in enumerate(sorted(set(domains)))}
+    index = torch.tensor([codes[d] for d in domains], device=mass.device)
+    totals = torch.zeros(len(codes), dtype=mass.dtype, device=mass.device).index_add_(0, index, mass)
+    denominators = totals[index]
+    return torch.where(denominators > 0, per_sample / denominators.clamp_min(1e-12),
+                       torch.zeros_like(per_sample))
+
+
 def weighted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *,
                            class_weights: Optional[Sequence[float]] = CARD_CLASS_WEIGHTS,
                            label_smoothing: float = CARD_LABEL_SMOOTHING,

@@ -19,7 +19,7 @@ import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -34,8 +34,6 @@ from trainers.r2plus1d import (
 
 logger = logging.getLogger(__name__)
 
-TrainablePolicy = Literal["all", "layer4_all", "head_only"]
-TRAINABLE_POLICIES: tuple[str, ...] = ("all", "layer4_all", "head_only")
 CHECKPOINT_KEYS = ("epoch", "model_state_dict", "optimizer_state_dict",
                    "best_selection_score", "args")
 BACKBONE_PREFIXES = ("stem.", "layer1.", "layer2.", "layer3.", "layer4.")
@@ -173,55 +171,6 @@ def to_detector_output(raw: Union[DetectorOutput, Mapping[str, torch.Tensor], to
     if out.logits.ndim != 2:
         raise ValueError(f"logits must be shaped (B, num_classes), got {tuple(out.logits.shape)}")
     return out
-
-
-def set_trainable(model: nn.Module, policy: TrainablePolicy) -> int:
-    """Set `requires_grad` per the unfreeze policy; return the number of trainable params.
-
-    - `all`: every parameter.
-    - `layer4_all` (the card's SupCon transfer): `layer4` plus the head the recipe trains,
-      `proj_head` when the model has one, else `fc`; everything else frozen.
-    - `head_only`: `fc` and `proj_head` (whichever exist).
-
-    Call `enter_train_mode(model)` after `model.train()` each epoch so BatchNorm in frozen
-    parts keeps its running statistics.
-    """
-    if policy not in TRAINABLE_POLICIES:
-        raise ValueError(
-            f"unknown unfreeze policy {policy!r}; expected one of {TRAINABLE_POLICIES}"
-        )
-    if policy == "all":
-        trainable = [model]
-    elif policy == "layer4_all":
-        head = "proj_head" if hasattr(model, "proj_head") else "fc"
-        trainable = [_submodule(model, "layer4", policy), _submodule(model, head, policy)]
-    else:
-        heads = [name for name in ("fc", "proj_head") if hasattr(model, name)]
-        if not heads:
-            raise ValueError(
-                f"policy 'head_only' needs a `fc` or `proj_head` attribute; "
-                f"{type(model).__name__} has neither"
-            )
-        trainable = [_submodule(model, name, policy) for name in heads]
-    for param in model.parameters():
-        param.requires_grad_(False)
-    for module in trainable:
-        for param in module.parameters():
-            param.requires_grad_(True)
-    count = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    logger.info("unfreeze policy %s: %d of %d parameters trainable", policy, count, total)
-    return count
-
-
-def _submodule(model: nn.Module, name: str, policy: str) -> nn.Module:
-    module = getattr(model, name, None)
-    if not isinstance(module, nn.Module):
-        raise ValueError(
-            f"unfreeze policy {policy!r} needs a `{name}` submodule; "
-            f"{type(model).__name__} has none (use policy 'all')"
-        )
-    return module
 
 
 def enter_train_mode(model: nn.Module) -> nn.Module:

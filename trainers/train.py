@@ -30,7 +30,8 @@ from trainers.distributed import DistInfo, all_gather_objects, barrier, init_dis
 from trainers.evaluate import collect_outputs, resolve_amp
 from trainers.gpu import DeviceAugment, DeviceBatcher
 from trainers.loader import make_loader
-from trainers.models import build_model, enter_train_mode, save_checkpoint, set_trainable
+from trainers.models import build_model, enter_train_mode, save_checkpoint
+from trainers.trainable import set_trainable
 from trainers.protocols import prototype_protocol, selection_score, softmax_protocol
 from trainers.run_state import (
     BEST_NAME,
@@ -203,7 +204,10 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
     model = build_model(config.model.name, **config.model.kwargs)
     if checkpoint is None and config.init_checkpoint is not None:
         initialise_from(config, model, root)
-    set_trainable(model, config.unfreeze)
+    trainable, total = set_trainable(model, config.unfreeze)
+    if info.is_main:
+        tqdm.write(f"{config.model.name}: {trainable:,} trainable of {total:,} parameters "
+                   f"(unfreeze {config.unfreeze})")
     model.to(info.device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=config.optimizer.lr, betas=config.optimizer.betas,

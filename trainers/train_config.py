@@ -14,8 +14,9 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Union
 
+from trainers.trainable import check_policy
 from vfcache.config import _check_keys, _choice, _load_yaml, _typed
 from vfcache.errors import ConfigError
 
@@ -24,8 +25,8 @@ SAMPLER_KINDS = ("class_balanced", "domain_weighted", "generator_quota")
 COMPOSITIONS = ("draw", "quota")
 SCHEDULES = ("constant", "cosine")
 INIT_MODES = ("backbone", "full")
-UNFREEZE_POLICIES = ("all", "layer4_all", "head_only")
 NORMALISATIONS = ("unit", "symmetric", "kinetics", "clip")
+DOMAIN_LOSS_MODES = ("shares", "per_anchor")
 AMP_MODES = ("auto", "bf16", "off")
 DEVICES = ("auto", "cpu", "cuda")
 SELECTION_PROTOCOLS = ("prototype", "softmax")
@@ -57,6 +58,7 @@ class OptimizerConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     schedule: str = "constant"  # constant | cosine
     warmup_steps: int = 0
+    warmup_fraction: float = 0.0  # or warmup over this fraction of all optimizer steps (cards: 0.1)
     min_lr: float = 0.0  # floor of the cosine schedule
     grad_clip_norm: Optional[float] = None
 
@@ -115,8 +117,9 @@ class TrainConfig:
     out_dir: str
     init_checkpoint: Optional[str] = None
     init_mode: str = "backbone"  # backbone: transfer stem+layer1-4 only; full: strict load
-    unfreeze: str = "all"
+    unfreeze: Union[str, Mapping[str, Any]] = "all"  # see trainers.trainable
     domain_loss_weights: Optional[Mapping[str, float]] = None
+    domain_loss_mode: str = "shares"  # shares: w_d * mean over domain d; per_anchor: w_d per sample
     normalisation: str = "unit"
     augment: AugmentConfig = AugmentConfig()
     amp: str = "auto"  # auto: bf16 autocast on a GPU that supports it, else off
@@ -191,6 +194,15 @@ def _paths(source: str, name: str, value: Any, *, required: bool) -> tuple[str, 
     return tuple(value)
 
 
+def _unfreeze(source: str, value: Any) -> Union[str, Mapping[str, Any]]:
+    try:
+        check_policy(value)
+    except ValueError as err:
+        raise ConfigError(source, "unfreeze", value, str(err)) from err
+    return value if isinstance(value, str) else {k: (tuple(v) if isinstance(v, list) else v)
+                                                 for k, v in value.items()}
+
+
 def _weights(source: str, name: str, value: Any, *, keys: Optional[Mapping[str, int]] = None
              ) -> Optional[Mapping]:
     if value is None:
@@ -254,6 +266,17 @@ def _loss(source: str, data: Any) -> LossConfig:
                       temperature=temperature)
 
 
+def _warmup_fraction(source: str, data: Mapping) -> float:
+    fraction = _typed(source, "optimizer.warmup_fraction", data.get("warmup_fraction", 0.0), float,
+                      minimum=0.0)
+    if fraction >= 1:
+        raise ConfigError(source, "optimizer.warmup_fraction", fraction, "a fraction in [0, 1)")
+    if fraction and data.get("warmup_steps"):
+        raise ConfigError(source, "optimizer.warmup_fraction", fraction,
+                          "0 when optimizer.warmup_steps is given (one of the two)")
+    return fraction
+
+
 def _optimizer(source: str, data: Any) -> OptimizerConfig:
     data = _section(source, "optimizer", data)
     allowed = {f.name for f in dataclasses.fields(OptimizerConfig)} | {"kind"}
@@ -274,6 +297,7 @@ def _optimizer(source: str, data: Any) -> OptimizerConfig:
         schedule=_choice(source, "optimizer.schedule", data.get("schedule", "constant"), SCHEDULES),
         warmup_steps=_typed(source, "optimizer.warmup_steps", data.get("warmup_steps", 0), int,
                             minimum=0),
+        warmup_fraction=_warmup_fraction(source, data),
         min_lr=_typed(source, "optimizer.min_lr", data.get("min_lr", 0.0), float, minimum=0.0),
         grad_clip_norm=_optional(source, "optimizer.grad_clip_norm", data.get("grad_clip_norm"),
                                  float, minimum=1e-12),
@@ -374,9 +398,11 @@ def parse_train_config(data: Mapping[str, Any], source: str = "<dict>") -> Train
         out_dir=_typed(source, "out_dir", data["out_dir"], str),
         init_checkpoint=_optional(source, "init_checkpoint", data.get("init_checkpoint"), str),
         init_mode=_choice(source, "init_mode", data.get("init_mode", "backbone"), INIT_MODES),
-        unfreeze=_choice(source, "unfreeze", data.get("unfreeze", "all"), UNFREEZE_POLICIES),
+        unfreeze=_unfreeze(source, data.get("unfreeze", "all")),
         domain_loss_weights=_weights(source, "domain_loss_weights",
                                      data.get("domain_loss_weights")),
+        domain_loss_mode=_choice(source, "domain_loss_mode", data.get("domain_loss_mode", "shares"),
+                                 DOMAIN_LOSS_MODES),
         normalisation=_choice(source, "normalisation", data.get("normalisation", "unit"),
                               NORMALISATIONS),
         augment=_augment(source, data.get("augment")),

@@ -14,7 +14,12 @@ from torch import nn
 from cache_tools.decoded_cache import budget_bytes_from_gb
 from trainers.dataset import ClipDataset, open_decode_cache
 from trainers.distributed import DistInfo, barrier
-from trainers.losses import SupConLoss, domain_sample_weights, weighted_cross_entropy
+from trainers.losses import (
+    SupConLoss,
+    domain_sample_weights,
+    domain_share_weights,
+    weighted_cross_entropy,
+)
 from trainers.models import read_checkpoint, to_detector_output, transfer_backbone
 from trainers.samplers import (
     ClassBalancedBatchSampler,
@@ -29,12 +34,14 @@ log = logging.getLogger(__name__)
 
 
 def learning_rate(opt: OptimizerConfig, step: int, total_steps: int) -> float:
-    """Linear warmup over `warmup_steps`, then constant or cosine down to `min_lr`."""
-    if step < opt.warmup_steps:
-        return opt.lr * (step + 1) / opt.warmup_steps
+    """Linear warmup over `warmup_steps` (or `warmup_fraction` of `total_steps`, rounded), then
+    constant or cosine down to `min_lr`."""
+    warmup = opt.warmup_steps or round(opt.warmup_fraction * total_steps)
+    if step < warmup:
+        return opt.lr * (step + 1) / warmup
     if opt.schedule == "constant":
         return opt.lr
-    progress = min(1.0, (step - opt.warmup_steps) / max(1, total_steps - opt.warmup_steps))
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
     return opt.min_lr + 0.5 * (opt.lr - opt.min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
@@ -69,17 +76,34 @@ def has_unused_trainable_head(model: nn.Module, head: str) -> bool:
 
 def compute_loss(config: TrainConfig, head_output: torch.Tensor, labels: torch.Tensor,
                  domains: list[str]) -> torch.Tensor:
-    """The recipe's loss on the head output, weighted per sample by domain when configured."""
+    """The recipe's loss on the head output, weighted by domain when configured: each domain's
+    mean loss times its weight (`domain_loss_mode: shares`, the card's meaning), or each
+    sample by its domain's weight (`per_anchor`)."""
     weights = None
-    if config.domain_loss_weights is not None:
+    if config.domain_loss_weights is not None and config.domain_loss_mode == "per_anchor":
         weights = domain_sample_weights(domains, config.domain_loss_weights,
                                         device=head_output.device)
+    elif config.domain_loss_weights is not None:
+        weights = domain_share_weights(domains, config.domain_loss_weights,
+                                       _loss_mass(config, labels).to(head_output.device))
     if config.loss.kind == "supcon":
         return SupConLoss(config.loss.temperature)(head_output.float(), labels, weights)
     return weighted_cross_entropy(head_output.float(), labels,
                                   class_weights=config.loss.class_weights,
                                   label_smoothing=config.loss.label_smoothing,
                                   sample_weights=weights)
+
+
+def _loss_mass(config: TrainConfig, labels: torch.Tensor) -> torch.Tensor:
+    """What the loss's weighted mean divides by per sample (see `domain_share_weights`)."""
+    labels = labels.reshape(-1)
+    if config.loss.kind == "supcon":  # anchors with a positive: another sample of their label
+        same = (labels[:, None] == labels[None, :]).sum(dim=1)
+        return (same > 1).to(torch.float32)
+    if config.loss.class_weights is None:
+        return torch.ones(labels.shape[0], dtype=torch.float32, device=labels.device)
+    return torch.as_tensor(config.loss.class_weights, dtype=torch.float32,
+                           device=labels.device)[labels.long()]
 
 
 def build_sampler(config: TrainConfig, dataset: ClipDataset, info: DistInfo) -> EpochBatchSampler:
