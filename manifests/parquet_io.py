@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cache_tools.atomic import atomic_write
-from manifests.records import arrow_schema, record_from_dict
+from manifests.records import arrow_schema
 
 R = TypeVar("R")
 
@@ -47,8 +47,16 @@ def read_table(path: str | os.PathLike, record_type: type) -> pa.Table:
 
 
 def read_records(path: str | os.PathLike, record_type: type[R]) -> list[R]:
+    """Every row as a record. Column by column: `read_table` has checked the columns, so the
+    records are built positionally (list columns become tuples), without a dict per row."""
     table = read_table(path, record_type)
-    return [record_from_dict(record_type, row) for row in table.to_pylist()]
+    columns = []
+    for name, field in zip(table.schema.names, table.schema):
+        values = table.column(name).to_pylist()
+        if pa.types.is_list(field.type):
+            values = [None if v is None else tuple(v) for v in values]
+        columns.append(values)
+    return [record_type(*row) for row in zip(*columns)] if columns else []
 
 
 def record_dicts(records: Iterable) -> list[dict]:

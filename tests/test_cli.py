@@ -481,6 +481,19 @@ def test_benchmarks_in_any_order_keep_their_corpora_apart(bench_videos, tmp_path
     assert_clean_exit(invoke(root, "bench", "extract", "--videos", str(other), "--repeats", "1"), 0)
 
 
+def test_bench_scale_measures_every_stage(tmp_path):
+    out = tmp_path / "scale.json"
+    result = invoke(tmp_path, "bench", "scale", "--clips", "2000", "--clips", "20000", "--json", str(out))
+    assert_clean_exit(result, 0)
+    payload = json.loads(out.read_text())
+    assert [row["clips"] for row in payload["rows"]] == [2000, 20000]
+    for row in payload["rows"]:
+        for stage in ("read", "split", "audit", "loader_index"):
+            assert row[f"{stage}_s"] > 0 and row[f"{stage}_peak_bytes"] > 10 * 2**20
+    assert payload["growth"][0]["from"] == 2000 and payload["growth"][0]["split_per_10x"] > 0
+    assert "per 10x from 2,000 to 20,000" in result.output
+
+
 def test_bench_train_without_cuda_says_so_and_exits_0(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     out = tmp_path / "train.json"
@@ -508,7 +521,7 @@ COMMANDS = _command_paths(cli)
 def test_every_documented_command_exists():
     assert {" ".join(path) for path in COMMANDS} >= {
         "datasets", "fetch", "build-manifest", "extract", "split", "audit", "verify", "preview", "cache",
-        "train", "eval", "bench", "bench extract", "bench load", "bench train"}
+        "train", "eval", "bench", "bench extract", "bench load", "bench scale", "bench train", "gc"}
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(path) or "vfcache")

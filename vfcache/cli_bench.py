@@ -1,4 +1,4 @@
-"""`vfcache bench extract|load|train`: the benchmark commands (figures in the README).
+"""`vfcache bench extract|load|scale|train`: the benchmark commands (figures in the README).
 
 Each command calls the benchmark's library function and prints its table; `--json PATH`
 writes the same figures for machines.
@@ -56,6 +56,20 @@ def bench_load(ctx: Context, videos_dir, repeats, no_litdata, json_path) -> None
     result = run_load_benchmark(ctx.root, repeats=repeats, with_litdata=not no_litdata,
                                 videos_dir=Path(videos_dir) if videos_dir else None)
     _emit_bench(result, format_load_table(result), json_path)
+
+
+@bench.command("scale")
+@click.option("--clips", "clip_counts", type=click.IntRange(1000), multiple=True,
+              default=(100_000, 1_000_000), show_default=True,
+              help="Manifest sizes to measure (repeat the option); 10,000,000 takes a while.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.pass_obj
+def bench_scale(ctx: Context, clip_counts, json_path) -> None:
+    """Time and peak memory of read, split, audit and the loader index on a synthetic manifest."""
+    from trainers.bench_scale import format_scale_table, run_scale_benchmark
+
+    result = run_scale_benchmark(ctx.root, clip_counts)
+    _emit_bench(result, format_scale_table(result), json_path)
 
 
 @bench.command("train")
