@@ -5,26 +5,14 @@ from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
+from video_corpus import write_local_dataset
 
-from pipelines.sources.synthetic import make_video
 from vfcache.cli import cli
 
 
 def _dataset(tmp_path: Path) -> Path:
-    folder = tmp_path / "videos"
-    for index in range(8):
-        label = "real" if index % 2 == 0 else "fake"
-        (folder / label / "cam").mkdir(parents=True, exist_ok=True)
-        make_video(folder / label / "cam" / f"v{index}.mp4", codec="h264", width=64, height=48,
-                   num_frames=24, fps=8, seed=index, threads=1)
-    config = tmp_path / "mine.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "mine", "kind": "local", "domain": "mine", "clip_spec": "sample_8x112",
-        "source": {"path": str(folder)},
-        "layout": {"pattern": "{label}/{generator}/{name}", "real": ["real"], "fake": ["fake"]},
-        "splits": {"sizes": {"train": 4, "val": 2, "test": "rest"}, "support": 1},
-    }))
-    return config
+    return write_local_dataset(tmp_path, 8, splits={"sizes": {"train": 4, "val": 2, "test": "rest"},
+                                                    "support": 1})
 
 
 def test_the_spec_is_given_once_to_extract(tmp_path):

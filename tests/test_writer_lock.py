@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
+from video_corpus import write_local_dataset
 
 from cache_tools.writer_lock import LOCK_NAME, CacheBusy, read_holder, writer_lock
-from pipelines.sources.synthetic import make_video
 from vfcache.cli import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,19 +91,7 @@ def test_another_hosts_lock_is_dead_only_when_its_heartbeat_stopped(tmp_path):
 
 
 def _local_dataset(tmp_path: Path, videos: int = 4) -> Path:
-    folder = tmp_path / "videos"
-    for index in range(videos):
-        label = "real" if index % 2 == 0 else "fake"
-        (folder / label / "cam").mkdir(parents=True, exist_ok=True)
-        make_video(folder / label / "cam" / f"v{index}.mp4", codec="h264", width=64, height=48,
-                   num_frames=24, fps=8, seed=index, threads=1)
-    config = tmp_path / "mine.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "mine", "kind": "local", "domain": "mine", "clip_spec": "sample_8x112",
-        "source": {"path": str(folder)},
-        "layout": {"pattern": "{label}/{generator}/{name}", "real": ["real"], "fake": ["fake"]},
-    }))
-    return config
+    return write_local_dataset(tmp_path, videos)
 
 
 def _vfcache(root: Path, *args: str) -> list[str]:

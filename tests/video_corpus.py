@@ -103,3 +103,24 @@ def cache_snapshot(cache_path: Path) -> dict[str, bytes]:
 
 def temp_files(folder: Path) -> list[Path]:
     return [path for path in folder.rglob("*") if ".tmp-" in path.name]
+
+
+def write_local_dataset(tmp_path: Path, videos: int, *, splits: Optional[dict] = None) -> Path:
+    """`videos` tiny H.264 videos under tmp_path/videos/{real,fake}/cam/ and the config file of
+    a `local` dataset `mine` over them (spec sample_8x112); returns the config's path."""
+    import yaml
+
+    folder = tmp_path / "videos"
+    for index in range(videos):
+        label = "real" if index % 2 == 0 else "fake"
+        (folder / label / "cam").mkdir(parents=True, exist_ok=True)
+        make_video(folder / label / "cam" / f"v{index}.mp4", codec="h264", width=64, height=48,
+                   num_frames=24, fps=8, seed=index, threads=1)
+    config = {"name": "mine", "kind": "local", "domain": "mine", "clip_spec": "sample_8x112",
+              "source": {"path": str(folder)},
+              "layout": {"pattern": "{label}/{generator}/{name}", "real": ["real"], "fake": ["fake"]}}
+    if splits is not None:
+        config["splits"] = splits
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
