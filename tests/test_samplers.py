@@ -12,6 +12,7 @@ from trainers.samplers import (
     ClassBalancedBatchSampler,
     DomainWeightedBatchSampler,
     GeneratorQuotaBatchSampler,
+    WeightedRandomBatchSampler,
     batch_quotas,
 )
 
@@ -149,6 +150,36 @@ def test_generator_quota_needs_matching_lengths():
         GeneratorQuotaBatchSampler([0, 1], ["a"], 2)
 
 
+def test_generator_quotas_apply_within_each_domain():
+    """`sora` of two domains is two generators, each with its share of the fake slots."""
+    labels = np.array([1] * 12 + [0] * 12)
+    generators = np.array(["sora"] * 6 + ["kling"] * 6 + ["camera"] * 12, dtype=object)
+    domains = np.array(["aegis"] * 3 + ["dvf"] * 3 + ["aegis"] * 6 + ["aegis"] * 6 + ["dvf"] * 6, dtype=object)
+    pooled = GeneratorQuotaBatchSampler(labels, generators, 6, seed=0, num_batches=60)
+    per_domain = GeneratorQuotaBatchSampler(labels, generators, 6, seed=0, num_batches=60, domains=domains)
+
+    def fake_shares(sampler) -> Counter:
+        picked = [i for batch in sampler.epoch_batches(0) for i in batch if labels[i] == 1]
+        return Counter(f"{domains[i]}/{generators[i]}" for i in picked)
+
+    assert fake_shares(per_domain) == {"aegis/sora": 60, "dvf/sora": 60, "aegis/kling": 60}
+    pooled_shares = fake_shares(pooled)  # sora pooled by name: half of the fake slots in all
+    assert pooled_shares["aegis/sora"] + pooled_shares["dvf/sora"] == pooled_shares["aegis/kling"] == 90
+
+
+def test_weighted_random_draws_with_replacement_by_inverse_class_frequency():
+    labels = labels_of(20, 80)  # 1:4 imbalance, as the DFD card's 363 real / 3068 fake
+    sampler = WeightedRandomBatchSampler(labels, 16, seed=42, num_batches=500)
+    drawn = np.concatenate([np.asarray(b) for b in sampler.epoch_batches(0)])
+    assert len(drawn) == 8000
+    real_share = float(np.mean(labels[drawn] == 0))
+    assert abs(real_share - 0.5) < 0.03  # classes equal on average, not 20%
+    per_clip = np.bincount(drawn, minlength=100)
+    assert abs(per_clip[:20].mean() / per_clip[20:].mean() - 4.0) < 0.4  # each real clip 4x as often
+    assert any(len(set(b)) < len(b) for b in sampler.epoch_batches(0))  # with replacement
+    assert sampler.epoch_batches(0) == WeightedRandomBatchSampler(labels, 16, seed=42, num_batches=500).epoch_batches(0)
+
+
 # -- determinism, ranks, resume (shared base class; checked on every sampler) ------------------
 def make_sampler(kind: str, *, seed: int = 7, rank: int = 0, world_size: int = 1, num_batches: int = 12):
     labels = labels_of(30, 42)
@@ -159,12 +190,15 @@ def make_sampler(kind: str, *, seed: int = 7, rank: int = 0, world_size: int = 1
         domains = np.array(["a", "b", "c"] * 24, dtype=object)
         return DomainWeightedBatchSampler(domains, 6, domain_weights={"a": 2, "b": 1, "c": 1}, seed=seed, rank=rank,
                                           world_size=world_size, num_batches=num_batches)
+    if kind == "weighted":
+        return WeightedRandomBatchSampler(labels, 6, seed=seed, rank=rank, world_size=world_size,
+                                          num_batches=num_batches)
     generators = np.array([f"g{i % 4}" for i in range(len(labels))], dtype=object)
     return GeneratorQuotaBatchSampler(labels, generators, 6, seed=seed, rank=rank, world_size=world_size,
                                       num_batches=num_batches)
 
 
-KINDS = ["class", "domain", "generator"]
+KINDS = ["class", "domain", "generator", "weighted"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -179,6 +179,28 @@ class EpochBatchSampler(Sampler[list[int]]):
         self._yielded = 0
 
 
+class WeightedRandomBatchSampler(EpochBatchSampler):
+    """PyTorch's WeightedRandomSampler in batches (the CLIP-adapter card's class balancing):
+    every slot of every batch is drawn with replacement, clip i with probability proportional to
+    1 / (clips of its class), so each class fills an equal share of an epoch on average."""
+
+    def __init__(self, labels: Sequence[int], batch_size: int, *, num_batches: int | None = None,
+                 seed: int = 0, rank: int = 0, world_size: int = 1):
+        labels = np.asarray([int(label) for label in labels])
+        if len(labels) == 0:
+            raise ValueError("no clips to sample from")
+        _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+        weights = 1.0 / counts[inverse]
+        self.probabilities = weights / weights.sum()
+        super().__init__(batch_size=batch_size, num_batches=_default_num_batches(len(labels), batch_size, num_batches),
+                         seed=seed, rank=rank, world_size=world_size)
+
+    def _build_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
+        drawn = rng.choice(len(self.probabilities), size=(self.num_batches, self.batch_size), replace=True,
+                           p=self.probabilities)
+        return list(drawn)
+
+
 def _default_num_batches(num_clips: int, batch_size: int, num_batches: int | None) -> int:
     if num_batches is not None:
         return num_batches
@@ -243,16 +265,22 @@ class GeneratorQuotaBatchSampler(EpochBatchSampler):
     """Generator-aware quota sampling: class quotas per batch as in `ClassBalancedBatchSampler`,
     and within each class its generators share the class's slots equally; the slots that do
     not divide evenly rotate round-robin from batch to batch (starting at a random generator
-    each epoch), so every generator gets the same share of an epoch up to one clip per batch."""
+    each epoch), so every generator gets the same share of an epoch up to one clip per batch.
+
+    With `domains`, a generator is a (domain, generator) pair: `sora` of AEGIS and `sora` of
+    DVF are two generators with a share each, not one pool."""
 
     def __init__(self, labels: Sequence[int], generators: Sequence[str], batch_size: int, *,
                  class_proportions: Mapping[int, float] | None = None, num_batches: int | None = None,
-                 seed: int = 0, rank: int = 0, world_size: int = 1):
-        if len(labels) != len(generators):
-            raise ValueError(f"{len(labels)} labels but {len(generators)} generators")
+                 seed: int = 0, rank: int = 0, world_size: int = 1,
+                 domains: Sequence[str] | None = None):
+        if len(labels) != len(generators) or (domains is not None and len(domains) != len(labels)):
+            raise ValueError(f"{len(labels)} labels but {len(generators)} generators"
+                             + ("" if domains is None else f" and {len(domains)} domains"))
         label_pools = _groups([int(label) for label in labels])
         self.weights = _weights_for(label_pools, class_proportions, "class")
-        generator_array = np.asarray(generators, dtype=object)
+        keys = generators if domains is None else [f"{d}/{g}" for d, g in zip(domains, generators)]
+        generator_array = np.asarray(keys, dtype=object)
         self.pools = {  # label -> generator -> clip indices
             label: {gen: pool[idx] for gen, idx in _groups(generator_array[pool].tolist()).items()}
             for label, pool in label_pools.items()

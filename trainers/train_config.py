@@ -21,7 +21,7 @@ from vfcache.config import _check_keys, _choice, _load_yaml, _typed
 from vfcache.errors import ConfigError
 
 LOSS_KINDS = ("cross_entropy", "supcon")
-SAMPLER_KINDS = ("class_balanced", "domain_weighted", "generator_quota")
+SAMPLER_KINDS = ("class_balanced", "domain_weighted", "generator_quota", "weighted_random")
 COMPOSITIONS = ("draw", "quota")
 SCHEDULES = ("constant", "cosine")
 INIT_MODES = ("backbone", "full")
@@ -312,9 +312,10 @@ def _sampler(source: str, data: Any) -> SamplerConfig:
     if "domain_weights" in data and kind != "domain_weighted":
         raise ConfigError(source, "sampler.domain_weights", data["domain_weights"],
                           "no domain_weights unless sampler.kind is domain_weighted")
-    if "class_proportions" in data and kind == "domain_weighted":
+    if "class_proportions" in data and kind in ("domain_weighted", "weighted_random"):
         raise ConfigError(source, "sampler.class_proportions", data["class_proportions"],
-                          "no class_proportions with the domain_weighted sampler")
+                          f"no class_proportions with the {kind} sampler (weighted_random weighs "
+                          "each class by its inverse frequency)")
     return SamplerConfig(
         kind=kind,
         domain_weights=_weights(source, "sampler.domain_weights", data.get("domain_weights")),

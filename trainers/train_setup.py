@@ -26,6 +26,7 @@ from trainers.samplers import (
     DomainWeightedBatchSampler,
     EpochBatchSampler,
     GeneratorQuotaBatchSampler,
+    WeightedRandomBatchSampler,
 )
 from trainers.train_config import OptimizerConfig, TrainConfig, resolve_path
 from vfcache.errors import StageError
@@ -118,8 +119,11 @@ def build_sampler(config: TrainConfig, dataset: ClipDataset, info: DistInfo) -> 
         return DomainWeightedBatchSampler(dataset.domains, config.batch_size,
                                           domain_weights=config.sampler.domain_weights,
                                           composition=config.sampler.composition, **common)
+    if kind == "weighted_random":
+        return WeightedRandomBatchSampler(dataset.labels, config.batch_size, **common)
     return GeneratorQuotaBatchSampler(dataset.labels, dataset.generators, config.batch_size,
-                                      class_proportions=config.sampler.class_proportions, **common)
+                                      class_proportions=config.sampler.class_proportions,
+                                      domains=dataset.domains, **common)
 
 
 def attach_decode_cache(config: TrainConfig, dataset: ClipDataset, root: Path, out_dir: Path,
