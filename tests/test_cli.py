@@ -376,7 +376,9 @@ def test_train_writes_checkpoints_and_metrics(trained):
     toy, _, result = trained
     assert_clean_exit(result, 0)
     out_dir = toy.root / "runs" / "toy"
-    assert result.output.startswith("1 epochs, ")
+    first, second = result.output.splitlines()[:2]
+    assert first.startswith("tiny3d: ") and " trainable of " in first and first.endswith("(unfreeze all)")
+    assert second.startswith("1 epochs, ")
     assert f"best -> {out_dir / 'best.pt'}" in result.output
     assert f"last -> {out_dir / 'last.pt'}" in result.output
     metrics = [line for line in result.output.splitlines() if line.startswith("metrics -> ")]

@@ -61,9 +61,50 @@ def test_layout_is_batch_channel_time_height_width():
     torch.testing.assert_close(half.float(), clips_to_float(clips, "clip"), rtol=1e-2, atol=1e-2)
 
 
+@pytest.mark.parametrize("layout", ["BCTHW", "BTCHW"])
+@pytest.mark.parametrize("preset, mean, std", [
+    ("unit", (0, 0, 0), (1, 1, 1)),
+    ("symmetric", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    ("raw255", (0, 0, 0), (1 / 255, 1 / 255, 1 / 255)),
+    ("imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    ("clip", (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
+])
+def test_each_input_contract_against_a_direct_computation(layout, preset, mean, std):
+    """The published constants, computed in numpy from the uint8 clip, in the declared layout."""
+    clips = random_clips()
+    expected = (clips.numpy().astype(np.float64) / 255.0 - np.array(mean)) / np.array(std)  # B T H W C
+    expected = expected.transpose(0, 4, 1, 2, 3) if layout == "BCTHW" else expected.transpose(0, 1, 4, 2, 3)
+    out = clips_to_float(clips, preset, layout=layout)
+    assert tuple(out.shape) == expected.shape
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-4)
+    if preset == "raw255":
+        assert float(out.max()) == pytest.approx(float(clips.max()), abs=1e-3)  # 0-255 floats
+
+
+def test_model_contracts_are_declared_and_checked():
+    from torch import nn
+
+    from trainers.input_contract import InputContract, check_contract, resolve_contract
+    from vfcache.errors import StageError
+
+    class FrameModel(nn.Module):
+        input_contract = {"layout": "BTCHW", "pixels": "imagenet", "frames": 16, "size": [224, 224]}
+
+    contract = resolve_contract(FrameModel())
+    assert contract == InputContract("BTCHW", "imagenet", 16, (224, 224))
+    assert resolve_contract(FrameModel(), pixels="raw255").pixels == "raw255"  # the config wins
+    assert resolve_contract(nn.Identity()) == InputContract()  # undeclared: BCTHW, unit, any shape
+    check_contract(contract, (16, 224, 224, 3), model_name="videomae", clips_from="a.jsonl")
+    with pytest.raises(StageError, match=r"model videomae eats 16 frames at 224x224 \(BTCHW, imagenet\), "
+                                         r"but the clips of a.jsonl are 8 frames at 112x112"):
+        check_contract(contract, (8, 112, 112, 3), model_name="videomae", clips_from="a.jsonl")
+
+
 def test_bad_inputs_name_the_problem():
-    with pytest.raises(ValueError, match="'imagenet'.*kinetics"):
-        get_normalisation("imagenet")
+    with pytest.raises(ValueError, match="'ycbcr'.*kinetics"):
+        get_normalisation("ycbcr")
+    with pytest.raises(ValueError, match="layout 'TBCHW'"):
+        clips_to_float(random_clips(), "unit", layout="TBCHW")
     with pytest.raises(ValueError, match="uint8"):
         clips_to_float(random_clips().float(), "unit")
     with pytest.raises(ValueError, match="flip_probability"):

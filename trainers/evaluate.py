@@ -26,6 +26,7 @@ from trainers.distributed import pick_device
 from trainers.gpu import to_device
 from trainers.loader import make_loader
 from trainers.models import build_model, model_from_checkpoint, read_checkpoint, to_detector_output
+from trainers.input_contract import check_contract, resolve_contract
 from trainers.protocols import ModelOutputs, ProtocolResult, benchmark_protocol, prototype_protocol
 from trainers.report import ReportFiles, write_eval_report
 from trainers.train_config import EvalConfig, load_eval_config, resolve_path
@@ -63,7 +64,7 @@ def _forward(model: nn.Module, clips: torch.Tensor, amp_dtype: Optional[torch.dt
 
 @torch.no_grad()
 def collect_outputs(model: nn.Module, dataset: ClipDataset, *, device: torch.device,
-                    normalisation: str, batch_size: int, workers: int = 0,
+                    normalisation: str, batch_size: int, workers: int = 0, layout: str = "BCTHW",
                     amp_dtype: Optional[torch.dtype] = None, warmup: bool = False,
                     desc: str = "eval", progress: bool = True) -> ModelOutputs:
     """Logits, embeddings and per-clip forward time of every clip of `dataset`, in order.
@@ -81,7 +82,7 @@ def collect_outputs(model: nn.Module, dataset: ClipDataset, *, device: torch.dev
     logits, embeddings, seconds, indices = [], [], [], []
     for number, batch in enumerate(tqdm(loader, desc=desc, unit="batch", disable=not progress,
                                         leave=False)):
-        clips = to_device(batch, device, normalisation)["clip"]
+        clips = to_device(batch, device, normalisation, layout=layout)["clip"]
         if warmup and number == 0:
             _forward(model, clips, amp_dtype)
         _synchronize(device)
@@ -149,17 +150,21 @@ def run_evaluation(config: Union[EvalConfig, str, Path], *, root: Union[str, Pat
     checkpoint = read_checkpoint(checkpoint_path)
     args = checkpoint.get("args") or {}
     model_name, model_kwargs = _model_from_checkpoint_args(config, args)
-    normalisation = config.normalisation or args.get("normalisation") or "unit"
     model, info = model_from_checkpoint(checkpoint, build_model(model_name, **model_kwargs),
                                         source=checkpoint_path)
+    contract = resolve_contract(model, layout=config.layout or args.get("layout"),
+                                pixels=config.normalisation or args.get("normalisation"))
+    normalisation = contract.pixels
     model.to(device)
     del checkpoint
-    log.info("evaluating %s (epoch %s, model %s, normalisation %s) on %s", checkpoint_path,
-             info.epoch, model_name, normalisation, device)
+    log.info("evaluating %s (epoch %s, model %s, %s) on %s", checkpoint_path,
+             info.epoch, model_name, contract.describe(), device)
 
     query = ClipDataset([resolve_path(p, root) for p in config.query])
-    options = dict(device=device, normalisation=normalisation, batch_size=config.batch_size,
-                   workers=config.workers, amp_dtype=amp_dtype, progress=progress)
+    check_contract(contract, query.clip_shape, model_name=model_name, clips_from=config.query[0])
+    options = dict(device=device, normalisation=normalisation, layout=contract.layout,
+                   batch_size=config.batch_size, workers=config.workers, amp_dtype=amp_dtype,
+                   progress=progress)
     query_outputs = collect_outputs(model, query, warmup=True, desc="query clips", **options)
     results: dict[str, ProtocolResult] = {}
     if "prototype" in config.protocols:
@@ -178,7 +183,7 @@ def run_evaluation(config: Union[EvalConfig, str, Path], *, root: Union[str, Pat
                  "checkpoint_epoch": info.epoch,
                  "checkpoint_best_selection_score": info.best_selection_score,
                  "model": {"name": model_name, "kwargs": model_kwargs},
-                 "normalisation": normalisation, "device": str(device),
+                 "normalisation": normalisation, "layout": contract.layout, "device": str(device),
                  "amp": None if amp_dtype is None else str(amp_dtype),
                  "labels": {str(k): v for k, v in LABEL_NAMES.items()}})
     return EvalResult(name=config.name, checkpoint=checkpoint_path, checkpoint_epoch=info.epoch,

@@ -2,8 +2,9 @@
 
 A clip batch leaves the DataLoader as uint8 (B, T, H, W, 3) in pinned memory (a quarter of the
 bytes of float32), is copied with `non_blocking=True`, and becomes float (B, 3, T, H, W) on
-the device. Normalisation is a property of the model, named by preset: `unit` [0, 1],
-`symmetric` [-1, 1], `kinetics` and `clip` mean/std. Augmentation (per-sample horizontal flip,
+the device (or (B, T, 3, H, W), see `trainers.input_contract`). Normalisation is a property of
+the model, named by preset: `unit` [0, 1], `symmetric` [-1, 1], `raw255` [0, 255], `kinetics`,
+`imagenet` and `clip` mean/std. Augmentation (per-sample horizontal flip,
 brightness jitter) runs on the device too; its random draws come from a CPU `torch.Generator`
 seeded per (seed, rank, epoch, step), so the same step augments the same way on CPU and GPU
 and after a resume. Everything here also runs on CPU, which is what the tests use.
@@ -29,6 +30,9 @@ class Normalisation:
 NORMALISATIONS = {
     "unit": Normalisation("unit", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
     "symmetric": Normalisation("symmetric", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    # 0-255 floats, for models that normalise inside (GASBench's contract)
+    "raw255": Normalisation("raw255", (0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255)),
+    "imagenet": Normalisation("imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "kinetics": Normalisation("kinetics", (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)),
     "clip": Normalisation("clip", (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
 }
@@ -91,11 +95,13 @@ def clips_to_float(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
     memory_format: torch.memory_format = torch.contiguous_format,
+    layout: str = "BCTHW",
 ) -> torch.Tensor:
-    """uint8 (B, T, H, W, 3) on any device -> `dtype` (B, 3, T, H, W) on the same device.
+    """uint8 (B, T, H, W, 3) on any device -> `dtype` (B, 3, T, H, W) on the same device, or
+    (B, T, 3, H, W) with `layout="BTCHW"` (frame-wise transformers).
 
     `memory_format=torch.channels_last_3d` keeps the (T, H, W, C) order in memory and skips a
-    transpose; the logical layout is (B, 3, T, H, W) either way.
+    transpose; the logical layout is (B, 3, T, H, W) either way (BCTHW only).
     """
     if clips.dtype != torch.uint8 or clips.ndim != 5 or clips.shape[-1] != 3:
         raise ValueError(f"expected uint8 clips of shape (B, T, H, W, 3), got {clips.dtype} {tuple(clips.shape)}")
@@ -117,6 +123,10 @@ def clips_to_float(
         mean = torch.tensor(norm.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1, 1)
         std = torch.tensor(norm.std, dtype=torch.float32, device=device).view(1, 3, 1, 1, 1)
         x.sub_(mean).div_(std)
+    if layout == "BTCHW":
+        return x.permute(0, 2, 1, 3, 4).to(dtype=dtype).contiguous()
+    if layout != "BCTHW":
+        raise ValueError(f"layout {layout!r} is not BCTHW or BTCHW")
     return x.to(dtype=dtype, memory_format=memory_format)
 
 
@@ -129,14 +139,15 @@ def to_device(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
     memory_format: torch.memory_format = torch.contiguous_format,
+    layout: str = "BCTHW",
 ) -> dict:
-    """A collated clip batch with its clips as float (B, 3, T, H, W) and its tensors on `device`;
+    """A collated clip batch with its clips as float in `layout` and its tensors on `device`;
     list fields (domain, generator, clip_id) pass through."""
     device = torch.device(device)
     moved = {key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
              for key, value in batch.items()}
     moved["clip"] = clips_to_float(moved["clip"], preset, augment=augment, generator=generator,
-                                   dtype=dtype, memory_format=memory_format)
+                                   dtype=dtype, memory_format=memory_format, layout=layout)
     return moved
 
 
@@ -151,7 +162,7 @@ class DeviceBatcher:
     def __init__(self, loader: Iterable[dict], device: str | torch.device, preset: str | Normalisation = "unit",
                  augment: DeviceAugment | None = None, *, seed: int = 0, rank: int = 0,
                  dtype: torch.dtype = torch.float32, memory_format: torch.memory_format = torch.contiguous_format,
-                 prefetch: bool = True):
+                 prefetch: bool = True, layout: str = "BCTHW"):
         self.loader = loader
         self.device = torch.device(device)
         self.preset = get_normalisation(preset)
@@ -159,6 +170,7 @@ class DeviceBatcher:
         self.seed, self.rank = seed, rank
         self.dtype, self.memory_format = dtype, memory_format
         self.prefetch = prefetch
+        self.layout = layout
         self.epoch, self.first_step = 0, 0
 
     def set_epoch(self, epoch: int, first_step: int = 0) -> None:
@@ -176,7 +188,7 @@ class DeviceBatcher:
         if self.augment is not None:
             generator = torch.Generator().manual_seed(augment_seed(self.seed, self.rank, self.epoch, step))
         return to_device(batch, self.device, self.preset, self.augment, generator=generator,
-                         dtype=self.dtype, memory_format=self.memory_format)
+                         dtype=self.dtype, memory_format=self.memory_format, layout=self.layout)
 
     def __iter__(self) -> Iterator[dict]:
         steps = enumerate(self.loader, start=self.first_step)

@@ -20,6 +20,7 @@ from typing import Any, Optional
 import torch
 
 from cache_tools.atomic import atomic_write, write_json_atomic
+from trainers.input_contract import InputContract
 from trainers.models import read_checkpoint
 from trainers.train_config import TrainConfig
 from vfcache.errors import ConfigError, StageError
@@ -119,9 +120,13 @@ def write_run_config(out_dir: Path, config: TrainConfig) -> Path:
     return path
 
 
-def checkpoint_args(config: TrainConfig, *, world_size: int, clip_shape: tuple) -> dict[str, Any]:
-    """The `args` of a checkpoint: what evaluation needs to rebuild and feed the model."""
+def checkpoint_args(config: TrainConfig, *, world_size: int, clip_shape: tuple,
+                    contract: Optional[InputContract] = None) -> dict[str, Any]:
+    """The `args` of a checkpoint: what evaluation needs to rebuild and feed the model (the
+    pixel preset and layout the run fed it, from its input contract)."""
+    contract = contract or InputContract(pixels=config.normalisation or "unit",
+                                         layout=config.layout or "BCTHW")
     return {"config": config.to_json(),
             "model": {"name": config.model.name, "kwargs": dict(config.model.kwargs)},
-            "normalisation": config.normalisation, "world_size": world_size,
+            "normalisation": contract.pixels, "layout": contract.layout, "world_size": world_size,
             "clip_shape": list(clip_shape)}

@@ -29,6 +29,7 @@ from trainers.dataset import ClipDataset
 from trainers.distributed import DistInfo, all_gather_objects, barrier, init_distributed, shutdown
 from trainers.evaluate import collect_outputs, resolve_amp
 from trainers.gpu import DeviceAugment, DeviceBatcher
+from trainers.input_contract import InputContract, check_contract, resolve_contract
 from trainers.loader import make_loader
 from trainers.models import build_model, enter_train_mode, save_checkpoint
 from trainers.trainable import set_trainable
@@ -99,6 +100,7 @@ class _Run:
     info: DistInfo
     out_dir: Path
     model: nn.Module  # the bare model: what checkpoints and validation use
+    contract: InputContract  # layout and pixels the model is fed
     train_view: nn.Module  # LossView over it, DDP-wrapped under torchrun
     optimizer: torch.optim.Optimizer
     sampler: EpochBatchSampler
@@ -197,11 +199,14 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
     augment = (DeviceAugment(config.augment.flip_probability, config.augment.brightness_delta,
                              config.augment.channel_shuffle_probability)
                if config.augment.enabled else None)
-    batcher = DeviceBatcher(loader, info.device, config.normalisation, augment, seed=config.seed,
-                            rank=info.rank)
 
     torch.manual_seed(config.seed)  # identical initial weights on every rank
     model = build_model(config.model.name, **config.model.kwargs)
+    contract = resolve_contract(model, layout=config.layout, pixels=config.normalisation)
+    check_contract(contract, train_set.clip_shape, model_name=config.model.name,
+                   clips_from=config.data.train[0])
+    batcher = DeviceBatcher(loader, info.device, contract.pixels, augment, seed=config.seed,
+                            rank=info.rank, layout=contract.layout)
     if checkpoint is None and config.init_checkpoint is not None:
         initialise_from(config, model, root)
     trainable, total = set_trainable(model, config.unfreeze)
@@ -219,11 +224,12 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
             train_view, device_ids=device_ids,
             find_unused_parameters=has_unused_trainable_head(model, loss_head(config)))
     torch.manual_seed(config.seed + 1 + info.rank)  # per-rank stream (dropout)
-    return _Run(config=config, info=info, out_dir=out_dir, model=model, train_view=train_view,
+    return _Run(config=config, info=info, out_dir=out_dir, model=model, contract=contract,
+                train_view=train_view,
                 optimizer=optimizer, sampler=sampler, batcher=batcher, val_set=val_set,
                 support_set=support_set, amp_dtype=resolve_amp(config.amp, info.device),
                 args=checkpoint_args(config, world_size=info.world_size,
-                                     clip_shape=train_set.clip_shape),
+                                     clip_shape=train_set.clip_shape, contract=contract),
                 progress=Progress(), steps_per_epoch=sampler.num_batches // info.world_size,
                 started=started, elapsed_before_s=0.0)
 
@@ -324,7 +330,8 @@ def _save_last(run: _Run, steps_this_iteration: Optional[int]) -> None:
 def _validate(run: _Run, progress: bool) -> tuple[float, dict]:
     """The selection score on validation and the per-domain rows for the metrics log."""
     config = run.config
-    options = dict(device=run.info.device, normalisation=config.normalisation,
+    options = dict(device=run.info.device, normalisation=run.contract.pixels,
+                   layout=run.contract.layout,
                    amp_dtype=run.amp_dtype, batch_size=config.eval_batch_size or config.batch_size,
                    workers=config.workers, progress=progress)
     outputs = collect_outputs(run.model, run.val_set, desc="val clips", **options)

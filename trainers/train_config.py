@@ -25,7 +25,8 @@ SAMPLER_KINDS = ("class_balanced", "domain_weighted", "generator_quota", "weight
 COMPOSITIONS = ("draw", "quota")
 SCHEDULES = ("constant", "cosine")
 INIT_MODES = ("backbone", "full")
-NORMALISATIONS = ("unit", "symmetric", "kinetics", "clip")
+NORMALISATIONS = ("unit", "symmetric", "raw255", "kinetics", "imagenet", "clip")
+LAYOUTS = ("BCTHW", "BTCHW")
 DOMAIN_LOSS_MODES = ("shares", "per_anchor")
 AMP_MODES = ("auto", "bf16", "off")
 DEVICES = ("auto", "cpu", "cuda")
@@ -120,7 +121,8 @@ class TrainConfig:
     unfreeze: Union[str, Mapping[str, Any]] = "all"  # see trainers.trainable
     domain_loss_weights: Optional[Mapping[str, float]] = None
     domain_loss_mode: str = "shares"  # shares: w_d * mean over domain d; per_anchor: w_d per sample
-    normalisation: str = "unit"
+    normalisation: Optional[str] = None  # pixel preset; None: the model's input_contract, else unit
+    layout: Optional[str] = None  # BCTHW | BTCHW; None: the model's input_contract, else BCTHW
     augment: AugmentConfig = AugmentConfig()
     amp: str = "auto"  # auto: bf16 autocast on a GPU that supports it, else off
     device: str = "auto"
@@ -147,6 +149,7 @@ class EvalConfig:
     support: tuple[str, ...] = ()
     model: Optional[ModelConfig] = None  # None: the checkpoint's args.model
     normalisation: Optional[str] = None  # None: the checkpoint's args.normalisation, else unit
+    layout: Optional[str] = None  # None: the checkpoint's args.layout, else the model's contract
     threshold: float = 0.0
     batch_size: int = 8
     workers: int = 2
@@ -192,6 +195,10 @@ def _paths(source: str, name: str, value: Any, *, required: bool) -> tuple[str, 
     if len(set(value)) != len(value):
         raise ConfigError(source, name, value, "each split file once")
     return tuple(value)
+
+
+def _optional_choice(source: str, name: str, value: Any, choices: tuple[str, ...]) -> Optional[str]:
+    return None if value is None else _choice(source, name, value, choices)
 
 
 def _unfreeze(source: str, value: Any) -> Union[str, Mapping[str, Any]]:
@@ -404,8 +411,9 @@ def parse_train_config(data: Mapping[str, Any], source: str = "<dict>") -> Train
                                      data.get("domain_loss_weights")),
         domain_loss_mode=_choice(source, "domain_loss_mode", data.get("domain_loss_mode", "shares"),
                                  DOMAIN_LOSS_MODES),
-        normalisation=_choice(source, "normalisation", data.get("normalisation", "unit"),
-                              NORMALISATIONS),
+        normalisation=_optional_choice(source, "normalisation", data.get("normalisation"),
+                                       NORMALISATIONS),
+        layout=_optional_choice(source, "layout", data.get("layout"), LAYOUTS),
         augment=_augment(source, data.get("augment")),
         amp=_choice(source, "amp", data.get("amp", "auto"), AMP_MODES),
         device=_choice(source, "device", data.get("device", "auto"), DEVICES),
@@ -457,9 +465,6 @@ def parse_eval_config(data: Mapping[str, Any], source: str = "<dict>") -> EvalCo
         raise ConfigError(source, "support", data.get("support"),
                           "support split files (the prototype protocol builds its "
                           "prototypes there)")
-    normalisation = data.get("normalisation")
-    if normalisation is not None:
-        _choice(source, "normalisation", normalisation, NORMALISATIONS)
     return EvalConfig(
         name=_typed(source, "name", data["name"], str),
         checkpoint=_typed(source, "checkpoint", data["checkpoint"], str),
@@ -468,7 +473,9 @@ def parse_eval_config(data: Mapping[str, Any], source: str = "<dict>") -> EvalCo
         out_dir=_typed(source, "out_dir", data["out_dir"], str),
         support=support,
         model=None if data.get("model") is None else _model(source, "model", data["model"]),
-        normalisation=normalisation,
+        normalisation=_optional_choice(source, "normalisation", data.get("normalisation"),
+                                       NORMALISATIONS),
+        layout=_optional_choice(source, "layout", data.get("layout"), LAYOUTS),
         threshold=_typed(source, "threshold", data.get("threshold", 0.0), float),
         batch_size=_typed(source, "batch_size", data.get("batch_size", 8), int, minimum=1),
         workers=_typed(source, "workers", data.get("workers", 2), int, minimum=0),
