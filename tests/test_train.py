@@ -261,3 +261,60 @@ def test_compute_loss_takes_domain_shares_unless_per_anchor_is_asked(toy):
                                         sample_weights=domain_sample_weights(domains, weights))
     torch.testing.assert_close(compute_loss(anchors, logits, labels, domains), per_anchor)
     assert not torch.isclose(expected, per_anchor)
+
+
+def test_gradient_accumulation_gives_the_large_batch_gradient(toy):
+    """Two half batches, each adding half its gradient, equal one batch of both halves."""
+    from trainers.train import accumulate_gradient
+
+    config = parse_train_config(toy_train_dict(toy, loss={"kind": "cross_entropy",
+                                                          "label_smoothing": 0.0}), "<t>")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 8 * 8, 2))
+    clips = torch.rand(8, 3, 4, 8, 8)
+    labels = torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])
+    domains = ["a"] * 8
+
+    def batch(rows: slice) -> dict:
+        return {"clip": clips[rows], "label": labels[rows], "domain": domains[rows]}
+
+    accumulate_gradient(config, model, batch(slice(0, 8)), scale=1.0, amp_dtype=None)
+    large = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    for rows in (slice(0, 4), slice(4, 8)):
+        accumulate_gradient(config, model, batch(rows), scale=0.5, amp_dtype=None)
+    for accumulated, expected in zip((p.grad for p in model.parameters()), large):
+        torch.testing.assert_close(accumulated, expected)
+
+
+def test_a_run_with_gradient_accumulation_steps_once_per_window(toy):
+    config = toy_train_config(toy, out_dir="runs/accumulate", epochs=2, grad_accumulation=3)
+    steps = []
+    original = torch.optim.AdamW.step
+
+    def counting_step(self, *args, **kwargs):
+        steps.append(1)
+        return original(self, *args, **kwargs)
+
+    torch.optim.AdamW.step = counting_step
+    try:
+        result = run_training(config, root=toy.root, progress=False)
+    finally:
+        torch.optim.AdamW.step = original
+    batches_per_epoch = result.global_step // 2
+    assert len(steps) == 2 * -(-batches_per_epoch // 3)  # a short last window steps too
+    assert json.loads(result.metrics_path.read_text().splitlines()[-1])["epoch"] == 2
+
+
+def test_resume_with_gradient_accumulation_stops_only_between_windows(toy):
+    overrides = dict(optimizer={"lr": 0.01, "schedule": "cosine", "warmup_fraction": 0.25},
+                     grad_accumulation=2, epochs=2)
+    whole = toy_train_config(toy, out_dir="runs/acc_whole", **overrides)
+    split = toy_train_config(toy, out_dir="runs/acc_split", **overrides)
+    result_whole, seen_whole = _run_and_record(whole, toy.root)
+    first, seen_first = _run_and_record(split, toy.root, stop_after_steps=1)
+    assert first.stopped_early and first.global_step == 2  # asked 1, the window holds 2
+    second, seen_second = _run_and_record(split, toy.root, resume=True)
+    assert seen_first + seen_second == seen_whole
+    for key, value in _weights(result_whole.last_checkpoint).items():
+        assert torch.allclose(value, _weights(second.last_checkpoint)[key], atol=1e-6), key

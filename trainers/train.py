@@ -14,6 +14,7 @@ augmentations and dropout masks it would have had.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -115,8 +116,25 @@ class _Run:
     elapsed_before_s: float  # time spent by earlier invocations of the run
 
     @property
+    def updates_per_epoch(self) -> int:
+        """Optimizer steps per epoch: one per `grad_accumulation` batches (a short last window too)."""
+        return -(-self.steps_per_epoch // self.config.grad_accumulation)
+
+    @property
     def total_steps(self) -> int:
-        return self.config.epochs * self.steps_per_epoch
+        """Optimizer steps of the whole run (what the learning-rate schedule counts)."""
+        return self.config.epochs * self.updates_per_epoch
+
+    def update_index(self, epoch: int, step_in_epoch: int) -> int:
+        """The optimizer step that batch `step_in_epoch` of `epoch` contributes to."""
+        return epoch * self.updates_per_epoch + step_in_epoch // self.config.grad_accumulation
+
+    def window(self, step_in_epoch: int) -> tuple[int, bool]:
+        """(batches in the accumulation window of this batch, whether this batch closes it)."""
+        k = self.config.grad_accumulation
+        start = step_in_epoch - step_in_epoch % k
+        size = min(k, self.steps_per_epoch - start)
+        return size, step_in_epoch - start == size - 1
 
 
 def run_training(config: Union[TrainConfig, str, Path], *, root: Union[str, Path],
@@ -253,21 +271,39 @@ def _restore(run: _Run, checkpoint: dict) -> Optional[dict]:
     return state["rng"][run.info.rank]
 
 
-def _train_step(run: _Run, batch: dict, lr: float) -> torch.Tensor:
+def accumulate_gradient(config: TrainConfig, view: nn.Module, batch: dict, *, scale: float,
+                        amp_dtype: Optional[torch.dtype], sync: bool = True) -> torch.Tensor:
+    """Forward one batch and add `scale` x its loss gradient to the parameters' `.grad`.
+
+    With `grad_accumulation` k, the k batches of a window each add 1/k of their gradient, so
+    for a loss that is a mean over the batch the sum is the large batch's gradient. `sync=False`
+    skips DDP's all-reduce for all but the window's last batch."""
+    no_sync = getattr(view, "no_sync", None)
+    with (contextlib.nullcontext() if sync or no_sync is None else no_sync()):
+        with torch.autocast(device_type=batch["clip"].device.type, dtype=amp_dtype or torch.bfloat16,
+                            enabled=amp_dtype is not None):
+            head_output = view(batch["clip"])
+        loss = compute_loss(config, head_output, batch["label"], batch["domain"])
+        (loss * scale).backward()
+    return loss.detach()
+
+
+def _train_step(run: _Run, batch: dict, lr: float, step_in_epoch: int) -> torch.Tensor:
+    """One batch; the optimizer steps when the batch closes its accumulation window."""
+    size, closes = run.window(step_in_epoch)
+    loss = accumulate_gradient(run.config, run.train_view, batch, scale=1.0 / size,
+                               amp_dtype=run.amp_dtype, sync=closes)
+    if not closes:
+        return loss
     for group in run.optimizer.param_groups:
         group["lr"] = lr
-    with torch.autocast(device_type=run.info.device.type, dtype=run.amp_dtype or torch.bfloat16,
-                        enabled=run.amp_dtype is not None):
-        head_output = run.train_view(batch["clip"])
-    loss = compute_loss(run.config, head_output, batch["label"], batch["domain"])
-    run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
     if run.config.optimizer.grad_clip_norm is not None:
         torch.nn.utils.clip_grad_norm_(  # the trainable parameters, as the optimizer holds them
             [p for group in run.optimizer.param_groups for p in group["params"]],
             run.config.optimizer.grad_clip_norm)
     run.optimizer.step()
-    return loss.detach()
+    run.optimizer.zero_grad(set_to_none=True)
+    return loss
 
 
 def _train_epoch(run: _Run, epoch: int, restore_rng: Optional[dict], steps_left: Optional[int],
@@ -286,8 +322,8 @@ def _train_epoch(run: _Run, epoch: int, restore_rng: Optional[dict], steps_left:
                disable=not (progress and run.info.is_main), initial=p.step_in_epoch,
                total=run.steps_per_epoch)
     for batch in bar:
-        lr = learning_rate(config.optimizer, p.global_step, run.total_steps)
-        loss = _train_step(run, batch, lr)
+        lr = learning_rate(config.optimizer, run.update_index(epoch, p.step_in_epoch), run.total_steps)
+        loss = _train_step(run, batch, lr, p.step_in_epoch)
         loss_sum += loss
         p.step_in_epoch, p.global_step, steps = p.step_in_epoch + 1, p.global_step + 1, steps + 1
         if on_step is not None:
@@ -299,6 +335,8 @@ def _train_epoch(run: _Run, epoch: int, restore_rng: Optional[dict], steps_left:
                      run.steps_per_epoch, float(loss), lr)
         if p.step_in_epoch >= run.steps_per_epoch:
             continue  # the epoch's end validates and saves
+        if p.step_in_epoch % config.grad_accumulation:
+            continue  # never stop or save inside an accumulation window: its gradient is not saved
         stop = steps_left is not None and steps >= steps_left
         if stop or (config.checkpoint_every_steps
                     and p.global_step % config.checkpoint_every_steps == 0):
@@ -353,7 +391,7 @@ def _end_epoch(run: _Run, epoch: int, train_s: float, progress: bool) -> None:
     if info.distributed:
         torch.distributed.all_reduce(loss_sum)
     train_loss = float(loss_sum) / (run.steps_per_epoch * info.world_size)
-    lr = learning_rate(config.optimizer, p.global_step - 1, run.total_steps)
+    lr = learning_rate(config.optimizer, run.update_index(epoch, run.steps_per_epoch - 1), run.total_steps)
     p.next_epoch, p.step_in_epoch, p.epoch_loss_sum = epoch + 1, 0, 0.0
     if info.is_main:
         val_started = time.perf_counter()

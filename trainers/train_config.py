@@ -114,8 +114,9 @@ class TrainConfig:
     data: DataConfig
     selection: SelectionConfig
     epochs: int
-    batch_size: int  # clips per optimizer step per rank
+    batch_size: int  # clips per forward pass per rank
     out_dir: str
+    grad_accumulation: int = 1  # batches per optimizer step (effective batch = batch_size x this)
     init_checkpoint: Optional[str] = None
     init_mode: str = "backbone"  # backbone: transfer stem+layer1-4 only; full: strict load
     unfreeze: Union[str, Mapping[str, Any]] = "all"  # see trainers.trainable
@@ -403,6 +404,8 @@ def parse_train_config(data: Mapping[str, Any], source: str = "<dict>") -> Train
         selection=_selection(source, data.get("selection"), loss.kind),
         epochs=_typed(source, "epochs", data["epochs"], int, minimum=1),
         batch_size=_typed(source, "batch_size", data["batch_size"], int, minimum=1),
+        grad_accumulation=_typed(source, "grad_accumulation", data.get("grad_accumulation", 1), int,
+                                 minimum=1),
         out_dir=_typed(source, "out_dir", data["out_dir"], str),
         init_checkpoint=_optional(source, "init_checkpoint", data.get("init_checkpoint"), str),
         init_mode=_choice(source, "init_mode", data.get("init_mode", "backbone"), INIT_MODES),
