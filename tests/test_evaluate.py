@@ -1,6 +1,7 @@
 """Evaluation protocols against hand-computed cases, and run_evaluation's report end to end."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -207,3 +208,30 @@ def test_missing_checkpoint_is_a_stage_error(tmp_path):
                                 "device": "cpu"}, "<e>")
     with pytest.raises(StageError, match="does not exist"):
         run_evaluation(config, root=tmp_path, progress=False)
+
+
+# -- anomaly protocol (one-class) ---------------------------------------------------------------
+def test_anomaly_protocol_on_a_hand_computed_case():
+    from trainers.protocols import anomaly_protocol, best_threshold
+
+    scores = np.array([0.10, 0.20, 0.35, 0.40, 0.50, 0.60])
+    labels = [0, 0, 0, 1, 1, 1]
+    query = dataclasses.replace(outputs(labels, ["d"] * 6), logits=None, scores=scores)
+    result = anomaly_protocol(query, threshold=0.3)
+    row = result.row("d")
+    # fake when score >= 0.3: predictions 0 0 1 1 1 1 -> tp 3, fp 1, fn 0, tn 2
+    assert (row.accuracy, row.precision, row.recall, row.fpr) == (pytest.approx(5 / 6), 0.75, 1.0, pytest.approx(1 / 3))
+    assert row.f1 == pytest.approx(2 * 0.75 / 1.75)
+    assert row.auroc == pytest.approx(1.0) and row.eer == pytest.approx(0.0)
+    stats = {s.name: s for s in result.score_stats}["d"]
+    assert stats.real_mean == pytest.approx(np.mean([0.1, 0.2, 0.35]))
+    assert stats.fake_std == pytest.approx(np.std([0.4, 0.5, 0.6]))
+    assert stats.separation_ratio == pytest.approx(0.5 / np.mean([0.1, 0.2, 0.35]))
+    # chosen on calibration clips: the threshold that separates best (Youden's J)
+    assert best_threshold(np.array(labels), scores) == pytest.approx(0.40)
+    chosen = anomaly_protocol(query, calibration=query)
+    assert chosen.threshold == pytest.approx(0.40) and chosen.row("all").accuracy == 1.0
+    with pytest.raises(ValueError, match="threshold, or calibration"):
+        anomaly_protocol(query)
+    with pytest.raises(ValueError, match="anomaly score"):
+        anomaly_protocol(outputs(labels, ["d"] * 6), threshold=0.3)

@@ -88,7 +88,9 @@ class ClipDataset(Dataset):
         *,
         decode_cache: DecodedClipCache | None = None,
         max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
+        labels: Iterable[int] | None = None,
     ):
+        """`labels`: keep only the clips of these labels (one-class training on real clips)."""
         paths = _as_paths(split_files)
         if not paths:
             raise ValueError("ClipDataset needs at least one split file")
@@ -102,6 +104,9 @@ class ClipDataset(Dataset):
         for path in paths:
             cache_dir = cache_dir_of_split_file(path)
             part = read_split(path)
+            if labels is not None:
+                keep = set(labels)
+                part = [entry for entry in part if entry.label in keep]
             sources.append(SplitSource(path, cache_dir, cache_dir.read_spec(), len(entries), len(part)))
             for entry in part:
                 shard = str(cache_dir.resolve_shard(entry.shard))

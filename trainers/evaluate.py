@@ -27,7 +27,13 @@ from trainers.gpu import to_device
 from trainers.loader import make_loader
 from trainers.models import build_model, model_from_checkpoint, read_checkpoint, to_detector_output
 from trainers.input_contract import check_contract, resolve_contract
-from trainers.protocols import ModelOutputs, ProtocolResult, benchmark_protocol, prototype_protocol
+from trainers.protocols import (
+    ModelOutputs,
+    ProtocolResult,
+    anomaly_protocol,
+    benchmark_protocol,
+    prototype_protocol,
+)
 from trainers.report import ReportFiles, write_eval_report
 from trainers.train_config import EvalConfig, load_eval_config, resolve_path
 from vfcache.errors import ConfigError, StageError
@@ -79,7 +85,7 @@ def collect_outputs(model: nn.Module, dataset: ClipDataset, *, device: torch.dev
     loader = make_loader(dataset, batches, workers=workers, persistent_workers=False)
     loader.generator = torch.Generator()  # leave the global RNG (training's dropout) untouched
     model.eval()
-    logits, embeddings, seconds, indices = [], [], [], []
+    logits, embeddings, scores, seconds, indices = [], [], [], [], []
     for number, batch in enumerate(tqdm(loader, desc=desc, unit="batch", disable=not progress,
                                         leave=False)):
         clips = to_device(batch, device, normalisation, layout=layout)["clip"]
@@ -90,7 +96,10 @@ def collect_outputs(model: nn.Module, dataset: ClipDataset, *, device: torch.dev
         output = _forward(model, clips, amp_dtype)
         _synchronize(device)
         elapsed_s = time.perf_counter() - started
-        logits.append(output.logits.float().cpu())
+        if output.logits is not None:
+            logits.append(output.logits.float().cpu())
+        if output.score is not None:
+            scores.append(output.score.float().cpu())
         if output.embedding is not None:
             embeddings.append(output.embedding.float().cpu())
         seconds.extend([elapsed_s / len(clips)] * len(clips))
@@ -101,8 +110,9 @@ def collect_outputs(model: nn.Module, dataset: ClipDataset, *, device: torch.dev
         clip_ids=tuple(entry.clip_id for entry in dataset.entries),
         labels=dataset.labels.copy(), domains=dataset.domains.copy(),
         datasets=dataset.datasets.copy(), generators=dataset.generators.copy(),
-        logits=torch.cat(logits).numpy(),
-        embeddings=torch.cat(embeddings).numpy() if len(embeddings) == len(logits) else None,
+        logits=torch.cat(logits).numpy() if logits and len(logits) == len(batches) else None,
+        embeddings=torch.cat(embeddings).numpy() if embeddings and len(embeddings) == len(batches) else None,
+        scores=torch.cat(scores).numpy().astype(np.float64) if scores and len(scores) == len(batches) else None,
         seconds_per_clip=np.asarray(seconds, dtype=np.float64))
 
 
@@ -175,6 +185,14 @@ def run_evaluation(config: Union[EvalConfig, str, Path], *, root: Union[str, Pat
                                                   threshold=config.threshold)
     if "benchmark" in config.protocols:
         results["benchmark"] = benchmark_protocol(query_outputs)
+    if "anomaly" in config.protocols:
+        calibration = None
+        if config.anomaly_threshold is None:
+            calibration_set = ClipDataset([resolve_path(p, root) for p in config.calibration])
+            _check_disjoint(query, calibration_set)
+            calibration = collect_outputs(model, calibration_set, desc="calibration clips", **options)
+        results["anomaly"] = anomaly_protocol(query_outputs, threshold=config.anomaly_threshold,
+                                              calibration=calibration)
 
     out_dir = resolve_path(config.out_dir, root)
     files = write_eval_report(

@@ -87,10 +87,41 @@ def _conv_bn_relu(in_ch: int, out_ch: int, *, kernel: tuple[int, int, int],
     )
 
 
+class TinyReconstructor3D(nn.Module):
+    """A small 3D convolutional autoencoder for one-class training (the TimeSformer card's idea,
+    at CPU size): it reconstructs its input clip in [-1, 1] and scores each clip by the mean
+    squared reconstruction error, so clips unlike its (real) training data score high."""
+
+    input_contract = {"layout": "BCTHW", "pixels": "symmetric"}
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, got {width!r}")
+        self.encoder = nn.Sequential(
+            nn.Conv3d(3, width, (1, 4, 4), stride=(1, 2, 2), padding=(0, 1, 1)), nn.GELU(),
+            nn.Conv3d(width, 2 * width, (1, 4, 4), stride=(1, 2, 2), padding=(0, 1, 1)), nn.GELU(),
+        )
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose3d(2 * width, width, (1, 4, 4), stride=(1, 2, 2), padding=(0, 1, 1)),
+            nn.GELU(),
+            nn.ConvTranspose3d(width, 3, (1, 4, 4), stride=(1, 2, 2), padding=(0, 1, 1)), nn.Tanh(),
+        )
+
+    def forward(self, clips: torch.Tensor) -> DetectorOutput:
+        if clips.ndim != 5 or clips.shape[1] != 3 or clips.shape[-1] % 4 or clips.shape[-2] % 4:
+            raise ValueError(f"expected clips shaped (B, 3, T, H, W) with H, W multiples of 4, "
+                             f"got {tuple(clips.shape)}")
+        reconstruction = self.decoder(self.encoder(clips))
+        score = (reconstruction - clips).pow(2).flatten(1).mean(dim=1)
+        return DetectorOutput(logits=None, score=score)
+
+
 MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "r2plus1d_18_supcon": R2Plus1DDetector,
     "r2plus1d_18_baseline": BaselineClassifier,
     "tiny3d": Tiny3D,
+    "tiny_reconstructor3d": TinyReconstructor3D,
 }
 
 
@@ -148,28 +179,32 @@ def _import_factory(import_path: str) -> Callable[..., Any]:
 
 def to_detector_output(raw: Union[DetectorOutput, Mapping[str, torch.Tensor], torch.Tensor]
                        ) -> DetectorOutput:
-    """Normalise a model's return value: DetectorOutput, a dict with at least `logits`
-    (and optionally `features`, `embedding`), or a plain (B, C) tensor taken as logits."""
+    """Normalise a model's return value: DetectorOutput, a dict with `logits` or `score` (and
+    optionally `features`, `embedding`), or a plain (B, C) tensor taken as logits."""
     if isinstance(raw, DetectorOutput):
         out = raw
     elif isinstance(raw, torch.Tensor):
         out = DetectorOutput(logits=raw)
     elif isinstance(raw, Mapping):
-        unknown = set(raw) - {"logits", "features", "embedding"}
-        if "logits" not in raw or unknown:
+        unknown = set(raw) - {"logits", "features", "embedding", "score"}
+        if not ({"logits", "score"} & set(raw)) or unknown:
             raise ValueError(
-                f"model returned a dict with keys {sorted(raw)}; expected 'logits' and "
-                "optionally 'features' and 'embedding'"
+                f"model returned a dict with keys {sorted(raw)}; expected 'logits' or 'score' "
+                "and optionally 'features' and 'embedding'"
             )
-        out = DetectorOutput(logits=raw["logits"], features=raw.get("features"),
-                             embedding=raw.get("embedding"))
+        out = DetectorOutput(logits=raw.get("logits"), features=raw.get("features"),
+                             embedding=raw.get("embedding"), score=raw.get("score"))
     else:
         raise TypeError(
             f"model returned {type(raw).__name__}; expected a tensor of logits, a dict, "
             "or a DetectorOutput"
         )
-    if out.logits.ndim != 2:
+    if out.logits is None and out.score is None:
+        raise ValueError("model returned neither logits nor an anomaly score")
+    if out.logits is not None and out.logits.ndim != 2:
         raise ValueError(f"logits must be shaped (B, num_classes), got {tuple(out.logits.shape)}")
+    if out.score is not None and out.score.ndim != 1:
+        raise ValueError(f"an anomaly score must be shaped (B,), got {tuple(out.score.shape)}")
     return out
 
 

@@ -15,6 +15,8 @@ Inference lives in `trainers.evaluate`; this module never touches a model or a f
 """
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import math
 from dataclasses import dataclass
@@ -38,9 +40,10 @@ class ModelOutputs:
     domains: np.ndarray  # object (N,)
     datasets: np.ndarray  # object (N,)
     generators: np.ndarray  # object (N,)
-    logits: np.ndarray  # float32 (N, C), columns (real, fake)
+    logits: Optional[np.ndarray]  # float32 (N, C), columns (real, fake); None for a one-class model
     embeddings: Optional[np.ndarray]  # float32 (N, E) or None when the model has no embedding
     seconds_per_clip: np.ndarray  # float64 (N,): forward time of the clip's batch / batch size
+    scores: Optional[np.ndarray] = None  # float64 (N,): anomaly scores of a one-class model
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,10 @@ class DetectionRow:
     brier: Optional[float] = None
     cross_entropy: Optional[float] = None
     combined_score: Optional[float] = None
+    precision: Optional[float] = None  # the anomaly protocol's extra rates
+    recall: Optional[float] = None
+    f1: Optional[float] = None
+    fpr: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,7 @@ class ProtocolResult:
     prototypes: tuple[Prototypes, ...] = ()
     # each fake generator of a domain against all that domain's real clips (DVF's test rule)
     generator_rows: tuple[DetectionRow, ...] = ()
+    score_stats: tuple["ScoreStats", ...] = ()  # anomaly protocol: score distributions
 
     def row(self, name: str) -> DetectionRow:
         for row in self.rows:
@@ -237,6 +245,93 @@ def prototype_protocol(query: ModelOutputs, support: ModelOutputs, *, threshold:
         prototypes=tuple(prototypes[d] for d in sorted(prototypes)),
         generator_rows=fake_generator_rows(query.domains, query.generators, query.labels,
                                            scores, predictions))
+
+
+@dataclass(frozen=True)
+class ScoreStats:
+    """Anomaly scores of one group: real and fake mean and standard deviation, and their ratio
+    (the TimeSformer card: real 0.1445 +- 0.0846, fake 0.5559 +- 0.0949, ratio 3.85)."""
+
+    name: str
+    real_mean: Optional[float]
+    real_std: Optional[float]
+    fake_mean: Optional[float]
+    fake_std: Optional[float]
+    separation_ratio: Optional[float]  # fake mean / real mean
+
+
+def score_stats(name: str, labels: np.ndarray, scores: np.ndarray) -> ScoreStats:
+    real, fake = scores[labels == 0], scores[labels == 1]
+
+    def stat(values: np.ndarray, fn) -> Optional[float]:
+        return float(fn(values)) if len(values) else None
+
+    ratio = (float(fake.mean() / real.mean()) if len(real) and len(fake) and real.mean() > 0 else None)
+    return ScoreStats(name, stat(real, np.mean), stat(real, np.std), stat(fake, np.mean),
+                      stat(fake, np.std), ratio)
+
+
+def best_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The score threshold (fake when score >= it) that maximises TPR - FPR (Youden's J) on a
+    calibration set with both classes; ties go to the lowest threshold."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.min() == labels.max():
+        raise ValueError("choosing an anomaly threshold needs real and fake calibration clips")
+    candidates = np.unique(scores)
+    positives, negatives = labels.sum(), (1 - labels).sum()
+    best, best_j = float(candidates[0]), -np.inf
+    for threshold in candidates:
+        predicted = scores >= threshold
+        j = (predicted & (labels == 1)).sum() / positives - (predicted & (labels == 0)).sum() / negatives
+        if j > best_j:
+            best, best_j = float(threshold), j
+    return best
+
+
+def _rates(labels: np.ndarray, predictions: np.ndarray) -> dict:
+    tp = int(((predictions == 1) & (labels == 1)).sum())
+    fp = int(((predictions == 1) & (labels == 0)).sum())
+    fn = int(((predictions == 0) & (labels == 1)).sum())
+    tn = int(((predictions == 0) & (labels == 0)).sum())
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / (tp + fn) if tp + fn else None
+    f1 = (2 * precision * recall / (precision + recall)
+          if precision is not None and recall is not None and precision + recall > 0 else None)
+    return dict(precision=precision, recall=recall, f1=f1, fpr=fp / (fp + tn) if fp + tn else None)
+
+
+def anomaly_protocol(query: ModelOutputs, *, threshold: Optional[float] = None,
+                     calibration: Optional[ModelOutputs] = None) -> ProtocolResult:
+    """One-class detection: the score is the model's anomaly score (reconstruction error), fake
+    when score >= threshold. The threshold is fixed (`threshold`, e.g. the card's 0.3137) or
+    chosen on `calibration` outputs (a validation split with both classes). Per domain: AUROC,
+    EER, accuracy, precision, recall, F1 and FPR, and the real and fake score distributions."""
+    if query.scores is None:
+        raise ValueError("the anomaly protocol needs a model that returns an anomaly score "
+                         "(a reconstruction error); this one returns none")
+    if threshold is None:
+        if calibration is None or calibration.scores is None:
+            raise ValueError("the anomaly protocol needs a threshold, or calibration clips to choose it")
+        threshold = best_threshold(calibration.labels, calibration.scores)
+    scores = np.asarray(query.scores, dtype=np.float64)
+    labels = np.asarray(query.labels, dtype=np.int64)
+    predictions = (scores >= threshold).astype(np.int64)
+    rows = []
+    names = sorted(set(query.domains.tolist())) + [ALL_ROW]
+    for name in names:
+        pick = np.ones(len(labels), bool) if name == ALL_ROW else query.domains == name
+        row = detection_row(str(name), labels[pick], scores[pick], predictions[pick])
+        rows.append(dataclasses.replace(row, **_rates(labels[pick], predictions[pick])))
+    return ProtocolResult(
+        protocol="anomaly", group_by="domain", rows=tuple(rows), scores=scores,
+        predictions=predictions, prob_fake=None, groups=query.domains, labels=labels,
+        clip_ids=query.clip_ids, threshold=float(threshold),
+        timing=inference_timing(query.seconds_per_clip),
+        generator_rows=fake_generator_rows(query.domains, query.generators, labels, scores,
+                                           predictions),
+        score_stats=tuple(score_stats(str(name), labels[pick], scores[pick]) for name, pick in
+                          [(n, np.ones(len(labels), bool) if n == ALL_ROW else query.domains == n)
+                           for n in names]))
 
 
 def softmax_protocol(query: ModelOutputs, *, group_by: str = "domain",

@@ -38,11 +38,14 @@ class DetectorOutput:
     `features`: pooled backbone features (B, F); `embedding`: L2-normalised embedding used by
     the contrastive loss and the prototype protocol (B, E); `logits`: (B, 2), columns
     (real, fake). Models named by import path may leave `features` / `embedding` as None.
+    `score`: (B,) anomaly score of a one-class model, higher meaning less like its training
+    data (its reconstruction error); such a model may return no logits.
     """
 
-    logits: torch.Tensor
+    logits: Optional[torch.Tensor]
     features: Optional[torch.Tensor] = None
     embedding: Optional[torch.Tensor] = None
+    score: Optional[torch.Tensor] = None
 
 
 def midplanes_for(in_planes: int, out_planes: int) -> int:

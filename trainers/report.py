@@ -74,11 +74,29 @@ def render_markdown(name: str, results: Mapping[str, ProtocolResult],
     for key in ("checkpoint", "checkpoint_epoch", "normalisation", "device"):
         if key in context:
             lines.append(f"- {key.replace('_', ' ')}: `{context[key]}`")
+    tables = {"prototype": _prototype_table, "anomaly": _anomaly_table}
     for protocol, result in results.items():
         lines += ["", f"## {protocol.capitalize()} protocol", ""]
-        lines += _prototype_table(result) if protocol == "prototype" else _benchmark_table(result)
+        lines += tables.get(protocol, _benchmark_table)(result)
         lines += _generator_table(result)
     return "\n".join(lines) + "\n"
+
+
+def _anomaly_table(result: ProtocolResult) -> list[str]:
+    lines = ["| Domain | Clips (real / fake) | AUROC | EER | Accuracy | Precision | Recall | F1 | FPR |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in result.rows:
+        lines.append(f"| {row.name} | {row.num_clips} ({row.num_real} / {row.num_fake}) | "
+                     f"{_fmt(row.auroc)} | {_fmt(row.eer)} | {_fmt(row.accuracy)} | "
+                     f"{_fmt(row.precision)} | {_fmt(row.recall)} | {_fmt(row.f1)} | {_fmt(row.fpr)} |")
+    lines += ["", f"Fake when the anomaly score (reconstruction error) >= {result.threshold:.4g}.", "",
+              "| Domain | Real score (mean +- std) | Fake score (mean +- std) | Separation ratio |",
+              "|---|---|---|---|"]
+    for stats in result.score_stats:
+        lines.append(f"| {stats.name} | {_fmt(stats.real_mean, 4)} +- {_fmt(stats.real_std, 4)} | "
+                     f"{_fmt(stats.fake_mean, 4)} +- {_fmt(stats.fake_std, 4)} | "
+                     f"{_fmt(stats.separation_ratio, 2)} |")
+    return lines
 
 
 def _generator_table(result: ProtocolResult) -> list[str]:
@@ -101,6 +119,7 @@ def _result_json(result: ProtocolResult) -> dict:
         "threshold": result.threshold,
         "rows": [dataclasses.asdict(row) for row in result.rows],
         "generator_rows": [dataclasses.asdict(row) for row in result.generator_rows],
+        "score_stats": [dataclasses.asdict(stats) for stats in result.score_stats],
         "timing": None if result.timing is None else dataclasses.asdict(result.timing),
         "prototypes": [{"domain": p.domain, "num_real": p.num_real, "num_fake": p.num_fake,
                         "cosine_real_fake": p.cosine_real_fake} for p in result.prototypes],
@@ -139,8 +158,8 @@ def _plot_group(roc_axis, hist_axis, result: ProtocolResult, row: DetectionRow) 
             hist_axis.hist(scores[labels == label], bins=bins, alpha=0.55, color=colour,
                            label="fake" if label else "real")
     hist_axis.axvline(result.threshold, color="black", ls="--", lw=0.8)
-    hist_axis.set_xlabel("logit margin" if result.prob_fake is not None
-                         else "sim_fake - sim_real", fontsize=7)
+    hist_axis.set_xlabel({"anomaly": "reconstruction error", "prototype": "sim_fake - sim_real"}
+                         .get(result.protocol, "logit margin"), fontsize=7)
     hist_axis.legend(fontsize=7)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -34,7 +35,12 @@ from trainers.input_contract import InputContract, check_contract, resolve_contr
 from trainers.loader import make_loader
 from trainers.models import build_model, enter_train_mode, save_checkpoint
 from trainers.trainable import set_trainable
-from trainers.protocols import prototype_protocol, selection_score, softmax_protocol
+from trainers.protocols import (
+    anomaly_protocol,
+    prototype_protocol,
+    selection_score,
+    softmax_protocol,
+)
 from trainers.run_state import (
     BEST_NAME,
     LAST_NAME,
@@ -61,6 +67,7 @@ from trainers.train_setup import (
     learning_rate,
     loss_head,
 )
+from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +209,10 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_run_config(out_dir, config)
-    train_set = ClipDataset([resolve_path(p, root) for p in config.data.train])
+    train_set = ClipDataset([resolve_path(p, root) for p in config.data.train],
+                            labels=config.data.train_labels)
+    if len(train_set) == 0:
+        raise StageError(f"no training clips of labels {config.data.train_labels} in {config.data.train}")
     attach_decode_cache(config, train_set, root, out_dir, info)
     val_set = support_set = None
     if info.is_main:
@@ -373,9 +383,17 @@ def _validate(run: _Run, progress: bool) -> tuple[float, dict]:
                    amp_dtype=run.amp_dtype, batch_size=config.eval_batch_size or config.batch_size,
                    workers=config.workers, progress=progress)
     outputs = collect_outputs(run.model, run.val_set, desc="val clips", **options)
+    if config.selection.protocol == "val_loss":  # one-class: lower reconstruction error is better
+        if outputs.scores is None:
+            raise StageError(f"selection val_loss needs a model that returns an anomaly score; "
+                             f"{config.model.name} returns none")
+        mean_score = float(np.mean(outputs.scores))
+        return -mean_score, {"all": {"num_clips": len(outputs.scores), "mean_score": mean_score}}
     if config.selection.protocol == "prototype":
         support = collect_outputs(run.model, run.support_set, desc="support clips", **options)
         result = prototype_protocol(outputs, support, threshold=config.selection.threshold)
+    elif config.selection.protocol == "anomaly":  # AUROC etc. of the score; needs real and fake val
+        result = anomaly_protocol(outputs, calibration=outputs)
     else:
         result = softmax_protocol(outputs, group_by="domain")
     score = selection_score(result, config.selection.metric, config.selection.domain_weights)

@@ -20,7 +20,7 @@ from trainers.trainable import check_policy
 from vfcache.config import _check_keys, _choice, _load_yaml, _typed
 from vfcache.errors import ConfigError
 
-LOSS_KINDS = ("cross_entropy", "supcon")
+LOSS_KINDS = ("cross_entropy", "supcon", "reconstruction")
 SAMPLER_KINDS = ("class_balanced", "domain_weighted", "generator_quota", "weighted_random")
 COMPOSITIONS = ("draw", "quota")
 SCHEDULES = ("constant", "cosine")
@@ -30,9 +30,9 @@ LAYOUTS = ("BCTHW", "BTCHW")
 DOMAIN_LOSS_MODES = ("shares", "per_anchor")
 AMP_MODES = ("auto", "bf16", "off")
 DEVICES = ("auto", "cpu", "cuda")
-SELECTION_PROTOCOLS = ("prototype", "softmax")
+SELECTION_PROTOCOLS = ("prototype", "softmax", "anomaly", "val_loss")
 SELECTION_METRICS = ("auroc", "accuracy", "eer", "mcc", "combined")
-EVAL_PROTOCOLS = ("prototype", "benchmark")
+EVAL_PROTOCOLS = ("prototype", "benchmark", "anomaly")
 CLASS_NAMES = {"real": 0, "fake": 1}
 
 
@@ -78,6 +78,7 @@ class DataConfig:
     train: tuple[str, ...]
     val: tuple[str, ...]
     support: tuple[str, ...] = ()  # support bank for the prototype protocol
+    train_labels: Optional[tuple[int, ...]] = None  # train on these labels only (one-class: real)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,8 @@ class EvalConfig:
     normalisation: Optional[str] = None  # None: the checkpoint's args.normalisation, else unit
     layout: Optional[str] = None  # None: the checkpoint's args.layout, else the model's contract
     threshold: float = 0.0
+    anomaly_threshold: Optional[float] = None  # anomaly protocol: fixed; None: chosen on calibration
+    calibration: tuple[str, ...] = ()  # anomaly protocol: split files (real and fake) to choose it
     batch_size: int = 8
     workers: int = 2
     amp: str = "auto"
@@ -251,9 +254,12 @@ def _loss(source: str, data: Any) -> LossConfig:
     _check_keys(source, "loss.", data, {"kind", "class_weights", "label_smoothing", "temperature"},
                 {"kind"})
     kind = _choice(source, "loss.kind", data["kind"], LOSS_KINDS)
-    if kind == "supcon" and ("class_weights" in data or "label_smoothing" in data):
+    if kind in ("supcon", "reconstruction") and ("class_weights" in data or "label_smoothing" in data):
         raise ConfigError(source, "loss", sorted(data),
-                          "no class_weights/label_smoothing with supcon")
+                          f"no class_weights/label_smoothing with {kind}")
+    if kind == "reconstruction" and "temperature" in data:
+        raise ConfigError(source, "loss.temperature", data["temperature"],
+                          "no temperature with reconstruction (it belongs to supcon)")
     if kind == "cross_entropy" and "temperature" in data:
         raise ConfigError(source, "loss.temperature", data["temperature"],
                           "no temperature with cross_entropy (it belongs to supcon)")
@@ -338,10 +344,16 @@ def _sampler(source: str, data: Any) -> SamplerConfig:
 
 def _data(source: str, data: Any) -> DataConfig:
     data = _section(source, "data", data)
-    _check_keys(source, "data.", data, {"train", "val", "support"}, {"train", "val"})
+    _check_keys(source, "data.", data, {"train", "val", "support", "train_labels"}, {"train", "val"})
+    labels = data.get("train_labels")
+    if labels is not None:
+        if not (isinstance(labels, list) and labels and all(label in CLASS_NAMES for label in labels)):
+            raise ConfigError(source, "data.train_labels", labels, "a list among real, fake")
+        labels = tuple(sorted(CLASS_NAMES[label] for label in set(labels)))
     return DataConfig(train=_paths(source, "data.train", data["train"], required=True),
                       val=_paths(source, "data.val", data["val"], required=True),
-                      support=_paths(source, "data.support", data.get("support"), required=False))
+                      support=_paths(source, "data.support", data.get("support"), required=False),
+                      train_labels=labels)
 
 
 def _augment(source: str, data: Any) -> AugmentConfig:
@@ -369,7 +381,8 @@ def _selection(source: str, data: Any, loss_kind: str) -> SelectionConfig:
     data = _section(source, "selection", data or {})
     _check_keys(source, "selection.", data, {"protocol", "metric", "domain_weights", "threshold"},
                 set())
-    default_protocol = "prototype" if loss_kind == "supcon" else "softmax"
+    # one-class runs validate on the reconstruction error of (often real-only) val clips
+    default_protocol = {"supcon": "prototype", "reconstruction": "val_loss"}.get(loss_kind, "softmax")
     protocol = _choice(source, "selection.protocol", data.get("protocol", default_protocol),
                        SELECTION_PROTOCOLS)
     metric = _choice(source, "selection.metric", data.get("metric", "auroc"), SELECTION_METRICS)
@@ -468,6 +481,12 @@ def parse_eval_config(data: Mapping[str, Any], source: str = "<dict>") -> EvalCo
         raise ConfigError(source, "support", data.get("support"),
                           "support split files (the prototype protocol builds its "
                           "prototypes there)")
+    calibration = _paths(source, "calibration", data.get("calibration"), required=False)
+    anomaly_threshold = _optional(source, "anomaly_threshold", data.get("anomaly_threshold"), float)
+    if "anomaly" in protocols and anomaly_threshold is None and not calibration:
+        raise ConfigError(source, "anomaly_threshold", None,
+                          "a fixed threshold (the card's 0.3137), or calibration split files "
+                          "with real and fake clips to choose it on")
     return EvalConfig(
         name=_typed(source, "name", data["name"], str),
         checkpoint=_typed(source, "checkpoint", data["checkpoint"], str),
@@ -480,6 +499,8 @@ def parse_eval_config(data: Mapping[str, Any], source: str = "<dict>") -> EvalCo
                                        NORMALISATIONS),
         layout=_optional_choice(source, "layout", data.get("layout"), LAYOUTS),
         threshold=_typed(source, "threshold", data.get("threshold", 0.0), float),
+        anomaly_threshold=anomaly_threshold,
+        calibration=calibration,
         batch_size=_typed(source, "batch_size", data.get("batch_size", 8), int, minimum=1),
         workers=_typed(source, "workers", data.get("workers", 2), int, minimum=0),
         amp=_choice(source, "amp", data.get("amp", "auto"), AMP_MODES),

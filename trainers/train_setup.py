@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import nn
@@ -58,12 +59,13 @@ class LossView(nn.Module):
         value = getattr(to_detector_output(self.model(clips)), self.output)
         if value is None:
             raise ValueError(f"{type(self.model).__name__} returns no {self.output}, which the "
-                             "SupCon loss needs; use a model with a projection head")
+                             "loss needs (SupCon: a projection head's embedding; cross-entropy: "
+                             "logits; reconstruction: an anomaly score)")
         return value
 
 
 def loss_head(config: TrainConfig) -> str:
-    return "embedding" if config.loss.kind == "supcon" else "logits"
+    return {"supcon": "embedding", "reconstruction": "score"}.get(config.loss.kind, "logits")
 
 
 def has_unused_trainable_head(model: nn.Module, head: str) -> bool:
@@ -89,10 +91,19 @@ def compute_loss(config: TrainConfig, head_output: torch.Tensor, labels: torch.T
                                        _loss_mass(config, labels).to(head_output.device))
     if config.loss.kind == "supcon":
         return SupConLoss(config.loss.temperature)(head_output.float(), labels, weights)
+    if config.loss.kind == "reconstruction":  # the model's per-clip reconstruction error
+        return reconstruction_loss(head_output.float(), weights)
     return weighted_cross_entropy(head_output.float(), labels,
                                   class_weights=config.loss.class_weights,
                                   label_smoothing=config.loss.label_smoothing,
                                   sample_weights=weights)
+
+
+def reconstruction_loss(score: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Mean of the per-clip reconstruction errors (weighted when domain weights are set)."""
+    if weights is None:
+        return score.mean()
+    return (weights * score).sum() / weights.sum()
 
 
 def _loss_mass(config: TrainConfig, labels: torch.Tensor) -> torch.Tensor:
@@ -101,7 +112,7 @@ def _loss_mass(config: TrainConfig, labels: torch.Tensor) -> torch.Tensor:
     if config.loss.kind == "supcon":  # anchors with a positive: another sample of their label
         same = (labels[:, None] == labels[None, :]).sum(dim=1)
         return (same > 1).to(torch.float32)
-    if config.loss.class_weights is None:
+    if config.loss.class_weights is None or config.loss.kind == "reconstruction":
         return torch.ones(labels.shape[0], dtype=torch.float32, device=labels.device)
     return torch.as_tensor(config.loss.class_weights, dtype=torch.float32,
                            device=labels.device)[labels.long()]
