@@ -523,7 +523,7 @@ COMMANDS = _command_paths(cli)
 def test_every_documented_command_exists():
     assert {" ".join(path) for path in COMMANDS} >= {
         "datasets", "fetch", "build-manifest", "extract", "split", "audit", "verify", "preview", "cache",
-        "train", "eval", "bench", "bench extract", "bench load", "bench scale", "bench train", "gc"}
+        "train", "eval", "export", "bench", "bench extract", "bench load", "bench scale", "bench train", "gc"}
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(path) or "vfcache")

@@ -70,7 +70,7 @@ class DetectionRow:
     num_real: int
     num_fake: int
     accuracy: float
-    mcc: float
+    mcc: Optional[float]  # None for a group of one class
     auroc: Optional[float]
     eer: Optional[float]
     brier: Optional[float] = None
@@ -174,16 +174,19 @@ def detection_row(name: str, labels: np.ndarray, scores: np.ndarray, predictions
     labels = np.asarray(labels, dtype=np.int64)
     num_fake = int(labels.sum())
     both = 0 < num_fake < len(labels)
+    # MCC (and the combined score built on it) means nothing for a group of one class, such
+    # as most of GASBench's datasets: n/a rather than a number
     row = dict(
         name=name, num_clips=len(labels), num_real=len(labels) - num_fake, num_fake=num_fake,
-        accuracy=metrics.accuracy(labels, predictions), mcc=metrics.mcc(labels, predictions),
+        accuracy=metrics.accuracy(labels, predictions),
+        mcc=metrics.mcc(labels, predictions) if both else None,
         auroc=metrics.auroc(labels, scores) if both else None,
         eer=metrics.eer(labels, scores) if both else None,
     )
     if prob_fake is not None:
         brier = metrics.brier(labels, prob_fake)
         row.update(brier=brier, cross_entropy=metrics.binary_cross_entropy(labels, prob_fake),
-                   combined_score=metrics.combined_score(row["mcc"], brier))
+                   combined_score=metrics.combined_score(row["mcc"], brier) if both else None)
     return DetectionRow(**row)
 
 

@@ -479,19 +479,45 @@ def train(ctx: Context, config_path, resume, stop_after_steps) -> None:
 
 
 @cli.command("eval")
-@click.argument("config_path", metavar="CONFIG", type=click.Path(exists=True, dir_okay=False))
+@click.argument("config_path", metavar="CONFIG", type=click.Path(exists=True))
+@click.option("--query", "queries", multiple=True,
+              help="With a GASBench model directory: split files to score (repeat the option).")
+@click.option("--out-dir", default=None, help="With a GASBench model directory: the report folder.")
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.pass_obj
-def eval_cmd(ctx: Context, config_path) -> None:
-    """Evaluate a checkpoint: prototype or benchmark protocol; JSON, Markdown and a PNG."""
-    from trainers.evaluate import run_evaluation
+def eval_cmd(ctx: Context, config_path, queries, out_dir, batch_size) -> None:
+    """Evaluate a checkpoint (an eval CONFIG), or a GASBench model directory (CONFIG is the folder
+    with model_config.yaml, model.py and *.safetensors; --query and --out-dir say what and where):
+    prototype, benchmark or anomaly protocol; JSON, Markdown and a PNG."""
+    from trainers.evaluate import run_evaluation, run_gasbench_evaluation
 
-    result = run_evaluation(config_path, root=ctx.root.path, progress=ctx.progress)
+    if Path(config_path).is_dir():
+        if not queries or not out_dir:
+            raise click.UsageError("a GASBench model directory needs --query SPLIT_FILE and --out-dir DIR")
+        result = run_gasbench_evaluation(config_path, list(queries), out_dir=out_dir, root=ctx.root.path,
+                                         batch_size=batch_size, progress=ctx.progress)
+    else:
+        result = run_evaluation(config_path, root=ctx.root.path, progress=ctx.progress)
     files = result.files
     click.echo(files.markdown.read_text(encoding="utf-8"))
     for kind, path in (("json", files.json), ("markdown", files.markdown), ("predictions", files.predictions),
                        ("png", files.png)):
         if path is not None:
             click.echo(f"{kind} -> {path}")
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("--gasbench", "gasbench_dir", required=True, type=click.Path(file_okay=False),
+              help="Write the model as a GASBench directory (model_config.yaml, model.py, model.safetensors).")
+@click.option("--name", default=None, help="The model's name in model_config.yaml (default: the run folder's).")
+def export(checkpoint, gasbench_dir, name) -> None:
+    """Export a trained checkpoint for another tool (GASBench: a standalone model.py that never
+    imports vfcache, the weights as safetensors, and the frames and size in model_config.yaml)."""
+    from trainers.gasbench import export_gasbench
+
+    folder = export_gasbench(checkpoint, gasbench_dir, name=name)
+    click.echo(f"GASBench model -> {folder}")
 
 
 from vfcache.cli_bench import bench  # noqa: E402  (the bench group registers on the cli group)
