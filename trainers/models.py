@@ -123,6 +123,9 @@ MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "tiny3d": Tiny3D,
     "tiny_reconstructor3d": TinyReconstructor3D,
 }
+# the transformer detectors of the seed cards load `transformers` (the [hf] extra) only when built
+LAZY_MODELS = {name: f"trainers.hf_models:{name}" for name in ("videomae", "clip_adapter",
+                                                                  "timesformer_reconstructor")}
 
 
 def build_model(name_or_import_path: str, **kwargs: Any) -> nn.Module:
@@ -134,11 +137,13 @@ def build_model(name_or_import_path: str, **kwargs: Any) -> nn.Module:
     """
     if name_or_import_path in MODEL_REGISTRY:
         factory = MODEL_REGISTRY[name_or_import_path]
+    elif name_or_import_path in LAZY_MODELS:
+        factory = _import_factory(LAZY_MODELS[name_or_import_path])
     elif ":" in name_or_import_path:
         factory = _import_factory(name_or_import_path)
     else:
         raise ValueError(
-            f"unknown model {name_or_import_path!r}: use one of {sorted(MODEL_REGISTRY)} "
+            f"unknown model {name_or_import_path!r}: use one of {sorted({**MODEL_REGISTRY, **LAZY_MODELS})} "
             "or an import path 'package.module:factory'"
         )
     try:

@@ -1,0 +1,134 @@
+"""The seed cards' transformer detectors, built on Hugging Face `transformers` (the `[hf]` extra).
+
+- `videomae` (seed 003, VideoMAE on FF++ c23): `VideoMAEForVideoClassification`, 16 uniform
+  frames at 224, ImageNet mean/std, frames as `(B, T, 3, H, W)`. The card freezes about 70%
+  of the backbone: `unfreeze: {last_fraction: 0.3, heads: [model.fc_norm, model.classifier]}`.
+- `clip_adapter` (seed 002, CLIP ViT frame encoder + spatiotemporal adapters): a frozen
+  `CLIPVisionModel` encodes each frame, trainable adapters (a bottleneck MLP per frame and a
+  small transformer across frames) and a head classify the clip; 12 frames at 384, CLIP
+  mean/std. The factory freezes the encoder (`unfreeze: factory` keeps that).
+- `timesformer_reconstructor` (seed 004, one-class TimeSformer on real WebVid): a
+  `TimesformerModel` and a linear decoder from its patch tokens back to the frames' pixels in
+  [-1, 1]; the anomaly score is the per-clip reconstruction error.
+
+Each takes `pretrained` (a Hub model id) and `revision` (pin a commit) to load weights with
+`from_pretrained`, or `config` (a dict of the transformers config's fields) to build the same
+classes from scratch with random weights, which is what the tests do (nothing is downloaded).
+Each declares its input contract.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import torch
+from torch import nn
+
+from trainers.input_contract import InputContract
+from trainers.r2plus1d import DetectorOutput
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError as err:  # an optional extra
+        raise ImportError("the transformer detectors need `pip install vfcache[hf]` (transformers)") from err
+    return transformers
+
+
+def _load(config_class: str, model_class: str, pretrained: Optional[str], revision: Optional[str],
+          config: Optional[Mapping[str, Any]], **pretrained_kwargs: Any) -> nn.Module:
+    hf = _transformers()
+    if (pretrained is None) == (config is None):
+        raise ValueError("give exactly one of `pretrained` (a Hub model id, with `revision`) or "
+                         "`config` (the transformers config's fields, random weights)")
+    if pretrained is not None:
+        if not revision:
+            raise ValueError(f"pin the revision (a commit) of {pretrained!r}: results only compare "
+                             "when the weights do")
+        return getattr(hf, model_class).from_pretrained(pretrained, revision=revision, **pretrained_kwargs)
+    return getattr(hf, model_class)(getattr(hf, config_class)(**dict(config)))
+
+
+class VideoMAEDetector(nn.Module):
+    def __init__(self, *, pretrained: Optional[str] = None, revision: Optional[str] = None,
+                 config: Optional[Mapping[str, Any]] = None) -> None:
+        super().__init__()
+        config = None if config is None else {**dict(config), "num_labels": 2}
+        self.model = _load("VideoMAEConfig", "VideoMAEForVideoClassification", pretrained, revision,
+                           config, num_labels=2, ignore_mismatched_sizes=True)
+        size = self.model.config.image_size
+        self.input_contract = InputContract("BTCHW", "imagenet", self.model.config.num_frames, (size, size))
+
+    def forward(self, frames: torch.Tensor) -> DetectorOutput:
+        return DetectorOutput(logits=self.model(pixel_values=frames).logits)
+
+
+class TemporalAdapter(nn.Module):
+    """Per-frame bottleneck adapter, then a small transformer across the clip's frames."""
+
+    def __init__(self, width: int, bottleneck: int, frames: int, layers: int = 1, heads: int = 4) -> None:
+        super().__init__()
+        self.frame_adapter = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, bottleneck), nn.GELU(),
+                                           nn.Linear(bottleneck, width))
+        self.time_embedding = nn.Parameter(torch.zeros(1, frames, width))
+        layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, batch_first=True,
+                                           norm_first=True)
+        self.temporal = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, D)
+        x = features + self.frame_adapter(features) + self.time_embedding[:, : features.shape[1]]
+        return self.temporal(x).mean(dim=1)
+
+
+class ClipAdapterDetector(nn.Module):
+    def __init__(self, *, pretrained: Optional[str] = None, revision: Optional[str] = None,
+                 config: Optional[Mapping[str, Any]] = None, frames: int = 12, bottleneck: int = 256,
+                 temporal_layers: int = 1, temporal_heads: int = 4) -> None:
+        super().__init__()
+        self.encoder = _load("CLIPVisionConfig", "CLIPVisionModel", pretrained, revision, config)
+        for param in self.encoder.parameters():  # the card: frozen backbone
+            param.requires_grad_(False)
+        width = self.encoder.config.hidden_size
+        self.adapter = TemporalAdapter(width, bottleneck, frames, temporal_layers, temporal_heads)
+        self.fc = nn.Linear(width, 2)
+        size = self.encoder.config.image_size
+        self.input_contract = InputContract("BTCHW", "clip", frames, (size, size))
+
+    def forward(self, frames: torch.Tensor) -> DetectorOutput:
+        batch, time = frames.shape[:2]
+        pooled = self.encoder(pixel_values=frames.flatten(0, 1)).pooler_output.view(batch, time, -1)
+        features = self.adapter(pooled)
+        return DetectorOutput(logits=self.fc(features), features=features)
+
+
+class TimesformerReconstructor(nn.Module):
+    def __init__(self, *, pretrained: Optional[str] = None, revision: Optional[str] = None,
+                 config: Optional[Mapping[str, Any]] = None) -> None:
+        super().__init__()
+        self.backbone = _load("TimesformerConfig", "TimesformerModel", pretrained, revision, config)
+        cfg = self.backbone.config
+        self.patch = cfg.patch_size
+        self.decoder = nn.Linear(cfg.hidden_size, 3 * self.patch * self.patch)
+        self.input_contract = InputContract("BTCHW", "symmetric", cfg.num_frames, (cfg.image_size, cfg.image_size))
+
+    def forward(self, frames: torch.Tensor) -> DetectorOutput:
+        batch, time, _, height, width = frames.shape
+        # patch tokens after the CLS token, patch-major: (patch row, patch column, frame)
+        tokens = self.backbone(pixel_values=frames).last_hidden_state[:, 1:]
+        rows, cols = height // self.patch, width // self.patch
+        patches = torch.tanh(self.decoder(tokens)).view(batch, rows, cols, time, 3, self.patch, self.patch)
+        reconstruction = patches.permute(0, 3, 4, 1, 5, 2, 6).reshape(batch, time, 3, height, width)
+        score = (reconstruction - frames).pow(2).flatten(1).mean(dim=1)
+        return DetectorOutput(logits=None, score=score)
+
+
+def videomae(**kwargs: Any) -> nn.Module:
+    return VideoMAEDetector(**kwargs)
+
+
+def clip_adapter(**kwargs: Any) -> nn.Module:
+    return ClipAdapterDetector(**kwargs)
+
+
+def timesformer_reconstructor(**kwargs: Any) -> nn.Module:
+    return TimesformerReconstructor(**kwargs)
