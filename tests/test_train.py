@@ -263,6 +263,50 @@ def test_compute_loss_takes_domain_shares_unless_per_anchor_is_asked(toy):
     assert not torch.isclose(expected, per_anchor)
 
 
+@pytest.mark.parametrize("kind", ["cross_entropy", "supcon", "reconstruction"])
+@pytest.mark.parametrize("mode", ["shares", "per_anchor", None])
+def test_the_training_loss_reads_nothing_back_from_the_device(toy, monkeypatch, kind, mode):
+    """A step's loss must not wait on the GPU: no bool()/item()/float() of a tensor inside
+    compute_loss (weights are validated once, when the config is read)."""
+    from trainers.train_setup import compute_loss
+
+    extra = {} if mode is None else {"domain_loss_weights": {"aegis": 0.5, "dvf": 0.3},
+                                     "domain_loss_mode": mode}
+    loss = {"kind": kind} if kind != "cross_entropy" else {"kind": kind, "class_weights": [1.0, 1.5]}
+    config = parse_train_config(toy_train_dict(toy, loss=loss, **extra), "<t>")
+    generator = torch.Generator().manual_seed(1)
+    head = torch.randn(6, 2 if kind == "cross_entropy" else 4, generator=generator)
+    if kind == "supcon":
+        head = torch.nn.functional.normalize(head, dim=1)
+    if kind == "reconstruction":
+        head = head[:, 0].abs()
+    head.requires_grad_(True)
+    labels = torch.tensor([0, 1, 0, 1, 1, 0])
+    domains = ["aegis", "dvf", "dvf", "aegis", "dvf", "aegis"]
+
+    def read_back(*_args, **_kwargs):
+        raise AssertionError("the loss read a value back from the device")
+
+    for name in ("__bool__", "__float__", "__int__", "item", "tolist"):
+        monkeypatch.setattr(torch.Tensor, name, read_back)
+    value = compute_loss(config, head, labels, domains)
+    value.backward()
+    monkeypatch.undo()
+    assert torch.isfinite(value) and head.grad is not None and torch.isfinite(head.grad).all()
+
+
+def test_unchecked_losses_give_zero_for_all_zero_weights():
+    from trainers.losses import SupConLoss, weighted_cross_entropy
+
+    z = torch.nn.functional.normalize(torch.randn(4, 3), dim=1).requires_grad_(True)
+    labels = torch.tensor([0, 0, 1, 1])
+    value = SupConLoss()(z, labels, torch.zeros(4), check=False)
+    value.backward()
+    assert value.item() == 0.0 and z.grad is not None
+    assert weighted_cross_entropy(torch.zeros(3, 2), torch.zeros(3),
+                                  sample_weights=torch.zeros(3), check=False).item() == 0.0
+
+
 def test_gradient_accumulation_gives_the_large_batch_gradient(toy):
     """Two half batches, each adding half its gradient, equal one batch of both halves."""
     from trainers.train import accumulate_gradient

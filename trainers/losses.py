@@ -11,14 +11,12 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-logger = logging.getLogger(__name__)
 
 CARD_DOMAIN_LOSS_WEIGHTS: Mapping[str, float] = {"aegis": 0.5, "dvf": 0.3, "genvideo": 0.2}
 CARD_CLASS_WEIGHTS: tuple[float, float] = (1.0, 1.5)
@@ -46,8 +44,11 @@ class SupConLoss(nn.Module):
         self.temperature = float(temperature)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor,
-                sample_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
-        batch = _check_batch(embeddings, labels, sample_weights)
+                sample_weights: Optional[torch.Tensor] = None, *, check: bool = True) -> torch.Tensor:
+        """`check=False` skips the checks that read values back from the device (weights
+        finite, >= 0, not all 0): the trainer validates its weights once at setup, so a
+        training step never waits on the GPU here. Unchecked, all-zero weights give 0."""
+        batch = _check_batch(embeddings, labels, sample_weights, check=check)
         logits = embeddings @ embeddings.T / self.temperature
         self_mask = torch.eye(batch, dtype=torch.bool, device=embeddings.device)
         logits = logits.masked_fill(self_mask, float("-inf"))
@@ -57,24 +58,22 @@ class SupConLoss(nn.Module):
         positive_mask = (labels[:, None] == labels[None, :]) & ~self_mask
         positive_counts = positive_mask.sum(dim=1)
         has_positive = positive_counts > 0
-        if not bool(has_positive.any()):
-            logger.debug("SupCon batch of %d has no anchor with a positive; loss is 0", batch)
-            return embeddings.sum() * 0.0
-
+        # Branch-free (no read-back): anchors without a positive get weight 0, and a batch
+        # with none at all gives 0 (still attached to the graph).
         # where() instead of a product: the diagonal of log_prob is -inf and -inf * 0 is nan.
         positive_log_prob = torch.where(positive_mask, log_prob, torch.zeros_like(log_prob))
-        anchor_loss = -positive_log_prob.sum(dim=1)[has_positive] / positive_counts[has_positive]
-        if sample_weights is None:
-            return anchor_loss.mean()
-        weights = sample_weights.to(anchor_loss.dtype)[has_positive]
+        anchor_loss = -positive_log_prob.sum(dim=1) / positive_counts.clamp_min(1)
+        weights = has_positive.to(anchor_loss.dtype)
+        if sample_weights is not None:
+            weights = weights * sample_weights.reshape(-1).to(anchor_loss.dtype)
         total_weight = weights.sum()
-        if not total_weight > 0:
+        if check and sample_weights is not None and bool(has_positive.any()) and not total_weight > 0:
             raise ValueError("sample_weights of the anchors with positives sum to 0")
-        return (weights * anchor_loss).sum() / total_weight
+        return (weights * anchor_loss).sum() / total_weight.clamp_min(1e-12)
 
 
 def _check_batch(embeddings: torch.Tensor, labels: torch.Tensor,
-                 sample_weights: Optional[torch.Tensor]) -> int:
+                 sample_weights: Optional[torch.Tensor], *, check: bool = True) -> int:
     if embeddings.ndim != 2:
         raise ValueError(f"embeddings must be shaped (B, D), got {tuple(embeddings.shape)}")
     batch = embeddings.shape[0]
@@ -84,7 +83,8 @@ def _check_batch(embeddings: torch.Tensor, labels: torch.Tensor,
         if sample_weights.numel() != batch:
             raise ValueError(f"sample_weights hold {sample_weights.numel()} values for a batch "
                              f"of {batch}")
-        if not bool(torch.isfinite(sample_weights).all()) or bool((sample_weights < 0).any()):
+        if check and (not bool(torch.isfinite(sample_weights).all())
+                      or bool((sample_weights < 0).any())):
             raise ValueError("sample_weights must be finite and >= 0")
     return batch
 
@@ -129,8 +129,12 @@ def domain_share_weights(domains: Sequence[str], weights_by_domain: Mapping[str,
 def weighted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *,
                            class_weights: Optional[Sequence[float]] = CARD_CLASS_WEIGHTS,
                            label_smoothing: float = CARD_LABEL_SMOOTHING,
-                           sample_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+                           sample_weights: Optional[torch.Tensor] = None,
+                           check: bool = True) -> torch.Tensor:
     """Class-weighted, label-smoothed cross-entropy with optional per-sample weights.
+
+    `check=False` skips the read-back check that the weights do not sum to 0 (see
+    `SupConLoss.forward`); unchecked, an all-zero batch gives 0.
 
     Per sample, with class weights w and smoothing e over C classes:
     l_i = (1 - e) * w[y_i] * -log p_i[y_i] + e / C * sum_c w[c] * -log p_i[c].
@@ -159,9 +163,9 @@ def weighted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *,
                                  label_smoothing=label_smoothing, reduction="none")
     sample_weights = sample_weights.reshape(-1).to(logits.dtype)
     denominator = (sample_weights * weight[targets]).sum()
-    if not denominator > 0:
+    if check and not denominator > 0:
         raise ValueError("sample_weights * class_weights of the batch sum to 0")
-    return (sample_weights * per_sample).sum() / denominator
+    return (sample_weights * per_sample).sum() / denominator.clamp_min(1e-12)
 
 
 class WeightedCrossEntropy(nn.Module):

@@ -90,20 +90,21 @@ def compute_loss(config: TrainConfig, head_output: torch.Tensor, labels: torch.T
         weights = domain_share_weights(domains, config.domain_loss_weights,
                                        _loss_mass(config, labels).to(head_output.device))
     if config.loss.kind == "supcon":
-        return SupConLoss(config.loss.temperature)(head_output.float(), labels, weights)
+        return SupConLoss(config.loss.temperature)(head_output.float(), labels, weights,
+                                                   check=False)
     if config.loss.kind == "reconstruction":  # the model's per-clip reconstruction error
         return reconstruction_loss(head_output.float(), weights)
     return weighted_cross_entropy(head_output.float(), labels,
                                   class_weights=config.loss.class_weights,
                                   label_smoothing=config.loss.label_smoothing,
-                                  sample_weights=weights)
+                                  sample_weights=weights, check=False)
 
 
 def reconstruction_loss(score: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Mean of the per-clip reconstruction errors (weighted when domain weights are set)."""
     if weights is None:
         return score.mean()
-    return (weights * score).sum() / weights.sum()
+    return (weights * score).sum() / weights.sum().clamp_min(1e-12)
 
 
 def _loss_mass(config: TrainConfig, labels: torch.Tensor) -> torch.Tensor:
