@@ -85,7 +85,7 @@ def test_unknown_key_names_file_field_and_value(tmp_path, toy):
     ({"selection": {"protocol": "prototype", "metric": "combined"}}, "selection.metric"),
     ({"data": {"train": ["a.jsonl"], "val": ["b.jsonl"]}, "loss": {"kind": "supcon"}},
      "data.support"),
-    ({"amp": "fp16"}, "amp"),
+    ({"amp": "fp8"}, "amp"),
     ({"batch_size": True}, "batch_size"),
 ])
 def test_invalid_values_are_config_errors(toy, override, field):
@@ -293,6 +293,58 @@ def test_the_training_loss_reads_nothing_back_from_the_device(toy, monkeypatch, 
     value.backward()
     monkeypatch.undo()
     assert torch.isfinite(value) and head.grad is not None and torch.isfinite(head.grad).all()
+
+
+@pytest.mark.parametrize("mode,native_bf16,expected", [
+    ("auto", True, torch.bfloat16), ("auto", False, torch.float16), ("bf16", True, torch.bfloat16),
+    ("bf16", False, "no native bfloat16"), ("fp16", True, torch.float16),
+    ("fp16", False, torch.float16), ("off", True, None)])
+def test_amp_takes_bf16_only_where_the_gpu_has_it_natively(monkeypatch, mode, native_bf16, expected):
+    from trainers.evaluate import resolve_amp
+
+    asked = []
+
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        asked.append(including_emulation)
+        return native_bf16 or including_emulation  # an old GPU emulates bf16
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *_: "Tesla V100")
+    cuda = torch.device("cuda", 0)
+    if isinstance(expected, str):
+        with pytest.raises(ValueError, match=expected):
+            resolve_amp(mode, cuda)
+    else:
+        assert resolve_amp(mode, cuda) == expected
+    assert asked == [False]
+    assert resolve_amp("auto", torch.device("cpu")) is None
+    assert resolve_amp("bf16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(ValueError, match="fp16' needs a CUDA device"):
+        resolve_amp("fp16", torch.device("cpu"))
+
+
+def test_fp16_steps_scale_the_loss_and_unscale_before_clipping(toy):
+    """The GradScaler path: backward of the scaled loss, then the optimizer sees the true
+    gradient (unscale before clipping)."""
+    from trainers.train import accumulate_gradient
+
+    config = parse_train_config(toy_train_dict(toy, loss={"kind": "cross_entropy",
+                                                          "label_smoothing": 0.0}), "<t>")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 8 * 8, 2))
+    batch = {"clip": torch.rand(4, 3, 4, 8, 8), "label": torch.tensor([0, 1, 1, 0]),
+             "domain": ["a"] * 4}
+    accumulate_gradient(config, model, batch, scale=1.0, amp_dtype=None)
+    plain = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    accumulate_gradient(config, model, batch, scale=1.0, amp_dtype=None, scaler=scaler)
+    for p, g in zip(model.parameters(), plain):
+        torch.testing.assert_close(p.grad, g * 1024.0)
+    scaler.unscale_(optimizer)
+    for p, g in zip(model.parameters(), plain):
+        torch.testing.assert_close(p.grad, g)
 
 
 def test_unchecked_losses_give_zero_for_all_zero_weights():

@@ -42,19 +42,30 @@ log = logging.getLogger(__name__)
 
 
 def resolve_amp(mode: str, device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype for an `amp` setting: `auto` is bf16 on a GPU that supports it."""
+    """The autocast dtype for an `amp` setting.
+
+    `auto`: bf16 on a GPU that has it natively (Ampere and later), fp16 on an older GPU (the
+    trainer then scales the loss with a `GradScaler`), off on the CPU. `bf16` refuses a GPU
+    that would only emulate it (`is_bf16_supported(including_emulation=False)`: emulated bf16
+    runs but is slower than fp32). `fp16` needs a GPU."""
+    native_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
     if mode == "off":
         return None
     if mode == "bf16":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if device.type == "cuda" and not native_bf16:
             raise ValueError(f"amp 'bf16' was asked for but {torch.cuda.get_device_name(device)} "
-                             "does not support bfloat16; use amp: off")
+                             "has no native bfloat16; use amp: fp16 or off")
         return torch.bfloat16
+    if mode == "fp16":
+        if device.type != "cuda":
+            raise ValueError(f"amp 'fp16' needs a CUDA device, the run is on {device}; "
+                             "use amp: bf16 or off")
+        return torch.float16
     if mode == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return None
-    raise ValueError(f"amp must be auto, bf16 or off, got {mode!r}")
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if native_bf16 else torch.float16
+    raise ValueError(f"amp must be auto, bf16, fp16 or off, got {mode!r}")
 
 
 def _synchronize(device: torch.device) -> None:

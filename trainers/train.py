@@ -116,6 +116,7 @@ class _Run:
     val_set: Optional[ClipDataset]
     support_set: Optional[ClipDataset]
     amp_dtype: Optional[torch.dtype]
+    scaler: torch.amp.GradScaler  # enabled only for fp16 autocast
     args: dict  # checkpoint args
     progress: Progress
     steps_per_epoch: int
@@ -252,10 +253,12 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
             train_view, device_ids=device_ids,
             find_unused_parameters=has_unused_trainable_head(model, loss_head(config)))
     torch.manual_seed(config.seed + 1 + info.rank)  # per-rank stream (dropout)
+    amp_dtype = resolve_amp(config.amp, info.device)
     return _Run(config=config, info=info, out_dir=out_dir, model=model, contract=contract,
                 train_view=train_view,
                 optimizer=optimizer, sampler=sampler, batcher=batcher, val_set=val_set,
-                support_set=support_set, amp_dtype=resolve_amp(config.amp, info.device),
+                support_set=support_set, amp_dtype=amp_dtype,
+                scaler=torch.amp.GradScaler(info.device.type, enabled=amp_dtype == torch.float16),
                 args=checkpoint_args(config, world_size=info.world_size,
                                      clip_shape=train_set.clip_shape, contract=contract),
                 progress=Progress(), steps_per_epoch=sampler.num_batches // info.world_size,
@@ -268,6 +271,8 @@ def _restore(run: _Run, checkpoint: dict) -> Optional[dict]:
     state = checkpoint["train_state"]
     run.model.load_state_dict(checkpoint["model_state_dict"], strict=True)
     run.optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+    if run.scaler.is_enabled() and state.get("grad_scaler"):
+        run.scaler.load_state_dict(state["grad_scaler"])
     run.sampler.load_state_dict(state["sampler"])
     history = read_history(run.out_dir, state["progress"]["next_epoch"])
     run.progress = Progress.from_state(state["progress"], history)
@@ -282,19 +287,22 @@ def _restore(run: _Run, checkpoint: dict) -> Optional[dict]:
 
 
 def accumulate_gradient(config: TrainConfig, view: nn.Module, batch: dict, *, scale: float,
-                        amp_dtype: Optional[torch.dtype], sync: bool = True) -> torch.Tensor:
+                        amp_dtype: Optional[torch.dtype], sync: bool = True,
+                        scaler: Optional[torch.amp.GradScaler] = None) -> torch.Tensor:
     """Forward one batch and add `scale` x its loss gradient to the parameters' `.grad`.
 
     With `grad_accumulation` k, the k batches of a window each add 1/k of their gradient, so
     for a loss that is a mean over the batch the sum is the large batch's gradient. `sync=False`
-    skips DDP's all-reduce for all but the window's last batch."""
+    skips DDP's all-reduce for all but the window's last batch. With fp16 autocast the
+    `scaler` multiplies the loss before backward (its `step` unscales)."""
     no_sync = getattr(view, "no_sync", None)
     with (contextlib.nullcontext() if sync or no_sync is None else no_sync()):
         with torch.autocast(device_type=batch["clip"].device.type, dtype=amp_dtype or torch.bfloat16,
                             enabled=amp_dtype is not None):
             head_output = view(batch["clip"])
         loss = compute_loss(config, head_output, batch["label"], batch["domain"])
-        (loss * scale).backward()
+        scaled = loss * scale
+        (scaler.scale(scaled) if scaler is not None else scaled).backward()
     return loss.detach()
 
 
@@ -302,16 +310,18 @@ def _train_step(run: _Run, batch: dict, lr: float, step_in_epoch: int) -> torch.
     """One batch; the optimizer steps when the batch closes its accumulation window."""
     size, closes = run.window(step_in_epoch)
     loss = accumulate_gradient(run.config, run.train_view, batch, scale=1.0 / size,
-                               amp_dtype=run.amp_dtype, sync=closes)
+                               amp_dtype=run.amp_dtype, sync=closes, scaler=run.scaler)
     if not closes:
         return loss
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     if run.config.optimizer.grad_clip_norm is not None:
+        run.scaler.unscale_(run.optimizer)  # clip the true gradient (a no-op unless fp16)
         torch.nn.utils.clip_grad_norm_(  # the trainable parameters, as the optimizer holds them
             [p for group in run.optimizer.param_groups for p in group["params"]],
             run.config.optimizer.grad_clip_norm)
-    run.optimizer.step()
+    run.scaler.step(run.optimizer)  # skips the step when fp16 gradients overflowed
+    run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
     return loss
 
@@ -372,7 +382,7 @@ def _save_last(run: _Run, steps_this_iteration: Optional[int]) -> None:
                         optimizer=run.optimizer, best_selection_score=p.best_selection_score,
                         args=run.args, extra={"train_state": {
                             "progress": p.to_state(), "sampler": sampler_state,
-                            "rng": rng_states}})
+                            "rng": rng_states, "grad_scaler": run.scaler.state_dict()}})
 
 
 def _validate(run: _Run, progress: bool) -> tuple[float, dict]:

@@ -28,7 +28,7 @@ INIT_MODES = ("backbone", "full")
 NORMALISATIONS = ("unit", "symmetric", "raw255", "kinetics", "imagenet", "clip")
 LAYOUTS = ("BCTHW", "BTCHW")
 DOMAIN_LOSS_MODES = ("shares", "per_anchor")
-AMP_MODES = ("auto", "bf16", "off")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
 DEVICES = ("auto", "cpu", "cuda")
 SELECTION_PROTOCOLS = ("prototype", "softmax", "anomaly", "val_loss")
 SELECTION_METRICS = ("auroc", "accuracy", "eer", "mcc", "combined")
@@ -126,7 +126,7 @@ class TrainConfig:
     normalisation: Optional[str] = None  # pixel preset; None: the model's input_contract, else unit
     layout: Optional[str] = None  # BCTHW | BTCHW; None: the model's input_contract, else BCTHW
     augment: AugmentConfig = AugmentConfig()
-    amp: str = "auto"  # auto: bf16 autocast on a GPU that supports it, else off
+    amp: str = "auto"  # auto: bf16 on a GPU with native bf16, fp16 + GradScaler on older GPUs, off on CPU
     device: str = "auto"
     workers: int = 2
     eval_batch_size: Optional[int] = None
