@@ -506,6 +506,23 @@ def test_bench_train_without_cuda_says_so_and_exits_0(tmp_path, monkeypatch):
     assert not (tmp_path / "bench").exists()  # nothing was built either
 
 
+def test_bench_train_runs_the_recipes_step_on_cpu(bench_videos, tmp_path):
+    """The smoke path: the recipe's model, policy, loss and amp through the project's loader;
+    the data wait is the time blocked on the DataLoader, a part of the step time."""
+    out = tmp_path / "train.json"
+    recipe = Path(__file__).resolve().parent.parent / "configs" / "train" / "sample_cpu.yaml"
+    result = invoke(tmp_path, "bench", "train", "--device", "cpu", "--recipe", str(recipe),
+                    "--videos", str(bench_videos), "--batch-size", "2", "--steps", "2",
+                    "--loader-workers", "0", "--json", str(out))
+    assert_clean_exit(result, 0)
+    payload = json.loads(out.read_text())
+    assert payload["model"] == "tiny3d" and payload["dtype"] == "float32" and not payload["grad_scaler"]
+    assert 0 < payload["data_wait_share"] < 1 and payload["train_clips_per_s"] > 0
+    assert payload["loader_ceiling_clips_per_s"] > 0
+    assert 0 < payload["trainable_parameters"] <= payload["parameters"]
+    assert "data wait share" in result.output and "tiny3d (cross_entropy" in result.output
+
+
 # -- help ---------------------------------------------------------------------------------------
 def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths = [prefix]

@@ -1,19 +1,29 @@
 """`vfcache bench train`: is the GPU ever waiting for data?
 
-Runs R(2+1)D-18 (the card's detector) on 24x224x224 clips from the cache, bf16 autocast,
-batch 24, through the project's loader (`ClipDataset` + `make_loader` + `DeviceBatcher`),
-and reports:
+Runs what `vfcache train` runs for a recipe (default `configs/train/supcon_mixed.yaml`, the
+card's R(2+1)D-18 SupCon run; `--model` swaps in another family): the same trainable
+policy (`unfreeze`), input contract, loss (`compute_loss` through the recipe's head),
+mixed precision (`amp`, with the fp16 GradScaler where that is what it resolves to) and
+step (`accumulate_gradient` + AdamW), on 24x224x224 clips from the cache through the
+project's loader (`ClipDataset` + `make_loader` + `DeviceBatcher`), with
+`cudnn.benchmark`. It reports:
 
-- data wait share: time the training loop spends blocked on the next batch, over the
-  whole step time (target < 5% with at most 8 workers);
+- data wait share: time the step spends blocked on the DataLoader for its batch (the
+  batcher's `loader_wait_s`: host side only; the next batch's copy and conversion on the
+  device are compute, as they are in training), over the whole step time (target < 5% with
+  at most 8 workers);
 - clips/s of the training loop;
 - the loader's own ceiling: clips/s of the same loader with no model attached.
 
-It needs a CUDA device and says so plainly where there is none. `--device cpu` with a small
-model runs the same code path for a smoke test; its figures say nothing about a GPU.
+The recipe's domain loss weights are dropped: the benchmark corpus has one domain, so the
+share-weighted loss is the plain mean. `init_checkpoint` is not loaded (random weights
+time the same). It needs a CUDA device and says so plainly where there is none.
+`--device cpu` with a small model runs the same code path for a smoke test; its figures say
+nothing about a GPU.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Optional
@@ -24,11 +34,18 @@ from torch.utils.data import BatchSampler, RandomSampler
 from manifests.layout import DataRoot
 from trainers.bench_load import build_bench_cache
 from trainers.dataset import ClipDataset
+from trainers.evaluate import resolve_amp
 from trainers.gpu import DeviceBatcher
+from trainers.input_contract import check_contract, resolve_contract
 from trainers.loader import default_workers, make_loader
-from trainers.models import build_model, to_detector_output
+from trainers.models import build_model
+from trainers.train import accumulate_gradient
+from trainers.train_config import ModelConfig, TrainConfig, load_train_config
+from trainers.train_setup import LossView, loss_head
+from trainers.trainable import set_trainable
 
 TARGET_DATA_WAIT_SHARE = 0.05
+DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "configs" / "train" / "supcon_mixed.yaml"
 
 
 def _batches(dataset: ClipDataset, batch_size: int, steps: int, seed: int) -> BatchSampler:
@@ -37,10 +54,11 @@ def _batches(dataset: ClipDataset, batch_size: int, steps: int, seed: int) -> Ba
     return BatchSampler(sampler, batch_size, drop_last=True)
 
 
-def _loader_ceiling(dataset: ClipDataset, batch_size: int, steps: int, workers: int, device: torch.device) -> float:
-    loader = make_loader(dataset, _batches(dataset, batch_size, steps, seed=1), workers=workers,
+def _loader_ceiling(dataset: ClipDataset, batch_size: int, steps: int, workers: int,
+                    device: torch.device, contract) -> float:
+    loader = make_loader(dataset, _batches(dataset, batch_size, steps + 1, seed=1), workers=workers,
                          persistent_workers=False)
-    batcher = DeviceBatcher(loader, device, "unit")
+    batcher = DeviceBatcher(loader, device, contract.pixels, layout=contract.layout)
     iterator = iter(batcher)
     next(iterator)  # worker start-up is not the steady state
     started = time.perf_counter()
@@ -52,56 +70,85 @@ def _loader_ceiling(dataset: ClipDataset, batch_size: int, steps: int, workers: 
     return count / (time.perf_counter() - started)
 
 
-def run_train_benchmark(root: DataRoot, *, device: Optional[str] = None, model_name: str = "r2plus1d_18_supcon",
-                        batch_size: int = 24, steps: int = 40, warmup_steps: int = 5,
-                        workers: Optional[int] = None, videos_dir: Optional[Path] = None) -> dict:
+def bench_recipe(recipe: Optional[Path], model_name: Optional[str]) -> TrainConfig:
+    """The recipe the benchmark runs: its model swapped for `model_name` when given, and no
+    domain loss weights (one domain in the corpus)."""
+    config = load_train_config(recipe or DEFAULT_RECIPE)
+    if model_name is not None and model_name != config.model.name:
+        config = dataclasses.replace(config, model=ModelConfig(name=model_name, kwargs={}))
+    return dataclasses.replace(config, domain_loss_weights=None)
+
+
+def run_train_benchmark(root: DataRoot, *, device: Optional[str] = None, model_name: Optional[str] = None,
+                        recipe: Optional[Path] = None, batch_size: int = 24, steps: int = 40,
+                        warmup_steps: int = 5, workers: Optional[int] = None,
+                        videos_dir: Optional[Path] = None) -> dict:
     """Measure the training step with the project's loader; returns a JSON-ready dict."""
     chosen = device or ("cuda" if torch.cuda.is_available() else None)
     if chosen is None:
         return {"benchmark": "train", "cuda": False,
                 "message": "no CUDA device: bench train measures GPU training and needs one; nothing was measured"}
+    config = bench_recipe(recipe, model_name)
     dev = torch.device(chosen)
+    torch.backends.cudnn.benchmark = True
     workers = default_workers() if workers is None else workers
     split_file, _, _ = build_bench_cache(root, videos_dir)
     dataset = ClipDataset(split_file)
-    model = build_model(model_name).to(dev)
-    if dev.type == "cuda":
+    torch.manual_seed(config.seed)
+    model = build_model(config.model.name, **config.model.kwargs)
+    contract = resolve_contract(model, layout=config.layout, pixels=config.normalisation)
+    check_contract(contract, dataset.clip_shape, model_name=config.model.name, clips_from=str(split_file))
+    trainable, total = set_trainable(model, config.unfreeze)
+    model.to(dev)
+    memory_format = torch.contiguous_format
+    if dev.type == "cuda" and contract.layout == "BCTHW":
         model = model.to(memory_format=torch.channels_last_3d)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=1e-5)
-    autocast = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+        memory_format = torch.channels_last_3d
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=config.optimizer.lr, betas=config.optimizer.betas,
+                                  weight_decay=config.optimizer.weight_decay)
+    view = LossView(model, loss_head(config))
+    amp_dtype = resolve_amp(config.amp, dev)
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16)
     loader = make_loader(dataset, _batches(dataset, batch_size, warmup_steps + steps, seed=0), workers=workers,
                          persistent_workers=False)
-    batcher = DeviceBatcher(loader, dev, "unit",
-                            memory_format=torch.channels_last_3d if dev.type == "cuda" else torch.contiguous_format)
+    batcher = DeviceBatcher(loader, dev, contract.pixels, memory_format=memory_format,
+                            layout=contract.layout)
+    model.train()
     wait_s = step_s = 0.0
     clips = 0
     iterator = iter(batcher)
     for step in range(warmup_steps + steps):
+        waited_before = batcher.loader_wait_s
         t0 = time.perf_counter()
         batch = next(iterator)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        t1 = time.perf_counter()
-        with autocast:
-            logits = to_detector_output(model(batch["clip"])).logits
-            loss = torch.nn.functional.cross_entropy(logits.float(), batch["label"])
+        accumulate_gradient(config, view, batch, scale=1.0, amp_dtype=amp_dtype, scaler=scaler)
+        if config.optimizer.grad_clip_norm is not None:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(
+                [p for group in optimizer.param_groups for p in group["params"]],
+                config.optimizer.grad_clip_norm)
+        scaler.step(optimizer)
+        scaler.update()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t2 = time.perf_counter()
         if step >= warmup_steps:
-            wait_s += t1 - t0
+            wait_s += batcher.loader_wait_s - waited_before
             step_s += t2 - t0
             clips += batch["clip"].shape[0]
-    ceiling = _loader_ceiling(dataset, batch_size, steps, workers, dev)
+    ceiling = _loader_ceiling(dataset, batch_size, steps, workers, dev, contract)
     share = wait_s / step_s
     return {
         "benchmark": "train", "cuda": dev.type == "cuda", "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "model": model_name, "batch_size": batch_size, "steps": steps, "workers": workers,
-        "clip_shape": list(dataset.clip_shape), "dtype": "bfloat16" if dev.type == "cuda" else "float32",
+        "model": config.model.name, "recipe": str(recipe or DEFAULT_RECIPE), "unfreeze": str(config.unfreeze),
+        "trainable_parameters": trainable, "parameters": total, "loss": config.loss.kind,
+        "batch_size": batch_size, "steps": steps, "workers": workers,
+        "clip_shape": list(dataset.clip_shape),
+        "dtype": "float32" if amp_dtype is None else str(amp_dtype).replace("torch.", ""),
+        "grad_scaler": scaler.is_enabled(),
         "data_wait_share": share, "train_clips_per_s": clips / step_s, "loader_ceiling_clips_per_s": ceiling,
         "target_data_wait_share": f"< {TARGET_DATA_WAIT_SHARE}",
         "meets_target": share < TARGET_DATA_WAIT_SHARE,
@@ -113,7 +160,8 @@ def format_train_table(result: dict) -> str:
         return result["message"]
     ok = "yes" if result["meets_target"] else "NO"
     return "\n".join([
-        f"{result['model']} on {result['device_name']}, {result['dtype']}, batch {result['batch_size']}, "
+        f"{result['model']} ({result['loss']}, unfreeze {result['unfreeze']}) on {result['device_name']}, "
+        f"{result['dtype']}, batch {result['batch_size']}, "
         f"clips {'x'.join(map(str, result['clip_shape']))}, {result['workers']} loader workers, {result['steps']} steps",
         f"data wait share      {result['data_wait_share']:8.3f}   target {result['target_data_wait_share']}  {ok}",
         f"training clips/s     {result['train_clips_per_s']:8.1f}",

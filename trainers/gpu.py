@@ -11,6 +11,8 @@ and after a resume. Everything here also runs on CPU, which is what the tests us
 """
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -172,6 +174,9 @@ class DeviceBatcher:
         self.prefetch = prefetch
         self.layout = layout
         self.epoch, self.first_step = 0, 0
+        # Seconds the iterator has spent blocked on the DataLoader (host side only): the data
+        # wait that `bench train` reports. Converting a batch on the device is compute.
+        self.loader_wait_s = 0.0
 
     def set_epoch(self, epoch: int, first_step: int = 0) -> None:
         """Also sets the epoch of the loader's batch sampler, when it has `set_epoch`."""
@@ -190,8 +195,17 @@ class DeviceBatcher:
         return to_device(batch, self.device, self.preset, self.augment, generator=generator,
                          dtype=self.dtype, memory_format=self.memory_format, layout=self.layout)
 
+    def _timed(self, steps: Iterator[tuple[int, dict]]) -> Iterator[tuple[int, dict]]:
+        while True:
+            started = time.perf_counter()
+            item = next(steps, None)
+            self.loader_wait_s += time.perf_counter() - started
+            if item is None:
+                return
+            yield item
+
     def __iter__(self) -> Iterator[dict]:
-        steps = enumerate(self.loader, start=self.first_step)
+        steps = self._timed(enumerate(self.loader, start=self.first_step))
         if not (self.prefetch and self.device.type == "cuda"):
             for step, batch in steps:
                 yield self._convert(batch, step)

@@ -76,17 +76,21 @@ def bench_scale(ctx: Context, clip_counts, json_path) -> None:
 @click.option("--videos", "videos_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Measure this folder of videos instead of the synthetic corpus.")
 @click.option("--device", default=None, help="Default: cuda when present. `cpu` runs the path as a smoke test.")
-@click.option("--model", "model_name", default="r2plus1d_18_supcon", show_default=True)
+@click.option("--recipe", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Training config whose model, unfreeze, loss and amp run. Default: configs/train/supcon_mixed.yaml.")
+@click.option("--model", "model_name", default=None, help="Another model family with the recipe's loss and policy.")
 @click.option("--batch-size", type=click.IntRange(1), default=24, show_default=True)
 @click.option("--steps", type=click.IntRange(1), default=40, show_default=True)
 @click.option("--loader-workers", type=click.IntRange(0), default=None, help="Default: one per core left to the training process, at most 8.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 @click.pass_obj
-def bench_train(ctx: Context, videos_dir, device, model_name, batch_size, steps, loader_workers, json_path) -> None:
+def bench_train(ctx: Context, videos_dir, device, recipe, model_name, batch_size, steps, loader_workers,
+                json_path) -> None:
     """GPU training step with the project's loader: data wait share, clips/s, loader ceiling."""
     from trainers.bench_train import format_train_table, run_train_benchmark
 
-    result = run_train_benchmark(ctx.root, device=device, model_name=model_name, batch_size=batch_size,
+    result = run_train_benchmark(ctx.root, device=device, model_name=model_name,
+                                 recipe=Path(recipe) if recipe else None, batch_size=batch_size,
                                  steps=steps, workers=loader_workers,
                                  videos_dir=Path(videos_dir) if videos_dir else None)
     _emit_bench(result, format_train_table(result), json_path)
