@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BACKBONE_DIM = 512
 LAYER_PLANES = (64, 128, 256, 512)
 BLOCKS_PER_LAYER = (2, 2, 2, 2)
 
@@ -69,17 +68,19 @@ class Conv2Plus1D(nn.Sequential):
 
 
 class R2Plus1dStem(nn.Sequential):
-    """Factorised stem: 1x7x7 conv to 45 channels, then 3x1x1 conv to 64 (indices 0..5)."""
+    """Factorised stem: 1x7x7 conv to 45 channels, then 3x1x1 conv to 64 (indices 0..5);
+    both divided by `width_divisor` in a narrow variant."""
 
-    def __init__(self) -> None:
+    def __init__(self, width_divisor: int = 1) -> None:
+        mid, out = 45 // width_divisor, LAYER_PLANES[0] // width_divisor
         super().__init__(
-            nn.Conv3d(3, 45, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3),
+            nn.Conv3d(3, mid, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3),
                       bias=False),
-            nn.BatchNorm3d(45),
+            nn.BatchNorm3d(mid),
             nn.ReLU(inplace=True),
-            nn.Conv3d(45, 64, kernel_size=(3, 1, 1), stride=(1, 1, 1), padding=(1, 0, 0),
+            nn.Conv3d(mid, out, kernel_size=(3, 1, 1), stride=(1, 1, 1), padding=(1, 0, 0),
                       bias=False),
-            nn.BatchNorm3d(64),
+            nn.BatchNorm3d(out),
             nn.ReLU(inplace=True),
         )
 
@@ -129,20 +130,26 @@ def _make_layer(inplanes: int, planes: int, blocks: int, stride: int) -> nn.Sequ
 class R2Plus1D18Backbone(nn.Module):
     """Stem, layer1..layer4 and avgpool of torchvision's r2plus1d_18; subclasses add `fc`.
 
-    `forward_features` returns the pooled 512-d features. Weights are initialised as
+    `forward_features` returns the pooled 512-d features (`feature_dim`; 512 / width_divisor
+    in the narrow variants the tests train on a CPU: same modules and parameter names, every
+    channel count divided). Weights are initialised as
     torchvision does (Kaiming-normal fan_out convs, BN weight 1 / bias 0); the heads that
     subclasses add keep PyTorch's default Linear init, as in the card's scripts, where they
     were created after torchvision built the network.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, width_divisor: int = 1) -> None:
         super().__init__()
-        self.stem = R2Plus1dStem()
-        inplanes = 64
+        if width_divisor not in (1, 2, 4, 8):
+            raise ValueError(f"width_divisor must be 1, 2, 4 or 8, got {width_divisor!r}")
+        self.stem = R2Plus1dStem(width_divisor)
+        inplanes = LAYER_PLANES[0] // width_divisor
         for index, (planes, blocks) in enumerate(zip(LAYER_PLANES, BLOCKS_PER_LAYER), start=1):
             stride = 1 if index == 1 else 2
-            setattr(self, f"layer{index}", _make_layer(inplanes, planes, blocks, stride))
-            inplanes = planes
+            setattr(self, f"layer{index}",
+                    _make_layer(inplanes, planes // width_divisor, blocks, stride))
+            inplanes = planes // width_divisor
+        self.feature_dim = inplanes
         self.avgpool = nn.AdaptiveAvgPool3d((1, 1, 1))
         self._init_backbone_weights()
 
@@ -172,13 +179,13 @@ class R2Plus1DDetector(R2Plus1D18Backbone):
     """
 
     def __init__(self, proj_hidden_dim: int = 512, proj_dim: int = 128,
-                 num_classes: int = 2) -> None:
-        super().__init__()
+                 num_classes: int = 2, width_divisor: int = 1) -> None:
+        super().__init__(width_divisor)
         _check_positive(proj_hidden_dim=proj_hidden_dim, proj_dim=proj_dim,
                         num_classes=num_classes)
-        self.fc = nn.Linear(BACKBONE_DIM, num_classes)
+        self.fc = nn.Linear(self.feature_dim, num_classes)
         self.proj_head = nn.Sequential(
-            nn.Linear(BACKBONE_DIM, proj_hidden_dim),
+            nn.Linear(self.feature_dim, proj_hidden_dim),
             nn.ReLU(inplace=True),
             nn.Linear(proj_hidden_dim, proj_dim),
         )
@@ -196,12 +203,12 @@ class BaselineClassifier(R2Plus1D18Backbone):
     space the card's training script uses for prototype evaluation of a backbone.
     """
 
-    def __init__(self, dropout: float = 0.4, num_classes: int = 2) -> None:
-        super().__init__()
+    def __init__(self, dropout: float = 0.4, num_classes: int = 2, width_divisor: int = 1) -> None:
+        super().__init__(width_divisor)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         _check_positive(num_classes=num_classes)
-        self.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(BACKBONE_DIM, num_classes))
+        self.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.feature_dim, num_classes))
 
     def forward(self, clips: torch.Tensor) -> DetectorOutput:
         features = self.forward_features(clips)
