@@ -76,6 +76,21 @@ def test_prototype_protocol_needs_support_for_every_query_domain():
         build_prototypes(np.eye(2), [0, 0], ["a", "b"])
 
 
+def test_pooled_prototypes_serve_every_domain_from_the_whole_bank():
+    # real support (1,0) in a and (0,1) in b -> pooled real (1,1)/sqrt2; fake (-1,0) and
+    # (0,-1) -> pooled fake -(1,1)/sqrt2. A query domain with no support of its own scores too.
+    support = outputs([0, 1, 0, 1], ["a", "a", "b", "b"],
+                      embeddings=[[1, 0], [-1, 0], [0, 1], [0, -1]])
+    query = outputs([0, 1, 0], ["a", "b", "z"], embeddings=[[1, 0], [0, -1], [0.6, 0.8]])
+    result = prototype_protocol(query, support, pooling="pooled")
+    s = 1 / math.sqrt(2)
+    np.testing.assert_allclose(result.scores, [-2 * s, 2 * s, -2 * 1.4 * s], atol=1e-6)
+    assert [p.domain for p in result.prototypes] == ["pooled"]
+    assert {r.name for r in result.rows} >= {"a", "b", "z", "all"}  # rows stay per domain
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        prototype_protocol(query, support, pooling="global")
+
+
 # -- benchmark protocol -------------------------------------------------------------------------
 def test_benchmark_protocol_figures():
     p = np.array([0.9, 0.2, 0.6, 0.4, 0.8, 0.3])  # P(fake)

@@ -193,7 +193,8 @@ def run_evaluation(config: Union[EvalConfig, str, Path], *, root: Union[str, Pat
         _check_disjoint(query, support)
         support_outputs = collect_outputs(model, support, desc="support clips", **options)
         results["prototype"] = prototype_protocol(query_outputs, support_outputs,
-                                                  threshold=config.threshold)
+                                                  threshold=config.threshold,
+                                                  pooling=config.prototype_pooling)
     if "benchmark" in config.protocols:
         results["benchmark"] = benchmark_protocol(query_outputs)
     if "anomaly" in config.protocols:

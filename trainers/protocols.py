@@ -4,7 +4,7 @@
   L2-normalised means of the L2-normalised embeddings of that domain's support clips; a
   query clip scores `sim_fake - sim_real` (cosine similarities) against its own domain's
   prototypes and is called fake when the score >= threshold (0.0 on the card). AUROC, EER
-  and accuracy per domain.
+  and accuracy per domain. As an option the prototypes are pooled across domains.
 - Softmax protocols: P(fake) = softmax(logits)[:, 1]; the clip is called fake when P(fake)
   > 0.5 (the argmax). Rank metrics (AUROC, EER) use the logit margin `logit_fake -
   logit_real`, which orders clips exactly as P(fake) but never saturates to ties. The
@@ -231,13 +231,26 @@ def inference_timing(seconds_per_clip: np.ndarray) -> Optional[InferenceTiming]:
                            num_clips=int(seconds.size))
 
 
-def prototype_protocol(query: ModelOutputs, support: ModelOutputs, *, threshold: float = 0.0
-                       ) -> ProtocolResult:
+PROTOTYPE_POOLING = ("per_domain", "pooled")
+POOLED_DOMAIN = "pooled"  # the one prototype pair's name with `pooling: pooled`
+
+
+def prototype_protocol(query: ModelOutputs, support: ModelOutputs, *, threshold: float = 0.0,
+                       pooling: str = "per_domain") -> ProtocolResult:
+    """`pooling: per_domain` (the card): each query clip against its own domain's prototypes;
+    `pooled`: one real and one fake prototype from the whole support bank, for every query
+    clip (rows are still reported per domain)."""
+    if pooling not in PROTOTYPE_POOLING:
+        raise ValueError(f"prototype pooling must be one of {PROTOTYPE_POOLING}, got {pooling!r}")
     if query.embeddings is None or support.embeddings is None:
         raise ValueError("the prototype protocol needs embeddings; this model returns none "
                          "(use the benchmark protocol, or a model with a projection head)")
-    prototypes = build_prototypes(support.embeddings, support.labels, support.domains)
-    scores = prototype_scores(query.embeddings, query.domains, prototypes)
+    support_domains, query_domains = support.domains, query.domains
+    if pooling == "pooled":
+        support_domains = np.full(len(support.labels), POOLED_DOMAIN, dtype=object)
+        query_domains = np.full(len(query.labels), POOLED_DOMAIN, dtype=object)
+    prototypes = build_prototypes(support.embeddings, support.labels, support_domains)
+    scores = prototype_scores(query.embeddings, query_domains, prototypes)
     predictions = (scores >= threshold).astype(np.int64)
     return ProtocolResult(
         protocol="prototype", group_by="domain",

@@ -401,7 +401,8 @@ def _validate(run: _Run, progress: bool) -> tuple[float, dict]:
         return -mean_score, {"all": {"num_clips": len(outputs.scores), "mean_score": mean_score}}
     if config.selection.protocol == "prototype":
         support = collect_outputs(run.model, run.support_set, desc="support clips", **options)
-        result = prototype_protocol(outputs, support, threshold=config.selection.threshold)
+        result = prototype_protocol(outputs, support, threshold=config.selection.threshold,
+                                    pooling=config.selection.prototype_pooling)
     elif config.selection.protocol == "anomaly":  # AUROC etc. of the score; needs real and fake val
         result = anomaly_protocol(outputs, calibration=outputs)
     else:

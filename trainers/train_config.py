@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
+from trainers.protocols import PROTOTYPE_POOLING
 from trainers.trainable import check_policy
 from vfcache.config import _check_keys, _choice, _load_yaml, _typed
 from vfcache.errors import ConfigError
@@ -103,6 +104,7 @@ class SelectionConfig:
     metric: str = "auroc"  # auroc | accuracy | eer (scored as 1 - eer) | mcc | combined
     domain_weights: Optional[Mapping[str, float]] = None
     threshold: float = 0.0  # prototype protocol: fake when sim_fake - sim_real >= threshold
+    prototype_pooling: str = "per_domain"  # per_domain (the card) | pooled across domains
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ class EvalConfig:
     normalisation: Optional[str] = None  # None: the checkpoint's args.normalisation, else unit
     layout: Optional[str] = None  # None: the checkpoint's args.layout, else the model's contract
     threshold: float = 0.0
+    prototype_pooling: str = "per_domain"  # per_domain (the card) | pooled across domains
     anomaly_threshold: Optional[float] = None  # anomaly protocol: fixed; None: chosen on calibration
     calibration: tuple[str, ...] = ()  # anomaly protocol: split files (real and fake) to choose it
     batch_size: int = 8
@@ -379,8 +382,8 @@ def _augment(source: str, data: Any) -> AugmentConfig:
 
 def _selection(source: str, data: Any, loss_kind: str) -> SelectionConfig:
     data = _section(source, "selection", data or {})
-    _check_keys(source, "selection.", data, {"protocol", "metric", "domain_weights", "threshold"},
-                set())
+    _check_keys(source, "selection.", data,
+                {"protocol", "metric", "domain_weights", "threshold", "prototype_pooling"}, set())
     # one-class runs validate on the reconstruction error of (often real-only) val clips
     default_protocol = {"supcon": "prototype", "reconstruction": "val_loss"}.get(loss_kind, "softmax")
     protocol = _choice(source, "selection.protocol", data.get("protocol", default_protocol),
@@ -394,6 +397,8 @@ def _selection(source: str, data: Any, loss_kind: str) -> SelectionConfig:
         protocol=protocol, metric=metric,
         domain_weights=_weights(source, "selection.domain_weights", data.get("domain_weights")),
         threshold=_typed(source, "selection.threshold", data.get("threshold", 0.0), float),
+        prototype_pooling=_choice(source, "selection.prototype_pooling",
+                                  data.get("prototype_pooling", "per_domain"), PROTOTYPE_POOLING),
     )
 
 
@@ -499,6 +504,8 @@ def parse_eval_config(data: Mapping[str, Any], source: str = "<dict>") -> EvalCo
                                        NORMALISATIONS),
         layout=_optional_choice(source, "layout", data.get("layout"), LAYOUTS),
         threshold=_typed(source, "threshold", data.get("threshold", 0.0), float),
+        prototype_pooling=_choice(source, "prototype_pooling",
+                                  data.get("prototype_pooling", "per_domain"), PROTOTYPE_POOLING),
         anomaly_threshold=anomaly_threshold,
         calibration=calibration,
         batch_size=_typed(source, "batch_size", data.get("batch_size", 8), int, minimum=1),
