@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -36,13 +36,22 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+DETECTION_METRICS = (("AUROC", "auroc"), ("EER", "eer"), ("Accuracy", "accuracy"), ("MCC", "mcc"))
+
+
+def _rows_table(rows: Sequence[DetectionRow], group: str, columns: Sequence[tuple[str, str]]) -> list[str]:
+    """One line per row: its name, its clips (real / fake), then each `(header,
+    DetectionRow attribute)` of `columns` to 3 decimals."""
+    header = ["| " + " | ".join([group, "Clips (real / fake)", *(title for title, _ in columns)]) + " |",
+              "|" + "---|" * (len(columns) + 2)]
+    return header + [
+        f"| {row.name} | {row.num_clips} ({row.num_real} / {row.num_fake}) | "
+        + " | ".join(_fmt(getattr(row, attr)) for _, attr in columns) + " |"
+        for row in rows]
+
+
 def _prototype_table(result: ProtocolResult) -> list[str]:
-    lines = ["| Domain | Clips (real / fake) | AUROC | EER | Accuracy | MCC |",
-             "|---|---|---|---|---|---|"]
-    for row in result.rows:
-        lines.append(f"| {row.name} | {row.num_clips} ({row.num_real} / {row.num_fake}) | "
-                     f"{_fmt(row.auroc)} | {_fmt(row.eer)} | {_fmt(row.accuracy)} | "
-                     f"{_fmt(row.mcc)} |")
+    lines = _rows_table(result.rows, "Domain", DETECTION_METRICS)
     lines += ["", f"Fake when sim_fake - sim_real >= {result.threshold:g}.", "",
               "| Domain | Support real | Support fake | cos(real, fake prototype) |",
               "|---|---|---|---|"]
@@ -53,15 +62,9 @@ def _prototype_table(result: ProtocolResult) -> list[str]:
 
 
 def _benchmark_table(result: ProtocolResult) -> list[str]:
-    group = result.group_by.capitalize()
-    lines = [f"| {group} | Clips (real / fake) | Accuracy | MCC | Brier | Cross-entropy | "
-             "Combined | AUROC |",
-             "|---|---|---|---|---|---|---|---|"]
-    for row in result.rows:
-        lines.append(f"| {row.name} | {row.num_clips} ({row.num_real} / {row.num_fake}) | "
-                     f"{_fmt(row.accuracy)} | {_fmt(row.mcc)} | {_fmt(row.brier)} | "
-                     f"{_fmt(row.cross_entropy)} | {_fmt(row.combined_score)} | "
-                     f"{_fmt(row.auroc)} |")
+    lines = _rows_table(result.rows, result.group_by.capitalize(), [
+        ("Accuracy", "accuracy"), ("MCC", "mcc"), ("Brier", "brier"), ("Cross-entropy", "cross_entropy"),
+        ("Combined", "combined_score"), ("AUROC", "auroc")])
     if result.timing is not None:
         lines += ["", f"Inference time per clip: mean {result.timing.mean_ms_per_clip:.2f} ms, "
                   f"p95 {result.timing.p95_ms_per_clip:.2f} ms ({result.timing.num_clips} clips)."]
@@ -83,12 +86,9 @@ def render_markdown(name: str, results: Mapping[str, ProtocolResult],
 
 
 def _anomaly_table(result: ProtocolResult) -> list[str]:
-    lines = ["| Domain | Clips (real / fake) | AUROC | EER | Accuracy | Precision | Recall | F1 | FPR |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for row in result.rows:
-        lines.append(f"| {row.name} | {row.num_clips} ({row.num_real} / {row.num_fake}) | "
-                     f"{_fmt(row.auroc)} | {_fmt(row.eer)} | {_fmt(row.accuracy)} | "
-                     f"{_fmt(row.precision)} | {_fmt(row.recall)} | {_fmt(row.f1)} | {_fmt(row.fpr)} |")
+    lines = _rows_table(result.rows, "Domain", [
+        ("AUROC", "auroc"), ("EER", "eer"), ("Accuracy", "accuracy"), ("Precision", "precision"),
+        ("Recall", "recall"), ("F1", "f1"), ("FPR", "fpr")])
     lines += ["", f"Fake when the anomaly score (reconstruction error) >= {result.threshold:.4g}.", "",
               "| Domain | Real score (mean +- std) | Fake score (mean +- std) | Separation ratio |",
               "|---|---|---|---|"]
@@ -103,13 +103,8 @@ def _generator_table(result: ProtocolResult) -> list[str]:
     """Each fake generator against every real clip of its domain (one shared real pool)."""
     if not result.generator_rows:
         return []
-    lines = ["", "Each fake generator against all real clips of its domain:", "",
-             "| Domain / generator | Clips (real / fake) | AUROC | EER | Accuracy | MCC |",
-             "|---|---|---|---|---|---|"]
-    for row in result.generator_rows:
-        lines.append(f"| {row.name} | {row.num_clips} ({row.num_real} / {row.num_fake}) | "
-                     f"{_fmt(row.auroc)} | {_fmt(row.eer)} | {_fmt(row.accuracy)} | {_fmt(row.mcc)} |")
-    return lines
+    return (["", "Each fake generator against all real clips of its domain:", ""]
+            + _rows_table(result.generator_rows, "Domain / generator", DETECTION_METRICS))
 
 
 def _result_json(result: ProtocolResult) -> dict:
