@@ -41,7 +41,7 @@ from trainers.loader import default_workers, make_loader
 from trainers.models import build_model
 from trainers.train import accumulate_gradient
 from trainers.train_config import ModelConfig, TrainConfig, load_train_config
-from trainers.train_setup import LossView, loss_head
+from trainers.train_setup import LossView, build_optimizer, grad_scaler, loss_head, optimizer_step
 from trainers.trainable import set_trainable
 
 TARGET_DATA_WAIT_SHARE = 0.05
@@ -104,12 +104,10 @@ def run_train_benchmark(root: DataRoot, *, device: Optional[str] = None, model_n
     if dev.type == "cuda" and contract.layout == "BCTHW":
         model = model.to(memory_format=torch.channels_last_3d)
         memory_format = torch.channels_last_3d
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=config.optimizer.lr, betas=config.optimizer.betas,
-                                  weight_decay=config.optimizer.weight_decay)
+    optimizer = build_optimizer(config, model)
     view = LossView(model, loss_head(config))
     amp_dtype = resolve_amp(config.amp, dev)
-    scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16)
+    scaler = grad_scaler(amp_dtype, dev)
     loader = make_loader(dataset, _batches(dataset, batch_size, warmup_steps + steps, seed=0), workers=workers,
                          persistent_workers=False)
     batcher = DeviceBatcher(loader, dev, contract.pixels, memory_format=memory_format,
@@ -123,14 +121,7 @@ def run_train_benchmark(root: DataRoot, *, device: Optional[str] = None, model_n
         t0 = time.perf_counter()
         batch = next(iterator)
         accumulate_gradient(config, view, batch, scale=1.0, amp_dtype=amp_dtype, scaler=scaler)
-        if config.optimizer.grad_clip_norm is not None:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(
-                [p for group in optimizer.param_groups for p in group["params"]],
-                config.optimizer.grad_clip_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(config, optimizer, scaler)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t2 = time.perf_counter()

@@ -60,12 +60,15 @@ from trainers.train_config import TrainConfig, load_train_config, resolve_path
 from trainers.train_setup import (
     LossView,
     attach_decode_cache,
+    build_optimizer,
     build_sampler,
     compute_loss,
+    grad_scaler,
     has_unused_trainable_head,
     initialise_from,
     learning_rate,
     loss_head,
+    optimizer_step,
 )
 from vfcache.errors import StageError
 
@@ -243,9 +246,7 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
         tqdm.write(f"{config.model.name}: {trainable:,} trainable of {total:,} parameters "
                    f"(unfreeze {config.unfreeze})")
     model.to(info.device)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=config.optimizer.lr, betas=config.optimizer.betas,
-                                  weight_decay=config.optimizer.weight_decay)
+    optimizer = build_optimizer(config, model)
     train_view: nn.Module = LossView(model, loss_head(config))
     if info.distributed:
         device_ids = [info.device.index] if info.device.type == "cuda" else None
@@ -258,7 +259,7 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
                 train_view=train_view,
                 optimizer=optimizer, sampler=sampler, batcher=batcher, val_set=val_set,
                 support_set=support_set, amp_dtype=amp_dtype,
-                scaler=torch.amp.GradScaler(info.device.type, enabled=amp_dtype == torch.float16),
+                scaler=grad_scaler(amp_dtype, info.device),
                 args=checkpoint_args(config, world_size=info.world_size,
                                      clip_shape=train_set.clip_shape, contract=contract),
                 progress=Progress(), steps_per_epoch=sampler.num_batches // info.world_size,
@@ -315,14 +316,7 @@ def _train_step(run: _Run, batch: dict, lr: float, step_in_epoch: int) -> torch.
         return loss
     for group in run.optimizer.param_groups:
         group["lr"] = lr
-    if run.config.optimizer.grad_clip_norm is not None:
-        run.scaler.unscale_(run.optimizer)  # clip the true gradient (a no-op unless fp16)
-        torch.nn.utils.clip_grad_norm_(  # the trainable parameters, as the optimizer holds them
-            [p for group in run.optimizer.param_groups for p in group["params"]],
-            run.config.optimizer.grad_clip_norm)
-    run.scaler.step(run.optimizer)  # skips the step when fp16 gradients overflowed
-    run.scaler.update()
-    run.optimizer.zero_grad(set_to_none=True)
+    optimizer_step(run.config, run.optimizer, run.scaler)
     return loss
 
 

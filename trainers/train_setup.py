@@ -77,6 +77,32 @@ def has_unused_trainable_head(model: nn.Module, head: str) -> bool:
     return idle is not None and any(p.requires_grad for p in idle.parameters())
 
 
+def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters, as the recipe sets it."""
+    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                             lr=config.optimizer.lr, betas=config.optimizer.betas,
+                             weight_decay=config.optimizer.weight_decay)
+
+
+def grad_scaler(amp_dtype: Optional[torch.dtype], device: torch.device) -> torch.amp.GradScaler:
+    """A loss scaler, enabled only for fp16 autocast (bf16 and fp32 need none)."""
+    return torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+
+def optimizer_step(config: TrainConfig, optimizer: torch.optim.Optimizer,
+                   scaler: torch.amp.GradScaler) -> None:
+    """Close an accumulation window: unscale, clip, step (skipped by the scaler when fp16
+    gradients overflowed) and clear the gradients."""
+    if config.optimizer.grad_clip_norm is not None:
+        scaler.unscale_(optimizer)  # clip the true gradient (a no-op unless fp16)
+        torch.nn.utils.clip_grad_norm_(  # the trainable parameters, as the optimizer holds them
+            [p for group in optimizer.param_groups for p in group["params"]],
+            config.optimizer.grad_clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def compute_loss(config: TrainConfig, head_output: torch.Tensor, labels: torch.Tensor,
                  domains: list[str]) -> torch.Tensor:
     """The recipe's loss on the head output, weighted by domain when configured: each domain's
