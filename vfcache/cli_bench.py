@@ -59,9 +59,9 @@ def bench_load(ctx: Context, videos_dir, repeats, no_litdata, json_path) -> None
 
 
 @bench.command("scale")
-@click.option("--clips", "clip_counts", type=click.IntRange(1000), multiple=True,
+@click.option("--clips", "clip_counts", type=click.IntRange(2000), multiple=True,
               default=(100_000, 1_000_000), show_default=True,
-              help="Manifest sizes to measure (repeat the option); 10,000,000 takes a while.")
+              help="Manifest sizes to measure (repeat the option; at least 2,000, so that the train split holds the support bank of 10 clips per class and domain); 10,000,000 takes a while.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 @click.pass_obj
 def bench_scale(ctx: Context, clip_counts, json_path) -> None:
