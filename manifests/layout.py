@@ -5,6 +5,8 @@
         spec.json  videos.parquet  clips.parquet  failures.parquet
         shards/shard-<writer>-<n>.npy.zst (+ .index.parquet written after the shard is final)
         splits/<split-name>/{train,val,test,support}.jsonl + split.json
+        publish/<split-name>/                the generated files of the last `vfcache publish`
+    bundles/<owner>/<name>/                 a clip bundle pulled from the Hub (a cache folder too)
 """
 from __future__ import annotations
 
@@ -87,6 +89,13 @@ class DataRoot:
 
     def cache_dir(self, dataset: str, spec_name: str) -> CacheDir:
         return CacheDir(self.dataset_dir(dataset) / spec_name)
+
+    def bundle_dir(self, repo_id: str) -> Path:
+        """bundles/<owner>/<name>: a clip bundle pulled from the Hub (`vfcache pull`)."""
+        owner, _, name = repo_id.partition("/")
+        if not owner or not name or "/" in name or owner in (".", "..") or name in (".", ".."):
+            raise StageError(f"{repo_id!r} is not a Hub repo id of the form OWNER/NAME")
+        return self.path / "bundles" / owner / name
 
     def extracted_specs(self, dataset: str) -> list[str]:
         """Names of the clip specs with a cache folder (a spec.json) for `dataset`, sorted."""

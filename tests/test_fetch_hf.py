@@ -261,7 +261,7 @@ def test_xet_path_serving_wrong_bytes_is_caught(xet_hub, tmp_path):
 def test_a_file_listed_with_a_xet_hash_only_is_checked_by_it(tmp_path):
     from huggingface_hub import RepoFile
 
-    from pipelines.fetch.hf import _hash_file, _mismatch, xet_file_hash
+    from pipelines.fetch.hf import hash_file, mismatch_reason, xet_file_hash
     from tqdm import tqdm
 
     path = tmp_path / "clip.mp4"
@@ -269,8 +269,8 @@ def test_a_file_listed_with_a_xet_hash_only_is_checked_by_it(tmp_path):
     entry = RepoFile(path="clip.mp4", size=70_000, oid="0" * 40, xetHash=xet_file_hash(path))
     assert entry.lfs is None and entry.xet_hash
     with tqdm(disable=True) as bar:
-        assert _mismatch(entry, path, *_hash_file(path, bar)) is None
+        assert mismatch_reason(entry, path, *hash_file(path, bar)) is None
         data = bytearray(path.read_bytes())
         data[1234] ^= 1
         path.write_bytes(bytes(data))
-        assert "Xet hash" in _mismatch(entry, path, *_hash_file(path, bar))
+        assert "Xet hash" in mismatch_reason(entry, path, *hash_file(path, bar))

@@ -4,7 +4,8 @@ Every command takes `--root` (data root), `--config FILE` (a dataset config outs
 `configs/`); stages that run in parallel take `--workers N` or `--scheduler ADDRESS`.
 User errors (`VfcacheError`) print one clean line and exit 2; a failed check exits 1.
 The stage commands and their options sit together here (a little over 400 lines); the
-benchmark commands live in `cli_bench.py`.
+benchmark commands live in `cli_bench.py`, the Hub bundle commands (publish, pull,
+check-bundle) in `cli_bundle.py`.
 """
 from __future__ import annotations
 
@@ -523,6 +524,8 @@ def export(checkpoint, gasbench_dir, name) -> None:
 from vfcache.cli_bench import bench  # noqa: E402  (the bench group registers on the cli group)
 
 cli.add_command(bench)
+
+from vfcache import cli_bundle  # noqa: E402,F401  (publish, pull, check-bundle register on the cli group)
 
 
 def main() -> None:

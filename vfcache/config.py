@@ -104,6 +104,12 @@ class DatasetConfig:
     source: dict = field(default_factory=dict, hash=False, compare=False)  # validated by the source
     description: str = ""
     terms: str = ""
+    # The dataset's license as a Hub card `license:` id (apache-2.0, cc-by-4.0, other, unknown).
+    license: str = "unknown"
+    # Whether its terms let a user redistribute clips cut from the videos (`vfcache publish
+    # --with-shards`): allowed, forbidden (FF++, WebVid), or unknown, which publishing treats as
+    # forbidden until someone who read the terms sets it.
+    redistribution: str = "unknown"
     path: Optional[str] = None  # where the config was loaded from
 
 
@@ -300,7 +306,9 @@ def _parse_splits(data: Any, source: str) -> SplitPreset:
     return SplitPreset(**values)
 
 
-DATASET_KEYS = {"name", "kind", "domain", "clip_spec", "layout", "splits", "source", "description", "terms"}
+DATASET_KEYS = {"name", "kind", "domain", "clip_spec", "layout", "splits", "source", "description", "terms",
+                "license", "redistribution"}
+REDISTRIBUTION = ("allowed", "forbidden", "unknown")
 
 
 def parse_dataset_config(data: dict, source: str) -> DatasetConfig:
@@ -320,6 +328,9 @@ def parse_dataset_config(data: dict, source: str) -> DatasetConfig:
         source=src,
         description=str(data.get("description", "")),
         terms=str(data.get("terms", "")),
+        license=_typed(source, "license", data.get("license", "unknown"), str),
+        redistribution=_choice(source, "redistribution", data.get("redistribution", "unknown"),
+                               REDISTRIBUTION),
         path=source,
     )
 

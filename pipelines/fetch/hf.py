@@ -57,7 +57,7 @@ def resolve_endpoint(endpoint: str | None) -> str:
     return (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
-def _hash_file(path: Path, bar: tqdm) -> tuple[int, str, str]:
+def hash_file(path: Path, bar: tqdm | None = None) -> tuple[int, str, str]:
     """(size_bytes, sha256, git blob sha1) in one read of the file."""
     size = path.stat().st_size
     sha256 = hashlib.sha256()
@@ -66,7 +66,8 @@ def _hash_file(path: Path, bar: tqdm) -> tuple[int, str, str]:
         while chunk := fh.read(HASH_CHUNK_BYTES):
             sha256.update(chunk)
             git_sha1.update(chunk)
-            bar.update(len(chunk))
+            if bar is not None:
+                bar.update(len(chunk))
     return size, sha256.hexdigest(), git_sha1.hexdigest()
 
 
@@ -77,7 +78,7 @@ def xet_file_hash(path: Path) -> str:
     return hf_xet.hash_files([str(path)])[0].hash
 
 
-def _mismatch(entry: RepoFile, path: Path, size: int, sha256: str, git_sha1: str) -> str | None:
+def mismatch_reason(entry: RepoFile, path: Path, size: int, sha256: str, git_sha1: str) -> str | None:
     """Why the local bytes differ from the tree entry, or None when they match.
 
     LFS files (Xet-backed ones too: the Hub lists their LFS sha256) are checked by sha256; a
@@ -96,7 +97,7 @@ def _mismatch(entry: RepoFile, path: Path, size: int, sha256: str, git_sha1: str
 
 
 @contextlib.contextmanager
-def _hub_errors(what: str, repo_id: str, revision: str, endpoint: str) -> Iterator[None]:
+def hub_errors(what: str, repo_id: str, revision: str, endpoint: str) -> Iterator[None]:
     """Turn the client's errors into a `HubAccessError` that says what to do."""
     try:
         yield
@@ -117,7 +118,7 @@ def _hub_errors(what: str, repo_id: str, revision: str, endpoint: str) -> Iterat
         raise HubAccessError(f"{endpoint} refused to {what} {repo_id}@{revision}: {err}") from err
 
 
-def _tree_at(api: HfApi, repo_id: str, commit: str) -> dict[str, RepoFile]:
+def tree_at(api: HfApi, repo_id: str, commit: str) -> dict[str, RepoFile]:
     return {
         entry.path: entry
         for entry in api.list_repo_tree(repo_id, repo_type=_REPO_TYPE, revision=commit,
@@ -129,10 +130,10 @@ def _tree_at(api: HfApi, repo_id: str, commit: str) -> dict[str, RepoFile]:
 def _listing(api: HfApi, repo_id: str, revision: str, allow_patterns: list[str] | None,
              endpoint: str) -> tuple[str, dict[str, RepoFile], list[str]]:
     """(commit, tree at the commit, sorted paths the patterns select); HubAccessError if none."""
-    with _hub_errors("read", repo_id, revision, endpoint):
+    with hub_errors("read", repo_id, revision, endpoint):
         commit = api.dataset_info(repo_id, revision=revision).sha
-    with _hub_errors("list", repo_id, revision, endpoint):
-        tree = _tree_at(api, repo_id, commit)
+    with hub_errors("list", repo_id, revision, endpoint):
+        tree = tree_at(api, repo_id, commit)
     wanted = sorted(filter_repo_objects(tree, allow_patterns=allow_patterns))
     if not wanted:
         raise HubAccessError(
@@ -182,7 +183,7 @@ def fetch_hf_dataset(
     logger.info("fetching %d files of %s@%s (%s) into %s", len(wanted), repo_id, commit,
                 revision, dest)
     quiet = {} if progress else {"tqdm_class": _SilentTqdm}
-    with _hub_errors("download", repo_id, revision, endpoint):
+    with hub_errors("download", repo_id, revision, endpoint):
         snapshot_download(
             repo_id, repo_type=_REPO_TYPE, revision=commit, local_dir=dest,
             allow_patterns=allow_patterns, token=token, endpoint=endpoint,
@@ -212,17 +213,17 @@ def _verify_files(api: HfApi, repo_id: str, commit: str, dest: Path, entries: li
               desc=f"verify {repo_id}", disable=not progress) as bar:
         for entry in entries:
             path = dest / entry.path
-            size, sha256, git_sha1 = _hash_file(path, bar)
-            reason = _mismatch(entry, path, size, sha256, git_sha1)
+            size, sha256, git_sha1 = hash_file(path, bar)
+            reason = mismatch_reason(entry, path, size, sha256, git_sha1)
             if reason is not None:
                 logger.warning("%s: %s; downloading it again", path, reason)
-                with _hub_errors("download", repo_id, commit, api.endpoint):
+                with hub_errors("download", repo_id, commit, api.endpoint):
                     hf_hub_download(
                         repo_id, entry.path, repo_type=_REPO_TYPE, revision=commit,
                         local_dir=dest, token=token, endpoint=api.endpoint, force_download=True,
                     )
-                size, sha256, git_sha1 = _hash_file(path, bar)
-                reason = _mismatch(entry, path, size, sha256, git_sha1)
+                size, sha256, git_sha1 = hash_file(path, bar)
+                reason = mismatch_reason(entry, path, size, sha256, git_sha1)
                 if reason is not None:
                     raise IntegrityError(f"{repo_id}@{commit}: {entry.path}: {reason}")
             files.append(FetchedFile(relpath=entry.path, size_bytes=size, sha256=sha256))

@@ -126,9 +126,11 @@ class ThreadedServer:
 
 
 def make_handler(
-    base: type[BaseHTTPRequestHandler], serve: Callable[[BaseHTTPRequestHandler, str], None]
+    base: type[BaseHTTPRequestHandler], serve: Callable[[BaseHTTPRequestHandler, str], None],
+    *, writes: bool = False,
 ) -> type[BaseHTTPRequestHandler]:
-    """A handler class whose GET and HEAD both call `serve(handler, method)`."""
+    """A handler class whose GET and HEAD (and with `writes`, POST and PUT) call
+    `serve(handler, method)`."""
 
     class Handler(base):  # type: ignore[valid-type, misc]
         def do_GET(self) -> None:  # noqa: N802 - stdlib naming
@@ -137,7 +139,26 @@ def make_handler(
         def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
             serve(self, "HEAD")
 
+    if writes:
+        Handler.do_POST = lambda self: serve(self, "POST")  # type: ignore[attr-defined]
+        Handler.do_PUT = lambda self: serve(self, "PUT")  # type: ignore[attr-defined]
     return Handler
+
+
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """The request body, sent with a Content-Length or with `Transfer-Encoding: chunked`
+    (what an HTTP client streaming a file object sends)."""
+    if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
+        body = bytearray()
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return bytes(body)
+            body += handler.rfile.read(size)
+            handler.rfile.readline()  # the CRLF after the chunk
+    return handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
 
 
 QuietHandler = _QuietHandler

@@ -3,7 +3,7 @@
 It serves dataset repos whose commits are snapshots of local folders, and speaks the
 routes that `snapshot_download` (huggingface_hub 2.x, `HF_HUB_DISABLE_XET=1`) calls:
 
-    GET  /api/datasets/<repo>/revision/<rev>          repo info: sha, siblings
+    GET  /api/datasets/<repo>[/revision/<rev>]        repo info: sha, siblings (of main without a rev)
     GET  /api/datasets/<repo>/tree/<rev>[/<path>]     listing, paged by a Link rel="next"
     HEAD /datasets/<repo>/resolve/<rev>/<path>        X-Repo-Commit, ETag, Content-Length
     GET  /datasets/<repo>/resolve/<rev>/<path>        the bytes (Range supported)
@@ -25,10 +25,32 @@ download protocol (huggingface/hub-docs docs/xet: auth.md, download-protocol.md,
     GET  <cas>/xorb/<xorb hash>  (Range)              the xorb's chunks, stored uncompressed
 
 The xorb hash here is a label (the sha256 of the file), not the Merkle hash a real CAS uses.
+
+Uploads take the routes that `create_repo` and `create_commit` call with the Xet path disabled
+(`HF_HUB_DISABLE_XET=1`; huggingface_hub 2.x `_commit_api.py` and `lfs.py`); every one wants
+`Authorization: Bearer <write_token>`:
+
+    POST /api/repos/create                              {name, organization, type, visibility}:
+                                                        a first commit holding `.gitattributes`;
+                                                        409 when the repo exists
+    POST /api/validate-yaml                             {content, repoType}: front matter parses
+    POST /api/datasets/<repo>/preupload/<rev>           files -> uploadMode lfs|regular, shouldIgnore,
+                                                        oid of the file already at that path
+    POST /datasets/<repo>.git/info/lfs/objects/batch    git-lfs batch API, "basic" transfer: an
+                                                        upload href (on the CDN origin) and a
+                                                        verify href per missing object
+    PUT  <cdn>/lfs-upload/<sha256>                      the bytes; refused when their sha256 differs
+    POST /datasets/<repo>.git/info/lfs/objects/verify   {oid, size}
+    POST /api/datasets/<repo>/commit/<rev>              NDJSON: header (parentCommit checked: 412),
+                                                        file (base64), lfsFile, deletedFile,
+                                                        deletedFolder -> {commitOid, commitUrl}
+
+A private repo answers reads without the write token as the Hub does: 404 RepoNotFound.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -45,17 +67,27 @@ from tests.standins._server import (
     ThreadedServer,
     make_handler,
     parse_range,
+    read_body,
     send_payload,
 )
 
 LFS_SUFFIXES = (".parquet", ".mp4", ".zip", ".gz", ".tar", ".bin", ".npy")
 _REPO = r"(?P<repo>[^/]+/[^/]+)"
 _ROUTES = {
-    "info": re.compile(rf"^/api/datasets/{_REPO}/revision/(?P<rev>[^/]+)$"),
+    "info": re.compile(rf"^/api/datasets/{_REPO}(?:/revision/(?P<rev>[^/]+))?$"),
     "tree": re.compile(rf"^/api/datasets/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?$"),
     "resolve": re.compile(rf"^/datasets/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"),
 }
 _ROUTES["xet_token"] = re.compile(rf"^/api/datasets/{_REPO}/xet-read-token/(?P<rev>[^/]+)$")
+_WRITE_ROUTES = {
+    "preupload": re.compile(rf"^/api/datasets/{_REPO}/preupload/(?P<rev>[^/]+)$"),
+    "commit": re.compile(rf"^/api/datasets/{_REPO}/commit/(?P<rev>[^/]+)$"),
+    "lfs_batch": re.compile(rf"^/datasets/{_REPO}\.git/info/lfs/objects/batch$"),
+    "lfs_verify": re.compile(rf"^/datasets/{_REPO}\.git/info/lfs/objects/verify$"),
+}
+_CDN_UPLOAD = re.compile(r"^/lfs-upload/(?P<sha256>[0-9a-f]{64})$")
+WRITE_TOKEN = "hf_standin_write_token"
+GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n*.npy.zst filter=lfs diff=lfs merge=lfs -text\n"
 _CDN_ROUTE = re.compile(r"^/cdn-lfs/(?P<sha256>[0-9a-f]{64})$")
 _CAS_RECONSTRUCTION = re.compile(r"^/cas/(?:v1/)?reconstructions/(?P<hash>[0-9a-f]{64})$")
 _CAS_XORB = re.compile(r"^/cas/xorb/(?:default/)?(?P<sha256>[0-9a-f]{64})$")
@@ -95,6 +127,7 @@ class HubRepo:
     commits: dict[str, dict[str, HubFile]] = field(default_factory=dict)
     refs: dict[str, str] = field(default_factory=dict)
     gated_token: str | None = None
+    private: bool = False
 
 
 class HfHubStandin:
@@ -108,9 +141,11 @@ class HfHubStandin:
         self.log = RequestLog()
         self._repos: dict[str, HubRepo] = {}
         self._tampered: dict[str, bytes] = {}  # sha256 of the listed file -> bytes served
+        self._uploaded: dict[str, bytes] = {}  # LFS objects PUT by clients, by sha256
+        self.write_token = WRITE_TOKEN
         self._lock = threading.Lock()
-        self._hub = ThreadedServer(make_handler(QuietHandler, self._serve_hub))
-        self._cdn = ThreadedServer(make_handler(QuietHandler, self._serve_cdn))
+        self._hub = ThreadedServer(make_handler(QuietHandler, self._serve_hub, writes=True))
+        self._cdn = ThreadedServer(make_handler(QuietHandler, self._serve_cdn, writes=True))
 
     def __enter__(self) -> HfHubStandin:
         self._hub.start()
@@ -136,22 +171,42 @@ class HfHubStandin:
         for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
             relpath = path.relative_to(folder).as_posix()
             payload = path.read_bytes()
-            is_lfs = relpath.endswith(LFS_SUFFIXES) or len(payload) >= self.lfs_min_bytes
-            files[relpath] = HubFile(relpath, payload, is_lfs)
-            if is_lfs and self.xet:
+            files[relpath] = HubFile(relpath, payload, self._is_lfs(relpath, len(payload)))
+            if files[relpath].lfs and self.xet:
                 self._xet_hashes[files[relpath].sha256] = xet_file_hash(path)
         with self._lock:
-            repo = self._repos.setdefault(repo_id, HubRepo())
-            parent = repo.refs.get(branch, "")
-            digest = hashlib.sha1(parent.encode())
-            for relpath, hub_file in files.items():
-                digest.update(f"{relpath}\0{hub_file.git_oid}\n".encode())
-            commit = digest.hexdigest()
-            repo.commits[commit] = files
-            repo.refs[branch] = commit
-            for tag in tags:
-                repo.refs[tag] = commit
+            return self._commit_locked(repo_id, files, branch, tags)
+
+    def _is_lfs(self, relpath: str, size: int) -> bool:
+        return relpath.endswith(LFS_SUFFIXES) or size >= self.lfs_min_bytes
+
+    def _commit_locked(self, repo_id: str, files: dict[str, HubFile], branch: str,
+                       tags: tuple[str, ...] = ()) -> str:
+        repo = self._repos.setdefault(repo_id, HubRepo())
+        parent = repo.refs.get(branch, "")
+        digest = hashlib.sha1(parent.encode())
+        for relpath, hub_file in sorted(files.items()):
+            digest.update(f"{relpath}\0{hub_file.git_oid}\n".encode())
+        commit = digest.hexdigest()
+        repo.commits[commit] = files
+        repo.refs[branch] = commit
+        for tag in tags:
+            repo.refs[tag] = commit
         return commit
+
+    def files_at(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
+        """What the repo holds at `revision`: path -> bytes (what a test checks after a push)."""
+        with self._lock:
+            repo = self._repos[repo_id]
+            return {path: f.payload for path, f in repo.commits[repo.refs.get(revision, revision)].items()}
+
+    def commit_count(self, repo_id: str) -> int:
+        with self._lock:
+            return len(self._repos[repo_id].commits)
+
+    def is_private(self, repo_id: str) -> bool:
+        with self._lock:
+            return self._repos[repo_id].private
 
     def set_gated(self, repo_id: str, token: str | None) -> None:
         with self._lock:
@@ -171,6 +226,10 @@ class HfHubStandin:
 
     def _serve_hub(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         parsed = urllib.parse.urlsplit(handler.path)
+        if method in ("POST", "PUT"):
+            status = self._serve_write(handler, method, parsed)
+            self._log(handler, method, parsed, status)
+            return
         for kind, pattern in _ROUTES.items():
             match = pattern.match(parsed.path)
             if match and (method == "GET" or kind == "resolve"):
@@ -185,10 +244,10 @@ class HfHubStandin:
         repo_id = match["repo"]
         with self._lock:
             repo = self._repos.get(repo_id)
-        if repo is None:
+        if repo is None or (repo.private and not self._is_writer(handler)):
             return _send_json(handler, 404, {"error": "Repository not found"},
                               {"X-Error-Code": "RepoNotFound"})
-        revision = urllib.parse.unquote(match["rev"])
+        revision = urllib.parse.unquote(match["rev"] or "main")
         commit = revision if revision in repo.commits else repo.refs.get(revision)
         if commit is None:
             return _send_json(handler, 404, {"error": f"Invalid rev id: {revision}"},
@@ -211,7 +270,7 @@ class HfHubStandin:
             "sha": commit,
             "lastModified": "2025-01-01T00:00:00.000Z",
             "createdAt": "2025-01-01T00:00:00.000Z",
-            "private": False,
+            "private": repo.private,
             "gated": "manual" if repo.gated_token else False,
             "disabled": False,
             "downloads": 0,
@@ -280,7 +339,11 @@ class HfHubStandin:
 
     def _serve_cdn(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         parsed = urllib.parse.urlsplit(handler.path)
-        if parsed.path.startswith("/cas/"):
+        upload = _CDN_UPLOAD.match(parsed.path)
+        if method in ("POST", "PUT"):
+            status = self._lfs_put(handler, upload["sha256"]) if upload and method == "PUT" else \
+                _send_json(handler, 405, {"error": f"stand-in CDN takes no {method} on {parsed.path}"})
+        elif parsed.path.startswith("/cas/"):
             status = self._serve_cas(handler, method, parsed)
         else:
             match = _CDN_ROUTE.match(parsed.path)
@@ -325,6 +388,8 @@ class HfHubStandin:
 
     def _lfs_blob(self, sha256: str) -> bytes | None:
         with self._lock:
+            if sha256 in self._uploaded:
+                return self._tampered.get(sha256, self._uploaded[sha256])
             for repo in self._repos.values():
                 for files in repo.commits.values():
                     for hub_file in files.values():
@@ -336,6 +401,148 @@ class HfHubStandin:
         self.log.add(LoggedRequest(method, parsed.path, parsed.query,
                                    handler.headers.get("Range"),
                                    handler.headers.get("Authorization"), status))
+
+
+    # -- uploads ------------------------------------------------------------------------
+
+    def _is_writer(self, handler) -> bool:
+        return handler.headers.get("Authorization") == f"Bearer {self.write_token}"
+
+    def _serve_write(self, handler, method: str, parsed) -> int:
+        body = read_body(handler)
+        if method == "POST" and parsed.path == "/api/validate-yaml":
+            return self._validate_yaml(handler, body)
+        if not self._is_writer(handler):
+            return _send_json(handler, 401, {"error": "Invalid credentials in Authorization header"},
+                              {"X-Error-Message": "Invalid credentials in Authorization header"})
+        if method == "POST" and parsed.path == "/api/repos/create":
+            return self._create_repo(handler, json.loads(body))
+        for kind, pattern in _WRITE_ROUTES.items():
+            match = pattern.match(parsed.path)
+            if match and method == "POST":
+                break
+        else:
+            return _send_json(handler, 404, {"error": f"stand-in has no route {method} {parsed.path}"})
+        with self._lock:
+            repo = self._repos.get(match["repo"])
+        if repo is None:
+            return _send_json(handler, 404, {"error": "Repository not found"},
+                              {"X-Error-Code": "RepoNotFound"})
+        if kind == "lfs_batch":
+            return self._lfs_batch(handler, match["repo"], json.loads(body))
+        if kind == "lfs_verify":
+            payload = json.loads(body)
+            with self._lock:
+                present = len(self._uploaded.get(payload["oid"], b"")) == payload["size"]
+            return _send_json(handler, 200 if present else 404,
+                              {"message": "ok" if present else "object not uploaded"})
+        revision = urllib.parse.unquote(match["rev"])
+        with self._lock:
+            commit = repo.refs.get(revision, revision if revision in repo.commits else None)
+            files = dict(repo.commits[commit]) if commit else None
+        if files is None:
+            return _send_json(handler, 404, {"error": f"Invalid rev id: {revision}"},
+                              {"X-Error-Code": "RevisionNotFound"})
+        if kind == "preupload":
+            return self._preupload(handler, files, json.loads(body))
+        return self._commit(handler, match["repo"], revision, commit, body)
+
+    def _validate_yaml(self, handler, body: bytes) -> int:
+        import yaml
+
+        content = json.loads(body)["content"]
+        errors = []
+        if content.startswith("---\n"):
+            try:
+                metadata = yaml.safe_load(content[4:].split("\n---\n", 1)[0])
+                if not isinstance(metadata, dict):
+                    errors.append({"message": "metadata must be a YAML mapping"})
+            except yaml.YAMLError as err:
+                errors.append({"message": f"YAML: {err}"})
+        status = 400 if errors else 200
+        return _send_json(handler, status, {"errors": errors, "warnings": []})
+
+    def _create_repo(self, handler, payload: dict) -> int:
+        repo_id = f"{payload['organization']}/{payload['name']}"
+        if payload.get("type") != "dataset":
+            return _send_json(handler, 400, {"error": "the stand-in holds dataset repos only"})
+        with self._lock:
+            if repo_id in self._repos:
+                return _send_json(handler, 409, {"error": "You already created this dataset repo",
+                                                 "url": f"{self.endpoint}/datasets/{repo_id}"})
+            self._commit_locked(repo_id, {".gitattributes": HubFile(".gitattributes", GITATTRIBUTES, False)},
+                                "main")
+            self._repos[repo_id].private = payload.get("visibility") == "private"
+        return _send_json(handler, 200, {"url": f"{self.endpoint}/datasets/{repo_id}",
+                                         "name": repo_id, "id": repo_id})
+
+    def _preupload(self, handler, files: dict[str, HubFile], payload: dict) -> int:
+        answer = []
+        for item in payload["files"]:
+            lfs = self._is_lfs(item["path"], item["size"])
+            existing = files.get(item["path"])
+            oid = None if existing is None else (existing.sha256 if existing.lfs else existing.git_oid)
+            answer.append({"path": item["path"], "uploadMode": "lfs" if lfs else "regular",
+                           "shouldIgnore": False, "oid": oid})
+        return _send_json(handler, 200, {"files": answer, "commitOid": None})
+
+    def _lfs_batch(self, handler, repo_id: str, payload: dict) -> int:
+        if payload.get("operation") != "upload" or "basic" not in payload.get("transfers", ["basic"]):
+            return _send_json(handler, 422, {"message": "the stand-in takes basic uploads only"})
+        objects = []
+        for obj in payload["objects"]:
+            answer = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
+            if self._lfs_blob(obj["oid"]) is None:
+                answer["actions"] = {
+                    "upload": {"href": f"{self.cdn_url}/lfs-upload/{obj['oid']}", "header": {}},
+                    "verify": {"href": f"{self.endpoint}/datasets/{repo_id}.git/info/lfs/objects/verify",
+                               "header": {}},
+                }
+            objects.append(answer)
+        return _send_json(handler, 200, {"transfer": "basic", "objects": objects, "hash_algo": "sha256"})
+
+    def _lfs_put(self, handler, sha256: str) -> int:
+        body = read_body(handler)
+        if hashlib.sha256(body).hexdigest() != sha256:
+            return _send_json(handler, 400, {"error": "uploaded bytes do not hash to the object id"})
+        with self._lock:
+            self._uploaded[sha256] = body
+        return _send_json(handler, 200, {})
+
+    def _commit(self, handler, repo_id: str, revision: str, parent: str, body: bytes) -> int:
+        lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+        if not lines or lines[0].get("key") != "header":
+            return _send_json(handler, 400, {"error": "commit payload must start with a header line"})
+        header = lines[0]["value"]
+        if header.get("parentCommit") not in (None, parent):
+            return _send_json(handler, 412, {"error": f"parent commit {header['parentCommit']} is not "
+                                                      f"the head of {revision} ({parent})"})
+        with self._lock:
+            files = dict(self._repos[repo_id].commits[parent])
+            for line in lines[1:]:
+                key, value = line["key"], line["value"]
+                path = value["path"]
+                if key == "file":
+                    payload = base64.b64decode(value["content"])
+                    files[path] = HubFile(path, payload, False)
+                elif key == "lfsFile":
+                    payload = self._uploaded.get(value["oid"])
+                    if payload is None:
+                        return _send_json(handler, 400, {"error": f"LFS object {value['oid']} of {path} "
+                                                                  "was never uploaded"})
+                    files[path] = HubFile(path, payload, True)
+                elif key == "deletedFile":
+                    if files.pop(path, None) is None:
+                        return _send_json(handler, 404, {"error": "A file with this name doesn't exist"},
+                                          {"X-Error-Code": "EntryNotFound"})
+                elif key == "deletedFolder":
+                    prefix = path.rstrip("/") + "/"
+                    files = {p: f for p, f in files.items() if not p.startswith(prefix)}
+                else:
+                    return _send_json(handler, 400, {"error": f"unknown commit operation {key}"})
+            commit = self._commit_locked(repo_id, files, revision)
+        return _send_json(handler, 200, {"commitOid": commit, "pullRequestUrl": None,
+                                         "commitUrl": f"{self.endpoint}/datasets/{repo_id}/commit/{commit}"})
 
 
 def xet_file_hash(path: Path) -> str:
