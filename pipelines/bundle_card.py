@@ -2,9 +2,11 @@
 `datasets` read, then the manual a reader of the repo page needs.
 
 The front matter carries `configs` (one named after the split, with train / validation /
-test / support; `clips` and `videos` for the manifests), so `datasets.load_dataset(REPO,
-SPLIT)` loads the split's tables; `dataset_info` gives their feature types
-(manifests/hf_features.py); `license` comes from the dataset config. The body has the terms,
+test / support), so `datasets.load_dataset(REPO, SPLIT)` loads the split's tables;
+`dataset_info` gives their feature types (manifests/hf_features.py); `license` comes from the
+dataset config. The manifests are not configs: `datasets` builds every config of a repo with
+one packaged loader, chosen from the most common file format, so a parquet config beside the
+JSONL splits would be read as JSON. The card shows how to load them with the parquet loader. The body has the terms,
 the clip spec, the audit table, where the raw data came from, the decoder versions, and the
 exact commands that rebuild the cache and check it.
 """
@@ -17,12 +19,10 @@ import yaml
 from manifests.bundle import BundleManifest
 from manifests.hf_features import features_yaml
 from manifests.layout import SPLIT_PARTS
-from manifests.records import ClipRecord, SplitEntry, VideoRecord
+from manifests.records import SplitEntry
 
 # split part -> the split name `datasets` uses (it has no "val")
 HF_SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test", "support": "support"}
-MANIFEST_CONFIGS = {"clips": ("clips.parquet", ClipRecord), "videos": ("videos.parquet", VideoRecord)}
-MANIFEST_SPLIT = "manifest"
 
 
 def front_matter(manifest: BundleManifest, parts: list[str]) -> dict:
@@ -33,11 +33,7 @@ def front_matter(manifest: BundleManifest, parts: list[str]) -> dict:
         "data_files": [{"split": HF_SPLIT_NAMES[part], "path": f"splits/{split}/{part}.jsonl"}
                        for part in SPLIT_PARTS if part in parts],
     }]
-    configs += [{"config_name": name, "data_files": [{"split": MANIFEST_SPLIT, "path": path}]}
-                for name, (path, _) in MANIFEST_CONFIGS.items()]
     info = [{"config_name": split, "features": features_yaml(SplitEntry)}]
-    info += [{"config_name": name, "features": features_yaml(record)}
-             for name, (_, record) in MANIFEST_CONFIGS.items()]
     meta = {
         "license": manifest.license,
         "pretty_name": f"vfcache clips: {manifest.dataset} / {manifest.spec_name} / {split}",
@@ -107,8 +103,12 @@ License: `{manifest.license}`; redistribution of clips: {manifest.redistribution
 ```python
 import datasets
 ds = datasets.load_dataset("{repo_id}", "{split}")   # train / validation / test / support
-clips = datasets.load_dataset("{repo_id}", "clips")   # the clip manifest
+clips = datasets.load_dataset("parquet", data_files="hf://datasets/{repo_id}/clips.parquet")
 ```
+
+With vfcache installed, `manifests.hf_features.clip_features()` and `video_features()` give the
+manifests' feature types (`features=`), and `trainers.hf_dataset.to_hf_dataset()` a dataset whose
+rows read their clips from the shards.
 
 ## Clip spec
 

@@ -6,7 +6,9 @@ For each video of the bundle that has clips, found by its path under the user's 
 - different: the clips cut here are not the bundle's: other pixels (another decoder version,
   a damaged or re-encoded download: the file's sha256 then differs from the bundle's video
   id), a clip the bundle has that cannot be cut here, or a file that no longer decodes;
-- matched: same file bytes and every clip's decoded pixels equal (same pixel digest).
+- matched: same file bytes (so the same clip ids) and every clip's decoded pixels equal (same
+  pixel digest). A clip is matched when its id and its pixel digest are the bundle's: when the
+  file bytes differ, none of the video's clips is, even if the pixels happen to agree.
 
 The clips are cut exactly as `vfcache extract` cuts them (pipelines/extract_task.cut_clips:
 same plan, same seed from the bundle's video id, same decoder path), in memory: nothing is
@@ -126,7 +128,7 @@ def _check_video(task: CheckTask, video: VideoRecord, expected: dict) -> VideoCh
     except (OSError, VideoReadError):
         return result(MISSING, 0, f"not found under {task.raw_dir}")
     bytes_note = "" if local_id == video.video_id else \
-        f"file bytes differ (sha256 {local_id[:12]}..., bundle {video.video_id[:12]}...); "
+        f"file bytes differ (sha256 {local_id[:12]}..., bundle {video.video_id[:12]}...), so its clip ids do; "
     extract = ExtractTask(writer="check", cache_path="", raw_dir=task.raw_dir, spec=task.spec, videos=(),
                           reader=task.reader, shard_target_bytes=0)
     try:  # positions are seeded by the bundle's video id, as the publisher's extraction was
@@ -134,7 +136,7 @@ def _check_video(task: CheckTask, video: VideoRecord, expected: dict) -> VideoCh
                                                                           frozenset())}
     except (VideoReadError, VideoTooShort, SourceChanged) as err:
         return result(DIFFERENT, 0, f"{bytes_note}cannot cut its clips here: {err}", local_id)
-    matched, problems = 0, []
+    same_pixels, problems = 0, []
     for clip_index, (digest, frame_indices) in sorted(expected.items()):
         if clip_index not in cut:
             problems.append(f"clip {clip_index} not cut here")
@@ -145,12 +147,13 @@ def _check_video(task: CheckTask, video: VideoRecord, expected: dict) -> VideoCh
         elif pixel_digest(clip) != digest:
             problems.append(f"clip {clip_index} pixels differ")
         else:
-            matched += 1
-    if matched == len(expected) and not bytes_note:
-        return result(MATCHED, matched, "", local_id)
+            same_pixels += 1
+    if same_pixels == len(expected) and not bytes_note:
+        return result(MATCHED, same_pixels, "", local_id)
     shown = ", ".join(problems[:3]) + (f" (+{len(problems) - 3})" if len(problems) > 3 else "")
-    return result(DIFFERENT, matched, f"{bytes_note}{len(problems)} of {len(expected)} clips differ"
-                  + (f": {shown}" if problems else ""), local_id)
+    pixels = f"{len(problems)} of {len(expected)} clips' pixels differ" + (f": {shown}" if problems else "")
+    # other file bytes give other clip ids (they derive from the file's sha256): no clip matches
+    return result(DIFFERENT, 0 if bytes_note else same_pixels, f"{bytes_note}{pixels}", local_id)
 
 
 def check_videos(task: CheckTask) -> list[VideoCheck]:

@@ -48,7 +48,7 @@ from manifests.layout import SPLIT_PARTS, CacheDir, DataRoot
 from manifests.parquet_io import read_records, write_records
 from manifests.records import ClipRecord
 from manifests.split_files import SPLIT_META_NAME, read_split_meta
-from pipelines.bundle_card import MANIFEST_CONFIGS, render_card
+from pipelines.bundle_card import render_card
 from pipelines.extract_task import INDEX_SUFFIX
 from pipelines.fetch.record import FETCH_RECORD_NAME
 from pipelines.runner import run_tasks
@@ -165,9 +165,6 @@ def stage_bundle(config: DatasetConfig, root: DataRoot, spec_name: str, split_na
     """Check, digest and write everything one split's bundle needs; raise BundleError to refuse."""
     if with_shards:
         _refuse_shards(config)
-    if split_name in MANIFEST_CONFIGS:
-        raise BundleError(f"a split cannot be named {split_name!r} in a bundle: the card's "
-                          f"{split_name!r} config is the manifest's")
     cache = root.cache_dir(config.name, spec_name)
     split_dir = cache.split_dir(split_name)
     if not (split_dir / SPLIT_META_NAME).is_file():

@@ -131,3 +131,16 @@ def card_like_plans(domain: str, real: int, fake_by_generator: dict[str, int]) -
 
 
 __all__ = ["STATUS_FAILED", "STATUS_SKIPPED", "VideoPlan", "build_cache", "card_like_plans", "make_clip", "tiny_spec"]
+
+
+def sample_cache_root(tmp_path_factory, name: str = "sample_root") -> Path:
+    """A data root holding the sample dataset's cache (`vfcache cache sample`, about 15 s): the real
+    pipeline on real (synthetic) videos, for module fixtures."""
+    from click.testing import CliRunner
+
+    from vfcache.cli import cli
+
+    root = tmp_path_factory.mktemp(name)
+    result = CliRunner().invoke(cli, ["--root", str(root), "--workers", "2", "--no-progress", "cache", "sample"])
+    assert result.exit_code == 0, result.output
+    return root

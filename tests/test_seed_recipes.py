@@ -20,6 +20,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+from cache_fixtures import sample_cache_root
 from trainers.evaluate import run_evaluation
 from trainers.models import model_from_checkpoint, read_checkpoint
 from trainers.train import run_training
@@ -44,10 +45,7 @@ EVALS = {"timesformer_oneclass_webvid": "anomaly_webvid"}
 
 @pytest.fixture(scope="module")
 def sample_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sample_root")
-    result = CliRunner().invoke(cli, ["--root", str(root), "--workers", "2", "--no-progress", "cache", "sample"])
-    assert result.exit_code == 0, result.output
-    return root
+    return sample_cache_root(tmp_path_factory)
 
 
 def _recipe(name: str, model_kwargs: dict, root: Path) -> dict:

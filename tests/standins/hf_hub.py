@@ -201,8 +201,12 @@ class HfHubStandin:
             return {path: f.payload for path, f in repo.commits[repo.refs.get(revision, revision)].items()}
 
     def commit_count(self, repo_id: str) -> int:
+        return len(self.history(repo_id))
+
+    def history(self, repo_id: str) -> list[str]:
+        """The repo's commits, oldest first."""
         with self._lock:
-            return len(self._repos[repo_id].commits)
+            return list(self._repos[repo_id].commits)
 
     def is_private(self, repo_id: str) -> bool:
         with self._lock:
