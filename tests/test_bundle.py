@@ -150,6 +150,23 @@ def test_publish_pull_check_round_trip_with_shards(publisher_root, checker_raw, 
     for i in (0, len(mine) - 1):
         assert torch.equal(theirs[i]["clip"], mine[i]["clip"])
 
+    # ... and so do `vfcache train` and `vfcache eval`, with configs naming the bundle's split files
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    splits = "bundles/lab/sample-clips/splits/default"
+    train = yaml.safe_load((configs / "train/sample_cpu.yaml").read_text())
+    train.update(epochs=1, workers=0, decode_cache_gb=0, device="cpu", out_dir=str(tmp_path / "run"),
+                 sampler={"kind": "class_balanced", "batches_per_epoch": 2},
+                 data={part: [f"{splits}/{part}.jsonl"] for part in ("train", "val", "support")})
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
+    assert_exit(invoke(root, "train", str(tmp_path / "train.yaml")), 0)
+    evaluation = yaml.safe_load((configs / "eval/sample_cpu.yaml").read_text())
+    evaluation.update(checkpoint=str(tmp_path / "run" / "last.pt"), workers=0, out_dir=str(tmp_path / "report"),
+                      query=[f"{splits}/test.jsonl"], support=[f"{splits}/support.jsonl"])
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(evaluation))
+    evaluated = invoke(root, "eval", str(tmp_path / "eval.yaml"))
+    assert_exit(evaluated, 0)
+    assert "AUROC" in evaluated.output or "auroc" in evaluated.output
+
     checked = invoke(root, "check-bundle", REPO, "--json", str(tmp_path / "check.json"))
     assert_exit(checked, 0)
     report = json.loads((tmp_path / "check.json").read_text())
