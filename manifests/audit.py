@@ -12,34 +12,28 @@ number of clips asked; the support bank has N real + N fake clips per domain.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 from cache_tools.checksums import sha256_file
 from cache_tools.verify import shard_path_problem
+from manifests.columns import SPLIT_FIELDS, SPLIT_SCHEMA, codes, duplicated_values, read_split_table
 from manifests.layout import SPLIT_PARTS, CacheDir
 from manifests.parquet_io import read_records
-from manifests.records import (
-    LABEL_FAKE,
-    LABEL_NAMES,
-    LABEL_REAL,
-    ClipRecord,
-    FailureRecord,
-    VideoRecord,
-    split_entry_from_clip,
-)
-from manifests.split_files import (
-    SplitFileError,
-    SplitMeta,
-    read_split,
-    read_split_meta,
-)
+from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, FailureRecord, VideoRecord
+from manifests.split_files import SplitFileError, SplitMeta, read_split_meta
 from vfcache.errors import StageError
 
 TABLE_PARTS = ("total", "train", "val", "test", "support")
 DISJOINT_PARTS = ("train", "val", "test")
 SHOWN_OFFENDERS = 5
+MANIFEST_COLUMNS = (*SPLIT_FIELDS, "short_policy", "padded_frames")
 
 
 @dataclass(frozen=True)
@@ -128,25 +122,40 @@ def _check(name: str, dataset: Optional[str], problems: list[str], ok_detail: st
     return AuditCheck(name, True, ok_detail, dataset)
 
 
-def _cells(dataset: str, part: str, clips: Sequence) -> list[AuditCell]:
-    clips_by_key: Counter = Counter()
-    videos_by_key: dict[tuple, set] = defaultdict(set)
-    for clip in clips:
-        key = (clip.domain, clip.label, clip.generator)
-        clips_by_key[key] += 1
-        videos_by_key[key].add(clip.video_id)
-    return [AuditCell(dataset, d, part, lab, g, n, len(videos_by_key[(d, lab, g)]))
-            for (d, lab, g), n in sorted(clips_by_key.items())]
+def _np(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy()
 
 
-def _short_clips(dataset: str, clips: Sequence[ClipRecord]) -> list[ShortClipCount]:
-    counts: Counter = Counter()
-    padded: Counter = Counter()
-    for clip in clips:
-        if clip.short_policy != "none":
-            counts[(clip.domain, clip.short_policy)] += 1
-            padded[(clip.domain, clip.short_policy)] += clip.padded_frames
-    return [ShortClipCount(dataset, d, policy, n, padded[(d, policy)]) for (d, policy), n in sorted(counts.items())]
+def _combined(*pairs: tuple[np.ndarray, int]) -> np.ndarray:
+    """One int64 key per row from (codes, number of codes) pairs, ordered as the tuples are."""
+    key = np.zeros(len(pairs[0][0]), dtype=np.int64)
+    for values, size in pairs:
+        key = key * max(size, 1) + values
+    return key
+
+
+def _cells(dataset: str, part: str, table: pa.Table) -> list[AuditCell]:
+    """Clips and videos per (domain, label, generator), sorted by that key."""
+    if table.num_rows == 0:
+        return []
+    grouped = table.group_by(["domain", "label", "generator"]).aggregate(
+        [("clip_id", "count"), ("video_id", "count_distinct")])
+    rows = zip(*(grouped.column(name).to_pylist() for name in
+                 ("domain", "label", "generator", "clip_id_count", "video_id_count_distinct")))
+    return [AuditCell(dataset, d, part, lab, g, n, v) for d, lab, g, n, v in sorted(rows)]
+
+
+def _short_clips(dataset: str, table: pa.Table) -> list[ShortClipCount]:
+    short = table.filter(pc.not_equal(table.column("short_policy"), "none"))
+    if short.num_rows == 0:
+        return []
+    domain, domains = codes(short.column("domain"))
+    policy, policies = codes(short.column("short_policy"))
+    key = _combined((domain, len(domains)), (policy, len(policies)))
+    keys, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    padded = np.bincount(inverse, weights=_np(short, "padded_frames"), minlength=len(keys))
+    return [ShortClipCount(dataset, domains[k // len(policies)], policies[k % len(policies)], int(n), int(frames))
+            for k, n, frames in zip(keys.tolist(), counts.tolist(), padded.tolist())]
 
 
 def _failures(dataset: str, cache: CacheDir) -> list[FailureCount]:
@@ -163,9 +172,9 @@ def _failures(dataset: str, cache: CacheDir) -> list[FailureCount]:
     return [FailureCount(dataset, source, reason, n) for (source, reason), n in sorted(counts.items())]
 
 
-def _load_split(cache: CacheDir, split_name: str) -> tuple[SplitMeta, dict[str, list]]:
+def _load_split(cache: CacheDir, split_name: str) -> tuple[SplitMeta, dict[str, pa.Table]]:
     meta = read_split_meta(cache.split_dir(split_name))
-    return meta, {part: read_split(cache.split_file(split_name, part)) for part in SPLIT_PARTS}
+    return meta, {part: read_split_table(cache.split_file(split_name, part)) for part in SPLIT_PARTS}
 
 
 def _check_current(dataset: str, cache: CacheDir, meta: SplitMeta) -> AuditCheck:
@@ -178,15 +187,25 @@ def _check_current(dataset: str, cache: CacheDir, meta: SplitMeta) -> AuditCheck
     return _check("split_current", dataset, problems, "made from the current clips.parquet and spec")
 
 
-def _check_partition(dataset: str, manifest: dict, parts: dict, meta: SplitMeta) -> AuditCheck:
+def _disjoint(parts: dict[str, pa.Table], column: str) -> tuple[pa.Array, np.ndarray]:
+    """`column` of train, val and test one after the other, and the part index of each row."""
+    tables = [parts[part] for part in DISJOINT_PARTS]
+    values = pa.concat_arrays([t.column(column).combine_chunks() for t in tables]) if tables else pa.array([])
+    return values, np.repeat(np.arange(len(tables)), [t.num_rows for t in tables])
+
+
+def _check_partition(dataset: str, manifest: pa.Table, parts: dict, meta: SplitMeta) -> AuditCheck:
     problems = []
-    placed: dict[str, str] = {}
-    for part in DISJOINT_PARTS:
-        for entry in parts[part]:
-            if entry.clip_id in placed:
-                problems.append(f"clip {entry.clip_id} in {placed[entry.clip_id]} and {part}")
-            placed[entry.clip_id] = part
-    unplaced = len(set(manifest) - set(placed))
+    placed_ids, _ = _disjoint(parts, "clip_id")
+    if duplicated_values(placed_ids, shown=1):  # rare: say where each repeat is, in file order
+        placed: dict[str, str] = {}
+        for part in DISJOINT_PARTS:
+            for clip_id in parts[part].column("clip_id").to_pylist():
+                if clip_id in placed:
+                    problems.append(f"clip {clip_id} in {placed[clip_id]} and {part}")
+                placed[clip_id] = part
+    in_a_part = pc.is_in(manifest.column("clip_id"), value_set=placed_ids)
+    unplaced = int(pc.sum(pc.invert(in_a_part)).as_py() or 0)
     recorded = meta.part("unassigned").clips if meta.part("unassigned") else 0
     if unplaced != recorded:
         problems.append(f"{unplaced} clips of clips.parquet are in no part, split.json records {recorded} unassigned")
@@ -194,47 +213,79 @@ def _check_partition(dataset: str, manifest: dict, parts: dict, meta: SplitMeta)
 
 
 def _check_groups(dataset: str, parts: dict) -> AuditCheck:
-    where: dict[str, set] = defaultdict(set)
-    for part in DISJOINT_PARTS:
-        for entry in parts[part]:
-            where[entry.group].add(part)
-    problems = [f"group {g!r} in {sorted(p)}" for g, p in sorted(where.items()) if len(p) > 1]
-    return _check("no_group_across_splits", dataset, problems, f"{len(where)} groups, each in one part")
-
-
-def _check_in_final_shards(dataset: str, cache: CacheDir, manifest: dict, parts: dict) -> AuditCheck:
+    groups, part_of = _disjoint(parts, "group")
+    group, names = codes(groups) if len(groups) else (np.zeros(0, np.int64), [])
+    pairs = np.unique(group * len(DISJOINT_PARTS) + part_of)
+    found, n = np.unique(pairs // len(DISJOINT_PARTS), return_counts=True)
     problems = []
-    shard_sizes: dict[str, Optional[int]] = {}
+    for g in found[n > 1].tolist():
+        where = sorted(DISJOINT_PARTS[p % len(DISJOINT_PARTS)] for p in pairs[pairs // len(DISJOINT_PARTS) == g].tolist())
+        problems.append(f"group {names[g]!r} in {where}")
+    return _check("no_group_across_splits", dataset, problems, f"{len(found)} groups, each in one part")
+
+
+def _check_in_final_shards(dataset: str, cache: CacheDir, manifest: pa.Table, parts: dict) -> AuditCheck:
+    """Every entry names a clip of clips.parquet, equals its row, and lies inside a final shard."""
+    problems = []
+    shards_seen: set[str] = set()
+    total = 0
+    size_of: dict[str, Optional[int]] = {}
+    path_problem: dict[str, Optional[str]] = {}
     for part in SPLIT_PARTS:
-        for entry in parts[part]:
-            where = f"{part}.jsonl clip {entry.clip_id}"
-            clip = manifest.get(entry.clip_id)
-            if clip is None:
+        table = parts[part]
+        total += table.num_rows
+        if table.num_rows == 0:
+            continue
+        index = pc.index_in(table.column("clip_id"), value_set=manifest.column("clip_id"))
+        missing = index.is_null().to_numpy(zero_copy_only=False)
+        rows = index.fill_null(0)
+        differs = np.zeros(table.num_rows, dtype=bool)
+        for name in SPLIT_FIELDS:
+            same = pc.equal(table.column(name), manifest.column(name).take(rows))
+            differs |= ~same.to_numpy(zero_copy_only=False)
+        differs &= ~missing
+        shard, shard_names = codes(table.column("shard"))
+        for name in shard_names:
+            if name not in path_problem:
+                path_problem[name] = shard_path_problem(name)
+                if path_problem[name] is None:
+                    path = cache.resolve_shard(name)
+                    size_of[name] = path.stat().st_size if path.is_file() else None
+        bad_path = np.array([path_problem[n] is not None for n in shard_names], dtype=bool)[shard]
+        sizes = np.array([-1 if path_problem[n] or size_of[n] is None else size_of[n] for n in shard_names],
+                         dtype=np.int64)[shard]
+        end = _np(table, "offset") + _np(table, "nbytes")
+        checked = ~missing & ~bad_path
+        shards_seen.update(shard_names[c] for c in np.unique(shard[checked]).tolist())
+        beyond = checked & ((sizes < 0) | (end > sizes))
+        for row in np.flatnonzero(missing | differs | (~missing & bad_path) | beyond).tolist():
+            clip_id, shard_name = table.column("clip_id")[row].as_py(), shard_names[shard[row]]
+            where = f"{part}.jsonl clip {clip_id}"
+            if missing[row]:
                 problems.append(f"{where} is not in clips.parquet")
                 continue
-            if split_entry_from_clip(clip) != entry:
+            if differs[row]:
                 problems.append(f"{where} differs from its clips.parquet row")
-            bad_path = shard_path_problem(entry.shard)
-            if bad_path:
-                problems.append(f"{where} names {entry.shard!r}: {bad_path}")
-                continue
-            if entry.shard not in shard_sizes:
-                path = cache.resolve_shard(entry.shard)
-                shard_sizes[entry.shard] = path.stat().st_size if path.is_file() else None
-            size = shard_sizes[entry.shard]
-            if size is None:
-                problems.append(f"{where}: shard {entry.shard} does not exist")
-            elif entry.offset + entry.nbytes > size:
-                problems.append(f"{where}: bytes {entry.offset}+{entry.nbytes} lie beyond the end "
-                                f"of {entry.shard} ({size} bytes)")
-    total = sum(len(parts[p]) for p in SPLIT_PARTS)
-    return _check("clips_in_final_shards", dataset, problems, f"{total} entries in {len(shard_sizes)} final shards")
+            if bad_path[row]:
+                problems.append(f"{where} names {shard_name!r}: {path_problem[shard_name]}")
+            elif size_of[shard_name] is None:
+                problems.append(f"{where}: shard {shard_name} does not exist")
+            elif beyond[row]:
+                offset, nbytes = int(_np(table, "offset")[row]), int(_np(table, "nbytes")[row])
+                problems.append(f"{where}: bytes {offset}+{nbytes} lie beyond the end "
+                                f"of {shard_name} ({size_of[shard_name]} bytes)")
+    return _check("clips_in_final_shards", dataset, problems, f"{total} entries in {len(shards_seen)} final shards")
 
 
 def _check_support_in_train(dataset: str, parts: dict) -> AuditCheck:
-    train = {entry.clip_id for entry in parts["train"]}
-    problems = [f"support clip {e.clip_id} is not in train" for e in parts["support"] if e.clip_id not in train]
-    return _check("support_in_train", dataset, problems, f"{len(parts['support'])} support clips, all in train")
+    support = parts["support"].column("clip_id")
+    outside = pc.invert(pc.is_in(support, value_set=parts["train"].column("clip_id")))
+    problems = [f"support clip {c} is not in train" for c in pc.filter(support, outside).to_pylist()]
+    return _check("support_in_train", dataset, problems, f"{parts['support'].num_rows} support clips, all in train")
+
+
+def _videos_in(table: pa.Table) -> int:
+    return len(pc.unique(table.column("video_id"))) if table.num_rows else 0
 
 
 def _check_sizes(dataset: str, meta: SplitMeta, parts: dict) -> AuditCheck:
@@ -243,10 +294,10 @@ def _check_sizes(dataset: str, meta: SplitMeta, parts: dict) -> AuditCheck:
     for summary in meta.parts:
         if summary.part == "unassigned":
             continue
-        in_file = parts.get(summary.part, [])
-        have = len(in_file) if summary.unit == "clips" else len({e.video_id for e in in_file})
-        if have != summary.obtained or len(in_file) != summary.clips:
-            problems.append(f"{summary.part}.jsonl has {have} {summary.unit} ({len(in_file)} clips), "
+        in_file = parts.get(summary.part, SPLIT_SCHEMA.empty_table())
+        have = in_file.num_rows if summary.unit == "clips" else _videos_in(in_file)
+        if have != summary.obtained or in_file.num_rows != summary.clips:
+            problems.append(f"{summary.part}.jsonl has {have} {summary.unit} ({in_file.num_rows} clips), "
                             f"split.json says {summary.obtained} ({summary.clips} clips)")
         if summary.obtained != summary.target:
             problems.append(f"{summary.part}: asked {summary.asked} = {summary.target} {summary.unit}, "
@@ -261,31 +312,42 @@ def _check_sizes(dataset: str, meta: SplitMeta, parts: dict) -> AuditCheck:
 
 def _check_support_size(dataset: str, meta: SplitMeta, parts: dict) -> AuditCheck:
     want = meta.support_per_class
-    have = Counter((e.domain, e.label) for e in parts["support"])
-    domains = sorted({e.domain for e in parts["train"]} | {d for d, _ in have})
+    support = parts["support"]
+    have = Counter(zip(support.column("domain").to_pylist(), support.column("label").to_pylist()))
+    domains = sorted(set(pc.unique(parts["train"].column("domain")).to_pylist()) | {d for d, _ in have})
     problems = [f"domain {d!r}: {have[(d, lab)]} {LABEL_NAMES[lab]} support clips, asked {want}"
                 for d in domains for lab in (LABEL_REAL, LABEL_FAKE) if have[(d, lab)] != want]
     return _check("support_per_class", dataset, problems,
                   f"{want} real + {want} fake per domain, {len(domains)} domains")
 
 
-def _check_videos(video_parts: dict[str, set]) -> AuditCheck:
-    problems = [f"video {vid[:12]} in {sorted(f'{d}/{p}' for d, p in where)}"
-                for vid, where in sorted(video_parts.items()) if len({p for _, p in where}) > 1]
-    return _check("no_video_across_splits", None, problems, f"{len(video_parts)} videos, each in one part")
+def _check_videos(placements: list[tuple[str, str, pa.Array]]) -> AuditCheck:
+    """No video in two parts, across every audited dataset; `placements`: (dataset, part, video ids)."""
+    if not placements:
+        return _check("no_video_across_splits", None, [], "0 videos, each in one part")
+    ids = pa.concat_arrays([pc.unique(v) for _, _, v in placements])
+    where = np.repeat(np.arange(len(placements)), [len(pc.unique(v)) for _, _, v in placements])
+    video, names = codes(ids)
+    part_names = sorted({part for _, part, _ in placements})
+    part_code = np.array([part_names.index(part) for _, part, _ in placements], dtype=np.int64)[where]
+    found, n = np.unique(np.unique(video * len(part_names) + part_code) // len(part_names), return_counts=True)
+    problems = []
+    for v in found[n > 1].tolist():
+        places = sorted(f"{placements[w][0]}/{placements[w][1]}" for w in where[video == v].tolist())
+        problems.append(f"video {names[v][:12]} in {places}")
+    return _check("no_video_across_splits", None, problems, f"{len(found)} videos, each in one part")
 
 
 def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default") -> AuditReport:
     """Figures and checks for each (dataset, cache folder); video leakage is checked across all of them."""
     cells, short, failures, checks = [], [], [], []
-    video_parts: dict[str, set] = defaultdict(set)
+    placements: list[tuple[str, str, pa.Array]] = []
     for dataset, cache in cache_dirs:
         if not cache.clips_parquet.exists():
             raise StageError(f"{dataset}: {cache.clips_parquet} does not exist; extract the dataset before auditing")
-        clips = read_records(cache.clips_parquet, ClipRecord)
-        manifest = {clip.clip_id: clip for clip in clips}
-        cells += _cells(dataset, "total", clips)
-        short += _short_clips(dataset, clips)
+        manifest = pq.read_table(cache.clips_parquet, columns=list(MANIFEST_COLUMNS)).combine_chunks()
+        cells += _cells(dataset, "total", manifest)
+        short += _short_clips(dataset, manifest)
         failures += _failures(dataset, cache)
         try:
             meta, parts = _load_split(cache, split_name)
@@ -295,9 +357,8 @@ def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default
         checks.append(AuditCheck("split_present", True, str(cache.split_dir(split_name)), dataset))
         for part in SPLIT_PARTS:
             cells += _cells(dataset, part, parts[part])
-        for part in DISJOINT_PARTS:
-            for entry in parts[part]:
-                video_parts[entry.video_id].add((dataset, part))
+        placements += [(dataset, part, parts[part].column("video_id").combine_chunks())
+                       for part in DISJOINT_PARTS if parts[part].num_rows]
         checks += [
             _check_current(dataset, cache, meta),
             _check_partition(dataset, manifest, parts, meta),
@@ -307,7 +368,7 @@ def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default
             _check_sizes(dataset, meta, parts),
             _check_support_size(dataset, meta, parts),
         ]
-    checks.append(_check_videos(video_parts))
+    checks.append(_check_videos(placements))
     return AuditReport(split_name, tuple(d for d, _ in cache_dirs), tuple(cells), tuple(short),
                        tuple(failures), tuple(checks))
 

@@ -41,21 +41,24 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from cache_tools.checksums import sha256_file
 from cache_tools.writer_lock import writer_lock
+import pyarrow.parquet as pq
+
+from manifests.columns import JSON_NEEDS_ESCAPE, SPLIT_FIELDS, codes, write_split_table
 from manifests.layout import SPLIT_PARTS, CacheDir
-from manifests.parquet_io import read_records
-from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, ClipRecord, split_entry_from_clip
+from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, ClipRecord
 from manifests.split_files import (
     SIZE_UNITS,
     PartSummary,
     SplitMeta,
     SubsetInfo,
-    write_split_file,
     write_split_meta,
 )
 from pipelines._allocation import SuffixReach, largest_remainder, round_matrix
@@ -117,9 +120,9 @@ def part_targets(sizes: Sequence[tuple[str, str]], total_clips: int) -> dict[str
     return targets
 
 
-@dataclass(frozen=True)
-class SplitUnit:
-    """What split sizes count: one video (unit "videos", all its clips) or one clip (unit "clips")."""
+class SplitUnit(NamedTuple):
+    """What split sizes count: one video (unit "videos", all its clips) or one clip (unit "clips").
+    A named tuple, not a dataclass: a split of millions of clips makes hundreds of thousands."""
 
     key: str  # video_id or clip_id: the sort key that makes assignment independent of input order
     video_id: str
@@ -195,18 +198,23 @@ def assign_units(
     targets = part_targets(sizes, len(units))
     rest_part = next((part for part, size in sizes if size == "rest"), UNASSIGNED)
     parts = [part for part, size in sizes if size != "rest"] + [rest_part]
-    strata = sorted({_stratum(u, stratify) for u in units})
-    stratum_sizes = Counter(_stratum(u, stratify) for u in units)
+    unit_strata = [_stratum(u, stratify) for u in units]
+    stratum_sizes = Counter(unit_strata)
+    strata = sorted(stratum_sizes)
     quotas = round_matrix([targets[p] for p in parts], [stratum_sizes[s] for s in strata])
     groups: dict[str, list[SplitUnit]] = defaultdict(list)
-    for u in units:
+    group_strata: dict[str, dict] = defaultdict(dict)
+    for u, stratum in zip(units, unit_strata):
         groups[u.group].append(u)
+        counts = group_strata[u.group]
+        counts[stratum] = counts.get(stratum, 0) + 1
     names = sorted(groups)
+    composition = {name: tuple(counts.items()) for name, counts in group_strata.items()}
     rng = np.random.default_rng(seed)
     first: dict[str, list[str]] = {}
     for _ in range(SHUFFLE_ATTEMPTS):
         order = [names[i] for i in rng.permutation(len(names))]
-        assignment, exact = _carve_all(order, groups, parts, targets, quotas, strata, stratify)
+        assignment, exact = _carve_all(order, groups, composition, parts, targets, quotas, strata)
         if exact:
             break
         first = first or assignment
@@ -233,34 +241,36 @@ def take_subset(units: Sequence[SplitUnit], count: int, *, seed: int,
     return chosen["subset"]
 
 
-def _carve_all(order, groups, parts, targets, quotas, strata, stratify) -> tuple[dict[str, list[str]], bool]:
+def _carve_all(order, groups, composition, parts, targets, quotas, strata) -> tuple[dict[str, list[str]], bool]:
     pool = order
     assignment, exact = {}, True
     for row, part in enumerate(parts[:-1]):
         needs = dict(zip(strata, quotas[row]))
-        chosen, pool = _carve(pool, groups, targets[part], needs, stratify)
+        chosen, pool = _carve(pool, groups, composition, targets[part], needs)
         assignment[part] = chosen
         exact &= sum(len(groups[g]) for g in chosen) == targets[part]
     assignment[parts[-1]] = pool
     return assignment, exact
 
 
-def _carve(pool: list[str], groups: dict, target: int, needs: dict, stratify) -> tuple[list[str], list[str]]:
-    """One pass over `pool`: take groups that fit the stratum needs, steered to an exact total."""
+def _carve(pool: list[str], groups: dict, composition: dict, target: int,
+           needs: dict) -> tuple[list[str], list[str]]:
+    """One pass over `pool`: take groups that fit the stratum needs, steered to an exact total
+    (`composition`: each group's (stratum, units) pairs)."""
     sizes = [len(groups[name]) for name in pool]
     reach = SuffixReach(sizes, target)
     gap = reach.best_at_most(target)
     chosen, left = [], []
     for i, name in enumerate(pool):
         size = sizes[i]
-        can_take = size <= gap and reach.reachable(i + 1, gap - size)
-        can_skip = reach.reachable(i + 1, gap)
-        composition = Counter(_stratum(clip, stratify) for clip in groups[name])
-        wanted = all(needs.get(stratum, 0) >= n for stratum, n in composition.items())
+        after = reach.bits(i + 1)  # the totals the groups after this one can make
+        can_take = size <= gap and bool((after >> (gap - size)) & 1)
+        can_skip = bool((after >> gap) & 1)
+        wanted = all(needs.get(stratum, 0) >= n for stratum, n in composition[name])
         if can_take and (wanted or not can_skip):
             chosen.append(name)
             gap -= size
-            for stratum, n in composition.items():
+            for stratum, n in composition[name]:
                 needs[stratum] = needs.get(stratum, 0) - n
         else:
             left.append(name)
@@ -367,25 +377,156 @@ class SplitReport:
                 "exact": self.exact, "meta": self.meta.to_json()}
 
 
-def _counts(clips: Sequence) -> dict[str, dict[str, int]]:
-    return {
-        "label": dict(sorted(Counter(LABEL_NAMES.get(c.label, str(c.label)) for c in clips).items())),
-        "generator": dict(sorted(Counter(c.generator for c in clips).items())),
-        "domain": dict(sorted(Counter(c.domain for c in clips).items())),
-        "domain_label": dict(sorted(Counter(f"{c.domain}/{LABEL_NAMES.get(c.label, c.label)}"
-                                            for c in clips).items())),
-    }
-
-
 def count_in_unit(clips: Sequence, unit: str) -> int:
     """How many records `clips` make in `unit`: clips, or distinct videos."""
     return len(clips) if unit == "clips" else len({c.video_id for c in clips})
 
 
-def _summary(part: str, asked: str, unit: str, target: int, clips: Sequence) -> PartSummary:
-    return PartSummary(part=part, asked=asked, unit=unit, target=target,
-                       obtained=count_in_unit(clips, unit), clips=len(clips),
-                       groups=len({c.group for c in clips}), videos=len({c.video_id for c in clips}))
+class _Clips:
+    """The columns of clips.parquet the split stage uses, rows sorted by clip_id, with the string
+    columns as sorted category codes (manifests/columns.py): no Python object per clip."""
+
+    def __init__(self, path: Path):
+        # Rows stay in file order; `rank` is each row's place in clip_id order (cheaper than
+        # reordering every column), and every row list this class hands out is in that order.
+        self.table = pq.read_table(path, columns=[*SPLIT_FIELDS, "source_split"]).combine_chunks()
+        order = pc.sort_indices(self.table.column("clip_id"))
+        ids = self.table.column("clip_id").take(order)
+        if len(ids) > 1:
+            repeats = pc.equal(ids.slice(1), ids.slice(0, len(ids) - 1))
+            if pc.any(repeats).as_py():
+                shown = sorted(set(pc.filter(ids.slice(1), repeats).to_pylist()))[:5]
+                raise StageError(f"{path}: clip ids appear more than once: {shown}")
+        order = order.to_numpy()
+        self.rank = np.empty(len(order), dtype=np.int64)
+        self.rank[order] = np.arange(len(order))
+        self.label = self.table.column("label").to_numpy()
+        self.codes = {name: codes(self.table.column(name))
+                      for name in ("video_id", "generator", "domain", "group")}
+        self.clean = {name for name in SPLIT_FIELDS if not _needs_escape(
+            pa.array(self.codes[name][1], pa.string()) if name in self.codes else self.table.column(name))}
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def code(self, name: str) -> np.ndarray:
+        return self.codes[name][0]
+
+    def value(self, name: str, row: int):
+        if name == "label":
+            return int(self.label[row])
+        values, categories = self.codes[name]
+        return categories[values[row]]
+
+    def units(self, unit: str) -> list[SplitUnit]:
+        """The records sizes count, as `split_units` makes them; `clips` holds row numbers."""
+        video, videos = self.codes["video_id"]
+        if unit == "clips":
+            order = np.argsort(self.rank)
+            firsts, members = order.tolist(), [(row,) for row in order.tolist()]
+            keys = self.table.column("clip_id").take(pa.array(order)).to_pylist()
+        else:  # each video's clips in clip_id order
+            order = np.lexsort((self.rank, video))
+            bounds = np.flatnonzero(np.diff(video[order])) + 1
+            starts = np.concatenate([[0], bounds]).astype(np.int64) if len(order) else np.zeros(0, np.int64)
+            order_list = order.tolist()
+            ends = [*bounds.tolist(), len(order_list)]
+            firsts = order[starts].tolist()
+            members = [tuple(order_list[a:b]) for a, b in zip(starts.tolist(), ends)]
+            keys = [videos[video[row]] for row in firsts]
+        label, generator, domain, group = (self.label.tolist(), *(
+            [self.codes[n][1][c] for c in self.codes[n][0][list(firsts)].tolist()] if len(self) else []
+            for n in ("generator", "domain", "group")))
+        return [SplitUnit(keys[i], videos[video[row]], label[row], generator[i], domain[i], group[i], members[i])
+                for i, row in enumerate(firsts)]
+
+    def rows_of(self, units: Sequence[SplitUnit]) -> np.ndarray:
+        """The clip rows of `units`, in clip_id order."""
+        return self.in_order(np.asarray([row for u in units for row in u.clips], dtype=np.int64))
+
+    def in_order(self, rows: np.ndarray) -> np.ndarray:
+        return rows[np.argsort(self.rank[rows])]
+
+    def official(self, rows: np.ndarray, parts: Sequence[str]) -> dict[str, np.ndarray]:
+        """`official_parts` on rows: each part the rows whose source_split names it."""
+        source = self.table.column("source_split").combine_chunks().take(pa.array(rows))
+        where = {part: rows[pc.equal(source, part).fill_null(False).to_numpy(zero_copy_only=False)]
+                 for part in parts}
+        if not any(len(r) for r in where.values()):
+            found = sorted({str(v) for v in source.unique().to_pylist()})
+            raise SplitSizeError(
+                f"split sizes 'official' need clips whose source_split is one of {list(parts)}; "
+                f"clips.parquet has source_split {found[:5]}: this dataset has no official split here")
+        group = self.code("group")
+        part_of = np.concatenate([np.full(len(r), i) for i, r in enumerate(where.values())])
+        groups = np.concatenate([group[r] for r in where.values()])
+        pairs = np.unique(np.stack([groups, part_of]), axis=1) if len(groups) else np.zeros((2, 0), np.int64)
+        names, counts = np.unique(pairs[0], return_counts=True)
+        leaking = sorted(self.codes["group"][1][g] for g in names[counts > 1].tolist())
+        if leaking:
+            raise SplitSizeError(
+                f"{len(leaking)} groups have clips in two official parts, e.g. {leaking[:3]}; "
+                "the dataset's official split does not keep its groups apart")
+        return where
+
+    def support_rows(self, train: np.ndarray, support: int, seed: int) -> np.ndarray:
+        """`pick_support` over the train rows (one light record per train clip)."""
+        clip_ids = self.table.column("clip_id").combine_chunks().take(pa.array(train)).to_pylist()
+        fields = {n: [self.codes[n][1][c] for c in self.code(n)[train].tolist()]
+                  for n in ("video_id", "domain", "generator")}
+        rows = [_Row(clip_ids[i], fields["video_id"][i], fields["domain"][i], int(self.label[r]),
+                     fields["generator"][i], r) for i, r in enumerate(train.tolist())]
+        return np.asarray([row.row for row in pick_support(rows, support, seed=seed)], dtype=np.int64)
+
+    def count(self, rows: np.ndarray, unit: str) -> int:
+        return len(rows) if unit == "clips" else len(np.unique(self.code("video_id")[rows]))
+
+    def summary(self, part: str, asked: str, unit: str, target: int, rows: np.ndarray) -> PartSummary:
+        return PartSummary(part=part, asked=asked, unit=unit, target=target, obtained=self.count(rows, unit),
+                           clips=len(rows), groups=len(np.unique(self.code("group")[rows])),
+                           videos=len(np.unique(self.code("video_id")[rows])))
+
+    def counts(self, rows: np.ndarray) -> dict[str, dict[str, int]]:
+        """What `_counts` gives for these clips: per label name, generator, domain, domain/label."""
+        def tally(values: np.ndarray, name_of) -> dict[str, int]:
+            found, n = np.unique(values, return_counts=True)
+            return dict(sorted((name_of(v), int(k)) for v, k in zip(found.tolist(), n.tolist())))
+
+        label = self.label[rows]
+        label_name = lambda v: LABEL_NAMES.get(v, str(v))  # noqa: E731
+        domain_codes, domains = self.codes["domain"]
+        domain = domain_codes[rows]
+        return {
+            "label": tally(label, label_name),
+            "generator": tally(self.code("generator")[rows], self.codes["generator"][1].__getitem__),
+            "domain": tally(domain, domains.__getitem__),
+            "domain_label": tally(domain * 2 + (label == LABEL_FAKE),
+                                  lambda v: f"{domains[v // 2]}/{LABEL_NAMES[LABEL_FAKE if v % 2 else LABEL_REAL]}"),
+        }
+
+    def write(self, path: Path, rows: np.ndarray) -> Path:
+        """The split file of `rows` (clip ids unique: checked once, at load)."""
+        return write_split_table(path, self.table.select(list(SPLIT_FIELDS)).take(pa.array(rows, pa.int64())),
+                                 unique=True, clean=self.clean)
+
+
+def _needs_escape(column: pa.Array) -> bool:
+    """Whether some string of `column` needs a JSON escape (non-string columns never do)."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return False
+    return bool(pc.any(pc.match_substring_regex(column, JSON_NEEDS_ESCAPE)).as_py())
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One train clip as `pick_support` sees it."""
+
+    clip_id: str
+    video_id: str
+    domain: str
+    label: int
+    generator: str
+    row: int
 
 
 def write_split(
@@ -420,8 +561,8 @@ def _split_locked(cache_dir: CacheDir, *, sizes: Sequence[tuple[str, str]], seed
                   stratify: Sequence[str], name: str, unit: str, subset: Optional[int]) -> SplitReport:
     spec_hash = cache_dir.read_spec().spec_hash
     manifest_sha = sha256_file(cache_dir.clips_parquet)
-    clips = read_records(cache_dir.clips_parquet, ClipRecord)
-    units = split_units(clips, unit)
+    clips = _Clips(cache_dir.clips_parquet)
+    units = clips.units(unit)
     subset_info = None
     if subset is not None:
         available = len(units)
@@ -432,34 +573,34 @@ def _split_locked(cache_dir: CacheDir, *, sizes: Sequence[tuple[str, str]], seed
             log.warning("split %s: subset asked %d %s, obtained %d (groups too large)",
                         name, subset, unit, len(units))
     if is_official(sizes):
-        parts = official_parts(_clips_of(units), [part for part, _ in sizes])
-        targets = {part: count_in_unit(parts[part], unit) for part, _ in sizes}
+        parts = clips.official(clips.rows_of(units), [part for part, _ in sizes])
+        targets = {part: clips.count(parts[part], unit) for part, _ in sizes}
     else:
         targets = part_targets(sizes, len(units))
-        parts = {part: _clips_of(chosen)
+        parts = {part: clips.rows_of(chosen)
                  for part, chosen in assign_units(units, sizes, seed=seed, stratify=stratify).items()}
     if support and "train" not in parts:
         raise SplitSizeError("a support bank is drawn from train, but the split sizes name no train part")
-    bank = pick_support(parts.get("train", []), support, seed=seed)
+    no_rows = np.zeros(0, dtype=np.int64)
+    bank = clips.support_rows(parts.get("train", no_rows), support, seed)
     parts["support"] = bank
     split_dir = cache_dir.split_dir(name)
-    files = []
-    for part in SPLIT_PARTS:
-        entries = [split_entry_from_clip(clip) for clip in parts.get(part, [])]
-        files.append(write_split_file(cache_dir.split_file(name, part), entries))
+    files = [clips.write(cache_dir.split_file(name, part), parts.get(part, no_rows)) for part in SPLIT_PARTS]
     asked = dict(sizes)
-    summaries = [_summary(part, asked[part], unit, targets[part], parts[part]) for part, _ in sizes]
-    domains = sorted({c.domain for c in parts.get("train", [])}) if support else []
-    summaries.append(_summary("support", f"{support} clips per class per domain", "clips",
-                              2 * support * len(domains), bank))
-    placed = {c.clip_id for part, _ in sizes for c in parts[part]}
-    left_out = [c for c in clips if c.clip_id not in placed]
-    if left_out:
-        summaries.append(_summary(UNASSIGNED, "", unit, count_in_unit(left_out, unit), left_out))
+    summaries = [clips.summary(part, asked[part], unit, targets[part], parts[part]) for part, _ in sizes]
+    domains = np.unique(clips.code("domain")[parts["train"]]) if support else []
+    summaries.append(clips.summary("support", f"{support} clips per class per domain", "clips",
+                                   2 * support * len(domains), bank))
+    placed = np.zeros(len(clips), dtype=bool)
+    for part, _ in sizes:
+        placed[parts[part]] = True
+    left_out = clips.in_order(np.flatnonzero(~placed))
+    if len(left_out):
+        summaries.append(clips.summary(UNASSIGNED, "", unit, clips.count(left_out, unit), left_out))
     meta = SplitMeta(
         name=name, seed=seed, sizes=sizes, stratify=tuple(stratify), support_per_class=support,
         spec_hash=spec_hash, clips_parquet_sha256=manifest_sha, clips_total=len(clips),
-        parts=tuple(summaries), counts={part: _counts(parts.get(part, [])) for part in SPLIT_PARTS},
+        parts=tuple(summaries), counts={part: clips.counts(parts.get(part, no_rows)) for part in SPLIT_PARTS},
         unit=unit, subset=subset_info,
     )
     files.append(write_split_meta(split_dir, meta))

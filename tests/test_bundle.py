@@ -36,9 +36,10 @@ from manifests.layout import DataRoot
 from manifests.parquet_io import read_records
 from manifests.records import ClipRecord
 from manifests.split_files import read_split
-from tests.standins.fixtures import hf_hub  # noqa: F401
 from tests.standins.hf_hub import HfHubStandin
 from vfcache.cli import cli
+
+pytest_plugins = ("tests.standins.fixtures",)
 
 REPO = "lab/sample-clips"
 SPEC = "sample_8x112"
@@ -73,7 +74,7 @@ def checker_raw(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def hub(hf_hub: HfHubStandin, monkeypatch) -> HfHubStandin:  # noqa: F811
+def hub(hf_hub: HfHubStandin, monkeypatch) -> HfHubStandin:
     """The stand-in with the publisher's write token in HF_TOKEN and the client's Xet upload path off
     (the client read HF_HUB_DISABLE_XET when it was imported; `is_xet_available` reads the constant)."""
     import huggingface_hub.constants

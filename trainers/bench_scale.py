@@ -6,7 +6,7 @@ spec.json, clips.parquet and sparse shard files of the right sizes (so the audit
 checks run for real, on no real pixels). Each stage then runs in a fresh process, so its peak
 memory (the child's maximum RSS, from `os.wait4`) is its own:
 
-- read: clips.parquet into the columns the stages use;
+- read: the columns of clips.parquet that split reads, as an Arrow table;
 - split: `write_split` with the card's kind of preset (train/val counts, test rest, support);
 - audit: `manifests.audit.audit` of that split;
 - loader index: `ClipDataset` over the train split file.
@@ -99,8 +99,8 @@ def make_scale_cache(folder: Path, clips: int) -> CacheDir:
 
 
 _STAGE_CODE = {
-    "read": ("from manifests.parquet_io import read_records; from manifests.records import ClipRecord; "
-             "t = read_records(cache.clips_parquet, ClipRecord)"),
+    "read": ("import pyarrow.parquet as pq; from manifests.columns import SPLIT_FIELDS; "
+             "t = pq.read_table(cache.clips_parquet, columns=list(SPLIT_FIELDS))"),
     "split": ("from pipelines.split import write_split; write_split(cache, sizes=sizes, seed=0, "
               "support=10, stratify=('label', 'generator'), name='scale')"),
     "audit": ("from manifests.audit import audit; r = audit([('scale', cache)], 'scale'); "

@@ -1,0 +1,122 @@
+"""Manifests as Arrow columns: how split, audit and the loader's index read and write them at
+scale (millions of clips), without a Python object per row.
+
+The frozen dataclasses of `manifests.records` stay the schema (`arrow_schema`) and the form of
+single records. Stages read `clips.parquet` with `pyarrow.parquet.read_table(columns=...)`;
+this module reads split JSONL files into tables, turns string columns into sorted category
+codes for numpy, and writes split JSONL files from columns, byte for byte what
+`split_files.entry_line` writes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
+
+from cache_tools.atomic import atomic_write
+from manifests.records import SplitEntry, arrow_schema
+from manifests.split_files import SplitFileError, read_split
+
+SPLIT_FIELDS = tuple(f.name for f in dataclasses.fields(SplitEntry))
+SPLIT_SCHEMA = arrow_schema(SplitEntry)
+JSON_NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what json.dumps(ensure_ascii=False) escapes in a string
+WRITE_CHUNK_ROWS = 1 << 20
+
+
+def duplicated_values(column: pa.ChunkedArray | pa.Array, shown: int = 5) -> list[str]:
+    """Up to `shown` values that appear more than once, sorted."""
+    counts = pc.value_counts(column)
+    repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    return sorted(repeated.to_pylist())[:shown]
+
+
+def codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
+    """(int64 codes, categories): categories sorted as Python sorts them, codes index them."""
+    encoded = pc.dictionary_encode(column if isinstance(column, pa.Array) else column.combine_chunks())
+    categories = encoded.dictionary.to_pylist()
+    order = sorted(range(len(categories)), key=categories.__getitem__)
+    rank = np.empty(len(categories), dtype=np.int64)
+    rank[order] = np.arange(len(categories))
+    return rank[encoded.indices.to_numpy(zero_copy_only=False)], [categories[i] for i in order]
+
+
+def _lit(text: str) -> pa.Scalar:
+    return pa.scalar(text, pa.large_string())
+
+
+def _escaped_strings(column: pa.Array) -> pa.Array:
+    """Each string as json.dumps(value, ensure_ascii=False) writes it, quotes included."""
+    values = column.to_pylist()
+    return pa.array([json.dumps(v, ensure_ascii=False) for v in values], pa.large_string())
+
+
+def split_lines(table: pa.Table, clean: frozenset[str] | set[str] = frozenset()) -> pa.Array:
+    """The JSONL line of every row of `table` (SplitEntry columns): sorted keys, compact, UTF-8.
+
+    One element-wise join builds every line: the keys, quotes and commas are literals, the
+    values the columns. A string column goes between literal quotes when no value needs a JSON
+    escape (`clean` names the columns the caller already checked; the others are checked
+    here), else every value is written by json.dumps."""
+    parts: list = []
+    pending = "{"  # literal text waiting for the next value
+    for name in sorted(SPLIT_FIELDS):
+        column = table.column(name).combine_chunks()
+        if column.null_count:
+            raise ValueError(f"split column {name} has {column.null_count} empty values")
+        pending += json.dumps(name) + ":"
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            plain = name in clean or not pc.any(pc.match_substring_regex(column, JSON_NEEDS_ESCAPE)).as_py()
+            if plain:
+                parts += [_lit(pending + '"'), column.cast(pa.large_string())]
+                pending = '",'
+            else:
+                parts += [_lit(pending), _escaped_strings(column)]
+                pending = ","
+        else:
+            parts += [_lit(pending), column.cast(pa.large_string())]
+            pending = ","
+    parts.append(_lit(pending[:-1] + "}\n"))
+    return pc.binary_join_element_wise(*parts, _lit(""))
+
+
+def write_split_table(path: str | os.PathLike, table: pa.Table, *, unique: bool = False,
+                      clean: frozenset[str] | set[str] = frozenset()) -> Path:
+    """Write the rows of `table` in their order as a split JSONL file (temporary name + rename);
+    the bytes equal `split_files.write_split_file` of the same entries. `unique`: the caller
+    checked that no clip id repeats; `clean`: see `split_lines`."""
+    if table.num_rows and not unique:
+        repeated = duplicated_values(table.column("clip_id"))
+        if repeated:
+            raise ValueError(f"clip {repeated[0]} appears twice in {path}")
+    with atomic_write(path, "wb") as handle:
+        for start in range(0, table.num_rows, WRITE_CHUNK_ROWS):
+            lines = split_lines(table.slice(start, WRITE_CHUNK_ROWS), clean)
+            offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
+            handle.write(memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]])
+    return Path(path)
+
+
+def read_split_table(path: str | os.PathLike) -> pa.Table:
+    """A split JSONL file as a table of SplitEntry columns; a file the fast reader refuses is read
+    again entry by entry, whose error names the file and line (SplitFileError)."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            return SPLIT_SCHEMA.empty_table()
+        table = pa_json.read_json(path, parse_options=pa_json.ParseOptions(
+            explicit_schema=SPLIT_SCHEMA, unexpected_field_behavior="error"))
+    except FileNotFoundError as err:
+        raise SplitFileError(f"{path} does not exist (run `vfcache split` first)") from err
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        read_split(path)  # raises the precise error
+        raise
+    if any(table.column(name).null_count for name in SPLIT_FIELDS):
+        read_split(path)  # a missing field: the entry reader names it and the line
+        raise SplitFileError(f"{path}: a line lacks a field")
+    return table.select(list(SPLIT_FIELDS)).combine_chunks()
