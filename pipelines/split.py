@@ -5,7 +5,7 @@ default, so a spec with several clips per video keeps every clip of a video in t
 video went to and sizes are always reachable; `unit="clips"` counts clips instead. A size is a
 count ("50"), a fraction of all records ("0.25") or "rest"; without a "rest" part, records
 beyond the asked sizes stay unassigned. With `subset=N`, a seeded, stratified, group-aware
-subset of N records is taken first (`take_subset`: the card's DVF 1004 of ~6.7k videos) and
+subset of N records is taken first (`subset_sizes`: the card's DVF 1004 of ~6.7k videos) and
 split; split.json records it.
 
 Assignment (`assign_splits`, pure, deterministic for a seed, independent of input order):
@@ -37,7 +37,9 @@ part, and prototypes are built from labelled training data.
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter, defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -191,73 +193,87 @@ def assign_units(
     Part names are free here (the subset uses "subset" / "dropped"); the rest part, or
     UNASSIGNED when no part is "rest", takes what the others leave, and UNASSIGNED is dropped.
     """
+    _check_stratify(stratify)
+    units = sorted(units, key=lambda u: u.key)
+    group_names, group = np.unique(np.array([u.group for u in units], dtype=object), return_inverse=True) \
+        if units else (np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64))
+    unit_strata = [_stratum(u, stratify) for u in units]
+    strata = sorted(set(unit_strata))
+    index = {stratum: i for i, stratum in enumerate(strata)}
+    stratum = np.array([index[s] for s in unit_strata], dtype=np.int64)
+    chosen = assign_codes(group, stratum, sizes, seed=seed)
+    return {part: [units[i] for i in members.tolist()] for part, members in chosen.items()}
+
+
+def _check_stratify(stratify: Sequence[str]) -> None:
     bad_keys = [key for key in stratify if key not in STRATIFY_KEYS]
     if bad_keys:
         raise ValueError(f"stratify keys {bad_keys} are not among {STRATIFY_KEYS}")
-    units = sorted(units, key=lambda u: u.key)
-    targets = part_targets(sizes, len(units))
+
+
+def assign_codes(group: np.ndarray, stratum: np.ndarray, sizes: Sequence[tuple[str, str]], *,
+                 seed: int) -> dict[str, np.ndarray]:
+    """`assign_units` on arrays, one entry per unit in key order: `group` and `stratum` are codes
+    ordered as the group names and stratum tuples sort. Returns each part's unit positions,
+    ascending (so in key order). Codes are re-ranked here, so a subset's codes work as they are."""
+    group = np.unique(group, return_inverse=True)[1].astype(np.int64) if len(group) else group
+    stratum_codes, stratum = np.unique(stratum, return_inverse=True) if len(stratum) else (stratum, stratum)
+    stratum = stratum.astype(np.int64)
+    targets = part_targets(sizes, len(group))
     rest_part = next((part for part, size in sizes if size == "rest"), UNASSIGNED)
     parts = [part for part, size in sizes if size != "rest"] + [rest_part]
-    unit_strata = [_stratum(u, stratify) for u in units]
-    stratum_sizes = Counter(unit_strata)
-    strata = sorted(stratum_sizes)
-    quotas = round_matrix([targets[p] for p in parts], [stratum_sizes[s] for s in strata])
-    groups: dict[str, list[SplitUnit]] = defaultdict(list)
-    group_strata: dict[str, dict] = defaultdict(dict)
-    for u, stratum in zip(units, unit_strata):
-        groups[u.group].append(u)
-        counts = group_strata[u.group]
-        counts[stratum] = counts.get(stratum, 0) + 1
-    names = sorted(groups)
-    composition = {name: tuple(counts.items()) for name, counts in group_strata.items()}
+    strata = list(range(len(stratum_codes)))
+    stratum_sizes = np.bincount(stratum, minlength=len(strata)).tolist()
+    quotas = round_matrix([targets[p] for p in parts], stratum_sizes)
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    group_size = np.bincount(group, minlength=n_groups).tolist()
+    pairs, pair_units = np.unique(group * max(len(strata), 1) + stratum, return_counts=True)
+    composition: list[list] = [[] for _ in range(n_groups)]
+    for pair, n in zip(pairs.tolist(), pair_units.tolist()):
+        composition[pair // max(len(strata), 1)].append((pair % max(len(strata), 1), n))
     rng = np.random.default_rng(seed)
-    first: dict[str, list[str]] = {}
+    first: dict[str, list[int]] = {}
     for _ in range(SHUFFLE_ATTEMPTS):
-        order = [names[i] for i in rng.permutation(len(names))]
-        assignment, exact = _carve_all(order, groups, composition, parts, targets, quotas, strata)
+        order = rng.permutation(n_groups).tolist()
+        assignment, exact = _carve_all(order, group_size, composition, parts, targets, quotas, strata)
         if exact:
             break
         first = first or assignment
     else:
         # no shuffle met every size; keep the first one, whose shortfalls split.json records
         assignment = first
-    result = {part: sorted((u for g in assignment[part] for u in groups[g]), key=lambda u: u.key)
-              for part in parts}
+    part_of_group = np.full(n_groups, -1, dtype=np.int64)
+    for number, part in enumerate(parts):
+        part_of_group[np.asarray(assignment[part], dtype=np.int64)] = number
+    part_of_unit = part_of_group[group]
+    result = {part: np.flatnonzero(part_of_unit == number) for number, part in enumerate(parts)}
     result.pop(UNASSIGNED, None)
     return result
 
 
-def take_subset(units: Sequence[SplitUnit], count: int, *, seed: int,
-                stratify: Sequence[str]) -> list[SplitUnit]:
-    """A seeded subset of `count` units, stratified like a split part, whole groups only.
-
-    It is the first part of a two-part split ("subset" = count, the rest dropped), so it has
-    the same guarantees: exact when the groups allow it, every stratum in proportion.
-    """
-    if count > len(units):
-        raise SplitSizeError(f"subset of {count} asked, but only {len(units)} are available")
-    chosen = assign_units(units, (("subset", str(count)), ("dropped", "rest")), seed=seed,
-                          stratify=stratify)
-    return chosen["subset"]
+def subset_sizes(count: int) -> tuple[tuple[str, str], ...]:
+    """A seeded subset of `count` units is the first part of a two-part split ("subset" = count,
+    the rest dropped), so it has a part's guarantees: exact when the groups allow it, every
+    stratum in proportion, whole groups only."""
+    return (("subset", str(count)), ("dropped", "rest"))
 
 
-def _carve_all(order, groups, composition, parts, targets, quotas, strata) -> tuple[dict[str, list[str]], bool]:
+def _carve_all(order, group_size, composition, parts, targets, quotas, strata) -> tuple[dict[str, list], bool]:
     pool = order
     assignment, exact = {}, True
     for row, part in enumerate(parts[:-1]):
         needs = dict(zip(strata, quotas[row]))
-        chosen, pool = _carve(pool, groups, composition, targets[part], needs)
+        chosen, pool = _carve(pool, group_size, composition, targets[part], needs)
         assignment[part] = chosen
-        exact &= sum(len(groups[g]) for g in chosen) == targets[part]
+        exact &= sum(group_size[g] for g in chosen) == targets[part]
     assignment[parts[-1]] = pool
     return assignment, exact
 
 
-def _carve(pool: list[str], groups: dict, composition: dict, target: int,
-           needs: dict) -> tuple[list[str], list[str]]:
+def _carve(pool: list, group_size, composition, target: int, needs: dict) -> tuple[list, list]:
     """One pass over `pool`: take groups that fit the stratum needs, steered to an exact total
-    (`composition`: each group's (stratum, units) pairs)."""
-    sizes = [len(groups[name]) for name in pool]
+    (`group_size[g]`: units of group g; `composition[g]`: its (stratum, units) pairs)."""
+    sizes = [group_size[name] for name in pool]
     reach = SuffixReach(sizes, target)
     gap = reach.best_at_most(target)
     chosen, left = [], []
@@ -418,31 +434,32 @@ class _Clips:
         values, categories = self.codes[name]
         return categories[values[row]]
 
-    def units(self, unit: str) -> list[SplitUnit]:
-        """The records sizes count, as `split_units` makes them; `clips` holds row numbers."""
-        video, videos = self.codes["video_id"]
+    def unit_codes(self, unit: str, stratify: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The records sizes count, as `split_units` makes them but as arrays: (unit of each row,
+        group code and stratum code of each unit). Units are numbered in key order (clip id, or
+        video id); a video's group and stratum are those of its first clip by clip id."""
+        _check_stratify(stratify)
         if unit == "clips":
-            order = np.argsort(self.rank)
-            firsts, members = order.tolist(), [(row,) for row in order.tolist()]
-            keys = self.table.column("clip_id").take(pa.array(order)).to_pylist()
-        else:  # each video's clips in clip_id order
-            order = np.lexsort((self.rank, video))
-            bounds = np.flatnonzero(np.diff(video[order])) + 1
-            starts = np.concatenate([[0], bounds]).astype(np.int64) if len(order) else np.zeros(0, np.int64)
-            order_list = order.tolist()
-            ends = [*bounds.tolist(), len(order_list)]
-            firsts = order[starts].tolist()
-            members = [tuple(order_list[a:b]) for a, b in zip(starts.tolist(), ends)]
-            keys = [videos[video[row]] for row in firsts]
-        label, generator, domain, group = (self.label.tolist(), *(
-            [self.codes[n][1][c] for c in self.codes[n][0][list(firsts)].tolist()] if len(self) else []
-            for n in ("generator", "domain", "group")))
-        return [SplitUnit(keys[i], videos[video[row]], label[row], generator[i], domain[i], group[i], members[i])
-                for i, row in enumerate(firsts)]
+            unit_of_row = self.rank
+            firsts = np.argsort(self.rank)
+        else:
+            unit_of_row = self.code("video_id")  # ranks of the sorted video ids
+            order = np.lexsort((self.rank, unit_of_row))
+            starts = np.flatnonzero(np.diff(unit_of_row[order], prepend=-1)) if len(order) else order
+            firsts = order[starts]
+        columns = {"label": np.unique(self.label, return_inverse=True)[1].reshape(-1) if len(self) else self.label,
+                   "generator": self.code("generator"), "domain": self.code("domain")}
+        key = np.zeros(len(firsts), dtype=np.int64)
+        for name in stratify:
+            values = columns[name][firsts]
+            key = key * (int(columns[name].max()) + 1 if len(self) else 1) + values
+        return unit_of_row, self.code("group")[firsts], key
 
-    def rows_of(self, units: Sequence[SplitUnit]) -> np.ndarray:
-        """The clip rows of `units`, in clip_id order."""
-        return self.in_order(np.asarray([row for u in units for row in u.clips], dtype=np.int64))
+    def rows_of_units(self, unit_of_row: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """The clip rows of `units` (unit numbers), in clip_id order."""
+        chosen = np.zeros(int(unit_of_row.max()) + 1 if len(unit_of_row) else 0, dtype=bool)
+        chosen[units] = True
+        return self.in_order(np.flatnonzero(chosen[unit_of_row]))
 
     def in_order(self, rows: np.ndarray) -> np.ndarray:
         return rows[np.argsort(self.rank[rows])]
@@ -562,30 +579,35 @@ def _split_locked(cache_dir: CacheDir, *, sizes: Sequence[tuple[str, str]], seed
     spec_hash = cache_dir.read_spec().spec_hash
     manifest_sha = sha256_file(cache_dir.clips_parquet)
     clips = _Clips(cache_dir.clips_parquet)
-    units = clips.units(unit)
+    unit_of_row, group, stratum = clips.unit_codes(unit, stratify)
+    kept = np.arange(len(group))  # the units split (all, or the subset)
     subset_info = None
     if subset is not None:
-        available = len(units)
-        units = take_subset(units, subset, seed=seed, stratify=stratify)
-        subset_info = SubsetInfo(asked=subset, obtained=len(units), of=available, seed=seed,
+        if subset > len(kept):
+            raise SplitSizeError(f"subset of {subset} asked, but only {len(kept)} are available")
+        kept = assign_codes(group, stratum, subset_sizes(subset), seed=seed)["subset"]
+        subset_info = SubsetInfo(asked=subset, obtained=len(kept), of=len(group), seed=seed,
                                  stratify=tuple(stratify))
-        if len(units) != subset:
+        if len(kept) != subset:
             log.warning("split %s: subset asked %d %s, obtained %d (groups too large)",
-                        name, subset, unit, len(units))
+                        name, subset, unit, len(kept))
     if is_official(sizes):
-        parts = clips.official(clips.rows_of(units), [part for part, _ in sizes])
+        parts = clips.official(clips.rows_of_units(unit_of_row, kept), [part for part, _ in sizes])
         targets = {part: clips.count(parts[part], unit) for part, _ in sizes}
     else:
-        targets = part_targets(sizes, len(units))
-        parts = {part: clips.rows_of(chosen)
-                 for part, chosen in assign_units(units, sizes, seed=seed, stratify=stratify).items()}
+        targets = part_targets(sizes, len(kept))
+        parts = {part: clips.rows_of_units(unit_of_row, kept[positions])
+                 for part, positions in assign_codes(group[kept], stratum[kept], sizes, seed=seed).items()}
     if support and "train" not in parts:
         raise SplitSizeError("a support bank is drawn from train, but the split sizes name no train part")
     no_rows = np.zeros(0, dtype=np.int64)
     bank = clips.support_rows(parts.get("train", no_rows), support, seed)
     parts["support"] = bank
     split_dir = cache_dir.split_dir(name)
-    files = [clips.write(cache_dir.split_file(name, part), parts.get(part, no_rows)) for part in SPLIT_PARTS]
+    # Arrow's kernels and the file writes release the GIL: the parts are written side by side
+    with ThreadPoolExecutor(max_workers=min(len(SPLIT_PARTS), os.cpu_count() or 1)) as pool:
+        files = list(pool.map(lambda part: clips.write(cache_dir.split_file(name, part), parts.get(part, no_rows)),
+                              SPLIT_PARTS))
     asked = dict(sizes)
     summaries = [clips.summary(part, asked[part], unit, targets[part], parts[part]) for part, _ in sizes]
     domains = np.unique(clips.code("domain")[parts["train"]]) if support else []
