@@ -194,37 +194,59 @@ def _disjoint(parts: dict[str, pa.Table], column: str) -> tuple[pa.Array, np.nda
     return values, np.repeat(np.arange(len(tables)), [t.num_rows for t in tables])
 
 
-def _check_partition(dataset: str, manifest: pa.Table, parts: dict, meta: SplitMeta) -> AuditCheck:
+def _manifest_rows(manifest: pa.Table, parts: dict[str, pa.Table]) -> dict[str, np.ndarray]:
+    """For every entry of every part, its row in clips.parquet (-1: not there); one hash lookup."""
+    ids = pa.concat_arrays([parts[p].column("clip_id").combine_chunks().cast(pa.string()) for p in SPLIT_PARTS])
+    index = pc.index_in(ids, value_set=manifest.column("clip_id")).fill_null(-1).to_numpy(zero_copy_only=False)
+    bounds = np.cumsum([parts[p].num_rows for p in SPLIT_PARTS])[:-1]
+    return dict(zip(SPLIT_PARTS, np.split(index.astype(np.int64), bounds)))
+
+
+def _check_partition(dataset: str, manifest: pa.Table, parts: dict, rows: dict, meta: SplitMeta) -> AuditCheck:
     problems = []
-    placed_ids, _ = _disjoint(parts, "clip_id")
-    if duplicated_values(placed_ids, shown=1):  # rare: say where each repeat is, in file order
+    placed = np.concatenate([rows[part] for part in DISJOINT_PARTS])
+    hits = np.bincount(placed[placed >= 0], minlength=manifest.num_rows)
+    repeated = bool((hits > 1).any())
+    if not repeated and (placed < 0).any():  # ids outside clips.parquet may repeat too
+        outside = pa.concat_arrays([parts[p].column("clip_id").combine_chunks().filter(pa.array(rows[p] < 0))
+                                    for p in DISJOINT_PARTS])
+        repeated = bool(duplicated_values(outside, shown=1))
+    if repeated:  # rare: say where each repeat is, in file order
         placed: dict[str, str] = {}
         for part in DISJOINT_PARTS:
             for clip_id in parts[part].column("clip_id").to_pylist():
                 if clip_id in placed:
                     problems.append(f"clip {clip_id} in {placed[clip_id]} and {part}")
                 placed[clip_id] = part
-    in_a_part = pc.is_in(manifest.column("clip_id"), value_set=placed_ids)
-    unplaced = int(pc.sum(pc.invert(in_a_part)).as_py() or 0)
+    unplaced = int((hits == 0).sum())
     recorded = meta.part("unassigned").clips if meta.part("unassigned") else 0
     if unplaced != recorded:
         problems.append(f"{unplaced} clips of clips.parquet are in no part, split.json records {recorded} unassigned")
     return _check("partition", dataset, problems, f"train/val/test disjoint; {unplaced} clips unassigned as recorded")
 
 
+def _places(values: pa.Array, place: np.ndarray, names: Sequence[str]) -> tuple[int, dict[str, list[str]]]:
+    """(distinct values, {value: sorted place names} for the values found in more than one place)."""
+    table = pa.table({"value": values, "place": pa.array(place, pa.int64())})
+    distinct = table.group_by("value").aggregate([("place", "count_distinct")])
+    shared = distinct.filter(pc.greater(distinct.column("place_count_distinct"), 1)).column("value")
+    found: dict[str, set] = {}
+    if len(shared):
+        rows = table.filter(pc.is_in(table.column("value"), value_set=shared))
+        for value, where in zip(rows.column("value").to_pylist(), rows.column("place").to_pylist()):
+            found.setdefault(value, set()).add(names[where])
+    return distinct.num_rows, {value: sorted(where) for value, where in sorted(found.items())}
+
+
 def _check_groups(dataset: str, parts: dict) -> AuditCheck:
     groups, part_of = _disjoint(parts, "group")
-    group, names = codes(groups) if len(groups) else (np.zeros(0, np.int64), [])
-    pairs = np.unique(group * len(DISJOINT_PARTS) + part_of)
-    found, n = np.unique(pairs // len(DISJOINT_PARTS), return_counts=True)
-    problems = []
-    for g in found[n > 1].tolist():
-        where = sorted(DISJOINT_PARTS[p % len(DISJOINT_PARTS)] for p in pairs[pairs // len(DISJOINT_PARTS) == g].tolist())
-        problems.append(f"group {names[g]!r} in {where}")
-    return _check("no_group_across_splits", dataset, problems, f"{len(found)} groups, each in one part")
+    total, shared = _places(groups, part_of, DISJOINT_PARTS)
+    problems = [f"group {group!r} in {where}" for group, where in shared.items()]
+    return _check("no_group_across_splits", dataset, problems, f"{total} groups, each in one part")
 
 
-def _check_in_final_shards(dataset: str, cache: CacheDir, manifest: pa.Table, parts: dict) -> AuditCheck:
+def _check_in_final_shards(dataset: str, cache: CacheDir, manifest: pa.Table, parts: dict,
+                           manifest_rows: dict) -> AuditCheck:
     """Every entry names a clip of clips.parquet, equals its row, and lies inside a final shard."""
     problems = []
     shards_seen: set[str] = set()
@@ -236,9 +258,8 @@ def _check_in_final_shards(dataset: str, cache: CacheDir, manifest: pa.Table, pa
         total += table.num_rows
         if table.num_rows == 0:
             continue
-        index = pc.index_in(table.column("clip_id"), value_set=manifest.column("clip_id"))
-        missing = index.is_null().to_numpy(zero_copy_only=False)
-        rows = index.fill_null(0)
+        missing = manifest_rows[part] < 0
+        rows = pa.array(np.where(missing, 0, manifest_rows[part]))
         differs = np.zeros(table.num_rows, dtype=bool)
         for name in SPLIT_FIELDS:
             same = pc.equal(table.column(name), manifest.column(name).take(rows))
@@ -322,20 +343,19 @@ def _check_support_size(dataset: str, meta: SplitMeta, parts: dict) -> AuditChec
 
 
 def _check_videos(placements: list[tuple[str, str, pa.Array]]) -> AuditCheck:
-    """No video in two parts, across every audited dataset; `placements`: (dataset, part, video ids)."""
+    """No video in two parts, across every audited dataset; `placements`: (dataset, part, video ids).
+    A video in the same part of two datasets is not a leak."""
     if not placements:
         return _check("no_video_across_splits", None, [], "0 videos, each in one part")
-    ids = pa.concat_arrays([pc.unique(v) for _, _, v in placements])
-    where = np.repeat(np.arange(len(placements)), [len(pc.unique(v)) for _, _, v in placements])
-    video, names = codes(ids)
+    ids = pa.concat_arrays([v.cast(pa.string()) for _, _, v in placements])
     part_names = sorted({part for _, part, _ in placements})
-    part_code = np.array([part_names.index(part) for _, part, _ in placements], dtype=np.int64)[where]
-    found, n = np.unique(np.unique(video * len(part_names) + part_code) // len(part_names), return_counts=True)
+    part_code = np.repeat([part_names.index(part) for _, part, _ in placements], [len(v) for _, _, v in placements])
+    total, shared = _places(ids, part_code, part_names)
     problems = []
-    for v in found[n > 1].tolist():
-        places = sorted(f"{placements[w][0]}/{placements[w][1]}" for w in where[video == v].tolist())
-        problems.append(f"video {names[v][:12]} in {places}")
-    return _check("no_video_across_splits", None, problems, f"{len(found)} videos, each in one part")
+    for video in shared:
+        places = sorted({f"{d}/{p}" for d, p, v in placements if pc.any(pc.equal(v, video)).as_py()})
+        problems.append(f"video {video[:12]} in {places}")
+    return _check("no_video_across_splits", None, problems, f"{total} videos, each in one part")
 
 
 def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default") -> AuditReport:
@@ -359,11 +379,12 @@ def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default
             cells += _cells(dataset, part, parts[part])
         placements += [(dataset, part, parts[part].column("video_id").combine_chunks())
                        for part in DISJOINT_PARTS if parts[part].num_rows]
+        rows = _manifest_rows(manifest, parts)
         checks += [
             _check_current(dataset, cache, meta),
-            _check_partition(dataset, manifest, parts, meta),
+            _check_partition(dataset, manifest, parts, rows, meta),
             _check_groups(dataset, parts),
-            _check_in_final_shards(dataset, cache, manifest, parts),
+            _check_in_final_shards(dataset, cache, manifest, parts, rows),
             _check_support_in_train(dataset, parts),
             _check_sizes(dataset, meta, parts),
             _check_support_size(dataset, meta, parts),
