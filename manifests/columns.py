@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,7 @@ from manifests.split_files import SplitFileError, read_split
 SPLIT_FIELDS = tuple(f.name for f in dataclasses.fields(SplitEntry))
 SPLIT_SCHEMA = arrow_schema(SplitEntry)
 JSON_NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what json.dumps(ensure_ascii=False) escapes in a string
-WRITE_CHUNK_ROWS = 1 << 20
+WRITE_CHUNK_ROWS = 1 << 18
 
 
 def duplicated_values(column: pa.ChunkedArray | pa.Array, shown: int = 5) -> list[str]:
@@ -37,13 +39,13 @@ def duplicated_values(column: pa.ChunkedArray | pa.Array, shown: int = 5) -> lis
 
 
 def codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
-    """(int64 codes, categories): categories sorted as Python sorts them, codes index them."""
+    """(int64 codes, categories): categories sorted as Python sorts them (Arrow sorts strings by
+    their UTF-8 bytes, which is code point order, as Python does), codes index them."""
     encoded = pc.dictionary_encode(column if isinstance(column, pa.Array) else column.combine_chunks())
-    categories = encoded.dictionary.to_pylist()
-    order = sorted(range(len(categories)), key=categories.__getitem__)
-    rank = np.empty(len(categories), dtype=np.int64)
-    rank[order] = np.arange(len(categories))
-    return rank[encoded.indices.to_numpy(zero_copy_only=False)], [categories[i] for i in order]
+    order = pc.sort_indices(encoded.dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[encoded.indices.to_numpy(zero_copy_only=False)], encoded.dictionary.take(order).to_pylist()
 
 
 def _lit(text: str) -> pa.Scalar:
@@ -94,11 +96,21 @@ def write_split_table(path: str | os.PathLike, table: pa.Table, *, unique: bool 
         repeated = duplicated_values(table.column("clip_id"))
         if repeated:
             raise ValueError(f"clip {repeated[0]} appears twice in {path}")
-    with atomic_write(path, "wb") as handle:
+    def chunk(start: int) -> memoryview:
+        lines = split_lines(table.slice(start, WRITE_CHUNK_ROWS), clean)
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
+        return memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]]
+
+    # Arrow's kernels release the GIL: chunks are built on two threads and written in order,
+    # at most three in memory at once
+    with atomic_write(path, "wb") as handle, ThreadPoolExecutor(max_workers=2) as pool:
+        pending: deque = deque()
         for start in range(0, table.num_rows, WRITE_CHUNK_ROWS):
-            lines = split_lines(table.slice(start, WRITE_CHUNK_ROWS), clean)
-            offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
-            handle.write(memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]])
+            pending.append(pool.submit(chunk, start))
+            if len(pending) == 3:
+                handle.write(pending.popleft().result())
+        while pending:
+            handle.write(pending.popleft().result())
     return Path(path)
 
 

@@ -495,18 +495,27 @@ class _Clips:
                      fields["generator"][i], r) for i, r in enumerate(train.tolist())]
         return np.asarray([row.row for row in pick_support(rows, support, seed=seed)], dtype=np.int64)
 
+    def distinct(self, name: str, rows: np.ndarray) -> int:
+        """How many different values of coded column `name` the rows hold."""
+        return int(np.count_nonzero(np.bincount(self.code(name)[rows], minlength=len(self.codes[name][1]))))
+
     def count(self, rows: np.ndarray, unit: str) -> int:
-        return len(rows) if unit == "clips" else len(np.unique(self.code("video_id")[rows]))
+        return len(rows) if unit == "clips" else self.distinct("video_id", rows)
 
     def summary(self, part: str, asked: str, unit: str, target: int, rows: np.ndarray) -> PartSummary:
         return PartSummary(part=part, asked=asked, unit=unit, target=target, obtained=self.count(rows, unit),
-                           clips=len(rows), groups=len(np.unique(self.code("group")[rows])),
-                           videos=len(np.unique(self.code("video_id")[rows])))
+                           clips=len(rows), groups=self.distinct("group", rows),
+                           videos=self.distinct("video_id", rows))
 
     def counts(self, rows: np.ndarray) -> dict[str, dict[str, int]]:
         """What `_counts` gives for these clips: per label name, generator, domain, domain/label."""
         def tally(values: np.ndarray, name_of) -> dict[str, int]:
-            found, n = np.unique(values, return_counts=True)
+            if values.dtype.kind in "iu" and len(values) and values.min() >= 0:
+                n = np.bincount(values)
+                found = np.flatnonzero(n)
+                n = n[found]
+            else:
+                found, n = np.unique(values, return_counts=True)
             return dict(sorted((name_of(v), int(k)) for v, k in zip(found.tolist(), n.tolist())))
 
         label = self.label[rows]

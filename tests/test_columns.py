@@ -45,7 +45,10 @@ def test_escapes_quotes_backslashes_controls_and_keeps_unicode():
     assert split_lines(table_of([plain]), clean={"domain", "generator"}).to_pylist() == [entry_line(plain)]
 
 
-def test_written_file_is_byte_identical_and_reads_back(tmp_path):
+def test_written_file_is_byte_identical_and_reads_back(tmp_path, monkeypatch):
+    import manifests.columns
+
+    monkeypatch.setattr(manifests.columns, "WRITE_CHUNK_ROWS", 300)  # several chunks, written in order
     entries = [entry(i, domain=("street" if i % 3 else 'q"uote')) for i in range(2500)]
     write_split_file(tmp_path / "slow.jsonl", entries)
     write_split_table(tmp_path / "fast.jsonl", table_of(entries))
@@ -79,4 +82,6 @@ def test_codes_are_ranks_of_sorted_categories():
     values, categories = codes(pa.array(["b", "a", "c", "a", "b"]))
     assert categories == ["a", "b", "c"]
     assert values.tolist() == [1, 0, 2, 0, 1]
+    words = ["é", "z", "Z", "ab", "a", "\u2028", "😀", ""]
+    assert codes(pa.array(words))[1] == sorted(words)  # UTF-8 byte order is Python's order
     assert np.array(categories, dtype=object)[values].tolist() == ["b", "a", "c", "a", "b"]
