@@ -100,48 +100,90 @@ def _flip_path(node: tuple[str, int], came_from: dict, bumped: list[list[bool]])
 
 
 class SuffixReach:
-    """Subset sums (up to `cap`) of `sizes[i:]`, as Python-int bitsets, for every i.
+    """Subset sums (up to `cap`) of `sizes[i:]`, for every i.
 
-    Only every k-th suffix (k ~ sqrt(len)) is kept; a block is recomputed when a forward pass
-    enters it, so memory stays O(sqrt(n) * cap / 8) bytes and time O(n * cap / 64) word ops.
+    Sums are Python-int bitsets. Only every k-th suffix (k ~ sqrt(len)) is kept; a block is
+    recomputed when a forward pass enters it, so memory stays O(sqrt(n) * cap / 8) bytes.
+
+    A suffix whose sums up to `cap` are exactly the multiples of its sizes' gcd g (every sum is
+    one) is marked full: its sums need no bitset, and a longer suffix that only adds multiples
+    of g is full too. Many small groups get there long before the start of the list, so the
+    bitset work is O(m * cap / 64) for the m groups of the tail that is not yet full, not for
+    all n groups, which keeps large splits from going quadratic. Answers are exact either way.
     """
 
     def __init__(self, sizes: Sequence[int], cap: int):
         if any(size <= 0 for size in sizes):
             raise ValueError("group sizes must be positive")
         self._sizes = list(sizes)
+        self._cap = cap
         self._mask = (1 << (cap + 1)) - 1
         self._block = max(1, math.isqrt(len(sizes)) + 1)
+        self._full_masks: dict[int, int] = {}
         count = len(sizes)
-        current = 1  # the empty suffix makes only 0
+        self._full_gcd = [0] * (count + 1)  # g > 0: the sums of sizes[i:] are the multiples of g
+        current, divisor, full = 1, 0, False  # the empty suffix makes only 0
         self._checkpoints = {count: current}
         for i in range(count - 1, -1, -1):
-            current = (current | (current << self._sizes[i])) & self._mask
-            if i % self._block == 0:
+            size = self._sizes[i]
+            if full and size % divisor == 0:
+                self._full_gcd[i] = divisor
+                continue
+            if full:  # a size off the lattice: back to a bitset, from the full set
+                current, full = self._full_mask(divisor), False
+            current = (current | (current << size)) & self._mask
+            divisor = math.gcd(divisor, size)
+            if current == self._full_mask(divisor):
+                full = True
+                self._full_gcd[i] = divisor
+            elif i % self._block == 0:
                 self._checkpoints[i] = current
         self._cached_block = -1
         self._cached: list[int] = []
 
+    def _full_mask(self, divisor: int) -> int:
+        """The bitset of every multiple of `divisor` from 0 to cap."""
+        if divisor not in self._full_masks:
+            bits = bytearray((self._cap + 8) // 8)
+            for value in range(0, self._cap + 1, divisor):
+                bits[value >> 3] |= 1 << (value & 7)
+            self._full_masks[divisor] = int.from_bytes(bytes(bits), "little")
+        return self._full_masks[divisor]
+
     def bits(self, i: int) -> int:
         count = len(self._sizes)
+        if self._full_gcd[i]:
+            return self._full_mask(self._full_gcd[i])
         if i == count:
             return self._checkpoints[count]
         block = i // self._block
         if block != self._cached_block:
             start = block * self._block
             end = min(start + self._block, count)
-            current = self._checkpoints[end]
+            current = self._full_mask(self._full_gcd[end]) if self._full_gcd[end] else self._checkpoints[end]
             values = [0] * (end - start)
             for j in range(end - 1, start - 1, -1):
-                current = (current | (current << self._sizes[j])) & self._mask
+                if self._full_gcd[j]:
+                    current = self._full_mask(self._full_gcd[j])
+                else:
+                    current = (current | (current << self._sizes[j])) & self._mask
                 values[j - start] = current
             self._cached_block, self._cached = block, values
         return self._cached[i - block * self._block]
 
     def reachable(self, i: int, total: int) -> bool:
-        return total >= 0 and bool((self.bits(i) >> total) & 1)
+        if total < 0:
+            return False
+        divisor = self._full_gcd[i]
+        if divisor:
+            return total <= self._cap and total % divisor == 0
+        return bool((self.bits(i) >> total) & 1)
 
     def best_at_most(self, total: int) -> int:
         """The largest total <= `total` that some subset of all sizes makes."""
+        divisor = self._full_gcd[0]
+        if divisor:
+            top = min(total, self._cap)
+            return top - top % divisor
         bits = self.bits(0) & ((1 << (total + 1)) - 1)
         return bits.bit_length() - 1

@@ -279,9 +279,8 @@ def _carve(pool: list, group_size, composition, target: int, needs: dict) -> tup
     chosen, left = [], []
     for i, name in enumerate(pool):
         size = sizes[i]
-        after = reach.bits(i + 1)  # the totals the groups after this one can make
-        can_take = size <= gap and bool((after >> (gap - size)) & 1)
-        can_skip = bool((after >> gap) & 1)
+        can_take = size <= gap and reach.reachable(i + 1, gap - size)  # by the groups after this one
+        can_skip = reach.reachable(i + 1, gap)
         wanted = all(needs.get(stratum, 0) >= n for stratum, n in composition[name])
         if can_take and (wanted or not can_skip):
             chosen.append(name)
