@@ -115,20 +115,35 @@ def write_split_table(path: str | os.PathLike, table: pa.Table, *, unique: bool 
 
 
 def read_split_table(path: str | os.PathLike) -> pa.Table:
-    """A split JSONL file as a table of SplitEntry columns; a file the fast reader refuses is read
-    again entry by entry, whose error names the file and line (SplitFileError)."""
+    """A split JSONL file as a table of SplitEntry columns, as strict as `split_files.read_split`:
+    a file the fast reader refuses, or whose lines do not all hold one entry (an empty line, a
+    last line without its newline), is read again entry by entry, whose error names the line."""
     path = Path(path)
     try:
-        if path.stat().st_size == 0:
-            return SPLIT_SCHEMA.empty_table()
-        table = pa_json.read_json(path, parse_options=pa_json.ParseOptions(
-            explicit_schema=SPLIT_SCHEMA, unexpected_field_behavior="error"))
+        data = path.read_bytes()
     except FileNotFoundError as err:
-        raise SplitFileError(f"{path} does not exist (run `vfcache split` first)") from err
+        raise SplitFileError(f"split file {path} does not exist (run `vfcache split` first)") from err
+    if not data:
+        return SPLIT_SCHEMA.empty_table()
+    try:
+        table = pa_json.read_json(pa.BufferReader(data), parse_options=pa_json.ParseOptions(
+            explicit_schema=SPLIT_SCHEMA, unexpected_field_behavior="error"))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         read_split(path)  # raises the precise error
         raise
-    if any(table.column(name).null_count for name in SPLIT_FIELDS):
-        read_split(path)  # a missing field: the entry reader names it and the line
-        raise SplitFileError(f"{path}: a line lacks a field")
+    if (not data.endswith(b"\n") or data.count(b"\n") != table.num_rows
+            or any(table.column(name).null_count for name in SPLIT_FIELDS)):
+        read_split(path)  # names the line
+        raise SplitFileError(f"{path}: not one entry per line")
     return table.select(list(SPLIT_FIELDS)).combine_chunks()
+
+
+def read_split_entries(path: str | os.PathLike) -> list[SplitEntry]:
+    """`split_files.read_split`, through the columnar reader: the same entries and errors, faster
+    (one Arrow read instead of a JSON parse and checks per line), and a repeated clip id refused."""
+    table = read_split_table(path)
+    repeated = duplicated_values(table.column("clip_id"), shown=1) if table.num_rows else []
+    if repeated:
+        read_split(path)  # names both lines
+        raise SplitFileError(f"{path}: clip {repeated[0]} is listed twice")
+    return [SplitEntry(*row) for row in zip(*(table.column(name).to_pylist() for name in SPLIT_FIELDS))]

@@ -85,3 +85,22 @@ def test_codes_are_ranks_of_sorted_categories():
     words = ["é", "z", "Z", "ab", "a", "\u2028", "😀", ""]
     assert codes(pa.array(words))[1] == sorted(words)  # UTF-8 byte order is Python's order
     assert np.array(categories, dtype=object)[values].tolist() == ["b", "a", "c", "a", "b"]
+
+
+def test_entries_reader_is_as_strict_as_the_line_reader(tmp_path):
+    from manifests.columns import read_split_entries
+
+    lines = [entry_line(entry(i)) for i in range(4)]
+    good = tmp_path / "good.jsonl"
+    good.write_text("".join(lines))
+    assert read_split_entries(good) == read_split(good)
+    cases = {
+        "truncated": ("".join(lines)[:-1], "no newline"),
+        "empty_line": (lines[0] + "\n" + "".join(lines[1:]), "2: empty line"),
+        "repeated": (lines[0] + lines[1] + lines[0], "already listed on line 1"),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text(text)
+        with pytest.raises(SplitFileError, match=message):
+            read_split_entries(path)

@@ -1,6 +1,6 @@
 """`ClipDataset`: random access to the clips listed by one or more split JSONL files.
 
-A split file (read with `manifests.split_files.read_split`) is self-contained (shard path
+A split file (read with `manifests.columns.read_split_entries`) is self-contained (shard path
 relative to its cache folder, offset, nbytes, label, domain, generator), so one clip is one
 `pread` and one decompress. Several split files
 (AEGIS + DVF + GenVideo train) combine into one index space as long as their clips share a
@@ -31,7 +31,7 @@ from cache_tools.decoded_cache import DecodedClipCache
 from cache_tools.shards import ShardReader
 from manifests.layout import CacheDir, cache_dir_of_split_file
 from manifests.records import SplitEntry
-from manifests.split_files import read_split
+from manifests.columns import read_split_entries
 from vfcache.config import ClipSpec
 
 log = logging.getLogger(__name__)
@@ -103,14 +103,18 @@ class ClipDataset(Dataset):
         sources: list[SplitSource] = []
         for path in paths:
             cache_dir = cache_dir_of_split_file(path)
-            part = read_split(path)
+            part = read_split_entries(path)
             if labels is not None:
                 keep = set(labels)
                 part = [entry for entry in part if entry.label in keep]
             sources.append(SplitSource(path, cache_dir, cache_dir.read_spec(), len(entries), len(part)))
+            resolved: dict[str, int] = {}  # a shard's path is made once, not once per clip
             for entry in part:
-                shard = str(cache_dir.resolve_shard(entry.shard))
-                shard_ids.append(shard_paths.setdefault(shard, len(shard_paths)))
+                shard_id = resolved.get(entry.shard)
+                if shard_id is None:
+                    shard = str(cache_dir.resolve_shard(entry.shard))
+                    shard_id = resolved[entry.shard] = shard_paths.setdefault(shard, len(shard_paths))
+                shard_ids.append(shard_id)
             entries.extend(part)
         self.sources = tuple(sources)
         self.clip_shape = self._common_clip_shape(self.sources)

@@ -19,7 +19,7 @@ from pathlib import Path
 from cache_tools.shards import ShardReader
 from manifests.hf_features import split_features
 from manifests.layout import cache_dir_of_split_file
-from manifests.split_files import read_split
+from manifests.columns import read_split_entries
 
 
 class _ReadClips:
@@ -49,7 +49,7 @@ def to_hf_dataset(split_file: str | os.PathLike):
     import datasets
 
     cache = cache_dir_of_split_file(split_file)
-    rows = [dataclasses.asdict(entry) for entry in read_split(split_file)]
+    rows = [dataclasses.asdict(entry) for entry in read_split_entries(split_file)]
     features = split_features()
     table = datasets.Dataset.from_list(rows, features=features) if rows else \
         datasets.Dataset.from_dict({name: [] for name in features}, features=features)
