@@ -120,22 +120,32 @@ def read_split_table(path: str | os.PathLike) -> pa.Table:
     last line without its newline), is read again entry by entry, whose error names the line."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        newlines, last = _newlines(path)
     except FileNotFoundError as err:
         raise SplitFileError(f"split file {path} does not exist (run `vfcache split` first)") from err
-    if not data:
+    if last is None:
         return SPLIT_SCHEMA.empty_table()
     try:
-        table = pa_json.read_json(pa.BufferReader(data), parse_options=pa_json.ParseOptions(
+        table = pa_json.read_json(path, parse_options=pa_json.ParseOptions(
             explicit_schema=SPLIT_SCHEMA, unexpected_field_behavior="error"))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         read_split(path)  # raises the precise error
         raise
-    if (not data.endswith(b"\n") or data.count(b"\n") != table.num_rows
+    if (last != b"\n" or newlines != table.num_rows
             or any(table.column(name).null_count for name in SPLIT_FIELDS)):
         read_split(path)  # names the line
         raise SplitFileError(f"{path}: not one entry per line")
     return table.select(list(SPLIT_FIELDS)).combine_chunks()
+
+
+def _newlines(path: Path, chunk_bytes: int = 1 << 24) -> tuple[int, bytes | None]:
+    """(newline count, last byte or None for an empty file), reading the file in chunks."""
+    count, last = 0, None
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count, last
 
 
 def read_split_entries(path: str | os.PathLike) -> list[SplitEntry]:

@@ -177,16 +177,17 @@ def run_scale_benchmark(root: DataRoot, clip_counts: Sequence[int]) -> dict:
 
 
 def format_scale_table(result: dict) -> str:
+    """The table; memory in GB of 10^9 bytes, the unit of the targets."""
     lines = [f"{'clips':>11}" + "".join(f"{stage + ' s':>15}{'peak':>9}" for stage in STAGES)]
     for row in result["rows"]:
-        cells = "".join(f"{row[f'{s}_s']:>15.2f}{row[f'{s}_peak_bytes'] / 2**30:>8.2f}G" for s in STAGES)
+        cells = "".join(f"{row[f'{s}_s']:>15.2f}{row[f'{s}_peak_bytes'] / 1e9:>8.2f}G" for s in STAGES)
         lines.append(f"{row['clips']:>11,}{cells}")
     for step in result["growth"]:
         per = ", ".join(f"{s} x{step[f'{s}_per_10x']:.1f}" for s in STAGES)
         lines.append(f"per 10x from {step['from']:,} to {step['to']:,}: {per}")
     for clips, check in result["targets"].items():
         lines.append(f"{int(clips):,} clips: split + audit {check['split_audit_s']:.1f} s "
-                     f"(< {check['limit_s']:.0f}), peak {check['peak_bytes'] / 2**30:.2f} GB "
+                     f"(< {check['limit_s']:.0f}), peak {check['peak_bytes'] / 1e9:.2f} GB "
                      f"(< {check['limit_bytes'] / 1e9:.1f}) {'PASS' if check['meets'] else 'FAIL'}")
     return "\n".join(lines)
 
