@@ -457,3 +457,28 @@ def test_bundle_dir_wants_owner_and_name(tmp_path):
     for bad in ("nobody", "a/b/c", "../b", "a/.."):
         with pytest.raises(StageError):
             DataRoot(tmp_path).bundle_dir(bad)
+
+
+def test_bundle_carries_the_raw_datas_fetch_record(publisher_root, tmp_path):
+    """Where the raw data came from (repo, commit, every file's sha256) travels as
+    provenance/fetch.json, summarised in bundle.json and on the card."""
+    from manifests.bundle import SOURCE_FETCH_NAME
+    from pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
+    from pipelines.publish import stage_bundle
+    from vfcache.config import load_dataset_config
+
+    root = publisher_copy(publisher_root, tmp_path)
+    files = tuple(FetchedFile(f"studio/real/camera/v{i}.mp4", 1000 + i, f"{i:064x}") for i in range(3))
+    write_fetch_record(FetchRecord(source="huggingface", repo_id="someone/sample-raw", revision="main",
+                                   commit_sha="c" * 40, endpoint="https://huggingface.co", allow_patterns=None,
+                                   files=files, fetched_at_utc="2026-12-04T00:00:00+00:00"),
+                       root / "raw" / "sample")
+    staged = stage_bundle(load_dataset_config("sample"), DataRoot(root), SPEC, "default", repo_id=REPO,
+                          progress=False)
+    assert staged.files[SOURCE_FETCH_NAME] == root / "raw" / "sample" / "fetch.json"
+    assert staged.manifest.source["commit_sha"] == "c" * 40
+    assert staged.manifest.source["files"] == 3 and staged.manifest.source["total_bytes"] == 3003
+    card = (staged.staging_dir / "README.md").read_text()
+    assert "`someone/sample-raw`" in card and "c" * 40 in card
+    assert staged.manifest.file(SOURCE_FETCH_NAME) is not None
+    assert not any(path.startswith("shards/") for path in staged.files)
