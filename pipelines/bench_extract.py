@@ -11,8 +11,14 @@ shared and noisy), as `../shared/docs/performance.md` defines them:
   our extraction, uniform sampling on videos of 20 s or more. Target >= 3.
 - 2 workers / 1 worker: speed-up of the dask extraction with two worker processes. Target >= 1.7.
 
-The corpus is synthetic and deterministic (H.264, 1 s keyframe interval as web video
-usually has), made once under `<root>/bench/`; `--videos DIR` measures a folder of your own.
+Two corpora, each made once under `<root>/bench/<corpus>/`, deterministic:
+- `natural` (the default): a real photograph panned and zoomed like a handheld camera, with
+  sensor-like noise (pipelines/sources/_natural_frames.py), H.264 CRF 23 (a web bitrate) with a
+  1 s keyframe interval, and one long-GOP video (10 s) among the uniform-sampling ones. Its
+  clips compress under zstd about as camera footage does, so compression is costed honestly.
+- `synthetic`: the painted test patterns of the sample dataset, same sizes and keyframes. They
+  compress several times better than footage, which hides the cost of compressing.
+`--videos DIR` measures a folder of your own.
 """
 from __future__ import annotations
 
@@ -57,11 +63,20 @@ class CorpusVideo:
     gop: int
 
 
+CORPORA = ("natural", "synthetic")
+CORPUS_LABELS = {
+    "natural": "natural (a photograph panned and zoomed, sensor noise; H.264 CRF 23, 1 s keyframes)",
+    "synthetic": "synthetic (painted test patterns; H.264, 1 s keyframe interval)",
+}
+
+
 # fps-sampled clips: 720p and 480p, a few seconds each; uniform sampling: 24 s videos.
 FPS_CORPUS = tuple(CorpusVideo(f"clip{i}", w, h, 150, 30.0, 30)
                    for i, (w, h) in enumerate([(1280, 720), (1280, 720), (854, 480), (854, 480),
                                                (1280, 720), (854, 480), (1280, 720), (854, 480)]))
 LONG_CORPUS = tuple(CorpusVideo(f"long{i}", 854, 480, 600, 25.0, 25) for i in range(3))
+# the natural corpus has one long-GOP video among the long ones, as some uploads do
+NATURAL_LONG_CORPUS = LONG_CORPUS[:2] + (dataclasses.replace(LONG_CORPUS[2], gop=250),)
 CLIPS_PER_VIDEO = 4  # several clips per 5 s video, as a training cache would cut them
 
 
@@ -71,22 +86,35 @@ def bench_fps_spec(preset: str = "r2plus1d_24x224") -> ClipSpec:
     return dataclasses.replace(spec, name=f"bench_{spec.name}", clips_per_video=CLIPS_PER_VIDEO)
 
 
-def _make_corpus(folder: Path, videos: Sequence[CorpusVideo]) -> Path:
-    """Videos under folder/real/synthetic/, generated once (a marker file says the set is complete)."""
-    from pipelines.sources.synthetic import make_video
+def _make_corpus(folder: Path, videos: Sequence[CorpusVideo], corpus: str = "synthetic") -> Path:
+    """Videos under folder/real/<corpus>/, generated once (a marker file says the set is complete)."""
+    from pipelines.sources._natural_frames import natural_frames
+    from pipelines.sources.synthetic import encode_video, make_video
 
+    if corpus not in CORPORA:
+        raise ValueError(f"benchmark corpus {corpus!r} is not one of {CORPORA}")
     marker = folder / "corpus.done"
-    target = folder / "real" / "synthetic"
+    target = folder / "real" / corpus
     if marker.exists():
         return folder
     if folder.exists():
         shutil.rmtree(folder)
     target.mkdir(parents=True)
     for seed, video in enumerate(videos):
-        make_video(target / f"{video.name}.mp4", width=video.width, height=video.height,
-                   num_frames=video.num_frames, fps=video.fps, codec="h264", seed=seed, gop=video.gop)
+        path = target / f"{video.name}.mp4"
+        if corpus == "natural":
+            encode_video(path, natural_frames(video.width, video.height, video.num_frames, seed=seed),
+                         codec="h264", fps=video.fps, gop=video.gop, quality=23)
+        else:
+            make_video(path, width=video.width, height=video.height, num_frames=video.num_frames,
+                       fps=video.fps, codec="h264", seed=seed, gop=video.gop)
     marker.write_text("complete\n")
     return folder
+
+
+def corpus_videos(corpus: str) -> tuple[tuple[CorpusVideo, ...], tuple[CorpusVideo, ...]]:
+    """(fps-sampled videos, long videos for uniform sampling) of a built-in corpus."""
+    return (FPS_CORPUS, NATURAL_LONG_CORPUS if corpus == "natural" else LONG_CORPUS)
 
 
 def _user_videos(videos_dir: Path) -> list[Path]:
@@ -97,15 +125,17 @@ def _user_videos(videos_dir: Path) -> list[Path]:
     return found
 
 
-def corpus_folder(root: DataRoot, videos_dir: Optional[Path] = None) -> Path:
+def corpus_folder(root: DataRoot, videos_dir: Optional[Path] = None, corpus: str = "natural") -> Path:
     """The working folder of one benchmark corpus: its raw folders and its own data root.
 
-    Keyed by the corpus (the synthetic one, or the files below `--videos DIR` with their sizes
-    and modification times), so the benchmarks, run in any order, never share a cache folder.
+    Keyed by the corpus (a built-in one by name, or the files below `--videos DIR` with their
+    sizes and modification times), so the benchmarks, run in any order, never share a cache folder.
     """
     bench = root.path / "bench"
     if videos_dir is None:
-        return bench / "synthetic"
+        if corpus not in CORPORA:
+            raise ValueError(f"benchmark corpus {corpus!r} is not one of {CORPORA}")
+        return bench / corpus
     listing = "\n".join(f"{p.resolve()}\0{p.stat().st_size}\0{p.stat().st_mtime_ns}"
                         for p in _user_videos(videos_dir))
     return bench / f"videos-{hashlib.sha256(listing.encode()).hexdigest()[:16]}"
@@ -181,24 +211,70 @@ def _warm_workers(client) -> None:
     client.run(_load)
 
 
+ZSTD_LEVELS = (1, 2, 3, 5, 7, 9)
+
+
+def zstd_levels(clips: Sequence, levels: Sequence[int] = ZSTD_LEVELS, repeats: int = 3) -> list[dict]:
+    """For each zstd level, as the shard writer compresses a clip (one frame per clip, checksum
+    and content size): compress and decompress MB/s (of raw clip bytes, best of `repeats`, one
+    thread) and the ratio raw / compressed, over the decoded `clips`."""
+    import zstandard
+
+    from cache_tools.shards import encode_clip
+
+    raw_bytes = sum(clip.nbytes for clip in clips)
+    rows = []
+    for level in levels:
+        compressor = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
+        decompressor = zstandard.ZstdDecompressor()
+        compress_s, decompress_s = float("inf"), float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            frames = [encode_clip(clip, compressor) for clip in clips]
+            compress_s = min(compress_s, time.perf_counter() - started)
+            started = time.perf_counter()
+            for frame in frames:
+                decompressor.decompress(frame)
+            decompress_s = min(decompress_s, time.perf_counter() - started)
+        stored = sum(len(frame) for frame in frames)
+        rows.append({"level": level, "compress_mb_s": raw_bytes / compress_s / 1e6,
+                     "decompress_mb_s": raw_bytes / decompress_s / 1e6, "ratio": raw_bytes / stored,
+                     "bytes": stored})
+    return rows
+
+
+def _decoded_clips(root: DataRoot, config: DatasetConfig, spec: ClipSpec) -> list:
+    from cache_tools.shards import ShardReader
+    from manifests.records import ClipRecord
+
+    cache = root.cache_dir(config.name, spec.name)
+    clips = []
+    for clip in read_records(cache.clips_parquet, ClipRecord):
+        with ShardReader(cache.resolve_shard(clip.shard)) as reader:
+            clips.append(reader.read(clip.offset, clip.nbytes, clip.clip_id))
+    return clips
+
+
 def _check(name: str, value: float) -> bool:
     op, target = TARGETS[name]
     return value <= target if op == "<=" else value >= target
 
 
 def run_extract_benchmark(root: DataRoot, *, videos_dir: Optional[Path] = None, repeats: int = 3,
-                          fps_spec: str = "r2plus1d_24x224", uniform_spec: str = "videomae_16x224") -> dict:
+                          fps_spec: str = "r2plus1d_24x224", uniform_spec: str = "videomae_16x224",
+                          corpus: str = "natural") -> dict:
     """Measure the three extraction figures; returns a JSON-ready dict (figures, timings, targets)."""
-    bench = corpus_folder(root, videos_dir)
+    bench = corpus_folder(root, videos_dir, corpus)
     fps = bench_fps_spec(fps_spec)
     uniform = load_clip_spec(uniform_spec)
     if videos_dir is not None:
         raw_fps = raw_long = _link_user_videos(Path(videos_dir), bench / "user_videos")
         corpus_name = str(videos_dir)
     else:
-        raw_fps = _make_corpus(bench / "corpus_fps", FPS_CORPUS)
-        raw_long = _make_corpus(bench / "corpus_long", LONG_CORPUS)
-        corpus_name = "synthetic (H.264, 1 s keyframe interval)"
+        fps_videos_spec, long_videos_spec = corpus_videos(corpus)
+        raw_fps = _make_corpus(bench / "corpus_fps", fps_videos_spec, corpus)
+        raw_long = _make_corpus(bench / "corpus_long", long_videos_spec, corpus)
+        corpus_name = CORPUS_LABELS[corpus]
     broot = DataRoot(bench / "root")
     cfg_fps = _bench_config("bench_fps", raw_fps, fps)
     cfg_long = _bench_config("bench_long", raw_long, uniform)
@@ -226,7 +302,9 @@ def run_extract_benchmark(root: DataRoot, *, videos_dir: Optional[Path] = None, 
         "workers2_over_workers1": best["workers1"] / best["workers2"],
     }
     clips_fps = pq.read_metadata(broot.cache_dir(cfg_fps.name, fps.name).clips_parquet).num_rows
+    levels = zstd_levels(_decoded_clips(broot, cfg_fps, fps), repeats=repeats)
     return {
+        "zstd_levels": levels,
         "benchmark": "extract",
         "corpus": corpus_name,
         "videos_fps": len(fps_videos),
@@ -259,4 +337,10 @@ def format_extract_table(result: dict) -> str:
         lines.append(f"{label:<24}{result[key]:>8.2f}  {result['targets'][key]:<8}{ok:<5}{conditions}")
     secs = result["seconds_best"]
     lines.append("seconds (best): " + ", ".join(f"{k} {v:.2f}" for k, v in secs.items()))
+    if result.get("zstd_levels"):
+        lines.append(f"zstd on the {result['clips_fps']} decoded clips (one thread, best of {result['repeats']}):")
+        lines.append(f"  {'level':>5}{'compress MB/s':>15}{'decompress MB/s':>17}{'ratio':>7}")
+        for row in result["zstd_levels"]:
+            lines.append(f"  {row['level']:>5}{row['compress_mb_s']:>15.0f}{row['decompress_mb_s']:>17.0f}"
+                         f"{row['ratio']:>7.2f}")
     return "\n".join(lines)

@@ -460,7 +460,7 @@ def test_benchmarks_in_any_order_keep_their_corpora_apart(bench_videos, tmp_path
     """Each corpus has its own working folder: another folder of videos (or the same folder
     after a video was added) never meets the first one's done markers, whatever the order."""
     from manifests.layout import DataRoot
-    from pipelines.bench_extract import corpus_folder
+    from pipelines.bench_extract import CORPORA, corpus_folder
 
     other = tmp_path / "other_videos"
     other.mkdir()
@@ -472,11 +472,11 @@ def test_benchmarks_in_any_order_keep_their_corpora_apart(bench_videos, tmp_path
     for command, videos in runs:
         result = invoke(root, "bench", command, "--videos", str(videos), "--repeats", "1")
         assert_clean_exit(result, 0)
-    folders = {corpus_folder(DataRoot(root), None), corpus_folder(DataRoot(root), bench_videos),
-               corpus_folder(DataRoot(root), other)}
-    assert len(folders) == 3
+    folders = {*(corpus_folder(DataRoot(root), None, corpus) for corpus in CORPORA),
+               corpus_folder(DataRoot(root), bench_videos), corpus_folder(DataRoot(root), other)}
+    assert len(folders) == 4
     assert sorted(p.name for p in (root / "bench").iterdir()) == sorted(
-        f.name for f in folders if f.name != "synthetic")
+        f.name for f in folders if f.name not in CORPORA)
     make_video(other / "w1.mp4", codec="h264", width=160, height=120, num_frames=50, fps=25, seed=8,
                threads=1)
     assert corpus_folder(DataRoot(root), other) not in folders  # a grown folder is a new corpus

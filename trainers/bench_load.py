@@ -12,8 +12,8 @@ All figures are ratios of clips/s measured side by side on the same clips (see
   clips, in random and in sequential order (target >= 1.5 and >= 1.0), and bytes on disk
   (target <= 1.05).
 
-The clips come from the synthetic corpus of `vfcache bench extract` (made once under
-`<root>/bench/`), cut with the R(2+1)D preset, several clips per video.
+The clips come from a corpus of `vfcache bench extract` (natural by default, or synthetic; made
+once under `<root>/bench/<corpus>/`), cut with the R(2+1)D preset, several clips per video.
 """
 from __future__ import annotations
 
@@ -68,12 +68,13 @@ def _timed(fn: Callable[[], int], repeats: int) -> float:
     return best
 
 
-def build_bench_cache(root: DataRoot, videos_dir: Optional[Path] = None) -> tuple[Path, Path, list[ClipRecord]]:
-    """Extract the benchmark clips once (from the synthetic corpus, or from `videos_dir`);
+def build_bench_cache(root: DataRoot, videos_dir: Optional[Path] = None,
+                      corpus: str = "natural") -> tuple[Path, Path, list[ClipRecord]]:
+    """Extract the benchmark clips once (from a built-in corpus, or from `videos_dir`);
     returns (split JSONL over all clips, raw folder, clips)."""
-    bench = corpus_folder(root, videos_dir)
+    bench = corpus_folder(root, videos_dir, corpus)
     if videos_dir is None:
-        raw, name = _make_corpus(bench / "corpus_fps", FPS_CORPUS), "bench_fps"
+        raw, name = _make_corpus(bench / "corpus_fps", FPS_CORPUS, corpus), "bench_fps"
     else:
         raw, name = _link_user_videos(Path(videos_dir), bench / "user_videos"), "bench_user"
     spec = bench_fps_spec()
@@ -126,8 +127,9 @@ def _on_the_fly(raw: Path, clips: Sequence[ClipRecord], reader: str, height: int
 
 
 def run_load_benchmark(root: DataRoot, *, repeats: int = 3, on_the_fly_clips: int = 6,
-                       with_litdata: bool = True, seed: int = 0, videos_dir: Optional[Path] = None) -> dict:
-    split_file, raw, clips = build_bench_cache(root, videos_dir)
+                       with_litdata: bool = True, seed: int = 0, videos_dir: Optional[Path] = None,
+                       corpus: str = "natural") -> dict:
+    split_file, raw, clips = build_bench_cache(root, videos_dir, corpus)
     dataset = ClipDataset(split_file)
     order = np.random.default_rng(seed).permutation(len(dataset))
     cache_root = Path(dataset.sources[0].cache_dir.path)
@@ -194,12 +196,12 @@ def run_load_benchmark(root: DataRoot, *, repeats: int = 3, on_the_fly_clips: in
     figures["targets"] = {k: f"{op} {t}" for k, (op, t) in TARGETS.items() if k in figures}
     figures["meets_targets"] = {k: (figures[k] <= t if op == "<=" else figures[k] >= t)
                                 for k, (op, t) in TARGETS.items() if k in figures}
-    return {"benchmark": "load", **figures}
+    return {"benchmark": "load", "corpus": str(videos_dir) if videos_dir else corpus, **figures}
 
 
 def format_load_table(result: dict) -> str:
-    lines = [f"{result['clips']} clips of {'x'.join(map(str, result['clip_shape']))} uint8, shuffled order, "
-             f"best of {result['repeats']}",
+    lines = [f"corpus {result.get('corpus', '?')}: {result['clips']} clips of "
+             f"{'x'.join(map(str, result['clip_shape']))} uint8, shuffled order, best of {result['repeats']}",
              f"{'figure':<30}{'value':>9}  {'target':<8}ok"]
     for key in TARGETS:
         if key in result:

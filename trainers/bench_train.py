@@ -82,7 +82,7 @@ def bench_recipe(recipe: Optional[Path], model_name: Optional[str]) -> TrainConf
 def run_train_benchmark(root: DataRoot, *, device: Optional[str] = None, model_name: Optional[str] = None,
                         recipe: Optional[Path] = None, batch_size: int = 24, steps: int = 40,
                         warmup_steps: int = 5, workers: Optional[int] = None,
-                        videos_dir: Optional[Path] = None) -> dict:
+                        videos_dir: Optional[Path] = None, corpus: str = "natural") -> dict:
     """Measure the training step with the project's loader; returns a JSON-ready dict."""
     chosen = device or ("cuda" if torch.cuda.is_available() else None)
     if chosen is None:
@@ -92,7 +92,7 @@ def run_train_benchmark(root: DataRoot, *, device: Optional[str] = None, model_n
     dev = torch.device(chosen)
     torch.backends.cudnn.benchmark = True
     workers = default_workers() if workers is None else workers
-    split_file, _, _ = build_bench_cache(root, videos_dir)
+    split_file, _, _ = build_bench_cache(root, videos_dir, corpus)
     dataset = ClipDataset(split_file)
     torch.manual_seed(config.seed)
     model = build_model(config.model.name, **config.model.kwargs)

@@ -19,6 +19,11 @@ def bench() -> None:
     """Benchmarks: ratios measured side by side, printed as a table (and JSON with --json)."""
 
 
+corpus_option = click.option(
+    "--corpus", type=click.Choice(["natural", "synthetic"]), default="natural", show_default=True,
+    help="Built-in corpus: a photograph panned and zoomed with sensor noise, or painted test patterns.")
+
+
 def _emit_bench(result: dict, table: str, json_path: Optional[str]) -> None:
     from cache_tools.atomic import write_json_atomic
 
@@ -30,31 +35,34 @@ def _emit_bench(result: dict, table: str, json_path: Optional[str]) -> None:
 
 @bench.command("extract")
 @click.option("--videos", "videos_dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Measure this folder of videos instead of the synthetic corpus.")
+              help="Measure this folder of videos instead of a built-in corpus.")
+@corpus_option
 @click.option("--repeats", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 @click.pass_obj
-def bench_extract(ctx: Context, videos_dir, repeats, json_path) -> None:
-    """extract / decode floor, decode-all / extract, 2 workers / 1 worker."""
+def bench_extract(ctx: Context, videos_dir, corpus, repeats, json_path) -> None:
+    """extract / decode floor, decode-all / extract, 2 workers / 1 worker; zstd levels on the clips."""
     from pipelines.bench_extract import format_extract_table, run_extract_benchmark
 
-    result = run_extract_benchmark(ctx.root, videos_dir=Path(videos_dir) if videos_dir else None, repeats=repeats)
+    result = run_extract_benchmark(ctx.root, videos_dir=Path(videos_dir) if videos_dir else None, repeats=repeats,
+                                   corpus=corpus)
     _emit_bench(result, format_extract_table(result), json_path)
 
 
 @bench.command("load")
 @click.option("--videos", "videos_dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Measure this folder of videos instead of the synthetic corpus.")
+              help="Measure this folder of videos instead of a built-in corpus.")
+@corpus_option
 @click.option("--repeats", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--no-litdata", is_flag=True, help="Skip the LitData comparison.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 @click.pass_obj
-def bench_load(ctx: Context, videos_dir, repeats, no_litdata, json_path) -> None:
+def bench_load(ctx: Context, videos_dir, corpus, repeats, no_litdata, json_path) -> None:
     """Shard reads against the zstd bound, on-the-fly decoding, the warm decoded cache and LitData."""
     from trainers.bench_load import format_load_table, run_load_benchmark
 
     result = run_load_benchmark(ctx.root, repeats=repeats, with_litdata=not no_litdata,
-                                videos_dir=Path(videos_dir) if videos_dir else None)
+                                videos_dir=Path(videos_dir) if videos_dir else None, corpus=corpus)
     _emit_bench(result, format_load_table(result), json_path)
 
 
@@ -74,7 +82,8 @@ def bench_scale(ctx: Context, clip_counts, json_path) -> None:
 
 @bench.command("train")
 @click.option("--videos", "videos_dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Measure this folder of videos instead of the synthetic corpus.")
+              help="Measure this folder of videos instead of a built-in corpus.")
+@corpus_option
 @click.option("--device", default=None, help="Default: cuda when present. `cpu` runs the path as a smoke test.")
 @click.option("--recipe", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Training config whose model, unfreeze, loss and amp run. Default: configs/train/supcon_mixed.yaml.")
@@ -84,7 +93,7 @@ def bench_scale(ctx: Context, clip_counts, json_path) -> None:
 @click.option("--loader-workers", type=click.IntRange(0), default=None, help="Default: one per core left to the training process, at most 8.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 @click.pass_obj
-def bench_train(ctx: Context, videos_dir, device, recipe, model_name, batch_size, steps, loader_workers,
+def bench_train(ctx: Context, videos_dir, corpus, device, recipe, model_name, batch_size, steps, loader_workers,
                 json_path) -> None:
     """GPU training step with the project's loader: data wait share, clips/s, loader ceiling."""
     from trainers.bench_train import format_train_table, run_train_benchmark
@@ -92,5 +101,5 @@ def bench_train(ctx: Context, videos_dir, device, recipe, model_name, batch_size
     result = run_train_benchmark(ctx.root, device=device, model_name=model_name,
                                  recipe=Path(recipe) if recipe else None, batch_size=batch_size,
                                  steps=steps, workers=loader_workers,
-                                 videos_dir=Path(videos_dir) if videos_dir else None)
+                                 videos_dir=Path(videos_dir) if videos_dir else None, corpus=corpus)
     _emit_bench(result, format_train_table(result), json_path)
