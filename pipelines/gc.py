@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cache_tools.shards import SHARD_SUFFIX
 from cache_tools.writer_lock import writer_lock
+from manifests.columns import read_split_table
 from manifests.layout import CacheDir
-from manifests.split_files import read_split
 from pipelines.extract_task import INDEX_SUFFIX, SHARD_NAME
 from vfcache.errors import StageError
 
@@ -37,10 +38,12 @@ def referenced_shards(cache: CacheDir) -> set[str]:
     """Shard paths (relative to the cache folder) named by clips.parquet or any split file."""
     if not cache.clips_parquet.exists():
         raise StageError(f"{cache.clips_parquet} does not exist; nothing to collect before an extraction")
-    names = set(pq.read_table(cache.clips_parquet, columns=["shard"])["shard"].to_pylist())
+    names = set(pc.unique(pq.read_table(cache.clips_parquet, columns=["shard"])["shard"]).to_pylist())
     splits = cache.path / "splits"
     for split_file in sorted(splits.glob("*/*.jsonl")) if splits.is_dir() else []:
-        names.update(entry.shard for entry in read_split(split_file))
+        table = read_split_table(split_file)
+        if table.num_rows:
+            names.update(pc.unique(table.column("shard")).to_pylist())
     return names
 
 
