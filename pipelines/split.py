@@ -38,24 +38,25 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+import pyarrow.parquet as pq
+
 from cache_tools.checksums import sha256_file
 from cache_tools.writer_lock import writer_lock
-import pyarrow.parquet as pq
 
 from manifests.columns import JSON_NEEDS_ESCAPE, SPLIT_FIELDS, codes, write_split_table
 from manifests.layout import SPLIT_PARTS, CacheDir
-from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, ClipRecord
+from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, ClipRecord, arrow_schema
 from manifests.split_files import (
     SIZE_UNITS,
     PartSummary,
@@ -122,42 +123,6 @@ def part_targets(sizes: Sequence[tuple[str, str]], total_clips: int) -> dict[str
     return targets
 
 
-class SplitUnit(NamedTuple):
-    """What split sizes count: one video (unit "videos", all its clips) or one clip (unit "clips").
-    A named tuple, not a dataclass: a split of millions of clips makes hundreds of thousands."""
-
-    key: str  # video_id or clip_id: the sort key that makes assignment independent of input order
-    video_id: str
-    label: int
-    generator: str
-    domain: str
-    group: str
-    clips: tuple  # the ClipRecords (or anything clip-like) this unit stands for
-
-
-def split_units(clips: Sequence, unit: str) -> list[SplitUnit]:
-    """The records that sizes count, sorted by key; a video's clips share its label, domain, group."""
-    if unit not in SIZE_UNITS:
-        raise ValueError(f"split unit {unit!r} is not one of {SIZE_UNITS}")
-    if unit == "clips":
-        return sorted((SplitUnit(c.clip_id, c.video_id, c.label, c.generator, c.domain, c.group, (c,))
-                       for c in clips), key=lambda u: u.key)
-    by_video: dict[str, list] = defaultdict(list)
-    for clip in clips:
-        by_video[clip.video_id].append(clip)
-    units = []
-    for video_id in sorted(by_video):
-        members = sorted(by_video[video_id], key=lambda c: c.clip_id)
-        first = members[0]
-        units.append(SplitUnit(video_id, video_id, first.label, first.generator, first.domain,
-                               first.group, tuple(members)))
-    return units
-
-
-def _stratum(unit, stratify: Sequence[str]) -> tuple:
-    return tuple(getattr(unit, key) for key in stratify)
-
-
 def assign_splits(
     clips: Sequence[ClipRecord],
     sizes: Any,
@@ -167,42 +132,19 @@ def assign_splits(
     unit: str = "videos",
 ) -> dict[str, list[ClipRecord]]:
     """Group-disjoint, stratified parts of `clips` with sizes counted in `unit`, each sorted by
-    clip_id; unassigned clips are left out."""
+    clip_id; unassigned clips are left out. The split stage's own code, on records."""
     sizes = normalize_sizes(sizes)
-    units = split_units(clips, unit)
-    duplicated = [key for key, n in Counter(u.key for u in units).items() if n > 1]
-    if duplicated:
-        raise ValueError(f"clip ids appear more than once: {sorted(duplicated)[:5]}")
-    parts = assign_units(units, sizes, seed=seed, stratify=stratify)
-    return {part: _clips_of(chosen) for part, chosen in parts.items()}
+    table = _Clips(_records_table(clips), "the clips given")
+    unit_of_row, group, stratum = table.unit_codes(unit, stratify)
+    return {part: [clips[row] for row in table.rows_of_units(unit_of_row, units).tolist()]
+            for part, units in assign_codes(group, stratum, sizes, seed=seed).items()}
 
 
-def _clips_of(units: Sequence[SplitUnit]) -> list:
-    return sorted((clip for u in units for clip in u.clips), key=lambda clip: clip.clip_id)
-
-
-def assign_units(
-    units: Sequence[SplitUnit],
-    sizes: Sequence[tuple[str, str]],
-    *,
-    seed: int,
-    stratify: Sequence[str],
-) -> dict[str, list[SplitUnit]]:
-    """The assignment itself, on validated (part, size) pairs; parts' units sorted by key.
-
-    Part names are free here (the subset uses "subset" / "dropped"); the rest part, or
-    UNASSIGNED when no part is "rest", takes what the others leave, and UNASSIGNED is dropped.
-    """
-    _check_stratify(stratify)
-    units = sorted(units, key=lambda u: u.key)
-    group_names, group = np.unique(np.array([u.group for u in units], dtype=object), return_inverse=True) \
-        if units else (np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64))
-    unit_strata = [_stratum(u, stratify) for u in units]
-    strata = sorted(set(unit_strata))
-    index = {stratum: i for i, stratum in enumerate(strata)}
-    stratum = np.array([index[s] for s in unit_strata], dtype=np.int64)
-    chosen = assign_codes(group, stratum, sizes, seed=seed)
-    return {part: [units[i] for i in members.tolist()] for part, members in chosen.items()}
+def _records_table(clips: Sequence) -> pa.Table:
+    """The split stage's columns of clip records (anything with ClipRecord's fields)."""
+    schema = arrow_schema(ClipRecord)
+    names = [*SPLIT_FIELDS, "source_split"]
+    return pa.table({name: pa.array([getattr(c, name) for c in clips], schema.field(name).type) for name in names})
 
 
 def _check_stratify(stratify: Sequence[str]) -> None:
@@ -213,9 +155,11 @@ def _check_stratify(stratify: Sequence[str]) -> None:
 
 def assign_codes(group: np.ndarray, stratum: np.ndarray, sizes: Sequence[tuple[str, str]], *,
                  seed: int) -> dict[str, np.ndarray]:
-    """`assign_units` on arrays, one entry per unit in key order: `group` and `stratum` are codes
-    ordered as the group names and stratum tuples sort. Returns each part's unit positions,
-    ascending (so in key order). Codes are re-ranked here, so a subset's codes work as they are."""
+    """The assignment itself, on validated (part, size) pairs and one entry per unit in key order:
+    `group` and `stratum` are codes ordered as the group names and stratum tuples sort. Returns
+    each part's unit positions, ascending (so in key order); UNASSIGNED is dropped. Part names
+    are free here (the subset uses "subset" / "dropped"). Codes are re-ranked here, so a
+    subset's codes work as they are."""
     group = np.unique(group, return_inverse=True)[1].astype(np.int64) if len(group) else group
     stratum_codes, stratum = np.unique(stratum, return_inverse=True) if len(stratum) else (stratum, stratum)
     stratum = stratum.astype(np.int64)
@@ -299,28 +243,14 @@ def is_official(sizes: Sequence[tuple[str, str]]) -> bool:
 def official_parts(clips: Sequence[ClipRecord],
                    parts: Sequence[str]) -> dict[str, list[ClipRecord]]:
     """The dataset's own split: each part gets the clips whose `source_split` names it, sorted by
-    clip_id.
+    clip_id (the split stage's `_Clips.official`, on records).
 
     Clips without an official split stay unassigned. Raises SplitSizeError when no clip has
     one, or when a group has clips in two official parts (the official split would leak).
     """
-    result: dict[str, list[ClipRecord]] = {part: [] for part in parts}
-    parts_of_group: dict[str, set] = defaultdict(set)
-    for clip in sorted(clips, key=lambda c: c.clip_id):
-        if clip.source_split in result:
-            result[clip.source_split].append(clip)
-            parts_of_group[clip.group].add(clip.source_split)
-    if not any(result.values()):
-        found = sorted({str(c.source_split) for c in clips})
-        raise SplitSizeError(
-            f"split sizes 'official' need clips whose source_split is one of {list(parts)}; "
-            f"clips.parquet has source_split {found[:5]}: this dataset has no official split here")
-    leaking = sorted(group for group, where in parts_of_group.items() if len(where) > 1)
-    if leaking:
-        raise SplitSizeError(
-            f"{len(leaking)} groups have clips in two official parts, e.g. {leaking[:3]}; "
-            "the dataset's official split does not keep its groups apart")
-    return result
+    table = _Clips(_records_table(clips), "the clips given")
+    rows = table.official(table.in_order(np.arange(len(table))), parts)
+    return {part: [clips[row] for row in rows[part].tolist()] for part in parts}
 
 
 def pick_support(train: Sequence, n_per_class: int, *, seed: int) -> list:
@@ -392,26 +322,22 @@ class SplitReport:
                 "exact": self.exact, "meta": self.meta.to_json()}
 
 
-def count_in_unit(clips: Sequence, unit: str) -> int:
-    """How many records `clips` make in `unit`: clips, or distinct videos."""
-    return len(clips) if unit == "clips" else len({c.video_id for c in clips})
-
-
 class _Clips:
     """The columns of clips.parquet the split stage uses, rows sorted by clip_id, with the string
     columns as sorted category codes (manifests/columns.py): no Python object per clip."""
 
-    def __init__(self, path: Path):
-        # Rows stay in file order; `rank` is each row's place in clip_id order (cheaper than
-        # reordering every column), and every row list this class hands out is in that order.
-        self.table = pq.read_table(path, columns=[*SPLIT_FIELDS, "source_split"]).combine_chunks()
+    def __init__(self, table: pa.Table, where: str):
+        """`table`: the split columns of clips.parquet (`read`), or of records; `where` names it
+        in errors. Rows stay in their order; `rank` is each row's place in clip_id order
+        (cheaper than reordering every column), and every row list handed out is in that order."""
+        self.table = table.combine_chunks()
         order = pc.sort_indices(self.table.column("clip_id"))
         ids = self.table.column("clip_id").take(order)
         if len(ids) > 1:
             repeats = pc.equal(ids.slice(1), ids.slice(0, len(ids) - 1))
             if pc.any(repeats).as_py():
                 shown = sorted(set(pc.filter(ids.slice(1), repeats).to_pylist()))[:5]
-                raise StageError(f"{path}: clip ids appear more than once: {shown}")
+                raise SplitSizeError(f"{where}: clip ids appear more than once: {shown}")
         order = order.to_numpy()
         self.rank = np.empty(len(order), dtype=np.int64)
         self.rank[order] = np.arange(len(order))
@@ -421,22 +347,22 @@ class _Clips:
         self.clean = {name for name in SPLIT_FIELDS if not _needs_escape(
             pa.array(self.codes[name][1], pa.string()) if name in self.codes else self.table.column(name))}
 
+    @classmethod
+    def read(cls, path: Path) -> "_Clips":
+        return cls(pq.read_table(path, columns=[*SPLIT_FIELDS, "source_split"]), str(path))
+
     def __len__(self) -> int:
         return self.table.num_rows
 
     def code(self, name: str) -> np.ndarray:
         return self.codes[name][0]
 
-    def value(self, name: str, row: int):
-        if name == "label":
-            return int(self.label[row])
-        values, categories = self.codes[name]
-        return categories[values[row]]
-
     def unit_codes(self, unit: str, stratify: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The records sizes count, as `split_units` makes them but as arrays: (unit of each row,
-        group code and stratum code of each unit). Units are numbered in key order (clip id, or
-        video id); a video's group and stratum are those of its first clip by clip id."""
+        """The records sizes count, as arrays: (unit of each row, group code and stratum code of
+        each unit). A unit is a video (all its clips) or a clip; units are numbered in key order
+        (video id, or clip id); a video's group and stratum are those of its first clip by clip id."""
+        if unit not in SIZE_UNITS:
+            raise ValueError(f"split unit {unit!r} is not one of {SIZE_UNITS}")
         _check_stratify(stratify)
         if unit == "clips":
             unit_of_row = self.rank
@@ -586,7 +512,7 @@ def _split_locked(cache_dir: CacheDir, *, sizes: Sequence[tuple[str, str]], seed
                   stratify: Sequence[str], name: str, unit: str, subset: Optional[int]) -> SplitReport:
     spec_hash = cache_dir.read_spec().spec_hash
     manifest_sha = sha256_file(cache_dir.clips_parquet)
-    clips = _Clips(cache_dir.clips_parquet)
+    clips = _Clips.read(cache_dir.clips_parquet)
     unit_of_row, group, stratum = clips.unit_codes(unit, stratify)
     kept = np.arange(len(group))  # the units split (all, or the subset)
     subset_info = None
