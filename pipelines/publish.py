@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cache_tools.atomic import write_bytes_atomic, write_json_atomic
@@ -44,14 +44,16 @@ from manifests.bundle import (
     pixel_digest,
     write_bundle_manifest,
 )
+from manifests.columns import read_split_table
 from manifests.layout import SPLIT_PARTS, CacheDir, DataRoot
 from manifests.parquet_io import read_records, write_records
 from manifests.records import ClipRecord
 from manifests.split_files import SPLIT_META_NAME, read_split_meta
 from pipelines.bundle_card import render_card
 from pipelines.extract_task import INDEX_SUFFIX
-from pipelines.fetch.record import FETCH_RECORD_NAME
+from pipelines.fetch.record import FETCH_RECORD_NAME, fetch_record_to_json, read_fetch_record
 from pipelines.runner import run_tasks
+from pipelines.sources.base import get_source
 from vfcache import __version__
 from vfcache.config import DatasetConfig
 
@@ -148,15 +150,15 @@ def _rebuild_commands(config: DatasetConfig, spec_name: str, split_dir: Path, re
     )
 
 
-def _source_summary(raw_fetch: Path) -> Optional[dict]:
-    if not raw_fetch.is_file():
+def _source_summary(raw_dir: Path) -> Optional[dict]:
+    """The raw data's fetch record without its file list (its count and bytes instead), or None."""
+    if not (raw_dir / FETCH_RECORD_NAME).is_file():
         return None
-    record = json.loads(raw_fetch.read_text(encoding="utf-8"))
-    files = record.get("files", [])
-    summary = {key: value for key, value in record.items() if key != "files"}
-    summary["files"] = len(files)
-    summary["total_bytes"] = sum(int(f.get("size_bytes", 0)) for f in files)
-    return summary
+    try:
+        record = read_fetch_record(raw_dir)
+    except ValueError as err:
+        raise BundleError(f"cannot publish the provenance of {raw_dir}: {err}") from err
+    return {**fetch_record_to_json(record), "files": len(record.files)}
 
 
 def stage_bundle(config: DatasetConfig, root: DataRoot, spec_name: str, split_name: str, *, repo_id: str,
@@ -194,9 +196,10 @@ def stage_bundle(config: DatasetConfig, root: DataRoot, spec_name: str, split_na
             index = shard[: -len(".npy.zst")] + INDEX_SUFFIX
             if cache.resolve_shard(index).is_file():
                 files[index] = cache.resolve_shard(index)
-    raw_fetch = root.raw_dir(config.name) / FETCH_RECORD_NAME
-    if raw_fetch.is_file():
-        files[SOURCE_FETCH_NAME] = raw_fetch
+    raw_dir = get_source(config).raw_dir(root)  # where the source fetches to, and keeps fetch.json
+    source = _source_summary(raw_dir)
+    if source is not None:
+        files[SOURCE_FETCH_NAME] = raw_dir / FETCH_RECORD_NAME
 
     write_json_atomic(staging / AUDIT_NAME, report.to_json())
     files[AUDIT_NAME] = staging / AUDIT_NAME
@@ -206,10 +209,9 @@ def stage_bundle(config: DatasetConfig, root: DataRoot, spec_name: str, split_na
 
     parts_counts = {}
     for part in parts:
-        table = pa.Table.from_pylist([json.loads(line) for line in
-                                      (split_dir / f"{part}.jsonl").read_text(encoding="utf-8").splitlines()])
+        table = read_split_table(split_dir / f"{part}.jsonl")
         parts_counts[part] = {"clips": table.num_rows,
-                              "videos": len(set(table.column("video_id").to_pylist())) if table.num_rows else 0}
+                              "videos": len(pc.unique(table.column("video_id"))) if table.num_rows else 0}
     videos = pq.read_table(cache.videos_parquet, columns=["video_id"]).num_rows
     spec = json.loads(cache.spec_json.read_text(encoding="utf-8"))
 
@@ -218,7 +220,7 @@ def stage_bundle(config: DatasetConfig, root: DataRoot, spec_name: str, split_na
             dataset=config.name, domain=config.domain, spec_name=spec_name, spec_hash=spec["spec_hash"],
             split=split_name, with_shards=with_shards, vfcache_version=__version__,
             license=config.license, redistribution=config.redistribution,
-            source=_source_summary(raw_fetch), decoder=_decoder_versions(reader),
+            source=source, decoder=_decoder_versions(reader),
             commands=_rebuild_commands(config, spec_name, split_dir, repo_id),
             counts={"videos": videos, "clips": len(clips), "parts": parts_counts},
             files=tuple(describe_file(path, relpath) for relpath, path in sorted(listed.items())),
@@ -234,8 +236,16 @@ def stage_bundle(config: DatasetConfig, root: DataRoot, spec_name: str, split_na
 
 
 def push_bundle(staged: StagedBundle, repo_id: str, *, private: bool = False, update: bool = False,
-                token: Optional[str] = None, endpoint: Optional[str] = None) -> PushResult:
+                token: Optional[str] = None, endpoint: Optional[str] = None, progress: bool = True) -> PushResult:
     """One commit that makes the repo hold exactly the staged bundle (see the module docstring)."""
+    from pipelines.fetch.hf import hub_progress
+
+    with hub_progress(progress):
+        return _push(staged, repo_id, private=private, update=update, token=token, endpoint=endpoint)
+
+
+def _push(staged: StagedBundle, repo_id: str, *, private: bool, update: bool, token: Optional[str],
+          endpoint: Optional[str]) -> PushResult:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub.utils import RepositoryNotFoundError
 
