@@ -248,10 +248,16 @@ def _decoded_clips(root: DataRoot, config: DatasetConfig, spec: ClipSpec) -> lis
     from manifests.records import ClipRecord
 
     cache = root.cache_dir(config.name, spec.name)
+    readers: dict[str, ShardReader] = {}  # one per shard, not one per clip
     clips = []
-    for clip in read_records(cache.clips_parquet, ClipRecord):
-        with ShardReader(cache.resolve_shard(clip.shard)) as reader:
-            clips.append(reader.read(clip.offset, clip.nbytes, clip.clip_id))
+    try:
+        for clip in read_records(cache.clips_parquet, ClipRecord):
+            if clip.shard not in readers:
+                readers[clip.shard] = ShardReader(cache.resolve_shard(clip.shard))
+            clips.append(readers[clip.shard].read(clip.offset, clip.nbytes, clip.clip_id))
+    finally:
+        for reader in readers.values():
+            reader.close()
     return clips
 
 

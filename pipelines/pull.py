@@ -48,20 +48,13 @@ def _remove_stale(folder: Path, keep: set[str]) -> list[str]:
 def pull_bundle(repo_id: str, root: DataRoot, *, revision: str = "main", token: Optional[str] = None,
                 endpoint: Optional[str] = None, progress: bool = True, wait: bool = True) -> PullResult:
     """Download and verify; raise BundleError when the files are not the bundle's."""
-    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
-
-    from pipelines.fetch.hf import fetch_hf_dataset
+    from pipelines.fetch.hf import fetch_hf_dataset, hub_progress
 
     folder = root.bundle_dir(repo_id)
     with writer_lock(folder, f"pull of {repo_id}", wait=wait):
-        if not progress:
-            disable_progress_bars()
-        try:
+        with hub_progress(progress):
             record = fetch_hf_dataset(repo_id, folder, revision=revision, token=token, endpoint=endpoint,
                                       progress=progress)
-        finally:
-            if not progress:
-                enable_progress_bars()
         removed = _remove_stale(folder, {f.relpath for f in record.files})
         manifest = read_bundle_manifest(folder)
         problems = bundle_file_problems(folder, manifest)

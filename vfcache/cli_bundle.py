@@ -18,13 +18,6 @@ endpoint_option = click.option("--endpoint", default=None,
                                help="Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co).")
 
 
-def _quiet_hub(progress: bool) -> None:
-    if not progress:
-        from huggingface_hub.utils import disable_progress_bars
-
-        disable_progress_bars()
-
-
 @cli.command()
 @click.argument("name")
 @config_option
@@ -54,8 +47,8 @@ def publish(ctx: Context, name, config_file, spec, split_name, repo_id, with_sha
     click.echo(f"bundle {config.name}/{spec_name}/{split_name}: {manifest.counts['clips']} clips of "
                f"{manifest.counts['videos']} videos, {len(staged.files)} files "
                f"({sum(f.bytes for f in manifest.files) / 2**20:.1f} MiB) -> {staged.staging_dir}")
-    _quiet_hub(ctx.progress)
-    result = push_bundle(staged, repo_id, private=private, update=update, endpoint=endpoint)
+    result = push_bundle(staged, repo_id, private=private, update=update, endpoint=endpoint,
+                         progress=ctx.progress)
     if result.up_to_date:
         click.echo(f"{repo_id} already holds this bundle at commit {result.commit}; nothing pushed")
     else:
@@ -74,7 +67,6 @@ def pull(ctx: Context, repo_id, revision, endpoint, no_wait) -> None:
     """Bring a published clip bundle into <root>/bundles/OWNER/NAME at one commit and verify every file."""
     from pipelines.pull import pull_bundle
 
-    _quiet_hub(ctx.progress)
     result = pull_bundle(repo_id, ctx.root, revision=revision, endpoint=endpoint, progress=ctx.progress,
                          wait=not no_wait)
     manifest = result.manifest

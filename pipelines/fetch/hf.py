@@ -52,6 +52,21 @@ class _SilentTqdm(tqdm):
         super().__init__(*args, **kwargs)
 
 
+@contextlib.contextmanager
+def hub_progress(progress: bool) -> Iterator[None]:
+    """huggingface_hub's own progress bars (uploads, downloads) on or off for the block."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    if not progress:
+        disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not progress and not was_disabled:
+            enable_progress_bars()
+
+
 def resolve_endpoint(endpoint: str | None) -> str:
     """`endpoint`, else `HF_ENDPOINT` as set now, else the public Hub."""
     return (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
