@@ -126,14 +126,6 @@ def _np(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).to_numpy()
 
 
-def _combined(*pairs: tuple[np.ndarray, int]) -> np.ndarray:
-    """One int64 key per row from (codes, number of codes) pairs, ordered as the tuples are."""
-    key = np.zeros(len(pairs[0][0]), dtype=np.int64)
-    for values, size in pairs:
-        key = key * max(size, 1) + values
-    return key
-
-
 def _cells(dataset: str, part: str, table: pa.Table) -> list[AuditCell]:
     """Clips and videos per (domain, label, generator), sorted by that key."""
     if table.num_rows == 0:
@@ -146,16 +138,15 @@ def _cells(dataset: str, part: str, table: pa.Table) -> list[AuditCell]:
 
 
 def _short_clips(dataset: str, table: pa.Table) -> list[ShortClipCount]:
+    """Padded or looped clips and their repeated frames per (domain, short policy), sorted."""
     short = table.filter(pc.not_equal(table.column("short_policy"), "none"))
     if short.num_rows == 0:
         return []
-    domain, domains = codes(short.column("domain"))
-    policy, policies = codes(short.column("short_policy"))
-    key = _combined((domain, len(domains)), (policy, len(policies)))
-    keys, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
-    padded = np.bincount(inverse, weights=_np(short, "padded_frames"), minlength=len(keys))
-    return [ShortClipCount(dataset, domains[k // len(policies)], policies[k % len(policies)], int(n), int(frames))
-            for k, n, frames in zip(keys.tolist(), counts.tolist(), padded.tolist())]
+    grouped = short.group_by(["domain", "short_policy"]).aggregate(
+        [("clip_id", "count"), ("padded_frames", "sum")])
+    rows = zip(*(grouped.column(name).to_pylist() for name in
+                 ("domain", "short_policy", "clip_id_count", "padded_frames_sum")))
+    return [ShortClipCount(dataset, d, policy, n, frames) for d, policy, n, frames in sorted(rows)]
 
 
 def _failures(dataset: str, cache: CacheDir) -> list[FailureCount]:
