@@ -144,8 +144,8 @@ class HfHubStandin:
         self._uploaded: dict[str, bytes] = {}  # LFS objects PUT by clients, by sha256
         self.write_token = WRITE_TOKEN
         self._lock = threading.Lock()
-        self._hub = ThreadedServer(make_handler(QuietHandler, self._serve_hub, writes=True))
-        self._cdn = ThreadedServer(make_handler(QuietHandler, self._serve_cdn, writes=True))
+        self._hub = ThreadedServer(make_handler(self._logging_handler(), self._serve_hub, writes=True))
+        self._cdn = ThreadedServer(make_handler(self._logging_handler(), self._serve_cdn, writes=True))
 
     def __enter__(self) -> HfHubStandin:
         self._hub.start()
@@ -231,18 +231,16 @@ class HfHubStandin:
     def _serve_hub(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         parsed = urllib.parse.urlsplit(handler.path)
         if method in ("POST", "PUT"):
-            status = self._serve_write(handler, method, parsed)
-            self._log(handler, method, parsed, status)
+            self._serve_write(handler, method, parsed)
             return
         for kind, pattern in _ROUTES.items():
             match = pattern.match(parsed.path)
             if match and (method == "GET" or kind == "resolve"):
-                status = self._route(kind, match, handler, method, parsed)
+                self._route(kind, match, handler, method, parsed)
                 break
         else:
-            status = _send_json(handler, 404, {"error": f"stand-in has no route {parsed.path}"},
-                                {"X-Error-Code": "EntryNotFound"})
-        self._log(handler, method, parsed, status)
+            _send_json(handler, 404, {"error": f"stand-in has no route {parsed.path}"},
+                       {"X-Error-Code": "EntryNotFound"})
 
     def _route(self, kind, match, handler, method, parsed) -> int:
         repo_id = match["repo"]
@@ -345,18 +343,19 @@ class HfHubStandin:
         parsed = urllib.parse.urlsplit(handler.path)
         upload = _CDN_UPLOAD.match(parsed.path)
         if method in ("POST", "PUT"):
-            status = self._lfs_put(handler, upload["sha256"]) if upload and method == "PUT" else \
+            if upload and method == "PUT":
+                self._lfs_put(handler, upload["sha256"])
+            else:
                 _send_json(handler, 405, {"error": f"stand-in CDN takes no {method} on {parsed.path}"})
         elif parsed.path.startswith("/cas/"):
-            status = self._serve_cas(handler, method, parsed)
+            self._serve_cas(handler, method, parsed)
         else:
             match = _CDN_ROUTE.match(parsed.path)
             payload = self._lfs_blob(match["sha256"]) if match else None
             if payload is None:
-                status = _send_json(handler, 404, {"error": "no such blob"})
+                _send_json(handler, 404, {"error": "no such blob"})
             else:
-                status = _send_bytes(handler, method, payload, {"ETag": f'"{match["sha256"]}"'})
-        self._log(handler, method, parsed, status)
+                _send_bytes(handler, method, payload, {"ETag": f'"{match["sha256"]}"'})
 
     def _serve_cas(self, handler, method, parsed) -> int:
         """The Xet CAS: one reconstruction term per file, one xorb of uncompressed chunks.
@@ -401,10 +400,20 @@ class HfHubStandin:
                             return self._tampered.get(sha256, hub_file.payload)
         return None
 
-    def _log(self, handler, method, parsed, status) -> None:
-        self.log.add(LoggedRequest(method, parsed.path, parsed.query,
-                                   handler.headers.get("Range"),
-                                   handler.headers.get("Authorization"), status))
+    def _logging_handler(self) -> type[QuietHandler]:
+        """A handler that logs each request as its status line is sent, before any byte of the
+        answer: a client that got its answer always finds its request in the log (logging after
+        the answer raced with tests that read the log as soon as the client returned)."""
+        standin = self
+
+        class LoggingHandler(QuietHandler):
+            def send_response(self, code, message=None):  # noqa: D401 - stdlib signature
+                parsed = urllib.parse.urlsplit(self.path)
+                standin.log.add(LoggedRequest(self.command, parsed.path, parsed.query, self.headers.get("Range"),
+                                              self.headers.get("Authorization"), code))
+                super().send_response(code, message)
+
+        return LoggingHandler
 
 
     # -- uploads ------------------------------------------------------------------------
