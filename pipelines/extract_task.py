@@ -2,9 +2,12 @@
 
 Task `<writer>` owns `shards/shard-<writer>-<n>.npy.zst`, their indexes
 `shard-<writer>-<n>.index.parquet` and `task-<writer>.done.json`; nothing else writes them.
-Per clip the work is plan -> `read_frames` -> `ShardWriter.append`. A shard rolls over as soon
-as its bytes reach the target, so the shard boundaries depend only on the clips, never on
-timing: a resumed task reproduces the shards of an uninterrupted run byte for byte.
+Per clip the work is plan -> `read_frames` -> compress (`encode_clip`) -> `ShardWriter.append_frame`.
+With `compress_thread`, a clip is compressed on a second thread as soon as its last frame is
+decoded, while the decoder goes on with the next clip or video (FFmpeg and zstd both release
+the GIL); clips are still appended in the same order, so the bytes do not change. A shard rolls
+over as soon as its bytes reach the target, so the shard boundaries depend only on the clips,
+never on timing: a resumed task reproduces the shards of an uninterrupted run byte for byte.
 
 Commit order makes crashes harmless: the shard is fsynced and renamed, then its index is
 written (the index is the commit point), then the next shard starts; the done file comes
@@ -20,13 +23,16 @@ import json
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 
 from cache_tools.atomic import TEMP_MARK, write_json_atomic
-from cache_tools.shards import SHARD_SUFFIX, ShardWriter
+from cache_tools.shards import DEFAULT_ZSTD_LEVEL, SHARD_SUFFIX, ShardWriter, encode_clip, new_compressor
 from manifests.parquet_io import read_records, write_records
 from manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_id, record_from_dict
 from pipelines.decode import VideoReadError
@@ -79,6 +85,9 @@ class ExtractTask:
     # the video ids the plan gave the task; `videos` may be fewer when some left the manifest
     # since (their clips from an earlier, interrupted run stay in the task's indexes)
     planned_ids: tuple[str, ...] = ()
+    # compress on a second thread while decoding goes on (when the worker has a spare core)
+    compress_thread: bool = False
+    zstd_level: int = DEFAULT_ZSTD_LEVEL
 
 
 @dataclass(frozen=True)
@@ -134,10 +143,11 @@ class ShardRoller:
         self.committed_shards = 0
         self.committed_bytes = 0
 
-    def append(self, video: VideoRecord, clip_id: str, plan: ClipPlan, clip: np.ndarray) -> None:
+    def append(self, video: VideoRecord, clip_id: str, plan: ClipPlan, frame: bytes) -> None:
+        """Append one clip, compressed by `encode_clip`."""
         if self._writer is None:
             self._writer = ShardWriter(self.shards_dir / shard_name(self.writer_id, self.n))
-        entry = self._writer.append(clip)
+        entry = self._writer.append_frame(frame)
         self._records.append(ClipRecord(
             clip_id=clip_id, video_id=video.video_id, clip_index=plan.clip_index,
             frame_indices=tuple(plan.frame_indices), timestamps_s=tuple(plan.timestamps_s),
@@ -165,8 +175,41 @@ class ShardRoller:
             self._writer, self._records = None, []
 
 
-def cut_clips(task: ExtractTask, video: VideoRecord, skip: frozenset[int]) -> list[tuple[ClipPlan, np.ndarray]]:
-    """Every clip of `video` whose index is not in `skip`, decoded; raises VideoReadError / VideoTooShort."""
+class ClipEncoder:
+    """Compresses clips into shard frames (`encode_clip`, the shard writer's settings).
+
+    With `background`, on one thread of its own (`worker`, which also converts the decoded
+    frames: see `read_frames`), queued as soon as a clip is submitted, so it overlaps the
+    decoding of the next clip; otherwise on the caller's thread when the frame is asked for.
+    `submit` returns a function that gives the frame (waiting for it if needed).
+    """
+
+    def __init__(self, background: bool, level: int = DEFAULT_ZSTD_LEVEL):
+        self._compressor = new_compressor(level)  # used by one thread only: the pool's, or the caller's
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vfcache-convert") if background else None
+
+    @property
+    def worker(self) -> Optional[ThreadPoolExecutor]:
+        return self._pool
+
+    def submit(self, clip: np.ndarray) -> Callable[[], bytes]:
+        if self._pool is None:
+            return partial(encode_clip, clip, self._compressor)
+        return self._pool.submit(encode_clip, clip, self._compressor).result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def cut_clips(task: ExtractTask, video: VideoRecord, skip: frozenset[int],
+              on_clip: Optional[Callable[[int, np.ndarray], None]] = None,
+              worker: Optional[ThreadPoolExecutor] = None) -> list[tuple[ClipPlan, np.ndarray]]:
+    """Every clip of `video` whose index is not in `skip`, decoded; raises VideoReadError / VideoTooShort.
+
+    `on_clip(k, clip)` is called for the k-th returned clip as soon as all its frames are decoded
+    (while later clips of the video still decode), for every clip, in order, before returning;
+    on `worker`'s thread when given (see `read_frames`)."""
     path = Path(task.raw_dir) / video.relpath  # a file, or a keyframe row `<table>.parquet#<row>`
     try:
         size = media_stat(task.raw_dir, video.relpath)[0]
@@ -180,15 +223,24 @@ def cut_clips(task: ExtractTask, video: VideoRecord, skip: frozenset[int]) -> li
     wanted = [plan for plan in plans if plan.clip_index not in skip]
     if not wanted:
         return []
+    ends = np.cumsum([len(plan.frame_indices) for plan in wanted])
+    announced = 0
+
+    def ready(frames: np.ndarray, final_rows: int) -> None:
+        nonlocal announced
+        while announced < len(wanted) and ends[announced] <= final_rows:
+            start = ends[announced - 1] if announced else 0
+            on_clip(announced, frames[start:ends[announced]])
+            announced += 1
+
     # One read for all clips of the video: the container is opened and sought once, and frames
     # shared by overlapping windows are decoded once.
     frames = read_media_frames(
         task.raw_dir, video.relpath, [i for plan in wanted for i in plan.frame_indices], info=info,
         height=task.spec.height, width=task.spec.width, resize=task.spec.resize, reader=task.reader,
-        decoder_threads=task.decoder_threads,
+        decoder_threads=task.decoder_threads, on_ready=ready if on_clip is not None else None, worker=worker,
     )
-    bounds = np.cumsum([len(plan.frame_indices) for plan in wanted])[:-1]
-    return list(zip(wanted, np.split(frames, bounds)))
+    return list(zip(wanted, np.split(frames, ends[:-1])))
 
 
 def failure(video: VideoRecord, reason: str) -> FailureRecord:
@@ -240,15 +292,30 @@ def load_final_state(shards_dir: Path, task: ExtractTask) -> FinalState:
     )
 
 
-def extract_videos(task: ExtractTask, final: FinalState, roller: ShardRoller) -> tuple[list[FailureRecord], int, float, float]:
-    """Decode and append every clip not yet final; returns (failures, clips written, decode s, write s)."""
+def extract_videos(task: ExtractTask, final: FinalState, roller: ShardRoller,
+                   encoder: ClipEncoder) -> tuple[list[FailureRecord], int, float, float]:
+    """Decode and append every clip not yet final; returns (failures, clips written, decode s, write s).
+
+    A video's clips are appended once the whole video has decoded, after the next video has
+    (so the compression of its last clip overlaps that decoding), always in the task's order."""
     failures: list[FailureRecord] = []
     written = 0
     decode_s = write_s = 0.0
+    pending: list[tuple[VideoRecord, ClipPlan, Callable[[], bytes]]] = []
+
+    def append_pending() -> None:
+        nonlocal written
+        for video, plan, frame in pending:
+            roller.append(video, make_clip_id(video.video_id, task.spec.spec_hash, plan.clip_index), plan, frame())
+            written += 1
+        pending.clear()
+
     for video in task.videos:
         tic = time.perf_counter()
+        frames: dict[int, Callable[[], bytes]] = {}
         try:
-            clips = cut_clips(task, video, final.clip_indices.get(video.video_id, frozenset()))
+            clips = cut_clips(task, video, final.clip_indices.get(video.video_id, frozenset()),
+                              on_clip=lambda k, clip: frames.__setitem__(k, encoder.submit(clip)), worker=encoder.worker)
         except VideoTooShort as err:
             failures.append(failure(video, f"{REASON_TOO_SHORT}: {err}"))
             continue
@@ -261,11 +328,11 @@ def extract_videos(task: ExtractTask, final: FinalState, roller: ShardRoller) ->
         finally:
             decode_s += time.perf_counter() - tic
         tic = time.perf_counter()
-        for plan, clip in clips:
-            roller.append(video, make_clip_id(video.video_id, task.spec.spec_hash, plan.clip_index), plan, clip)
-            written += 1
+        append_pending()
+        pending.extend((video, plan, frames[k]) for k, (plan, _) in enumerate(clips))
         write_s += time.perf_counter() - tic
     tic = time.perf_counter()
+    append_pending()
     roller.commit()
     return failures, written, decode_s, write_s + time.perf_counter() - tic
 
@@ -280,11 +347,14 @@ def run_extract_task(task: ExtractTask) -> TaskOutcome:
     remove_leftovers(shards_dir, task.writer)
     final = load_final_state(shards_dir, task)
     roller = ShardRoller(Path(task.cache_path), task.writer, final.next_shard, task.shard_target_bytes)
+    encoder = ClipEncoder(background=task.compress_thread, level=task.zstd_level)
     try:
-        failures, written, decode_s, write_s = extract_videos(task, final, roller)
+        failures, written, decode_s, write_s = extract_videos(task, final, roller, encoder)
     except BaseException:
         roller.abort()
         raise
+    finally:
+        encoder.close()
     outcome = TaskOutcome(
         writer=task.writer, already_done=False, clips=final.clips + written, clips_written=written,
         shards=final.shards + roller.committed_shards, shard_bytes=final.shard_bytes + roller.committed_bytes,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from concurrent.futures import Executor
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -60,13 +61,21 @@ def read_media_frames(
     resize: str,
     reader: str = "pyav",
     decoder_threads: int = 1,
+    on_ready: Optional[Callable[[np.ndarray, int], None]] = None,
+    worker: Optional[Executor] = None,
 ) -> np.ndarray:
-    """Frames of a file (through `reader`) or of a keyframe row, (N, height, width, 3) uint8 RGB."""
+    """Frames of a file (through `reader`) or of a keyframe row, (N, height, width, 3) uint8 RGB.
+
+    `on_ready` and `worker` as in `read_frames`; for a keyframe row `on_ready` is called once,
+    when all are read, and `worker` is not used."""
     if is_keyframe_row(relpath):
         path, row = keyframes.keyframe_path(raw_dir, relpath)
-        return keyframes.read_keyframes(
+        clip = keyframes.read_keyframes(
             path, row, frame_indices, height=height, width=width, resize=resize
         )
+        if on_ready is not None and len(clip):
+            on_ready(clip, len(clip))
+        return clip
     return read_frames(
         Path(raw_dir) / relpath,
         frame_indices,
@@ -76,4 +85,6 @@ def read_media_frames(
         resize=resize,
         reader=reader,
         decoder_threads=decoder_threads,
+        on_ready=on_ready,
+        worker=worker,
     )

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
@@ -67,6 +69,32 @@ def open_cluster(
     finally:
         client.close()
         cluster.close()
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def spare_core_per_task(client: Optional[Client]) -> bool:
+    """Whether every task slot has a second core to itself: on every host of the cluster, the
+    cores are at least twice the worker threads there (`client=None`: this process, one slot)."""
+    if client is None:
+        return usable_cores() >= 2
+    workers = client.scheduler_info()["workers"]
+    if not workers:
+        return False
+    slots = Counter()
+    for info in workers.values():
+        slots[info["host"]] += info.get("nthreads", 1)
+    cores: dict[str, int] = {}
+    for address, count in client.run(usable_cores).items():
+        host = workers[address]["host"] if address in workers else address
+        cores[host] = min(cores.get(host, count), count)
+    return all(cores.get(host, 1) >= 2 * count for host, count in slots.items())
 
 
 def run_tasks(

@@ -414,7 +414,8 @@ def test_eval_prints_markdown_and_writes_reports(trained):
 # -- bench --------------------------------------------------------------------------------------
 EXTRACT_FIGURES = ("extract_over_floor", "decode_all_over_extract", "workers2_over_workers1")
 LOAD_FIGURES = ("shard_over_zstd_bound", "shard_over_on_the_fly_pyav", "shard_over_on_the_fly_decord",
-                "warm_cache_over_shard", "over_litdata_random", "over_litdata_sequential", "bytes_over_litdata")
+                "warm_cache_over_shard", "over_litdata_random", "over_litdata_sequential", "bytes_over_litdata",
+                "first_batch_over_litdata", "reader_rss_over_litdata")
 
 
 @pytest.fixture(scope="module")
@@ -452,6 +453,8 @@ def test_bench_load_on_a_folder_of_videos(bench_videos, tmp_path):
     result = invoke(tmp_path, "bench", "load", "--videos", str(bench_videos), "--repeats", "1", "--json", str(out))
     payload = assert_figures(result, out, LOAD_FIGURES)
     assert payload["benchmark"] == "load" and payload["clips"] > 0 and payload["repeats"] == 1
+    assert payload["loader_workers2_over_workers1"] > 0 and payload["zstd_level"] == 2
+    assert payload["first_batch_s"] > 0 and payload["litdata_reader_rss_bytes"] > 0
     for key in LOAD_FIGURES:
         assert any(line.startswith(key) for line in result.output.splitlines())
 

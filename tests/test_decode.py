@@ -469,3 +469,45 @@ def test_probe_info_without_keyframes_still_reads_the_right_frames(video) -> Non
     wanted = [700, 12, 455]
     assert codes(read_frames(path, wanted, info=info, height=48, width=48)) == wanted
     assert isinstance(info, VideoInfo)
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_conversion_thread_gives_the_same_frames_and_reports_final_rows_in_order(video, reader: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path, _ = video("h264.mp4", codec="h264")
+    info = probe_video(path)
+    wanted = [3, 4, 5, 20, 21, 22, 21, 40, 41, 3]  # overlapping and repeated rows, out of order at the end
+    plain = read_frames(path, wanted, info=info, height=48, width=48, reader=reader)
+    reported: list[tuple[int, list[int]]] = []
+
+    def on_ready(clip: np.ndarray, final_rows: int) -> None:  # rows before final_rows never change again
+        reported.append((final_rows, codes(clip[:final_rows].copy())))
+
+    with ThreadPoolExecutor(1) as worker:
+        threaded = read_frames(path, wanted, info=info, height=48, width=48, reader=reader,
+                               on_ready=on_ready, worker=worker)
+    assert np.array_equal(threaded, plain)
+    counts = [n for n, _ in reported]
+    assert counts == sorted(set(counts)) and counts[-1] == len(wanted)
+    assert all(seen == wanted[:n] for n, seen in reported)
+    assert counts[0] < len(wanted)  # rows became final while later frames still decoded
+
+
+def test_a_frame_that_fails_on_the_conversion_thread_raises_in_the_caller(video, monkeypatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pipelines.decode as decode_module
+
+    path, _ = video("h264.mp4", codec="h264")
+    info = probe_video(path)
+    real_fit = decode_module._fit
+
+    def fit_failing_on_frame_30(fitter, frame, rotation_applied, info, out, path, index):
+        if index == 30:
+            raise VideoReadError("decode_error", "injected", path=path)
+        return real_fit(fitter, frame, rotation_applied, info, out, path, index)
+
+    monkeypatch.setattr(decode_module, "_fit", fit_failing_on_frame_30)
+    with ThreadPoolExecutor(1) as worker, pytest.raises(VideoReadError, match="injected"):
+        read_frames(path, list(range(20, 59)), info=info, height=32, width=32, worker=worker)

@@ -419,3 +419,85 @@ def test_duplicate_files_are_skipped_not_failed(corpus, tmp_path):
     copy = failures["street/fake/warpnet/f0_copy.mp4"]
     assert (copy.stage, copy.reason) == ("probe", "duplicate: same bytes as street/fake/warpnet/f0.mp4")
     assert report.failures_by_reason["duplicate"] == 1
+
+
+@pytest.mark.parametrize("compress_thread", [False, True])
+def test_the_compression_thread_changes_no_byte(corpus, reference, tmp_path, compress_thread):
+    _, _, snapshot = reference
+    run_extract(corpus, DataRoot(tmp_path), compress_thread=compress_thread)
+    assert cache_snapshot(DataRoot(tmp_path).cache_dir("corpus", small_spec().name).path) == snapshot
+
+
+def test_a_video_failing_on_the_conversion_thread_leaves_no_clip(corpus, reference, tmp_path, monkeypatch):
+    """The frame that fails is the last one of the video, after its first clip went to compression."""
+    import pipelines.decode as decode_module
+    from pipelines.decode import VideoReadError
+
+    ref_root, _, _ = reference
+    ref_cache = ref_root.cache_dir("corpus", small_spec().name)
+    victim = sorted(GOOD_VIDEOS)[0]
+    victim_clips = [c for c in read_records(ref_cache.clips_parquet, ClipRecord) if c.relpath == victim]
+    last_frame = max(i for c in victim_clips for i in c.frame_indices)
+    real_fit = decode_module._fit
+
+    def failing_fit(fitter, frame, rotation_applied, info, out, path, index):
+        if path.endswith(victim) and index == last_frame:
+            raise VideoReadError("decode_error", "injected on the conversion thread", path=path)
+        return real_fit(fitter, frame, rotation_applied, info, out, path, index)
+
+    monkeypatch.setattr(decode_module, "_fit", failing_fit)
+    root = DataRoot(tmp_path)
+    run_extract(corpus, root, compress_thread=True)
+    cache = root.cache_dir("corpus", small_spec().name)
+    failures = {f.relpath: f.reason for f in read_records(cache.failures_parquet, FailureRecord)}
+    assert failures[victim].startswith("decode_error") and "injected" in failures[victim]
+    expected = {k: v for k, v in _pixels_by_clip(ref_cache).items() if k not in {c.clip_id for c in victim_clips}}
+    assert _pixels_by_clip(cache) == expected
+
+
+def test_the_zstd_level_is_recorded_and_kept(corpus, reference, tmp_path):
+    from cache_tools.shards import DEFAULT_ZSTD_LEVEL
+
+    ref_root, _, _ = reference
+    ref_cache = ref_root.cache_dir("corpus", small_spec().name)
+    assert json.loads(ref_cache.spec_json.read_text())["shards"] == {
+        "compression": "zstd", "level": DEFAULT_ZSTD_LEVEL, "filter": None}
+    root = DataRoot(tmp_path)
+    run_extract(corpus, root, zstd_level=9)
+    cache = root.cache_dir("corpus", small_spec().name)
+    assert json.loads(cache.spec_json.read_text())["shards"]["level"] == 9 == cache.shard_level()
+    assert cache.read_spec() == small_spec()  # the level is beside the spec, not in it
+    assert _pixels_by_clip(cache) == _pixels_by_clip(ref_cache)  # same clips and ids, other bytes
+    assert _shard_bytes(cache) != _shard_bytes(ref_cache)
+    with pytest.raises(StageError, match="compressed at zstd level 9"):
+        run_extract(corpus, root, zstd_level=DEFAULT_ZSTD_LEVEL)
+    assert run_extract(corpus, root, zstd_level=9).tasks_run == 0
+    assert run_extract(corpus, root).tasks_run == 0  # no level asked: the recorded one
+
+
+def test_a_cache_from_before_the_level_was_recorded_keeps_level_3(corpus, reference, tmp_path):
+    ref_root, _, _ = reference
+    root = DataRoot(tmp_path / "old")
+    shutil.copytree(ref_root.path, root.path)
+    cache = root.cache_dir("corpus", small_spec().name)
+    payload = json.loads(cache.spec_json.read_text())
+    del payload["shards"]
+    cache.spec_json.write_text(json.dumps(payload))
+    assert cache.shard_level() == 3
+    with pytest.raises(StageError, match="compressed at zstd level 3"):
+        run_extract(corpus, root, zstd_level=2)
+
+
+def test_a_spare_core_turns_the_compression_thread_on(monkeypatch):
+    from pipelines import runner
+
+    monkeypatch.setattr(runner, "usable_cores", lambda: 2)
+    assert runner.spare_core_per_task(None)
+    monkeypatch.setattr(runner, "usable_cores", lambda: 1)
+    assert not runner.spare_core_per_task(None)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        monkeypatch.setattr(runner, "usable_cores", lambda: 4)  # in-process workers see the patch too
+        assert runner.spare_core_per_task(client)
+        monkeypatch.setattr(runner, "usable_cores", lambda: 3)
+        assert not runner.spare_core_per_task(client)

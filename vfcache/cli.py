@@ -169,13 +169,13 @@ def _run_build_manifest(ctx: Context, config: DatasetConfig, client, force: bool
 
 
 def _run_extract(ctx: Context, config: DatasetConfig, spec: ClipSpec, client, *, reader: str = "pyav",
-                 shard_mib: int = 128, max_failed: float = 0.05) -> None:
+                 shard_mib: int = 128, max_failed: float = 0.05, zstd_level: Optional[int] = None) -> None:
     from pipelines.extract import TooManyFailures, extract_clips
 
     try:
         report = extract_clips(config, ctx.root, spec, client=client, reader=reader,
                                shard_target_bytes=shard_mib << 20, max_failed=max_failed,
-                               progress=ctx.progress, wait=ctx.wait)
+                               progress=ctx.progress, wait=ctx.wait, zstd_level=zstd_level)
     except TooManyFailures as err:
         _echo_failures(err.report.failures_by_reason)
         raise
@@ -311,17 +311,20 @@ def build_manifest_cmd(ctx: Context, name: str, config_file, spec, force, no_wai
 @spec_option
 @click.option("--reader", type=click.Choice(["pyav", "decord"]), default="pyav", show_default=True)
 @click.option("--shard-mib", type=click.IntRange(1), default=128, show_default=True, help="Target shard size.")
+@click.option("--zstd-level", type=click.IntRange(1, 19), default=None,
+              help="zstd level of a new cache folder's shards (default 2; recorded in spec.json, which "
+                   "a grown cache keeps).")
 @click.option("--max-failed", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Exit non-zero when more than this fraction of videos failed.")
 @no_wait_option
 @click.pass_obj
-def extract(ctx: Context, name: str, config_file, spec, reader, shard_mib, max_failed, no_wait) -> None:
+def extract(ctx: Context, name: str, config_file, spec, reader, shard_mib, zstd_level, max_failed, no_wait) -> None:
     """Cut clips of NAME into shards and clips.parquet (resumable: re-run after a crash)."""
     ctx.wait = not no_wait
     config = _dataset(name, config_file)
     with ctx.client() as client:
         _run_extract(ctx, config, _spec(config, spec), client, reader=reader, shard_mib=shard_mib,
-                     max_failed=max_failed)
+                     max_failed=max_failed, zstd_level=zstd_level)
 
 
 @cli.command()

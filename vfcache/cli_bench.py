@@ -24,6 +24,18 @@ corpus_option = click.option(
     help="Built-in corpus: a photograph panned and zoomed with sensor noise, or painted test patterns.")
 
 
+corpora_option = click.option(
+    "--corpus", "corpora", type=click.Choice(["natural", "synthetic"]), multiple=True,
+    default=("natural", "synthetic"), show_default=True,
+    help="Built-in corpora to measure, one table each (repeat the option); ignored with --videos.")
+
+
+def _emit_benches(results: list[dict], tables: list[str], json_path: Optional[str]) -> None:
+    """One table per corpus; the JSON is the one result, or {benchmark, corpora: [results]}."""
+    payload = results[0] if len(results) == 1 else {"benchmark": results[0]["benchmark"], "corpora": results}
+    _emit_bench(payload, "\n\n".join(tables), json_path)
+
+
 def _emit_bench(result: dict, table: str, json_path: Optional[str]) -> None:
     from cache_tools.atomic import write_json_atomic
 
@@ -36,34 +48,35 @@ def _emit_bench(result: dict, table: str, json_path: Optional[str]) -> None:
 @bench.command("extract")
 @click.option("--videos", "videos_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Measure this folder of videos instead of a built-in corpus.")
-@corpus_option
+@corpora_option
 @click.option("--repeats", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 @click.pass_obj
-def bench_extract(ctx: Context, videos_dir, corpus, repeats, json_path) -> None:
+def bench_extract(ctx: Context, videos_dir, corpora, repeats, json_path) -> None:
     """extract / decode floor, decode-all / extract, 2 workers / 1 worker; zstd levels on the clips."""
     from pipelines.bench_extract import format_extract_table, run_extract_benchmark
 
-    result = run_extract_benchmark(ctx.root, videos_dir=Path(videos_dir) if videos_dir else None, repeats=repeats,
-                                   corpus=corpus)
-    _emit_bench(result, format_extract_table(result), json_path)
+    results = [run_extract_benchmark(ctx.root, videos_dir=Path(videos_dir) if videos_dir else None, repeats=repeats,
+                                     corpus=corpus) for corpus in (corpora if not videos_dir else corpora[:1])]
+    _emit_benches(results, [format_extract_table(r) for r in results], json_path)
 
 
 @bench.command("load")
 @click.option("--videos", "videos_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Measure this folder of videos instead of a built-in corpus.")
-@corpus_option
+@corpora_option
 @click.option("--repeats", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--no-litdata", is_flag=True, help="Skip the LitData comparison.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 @click.pass_obj
-def bench_load(ctx: Context, videos_dir, corpus, repeats, no_litdata, json_path) -> None:
+def bench_load(ctx: Context, videos_dir, corpora, repeats, no_litdata, json_path) -> None:
     """Shard reads against the zstd bound, on-the-fly decoding, the warm decoded cache and LitData."""
     from trainers.bench_load import format_load_table, run_load_benchmark
 
-    result = run_load_benchmark(ctx.root, repeats=repeats, with_litdata=not no_litdata,
-                                videos_dir=Path(videos_dir) if videos_dir else None, corpus=corpus)
-    _emit_bench(result, format_load_table(result), json_path)
+    results = [run_load_benchmark(ctx.root, repeats=repeats, with_litdata=not no_litdata,
+                                  videos_dir=Path(videos_dir) if videos_dir else None, corpus=corpus)
+               for corpus in (corpora if not videos_dir else corpora[:1])]
+    _emit_benches(results, [format_load_table(r) for r in results], json_path)
 
 
 @bench.command("scale")

@@ -200,7 +200,8 @@ def load_clip_spec(name_or_path: str | os.PathLike) -> ClipSpec:
 
 
 def clip_spec_from_json(payload: dict) -> ClipSpec:
-    values = {k: v for k, v in payload.items() if k != "spec_hash"}
+    # `shards` (how the shards are compressed) is recorded beside the spec, not part of it
+    values = {k: v for k, v in payload.items() if k not in ("spec_hash", "shards")}
     return ClipSpec(**values)
 
 
