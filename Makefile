@@ -14,7 +14,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml Makefile
 	# torch==2.13.0 only when no torch is installed; then pin whatever torch is there.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
 	$(BIN)/python -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
-	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e ".[dev,bench,hf]"
+	$(BIN)/pip install -q -c $(VENV)/constraints.txt -e ".[dev,bench,hf,s3]"
 	# litdata (benchmark baseline) declares torchvision, which has no build for this torch: install it alone.
 	$(BIN)/pip install -q -c $(VENV)/constraints.txt --no-deps litdata==0.2.76
 	touch $@

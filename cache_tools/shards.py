@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -198,14 +199,24 @@ class ShardWriter:
             self.abort()
 
 
+class _PerThread(threading.local):
+    """A reader's decompressor and frame buffer, one of each per thread that reads."""
+
+    def __init__(self) -> None:
+        self.dctx = zstandard.ZstdDecompressor()
+        self.frame_buffer = bytearray()
+
+
 class ShardReader:
-    """Random access to the clips of one shard: one `pread` and one decompress per clip."""
+    """Random access to the clips of one shard: one `pread` and one decompress per clip.
+
+    Several threads may read through one reader at once (`pread` takes no file position; each
+    thread has its own decompressor and buffer)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._fd = os.open(self.path, os.O_RDONLY)
-        self._dctx = zstandard.ZstdDecompressor()
-        self._frame_buffer = bytearray()
+        self._per_thread = _PerThread()
 
     def read_frame(self, offset: int, nbytes: int, clip_id: str | None = None) -> bytes:
         frame = os.pread(self._fd, nbytes, offset)
@@ -216,24 +227,27 @@ class ShardReader:
     def read(self, offset: int, nbytes: int, clip_id: str | None = None) -> np.ndarray:
         frame = self.read_frame(offset, nbytes, clip_id)
         try:
-            return decode_clip(frame, self._dctx)
+            return decode_clip(frame, self._per_thread.dctx)
         except (zstandard.ZstdError, ValueError) as err:
             raise ShardCorruptError(self.path, offset, str(err), clip_id) from err
 
-    def read_into(self, offset: int, nbytes: int, out: np.ndarray, clip_id: str | None = None) -> np.ndarray:
-        """`read`, decompressed straight into `out` (see `decode_clip_into`).
-
-        The compressed frame lands in a buffer this reader keeps, so a stream of reads does not
-        allocate (and page-fault in) a new megabyte-sized bytes object per clip.
-        """
-        if len(self._frame_buffer) < nbytes:
-            self._frame_buffer = bytearray(nbytes)
-        frame = memoryview(self._frame_buffer)[:nbytes]
+    def _frame_view(self, offset: int, nbytes: int, clip_id: str | None) -> memoryview | bytes:
+        """The compressed frame, in a buffer this reader keeps, so a stream of reads does not
+        allocate (and page-fault in) a new megabyte-sized bytes object per clip."""
+        scratch = self._per_thread
+        if len(scratch.frame_buffer) < nbytes:
+            scratch.frame_buffer = bytearray(nbytes)
+        frame = memoryview(scratch.frame_buffer)[:nbytes]
         got = os.preadv(self._fd, [frame], offset)
         if got != nbytes:
             raise ShardCorruptError(self.path, offset, f"read {got} of {nbytes} bytes (truncated shard)", clip_id)
+        return frame
+
+    def read_into(self, offset: int, nbytes: int, out: np.ndarray, clip_id: str | None = None) -> np.ndarray:
+        """`read`, decompressed straight into `out` (see `decode_clip_into`)."""
+        frame = self._frame_view(offset, nbytes, clip_id)
         try:
-            return decode_clip_into(frame, out, self._dctx)
+            return decode_clip_into(frame, out, self._per_thread.dctx)
         except (zstandard.ZstdError, ValueError) as err:
             raise ShardCorruptError(self.path, offset, str(err), clip_id) from err
 

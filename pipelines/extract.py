@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cache_tools.atomic import atomic_write, remove_stale_temp_files, write_json_atomic
+from cache_tools.remote import RemoteFolder
 from cache_tools.shards import DEFAULT_ZSTD_LEVEL, shard_format
 from cache_tools.writer_lock import writer_lock
 from manifests.layout import VIDEOS_PARQUET_NAME, CacheDir, DataRoot
@@ -66,6 +67,7 @@ from pipelines.extract_task import (
     shard_name,
 )
 from pipelines.probe import reason_counts
+from pipelines.remote_cache import push_files, remote_home, sync_down
 from pipelines.runner import run_tasks, spare_core_per_task
 from pipelines.sources.base import get_source
 from vfcache.config import ClipSpec, DatasetConfig
@@ -127,17 +129,19 @@ def task_cost(batch: tuple[VideoRecord, ...]) -> int:
     return sum((video.width or 0) * (video.height or 0) for video in batch)
 
 
-def clean_shards_dir(cache: CacheDir) -> int:
-    """Remove temp files and orphan shards; an index whose shard is gone is an error. Returns files removed."""
+def clean_shards_dir(cache: CacheDir, remote_shards: Optional[dict[str, int]] = None) -> int:
+    """Remove temp files and orphan shards; an index whose shard is gone is an error. Returns files removed.
+
+    `remote_shards`: the shards of the remote home, which the local mirror does not hold."""
     removed = len(remove_stale_temp_files(cache.path))
     shards_dir = cache.shards_dir
     if not shards_dir.is_dir():
         return removed
-    names = {path.name for path in shards_dir.iterdir()}
+    names = {path.name for path in shards_dir.iterdir()} | set(remote_shards or ())
     for name in sorted(names):
         shard = SHARD_NAME.match(name)
         if shard and index_name(shard["writer"], int(shard["n"])) not in names:
-            (shards_dir / name).unlink()
+            (shards_dir / name).unlink(missing_ok=True)
             removed += 1
         index = INDEX_NAME.match(name)
         if index and shard_name(index["writer"], int(index["n"])) not in names:
@@ -244,6 +248,7 @@ def extract_clips(
     wait: bool = True,
     compress_thread: Optional[bool] = None,
     zstd_level: Optional[int] = None,
+    cache_url: Optional[str] = None,
 ) -> ExtractReport:
     """Cut every ok video of the manifest into clips; resumable. `client=None` runs in this process.
 
@@ -261,6 +266,10 @@ def extract_clips(
     `zstd_level`: for a new cache folder (default `DEFAULT_ZSTD_LEVEL`), recorded in spec.json;
     a cache folder keeps its level, and asking another one is a StageError.
 
+    `cache_url` (`s3://bucket/prefix`, or another obstore URL): the cache folder's home is
+    `<cache_url>/cache/<dataset>/<spec>/`, and the local one is its mirror without shards (see
+    `pipelines.remote_cache`); recorded in the mirror's remote.json, so later runs need not repeat it.
+
     Raises `TooManyFailures` (a `StageError`), after writing clips.parquet and failures.parquet,
     when the fraction of failed videos exceeds `max_failed` (None: never).
     """
@@ -275,18 +284,24 @@ def extract_clips(
                                shard_target_bytes=shard_target_bytes,
                                videos_per_task=videos_per_task, decoder_threads=decoder_threads,
                                progress=progress, max_failed=max_failed, started=started,
-                               compress_thread=compress_thread, zstd_level=zstd_level)
+                               compress_thread=compress_thread, zstd_level=zstd_level, cache_url=cache_url)
 
 
 def _extract_locked(config: DatasetConfig, root: DataRoot, spec: ClipSpec, cache: CacheDir, *,
                     client, reader: str, shard_target_bytes: int, videos_per_task: Optional[int],
                     decoder_threads: int, progress: bool, max_failed: Optional[float],
-                    started: float, compress_thread: Optional[bool], zstd_level: Optional[int]) -> ExtractReport:
+                    started: float, compress_thread: Optional[bool], zstd_level: Optional[int],
+                    cache_url: Optional[str]) -> ExtractReport:
+    remote_url = remote_home(cache, cache_url)
+    remote = RemoteFolder(remote_url) if remote_url else None
+    if remote is not None and not cache.spec_json.exists() and "spec.json" in remote.listing(""):
+        remote.pull("spec.json", cache.spec_json)  # a new mirror of an existing remote folder
     check_spec_json(cache, spec)
     level = shard_level_for(cache, zstd_level)
     videos = load_manifest(cache, spec, config.name, level)
     raw_dir = Path(get_source(config).raw_dir(root))
-    clean_shards_dir(cache)
+    remote_shards = sync_down(remote, cache) if remote is not None else None
+    clean_shards_dir(cache, remote_shards)
     cache.shards_dir.mkdir(parents=True, exist_ok=True)
     plans = read_plans(cache.shards_dir, spec.spec_hash)
     ok = {video.video_id: video for video in videos if video.status == STATUS_OK}
@@ -298,7 +313,9 @@ def _extract_locked(config: DatasetConfig, root: DataRoot, spec: ClipSpec, cache
         batches = plan_batches(new_videos, per_task, generation)
         plan = Plan(generation, spec.spec_hash, per_task,
                     tuple(PlannedTask(writer, tuple(v.video_id for v in batch)) for writer, batch in batches))
-        write_plan(cache.shards_dir, plan)
+        plan_file = write_plan(cache.shards_dir, plan)
+        if remote is not None:
+            push_files(remote, cache, [plan_file])
         plans.append(plan)
         log.info("extract %s/%s: planned %d new videos in %d tasks (generation %d)", config.name,
                  spec.name, len(new_videos), len(batches), generation)
@@ -309,7 +326,8 @@ def _extract_locked(config: DatasetConfig, root: DataRoot, spec: ClipSpec, cache
         ExtractTask(writer=task.writer, cache_path=str(cache.path), raw_dir=str(raw_dir), spec=spec,
                     videos=tuple(ok[i] for i in task.video_ids if i in ok), reader=reader,
                     shard_target_bytes=shard_target_bytes, decoder_threads=decoder_threads,
-                    planned_ids=task.video_ids, compress_thread=compress_thread, zstd_level=level)
+                    planned_ids=task.video_ids, compress_thread=compress_thread, zstd_level=level,
+                    remote_url=remote_url)
         for task in tasks if not (cache.shards_dir / done_name(task.writer)).exists()
     ]
     pending.sort(key=lambda task: -task_cost(task.videos))
@@ -319,10 +337,15 @@ def _extract_locked(config: DatasetConfig, root: DataRoot, spec: ClipSpec, cache
         task_names=[task.writer for task in pending], progress=progress,
     ))
 
+    if remote is not None:
+        remote_shards = sync_down(remote, cache)
     clips = merge_clip_indexes(cache, set(ok))
     failures = collect_failures(videos, cache, [task.writer for task in tasks])
     write_records(cache.failures_parquet, failures, FailureRecord)
-    report = summarize(config, spec, cache, videos, clips, failures, len(tasks), outcomes, started)
+    if remote is not None:
+        push_files(remote, cache, [cache.spec_json, cache.clips_parquet, cache.failures_parquet])
+    report = summarize(config, spec, cache, videos, clips, failures, len(tasks), outcomes, started,
+                       remote_shards)
     if report.failures_by_reason:
         log.warning("extract %s: failures by reason: %s (details in %s)", config.name,
                     ", ".join(f"{k}={v}" for k, v in report.failures_by_reason.items()), cache.failures_parquet)
@@ -338,12 +361,16 @@ def _extract_locked(config: DatasetConfig, root: DataRoot, spec: ClipSpec, cache
 def summarize(
     config: DatasetConfig, spec: ClipSpec, cache: CacheDir, videos: list[VideoRecord], clips: pa.Table,
     failures: list[FailureRecord], tasks_total: int, outcomes: list[TaskOutcome], started: float,
+    remote_shards: Optional[dict[str, int]] = None,
 ) -> ExtractReport:
     status_of = {v.relpath: v.status for v in videos}
     skipped = {f.relpath for f in failures if is_skip(f, status_of)}
     failed = {f.relpath for f in failures} - skipped
     shard_names = set(clips["shard"].to_pylist())
-    shard_bytes = sum(cache.resolve_shard(name).stat().st_size for name in shard_names)
+    if remote_shards is not None:
+        shard_bytes = sum(remote_shards[Path(name).name] for name in shard_names)
+    else:
+        shard_bytes = sum(cache.resolve_shard(name).stat().st_size for name in shard_names)
     return ExtractReport(
         dataset=config.name, spec_name=spec.name, clips_parquet=str(cache.clips_parquet),
         failures_parquet=str(cache.failures_parquet), videos_total=len(videos),

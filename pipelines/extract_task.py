@@ -32,6 +32,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from cache_tools.atomic import TEMP_MARK, write_json_atomic
+from cache_tools.remote import RemoteFolder, staging_folder
 from cache_tools.shards import DEFAULT_ZSTD_LEVEL, SHARD_SUFFIX, ShardWriter, encode_clip, new_compressor
 from manifests.parquet_io import read_records, write_records
 from manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_id, record_from_dict
@@ -88,6 +89,9 @@ class ExtractTask:
     # compress on a second thread while decoding goes on (when the worker has a spare core)
     compress_thread: bool = False
     zstd_level: int = DEFAULT_ZSTD_LEVEL
+    # the cache folder's home on object storage (see pipelines/remote_cache.py): the task stages
+    # its shards on this worker's disk and uploads each as it commits; `cache_path` is not used
+    remote_url: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,8 @@ def remove_leftovers(shards_dir: Path, writer: str) -> list[Path]:
 class ShardRoller:
     """Appends clips to `shard-<writer>-<n>`, committing shard and index whenever the target is reached."""
 
-    def __init__(self, cache_path: Path, writer: str, first_n: int, target_bytes: int):
+    def __init__(self, cache_path: Path, writer: str, first_n: int, target_bytes: int,
+                 remote: Optional[RemoteFolder] = None):
         self.cache_path = cache_path
         self.shards_dir = cache_path / "shards"
         self.writer_id = writer
@@ -142,6 +147,7 @@ class ShardRoller:
         self._records: list[ClipRecord] = []
         self.committed_shards = 0
         self.committed_bytes = 0
+        self.remote = remote  # upload each committed shard, then its index, and drop the local copy
 
     def append(self, video: VideoRecord, clip_id: str, plan: ClipPlan, frame: bytes) -> None:
         """Append one clip, compressed by `encode_clip`."""
@@ -162,8 +168,12 @@ class ShardRoller:
     def commit(self) -> None:
         if self._writer is None:
             return
-        self._writer.commit()
-        write_records(self.shards_dir / index_name(self.writer_id, self.n), self._records, ClipRecord)
+        shard = self._writer.commit()
+        index = write_records(self.shards_dir / index_name(self.writer_id, self.n), self._records, ClipRecord)
+        if self.remote is not None:
+            self.remote.push(shard, f"shards/{shard.name}")
+            self.remote.push(index, f"shards/{index.name}")  # the commit point, remotely too
+            shard.unlink()
         self.committed_shards += 1
         self.committed_bytes += self._writer.bytes_written
         self._writer, self._records = None, []
@@ -271,7 +281,8 @@ class FinalState:
     next_shard: int
 
 
-def load_final_state(shards_dir: Path, task: ExtractTask) -> FinalState:
+def load_final_state(shards_dir: Path, task: ExtractTask, sizes: Optional[dict[str, int]] = None) -> FinalState:
+    """`sizes`: {shard name: bytes} when the shards are not here (a remote cache folder)."""
     numbers = final_shards(shards_dir, task.writer)
     indices: dict[str, set[int]] = {}
     clips = shard_bytes = 0
@@ -279,7 +290,8 @@ def load_final_state(shards_dir: Path, task: ExtractTask) -> FinalState:
         for rec in read_records(shards_dir / index_name(task.writer, n), ClipRecord):
             indices.setdefault(rec.video_id, set()).add(rec.clip_index)
             clips += 1
-        shard_bytes += (shards_dir / shard_name(task.writer, n)).stat().st_size
+        name = shard_name(task.writer, n)
+        shard_bytes += sizes[name] if sizes is not None else (shards_dir / name).stat().st_size
     foreign = set(indices) - {video.video_id for video in task.videos} - set(task.planned_ids)
     if foreign:  # the driver checks this first; a task must never mix two manifests either
         raise RuntimeError(
@@ -337,16 +349,45 @@ def extract_videos(task: ExtractTask, final: FinalState, roller: ShardRoller,
     return failures, written, decode_s, write_s + time.perf_counter() - tic
 
 
+def remote_task_state(remote: RemoteFolder, shards_dir: Path, writer: str) -> Optional[dict[str, int]]:
+    """Make the staging folder hold exactly the task's final indexes of the remote folder (the
+    truth): local files of the task go, remote shards without index are deleted, indexes are
+    pulled. Returns {shard name: bytes} of its final shards, or None when its done file is there
+    (then pulled too)."""
+    listing = remote.listing("shards")
+    for path in shards_dir.glob(f"*-{writer}*"):
+        if path.name.startswith((f"shard-{writer}-", f"task-{writer}.")):
+            path.unlink()
+    if done_name(writer) in listing:
+        remote.pull(f"shards/{done_name(writer)}", shards_dir / done_name(writer))
+        return None
+    sizes = {}
+    for name in sorted(listing):
+        shard = SHARD_NAME.match(name)
+        if shard and shard["writer"] == writer:
+            if index_name(writer, int(shard["n"])) in listing:
+                sizes[name] = listing[name]
+            else:
+                remote.delete(f"shards/{name}")
+        index = INDEX_NAME.match(name)
+        if index and index["writer"] == writer:
+            remote.pull(f"shards/{name}", shards_dir / name)
+    return sizes
+
+
 def run_extract_task(task: ExtractTask) -> TaskOutcome:
     """Extract the task's videos into its shards; resumable, and a no-op once the done file exists."""
-    shards_dir = Path(task.cache_path) / "shards"
+    remote = RemoteFolder(task.remote_url) if task.remote_url else None
+    folder = staging_folder(task.remote_url) if task.remote_url else Path(task.cache_path)
+    shards_dir = folder / "shards"
     shards_dir.mkdir(parents=True, exist_ok=True)
     done_path = shards_dir / done_name(task.writer)
+    sizes = remote_task_state(remote, shards_dir, task.writer) if remote is not None else None
     if done_path.exists():
         return outcome_from_done(task.writer, load_done(done_path))
     remove_leftovers(shards_dir, task.writer)
-    final = load_final_state(shards_dir, task)
-    roller = ShardRoller(Path(task.cache_path), task.writer, final.next_shard, task.shard_target_bytes)
+    final = load_final_state(shards_dir, task, sizes)
+    roller = ShardRoller(folder, task.writer, final.next_shard, task.shard_target_bytes, remote)
     encoder = ClipEncoder(background=task.compress_thread, level=task.zstd_level)
     try:
         failures, written, decode_s, write_s = extract_videos(task, final, roller, encoder)
@@ -366,6 +407,8 @@ def run_extract_task(task: ExtractTask) -> TaskOutcome:
         "clips": outcome.clips, "shards": outcome.shards, "shard_bytes": outcome.shard_bytes,
         "failures": [asdict(rec) for rec in failures],
     })
+    if remote is not None:
+        remote.push(done_path, f"shards/{done_path.name}")
     log.debug("task %s: %d clips (%d new) in %d shards, %d failures, decode %.1fs write %.1fs",
               task.writer, outcome.clips, written, outcome.shards, len(failures), decode_s, write_s)
     return outcome

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 from distributed import Client, KilledWorker, LocalCluster, as_completed
 from tqdm.auto import tqdm
 
+from vfcache.cores import usable_cores
 from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)
@@ -69,14 +69,6 @@ def open_cluster(
     finally:
         client.close()
         cluster.close()
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def spare_core_per_task(client: Optional[Client]) -> bool:

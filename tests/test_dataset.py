@@ -188,3 +188,22 @@ def test_read_into_reports_a_bad_checksum_as_corruption(tmp_path, aegis):
     shard.write_bytes(bytes(payload))
     with ShardReader(shard) as reader, pytest.raises(ShardCorruptError, match="checksum"):
         reader.read_into(entry.offset, entry.nbytes, np.empty((3, 8, 10, 3), np.uint8), clip_id=entry.clip_id)
+
+
+def test_a_batch_read_on_threads_equals_one_read_at_a_time(aegis, monkeypatch):
+    """In the main process __getitems__ decompresses a batch on threads, through shared readers."""
+    import trainers.dataset as dataset_module
+
+    split = aegis.split_file
+    threaded = ClipDataset(split, max_open_shards=64)
+    monkeypatch.setattr(dataset_module, "usable_cores", lambda: 4)
+    indices = list(range(len(threaded)))[::-1] * 2  # every clip, twice, so threads share readers
+    batch = threaded.__getitems__(indices)
+    assert threaded._pool is not None
+    monkeypatch.setattr(dataset_module, "usable_cores", lambda: 1)
+    one_by_one = ClipDataset(split)
+    serial = one_by_one.__getitems__(indices)
+    assert one_by_one._pool is None
+    for a, b in zip(batch, serial):
+        assert a["clip_id"] == b["clip_id"] and torch.equal(a["clip"], b["clip"])
+        assert np.array_equal(a["clip"].numpy(), aegis.clips[a["index"]])

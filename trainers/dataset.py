@@ -19,24 +19,29 @@ import hashlib
 import logging
 import os
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from cache_tools.decoded_cache import DecodedClipCache
+from cache_tools.remote import ShardDiskCache, is_url, join_url, mirror_small_file, open_shard_reader
 from cache_tools.shards import ShardReader
 from manifests.layout import CacheDir, cache_dir_of_split_file
 from manifests.records import SplitEntry
 from manifests.columns import read_split_entries
 from vfcache.config import ClipSpec
+from vfcache.cores import usable_cores
+from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_OPEN_SHARDS = 256
+BATCH_THREADS = 4  # at most, in the main process (see __getitems__)
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,27 @@ def open_decode_cache(dataset: "ClipDataset", folder: str | os.PathLike, budget_
     return cache
 
 
-def _as_paths(split_files: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+def _as_paths(split_files: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path | str]:
+    """Local split files as paths; split files on object storage stay URLs (`s3://...`)."""
     if isinstance(split_files, (str, os.PathLike)):
-        return [Path(split_files)]
-    return [Path(p) for p in split_files]
+        split_files = [split_files]
+    return [str(p) if is_url(p) else Path(p) for p in split_files]
+
+
+def _open_split_file(path: Path | str, remote_cache: ShardDiskCache) -> tuple[CacheDir, Path, Optional[str]]:
+    """(cache folder, local split file, URL of the remote cache folder or None).
+
+    A split file at a URL is mirrored, with its cache folder's spec.json, under the remote disk
+    cache (`cache_tools.remote`); its shards are then read from the remote cache folder."""
+    if not is_url(path):
+        return cache_dir_of_split_file(path), Path(path), None
+    base, splits, name, part = str(path).rsplit("/", 3)
+    if splits != "splits":
+        raise StageError(f"{path}: split files sit at <cache folder>/splits/<name>/<part>.jsonl")
+    key = hashlib.sha256(base.encode()).hexdigest()[:16]
+    mirror_small_file(join_url(base, "spec.json"), remote_cache.folder, f"{key}/spec.json")
+    local = mirror_small_file(str(path), remote_cache.folder, f"{key}/splits/{name}/{part}")
+    return cache_dir_of_split_file(local), local, base
 
 
 def new_clip_batch(batch_size: int, clip_shape: Sequence[int]) -> torch.Tensor:
@@ -89,8 +111,13 @@ class ClipDataset(Dataset):
         decode_cache: DecodedClipCache | None = None,
         max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
         labels: Iterable[int] | None = None,
+        remote_cache: ShardDiskCache | None = None,
     ):
-        """`labels`: keep only the clips of these labels (one-class training on real clips)."""
+        """`labels`: keep only the clips of these labels (one-class training on real clips).
+
+        Split files may be URLs of a cache folder on object storage (`s3://bucket/.../splits/
+        <name>/<part>.jsonl`); `remote_cache` keeps copies of its shards (default: from the
+        environment, see `cache_tools.remote`)."""
         paths = _as_paths(split_files)
         if not paths:
             raise ValueError("ClipDataset needs at least one split file")
@@ -101,9 +128,10 @@ class ClipDataset(Dataset):
         shard_ids: list[int] = []
         shard_paths: dict[str, int] = {}
         sources: list[SplitSource] = []
+        self.remote_cache = remote_cache or (ShardDiskCache.from_environment() if any(map(is_url, paths)) else None)
         for path in paths:
-            cache_dir = cache_dir_of_split_file(path)
-            part = read_split_entries(path)
+            cache_dir, local_path, remote_base = _open_split_file(path, self.remote_cache)
+            part = read_split_entries(local_path)
             if labels is not None:
                 keep = set(labels)
                 part = [entry for entry in part if entry.label in keep]
@@ -112,7 +140,8 @@ class ClipDataset(Dataset):
             for entry in part:
                 shard_id = resolved.get(entry.shard)
                 if shard_id is None:
-                    shard = str(cache_dir.resolve_shard(entry.shard))
+                    shard = (join_url(remote_base, entry.shard) if remote_base
+                             else str(cache_dir.resolve_shard(entry.shard)))
                     shard_id = resolved[entry.shard] = shard_paths.setdefault(shard, len(shard_paths))
                 shard_ids.append(shard_id)
             entries.extend(part)
@@ -128,6 +157,8 @@ class ClipDataset(Dataset):
         self._shard_paths = tuple(shard_paths)
         self._readers: OrderedDict[int, ShardReader] = OrderedDict()
         self._readers_pid = os.getpid()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
         self.decode_cache: DecodedClipCache | None = None
         if decode_cache is not None:
             self.attach_decode_cache(decode_cache)
@@ -171,6 +202,11 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
+    @property
+    def reads_remote(self) -> bool:
+        """Whether some shards are read from object storage (see `cache_tools.remote`)."""
+        return any(is_url(path) for path in self._shard_paths)
+
     # -- reading --------------------------------------------------------------------------------
     def _reader(self, shard_id: int) -> ShardReader:
         if self._readers_pid != os.getpid():
@@ -181,7 +217,7 @@ class ClipDataset(Dataset):
         if reader is None:
             if len(self._readers) >= self.max_open_shards:
                 self._readers.popitem(last=False)[1].close()
-            reader = self._readers[shard_id] = ShardReader(self._shard_paths[shard_id])
+            reader = self._readers[shard_id] = open_shard_reader(self._shard_paths[shard_id], self.remote_cache)
         else:
             self._readers.move_to_end(shard_id)
         return reader
@@ -216,17 +252,46 @@ class ClipDataset(Dataset):
         return self._sample(index, torch.from_numpy(self.read_clip(index)))
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict]:
-        """A batch of samples whose clips are consecutive rows of one buffer (see `collate_clips`)."""
+        """A batch of samples whose clips are consecutive rows of one buffer (see `collate_clips`).
+
+        In the main process (a DataLoader without workers, or direct use) the clips of a batch
+        are decompressed on a few threads (zstd releases the GIL); in a DataLoader worker, on
+        the worker's one thread, since the workers already fill the cores."""
         indices = [self._check_index(i) for i in indices]
         batch = new_clip_batch(len(indices), self.clip_shape)
         rows = batch.numpy()
-        for row, index in enumerate(indices):
-            self.read_clip(index, out=rows[row])
+        pool = self._batch_pool(indices)
+        if pool is None:
+            for row, index in enumerate(indices):
+                self.read_clip(index, out=rows[row])
+        else:
+            # readers are opened here, before the threads start, so none is evicted while in use
+            readers = [self._reader(int(self._shard_of_clip[index])) for index in indices]
+
+            def read(row: int) -> None:
+                entry = self.entries[indices[row]]
+                readers[row].read_into(entry.offset, entry.nbytes, rows[row], clip_id=entry.clip_id)
+
+            for _ in pool.map(read, range(len(indices))):
+                pass
         return [self._sample(index, batch[row]) for row, index in enumerate(indices)]
+
+    def _batch_pool(self, indices: Sequence[int]) -> Optional[ThreadPoolExecutor]:
+        """The threads that decompress a batch in the main process, or None to read on this one."""
+        if (len(indices) < 2 or self.decode_cache is not None or get_worker_info() is not None
+                or len({int(self._shard_of_clip[i]) for i in indices}) > self.max_open_shards):
+            return None
+        if self._pool is None or self._pool_pid != os.getpid():
+            threads = min(BATCH_THREADS, usable_cores())
+            if threads < 2:
+                return None
+            self._pool, self._pool_pid = ThreadPoolExecutor(threads, thread_name_prefix="vfcache-batch"), os.getpid()
+        return self._pool
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_readers"] = OrderedDict()  # descriptors never travel; each process opens its own
+        state["_pool"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:

@@ -35,7 +35,7 @@ from trainers.protocols import (
     prototype_protocol,
 )
 from trainers.report import ReportFiles, write_eval_report
-from trainers.train_config import EvalConfig, load_eval_config, resolve_path
+from trainers.train_config import EvalConfig, load_eval_config, resolve_path, resolve_split_path
 from vfcache.errors import ConfigError, StageError
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def run_evaluation(config: Union[EvalConfig, str, Path], *, root: Union[str, Pat
     log.info("evaluating %s (epoch %s, model %s, %s) on %s", checkpoint_path,
              info.epoch, model_name, contract.describe(), device)
 
-    query = ClipDataset([resolve_path(p, root) for p in config.query])
+    query = ClipDataset([resolve_split_path(p, root) for p in config.query])
     check_contract(contract, query.clip_shape, model_name=model_name, clips_from=config.query[0])
     options = dict(device=device, normalisation=normalisation, layout=contract.layout,
                    batch_size=config.batch_size, workers=config.workers, amp_dtype=amp_dtype,
@@ -189,7 +189,7 @@ def run_evaluation(config: Union[EvalConfig, str, Path], *, root: Union[str, Pat
     query_outputs = collect_outputs(model, query, warmup=True, desc="query clips", **options)
     results: dict[str, ProtocolResult] = {}
     if "prototype" in config.protocols:
-        support = ClipDataset([resolve_path(p, root) for p in config.support])
+        support = ClipDataset([resolve_split_path(p, root) for p in config.support])
         _check_disjoint(query, support)
         support_outputs = collect_outputs(model, support, desc="support clips", **options)
         results["prototype"] = prototype_protocol(query_outputs, support_outputs,
@@ -200,7 +200,7 @@ def run_evaluation(config: Union[EvalConfig, str, Path], *, root: Union[str, Pat
     if "anomaly" in config.protocols:
         calibration = None
         if config.anomaly_threshold is None:
-            calibration_set = ClipDataset([resolve_path(p, root) for p in config.calibration])
+            calibration_set = ClipDataset([resolve_split_path(p, root) for p in config.calibration])
             _check_disjoint(query, calibration_set)
             calibration = collect_outputs(model, calibration_set, desc="calibration clips", **options)
         results["anomaly"] = anomaly_protocol(query_outputs, threshold=config.anomaly_threshold,
@@ -233,7 +233,7 @@ def run_gasbench_evaluation(folder: Union[str, Path], query: list[str], *, out_d
     model, config = load_gasbench_dir(folder)
     chosen = pick_device(device, 0)
     model.to(chosen)
-    queries = [resolve_path(p, root) for p in query]
+    queries = [resolve_split_path(p, root) for p in query]
     dataset = ClipDataset(queries)
     contract = model.input_contract
     check_contract(contract, dataset.clip_shape, model_name=str(config.get("name", folder.name)),

@@ -8,7 +8,6 @@ the device can overlap compute.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import sys
 from typing import Callable, Optional
 
@@ -16,14 +15,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trainers.dataset import collate_clips
+from vfcache.cores import usable_cores
 
 DEFAULT_MAX_WORKERS = 8
 
 
 def default_workers() -> int:
     """One worker per core left to the training process, at most `DEFAULT_MAX_WORKERS`."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(DEFAULT_MAX_WORKERS, cores - 1))
+    return max(0, min(DEFAULT_MAX_WORKERS, usable_cores() - 1))
 
 
 def make_loader(
@@ -53,7 +52,10 @@ def make_loader(
     if workers > 0:
         options.update(prefetch_factor=prefetch_factor, persistent_workers=persistent_workers, timeout=timeout_s)
         if sys.platform.startswith("linux"):
-            options["multiprocessing_context"] = multiprocessing.get_context("fork")
+            # fork starts workers fastest, but the object-store client (obstore's async runtime)
+            # hangs in a child forked after it was used: remote datasets start workers with spawn
+            method = "spawn" if getattr(dataset, "reads_remote", False) else "fork"
+            options["multiprocessing_context"] = multiprocessing.get_context(method)
     return DataLoader(
         dataset,
         batch_sampler=batch_sampler,

@@ -56,7 +56,7 @@ from trainers.run_state import (
     write_run_config,
 )
 from trainers.samplers import EpochBatchSampler
-from trainers.train_config import TrainConfig, load_train_config, resolve_path
+from trainers.train_config import TrainConfig, load_train_config, resolve_path, resolve_split_path
 from trainers.train_setup import (
     LossView,
     attach_decode_cache,
@@ -213,16 +213,16 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_run_config(out_dir, config)
-    train_set = ClipDataset([resolve_path(p, root) for p in config.data.train],
+    train_set = ClipDataset([resolve_split_path(p, root) for p in config.data.train],
                             labels=config.data.train_labels)
     if len(train_set) == 0:
         raise StageError(f"no training clips of labels {config.data.train_labels} in {config.data.train}")
     attach_decode_cache(config, train_set, root, out_dir, info)
     val_set = support_set = None
     if info.is_main:
-        val_set = ClipDataset([resolve_path(p, root) for p in config.data.val])
+        val_set = ClipDataset([resolve_split_path(p, root) for p in config.data.val])
         if config.selection.protocol == "prototype":
-            support_set = ClipDataset([resolve_path(p, root) for p in config.data.support])
+            support_set = ClipDataset([resolve_split_path(p, root) for p in config.data.support])
     sampler = build_sampler(config, train_set, info)
     loader = make_loader(train_set, sampler, workers=config.workers)
     # The loader's own generator: drawing its worker seed must not move the global RNG that

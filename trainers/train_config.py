@@ -183,6 +183,14 @@ def resolve_path(path: str | os.PathLike, root: str | os.PathLike) -> Path:
     return candidate if candidate.is_absolute() else Path(root) / candidate
 
 
+def resolve_split_path(path: str | os.PathLike, root: str | os.PathLike) -> Path | str:
+    """A split file of a config: a URL of a cache folder on object storage (`s3://...`) as given,
+    else as `resolve_path`."""
+    from cache_tools.remote import is_url
+
+    return str(path) if is_url(path) else resolve_path(path, root)
+
+
 # -- field parsers ------------------------------------------------------------------------------
 def _section(source: str, name: str, data: Any) -> dict:
     if not isinstance(data, dict):

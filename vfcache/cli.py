@@ -169,13 +169,14 @@ def _run_build_manifest(ctx: Context, config: DatasetConfig, client, force: bool
 
 
 def _run_extract(ctx: Context, config: DatasetConfig, spec: ClipSpec, client, *, reader: str = "pyav",
-                 shard_mib: int = 128, max_failed: float = 0.05, zstd_level: Optional[int] = None) -> None:
+                 shard_mib: int = 128, max_failed: float = 0.05, zstd_level: Optional[int] = None,
+                 cache_url: Optional[str] = None) -> None:
     from pipelines.extract import TooManyFailures, extract_clips
 
     try:
         report = extract_clips(config, ctx.root, spec, client=client, reader=reader,
                                shard_target_bytes=shard_mib << 20, max_failed=max_failed,
-                               progress=ctx.progress, wait=ctx.wait, zstd_level=zstd_level)
+                               progress=ctx.progress, wait=ctx.wait, zstd_level=zstd_level, cache_url=cache_url)
     except TooManyFailures as err:
         _echo_failures(err.report.failures_by_reason)
         raise
@@ -226,6 +227,11 @@ def _run_split(ctx: Context, config: DatasetConfig, spec: ClipSpec, options: dic
     if not report.exact:
         click.echo("warning: some parts could not be filled exactly (groups too large); see split.json", err=True)
     click.echo(f"split {report.name} -> {report.split_dir}")
+    from pipelines.remote_cache import push_split
+
+    url = push_split(cache_dir, report.split_dir)
+    if url:
+        click.echo(f"uploaded -> {url}")
 
 
 def _run_audit(ctx: Context, datasets: list[tuple[DatasetConfig, ClipSpec]], split_name: str,
@@ -314,17 +320,21 @@ def build_manifest_cmd(ctx: Context, name: str, config_file, spec, force, no_wai
 @click.option("--zstd-level", type=click.IntRange(1, 19), default=None,
               help="zstd level of a new cache folder's shards (default 2; recorded in spec.json, which "
                    "a grown cache keeps).")
+@click.option("--cache-url", default=None, metavar="URL",
+              help="Keep the shards on object storage (s3://bucket/prefix): workers upload them there, "
+                   "the local cache folder keeps the small files (recorded; later runs need not repeat it).")
 @click.option("--max-failed", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Exit non-zero when more than this fraction of videos failed.")
 @no_wait_option
 @click.pass_obj
-def extract(ctx: Context, name: str, config_file, spec, reader, shard_mib, zstd_level, max_failed, no_wait) -> None:
+def extract(ctx: Context, name: str, config_file, spec, reader, shard_mib, zstd_level, cache_url, max_failed,
+            no_wait) -> None:
     """Cut clips of NAME into shards and clips.parquet (resumable: re-run after a crash)."""
     ctx.wait = not no_wait
     config = _dataset(name, config_file)
     with ctx.client() as client:
         _run_extract(ctx, config, _spec(config, spec), client, reader=reader, shard_mib=shard_mib,
-                     max_failed=max_failed, zstd_level=zstd_level)
+                     max_failed=max_failed, zstd_level=zstd_level, cache_url=cache_url)
 
 
 @cli.command()
