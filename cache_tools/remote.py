@@ -216,6 +216,7 @@ class RemoteShardReader(ShardReader):
         self._local_tried = False
         self._local_lock = threading.Lock()  # one download of the shard, whichever thread asks first
         self._fd = -1
+        self._map = None
         self._per_thread = _PerThread()
 
     def _local_copy(self) -> Optional[ShardReader]:

@@ -12,6 +12,7 @@ wrong pixels.
 from __future__ import annotations
 
 import io
+import mmap
 import os
 import threading
 from dataclasses import dataclass
@@ -200,23 +201,28 @@ class ShardWriter:
 
 
 class _PerThread(threading.local):
-    """A reader's decompressor and frame buffer, one of each per thread that reads."""
+    """A reader's decompressor, one per thread that reads."""
 
     def __init__(self) -> None:
         self.dctx = zstandard.ZstdDecompressor()
-        self.frame_buffer = bytearray()
 
 
 class ShardReader:
-    """Random access to the clips of one shard: one `pread` and one decompress per clip.
+    """Random access to the clips of one shard: one decompress per clip, straight from the
+    memory-mapped file (no copy of the compressed bytes; `read` returns them with a `pread`).
 
-    Several threads may read through one reader at once (`pread` takes no file position; each
-    thread has its own decompressor and buffer)."""
+    Several threads may read through one reader at once (each has its own decompressor). The
+    file's size is checked on every read, so a shard truncated while mapped raises
+    `ShardCorruptError` instead of touching pages past its end."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._fd = os.open(self.path, os.O_RDONLY)
         self._per_thread = _PerThread()
+        try:
+            self._map: mmap.mmap | None = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped; every read of it is a truncation
+            self._map = None
 
     def read_frame(self, offset: int, nbytes: int, clip_id: str | None = None) -> bytes:
         frame = os.pread(self._fd, nbytes, offset)
@@ -232,16 +238,12 @@ class ShardReader:
             raise ShardCorruptError(self.path, offset, str(err), clip_id) from err
 
     def _frame_view(self, offset: int, nbytes: int, clip_id: str | None) -> memoryview | bytes:
-        """The compressed frame, in a buffer this reader keeps, so a stream of reads does not
-        allocate (and page-fault in) a new megabyte-sized bytes object per clip."""
-        scratch = self._per_thread
-        if len(scratch.frame_buffer) < nbytes:
-            scratch.frame_buffer = bytearray(nbytes)
-        frame = memoryview(scratch.frame_buffer)[:nbytes]
-        got = os.preadv(self._fd, [frame], offset)
-        if got != nbytes:
+        """The compressed frame as a view of the mapped file: no read, no copy, no allocation."""
+        size = os.fstat(self._fd).st_size
+        if self._map is None or offset + nbytes > min(size, len(self._map)):
+            got = max(0, min(size, len(self._map) if self._map is not None else 0) - offset)
             raise ShardCorruptError(self.path, offset, f"read {got} of {nbytes} bytes (truncated shard)", clip_id)
-        return frame
+        return memoryview(self._map)[offset:offset + nbytes]
 
     def read_into(self, offset: int, nbytes: int, out: np.ndarray, clip_id: str | None = None) -> np.ndarray:
         """`read`, decompressed straight into `out` (see `decode_clip_into`)."""
@@ -252,6 +254,12 @@ class ShardReader:
             raise ShardCorruptError(self.path, offset, str(err), clip_id) from err
 
     def close(self) -> None:
+        if getattr(self, "_map", None) is not None:
+            try:
+                self._map.close()
+            except BufferError:  # a frame view is still alive somewhere: the map goes with it
+                pass
+            self._map = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
