@@ -356,3 +356,19 @@ def staging_folder(url: str) -> Path:
 
     digest = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
     return Path(os.environ.get("VFCACHE_STAGING") or tempfile.gettempdir()) / "vfcache-staging" / digest
+
+
+def recorded_remote(cache_path: str | os.PathLike) -> Optional[str]:
+    """The URL a local cache folder mirrors (its remote.json), or None for a cache on disk."""
+    record = Path(cache_path) / REMOTE_JSON
+    if not record.exists():
+        return None
+    import json
+
+    return json.loads(record.read_text(encoding="utf-8"))["url"]
+
+
+def remote_shard_sizes(cache_path: str | os.PathLike) -> Optional[dict[str, int]]:
+    """{shard file name: bytes} in the remote home of a mirrored cache folder; None for a cache on disk."""
+    url = recorded_remote(cache_path)
+    return None if url is None else RemoteFolder(url).listing("shards")

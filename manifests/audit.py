@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -22,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cache_tools.checksums import sha256_file
+from cache_tools.remote import remote_shard_sizes
 from cache_tools.verify import shard_path_problem
 from manifests.columns import SPLIT_FIELDS, SPLIT_SCHEMA, codes, duplicated_values, read_split_table
 from manifests.layout import SPLIT_PARTS, CacheDir
@@ -238,7 +240,9 @@ def _check_groups(dataset: str, parts: dict) -> AuditCheck:
 
 def _check_in_final_shards(dataset: str, cache: CacheDir, manifest: pa.Table, parts: dict,
                            manifest_rows: dict) -> AuditCheck:
-    """Every entry names a clip of clips.parquet, equals its row, and lies inside a final shard."""
+    """Every entry names a clip of clips.parquet, equals its row, and lies inside a final shard
+    (on disk, or in the remote home of a mirrored cache folder)."""
+    remote_sizes = remote_shard_sizes(cache.path)
     problems = []
     shards_seen: set[str] = set()
     total = 0
@@ -261,8 +265,11 @@ def _check_in_final_shards(dataset: str, cache: CacheDir, manifest: pa.Table, pa
             if name not in path_problem:
                 path_problem[name] = shard_path_problem(name)
                 if path_problem[name] is None:
-                    path = cache.resolve_shard(name)
-                    size_of[name] = path.stat().st_size if path.is_file() else None
+                    if remote_sizes is not None:  # a mirror: the shards are in its remote home
+                        size_of[name] = remote_sizes.get(Path(name).name)
+                    else:
+                        path = cache.resolve_shard(name)
+                        size_of[name] = path.stat().st_size if path.is_file() else None
         bad_path = np.array([path_problem[n] is not None for n in shard_names], dtype=bool)[shard]
         sizes = np.array([-1 if path_problem[n] or size_of[n] is None else size_of[n] for n in shard_names],
                          dtype=np.int64)[shard]

@@ -19,13 +19,12 @@ mirror folder (or not run at once).
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Optional
 
 from cache_tools.atomic import write_json_atomic
-from cache_tools.remote import REMOTE_JSON, RemoteFolder, join_url
+from cache_tools.remote import REMOTE_JSON, RemoteFolder, join_url, recorded_remote
 from cache_tools.shards import SHARD_SUFFIX
 from manifests.layout import CacheDir
 from pipelines.extract_plan import PLAN_NAME
@@ -39,7 +38,7 @@ def remote_home(cache: CacheDir, asked: Optional[str]) -> Optional[str]:
     """The URL of the cache folder's remote home: the one remote.json records, else `asked`
     (`--cache-url` + /cache/<dataset>/<spec>); a different one asked is a StageError."""
     record = cache.path / REMOTE_JSON
-    recorded = json.loads(record.read_text(encoding="utf-8"))["url"] if record.exists() else None
+    recorded = recorded_remote(cache.path)
     wanted = join_url(asked, "/".join(cache.path.parts[-3:])) if asked else None
     if recorded and wanted and recorded != wanted:
         raise StageError(f"{cache.path} is the mirror of {recorded}; it cannot also be {wanted} "
@@ -54,8 +53,7 @@ def remote_home(cache: CacheDir, asked: Optional[str]) -> Optional[str]:
 
 
 def recorded_home(cache: CacheDir) -> Optional[str]:
-    record = cache.path / REMOTE_JSON
-    return json.loads(record.read_text(encoding="utf-8"))["url"] if record.exists() else None
+    return recorded_remote(cache.path)
 
 
 def sync_down(remote: RemoteFolder, cache: CacheDir) -> dict[str, int]:
@@ -95,3 +93,12 @@ def push_split(cache: CacheDir, split_dir: Path) -> Optional[str]:
         return None
     push_files(RemoteFolder(url), cache, sorted(p for p in split_dir.iterdir() if p.is_file()))
     return join_url(url, split_dir.relative_to(cache.path).as_posix())
+
+
+def refuse_remote(cache: CacheDir, command: str) -> None:
+    """Stop `command` (gc, verify, preview, publish: they read the shards from disk) with one
+    line when the cache folder is the mirror of a remote one."""
+    url = recorded_home(cache)
+    if url:
+        raise StageError(f"{cache.path} is the local mirror of {url}, whose shards are on object storage; "
+                         f"`vfcache {command}` reads shards from disk and does not work on a remote cache yet")

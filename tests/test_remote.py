@@ -227,7 +227,11 @@ def test_extract_uploads_shards_and_training_reads_them(empty_bucket, sample_roo
     assert "this run wrote" in again.output and "in 1/" in again.output
     assert {k: v for k, v in _remote_files(empty_bucket, "shards").items() if k.endswith(".npy.zst")} == remote_shards
     other = _cli(root, "extract", "sample", "--cache-url", f"s3://{BUCKET}/elsewhere")
-    assert other.exit_code != 0 and "is the mirror of" in other.output
+    assert other.exit_code == 2 and "is the mirror of" in other.output
+    for command in ("gc", "verify", "preview"):  # they read shards from disk: one line, not a traceback
+        refused = _cli(root, command, "sample")
+        assert refused.exit_code == 2 and "does not work on a remote cache yet" in refused.output, command
+    assert _cli(root, "audit", "sample").exit_code == 0  # audit reads the mirror's manifests
 
 
 @pytest.mark.slow

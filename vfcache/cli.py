@@ -374,6 +374,9 @@ def gc(ctx: Context, name: str, config_file, spec, dry_run, no_wait) -> None:
 
     config = _dataset(name, config_file)
     cache_dir = ctx.root.cache_dir(config.name, _extracted_spec(ctx, config, spec).name)
+    from pipelines.remote_cache import refuse_remote
+
+    refuse_remote(cache_dir, "gc")
     found = collect_garbage(cache_dir, dry_run=True, wait=not no_wait)
     click.echo(f"{len(found.shards)} shards referenced by no manifest or split file, "
                f"{human_bytes(found.bytes)}; {found.kept_shards} shards kept ({cache_dir.shards_dir})")
@@ -409,8 +412,11 @@ def verify(ctx: Context, name: str, config_file, spec) -> None:
     from cache_tools.verify import verify_cache
 
     config = _dataset(name, config_file)
-    report = verify_cache(ctx.root.cache_dir(config.name, _extracted_spec(ctx, config, spec).name),
-                          progress=ctx.progress)
+    cache_dir = ctx.root.cache_dir(config.name, _extracted_spec(ctx, config, spec).name)
+    from pipelines.remote_cache import refuse_remote
+
+    refuse_remote(cache_dir, "verify")
+    report = verify_cache(cache_dir, progress=ctx.progress)
     click.echo(report.summary())
     if not report.ok:
         raise SystemExit(1)
@@ -432,6 +438,9 @@ def preview(ctx: Context, name: str, config_file, spec, out_png, per_cell, frame
 
     config = _dataset(name, config_file)
     cache_dir = ctx.root.cache_dir(config.name, _extracted_spec(ctx, config, spec).name)
+    from pipelines.remote_cache import refuse_remote
+
+    refuse_remote(cache_dir, "preview")
     out = contact_sheet(cache_dir, out_png or cache_dir.path / "preview.png", per_cell=per_cell,
                         frames_per_clip=frames, seed=seed)
     click.echo(str(out))

@@ -38,8 +38,11 @@ def publish(ctx: Context, name, config_file, spec, split_name, repo_id, with_sha
     --with-shards its shards) to a Hub dataset repo with a generated dataset card."""
     from pipelines.publish import push_bundle, stage_bundle
 
+    from pipelines.remote_cache import refuse_remote
+
     config = _dataset(name, config_file)
     spec_name = _extracted_spec(ctx, config, spec).name
+    refuse_remote(ctx.root.cache_dir(config.name, spec_name), "publish")
     with ctx.client() as client:
         staged = stage_bundle(config, ctx.root, spec_name, split_name, repo_id=repo_id, with_shards=with_shards,
                               reader=reader, client=client, progress=ctx.progress)
