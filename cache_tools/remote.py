@@ -80,12 +80,13 @@ def with_retries(fn: Callable[[], T], what: str, *, attempts: int = READ_ATTEMPT
         except (FileNotFoundError, PermissionError, StageError):
             raise
         except (errors.GenericError, OSError, TimeoutError) as err:
+            first_line = str(err).splitlines()[0] if str(err) else ""
             if attempt == attempts:
                 raise RemoteReadError(f"{what} failed {attempts} times; last: {type(err).__name__}: "
-                                      f"{str(err).splitlines()[0] if str(err) else ''}") from err
+                                      f"{first_line}") from err
             delay = first_delay_s * 2 ** (attempt - 1)
-            log.warning("%s: %s: %s; retrying in %.1f s (%d/%d)", what, type(err).__name__,
-                        str(err).splitlines()[0] if str(err) else "", delay, attempt, attempts - 1)
+            log.warning("%s: %s: %s; retrying in %.1f s (%d/%d)", what, type(err).__name__, first_line, delay,
+                        attempt, attempts - 1)
             time.sleep(delay)
     raise AssertionError("unreachable")
 
@@ -286,18 +287,10 @@ def mirror_small_file(url: str, disk_cache_folder: str | os.PathLike, relpath: s
     """Download a small remote file (a split file, spec.json) to `<folder>/meta/<relpath>`, every
     time (it may have changed: a split is rewritten in place); returns the local path."""
     folder, name = split_url(url)
-    store = open_store(folder)
-    dest = Path(disk_cache_folder) / "meta" / relpath
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(dest)
     try:
-        with_retries(lambda: download(store, name, tmp), f"download of {url}")
-        os.replace(tmp, dest)
+        return RemoteFolder(folder).pull(name, Path(disk_cache_folder) / "meta" / relpath)
     except FileNotFoundError as err:
         raise StageError(f"{url} does not exist") from err
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
 
 
 REMOTE_JSON = "remote.json"  # in a local cache folder: the URL of its remote home

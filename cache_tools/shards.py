@@ -239,9 +239,9 @@ class ShardReader:
 
     def _frame_view(self, offset: int, nbytes: int, clip_id: str | None) -> memoryview | bytes:
         """The compressed frame as a view of the mapped file: no read, no copy, no allocation."""
-        size = os.fstat(self._fd).st_size
-        if self._map is None or offset + nbytes > min(size, len(self._map)):
-            got = max(0, min(size, len(self._map) if self._map is not None else 0) - offset)
+        available = min(os.fstat(self._fd).st_size, len(self._map)) if self._map is not None else 0
+        if offset + nbytes > available:
+            got = max(0, available - offset)
             raise ShardCorruptError(self.path, offset, f"read {got} of {nbytes} bytes (truncated shard)", clip_id)
         return memoryview(self._map)[offset:offset + nbytes]
 

@@ -222,12 +222,11 @@ def shard_level_for(cache: CacheDir, asked: Optional[int]) -> int:
 def load_manifest(cache: CacheDir, spec: ClipSpec, dataset: str, zstd_level: int = DEFAULT_ZSTD_LEVEL
                   ) -> list[VideoRecord]:
     """The dataset's videos; the spec folder is created with its spec.json (the spec and the
-    shards' zstd level) on first use."""
+    shards' zstd level) on first use. The caller has checked an existing spec.json (`check_spec_json`)."""
     if not cache.videos_parquet.exists():
         old = cache.path / VIDEOS_PARQUET_NAME
         hint = (f" (this cache predates one manifest per dataset: {old} is the old one)" if old.exists() else "")
         raise StageError(f"{cache.videos_parquet} is missing; run `vfcache build-manifest {dataset}` first{hint}")
-    check_spec_json(cache, spec)
     if not cache.spec_json.exists():
         write_json_atomic(cache.spec_json, {**spec.to_json(), "shards": shard_format(zstd_level)})
     return read_records(cache.videos_parquet, VideoRecord)

@@ -52,8 +52,9 @@ def remote_home(cache: CacheDir, asked: Optional[str]) -> Optional[str]:
     return url
 
 
-def recorded_home(cache: CacheDir) -> Optional[str]:
-    return recorded_remote(cache.path)
+def _is_small(name: str) -> bool:
+    """A file the mirror keeps: a plan, a done file or a shard index (not a shard)."""
+    return bool(PLAN_NAME.match(name) or DONE_NAME.match(name) or INDEX_NAME.match(name))
 
 
 def sync_down(remote: RemoteFolder, cache: CacheDir) -> dict[str, int]:
@@ -68,14 +69,13 @@ def sync_down(remote: RemoteFolder, cache: CacheDir) -> dict[str, int]:
             remote.delete(f"shards/{name}")
             del listing[name]
     cache.shards_dir.mkdir(parents=True, exist_ok=True)
-    small = {name for name in listing if PLAN_NAME.match(name) or DONE_NAME.match(name) or INDEX_NAME.match(name)}
+    small = {name for name in listing if _is_small(name)}
     for name in sorted(small):
         local = cache.shards_dir / name
         if not local.exists() or local.stat().st_size != listing[name]:
             remote.pull(f"shards/{name}", local)
     for local in cache.shards_dir.iterdir():
-        if local.is_file() and local.name not in small and (
-                PLAN_NAME.match(local.name) or DONE_NAME.match(local.name) or INDEX_NAME.match(local.name)):
+        if local.is_file() and local.name not in small and _is_small(local.name):
             local.unlink()
     return {name: size for name, size in listing.items() if SHARD_NAME.match(name)}
 
@@ -88,7 +88,7 @@ def push_files(remote: RemoteFolder, cache: CacheDir, paths: list[Path]) -> None
 
 def push_split(cache: CacheDir, split_dir: Path) -> Optional[str]:
     """Upload a split folder's files when the cache folder's home is remote; returns the URL."""
-    url = recorded_home(cache)
+    url = recorded_remote(cache.path)
     if url is None:
         return None
     push_files(RemoteFolder(url), cache, sorted(p for p in split_dir.iterdir() if p.is_file()))
@@ -98,7 +98,7 @@ def push_split(cache: CacheDir, split_dir: Path) -> Optional[str]:
 def refuse_remote(cache: CacheDir, command: str) -> None:
     """Stop `command` (gc, verify, preview, publish: they read the shards from disk) with one
     line when the cache folder is the mirror of a remote one."""
-    url = recorded_home(cache)
+    url = recorded_remote(cache.path)
     if url:
         raise StageError(f"{cache.path} is the local mirror of {url}, whose shards are on object storage; "
                          f"`vfcache {command}` reads shards from disk and does not work on a remote cache yet")

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
+import torch
+from torch.utils.data import DataLoader
 
 from cache_tools.shards import ShardReader, decode_clip
 from manifests.layout import DataRoot
@@ -48,7 +50,7 @@ from pipelines.bench_extract import (
 from pipelines.decode import probe_video, read_frames
 from pipelines.extract import extract_clips
 from pipelines.probe import build_manifest
-from trainers.dataset import ClipDataset, open_decode_cache
+from trainers.dataset import ClipDataset, collate_clips, open_decode_cache
 
 TARGETS = {
     "shard_over_zstd_bound": (">=", 0.85),
@@ -131,11 +133,6 @@ def reader_probe(kind: str, source: str, batch: int = PROBE_BATCH, seed: int = 0
     shuffled batch of `batch` clips, then one epoch; the peak resident memory of the process
     over its resident memory after the imports (the peak is reset there, so import-time peaks do
     not count) is what the reader adds."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from trainers.dataset import collate_clips
-
     if kind == "litdata":
         import litdata
     if not _reset_peak_rss():
@@ -178,11 +175,6 @@ def _probe_reader(kind: str, source: str, repeats: int) -> dict:
 def loader_clips_per_s(split_file: Path, workers: int, *, passes: int = 4, batch: int = 4, seed: int = 0) -> float:
     """Clips/s through a DataLoader with `workers` processes over `passes` shuffled passes of
     the split, timed after the first batch (the workers have started)."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from trainers.dataset import collate_clips
-
     dataset = ClipDataset(split_file)
     rng = np.random.default_rng(seed)
     order = [int(i) for _ in range(passes) for i in rng.permutation(len(dataset))]
