@@ -15,11 +15,11 @@ Pixels: decord converts YUV to RGB with the same swscale code as PyAV's to_ndarr
 from __future__ import annotations
 
 import logging
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from pipelines._pyav_source import open_container, video_stream
+from pipelines._pyav_source import PyAVSource, open_container, plan_decode_runs, video_stream
 from pipelines._video import REASON_DECODE_ERROR, VideoInfo, VideoReadError, ticks_to_s
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,24 @@ def _read_sequentially(reader, mapped: Sequence[int]) -> np.ndarray:
     return np.stack(frames)
 
 
+def _first_bad_seek(path: str, needed: Sequence[int], info: VideoInfo) -> Optional[str]:
+    """Why one of the seeks decord would make gives unclean frames, or None when none does.
+    Checked with PyAV; a bad start makes PyAV decode the needed frames from an earlier point,
+    so a video whose needed frames are corrupt even from the stream start raises here."""
+    runs = [run for run in plan_decode_runs(needed, info.keyframe_indices, min_skip_frames=0)
+            if run.start_index]  # 0 / None: decoding from the stream start, no seek
+    if not runs:
+        return None
+    with PyAVSource(path, info) as source:
+        for run in runs:
+            why = source.first_bad_start(run)
+            if why is not None:
+                for _ in source.decode_needed(needed):  # raises corrupt_frames if still corrupt
+                    pass
+                return why
+    return None
+
+
 def decord_applied_rotation(info: VideoInfo) -> int:
     """Rotation decord 0.6 applies by itself to frames of this video (clockwise degrees)."""
     names = info.container.split(",")
@@ -95,12 +113,16 @@ def decord_frames(path: str, needed: Sequence[int], info: VideoInfo,
 
     mapped = [to_decord(i) for i in needed]
     try:
-        if _seeks_are_reliable(reader, {to_decord(k) for k in info.keyframe_indices}):
-            batch = reader.get_batch(mapped).asnumpy()
-        else:
+        if not _seeks_are_reliable(reader, {to_decord(k) for k in info.keyframe_indices}):
             log.info("%s: decord's keyframe index disagrees with the stream's (open GOP?); "
                      "reading frames sequentially", path)
             batch = _read_sequentially(reader, mapped)
+        elif (bad_seek := _first_bad_seek(path, needed, info)) is not None:
+            log.warning("%s: %s; decord reads frames sequentially from the stream start",
+                        path, bad_seek)
+            batch = _read_sequentially(reader, mapped)
+        else:
+            batch = reader.get_batch(mapped).asnumpy()
     except decord.DECORDError as err:
         raise VideoReadError(REASON_DECODE_ERROR, f"decord failed to decode frames "
                              f"{list(needed)[:5]} ({err})", path=path) from err

@@ -11,6 +11,17 @@ saves 15-25% of the decoding on x264 streams. Decoded frames are
 matched to indices by pts (decode order differs from presentation order with B-frames). If
 a seek lands after the first frame of its run (a demuxer whose index disagrees with the
 packets), the run is retried from an earlier keyframe, and finally from the file's start.
+
+A keyframe flag is not a promise of a clean random-access point: open GOPs, recovery-point
+I-frames (intra refresh, camera encoders that flag every I-frame) and HEVC CRA pictures
+may need frames from before the keyframe. The decoder is asked to output the frames it
+cannot reconstruct (`output_corrupt`) instead of dropping them, so each one is seen and
+checked: after a seek, every frame decoded from the keyframe on (presentation order) until
+the run's last needed frame must be clean (FFmpeg's corrupt flag, decode errors). On a bad
+start the run is retried from an earlier keyframe, and in the end from the start of the
+stream, with a warning that says so; a needed frame still corrupt from the stream start
+fails the read (`corrupt_frames`). Frames already handed out came earlier in decode order
+than the first bad frame, so they cannot depend on it and stay valid.
 """
 from __future__ import annotations
 
@@ -24,6 +35,7 @@ from typing import Iterator, Optional, Sequence
 import av
 
 from pipelines._video import (
+    REASON_CORRUPT_FRAMES,
     REASON_DECODE_ERROR,
     REASON_NO_VIDEO_STREAM,
     REASON_NOT_A_VIDEO,
@@ -243,6 +255,7 @@ class PyAVSource:
         self.skip_nonref = skip_nonref
         self.frames_decoded = 0
         self.seeks = 0
+        self.bad_starts: list[str] = []  # why a seek's start was abandoned, one line each
         self.reached_end = False
         self._container = None
         self._open()
@@ -253,6 +266,7 @@ class PyAVSource:
         self._container = open_container(self.path)
         self._stream = video_stream(self._container, self.path)
         context = self._stream.codec_context
+        context.options = {"flags": "+output_corrupt"}  # see the module docstring
         context.thread_count = self.decoder_threads
         if self.decoder_threads > 1:
             context.thread_type = "AUTO"
@@ -328,34 +342,78 @@ class PyAVSource:
         candidates = [run.start_index] + earlier[::-1][:_RETRY_KEYFRAMES] + [None]
         return list(dict.fromkeys(candidates))  # unique, in order
 
-    def decode_run(self, run: DecodeRun) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Yield (index, frame) for each frame of `run`, in presentation order."""
-        first, last = run.frame_indices[0], run.frame_indices[-1]
-        pending = set(run.frame_indices)
-        for start in self._start_candidates(run):
-            landed_at = None
+    def _decode_from(self, start: Optional[int], pending: set[int], last: int, *,
+                     hand_out: bool = True) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Decode from `start` (None: the stream start) up to frame `last`; yield each frame of
+        `pending` (removing it) while the decoding is clean. Returns None when it got through,
+        or why this start is bad: it landed after the first pending frame, a frame from the
+        keyframe on is corrupt, or a packet failed to decode. From the stream start, only a
+        corrupt needed frame counts (an unneeded one has no earlier start to try), and it
+        raises `corrupt_frames`."""
+        first = min(pending)
+        landed_at = None
+        try:
             for index, frame in self.frames_from(start, pending if self.skip_nonref else None):
                 if index is None:
                     continue
                 if landed_at is None:
                     landed_at = index
                     if index > first:
-                        log.debug("%s: seek for frame %d landed at frame %d; retrying earlier",
-                                  self.path, first, index)
-                        break
+                        return f"the seek for frame {first} landed at frame {index}"
+                if frame.is_corrupt and (start is None and index in pending):
+                    raise VideoReadError(REASON_CORRUPT_FRAMES, f"frame {index} is corrupt even "
+                                         "when decoded from the start of the stream (FFmpeg's "
+                                         "corrupt or concealment flag)", path=self.path)
+                if frame.is_corrupt and start is not None and index >= start:
+                    return f"frame {index} is corrupt after a seek to the keyframe at frame {start}"
                 if index in pending:
                     pending.discard(index)
-                    yield index, frame
-                if index >= last:
-                    break
-            if landed_at is None or landed_at <= first:
+                    if hand_out:
+                        yield index, frame
+                if index >= last or not pending:
+                    return None
+        except VideoReadError as err:
+            if start is None or err.reason != REASON_DECODE_ERROR:
+                raise
+            return f"a packet after the keyframe at frame {start} failed to decode ({err.detail})"
+        return None  # the stream ended: what is still pending is reported by the caller
+
+    def decode_run(self, run: DecodeRun) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Yield (index, frame) for each frame of `run`; a frame that a retry decodes comes
+        after the frames the abandoned start already gave."""
+        pending = set(run.frame_indices)
+        last = run.frame_indices[-1]
+        for start in self._start_candidates(run):
+            bad = yield from self._decode_from(start, pending, last)
+            if bad is None or not pending:
                 break
+            if start is not None:
+                self._note_bad_start(start, bad, pending)
         if pending:
             missing = sorted(pending)
             reason = REASON_TRUNCATED if self.reached_end else REASON_DECODE_ERROR
             raise VideoReadError(reason, f"{len(missing)} needed frames never decoded (first "
                                  f"missing: {missing[:5]}) of {self.info.num_frames} probed",
                                  path=self.path)
+
+    def _note_bad_start(self, start: Optional[int], why: str, pending: set[int]) -> None:
+        self.bad_starts.append(why)
+        log.warning("%s: %s; decoding frames %d.. again from an earlier keyframe or the "
+                    "stream start", self.path, why, min(pending))
+
+    def first_bad_start(self, run: DecodeRun) -> Optional[str]:
+        """Why seeking to `run.start_index` would not give clean frames up to the run's first
+        frame, or None when it does (decodes that stretch, hands nothing out). For readers
+        that cannot see FFmpeg's corrupt flag themselves (decord)."""
+        if run.start_index is None:
+            return None
+        first = run.frame_indices[0]
+        check = self._decode_from(run.start_index, {first}, first, hand_out=False)
+        try:
+            next(check)  # hands nothing out: runs to its end at once
+        except StopIteration as finished:
+            return finished.value
+        raise AssertionError("_decode_from handed a frame out with hand_out=False")
 
     def decode_needed(self, needed: Sequence[int]) -> Iterator[tuple[int, av.VideoFrame]]:
         """Yield (index, frame) for the sorted unique `needed` indices, decoding only what

@@ -17,8 +17,11 @@ REASON_TRUNCATED = "truncated"
 REASON_ZERO_FRAMES = "zero_frames"
 REASON_UNSUPPORTED_CODEC = "unsupported_codec"
 REASON_DECODE_ERROR = "decode_error"
+# a needed frame that FFmpeg marks corrupt or concealed even when decoded from the stream start
+REASON_CORRUPT_FRAMES = "corrupt_frames"
 READ_ERROR_REASONS = (REASON_NOT_A_VIDEO, REASON_NO_VIDEO_STREAM, REASON_TRUNCATED,
-                      REASON_ZERO_FRAMES, REASON_UNSUPPORTED_CODEC, REASON_DECODE_ERROR)
+                      REASON_ZERO_FRAMES, REASON_UNSUPPORTED_CODEC, REASON_DECODE_ERROR,
+                      REASON_CORRUPT_FRAMES)
 
 
 class VideoReadError(Exception):
