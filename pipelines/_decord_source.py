@@ -72,8 +72,8 @@ def _first_bad_seek(path: str, needed: Sequence[int], info: VideoInfo) -> Option
     Checked with PyAV; a bad start makes PyAV decode the needed frames from an earlier point,
     so a video whose needed frames are corrupt even from the stream start raises here."""
     runs = [run for run in plan_decode_runs(needed, info.keyframe_indices, min_skip_frames=0)
-            if run.start_index]  # 0 / None: decoding from the stream start, no seek
-    if not runs:
+            if run.start_index is not None]  # a run from keyframe 0 is checked too: a stream
+    if not runs:                             # recorded mid-refresh is incomplete at its start
         return None
     with PyAVSource(path, info) as source:
         for run in runs:
