@@ -80,7 +80,8 @@ def test_dvf_dry_run_names_the_split_files_and_the_archives(hf_hub, http_file_se
     splits = http_file_server.root / "mmdet" / "splits"
     build_dvf(tmp_path / "repo", splits, archives=True)
     hf_hub.add_commit("sparklexfantasy/DVF", tmp_path / "repo")
-    config = config_for("dvf", splits_url=http_file_server.url("mmdet/splits"), splits_sha256=None)
+    config = config_for("dvf", splits_url=http_file_server.url("mmdet/splits"), splits_sha256=None,
+                        path=None, repo="sparklexfantasy/DVF", revision="main")
     plan = get_source(config).plan_fetch(DataRoot(tmp_path / "data"))
     planned = {f.relpath: f.size_bytes for f in plan.to_fetch}
     assert planned["splits/train.json"] == (splits / "train.json").stat().st_size
