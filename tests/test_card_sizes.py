@@ -10,7 +10,8 @@ Compositions:
   792 + 208, stablevideodiffusion 1448 + 352); the other classes' counts are read off the
   statistics figure of the MM-Det README (bars, so +-20 videos), about 6.6k videos in all.
 - GenVideo-100K: 10,000 videos per category, as the DeMamba paper describes the light
-  release (real + nine generator folders).
+  release: one real category and one per generator archive of configs/datasets/genvideo100k.yaml,
+  named as the source labels them (the folder without `train_`, as the stand-in release checks).
 """
 from __future__ import annotations
 
@@ -35,8 +36,23 @@ DVF = {
     (1, "zeroscope"): 790, (1, "videocrafter1"): 480, (1, "opensora"): 430,
     (1, "sora"): 140, (1, "pika"): 120, (1, "stablevideo"): 90, (1, "stablediffusion"): 10,
 }
-GENVIDEO_100K = {(0, "real"): 10_000, **{(1, g): 10_000 for g in (
-    "pika", "SVD", "VideoCrafter", "OpenSora", "Latte", "ZeroScope", "SEINE", "I2VGEN_XL", "Crafter")}}
+
+
+def genvideo100k_generators() -> list[str]:
+    """The generators the shipped config produces: each fake archive's folder, named as
+    `GenVideoSource` labels it (`<Generator>.tar.gz` holds `train_<Generator>/` -> Generator;
+    `I2VGEN_XL_part_*` holds I2VGEN_XL/), as tests/test_source_genvideo.py checks on the stand-in."""
+    archives = load_dataset_config("genvideo100k").source["archives"]
+    names = []
+    for entry in archives:
+        first = entry["files"][0]
+        stem = first.split(".", 1)[0].split("_part_", 1)[0]
+        if stem != "Real":
+            names.append(stem)
+    return names
+
+
+GENVIDEO_100K = {(0, "real"): 10_000, **{(1, g): 10_000 for g in genvideo100k_generators()}}
 
 CARD = {  # dataset config -> (composition, card total, train/val/test)
     "aegis": (AEGIS, 436, (50, 50, 336)),
@@ -123,3 +139,10 @@ def test_clip_unit_counts_clips(tmp_path):
     parts = {p.part: p for p in report.meta.parts}
     assert (parts["train"].unit, parts["train"].clips) == ("clips", parts["train"].obtained)
     assert parts["train"].obtained == 50 and parts["val"].obtained == 50
+
+
+def test_genvideo100k_composition_is_what_the_config_produces():
+    assert sorted(g for (label, g) in GENVIDEO_100K if label == 1) == sorted([
+        "I2VGEN_XL", "pika", "SVD", "VideoCrafter", "DynamicCrafter", "SD", "OpenSora", "Latte",
+        "ZeroScope", "SEINE"])
+    assert "Crafter" not in {g for _, g in GENVIDEO_100K}  # a GenVideo-Val generator, not 100K's

@@ -46,7 +46,7 @@ def test_genvideo100k_dry_run_heads_every_archive_and_downloads_nothing(tmp_path
     sizes = _sizes(store)
     archives = GENVIDEO_100K_ARCHIVES + [{"files": ["Latte.tar.gz"]}]  # not on the host
     with HttpFileServer(served, route=modelscope_route) as server:
-        config = config_for("genvideo100k", base_url=server.base_url, archives=archives)
+        config = config_for("genvideo100k", base_url=server.base_url, archives=archives, listing=None)
         root = DataRoot(tmp_path / "data")
         plan = get_source(config).plan_fetch(root)
         assert {f.relpath: f.size_bytes for f in plan.to_fetch} == sizes
@@ -55,7 +55,7 @@ def test_genvideo100k_dry_run_heads_every_archive_and_downloads_nothing(tmp_path
         assert {r.method for r in server.log.entries} == {"HEAD"}
         assert not root.raw_dir("genvideo100k").exists()
         text = format_plan(plan)
-        assert "would fetch 5 files" in text and "not available: Latte.tar.gz (HTTP 404)" in text
+        assert "would fetch 9 files" in text and "not available: Latte.tar.gz (HTTP 404)" in text
         assert "terms: Published by the DeMamba authors" in text
 
 
@@ -80,7 +80,8 @@ def test_dvf_dry_run_names_the_split_files_and_the_archives(hf_hub, http_file_se
     splits = http_file_server.root / "mmdet" / "splits"
     build_dvf(tmp_path / "repo", splits, archives=True)
     hf_hub.add_commit("sparklexfantasy/DVF", tmp_path / "repo")
-    config = config_for("dvf", splits_url=http_file_server.url("mmdet/splits"), splits_sha256=None)
+    config = config_for("dvf", splits_url=http_file_server.url("mmdet/splits"), splits_sha256=None,
+                        path=None, repo="sparklexfantasy/DVF", revision="main")
     plan = get_source(config).plan_fetch(DataRoot(tmp_path / "data"))
     planned = {f.relpath: f.size_bytes for f in plan.to_fetch}
     assert planned["splits/train.json"] == (splits / "train.json").stat().st_size
@@ -121,7 +122,8 @@ def test_cli_dry_run_keeps_the_plan_for_vfcache_datasets(tmp_path):
     build_genvideo100k(store)
     total = sum(_sizes(store).values())
     with HttpFileServer(served, route=modelscope_route) as server:
-        config = config_for("genvideo100k", base_url=server.base_url, archives=GENVIDEO_100K_ARCHIVES)
+        config = config_for("genvideo100k", base_url=server.base_url, archives=GENVIDEO_100K_ARCHIVES,
+                            listing=None)
         config_file = tmp_path / "genvideo100k.yaml"
         payload = {k: v for k, v in dataclasses.asdict(config).items()
                    if k in ("name", "kind", "domain", "clip_spec", "source", "terms")}
@@ -131,14 +133,14 @@ def test_cli_dry_run_keeps_the_plan_for_vfcache_datasets(tmp_path):
         done = runner.invoke(cli, ["--root", str(root), "fetch", "genvideo100k", "--config",
                                    str(config_file), "--dry-run"])
         assert done.exit_code == 0, done.output
-    assert "would fetch 5 files" in done.output and "dry run: nothing downloaded" in done.output
+    assert "would fetch 9 files" in done.output and "dry run: nothing downloaded" in done.output
     assert sorted(os.listdir(root)) == ["plans"]
     summary = read_plan_summary(DataRoot(root), "genvideo100k")
-    assert summary["bytes_to_fetch"] == total and summary["files_to_fetch"] == 5
+    assert summary["bytes_to_fetch"] == total and summary["files_to_fetch"] == 9
     assert plan_path(DataRoot(root), "genvideo100k").is_file()
     status = runner.invoke(cli, ["--root", str(root), "datasets"])
     assert status.exit_code == 0, status.output
-    assert "to download (dry run" in status.output and "5 files" in status.output
+    assert "to download (dry run" in status.output and "9 files" in status.output
 
 
 def test_sample_dry_run_says_nothing_is_downloaded(tmp_path):

@@ -65,7 +65,8 @@ def test_make_cache_dvf_from_a_hub_repo_of_archives(hf_hub, github, tmp_path, ca
     facts = build_dvf(tmp_path / "repo", splits_dir, archives=True)
     hf_hub.add_commit(REPO, tmp_path / "repo")
     root = DataRoot(tmp_path / "data")
-    config = config_for("dvf", splits=OFFICIAL, **_splits_source(server, splits_dir))
+    config = config_for("dvf", splits=OFFICIAL, path=None, repo="sparklexfantasy/DVF", revision="main",
+                        **_splits_source(server, splits_dir))
     with caplog.at_level(logging.WARNING, logger="pipelines.sources.dvf"):
         run = run_cache(config, root)
     raw = root.raw_dir("dvf")
@@ -185,8 +186,35 @@ def test_missing_split_files_are_an_error_that_says_where(tmp_path):
 
 def test_repo_and_path_are_exclusive(tmp_path):
     with pytest.raises(ConfigError, match="exactly one of source.repo"):
-        get_source(config_for("dvf", path=str(tmp_path)))
+        get_source(config_for("dvf", repo="sparklexfantasy/DVF"))
     with pytest.raises(ConfigError, match="exactly one of source.repo"):
-        get_source(config_for("dvf", repo=None))
+        get_source(config_for("dvf", path=None))
     with pytest.raises(ConfigError, match="source.splits_dir"):
         get_source(config_for("dvf", splits_dir="splits"))
+
+
+def test_the_shipped_route_is_a_folder_below_the_data_root(tmp_path):
+    source = get_source(config_for("dvf", splits_url=None, splits_sha256=None))
+    root = DataRoot(tmp_path / "data")
+    assert source.raw_dir(root) == tmp_path / "data" / "downloads" / "DVF"
+    with pytest.raises(StageError, match=r"downloads/DVF .* does not exist; download the archives"):
+        source.fetch(root, progress=False)
+
+
+def test_folder_dry_run_lists_the_expected_archives_and_what_is_here(tmp_path):
+    """The stand-in download (per-class zips, split volumes, a tar) against the expected names:
+    every class archive found is present with the bytes of all its volumes; the rest are named."""
+    build_dvf(tmp_path / "data" / "downloads", tmp_path / "splits", archives=True)
+    source = get_source(config_for("dvf", splits_url=None, splits_sha256=None))
+    plan = source.plan_fetch(DataRoot(tmp_path / "data"))
+    planned = {f.relpath: (f.size_bytes, f.present) for f in plan.files}
+    download = tmp_path / "data" / "downloads"
+    youtube = sum(p.stat().st_size for p in (download / "DVF/youtube").glob("0_real.z*"))
+    assert planned["youtube/0_real.z01"] == (youtube, True)  # both volumes' bytes
+    assert planned["stablevideodiffusion/1_fake.zip.001"][1] is True
+    assert planned["sora/1_fake.zip"][1] and planned["pika.tar.gz.split.aa"][1]  # found, not expected
+    missing = sorted(f.relpath for f in plan.to_fetch)
+    assert missing == ["opensora/0_real.zip", "opensora/1_fake.zip", "pika/1_fake.zip",
+                       "stablediffusion/1_fake.zip", "stablevideo/1_fake.zip"]
+    assert all(f.size_bytes is None for f in plan.to_fetch)
+    assert any("Google Drive" in note and "not published" in note for note in plan.notes)

@@ -164,3 +164,79 @@ def test_server_option_is_validated():
         == "http://m"
     )
     assert "accept_terms" not in apply_fetch_options(config_for("aegis"), accept_terms=True).source
+
+
+def _refusing_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens: connections are refused."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/ffpp"
+
+
+@pytest.fixture
+def ffpp_two_servers(http_file_server, tmp_path):
+    """The working server, and a second one that lost its originals (404, FaceForensics issue 104)."""
+    facts = build_ffpp(http_file_server.root / "ffpp", http_file_server.root / "github" / "splits")
+    build_ffpp(http_file_server.root / "ffpp_no_originals", tmp_path / "unused_splits")
+    originals = http_file_server.root / "ffpp_no_originals" / "v3" / "original_sequences"
+    for path in sorted(originals.rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    originals.rmdir()
+    return http_file_server, facts
+
+
+@pytest.mark.network
+def test_servers_fall_over_and_each_failure_is_one_line(ffpp_two_servers, tmp_path):
+    server, facts = ffpp_two_servers
+    refusing = _refusing_url()
+    config = apply_fetch_options(
+        config_for("ffpp", methods=["Deepfakes", "Face2Face"], splits_url=server.url("github/splits"),
+                   retries=0),
+        server=[refusing, server.url("ffpp_no_originals"), server.url("ffpp")], accept_terms=True)
+    root = DataRoot(tmp_path / "data")
+    summary = get_source(config).fetch(root, progress=False)
+    videos = get_source(config).list_videos(root)
+    assert len(videos) == facts.total
+    assert len(summary.notes) == 2  # one line per server that failed something
+    assert summary.notes[0].startswith(f"server {refusing}: ") and "refused" in summary.notes[0].lower()
+    assert summary.notes[1].startswith(f"server {server.url('ffpp_no_originals')}: 8 files failed: HTTP 404")
+    originals = [e.path for e in server.log.entries if "original_sequences" in e.path and e.method == "GET"]
+    assert {p.split("/")[0] for p in originals} == {"ffpp_no_originals", "ffpp"}
+
+
+@pytest.mark.network
+def test_no_server_serves_it_is_one_error_naming_each(http_file_server, tmp_path):
+    build_ffpp(http_file_server.root / "ffpp", http_file_server.root / "github" / "splits")
+    refusing = _refusing_url()
+    config = apply_fetch_options(
+        config_for("ffpp", splits_url=http_file_server.url("github/splits"), retries=0),
+        server=[refusing, http_file_server.url("nothing_here")], accept_terms=True)
+    with pytest.raises(FetchError) as err:
+        get_source(config).fetch(DataRoot(tmp_path / "data"), progress=False)
+    message = str(err.value)
+    assert "\n" not in message and "could not be downloaded from any of 2 servers" in message
+    assert f"server {refusing}: 1 files failed" in message
+    assert f"server {http_file_server.url('nothing_here')}: 1 files failed: HTTP 404" in message
+
+
+@pytest.mark.network
+def test_a_first_fetch_remembers_the_server_and_the_terms(ffpp_server, tmp_path):
+    """`make cache DATASET=ffpp` after `vfcache fetch ffpp --server URL --accept-terms`: the shipped
+    config without either goes on with what the raw folder's fetch record kept."""
+    server, facts = ffpp_server
+    root = DataRoot(tmp_path / "data")
+    get_source(ffpp_config(server)).fetch(root, progress=False)
+    plain = config_for("ffpp", methods=["Deepfakes", "Face2Face"],
+                       splits_url=server.url("github/splits"), splits={"support": 1})
+    assert plain.source.get("server_url") is None and plain.source["accept_terms"] is False
+    record = json.loads((root.raw_dir("ffpp") / "fetch.json").read_text())
+    assert record["options"] == {"server_urls": [server.url("ffpp")], "accept_terms": True}
+    run = run_cache(plain, root)
+    assert run.fetch.up_to_date and run.manifest.videos_ok == facts.total
+    assert run.audit.ok, format_table(run.audit)
+    # another data root has no record: the shipped config still says how to get a server
+    with pytest.raises(FetchError, match="form-gated"):
+        get_source(plain).fetch(DataRoot(tmp_path / "other"), progress=False)

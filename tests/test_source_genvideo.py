@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from manifests.audit import format_table
+from pipelines.sources.plan import format_plan
 from manifests.layout import DataRoot
 from manifests.parquet_io import read_records
 from manifests.records import ClipRecord
@@ -29,7 +30,7 @@ from tests.source_pipeline import (
 )
 from tests.standins.http_files import Fault, HttpFileServer
 from tests.standins.layouts import GENVIDEO_100K_ARCHIVES, build_genvideo, build_genvideo100k
-from tests.standins.modelscope import modelscope_relpath, modelscope_route
+from tests.standins.modelscope import modelscope_relpath, modelscope_route, write_tree_listing
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError
 
@@ -113,22 +114,36 @@ def test_make_cache_genvideo_against_the_modelscope_standin(modelscope, tmp_path
     )  # extracted archives are not fetched again
 
 
-def test_archive_the_host_refuses_is_reported(modelscope, tmp_path):
-    server, _ = modelscope
-    server.add_fault(
-        modelscope_relpath(REPO_ID, "master", "OpenSora.tar.gz"), Fault(status=403, times=None)
-    )
-    with pytest.raises(
-        FetchError, match=r"1 GenVideo archives could not be downloaded: train/OpenSora.tar.gz"
-    ):
-        get_source(genvideo_config(server)).fetch(DataRoot(tmp_path / "data"), progress=False)
-    rows = [
-        json.loads(line)
-        for line in (tmp_path / "data/raw/genvideo_val/_failures.jsonl").read_text().splitlines()
-    ]
+def test_archive_the_host_refuses_is_one_line_and_the_rest_goes_on(modelscope, tmp_path):
+    server, facts = modelscope
+    opensora = modelscope_relpath(REPO_ID, "master", "OpenSora.tar.gz")
+    server.add_fault(opensora, Fault(status=403, times=None))
+    root = DataRoot(tmp_path / "data")
+    summary = get_source(genvideo_config(server)).fetch(root, progress=False)
+    assert summary.failed == 1 and summary.extracted_archives == 2
+    assert [n for n in summary.notes if "OpenSora" in n] == [
+        "train/OpenSora.tar.gz: HTTP 403; not extracted, re-run `vfcache fetch genvideo_val` to retry"]
+    rows = [json.loads(line) for line in
+            (tmp_path / "data/raw/genvideo_val/_failures.jsonl").read_text().splitlines()]
     assert [(r["relpath"], r["http_status"], r["permanent"]) for r in rows] == [
-        ("train/OpenSora.tar.gz", 403, True)
-    ]
+        ("train/OpenSora.tar.gz", 403, True)]
+    listed = get_source(genvideo_config(server)).list_videos(root)
+    assert {(c.label, c.generator) for c in listed} == {
+        k for k in facts.by_generator if k != (1, "OpenSora")}
+    # the host serves it again: the re-run fetches that archive alone and extracts it
+    server.clear_faults()
+    before = len(server.log.entries)
+    again = get_source(genvideo_config(server)).fetch(root, progress=False)
+    assert (again.failed, again.downloaded, again.extracted_archives) == (0, 1, 1)
+    assert {e.path for e in server.log.entries[before:]} == {opensora}
+
+
+def test_nothing_to_be_had_stops_the_fetch(modelscope, tmp_path):
+    server, _ = modelscope
+    for name in ("GenVideo-Val.zip", "Real_part_aa", "Real_part_ab", "OpenSora.tar.gz"):
+        server.add_fault(modelscope_relpath(REPO_ID, "master", name), Fault(status=404, times=None))
+    with pytest.raises(FetchError, match=r"no GenVideo archive could be had .*GenVideo-Val.zip: HTTP 404"):
+        get_source(genvideo_config(server)).fetch(DataRoot(tmp_path / "data"), progress=False)
 
 
 def test_killed_download_resumes(modelscope, tmp_path):
@@ -207,16 +222,70 @@ def test_make_cache_genvideo100k_folders_and_gifs(tmp_path):
         run = run_cache(config, root)
     clips = read_records(root.cache_dir("genvideo100k", "tiny_4x32").clips_parquet, ClipRecord)
     assert clips_by_label_generator(clips) == facts.by_generator == {
-        (0, "real"): 4, (1, "I2VGEN_XL"): 3, (1, "pika"): 2, (1, "SVD"): 2}
+        (0, "real"): 4, (1, "I2VGEN_XL"): 3, (1, "pika"): 2, (1, "SVD"): 2, (1, "VideoCrafter"): 2,
+        (1, "DynamicCrafter"): 1, (1, "SD"): 1}
+    # the folders of the release's documented layout (third-party extraction notes)
+    raw = root.raw_dir("genvideo100k")
+    assert {p.name for p in raw.iterdir() if p.is_dir() and not p.name.startswith(".")} == {
+        "Real", "I2VGEN_XL", "train_pika", "train_SVD", "train_VideoCrafter", "train_DynamicCrafter",
+        "train_SD"}
     gif_clips = [c for c in clips if c.relpath.endswith(".gif")]
     assert len(gif_clips) == 3 and all(c.padded_frames == 0 for c in gif_clips)
     assert run.manifest.ignored.by_extension == {".txt": 1}
     assert run.manifest.ignored.examples == {".txt": ["Real/readme.txt"]}
     assert json.loads(Path(run.manifest.ignored_path).read_text())["by_extension"] == {".txt": 1}
-    # the subset of 9 of the 11 videos, then 5 / 2 / 2 videos
+    # the subset of 9 of the 15 videos, then 5 / 2 / 2 videos
     meta = run.split.meta
-    assert (meta.subset.asked, meta.subset.obtained, meta.subset.of) == (9, 9, 11)
+    assert (meta.subset.asked, meta.subset.obtained, meta.subset.of) == (9, 9, 15)
     assert {p.part: p.obtained for p in meta.parts} == {
-        "train": 5, "val": 2, "test": 2, "support": 2, "unassigned": 2}
+        "train": 5, "val": 2, "test": 2, "support": 2, "unassigned": 6}
     assert run.audit.ok, format_table(run.audit)
-    assert "subset 9 of 11" in format_table(run.audit)
+    assert "subset 9 of 15" in format_table(run.audit)
+
+
+def test_genvideo100k_dry_run_reads_the_listing_and_flags_what_the_host_lacks(tmp_path):
+    """The shipped genvideo100k archives against a host that serves some of them, plus one the
+    config does not name: the listing gives the sizes; nothing is downloaded or HEADed."""
+    served = tmp_path / "served"
+    store = served / modelscope_relpath(GENVIDEO_100K_REPO, "master", "")
+    store.mkdir(parents=True)
+    build_genvideo100k(store)
+    (store / "ZeroScope.tar.gz").unlink(missing_ok=True)
+    (store / "Extra.tar.gz").write_bytes(b"x" * 10)
+    write_tree_listing(store)
+    sizes = {p.name: p.stat().st_size for p in store.iterdir() if p.is_file() and p.name[0] != "_"}
+    with HttpFileServer(served, route=modelscope_route) as server:
+        config = config_for("genvideo100k", base_url=server.base_url)  # the shipped archive list
+        plan = get_source(config).plan_fetch(DataRoot(tmp_path / "data"))
+        asked = {(e.method, e.path) for e in server.log.entries}
+    assert asked == {("GET", "cccnju/GenVideo-100K/master/_tree.json")}  # the listing route only
+    served_names = {f.relpath: f.size_bytes for f in plan.to_fetch}
+    assert served_names == {name: size for name, size in sizes.items() if name != "Extra.tar.gz"}
+    assert sorted(f.relpath for f in plan.files if f.problem) == [
+        "Latte.tar.gz", "OpenSora.tar.gz", "SEINE.tar.gz", "ZeroScope.tar.gz"]
+    assert [n for n in plan.notes if "served but not in" in n] == [
+        f"served but not in {config.path}: Extra.tar.gz"]
+    text = format_plan(plan)
+    assert "not available: Latte.tar.gz (not in the listing of cccnju/GenVideo-100K@master)" in text
+
+
+def test_volume_set_with_a_refused_volume_is_not_extracted(tmp_path):
+    served = tmp_path / "served"
+    store = served / modelscope_relpath(GENVIDEO_100K_REPO, "master", "")
+    store.mkdir(parents=True)
+    build_genvideo100k(store)
+    with HttpFileServer(served, route=modelscope_route) as server:
+        server.add_fault(modelscope_relpath(GENVIDEO_100K_REPO, "master", "Real_part_ac"),
+                         Fault(status=404, times=None))
+        config = config_for("genvideo100k", base_url=server.base_url, archives=GENVIDEO_100K_ARCHIVES,
+                            retries=0)
+        root = DataRoot(tmp_path / "data")
+        summary = get_source(config).fetch(root, progress=False)
+        raw = root.raw_dir("genvideo100k")
+        assert summary.failed == 1 and summary.extracted_archives == len(GENVIDEO_100K_ARCHIVES) - 1
+        assert [n.split(":")[0] for n in summary.notes] == ["Real_part_ac"]
+        assert not (raw / "Real").exists() and (raw / "Real_part_aa").is_file()
+        server.clear_faults()
+        again = get_source(config).fetch(root, progress=False)
+    assert (again.failed, again.downloaded, again.extracted_archives) == (0, 1, 1)
+    assert len(list((raw / "Real").glob("*.mp4"))) == 4 and not (raw / "Real_part_aa").exists()

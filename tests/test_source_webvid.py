@@ -6,6 +6,7 @@ import pytest
 
 from manifests.audit import format_table
 from manifests.layout import DataRoot
+from pipelines.fetch.errors import FetchError
 from pipelines.sources.base import get_source
 from pipelines.sources.webvid import WebVidSource
 from tests.source_pipeline import config_for, part_counts, run_cache
@@ -102,3 +103,11 @@ def test_exactly_one_csv_origin():
     with pytest.raises(ConfigError) as err:
         WebVidSource(config_for("webvid", csv_repo="no-slash"))
     assert err.value.field == "source.csv_repo"
+
+
+def test_every_url_failing_is_an_error_not_a_note(http_file_server, tmp_path):
+    build_webvid(http_file_server.root, http_file_server.base_url, count=3, missing=(0, 1, 2))
+    config = config_for("webvid", csv_repo=None, csv_revision=None, csv_patterns=None,
+                        csv_urls=[http_file_server.url("webvid/results_2M_train.csv")], retries=0)
+    with pytest.raises(FetchError, match=r"none of the 3 WebVid videos selected could be downloaded \(HTTP 404\)"):
+        get_source(config).fetch(DataRoot(tmp_path / "data"), progress=False)

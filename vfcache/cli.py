@@ -248,8 +248,9 @@ def _run_audit(ctx: Context, datasets: list[tuple[DatasetConfig, ClipSpec]], spl
     return report.ok
 
 
-server_option = click.option("--server", default=None,
-                             help="Server/base URL or Hub endpoint (FF++: the URL you were sent).")
+server_option = click.option("--server", multiple=True,
+                             help="Server/base URL or Hub endpoint (FF++: the URL you were sent; "
+                                  "repeat it to fall over between several servers).")
 terms_option = click.option("--accept-terms", is_flag=True, help="Accept the dataset's terms (FF++ requires it).")
 
 

@@ -34,7 +34,10 @@ class FetchRecord:
     """Provenance of a raw dataset folder.
 
     `revision` is what the caller asked for (branch, tag or commit); `commit_sha` is the
-    commit it resolved to at fetch time, so a later run can pin it.
+    commit it resolved to at fetch time, so a later run can pin it. `options` keeps what the
+    user gave on the command line that later runs need again (FF++: the servers of the email and
+    the accepted terms), so `vfcache cache NAME` goes on without them; records written before
+    it existed read as `{}`.
     """
 
     source: str
@@ -45,6 +48,7 @@ class FetchRecord:
     allow_patterns: tuple[str, ...] | None
     files: tuple[FetchedFile, ...]
     fetched_at_utc: str
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def total_bytes(self) -> int:
@@ -72,6 +76,7 @@ def fetch_record_to_json(record: FetchRecord) -> dict[str, Any]:
 
 def fetch_record_from_json(payload: dict[str, Any]) -> FetchRecord:
     fields = {f.name for f in dataclasses.fields(FetchRecord)}
+    payload = {"options": {}, **payload}
     missing = sorted(fields - set(payload))
     if missing:
         raise ValueError(f"malformed fetch record: missing fields {missing}")

@@ -205,6 +205,7 @@ def update_fetch_record(
     revision: str,
     endpoint: str,
     relpaths: Iterable[str],
+    options: Optional[dict] = None,
 ) -> FetchRecord:
     """Write `dest/fetch.json` for the files `relpaths` (downloaded by HTTP into `dest`).
 
@@ -237,6 +238,7 @@ def update_fetch_record(
         allow_patterns=None,
         files=tuple(files),
         fetched_at_utc=now_utc(),
+        options=dict(options or {}),
     )
     write_fetch_record(record, dest)
     return record

@@ -4,7 +4,8 @@ folder the user downloaded by hand (the Google Drive / Baidu archives).
     kind: dvf
     source:
       repo: null            # a Hub dataset repo holding DVF (archives or folders), or
-      path: /data/DVF       # the folder with the hand-downloaded archives or extracted classes
+      path: downloads/DVF   # the folder with the hand-downloaded archives or extracted classes
+                            # (a relative path lies below the data root)
       revision: main        # with repo
       allow_patterns: null  # with repo
       endpoint: null        # with repo
@@ -31,6 +32,11 @@ release is known to lack some real videos). Archives are extracted in place, vol
 included (`.z01 ... .zip`, `.zip.001`), and zip members that are damaged (CRC errors are known
 in some `0_real.zip` volumes, MM-Det issue #18) are skipped, recorded in the extraction marker
 and named in the fetch summary; they never abort the class.
+
+The documented route is the folder (`source.path`): the data comes from MM-Det's Google Drive
+folder (Baidu is reported dead, MM-Det issue #16), by hand. `fetch --dry-run` on it prints the
+archives expected there (`<class>/0_real.zip`, `<class>/1_fake.zip`, split volumes allowed:
+`dvf_download`), which are here, and which are missing; their sizes are not published.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from pipelines.sources._fetching import (
 )
 from pipelines.sources._options import SourceOptions, extensions_option
 from pipelines.sources.base import VideoCandidate, require_raw_dir
+from pipelines.sources.dvf_download import expected_archives
 from pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files, planned_hub_files
 from pipelines.sources.huggingface import hub_location
 from vfcache.config import DatasetConfig
@@ -144,7 +151,7 @@ class DvfSource:
         if repo is not None:
             self.repo, self.revision, self.allow_patterns, self.endpoint = hub_location(options)
         else:
-            self.folder = Path(options.string("path")).expanduser()
+            self.folder = Path(options.string("path")).expanduser()  # relative: below the data root
         splits_dir = options.string("splits_dir", None)
         self.splits_dir = Path(splits_dir).expanduser() if splits_dir else None
         self.splits_url = options.url("splits_url", None)
@@ -171,7 +178,9 @@ class DvfSource:
         return f"local folder {self.folder} (Google Drive / Baidu archives)"
 
     def raw_dir(self, root: DataRoot) -> Path:
-        return self.folder if self.folder is not None else root.raw_dir(self.config.name)
+        if self.folder is None:
+            return root.raw_dir(self.config.name)
+        return self.folder if self.folder.is_absolute() else root.path / self.folder
 
     def _fetch_splits(self, dest: Path) -> None:
         """The official train/val files from the pinned MM-Det commit, checked by sha256."""
@@ -189,7 +198,8 @@ class DvfSource:
         if self.folder is not None and not dest.is_dir():
             raise StageError(
                 f"DVF folder {dest} (source.path of {self.config.path}) does not exist; download "
-                "the archives from the MM-Det Google Drive or Baidu links into it first"
+                "the archives from the MM-Det Google Drive folder (github.com/SparkleXFantasy/MM-Det, "
+                "README: Full Version) into it first; `vfcache fetch dvf --dry-run` lists them"
             )
         if self.splits_url is not None:
             self._fetch_splits(dest)
@@ -235,13 +245,11 @@ class DvfSource:
             files += listed
             where = f"huggingface dataset {self.repo}@{commit}"
         else:
-            visible = sorted(p for p in dest.rglob("*") if not _hidden(p.relative_to(dest))) \
-                if dest.is_dir() else []
-            files += [PlannedFile(p.relative_to(dest).as_posix(), p.stat().st_size, present=True)
-                      for p in first_volumes(visible)]
-            where = self.describe()
-            notes.append("the archives come from the MM-Det Google Drive / Baidu links, by hand; "
-                         "fetch extracts what is in the folder")
+            files += expected_archives(dest)
+            where = f"local folder {dest} (archives downloaded by hand)"
+            notes.append("the archives come by hand from the MM-Det Google Drive folder "
+                         "(github.com/SparkleXFantasy/MM-Det, README: Full Version); their sizes are "
+                         "not published; fetch extracts what is in the folder")
         return FetchPlan(self.config.name, where, self.config.terms, self.expected_size,
                          tuple(files), tuple(notes))
 

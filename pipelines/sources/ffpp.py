@@ -3,8 +3,9 @@ after the terms-of-use form, the way the official `download-FaceForensics.py` do
 
     kind: ffpp
     source:
-      server_url: null        # the server of the email (`--server URL`); never shipped
+      server_url: null        # the server(s) of the email (`--server URL`, repeatable); never shipped
       accept_terms: false     # `--accept-terms`: the user accepts the FaceForensics terms of use
+                              # (both are remembered in the raw folder's fetch.json, see ffpp_servers)
       version: v3
       compression: c23        # raw | c23 | c40
       methods: [Deepfakes, Face2Face, FaceSwap, NeuralTextures]  # + FaceShifter, DeepFakeDetection
@@ -20,7 +21,7 @@ Protocol (official script): `<server>/<version>/misc/filelist.json` is the list 
 in the raw folder. The official splits (`train/val/test.json`, lists of pairs) come from the
 FaceForensics GitHub repository. A pair `[a, b]` is the leakage group of originals a, b and fakes
 a_b, b_a, and its split is their `source_split`. DeepFakeDetection has no official split; its
-videos are grouped by connected actors.
+videos are grouped by connected actors. Several servers are tried in turn (`ffpp_servers`).
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Optional
 
 from manifests.layout import DataRoot
 from manifests.records import LABEL_FAKE, LABEL_REAL
-from pipelines.fetch import DownloadItem, download_files
 from pipelines.fetch._transfer import PermanentError, TransientError
 from pipelines.fetch.http import remote_json
 from pipelines.fetch.errors import FetchError
@@ -39,6 +40,12 @@ from pipelines.labels import walk_video_files
 from pipelines.sources._fetching import FetchSummary, update_fetch_record
 from pipelines.sources._options import SourceOptions
 from pipelines.sources.base import RawDirUnderRoot, VideoCandidate, require_raw_dir
+from pipelines.sources.ffpp_servers import (
+    RECORD_SOURCE,
+    download_with_failover,
+    remembered_options,
+    server_urls,
+)
 from pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
@@ -133,7 +140,10 @@ class FfppSource(RawDirUnderRoot):
     def __init__(self, config: DatasetConfig):
         options = SourceOptions(config, FFPP_SOURCE_KEYS)
         self.config = config
-        self.server_url = options.url("server_url", None)
+        try:
+            self.servers = server_urls(config.source.get("server_url"))
+        except ValueError as err:
+            raise options.error("server_url", config.source.get("server_url"), str(err)) from err
         self.accept_terms = options.boolean("accept_terms", False)
         self.version = options.string("version", "v3")
         self.compression = options.string("compression", "c23", choices=COMPRESSIONS)
@@ -146,34 +156,49 @@ class FfppSource(RawDirUnderRoot):
         self.expected_size = options.string("expected_size", "")
 
     def describe(self) -> str:
-        server = self.server_url or "<server from the FaceForensics email>"
+        server = " | ".join(self.servers) if self.servers else "<server from the FaceForensics email>"
         kinds = ", ".join(self.originals + self.methods)
         return f"FaceForensics++ server {server} ({self.compression}; {kinds})"
 
-    def _base(self) -> str:
-        if self.server_url is None:
+    def _given(self, root: DataRoot) -> tuple[Optional[tuple[str, ...]], bool]:
+        """(servers, terms accepted): the config's or command line's, else what a first fetch
+        recorded in the raw folder."""
+        remembered = remembered_options(self.raw_dir(root))
+        servers = self.servers or (tuple(remembered.get("server_urls") or ()) or None)
+        return servers, self.accept_terms or remembered.get("accept_terms") is True
+
+    def _servers(self, root: DataRoot) -> tuple[str, ...]:
+        servers, accepted = self._given(root)
+        if servers is None:
             raise FetchError(
                 "FaceForensics++ is form-gated: fill in the form at "
                 "https://github.com/ondyari/FaceForensics, then pass the server URL of the email: "
-                "`vfcache fetch ffpp --server URL --accept-terms`"
+                "`vfcache fetch ffpp --server URL --accept-terms` (the URLs are the `server_url = ...` "
+                "lines in parse_args() of the emailed download-FaceForensics.py)"
             )
-        if not self.accept_terms:
+        if not accepted:
             raise FetchError(
                 f"FaceForensics++ may only be downloaded after accepting its terms of use "
-                f"({self.server_url}/webpage/FaceForensics_TOS.pdf); pass --accept-terms (or set "
+                f"({servers[0]}/webpage/FaceForensics_TOS.pdf); pass --accept-terms (or set "
                 f"source.accept_terms: true in {self.config.path}) to confirm that you accept them"
             )
-        return f"{self.server_url}/{self.version}"
+        return servers
 
-    def _download(self, items: list[DownloadItem], raw_dir: Path, what: str, progress: bool):
-        report = download_files(
-            items, raw_dir, concurrency=self.concurrency, retries=self.retries, progress=progress
-        )
+    def _url(self, server: str, relpath: str) -> str:
+        if relpath.startswith("splits/"):
+            return f"{self.splits_url}/{relpath.split('/', 1)[1]}"
+        return f"{server}/{self.version}/{relpath}"
+
+    def _download(self, relpaths: list[str], raw_dir: Path, servers, what: str, progress: bool):
+        report = download_with_failover(relpaths, servers, self._url, raw_dir,
+                                        concurrency=self.concurrency, retries=self.retries,
+                                        progress=progress)
         if report.failed:
-            failed = ", ".join(f"{o.relpath} ({o.reason})" for o in report.failed[:5])
+            lines = "; ".join(report.per_server.values())
             raise FetchError(
-                f"{len(report.failed)} FaceForensics++ {what} could not be downloaded: {failed}; "
-                f"the list is in {report.failures_path}; check the server URL and re-run to resume"
+                f"{len(report.failed)} FaceForensics++ {what} could not be downloaded from any of "
+                f"{len(servers)} servers: {lines}; the list is in {report.failures_path}; re-run "
+                "to resume (pass several --server URLs to fall over between them)"
             )
         return report
 
@@ -196,64 +221,64 @@ class FfppSource(RawDirUnderRoot):
         kinds = set(self.originals) | set(self.methods)
         return [FILELIST] + ([DFD_FILELIST] if DFD_KINDS & kinds else [])
 
-    def _video_items(self, base: str, lists: dict[str, object]) -> list[DownloadItem]:
+    def _video_relpaths(self, lists: dict[str, object]) -> list[str]:
         videos = []
         for kind in list(self.originals) + list(self.methods):
             folder = f"{DATASET_PATHS[kind]}/{self.compression}/videos"
-            videos += [
-                DownloadItem(f"{base}/{folder}/{name}.mp4", f"{folder}/{name}.mp4")
-                for name in self._file_names(lists, kind)
-            ]
+            videos += [f"{folder}/{name}.mp4" for name in self._file_names(lists, kind)]
         return videos
 
     def plan_fetch(self, root: DataRoot) -> FetchPlan:
         """The file lists and split files (sizes by HEAD) and every video the lists name; the
-        lists are read into memory, and the videos' sizes are not asked one by one."""
-        if self.server_url is None:
-            self._base()  # says how to get the server URL
-        base, raw_dir = f"{self.server_url}/{self.version}", self.raw_dir(root)
-        meta = [(f"{base}/{name}", name) for name in self._list_names()]
-        meta += [(f"{self.splits_url}/{part}.json", f"splits/{part}.json") for part in SPLIT_PARTS]
-        files = planned_http_files(meta, raw_dir)
-        try:
-            lists = {name: remote_json(f"{base}/{name}") for name in self._list_names()}
-        except (PermanentError, TransientError) as err:
-            raise FetchError(f"FaceForensics++ file lists could not be read from {base}: {err}") from err
-        videos = self._video_items(base, lists)
-        files += [PlannedFile(item.relpath, None, present=(raw_dir / item.relpath).is_file())
-                  for item in videos]
-        notes = [f"{len(videos)} videos named by the server's file lists; their sizes are not asked "
-                 "one by one"]
-        if not self.accept_terms:
+        lists are read into memory from the first server that answers, and the videos' sizes
+        are not asked one by one."""
+        servers, accepted = self._given(root)
+        if servers is None:
+            self._servers(root)  # says how to get the server URL
+        raw_dir = self.raw_dir(root)
+        meta = self._list_names() + [f"splits/{part}.json" for part in SPLIT_PARTS]
+        files = planned_http_files([(self._url(servers[0], rel), rel) for rel in meta], raw_dir)
+        lists, notes = None, []
+        for server in servers:
+            try:
+                lists = {name: remote_json(self._url(server, name)) for name in self._list_names()}
+                break
+            except (PermanentError, TransientError) as err:
+                notes.append(f"server {server}: file lists unavailable ({err})")
+        if lists is None:
+            raise FetchError("FaceForensics++ file lists could not be read from any server: "
+                             + "; ".join(notes))
+        videos = self._video_relpaths(lists)
+        files += [PlannedFile(rel, None, present=(raw_dir / rel).is_file()) for rel in videos]
+        notes.append(f"{len(videos)} videos named by the server's file lists; their sizes are not "
+                     "asked one by one")
+        if not accepted:
             notes.append("the fetch itself needs --accept-terms")
         return FetchPlan(self.config.name, self.describe(), self.config.terms, self.expected_size,
                          tuple(files), tuple(notes))
 
+    def _record(self, raw_dir: Path, servers, relpaths: list[str]):
+        return update_fetch_record(
+            raw_dir, source=RECORD_SOURCE, repo_id=servers[0], revision=self.version,
+            endpoint=f"{servers[0]}/{self.version}", relpaths=relpaths,
+            options={"server_urls": list(servers), "accept_terms": True},
+        )
+
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
-        base, raw_dir = self._base(), self.raw_dir(root)
-        meta = [DownloadItem(f"{base}/{name}", name) for name in self._list_names()]
-        meta += [
-            DownloadItem(f"{self.splits_url}/{part}.json", f"splits/{part}.json")
-            for part in SPLIT_PARTS
-        ]
-        listed = self._download(meta, raw_dir, "file lists", progress=False)
+        servers, raw_dir = self._servers(root), self.raw_dir(root)
+        meta = self._list_names() + [f"splits/{part}.json" for part in SPLIT_PARTS]
+        listed = self._download(meta, raw_dir, servers, "file lists", progress=False)
+        self._record(raw_dir, servers, meta)  # remembered from now on, even if videos fail
         for part in SPLIT_PARTS:
             read_pairs(raw_dir / "splits" / f"{part}.json")
         lists = {name: _read_json(raw_dir / name) for name in self._list_names()}
-        videos = self._video_items(base, lists)
-        report = self._download(videos, raw_dir, "videos", progress)
-        record = update_fetch_record(
-            raw_dir,
-            source="ffpp",
-            repo_id=self.server_url,
-            revision=self.version,
-            endpoint=base,
-            relpaths=[item.relpath for item in meta + videos],
-        )
+        videos = self._video_relpaths(lists)
+        report = self._download(videos, raw_dir, servers, "videos", progress)
+        record = self._record(raw_dir, servers, meta + videos)
         return FetchSummary(
             dataset=self.config.name,
             raw_dir=str(raw_dir),
-            source=f"ffpp {base} ({self.compression})",
+            source=f"ffpp {servers[0]}/{self.version} ({self.compression})",
             files=len(record.files),
             total_bytes=record.total_bytes,
             downloaded=len(listed.ok) + len(report.ok),
@@ -261,6 +286,7 @@ class FfppSource(RawDirUnderRoot):
             extracted_archives=0,
             up_to_date=not listed.ok and not report.ok,
             failures_path=str(report.failures_path),
+            notes=tuple(report.per_server.values()),
         )
 
     def _pairs(self, raw_dir: Path) -> tuple[dict[str, str], dict[str, str]]:

@@ -18,8 +18,16 @@
       real_generator: msrvtt
       folder_layout: fake_subfolders             # or generator_folders (GenVideo-100K)
       generator_prefix: train_                   # with generator_folders: stripped from the name
+      listing: modelscope                        # dry run: compare with the host's file listing
       concurrency: 2
       retries: 5
+
+An archive the host refuses (404, 403, an unreachable host, a bad checksum) or that cannot be
+extracted is a recorded failure, one note line naming it: the other archives are downloaded and
+extracted all the same, and a re-run asks again for what is missing. A volume set is extracted
+only when every volume is here. Only when no archive at all could be had does the fetch stop.
+With `listing: modelscope`, `fetch --dry-run` lists what the repository serves
+(`pipelines.sources.modelscope`) and flags configured names it does not serve.
 
 Labels: a file extracted from an archive that declares `label` takes that label and
 generator; any other file is labelled by its folders. With `folder_layout: fake_subfolders`
@@ -42,17 +50,19 @@ from typing import Optional
 from manifests.layout import DataRoot
 from manifests.records import LABEL_FAKE, LABEL_REAL
 from pipelines.fetch import DownloadItem, download_files, read_extraction_marker
-from pipelines.fetch.errors import FetchError
+from pipelines.fetch.errors import ArchiveError, FetchError
 from pipelines.labels import VIDEO_EXTENSIONS, walk_video_files
 from pipelines.sources._fetching import (
     FetchSummary,
     extract_in_place,
     extracted_volume_names,
+    is_archive_name,
     update_fetch_record,
 )
 from pipelines.sources._options import SourceOptions, extensions_option
 from pipelines.sources.base import RawDirUnderRoot, VideoCandidate, require_raw_dir
-from pipelines.sources.plan import FetchPlan, planned_http_files
+from pipelines.sources.modelscope import list_repo_files
+from pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
 
@@ -74,7 +84,9 @@ GENVIDEO_SOURCE_KEYS = {
     "retries",
     "extensions",
     "expected_size",
+    "listing",
 }
+LISTINGS = ("modelscope",)
 ARCHIVE_KEYS = {"files", "into", "label", "generator"}
 FOLDER_LAYOUTS = ("fake_subfolders", "generator_folders")
 DEFAULT_TEMPLATE = "{base_url}/{file}"
@@ -162,6 +174,9 @@ class GenVideoSource(RawDirUnderRoot):
         self.retries = options.integer("retries", 5, minimum=0)
         self.extensions = extensions_option(options, "extensions", VIDEO_EXTENSIONS)
         self.expected_size = options.string("expected_size", "")
+        self.listing = options.string("listing", None, choices=LISTINGS)
+        if self.listing is not None and not self.repo:
+            raise options.error("listing", self.listing, "null unless source.repo names the repository")
 
     def describe(self) -> str:
         where = f"{self.base_url} {self.repo}@{self.revision}" if self.repo else self.base_url
@@ -186,17 +201,38 @@ class GenVideoSource(RawDirUnderRoot):
         return items
 
     def plan_fetch(self, root: DataRoot) -> FetchPlan:
-        """Every archive volume: HEAD for its size, unless it is here or was extracted."""
+        """Every archive volume: its size from the host's listing (`listing`) or a HEAD, unless it
+        is here or was extracted; with a listing, configured names the host does not serve are
+        flagged and served archives the config leaves out are named."""
         raw_dir = self.raw_dir(root)
         pending = {item.relpath for item in self._pending(raw_dir)}
-        relpaths = [(self.url(name), archive.relpath(name))
+        relpaths = [(self.url(name), archive.relpath(name), name)
                     for archive in self.archives for name in archive.files]
-        files = planned_http_files(relpaths, raw_dir,
-                                   present=[rel for _, rel in relpaths if rel not in pending])
-        return FetchPlan(self.config.name, self.describe(), self.config.terms,
-                         self.expected_size, tuple(files))
+        present = [rel for _, rel, _ in relpaths if rel not in pending]
+        if self.listing is None:
+            files = planned_http_files([(url, rel) for url, rel, _ in relpaths], raw_dir, present=present)
+            return FetchPlan(self.config.name, self.describe(), self.config.terms,
+                             self.expected_size, tuple(files))
+        listing = list_repo_files(self.base_url, self.repo, self.revision)
+        if listing.problem:  # the listing is a help, not a must: fall back to HEAD
+            files = planned_http_files([(url, rel) for url, rel, _ in relpaths], raw_dir, present=present)
+            return FetchPlan(self.config.name, self.describe(), self.config.terms, self.expected_size,
+                             tuple(files), (f"{self.repo}: {listing.problem}; sizes asked by HEAD",))
+        files = [PlannedFile(rel, listing.files.get(name), present=rel in present,
+                             problem="" if rel in present or name in listing.files
+                             else f"not in the listing of {self.repo}@{self.revision}")
+                 for _, rel, name in relpaths]
+        configured = {name for _, _, name in relpaths}
+        extra = sorted(n for n in listing.files if n not in configured and is_archive_name(n))
+        notes = [f"the host lists {len(listing.files)} files of {self.repo}@{self.revision}"]
+        if extra:
+            notes.append(f"served but not in {self.config.path}: {', '.join(extra)}")
+        return FetchPlan(self.config.name, self.describe(), self.config.terms, self.expected_size,
+                         tuple(files), tuple(notes))
 
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
+        """Download what is missing, extract every archive whose volumes are all here; an archive
+        that fails is one note line and a failure, the others go on."""
         raw_dir = self.raw_dir(root)
         items = self._pending(raw_dir)
         report = download_files(
@@ -211,19 +247,14 @@ class GenVideoSource(RawDirUnderRoot):
             endpoint=self.base_url,
             relpaths=relpaths,
         )
-        if report.failed:
-            failed = ", ".join(f"{o.relpath} ({o.reason})" for o in report.failed[:5])
-            raise FetchError(
-                f"{len(report.failed)} GenVideo archives could not be downloaded: {failed}; see "
-                f"{report.failures_path}; re-run `vfcache fetch {self.config.name}` to resume"
-            )
-        firsts = [archive.folder(raw_dir) / archive.files[0] for archive in self.archives]
-        extracted = extract_in_place(
-            [p for p in firsts if p.is_file()],
-            remove_archive=True,
-            on_corrupt_member="raise",
-            progress=progress,
-        )
+        refused = {o.relpath: o.reason for o in report.failed}
+        notes = [f"{rel}: {reason}; not extracted, re-run `vfcache fetch {self.config.name}` to retry"
+                 for rel, reason in sorted(refused.items())]
+        extracted, broken = self._extract_complete(raw_dir, set(refused), progress)
+        notes += broken
+        if len(refused) + len(broken) and not self._any_archive_here(raw_dir):
+            raise FetchError(f"no GenVideo archive could be had from {self.describe()}: "
+                             + "; ".join(notes[:5]) + f"; see {report.failures_path}")
         return FetchSummary(
             dataset=self.config.name,
             raw_dir=str(raw_dir),
@@ -231,11 +262,38 @@ class GenVideoSource(RawDirUnderRoot):
             files=len(record.files),
             total_bytes=record.total_bytes,
             downloaded=len(report.ok),
-            failed=0,
+            failed=len(refused) + len(broken),
             extracted_archives=len(extracted),
             up_to_date=not items and not extracted,
             failures_path=str(report.failures_path),
+            notes=tuple(notes),
         )
+
+    def _extract_complete(self, raw_dir: Path, refused: set[str], progress: bool
+                          ) -> tuple[list[Path], list[str]]:
+        """Extract each archive whose volumes all arrived; (extracted now, one note per archive
+        that could not be extracted)."""
+        extracted, broken = [], []
+        for archive in self.archives:
+            folder = archive.folder(raw_dir)
+            if any(archive.relpath(name) in refused for name in archive.files):
+                continue
+            done_before = extracted_volume_names(folder)
+            if not all((folder / name).is_file() or name in done_before for name in archive.files):
+                continue
+            first = folder / archive.files[0]
+            try:
+                extracted += extract_in_place([first] if first.is_file() else [], remove_archive=True,
+                                              on_corrupt_member="raise", progress=progress)
+            except ArchiveError as err:
+                broken.append(f"{archive.relpath(archive.files[0])}: cannot be extracted ({err}); "
+                              "delete it and re-run to download it again")
+        return extracted, broken
+
+    def _any_archive_here(self, raw_dir: Path) -> bool:
+        """At least one archive of the config is extracted (the release is usable in part)."""
+        return any(archive.files[0] in extracted_volume_names(archive.folder(raw_dir))
+                   for archive in self.archives)
 
     def _declared_labels(self, raw_dir: Path) -> dict[str, tuple[int, str]]:
         """relpath -> (label, generator) for files of archives that declare a label."""

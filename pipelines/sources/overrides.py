@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Optional
+from typing import Sequence, Union
 
 from pipelines.sources.base import get_source
 from vfcache.config import DatasetConfig
@@ -28,25 +28,33 @@ SERVER_KEYS = {
     "ffpp": "server_url",
 }
 TERMS_KINDS = frozenset({"ffpp"})
+MULTI_SERVER_KINDS = frozenset({"ffpp"})
 
 
 def apply_fetch_options(
-    config: DatasetConfig, *, server: Optional[str] = None, accept_terms: bool = False
+    config: DatasetConfig, *, server: Union[str, Sequence[str], None] = None, accept_terms: bool = False
 ) -> DatasetConfig:
-    """`config` with `--server` / `--accept-terms` applied; raises ConfigError naming the option."""
+    """`config` with `--server` (one URL, or several for FF++'s fail-over) / `--accept-terms`
+    applied; raises ConfigError naming the option."""
     source = dict(config.source)
-    if server is not None:
+    servers = [server] if isinstance(server, str) else list(server or ())
+    if servers:
         key = SERVER_KEYS.get(config.kind)
         if key is None:
             raise ConfigError(
                 "--server",
                 "server",
-                server,
+                servers[0],
                 f"no --server for kind {config.kind!r}; it applies to kinds {sorted(SERVER_KEYS)}",
             )
-        if not server.startswith(("http://", "https://")):
-            raise ConfigError("--server", "server", server, "an http:// or https:// URL")
-        source[key] = server.rstrip("/")
+        for url in servers:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError("--server", "server", url, "an http:// or https:// URL")
+        if len(servers) > 1 and config.kind not in MULTI_SERVER_KINDS:
+            raise ConfigError("--server", "server", servers,
+                              f"one URL: several are tried in turn only for {sorted(MULTI_SERVER_KINDS)}")
+        urls = [url.rstrip("/") for url in servers]
+        source[key] = urls if len(urls) > 1 else urls[0]
     if accept_terms:
         if config.kind in TERMS_KINDS:
             source["accept_terms"] = True

@@ -33,6 +33,7 @@ from typing import Iterator
 from manifests.layout import DataRoot
 from manifests.records import LABEL_REAL
 from pipelines.fetch import DownloadItem, download_files
+from pipelines.fetch.errors import FetchError
 from pipelines.sources._fetching import FetchSummary, hf_fetch_once, update_fetch_record
 from pipelines.sources._options import SourceOptions
 from pipelines.sources.base import RawDirUnderRoot, VideoCandidate
@@ -211,6 +212,12 @@ class WebVidSource(RawDirUnderRoot):
         )
         permanent = sum(1 for o in report.failed + report.skipped if o.permanent)
         missing = len(report.failed) + sum(1 for o in report.skipped if o.permanent)
+        if rows and missing == len(rows):
+            reasons = sorted({o.reason for o in report.failed + report.skipped})[:3]
+            raise FetchError(
+                f"none of the {len(rows)} WebVid videos selected could be downloaded "
+                f"({', '.join(reasons)}); the list is in {report.failures_path}. The stock previews "
+                "rot: try other CSV rows (source.csv_patterns / max_videos) or check the network")
         notes = (
             f"{len(rows)} videos selected, {len(rows) - missing} on disk; {permanent} answered "
             "403/404 or similar (recorded, not asked again)",

@@ -369,17 +369,25 @@ def tiny_gif(path: Path, *, num_frames: int = FRAMES, frame_ms: int = 125) -> Pa
     return path
 
 
-GENVIDEO_100K_ARCHIVES = [
-    {"files": ["Real_part_aa", "Real_part_ab"]},
+GENVIDEO_100K_ARCHIVES = [  # the shipped config's shape: three real volumes, ten generators' archives
+    {"files": ["Real_part_aa", "Real_part_ab", "Real_part_ac"]},
     {"files": ["I2VGEN_XL_part_aa"]},
     {"files": ["pika.tar.gz"]},
     {"files": ["SVD.tar.gz"]},
+    {"files": ["VideoCrafter.tar.gz"]},
+    {"files": ["DynamicCrafter.tar.gz"]},
+    {"files": ["SD.tar.gz"]},
 ]
+GENVIDEO_100K_GENERATORS = {  # archive -> its folder (`train_<generator>/`) and videos
+    "pika.tar.gz": ("pika", 2), "SVD.tar.gz": ("SVD", 2), "VideoCrafter.tar.gz": ("VideoCrafter", 2),
+    "DynamicCrafter.tar.gz": ("DynamicCrafter", 1), "SD.tar.gz": ("SD", 1),
+}
 
 
 def build_genvideo100k(served_dir: Path) -> Facts:
-    """GenVideo-100K's shape: `Real/` cut into `Real_part_aa/ab`, `train_pika/` and `train_SVD/`
-    as tar.gz, and `I2VGEN_XL/` of GIFs in `I2VGEN_XL_part_aa`; a readme note rides in Real."""
+    """GenVideo-100K's shape: `Real/` cut into `Real_part_aa/ab/ac`, `train_<generator>/` folders
+    as `<generator>.tar.gz` (pika, SVD, VideoCrafter, DynamicCrafter, SD), and `I2VGEN_XL/` of GIFs
+    in `I2VGEN_XL_part_aa`; a readme note rides in Real."""
     facts = Facts()
     staging = served_dir / "_staging"
     for index in range(4):
@@ -387,13 +395,13 @@ def build_genvideo100k(served_dir: Path) -> Facts:
         facts.add(0, "real")
     (staging / "Real" / "readme.txt").write_text("collected from the web\n")
     tar_folder(staging / "Real", served_dir / "Real.tar.gz",
-               volume_names=["Real_part_aa", "Real_part_ab"])
+               volume_names=["Real_part_aa", "Real_part_ab", "Real_part_ac"])
     for index in range(3):
         tiny_gif(staging / "I2VGEN_XL" / f"i2v_{index}.gif")
         facts.add(1, "I2VGEN_XL")
     tar_folder(staging / "I2VGEN_XL", served_dir / "I2VGEN_XL.tar.gz", volume_names=["I2VGEN_XL_part_aa"])
-    for generator, archive in (("pika", "pika.tar.gz"), ("SVD", "SVD.tar.gz")):
-        for index in range(2):
+    for archive, (generator, count) in GENVIDEO_100K_GENERATORS.items():
+        for index in range(count):
             tiny_video(staging / f"train_{generator}" / f"{generator}_{index}.mp4", fake=True)
             facts.add(1, generator)
         tar_folder(staging / f"train_{generator}", served_dir / archive)
