@@ -20,7 +20,13 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from pipelines._pyav_source import PyAVSource, open_container, plan_decode_runs, video_stream
-from pipelines._video import REASON_DECODE_ERROR, VideoInfo, VideoReadError, ticks_to_s
+from pipelines._video import (
+    REASON_CORRUPT_FRAMES,
+    REASON_DECODE_ERROR,
+    VideoInfo,
+    VideoReadError,
+    ticks_to_s,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,13 @@ def _first_bad_seek(path: str, needed: Sequence[int], info: VideoInfo) -> Option
             if why is not None:
                 for _ in source.decode_needed(needed):  # raises corrupt_frames if still corrupt
                     pass
+                if source.corrupt_unneeded:  # FFmpeg 4 in decord drops them: its count is off
+                    first = min(source.corrupt_unneeded)
+                    raise VideoReadError(REASON_CORRUPT_FRAMES, f"{len(source.corrupt_unneeded)}"
+                                         f" frames from frame {first} on cannot be rebuilt even "
+                                         "from the stream start; decord drops them and hands "
+                                         "out the wrong frames after them: use the pyav reader",
+                                         path=path)
                 return why
     return None
 

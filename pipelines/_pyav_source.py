@@ -256,6 +256,7 @@ class PyAVSource:
         self.frames_decoded = 0
         self.seeks = 0
         self.bad_starts: list[str] = []  # why a seek's start was abandoned, one line each
+        self.corrupt_unneeded: set[int] = set()  # unneeded frames corrupt from the stream start
         self.reached_end = False
         self._container = None
         self._open()
@@ -360,7 +361,9 @@ class PyAVSource:
                     landed_at = index
                     if index > first:
                         return f"the seek for frame {first} landed at frame {index}"
-                if frame.is_corrupt and (start is None and index in pending):
+                if frame.is_corrupt and start is None and index not in pending:
+                    self.corrupt_unneeded.add(index)
+                if frame.is_corrupt and start is None and index in pending:
                     raise VideoReadError(REASON_CORRUPT_FRAMES, f"frame {index} is corrupt even "
                                          "when decoded from the start of the stream (FFmpeg's "
                                          "corrupt or concealment flag)", path=self.path)
