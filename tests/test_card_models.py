@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,13 +28,14 @@ import yaml
 from train_fixtures import write_toy_cache
 
 from trainers.input_contract import check_contract, declared_contract
-from trainers.models import build_model
+from trainers.models import build_model, read_checkpoint
 from trainers.train import run_training
 from trainers.train_config import load_train_config, parse_train_config
 from trainers.trainable import set_trainable
 from vfcache.config import load_clip_spec
 from vfcache.errors import StageError
 
+pytest_plugins = ("tests.standins.fixtures",)
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = Path(__file__).resolve().parent / "data" / "hf_configs"
 RECIPES = {  # recipe -> (checkpoint it names, its config fixture)
@@ -142,3 +146,55 @@ def test_clip_at_384_and_timesformer_at_16_frames_run_forward():
     torch.testing.assert_close(middle, error[:, 8].flatten(1).mean(dim=1))
     torch.testing.assert_close(every, error.flatten(1).mean(dim=1))
     assert not torch.allclose(middle, every)
+
+
+def _vfcache(root: Path, hub, home: Path, *args: str) -> subprocess.CompletedProcess:
+    """`vfcache` in a fresh process whose Hub client points at the stand-in (huggingface_hub
+    reads HF_ENDPOINT at import)."""
+    env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(home),
+           "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONPATH": str(REPO)}
+    env.pop("HF_HUB_OFFLINE", None)
+    env.pop("HF_TOKEN", None)
+    return subprocess.run([sys.executable, "-m", "vfcache.cli", "--root", str(root), "--no-progress", *args],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def _save_model(folder: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    config = real_config("videomae-base-finetuned-kinetics.json", **NARROW, image_size=32, num_frames=4)
+    build_model("videomae", config=config).model.save_pretrained(folder)
+    return folder
+
+
+def test_train_records_the_commit_and_eval_loads_it_after_main_moves(hf_hub, tmp_path):
+    repo = "MCG-NJU/videomae-tiny-standin"
+    first = hf_hub.add_commit(repo, _save_model(tmp_path / "weights_1", 0))
+    toy = write_toy_cache(tmp_path / "root", domains=("alpha",),
+                          per_class={"train": 2, "val": 1, "test": 1, "support": 1})
+    recipe = recipe_yaml("videomae_ffpp")
+    recipe.update(model={"name": "videomae", "kwargs": {"pretrained": repo, "revision": "main"}},
+                  data={"train": [str(toy.split_files["train"])], "val": [str(toy.split_files["val"])]},
+                  epochs=1, batch_size=2, workers=0, device="cpu", amp="off", out_dir="runs/pinned")
+    config_path = tmp_path / "recipe.yaml"
+    config_path.write_text(yaml.safe_dump(recipe))
+    trained = _vfcache(toy.root, hf_hub, tmp_path / "hf_home", "train", str(config_path))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert f"at commit {first} (revision main)" in trained.stdout + trained.stderr
+    run = toy.root / "runs" / "pinned"
+    assert json.loads((run / "config.json").read_text())["model"]["kwargs"]["revision"] == first
+    assert read_checkpoint(run / "best.pt")["args"]["model"]["kwargs"]["revision"] == first
+
+    second = hf_hub.add_commit(repo, _save_model(tmp_path / "weights_2", 1))  # main moves on
+    assert second != first
+    before = len(hf_hub.hub_requests())
+    evaluation = tmp_path / "eval.yaml"
+    evaluation.write_text(yaml.safe_dump({
+        "name": "pinned", "checkpoint": str(run / "best.pt"), "protocols": ["benchmark"],
+        "query": [str(toy.split_files["test"])], "out_dir": str(tmp_path / "report"), "workers": 0,
+        "device": "cpu", "plots": False}))
+    evaluated = _vfcache(toy.root, hf_hub, tmp_path / "hf_home_eval", "eval", str(evaluation))
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    paths = [r.path for r in hf_hub.hub_requests()[before:]]
+    assert any(f"/resolve/{first}/" in p for p in paths) and not any("/resolve/main/" in p for p in paths)
+    results = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert json.dumps(results).count(first) >= 1  # the report names the commit it evaluated

@@ -21,11 +21,14 @@ Each takes `pretrained` (a Hub model id) and `revision` (a branch, tag or commit
 weights with `from_pretrained`, or `config` (a dict of the transformers config's fields) to
 build the same classes from scratch with random weights, which is what the tests do (nothing
 is downloaded). A model loaded from the Hub keeps the commit its `revision` resolved to in
-`resolved_revision`: `vfcache train` records that commit as the run's `revision`, so
+`resolved_revision` (asked of the Hub before loading, and the weights load at that commit): `vfcache train` records that commit as the run's `revision`, so
 evaluation loads the same weights after the branch moves. Each declares its input contract.
 """
 from __future__ import annotations
 
+import logging
+import re
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import torch
@@ -33,6 +36,9 @@ from torch import nn
 
 from trainers.input_contract import InputContract
 from trainers.r2plus1d import DetectorOutput
+
+log = logging.getLogger(__name__)
+COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 def _transformers():
@@ -44,7 +50,8 @@ def _transformers():
 
 
 def _load(config_class: str, model_class: str, pretrained: Optional[str], revision: Optional[str],
-          config: Optional[Mapping[str, Any]], **pretrained_kwargs: Any) -> nn.Module:
+          config: Optional[Mapping[str, Any]], **pretrained_kwargs: Any) -> tuple[nn.Module, Optional[str]]:
+    """(model, the Hub commit its weights came from: None for a config or a local folder)."""
     hf = _transformers()
     if (pretrained is None) == (config is None):
         raise ValueError("give exactly one of `pretrained` (a Hub model id, with `revision`) or "
@@ -53,25 +60,38 @@ def _load(config_class: str, model_class: str, pretrained: Optional[str], revisi
         if not revision:
             raise ValueError(f"pin the revision (a commit) of {pretrained!r}: results only compare "
                              "when the weights do")
-        return getattr(hf, model_class).from_pretrained(pretrained, revision=revision, **pretrained_kwargs)
-    return getattr(hf, model_class)(getattr(hf, config_class)(**dict(config)))
+        commit = hub_commit(pretrained, revision)
+        model = getattr(hf, model_class).from_pretrained(pretrained, revision=commit or revision,
+                                                         **pretrained_kwargs)
+        return model, commit
+    return getattr(hf, model_class)(getattr(hf, config_class)(**dict(config))), None
 
 
-def loaded_commit(model: nn.Module) -> Optional[str]:
-    """The Hub commit `from_pretrained` resolved the revision to (transformers keeps it in the
-    config's `_commit_hash`); None for a local folder or a model built from a config."""
-    commit = getattr(model.config, "_commit_hash", None)
-    return commit if isinstance(commit, str) and len(commit) == 40 else None
+def hub_commit(repo_id: str, revision: str) -> Optional[str]:
+    """The commit `revision` (a branch, tag or commit) of a Hub model names now; None for a local
+    folder, or (with a warning) when the Hub cannot be asked (offline: the cached weights load
+    under the revision's name and the run records that name)."""
+    if Path(repo_id).is_dir():
+        return None
+    if COMMIT.fullmatch(revision):
+        return revision
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-
+    try:
+        return HfApi().model_info(repo_id, revision=revision).sha
+    except (HfHubHTTPError, OfflineModeIsEnabled, OSError) as err:
+        log.warning("could not resolve %s revision %s to a commit (%s); the run records %r",
+                    repo_id, revision, err, revision)
+        return None
 class VideoMAEDetector(nn.Module):
     def __init__(self, *, pretrained: Optional[str] = None, revision: Optional[str] = None,
                  config: Optional[Mapping[str, Any]] = None) -> None:
         super().__init__()
         config = None if config is None else {**dict(config), "num_labels": 2}
-        self.model = _load("VideoMAEConfig", "VideoMAEForVideoClassification", pretrained, revision,
-                           config, num_labels=2, ignore_mismatched_sizes=True)
-        self.resolved_revision = loaded_commit(self.model)
+        self.model, self.resolved_revision = _load(
+            "VideoMAEConfig", "VideoMAEForVideoClassification", pretrained, revision, config,
+            num_labels=2, ignore_mismatched_sizes=True)
         size = self.model.config.image_size
         self.input_contract = InputContract("BTCHW", "imagenet", self.model.config.num_frames, (size, size))
 
@@ -101,8 +121,8 @@ class ClipAdapterDetector(nn.Module):
                  config: Optional[Mapping[str, Any]] = None, frames: int = 12, bottleneck: int = 256,
                  temporal_layers: int = 1, temporal_heads: int = 4, image_size: Optional[int] = None) -> None:
         super().__init__()
-        self.encoder = _load("CLIPVisionConfig", "CLIPVisionModel", pretrained, revision, config)
-        self.resolved_revision = loaded_commit(self.encoder)
+        self.encoder, self.resolved_revision = _load("CLIPVisionConfig", "CLIPVisionModel", pretrained,
+                                                     revision, config)
         for param in self.encoder.parameters():  # the card: frozen backbone
             param.requires_grad_(False)
         width = self.encoder.config.hidden_size
@@ -132,8 +152,8 @@ class TimesformerReconstructor(nn.Module):
         super().__init__()
         if score not in SCORES:
             raise ValueError(f"score {score!r} is not one of {SCORES}")
-        self.backbone = _load("TimesformerConfig", "TimesformerModel", pretrained, revision, config)
-        self.resolved_revision = loaded_commit(self.backbone)
+        self.backbone, self.resolved_revision = _load("TimesformerConfig", "TimesformerModel", pretrained,
+                                                      revision, config)
         cfg = self.backbone.config
         if frames is not None and frames != cfg.num_frames:
             # The embeddings interpolate the checkpoint's time embeddings to the clip's frames;
