@@ -20,9 +20,9 @@
 Each takes `pretrained` (a Hub model id) and `revision` (a branch, tag or commit) to load
 weights with `from_pretrained`, or `config` (a dict of the transformers config's fields) to
 build the same classes from scratch with random weights, which is what the tests do (nothing
-is downloaded). A model loaded from the Hub keeps the commit its `revision` resolved to in
-`resolved_revision` (asked of the Hub before loading, and the weights load at that commit): `vfcache train` records that commit as the run's `revision`, so
-evaluation loads the same weights after the branch moves. Each declares its input contract.
+is downloaded). A model loaded from the Hub asks the Hub which commit `revision` names, loads
+the weights at that commit and keeps it in `resolved_revision`: `vfcache train` records it as
+the run's `revision`, so evaluation loads the same weights after the branch moves. Each declares its input contract.
 """
 from __future__ import annotations
 
