@@ -11,6 +11,7 @@ of it loads with `torch.load(weights_only=True)`.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -80,8 +81,19 @@ def check_fresh_run_dir(out_dir: Path) -> None:
             "or set another out_dir (a finished run is never overwritten)")
 
 
-def load_resume_checkpoint(out_dir: Path, config: TrainConfig) -> dict:
-    """`last.pt` of the run, after checking that the config still describes the same run."""
+def pin_revision(config: TrainConfig, commit: Optional[str]) -> TrainConfig:
+    """The config with the model's `revision` set to `commit`, the commit its Hub weights came
+    from (a model's `resolved_revision`); unchanged when there is none."""
+    if not commit or config.model.kwargs.get("revision") == commit:
+        return config
+    model = dataclasses.replace(config.model, kwargs={**config.model.kwargs, "revision": commit})
+    return dataclasses.replace(config, model=model)
+
+
+def load_resume_checkpoint(out_dir: Path, config: TrainConfig) -> tuple[dict, TrainConfig]:
+    """`last.pt` of the run, after checking that the config still describes the same run, and
+    the config to resume with: the model's revision pinned to the commit the run recorded
+    (the recipe may name a branch that has moved since)."""
     path = out_dir / LAST_NAME
     if not path.exists():
         raise StageError(f"nothing to resume: {path} does not exist (start without --resume)")
@@ -89,13 +101,16 @@ def load_resume_checkpoint(out_dir: Path, config: TrainConfig) -> dict:
     if "train_state" not in checkpoint:
         raise StageError(f"{path} has no train_state; it was not written by vfcache train")
     saved = (checkpoint.get("args") or {}).get("config") or {}
+    recorded = ((saved.get("model") or {}).get("kwargs") or {}).get("revision")
+    if isinstance(recorded, str) and config.model.kwargs.get("revision") is not None:
+        config = pin_revision(config, recorded)
     current = config.to_json()
     for key in sorted(set(saved) | set(current)):
         if key not in RESUMABLE_CHANGES and saved.get(key) != current.get(key):
             raise ConfigError(config.source, key, current.get(key),
                               f"{saved.get(key)!r} as in the run being resumed ({path}); start a "
                               "new run in another out_dir to change it")
-    return checkpoint
+    return checkpoint, config
 
 
 def read_history(out_dir: Path, epochs_completed: int) -> list:

@@ -49,6 +49,7 @@ from trainers.run_state import (
     check_fresh_run_dir,
     checkpoint_args,
     load_resume_checkpoint,
+    pin_revision,
     read_history,
     rng_state,
     set_rng_state,
@@ -176,8 +177,10 @@ def _train(config: TrainConfig, root: Path, info: DistInfo, resume: bool,
            stop_after_steps: Optional[int], on_step: Optional[Callable[[StepInfo], None]],
            progress: bool) -> TrainResult:
     out_dir = resolve_path(config.out_dir, root)
-    checkpoint = load_resume_checkpoint(out_dir, config) if resume else None
-    if checkpoint is None:
+    checkpoint = None
+    if resume:
+        checkpoint, config = load_resume_checkpoint(out_dir, config)
+    else:
         check_fresh_run_dir(out_dir)
     run = _build_run(config, root, out_dir, info, checkpoint)
     restore_rng = _restore(run, checkpoint) if checkpoint is not None else None
@@ -212,7 +215,6 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
     started = time.perf_counter()
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_run_config(out_dir, config)
     train_set = ClipDataset([resolve_split_path(p, root) for p in config.data.train],
                             labels=config.data.train_labels)
     if len(train_set) == 0:
@@ -234,6 +236,7 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
 
     torch.manual_seed(config.seed)  # identical initial weights on every rank
     model = build_model(config.model.name, **config.model.kwargs)
+    config = _pin_weights(config, model, out_dir, info)
     contract = resolve_contract(model, layout=config.layout, pixels=config.normalisation)
     check_contract(contract, train_set.clip_shape, model_name=config.model.name,
                    clips_from=config.data.train[0])
@@ -264,6 +267,20 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
                                      clip_shape=train_set.clip_shape, contract=contract),
                 progress=Progress(), steps_per_epoch=sampler.num_batches // info.world_size,
                 started=started, elapsed_before_s=0.0)
+
+
+def _pin_weights(config: TrainConfig, model: nn.Module, out_dir: Path, info: DistInfo) -> TrainConfig:
+    """Record the Hub commit the model's weights came from as its `revision` (config.json and
+    the checkpoints' args, so evaluation loads that commit), say which one, and write config.json."""
+    commit = getattr(model, "resolved_revision", None)
+    if commit and info.is_main:
+        asked = config.model.kwargs.get("revision")
+        tqdm.write(f"{config.model.name}: weights {config.model.kwargs.get('pretrained')} at commit "
+                   f"{commit}" + (f" (revision {asked})" if asked != commit else ""))
+    config = pin_revision(config, commit)
+    if info.is_main:
+        write_run_config(out_dir, config)
+    return config
 
 
 def _restore(run: _Run, checkpoint: dict) -> Optional[dict]:

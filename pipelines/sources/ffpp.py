@@ -12,6 +12,7 @@ after the terms-of-use form, the way the official `download-FaceForensics.py` do
       originals: [youtube]    # also actors (the DeepFakeDetection originals)
       splits_url: https://raw.githubusercontent.com/ondyari/FaceForensics/<commit>/dataset/splits
       max_pairs: null         # a subset: the first N pairs of the server's file list
+      dfd_group: actors       # DeepFakeDetection groups: actors | source_video
 
 Protocol (official script): `<server>/<version>/misc/filelist.json` is the list of id pairs
 `[["071", "054"], ...]`; originals are every id of every pair, a method's videos are `a_b` and
@@ -21,7 +22,12 @@ Protocol (official script): `<server>/<version>/misc/filelist.json` is the list 
 in the raw folder. The official splits (`train/val/test.json`, lists of pairs) come from the
 FaceForensics GitHub repository. A pair `[a, b]` is the leakage group of originals a, b and fakes
 a_b, b_a, and its split is their `source_split`. DeepFakeDetection has no official split; its
-videos are grouped by connected actors. Several servers are tried in turn (`ffpp_servers`).
+videos are grouped by `dfd_group`: `actors` (default) joins every video of connected actors, so
+no identity crosses parts, but the DFD fakes swap faces among nearly all of its 28 actors, which
+makes one group of the whole release and leaves no split; `source_video` groups a real video
+`01__scene` with the fakes made on it (`01_02__scene__X`: actor 01's scene with actor 02's
+face), so no scene crosses parts (identities may). Several servers are tried in turn
+(`ffpp_servers`).
 """
 
 from __future__ import annotations
@@ -52,7 +58,9 @@ from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)
 
+DFD_GROUPINGS = ("actors", "source_video")
 FFPP_SOURCE_KEYS = {
+    "dfd_group",
     "server_url",
     "accept_terms",
     "version",
@@ -117,6 +125,13 @@ def dfd_actors(stem: str) -> list[str]:
     return stem.split("__", 1)[0].split("_")
 
 
+def dfd_source_video(stem: str) -> str:
+    """The real video a DeepFakeDetection name comes from: `01__scene` and `01_02__scene__X`
+    -> `01__scene`."""
+    parts = stem.split("__")
+    return f"{dfd_actors(stem)[0]}__{parts[1] if len(parts) > 1 else ''}"
+
+
 class _Components:
     """Union-find over actor ids, so DeepFakeDetection groups never share an identity."""
 
@@ -151,6 +166,7 @@ class FfppSource(RawDirUnderRoot):
         self.originals = options.strings("originals", ("youtube",), choices=ORIGINALS)
         self.splits_url = options.url("splits_url")
         self.max_pairs = options.integer("max_pairs", None, minimum=1)
+        self.dfd_group = options.string("dfd_group", "actors", choices=DFD_GROUPINGS)
         self.concurrency = options.integer("concurrency", 4, minimum=1)
         self.retries = options.integer("retries", 5, minimum=0)
         self.expected_size = options.string("expected_size", "")
@@ -321,7 +337,7 @@ class FfppSource(RawDirUnderRoot):
     ) -> VideoCandidate:
         label = LABEL_REAL if kind in ORIGINALS else LABEL_FAKE
         if kind in DFD_KINDS:
-            group, split = f"dfd:{dfd.find(dfd_actors(stem)[0])}", None
+            group, split = f"dfd:{self._dfd_group(stem, dfd)}", None
         else:
             ids = stem.split("_")
             pairs = {pair_of.get(i) for i in ids}
@@ -339,6 +355,11 @@ class FfppSource(RawDirUnderRoot):
             group=group,
             source_split=split,
         )
+
+    def _dfd_group(self, stem: str, dfd: _Components) -> str:
+        if self.dfd_group == "source_video":
+            return dfd_source_video(stem)
+        return dfd.find(dfd_actors(stem)[0])
 
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
         raw_dir = self.raw_dir(root)

@@ -8,6 +8,9 @@ routes that `snapshot_download` (huggingface_hub 2.x, `HF_HUB_DISABLE_XET=1`) ca
     HEAD /datasets/<repo>/resolve/<rev>/<path>        X-Repo-Commit, ETag, Content-Length
     GET  /datasets/<repo>/resolve/<rev>/<path>        the bytes (Range supported)
 
+and the same for model repos (`/api/models/<repo>...`, `/<repo>/resolve/<rev>/<path>`), which
+`from_pretrained` reads; a repo id is one namespace for both kinds here.
+
 Like the real Hub, LFS files (by extension or size) are listed with an `lfs` block and
 `resolve` answers them with a 302 to a second origin, the "CDN" (another port), carrying
 `X-Linked-Etag` (the sha256) and `X-Linked-Size`; the CDN serves `/cdn-lfs/<sha256>` with
@@ -79,6 +82,12 @@ _ROUTES = {
     "resolve": re.compile(rf"^/datasets/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"),
 }
 _ROUTES["xet_token"] = re.compile(rf"^/api/datasets/{_REPO}/xet-read-token/(?P<rev>[^/]+)$")
+# model repos (what `from_pretrained` reads): the same routes without the `datasets` prefix
+_ROUTES.update({
+    "model_info": re.compile(rf"^/api/models/{_REPO}(?:/revision/(?P<rev>[^/]+))?$"),
+    "model_tree": re.compile(rf"^/api/models/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?$"),
+    "model_resolve": re.compile(rf"^/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"),
+})
 _WRITE_ROUTES = {
     "preupload": re.compile(rf"^/api/datasets/{_REPO}/preupload/(?P<rev>[^/]+)$"),
     "commit": re.compile(rf"^/api/datasets/{_REPO}/commit/(?P<rev>[^/]+)$"),
@@ -235,6 +244,7 @@ class HfHubStandin:
             return
         for kind, pattern in _ROUTES.items():
             match = pattern.match(parsed.path)
+            kind = kind.removeprefix("model_")
             if match and (method == "GET" or kind == "resolve"):
                 self._route(kind, match, handler, method, parsed)
                 break
