@@ -5,7 +5,9 @@ and its shape and dtype are compared with the spec in spec.json. Each shard's in
 coverage is walked: the clips listed for it must tile the file from byte 0 to its end with
 no gap, overlap or trailing bytes (bytes no clip owns are a partial write or an unmerged
 index). Shards under shards/ that clips.parquet never names are reported too. Every bad
-clip and shard is named; the report says what, where and why.
+clip and shard is named; the report says what, where and why. With `decode=True` each clip's
+pixels are also looked at: a clip that looks like a decoder's concealment (green with zero
+chroma, flat grey, or flat throughout; see `cache_tools.concealment`) is a bad clip too.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cache_tools.atomic import TEMP_MARK
+from cache_tools.concealment import concealment_problem
 from cache_tools.shards import SHARD_SUFFIX, ShardCorruptError, ShardReader
 from manifests.layout import CacheDir
 from manifests.parquet_io import read_records
@@ -101,8 +104,14 @@ def coverage_problems(entries: Sequence[tuple[int, int, str]], size_bytes: int) 
     return problems
 
 
+def _clip_problem(array: np.ndarray, shape: tuple, decode: bool) -> str | None:
+    if array.dtype != np.uint8 or tuple(array.shape) != tuple(shape):
+        return f"{array.dtype} {tuple(array.shape)}, the spec says uint8 {tuple(shape)}"
+    return concealment_problem(array) if decode else None
+
+
 def _verify_shard(cache: CacheDir, rel: str, clips: list[ClipRecord], shape: tuple, bar: tqdm,
-                  bad_clips: list, bad_shards: list) -> int:
+                  bad_clips: list, bad_shards: list, decode: bool = False) -> int:
     """Check one shard's clips and coverage; returns the shard's size in bytes (0 when unusable)."""
     bad_path = shard_path_problem(rel)
     if bad_path:
@@ -124,8 +133,8 @@ def _verify_shard(cache: CacheDir, rel: str, clips: list[ClipRecord], shape: tup
             except ShardCorruptError as err:
                 bad_clips.append(BadClip(clip.clip_id, rel, clip.offset, err.reason))
             else:
-                if array.dtype != np.uint8 or tuple(array.shape) != tuple(shape):
-                    reason = f"{array.dtype} {tuple(array.shape)}, the spec says uint8 {tuple(shape)}"
+                reason = _clip_problem(array, shape, decode)
+                if reason is not None:
                     bad_clips.append(BadClip(clip.clip_id, rel, clip.offset, reason))
             bar.update(1)
     for problem in coverage_problems([(c.offset, c.nbytes, c.clip_id) for c in clips], size):
@@ -133,8 +142,10 @@ def _verify_shard(cache: CacheDir, rel: str, clips: list[ClipRecord], shape: tup
     return size
 
 
-def verify_cache(cache_dir: CacheDir | str | Path, *, progress: bool = True) -> VerifyReport:
-    """Read every clip back, compare with the spec, and check that each shard holds only indexed clips."""
+def verify_cache(cache_dir: CacheDir | str | Path, *, progress: bool = True,
+                 decode: bool = False) -> VerifyReport:
+    """Read every clip back, compare with the spec, and check that each shard holds only indexed
+    clips; with `decode`, also flag clips that look like a decoder's concealment."""
     cache = cache_dir if isinstance(cache_dir, CacheDir) else CacheDir(Path(cache_dir))
     shape = cache.read_spec().clip_shape
     if not cache.clips_parquet.exists():
@@ -151,7 +162,8 @@ def verify_cache(cache_dir: CacheDir | str | Path, *, progress: bool = True) -> 
     bytes_checked = 0
     with tqdm(total=len(clips), desc=f"verify {cache.path.name}", unit="clip", disable=not progress) as bar:
         for rel in sorted(by_shard):
-            bytes_checked += _verify_shard(cache, rel, by_shard[rel], shape, bar, bad_clips, bad_shards)
+            bytes_checked += _verify_shard(cache, rel, by_shard[rel], shape, bar, bad_clips,
+                                           bad_shards, decode)
     stale = []
     if cache.shards_dir.is_dir():
         for path in sorted(cache.shards_dir.iterdir()):

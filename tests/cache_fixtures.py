@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -89,7 +89,10 @@ class FixtureCache:
 
 
 def build_cache(path: Path, plans: Sequence[VideoPlan], *, dataset: str = "ds", spec: ClipSpec | None = None,
-                clips_per_shard: int = 4, seed: int = 0) -> FixtureCache:
+                clips_per_shard: int = 4, seed: int = 0,
+                clip_pixels: Callable[[VideoPlan, int], np.ndarray] | None = None) -> FixtureCache:
+    """A cache folder of `plans`' clips; pixels are random unless `clip_pixels(plan, clip_index)`
+    gives them."""
     spec = spec or tiny_spec()
     cache = CacheDir(Path(path))
     write_json_atomic(cache.spec_json, spec.to_json())
@@ -105,7 +108,8 @@ def build_cache(path: Path, plans: Sequence[VideoPlan], *, dataset: str = "ds", 
             if writer is None:
                 rel = f"shards/shard-0000-{shard_count:04d}{SHARD_SUFFIX}"
                 writer, shard_count = ShardWriter(cache.path / rel), shard_count + 1
-            clip = rng.integers(0, 256, size=spec.clip_shape, dtype=np.uint8)
+            clip = (rng.integers(0, 256, size=spec.clip_shape, dtype=np.uint8) if clip_pixels is None
+                    else clip_pixels(plan, clip_index))
             entry = writer.append(clip)
             record = make_clip(plan, clip_index, spec.spec_hash, dataset=dataset, shard=rel,
                                offset=entry.offset, nbytes=entry.nbytes)

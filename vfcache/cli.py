@@ -407,8 +407,10 @@ def audit_cmd(ctx: Context, names, config_file, spec, split_name, json_path) -> 
 @click.argument("name")
 @config_option
 @spec_option
+@click.option("--decode", is_flag=True, help="Also look at each clip's pixels: flag clips that "
+              "look like a decoder's concealment (green with zero chroma, flat grey, all flat).")
 @click.pass_obj
-def verify(ctx: Context, name: str, config_file, spec) -> None:
+def verify(ctx: Context, name: str, config_file, spec, decode: bool) -> None:
     """Read every clip of NAME back and check it; names every bad clip and shard."""
     from cache_tools.verify import verify_cache
 
@@ -417,7 +419,7 @@ def verify(ctx: Context, name: str, config_file, spec) -> None:
     from pipelines.remote_cache import refuse_remote
 
     refuse_remote(cache_dir, "verify")
-    report = verify_cache(cache_dir, progress=ctx.progress)
+    report = verify_cache(cache_dir, progress=ctx.progress, decode=decode)
     click.echo(report.summary())
     if not report.ok:
         raise SystemExit(1)
