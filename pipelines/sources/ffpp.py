@@ -32,6 +32,7 @@ from pathlib import Path
 from manifests.layout import DataRoot
 from manifests.records import LABEL_FAKE, LABEL_REAL
 from pipelines.fetch import DownloadItem, download_files
+from pipelines.fetch.http import download_failure
 from pipelines.fetch._transfer import PermanentError, TransientError
 from pipelines.fetch.http import remote_json
 from pipelines.fetch.errors import FetchError
@@ -170,11 +171,7 @@ class FfppSource(RawDirUnderRoot):
             items, raw_dir, concurrency=self.concurrency, retries=self.retries, progress=progress
         )
         if report.failed:
-            failed = ", ".join(f"{o.relpath} ({o.reason})" for o in report.failed[:5])
-            raise FetchError(
-                f"{len(report.failed)} FaceForensics++ {what} could not be downloaded: {failed}; "
-                f"the list is in {report.failures_path}; check the server URL and re-run to resume"
-            )
+            raise download_failure(report, f"FaceForensics++ {what}", command=f"vfcache fetch {self.config.name}")
         return report
 
     def _file_names(self, lists: dict[str, object], kind: str) -> list[str]:

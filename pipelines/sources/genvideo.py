@@ -42,7 +42,7 @@ from typing import Optional
 from manifests.layout import DataRoot
 from manifests.records import LABEL_FAKE, LABEL_REAL
 from pipelines.fetch import DownloadItem, download_files, read_extraction_marker
-from pipelines.fetch.errors import FetchError
+from pipelines.fetch.http import download_failure
 from pipelines.labels import VIDEO_EXTENSIONS, walk_video_files
 from pipelines.sources._fetching import (
     FetchSummary,
@@ -212,11 +212,7 @@ class GenVideoSource(RawDirUnderRoot):
             relpaths=relpaths,
         )
         if report.failed:
-            failed = ", ".join(f"{o.relpath} ({o.reason})" for o in report.failed[:5])
-            raise FetchError(
-                f"{len(report.failed)} GenVideo archives could not be downloaded: {failed}; see "
-                f"{report.failures_path}; re-run `vfcache fetch {self.config.name}` to resume"
-            )
+            raise download_failure(report, "GenVideo archives", command=f"vfcache fetch {self.config.name}")
         firsts = [archive.folder(raw_dir) / archive.files[0] for archive in self.archives]
         extracted = extract_in_place(
             [p for p in firsts if p.is_file()],

@@ -18,6 +18,7 @@ from cache_tools.atomic import write_json_atomic
 from manifests.layout import DataRoot
 from pipelines.fetch import remote_size
 from pipelines.fetch._transfer import SIZE_UNKNOWN
+from pipelines.fetch.diagnose import human_bytes
 
 PLANS_DIR = "plans"
 
@@ -90,15 +91,6 @@ def read_plan_summary(root: DataRoot, dataset: str) -> Optional[dict]:
         return json.loads(plan_path(root, dataset).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-
-
-def human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def format_plan(plan: FetchPlan, *, listed: int = 20) -> str:
