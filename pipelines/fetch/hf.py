@@ -24,14 +24,21 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from huggingface_hub import HfApi, RepoFile, hf_hub_download, snapshot_download
+from huggingface_hub import (
+    HfApi,
+    RepoFile,
+    get_hf_file_metadata,
+    hf_hub_download,
+    hf_hub_url,
+    snapshot_download,
+)
 from huggingface_hub.utils import filter_repo_objects
 from tqdm.auto import tqdm
 
 from cache_tools.checksums import HASH_CHUNK_BYTES
-from pipelines.fetch.errors import HubAccessError, IntegrityError
+from pipelines.fetch.errors import FetchError, HubAccessError, IntegrityError
 from pipelines.fetch.diagnose import disk_errors
-from pipelines.fetch.hub_errors import hub_errors, with_hub_retries
+from pipelines.fetch.hub_errors import hub_errors, token_source, with_hub_retries
 from pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
 
 logger = logging.getLogger(__name__)
@@ -144,6 +151,30 @@ def list_hf_dataset(
     api = HfApi(endpoint=endpoint, token=token)
     commit, tree, wanted = _listing(api, repo_id, revision, allow_patterns, endpoint)
     return commit, [(path, tree[path].size) for path in wanted]
+
+
+def hub_access(repo_id: str, *, revision: str, path: str, endpoint: str | None = None,
+               token: str | None = None) -> tuple[str, ...]:
+    """What a dry run says about access: whether the repo needs a token (gated, private),
+    whether one is set, and whether the Hub lets this client download `path` (one HEAD on
+    `resolve`, the request a download starts with); nothing is downloaded."""
+    endpoint = resolve_endpoint(endpoint)
+    api = HfApi(endpoint=endpoint, token=token)
+    with hub_errors("read", repo_id, revision, endpoint):
+        info = with_hub_retries(lambda: api.dataset_info(repo_id, revision=revision))
+    source = token_source()
+    need = (f"needed (gated: {info.gated})" if info.gated else
+            "needed (private repo)" if info.private else "not needed (public, not gated)")
+    lines = [f"listing: readable on {endpoint} at commit {info.sha}",
+             f"token: {need}; {f'present ({source})' if source else 'none set'}"]
+    url = hf_hub_url(repo_id, path, repo_type=_REPO_TYPE, revision=info.sha, endpoint=endpoint)
+    try:
+        with hub_errors("download", repo_id, revision, endpoint):
+            get_hf_file_metadata(url, token=token)
+        lines.append(f"download: allowed ({path} answered)")
+    except FetchError as err:
+        lines.append(f"download: refused: {err}")
+    return tuple(lines)
 
 
 def fetch_hf_dataset(

@@ -144,6 +144,13 @@ def translate(err: BaseException, what: str, repo_id: str, revision: str, endpoi
         step = (f"the token from {token} is invalid or expired: {LOGIN} again" if token
                 else f"this needs a token: {LOGIN}")
         return HubAccessError(f"{endpoint} refused the credentials to {what} {repo_id} (HTTP 401); {step}")
+    if status == 407:
+        from pipelines.fetch.diagnose import proxy_for
+
+        return HubAccessError(f"the proxy {proxy_for(endpoint)} refused to reach {endpoint} (HTTP 407 "
+                              "Proxy Authentication Required): put the proxy's credentials in "
+                              "HTTPS_PROXY / HTTP_PROXY (http://user:password@host:port), or add the host "
+                              "to NO_PROXY")
     if status == 403:
         return HubAccessError(f"{endpoint} refused to let you {what} {repo_id} (HTTP 403): accept the "
                               f"terms on {page}; a fine-grained token needs read access to public "
