@@ -298,3 +298,18 @@ def test_http_disk_full_keeps_nothing_as_done(genvideo):
     assert not (raw / ARCHIVE).exists() and not (raw / ".extracted").exists()
     (raw / (ARCHIVE + ".part")).unlink()
     _http_resumes(root, config, server, archive)
+
+
+# -- vfcache doctor -----------------------------------------------------------------------------
+
+def test_doctor_table_and_a_failing_endpoint(hf_hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:secret@proxy.example:3128")
+    result = CliRunner().invoke(cli, ["--root", str(tmp_path), "doctor"])
+    assert result.exit_code == 0, result.output
+    for name in ("PyAV", "decoders", "decord", "torch", "CUDA", "Hub endpoint", "HF token", "proxy", "disk"):
+        assert any(line.startswith(name) for line in result.output.splitlines()), result.output
+    assert f"{hf_hub.endpoint} reachable" in result.output
+    assert "user:***@proxy.example" in result.output and "secret" not in result.output
+    monkeypatch.setenv("HF_ENDPOINT", refused_url())
+    result = CliRunner().invoke(cli, ["--root", str(tmp_path), "doctor"])
+    assert result.exit_code == 1 and "refused the connection" in result.output, result.output

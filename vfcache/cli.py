@@ -301,6 +301,19 @@ def _run_fetch_plan(ctx: Context, config: DatasetConfig) -> None:
 
 
 @cli.command()
+@click.option("--offline", is_flag=True, help="Do not contact the Hub endpoint.")
+@click.pass_obj
+def doctor(ctx: Context, offline: bool) -> None:
+    """Check the environment a run needs (decoders, torch/CUDA, Hub, token, proxies, disk); exit 1 on a failed check."""
+    from pipelines.doctor import format_checks, run_checks
+
+    checks = run_checks(ctx.root.path, offline=offline)
+    click.echo(format_checks(checks))
+    if any(check.status == "fail" for check in checks):
+        sys.exit(1)
+
+
+@cli.command()
 @click.pass_obj
 def datasets(ctx: Context) -> None:
     """Every configured dataset: source, size on disk, terms, and which stages are done."""
