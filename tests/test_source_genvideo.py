@@ -119,7 +119,7 @@ def test_archive_the_host_refuses_is_reported(modelscope, tmp_path):
         modelscope_relpath(REPO_ID, "master", "OpenSora.tar.gz"), Fault(status=403, times=None)
     )
     with pytest.raises(
-        FetchError, match=r"1 GenVideo archives could not be downloaded: train/OpenSora.tar.gz"
+        FetchError, match=r"1 GenVideo archives could not be downloaded from .*: train/OpenSora.tar.gz: HTTP 403"
     ):
         get_source(genvideo_config(server)).fetch(DataRoot(tmp_path / "data"), progress=False)
     rows = [
