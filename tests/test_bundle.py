@@ -410,7 +410,7 @@ def test_publish_without_a_token_is_refused_cleanly(publisher_root, hub, monkeyp
     monkeypatch.delenv("HF_TOKEN")
     result = invoke(publisher_root, "publish", "sample", "--repo", REPO)
     assert_exit(result, 2)
-    assert "refused to publish to" in result.output
+    assert "refused the credentials to publish to" in result.output and "hf auth login" in result.output
 
 
 # -- the format ------------------------------------------------------------------------------------

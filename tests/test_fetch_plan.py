@@ -70,7 +70,10 @@ def test_hub_dry_run_lists_the_snapshot_with_sizes_and_what_is_here(hf_hub, tmp_
                 for p in facts_dir.rglob("*.mp4")}
     assert {f.relpath: f.size_bytes for f in plan.to_fetch} == expected
     assert not root.raw_dir("aegis").exists()
-    assert not [e for e in hf_hub.log.entries if "/resolve/" in e.path or "/cdn-lfs/" in e.path]
+    # the dry run asks whether a download is allowed (one HEAD on resolve), and downloads nothing
+    assert [e.method for e in hf_hub.log.entries if "/resolve/" in e.path] == ["HEAD"]
+    assert not [e for e in hf_hub.log.entries if "/cdn-lfs/" in e.path]
+    assert plan.access[-1].startswith("download: allowed")
     source.fetch(root, progress=False)
     again = source.plan_fetch(root)
     assert not again.to_fetch and len([f for f in again.files if f.present]) == len(expected)

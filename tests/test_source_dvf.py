@@ -102,7 +102,7 @@ def test_split_files_are_checked_against_their_pinned_sha256(github, tmp_path):
     source = _splits_source(server, splits_dir)
     source["splits_sha256"]["val.json"] = "0" * 64
     config = config_for("dvf", repo=None, revision=None, path=str(tmp_path / "download"), **source)
-    with pytest.raises(FetchError, match=r"official split files could not be fetched.*splits/val.json"):
+    with pytest.raises(FetchError, match=r"official split files could not be downloaded.*splits/val.json"):
         get_source(config).fetch(DataRoot(tmp_path / "data"), progress=False)
 
 

@@ -142,7 +142,7 @@ def test_nothing_to_be_had_stops_the_fetch(modelscope, tmp_path):
     server, _ = modelscope
     for name in ("GenVideo-Val.zip", "Real_part_aa", "Real_part_ab", "OpenSora.tar.gz"):
         server.add_fault(modelscope_relpath(REPO_ID, "master", name), Fault(status=404, times=None))
-    with pytest.raises(FetchError, match=r"no GenVideo archive could be had .*GenVideo-Val.zip: HTTP 404"):
+    with pytest.raises(FetchError, match=r"4 GenVideo archives could not be downloaded from .*GenVideo-Val.zip: HTTP 404"):
         get_source(genvideo_config(server)).fetch(DataRoot(tmp_path / "data"), progress=False)
 
 

@@ -94,7 +94,8 @@ class VfcacheGroup(click.Group):
             from pipelines.extract import TooManyFailures
 
             failure = click.ClickException(str(err))  # click's own exit code for it is 1
-            failure.exit_code = 1 if isinstance(err, TooManyFailures) else 2
+            # fetch errors carry theirs: 2 for a setting to change, 1 for a host that kept failing
+            failure.exit_code = 1 if isinstance(err, TooManyFailures) else getattr(err, "exit_code", 2)
             raise failure from err
 
 
@@ -136,11 +137,24 @@ def _split_options(config: DatasetConfig, sizes, seed, support, name, unit=None,
     }
 
 
+@contextlib.contextmanager
+def _naming_dataset(name: str) -> Iterator[None]:
+    """A fetch error's line starts with the dataset it stopped."""
+    from pipelines.fetch.errors import FetchError
+
+    try:
+        yield
+    except FetchError as err:
+        err.dataset = err.dataset or name
+        raise
+
+
 def _run_fetch(ctx: Context, config: DatasetConfig) -> None:
     from pipelines.sources.base import get_source
 
     source = get_source(config)
-    summary = source.fetch(ctx.root, progress=ctx.progress)
+    with _naming_dataset(config.name):
+        summary = source.fetch(ctx.root, progress=ctx.progress)
     if summary is None:  # sources that only generate or point at local files
         click.echo(f"fetched {config.name} -> {source.raw_dir(ctx.root)}")
         return
@@ -281,9 +295,23 @@ def _run_fetch_plan(ctx: Context, config: DatasetConfig) -> None:
     from pipelines.sources.base import get_source
     from pipelines.sources.plan import format_plan, write_plan
 
-    plan = get_source(config).plan_fetch(ctx.root)
+    with _naming_dataset(config.name):
+        plan = get_source(config).plan_fetch(ctx.root)
     click.echo(format_plan(plan))
     click.echo(f"dry run: nothing downloaded; plan kept in {write_plan(ctx.root, plan)}")
+
+
+@cli.command()
+@click.option("--offline", is_flag=True, help="Do not contact the Hub endpoint.")
+@click.pass_obj
+def doctor(ctx: Context, offline: bool) -> None:
+    """Check the environment a run needs (decoders, torch/CUDA, Hub, token, proxies, disk); exit 1 on a failed check."""
+    from pipelines.doctor import format_checks, run_checks
+
+    checks = run_checks(ctx.root.path, offline=offline)
+    click.echo(format_checks(checks))
+    if any(check.status == "fail" for check in checks):
+        sys.exit(1)
 
 
 @cli.command()

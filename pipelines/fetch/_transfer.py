@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from pipelines.fetch.diagnose import diagnose_connection, proxy_for
 from pipelines.fetch.record import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -94,9 +95,16 @@ def _open(url: str, offset: int, timeout_s: float) -> http.client.HTTPResponse:
         if code >= 500 or code in _RETRYABLE_4XX or (code == 416 and offset):
             wait_s = float(retry_after) if retry_after.isdigit() else 0.0
             raise TransientError(f"HTTP {code}", code, min(wait_s, MAX_BACKOFF_S)) from err
+        if code == 407:
+            raise PermanentError(f"HTTP 407 from the proxy {proxy_for(url)}", code) from err
         raise PermanentError(f"HTTP {code}", code) from err
     except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
-        raise TransientError(f"connection failed: {err}") from err
+        diagnosis = diagnose_connection(err, url)
+        if diagnosis is None:
+            raise TransientError(f"connection failed: {err}") from err
+        if not diagnosis.transient:  # TLS or a refusing proxy: another attempt ends the same way
+            raise PermanentError(diagnosis.what) from err
+        raise TransientError(diagnosis.what) from err
 
 
 SIZE_UNKNOWN = "size not announced"
@@ -128,7 +136,8 @@ def remote_size(url: str, timeout_s: float = 30.0) -> tuple[int | None, str]:
         err.close()
         return None, f"HTTP {err.code}"
     except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
-        return None, f"unreachable ({err})"
+        diagnosis = diagnose_connection(err, url)
+        return None, diagnosis.what if diagnosis else f"unreachable ({err})"
 
 
 class ByteProgress:

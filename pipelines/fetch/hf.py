@@ -24,19 +24,21 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from huggingface_hub import HfApi, RepoFile, hf_hub_download, snapshot_download
-from huggingface_hub.utils import (
-    GatedRepoError,
-    HfHubHTTPError,
-    LocalEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-    filter_repo_objects,
+from huggingface_hub import (
+    HfApi,
+    RepoFile,
+    get_hf_file_metadata,
+    hf_hub_download,
+    hf_hub_url,
+    snapshot_download,
 )
+from huggingface_hub.utils import filter_repo_objects
 from tqdm.auto import tqdm
 
 from cache_tools.checksums import HASH_CHUNK_BYTES
-from pipelines.fetch.errors import HubAccessError, IntegrityError
+from pipelines.fetch.errors import FetchError, HubAccessError, IntegrityError
+from pipelines.fetch.diagnose import disk_errors
+from pipelines.fetch.hub_errors import hub_errors, token_source, with_hub_retries
 from pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
 
 logger = logging.getLogger(__name__)
@@ -111,28 +113,6 @@ def mismatch_reason(entry: RepoFile, path: Path, size: int, sha256: str, git_sha
     return None
 
 
-@contextlib.contextmanager
-def hub_errors(what: str, repo_id: str, revision: str, endpoint: str) -> Iterator[None]:
-    """Turn the client's errors into a `HubAccessError` that says what to do."""
-    try:
-        yield
-    except GatedRepoError as err:
-        raise HubAccessError(
-            f"{repo_id} is gated on {endpoint}: accept its terms on the dataset page, then pass "
-            f"token= or set HF_TOKEN ({what})"
-        ) from err
-    except RevisionNotFoundError as err:
-        raise HubAccessError(f"{repo_id} has no revision {revision!r} on {endpoint}") from err
-    except RepositoryNotFoundError as err:
-        raise HubAccessError(
-            f"dataset repo {repo_id!r} not found on {endpoint} (private repos need HF_TOKEN)"
-        ) from err
-    except LocalEntryNotFoundError as err:
-        raise HubAccessError(f"cannot reach {endpoint} to {what} {repo_id}: {err}") from err
-    except HfHubHTTPError as err:
-        raise HubAccessError(f"{endpoint} refused to {what} {repo_id}@{revision}: {err}") from err
-
-
 def tree_at(api: HfApi, repo_id: str, commit: str) -> dict[str, RepoFile]:
     return {
         entry.path: entry
@@ -146,7 +126,7 @@ def _listing(api: HfApi, repo_id: str, revision: str, allow_patterns: list[str] 
              endpoint: str) -> tuple[str, dict[str, RepoFile], list[str]]:
     """(commit, tree at the commit, sorted paths the patterns select); HubAccessError if none."""
     with hub_errors("read", repo_id, revision, endpoint):
-        commit = api.dataset_info(repo_id, revision=revision).sha
+        commit = with_hub_retries(lambda: api.dataset_info(repo_id, revision=revision).sha)
     with hub_errors("list", repo_id, revision, endpoint):
         tree = tree_at(api, repo_id, commit)
     wanted = sorted(filter_repo_objects(tree, allow_patterns=allow_patterns))
@@ -171,6 +151,30 @@ def list_hf_dataset(
     api = HfApi(endpoint=endpoint, token=token)
     commit, tree, wanted = _listing(api, repo_id, revision, allow_patterns, endpoint)
     return commit, [(path, tree[path].size) for path in wanted]
+
+
+def hub_access(repo_id: str, *, revision: str, path: str, endpoint: str | None = None,
+               token: str | None = None) -> tuple[str, ...]:
+    """What a dry run says about access: whether the repo needs a token (gated, private),
+    whether one is set, and whether the Hub lets this client download `path` (one HEAD on
+    `resolve`, the request a download starts with); nothing is downloaded."""
+    endpoint = resolve_endpoint(endpoint)
+    api = HfApi(endpoint=endpoint, token=token)
+    with hub_errors("read", repo_id, revision, endpoint):
+        info = with_hub_retries(lambda: api.dataset_info(repo_id, revision=revision))
+    source = token_source()
+    need = (f"needed (gated: {info.gated})" if info.gated else
+            "needed (private repo)" if info.private else "not needed (public, not gated)")
+    lines = [f"listing: readable on {endpoint} at commit {info.sha}",
+             f"token: {need}; {f'present ({source})' if source else 'none set'}"]
+    url = hf_hub_url(repo_id, path, repo_type=_REPO_TYPE, revision=info.sha, endpoint=endpoint)
+    try:
+        with hub_errors("download", repo_id, revision, endpoint):
+            get_hf_file_metadata(url, token=token)
+        lines.append(f"download: allowed ({path} answered)")
+    except FetchError as err:
+        lines.append(f"download: refused: {err}")
+    return tuple(lines)
 
 
 def fetch_hf_dataset(
@@ -198,13 +202,15 @@ def fetch_hf_dataset(
     logger.info("fetching %d files of %s@%s (%s) into %s", len(wanted), repo_id, commit,
                 revision, dest)
     quiet = {} if progress else {"tqdm_class": _SilentTqdm}
-    with hub_errors("download", repo_id, revision, endpoint):
-        snapshot_download(
-            repo_id, repo_type=_REPO_TYPE, revision=commit, local_dir=dest,
-            allow_patterns=allow_patterns, token=token, endpoint=endpoint,
-            max_workers=max_workers, **quiet,
-        )
-    files = _verify_files(api, repo_id, commit, dest, [tree[p] for p in wanted], token, progress)
+    entries = [tree[p] for p in wanted]
+    with disk_errors(dest, _bytes_missing(dest, entries)):
+        with hub_errors("download", repo_id, revision, endpoint):
+            snapshot_download(
+                repo_id, repo_type=_REPO_TYPE, revision=commit, local_dir=dest,
+                allow_patterns=allow_patterns, token=token, endpoint=endpoint,
+                max_workers=max_workers, **quiet,
+            )
+        files = _verify_files(api, repo_id, commit, dest, entries, token, progress)
     record = FetchRecord(
         source="huggingface",
         repo_id=repo_id,
@@ -217,6 +223,16 @@ def fetch_hf_dataset(
     )
     write_fetch_record(record, dest)
     return record
+
+
+def _bytes_missing(dest: Path, entries: list[RepoFile]) -> int:
+    """Bytes of the listed files not yet on disk at their listed size (what a fetch still brings)."""
+    missing = 0
+    for entry in entries:
+        path = dest / entry.path
+        if not (path.is_file() and path.stat().st_size == entry.size):
+            missing += entry.size
+    return missing
 
 
 def _verify_files(api: HfApi, repo_id: str, commit: str, dest: Path, entries: list[RepoFile],

@@ -46,11 +46,13 @@ from pipelines.fetch._transfer import (
     transfer,
     verify_part,
 )
+from pipelines.fetch.diagnose import RERUN, disk_errors, host_of
+from pipelines.fetch.errors import FetchError, FetchFailed
 from pipelines.fetch.record import atomic_write_jsonl, read_jsonl, sha256_file
 
 __all__ = [
     "FAILURES_NAME", "DownloadItem", "DownloadOutcome", "FetchReport", "backoff_delay_s",
-    "download_files", "parse_content_range", "remote_json", "remote_size", "validate_relpath",
+    "download_failure", "download_files", "parse_content_range", "remote_json", "remote_size", "validate_relpath",
 ]
 
 logger = logging.getLogger(__name__)
@@ -272,7 +274,7 @@ def download_files(
 
     total = sum(item.size_bytes or 0 for item in todo)
     with tqdm(total=total or None, unit="B", unit_scale=True, unit_divisor=1024,
-              desc=f"download {dest.name}", disable=not progress) as bar:
+              desc=f"download {dest.name}", disable=not progress) as bar, disk_errors(dest, total):
         outcomes += _run_pool(todo, dest, policy, ByteProgress(bar), concurrency)
 
     outcomes.sort(key=lambda o: o.relpath)
@@ -286,3 +288,34 @@ def download_files(
     logger.info("download into %s: %d ok, %d failed, %d skipped", dest, len(ok), len(failed),
                 len(skipped))
     return FetchReport(ok=ok, failed=failed, skipped=skipped, failures_path=failures_path)
+
+
+_STATUS_HINTS = {
+    401: "the host wants credentials: check the address you were given (links expire)",
+    403: "the host refuses these files (an expired or wrong link, terms not accepted, a blocked "
+         "network): check the address in the dataset config or --server",
+    404: "the files are not at that address: check the base URL in the dataset config or --server",
+    407: "the proxy wants credentials: check HTTPS_PROXY / HTTP_PROXY (`vfcache doctor`)",
+    410: "the files were removed from the host: check the address in the dataset config",
+}
+
+
+def download_failure(report: FetchReport, what: str, *, command: str) -> FetchError:
+    """One line for the failed items of `report`: how many of what, from which host, the first
+    reasons, where the list is and what to do. `FetchFailed` (exit 1) when every failure was
+    retried to the end (5xx, 429, dropped connections: a rerun resumes); `FetchError` (exit 2)
+    when a host refused outright (401/403/404, TLS, a proxy), which needs a change first."""
+    failed = report.failed
+    hosts = sorted({host_of(o.url) for o in failed})
+    reasons = "; ".join(f"{o.relpath}: {o.reason}" for o in failed[:3])
+    more = f" (+{len(failed) - 3} more)" if len(failed) > 3 else ""
+    refused = [o for o in failed if o.permanent]
+    if refused:
+        hint = _STATUS_HINTS.get(refused[0].http_status or 0,
+                                 "another attempt ends the same way: fix the cause above")
+        hint = f"{hint}, then run `{command}` again"
+    else:
+        hint = f"the host kept failing after the retries; {RERUN} (`{command}`)"
+    line = (f"{len(failed)} {what} could not be downloaded from {', '.join(hosts)}: {reasons}{more}; "
+            f"{hint}; the list is in {report.failures_path}")
+    return FetchError(line) if refused else FetchFailed(line)

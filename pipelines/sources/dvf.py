@@ -50,7 +50,7 @@ from typing import Optional
 from manifests.layout import DataRoot
 from manifests.records import LABEL_FAKE, LABEL_REAL
 from pipelines.fetch import DownloadItem, download_files, read_extraction_marker
-from pipelines.fetch.errors import FetchError
+from pipelines.fetch.http import download_failure
 from pipelines.labels import VIDEO_EXTENSIONS, walk_video_files
 from pipelines.sources._fetching import (
     FetchSummary,
@@ -189,9 +189,7 @@ class DvfSource:
                  for name in SPLIT_FILES.values()]
         report = download_files(items, dest, concurrency=2, retries=3, progress=False)
         if report.failed:
-            failed = ", ".join(f"{o.relpath} ({o.reason})" for o in report.failed)
-            raise FetchError(f"DVF's official split files could not be fetched from "
-                             f"{self.splits_url}: {failed}")
+            raise download_failure(report, "DVF official split files", command=f"vfcache fetch {self.config.name}")
 
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
         dest = self.raw_dir(root)

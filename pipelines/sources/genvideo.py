@@ -51,6 +51,7 @@ from manifests.layout import DataRoot
 from manifests.records import LABEL_FAKE, LABEL_REAL
 from pipelines.fetch import DownloadItem, download_files, read_extraction_marker
 from pipelines.fetch.errors import ArchiveError, FetchError
+from pipelines.fetch.http import download_failure
 from pipelines.labels import VIDEO_EXTENSIONS, walk_video_files
 from pipelines.sources._fetching import (
     FetchSummary,
@@ -253,8 +254,11 @@ class GenVideoSource(RawDirUnderRoot):
         extracted, broken = self._extract_complete(raw_dir, set(refused), progress)
         notes += broken
         if len(refused) + len(broken) and not self._any_archive_here(raw_dir):
-            raise FetchError(f"no GenVideo archive could be had from {self.describe()}: "
-                             + "; ".join(notes[:5]) + f"; see {report.failures_path}")
+            if report.failed:  # nothing arrived: the download's own line (host, cause, exit code)
+                raise download_failure(report, "GenVideo archives",
+                                       command=f"vfcache fetch {self.config.name}")
+            raise FetchError(f"no GenVideo archive could be extracted from {self.describe()}: "
+                             + "; ".join(notes[:5]))
         return FetchSummary(
             dataset=self.config.name,
             raw_dir=str(raw_dir),

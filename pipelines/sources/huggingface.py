@@ -25,7 +25,7 @@ from pipelines.labels import VIDEO_EXTENSIONS, candidates_from_layout
 from pipelines.sources._fetching import FetchSummary, hf_fetch_once, hub_fetch_summary
 from pipelines.sources._options import SourceOptions, extensions_option
 from pipelines.sources.base import RawDirUnderRoot, VideoCandidate
-from pipelines.sources.plan import FetchPlan, planned_hub_files
+from pipelines.sources.plan import FetchPlan, hub_access_lines, planned_hub_files
 from vfcache.config import DatasetConfig
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ class HubSnapshotSource(RawDirUnderRoot):
         commit, files = planned_hub_files(self.repo, self.revision, self.allow_patterns,
                                           self.endpoint, self.raw_dir(root))
         return FetchPlan(self.config.name, f"huggingface dataset {self.repo}@{commit}",
-                         self.config.terms, getattr(self, "expected_size", ""), tuple(files))
+                         self.config.terms, getattr(self, "expected_size", ""), tuple(files),
+                         access=hub_access_lines(self.repo, commit, self.endpoint, files))
 
     def fetch_snapshot(self, root: DataRoot, *, progress: bool) -> tuple[Path, FetchRecord, bool]:
         """(raw folder, fetch record, fetched now) after `hf_fetch_once` of the configured repo."""

@@ -18,6 +18,7 @@ from cache_tools.atomic import write_json_atomic
 from manifests.layout import DataRoot
 from pipelines.fetch import remote_size
 from pipelines.fetch._transfer import SIZE_UNKNOWN
+from pipelines.fetch.diagnose import human_bytes
 
 PLANS_DIR = "plans"
 
@@ -38,6 +39,7 @@ class FetchPlan:
     expected_size: str  # the config's own estimate
     files: tuple[PlannedFile, ...] = ()
     notes: tuple[str, ...] = ()
+    access: tuple[str, ...] = ()  # the host's answers before a download: listing, token, a first file
     planned_at_utc: str = field(
         default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
@@ -92,15 +94,6 @@ def read_plan_summary(root: DataRoot, dataset: str) -> Optional[dict]:
         return None
 
 
-def human_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def format_plan(plan: FetchPlan, *, listed: int = 20) -> str:
     """What the CLI prints: totals, the first files, refusals, notes and terms."""
     todo = plan.to_fetch
@@ -117,6 +110,7 @@ def format_plan(plan: FetchPlan, *, listed: int = 20) -> str:
         lines.append(f"    ... and {len(todo) - listed} more")
     for entry in refused[:listed]:
         lines.append(f"    not available: {entry.relpath} ({entry.problem})")
+    lines += [f"  {line}" for line in plan.access]
     lines += [f"  note: {note}" for note in plan.notes]
     if plan.expected_size:
         lines.append(f"  disk needed (config): {plan.expected_size}")
@@ -140,3 +134,14 @@ def planned_hub_files(repo_id: str, revision: str, allow_patterns, endpoint, raw
             path.parent.is_dir() and path.name in extracted_volume_names(path.parent))
         planned.append(PlannedFile(relpath, size, present=here))
     return commit, planned
+
+
+def hub_access_lines(repo_id: str, revision: str, endpoint, files: list[PlannedFile]) -> tuple[str, ...]:
+    """The dry run's access lines for a Hub snapshot (`pipelines.fetch.hf.hub_access`), probed
+    on the first file still to fetch (or the first file when all are here)."""
+    from pipelines.fetch.hf import hub_access
+
+    pending = [f for f in files if not f.present] or files
+    if not pending:
+        return ()
+    return hub_access(repo_id, revision=revision, path=pending[0].relpath, endpoint=endpoint)

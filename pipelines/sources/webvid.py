@@ -34,6 +34,7 @@ from manifests.layout import DataRoot
 from manifests.records import LABEL_REAL
 from pipelines.fetch import DownloadItem, download_files
 from pipelines.fetch.errors import FetchError
+from pipelines.fetch.http import download_failure
 from pipelines.sources._fetching import FetchSummary, hf_fetch_once, update_fetch_record
 from pipelines.sources._options import SourceOptions
 from pipelines.sources.base import RawDirUnderRoot, VideoCandidate
@@ -124,9 +125,7 @@ class WebVidSource(RawDirUnderRoot):
         items = [DownloadItem(url, url.rsplit("/", 1)[-1].split("?")[0]) for url in self.csv_urls]
         report = download_files(items, csv_dir, concurrency=2, retries=self.retries, progress=False)
         if report.failed:
-            raise StageError(
-                f"WebVid CSV could not be downloaded: {[(o.url, o.reason) for o in report.failed]}"
-            )
+            raise download_failure(report, "WebVid CSV files", command=f"vfcache fetch {self.config.name}")
         return [f"{CSV_DIR}/{item.relpath}" for item in items], ", ".join(self.csv_urls)
 
     def plan_fetch(self, root: DataRoot) -> FetchPlan:

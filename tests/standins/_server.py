@@ -4,6 +4,7 @@ whole-body answers."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -162,3 +163,36 @@ def read_body(handler: BaseHTTPRequestHandler) -> bytes:
 
 
 QuietHandler = _QuietHandler
+
+
+def refused_url() -> str:
+    """An http:// address on 127.0.0.1 where nothing listens (a connection there is refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+class RefusingProxy:
+    """An HTTP proxy that answers every request (CONNECT for https, absolute-form GET for
+    http) with 407 Proxy Authentication Required, as a proxy wanting credentials does."""
+
+    def __init__(self) -> None:
+        def refuse(handler: BaseHTTPRequestHandler, method: str) -> None:
+            send_payload(handler, 407, b"proxy authentication required\n", "text/plain",
+                         {"Proxy-Authenticate": 'Basic realm="standin"'})
+
+        handler_class = make_handler(_QuietHandler, refuse)
+        handler_class.do_CONNECT = lambda self: refuse(self, "CONNECT")  # type: ignore[attr-defined]
+        self._server = ThreadedServer(handler_class)
+
+    def __enter__(self) -> "RefusingProxy":
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._server.stop()
+
+    @property
+    def url(self) -> str:
+        return self._server.base_url

@@ -49,6 +49,12 @@ Uploads take the routes that `create_repo` and `create_commit` call with the Xet
                                                         deletedFolder -> {commitOid, commitUrl}
 
 A private repo answers reads without the write token as the Hub does: 404 RepoNotFound.
+
+Failing answers (`add_fault(route, Fault)`, route "info", "tree", "resolve" or "cdn"): an
+injected status with the Hub's headers (401 "Invalid credentials in Authorization header",
+403/401 `X-Error-Code: GatedRepo`, 404 `EntryNotFound`, 429 with `Retry-After`, 500), a body
+cut short after N bytes (the full Content-Length announced), or a flipped byte. Faults are
+consumed in order, one per request, as on the plain file server.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
+from tests.standins.http_files import Fault, FaultQueue, fault_headers
 from tests.standins._server import (
     LoggedRequest,
     QuietHandler,
@@ -153,6 +160,7 @@ class HfHubStandin:
         self._uploaded: dict[str, bytes] = {}  # LFS objects PUT by clients, by sha256
         self.write_token = WRITE_TOKEN
         self._lock = threading.Lock()
+        self._faults = FaultQueue()
         self._hub = ThreadedServer(make_handler(self._logging_handler(), self._serve_hub, writes=True))
         self._cdn = ThreadedServer(make_handler(self._logging_handler(), self._serve_cdn, writes=True))
 
@@ -232,6 +240,20 @@ class HfHubStandin:
             hub_file = repo.commits[repo.refs.get(revision, revision)][path]
             self._tampered[hub_file.sha256] = payload
 
+    def add_fault(self, route: str, fault: Fault) -> None:
+        """Answer the next request(s) of `route` ("info", "tree", "resolve", "cdn") with `fault`."""
+        if route not in (*_ROUTES, "cdn"):
+            raise ValueError(f"unknown stand-in route {route!r}")
+        self._faults.add(route, fault)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def restore(self) -> None:
+        """Serve every file's real bytes again (undo `tamper`)."""
+        with self._lock:
+            self._tampered.clear()
+
     def hub_requests(self) -> list[LoggedRequest]:
         return [e for e in self.log.entries if not e.path.startswith("/cdn-lfs/")]
 
@@ -246,13 +268,18 @@ class HfHubStandin:
             match = pattern.match(parsed.path)
             kind = kind.removeprefix("model_")
             if match and (method == "GET" or kind == "resolve"):
-                self._route(kind, match, handler, method, parsed)
+                fault = self._faults.next(kind)
+                if fault is not None and fault.status is not None:
+                    _send_json(handler, fault.status, {"error": f"injected {fault.status}"},
+                               fault_headers(fault))
+                else:
+                    self._route(kind, match, handler, method, parsed, fault)
                 break
         else:
             _send_json(handler, 404, {"error": f"stand-in has no route {parsed.path}"},
                        {"X-Error-Code": "EntryNotFound"})
 
-    def _route(self, kind, match, handler, method, parsed) -> int:
+    def _route(self, kind, match, handler, method, parsed, fault: Fault | None = None) -> int:
         repo_id = match["repo"]
         with self._lock:
             repo = self._repos.get(repo_id)
@@ -272,7 +299,7 @@ class HfHubStandin:
         if kind == "xet_token":
             return self._xet_token(handler)
         return self._resolve(handler, method, repo_id, repo, commit, files,
-                             urllib.parse.unquote(match["path"]))
+                             urllib.parse.unquote(match["path"]), fault)
 
     def _info(self, handler, repo_id, repo, commit, files) -> int:
         return _send_json(handler, 200, {
@@ -310,7 +337,7 @@ class HfHubStandin:
             headers["Link"] = f'<{next_url}>; rel="next"'
         return _send_json(handler, 200, page, headers)
 
-    def _resolve(self, handler, method, repo_id, repo, commit, files, path) -> int:
+    def _resolve(self, handler, method, repo_id, repo, commit, files, path, fault=None) -> int:
         if repo.gated_token is not None:
             auth = handler.headers.get("Authorization", "")
             if auth != f"Bearer {repo.gated_token}":
@@ -340,7 +367,7 @@ class HfHubStandin:
             return 302
         with self._lock:
             payload = self._tampered.get(hub_file.sha256, hub_file.payload)
-        return _send_bytes(handler, method, payload, common)
+        return _send_bytes(handler, method, payload, common, fault)
 
     def _xet_token(self, handler) -> int:
         expires = 4_000_000_000
@@ -362,10 +389,13 @@ class HfHubStandin:
         else:
             match = _CDN_ROUTE.match(parsed.path)
             payload = self._lfs_blob(match["sha256"]) if match else None
+            fault = self._faults.next("cdn") if payload is not None else None
             if payload is None:
                 _send_json(handler, 404, {"error": "no such blob"})
+            elif fault is not None and fault.status is not None:
+                _send_json(handler, fault.status, {"error": f"injected {fault.status}"}, fault_headers(fault))
             else:
-                _send_bytes(handler, method, payload, {"ETag": f'"{match["sha256"]}"'})
+                _send_bytes(handler, method, payload, {"ETag": f'"{match["sha256"]}"'}, fault)
 
     def _serve_cas(self, handler, method, parsed) -> int:
         """The Xet CAS: one reconstruction term per file, one xorb of uncompressed chunks.
@@ -616,7 +646,8 @@ def _send_json(handler, status: int, payload, headers: dict[str, str] | None = N
     return status
 
 
-def _send_bytes(handler, method: str, payload: bytes, headers: dict[str, str]) -> int:
+def _send_bytes(handler, method: str, payload: bytes, headers: dict[str, str],
+                fault: Fault | None = None) -> int:
     try:
         byte_range = parse_range(handler.headers.get("Range"), len(payload))
     except ValueError:
@@ -632,6 +663,11 @@ def _send_bytes(handler, method: str, payload: bytes, headers: dict[str, str]) -
     if byte_range:
         handler.send_header("Content-Range", f"bytes {start}-{end}/{len(payload)}")
     handler.end_headers()
+    body = payload[start:end + 1]
+    if fault is not None and fault.corrupt and body:
+        body = bytes([body[0] ^ 0xFF]) + body[1:]
+    if fault is not None and fault.truncate_after_bytes is not None:
+        body = body[:fault.truncate_after_bytes]  # the full length was announced: a body cut short
     if method == "GET":
-        handler.wfile.write(payload[start:end + 1])
+        handler.wfile.write(body)
     return status

@@ -41,6 +41,7 @@ class Fault:
     ignore_range: answer 200 with the whole file even when a Range was asked.
     corrupt: flip one byte of the body (same length).
     retry_after_s: with `status`, also send a Retry-After header.
+    headers: with `status`, also send these headers (the Hub's X-Error-Code, X-Error-Message).
     """
 
     times: int | None = 1
@@ -51,6 +52,42 @@ class Fault:
     ignore_range: bool = False
     corrupt: bool = False
     retry_after_s: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # with `status`: more headers (X-Error-Code...)
+
+
+def fault_headers(fault: Fault) -> dict[str, str]:
+    """The headers an injected status answer carries (Retry-After and the fault's own)."""
+    extra = {"Retry-After": str(fault.retry_after_s)} if fault.retry_after_s else {}
+    return {**extra, **dict(fault.headers)}
+
+
+class FaultQueue:
+    """Faults queued per key (a path, a route), consumed in order, one per request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: dict[str, list[Fault]] = {}
+
+    def add(self, key: str, fault: Fault) -> None:
+        with self._lock:
+            self._faults.setdefault(key, []).append(fault)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def next(self, key: str) -> Fault | None:
+        with self._lock:
+            queue = self._faults.get(key, [])
+            if not queue:
+                return None
+            fault = queue[0]
+            if fault.times is not None:
+                if fault.times <= 1:
+                    queue.pop(0)
+                else:
+                    queue[0] = replace(fault, times=fault.times - 1)
+            return fault
 
 
 def path_route(parsed: urllib.parse.SplitResult) -> str | None:
@@ -69,7 +106,7 @@ class HttpFileServer:
         self.root = Path(root)
         self._route = route
         self.log = RequestLog()
-        self._faults: dict[str, list[Fault]] = {}
+        self._faults = FaultQueue()
         self._lock = threading.Lock()
         self._in_flight = 0
         self.max_in_flight = 0  # most requests served at the same time
@@ -90,28 +127,13 @@ class HttpFileServer:
         return f"{self.base_url}/{urllib.parse.quote(relpath)}"
 
     def add_fault(self, relpath: str, fault: Fault) -> None:
-        with self._lock:
-            self._faults.setdefault(relpath, []).append(fault)
+        self._faults.add(relpath, fault)
 
     def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
+        self._faults.clear()
 
     def requests(self, relpath: str, method: str = "GET") -> list[LoggedRequest]:
         return self.log.for_path(relpath, method)
-
-    def _next_fault(self, relpath: str) -> Fault | None:
-        with self._lock:
-            queue = self._faults.get(relpath, [])
-            if not queue:
-                return None
-            fault = queue[0]
-            if fault.times is not None:
-                if fault.times <= 1:
-                    queue.pop(0)
-                else:
-                    queue[0] = replace(fault, times=fault.times - 1)
-            return fault
 
     def _serve(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         with self._lock:
@@ -133,12 +155,12 @@ class HttpFileServer:
                                        handler.headers.get("Authorization"), status))
 
         target = (self.root / relpath).resolve()
-        fault = self._next_fault(relpath) or Fault(times=None)
+        fault = self._faults.next(relpath) or Fault(times=None)
         if fault.delay_s:
             time.sleep(fault.delay_s)
         if fault.status is not None:
             log(fault.status)
-            extra = {"Retry-After": str(fault.retry_after_s)} if fault.retry_after_s else {}
+            extra = fault_headers(fault)
             _send_text(handler, fault.status, f"injected {fault.status}\n", extra)
             return
         if self.root.resolve() not in target.parents or not target.is_file():
