@@ -360,26 +360,23 @@ def split(ctx: Context, names, config_file, spec, sizes, seed, support, split_na
           no_wait) -> None:
     """Write reproducible split JSONL files of NAME (same seed -> byte-identical files).
 
-    Several NAMES make a joint split: each dataset is split with its own preset, in the order
-    named, and a video found in an earlier one (same bytes or same frames) goes to the part its
-    copy went to."""
+    Several NAMES make a joint split: each dataset is split with its own preset (options given
+    apply to every one), in the order named, and a video found in an earlier one (same bytes or
+    same frames) goes to the part its copy went to."""
     ctx.wait = not no_wait
     if len(names) == 1:
         config = _dataset(names[0], config_file)
         options = _split_options(config, sizes, seed, support, split_name, unit, subset)
         _run_split(ctx, config, _extracted_spec(ctx, config, spec), options, skip_current=False)
         return
-    given = [flag for flag, value in (("--config", config_file), ("--sizes", sizes), ("--unit", unit),
-                                      ("--subset", subset)) if value is not None]
-    if given:
-        raise click.UsageError(f"{', '.join(given)} name one dataset's split; a joint split of several "
-                               "datasets takes each one's preset from configs/datasets/")
+    if config_file:
+        raise click.UsageError("--config names one dataset; split several by their names in configs/")
     if len(set(names)) != len(names):
         raise click.UsageError(f"a dataset is named twice: {' '.join(names)}")
     from vfcache.cli_shared import run_joint_split
 
     configs = [_dataset(name, None) for name in names]
-    options = [_split_options(config, None, seed, support, split_name) for config in configs]
+    options = [_split_options(config, sizes, seed, support, split_name, unit, subset) for config in configs]
     if len({o["name"] for o in options}) > 1:
         raise click.UsageError("the datasets' presets name different splits; give one with --name")
     run_joint_split(ctx, [(c, _extracted_spec(ctx, c, spec)) for c in configs], options)
