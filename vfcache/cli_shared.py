@@ -23,12 +23,17 @@ def shared_videos(ctx: Context, configs: Sequence[DatasetConfig]) -> list[Shared
     from pipelines.frame_hash import load_frame_hashes, pending_videos
     from pipelines.shared_videos import dataset_videos, find_shared_videos
 
-    pending = 0
+    pending, probed = 0, []
     for config in configs:
         manifest = ctx.root.dataset_dir(config.name) / VIDEOS_PARQUET_NAME
-        if manifest.exists():
-            stored = load_frame_hashes(ctx.root.dataset_dir(config.name))
-            pending += len(pending_videos(read_records(manifest, VideoRecord), stored))
+        if not manifest.exists():  # a cache without its video manifest (a pulled bundle, say)
+            click.echo(f"note: {config.name}: no {manifest}; its videos are not compared with the others'",
+                       err=True)
+            continue
+        probed.append(config)
+        stored = load_frame_hashes(ctx.root.dataset_dir(config.name))
+        pending += len(pending_videos(read_records(manifest, VideoRecord), stored))
+    configs = probed
     if pending >= CLUSTER_FROM_VIDEOS:
         with ctx.client() as client:
             found = [dataset_videos(c, ctx.root, client=client, progress=ctx.progress) for c in configs]
