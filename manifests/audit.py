@@ -6,7 +6,9 @@ generator, padded or looped clips, and failed or skipped videos by reason. Check
 current clips.parquet; train/val/test are disjoint and cover clips.parquet; no group and no
 video (across all audited datasets) sits in two parts; every split entry names a clip of
 clips.parquet inside a final shard; the support bank lies in train; every part got the
-number of clips asked; the support bank has N real + N fake clips per domain.
+number of clips asked; the support bank has N real + N fake clips per domain. Given the
+videos shared across the audited datasets (`pipelines.shared_videos` finds them, by bytes and by
+frame hashes), the report lists each pair and checks that no group of them sits in two parts.
 `format_table` prints the figures in the shape of the R(2+1)D card.
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ from manifests.columns import SPLIT_FIELDS, SPLIT_SCHEMA, codes, duplicated_valu
 from manifests.layout import SPLIT_PARTS, CacheDir
 from manifests.parquet_io import read_records
 from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, FailureRecord, VideoRecord
+from manifests.shared_videos import SharedVideo, group_leaks
 from manifests.split_files import SplitFileError, SplitMeta, read_split_meta
 from vfcache.errors import StageError
 
@@ -82,6 +85,7 @@ class AuditReport:
     short_clips: tuple[ShortClipCount, ...]
     failures: tuple[FailureCount, ...]
     checks: tuple[AuditCheck, ...]
+    shared: Optional[tuple[SharedVideo, ...]] = None  # None: not looked for
 
     @property
     def ok(self) -> bool:
@@ -109,6 +113,7 @@ class AuditReport:
             "short_clips": [dataclasses.asdict(c) for c in self.short_clips],
             "failures": [dataclasses.asdict(c) for c in self.failures],
             "checks": [dataclasses.asdict(c) for c in self.checks],
+            **({} if self.shared is None else {"shared": [dataclasses.asdict(p) for p in self.shared]}),
         }
 
 
@@ -356,8 +361,16 @@ def _check_videos(placements: list[tuple[str, str, pa.Array]]) -> AuditCheck:
     return _check("no_video_across_splits", None, problems, f"{total} videos, each in one part")
 
 
-def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default") -> AuditReport:
-    """Figures and checks for each (dataset, cache folder); video leakage is checked across all of them."""
+def _check_shared(shared: Sequence[SharedVideo], placements: list[tuple[str, str, pa.Array]]) -> AuditCheck:
+    problems = group_leaks(shared, placements)
+    return _check("no_shared_video_across_splits", None, problems,
+                  f"{len(shared)} videos shared across datasets, none in two parts")
+
+
+def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default",
+          shared: Optional[Sequence[SharedVideo]] = None) -> AuditReport:
+    """Figures and checks for each (dataset, cache folder); video leakage is checked across all of them,
+    and, when `shared` (videos found in two datasets) is given, the leakage of those."""
     cells, short, failures, checks = [], [], [], []
     placements: list[tuple[str, str, pa.Array]] = []
     for dataset, cache in cache_dirs:
@@ -388,8 +401,10 @@ def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default
             _check_support_size(dataset, meta, parts),
         ]
     checks.append(_check_videos(placements))
+    if shared is not None:
+        checks.append(_check_shared(shared, placements))
     return AuditReport(split_name, tuple(d for d, _ in cache_dirs), tuple(cells), tuple(short),
-                       tuple(failures), tuple(checks))
+                       tuple(failures), tuple(checks), None if shared is None else tuple(shared))
 
 
 def format_table(report: AuditReport) -> str:
@@ -417,7 +432,9 @@ def format_table(report: AuditReport) -> str:
                      f"({entry.padded_frames} repeated frames)")
     for entry in report.failures:
         lines.append(f"not extracted: {entry.dataset} {entry.source}: {entry.videos} videos: {entry.reason}")
-    if report.short_clips or report.failures:
+    for pair in report.shared or ():
+        lines.append(f"shared video: {pair.describe()}")
+    if report.short_clips or report.failures or report.shared:
         lines.append("")
     for check in report.checks:
         where = f"[{check.dataset}] " if check.dataset else ""

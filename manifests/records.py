@@ -2,8 +2,9 @@
 
 `VideoRecord` is a row of `videos.parquet` (one per source video), `ClipRecord` a row of
 `clips.parquet` and of every shard index, `FailureRecord` a video that probe or extraction
-could not turn into clips, and `SplitEntry` one line of a split JSONL file (self-contained:
-a training run needs only the JSONL and the shards). Field names carry their units.
+could not turn into clips, `SplitEntry` one line of a split JSONL file (self-contained:
+a training run needs only the JSONL and the shards), and `FrameHashRecord` a row of
+`frame_hashes.parquet` (perceptual hashes of a few frames of a video). Field names carry their units.
 """
 from __future__ import annotations
 
@@ -74,6 +75,18 @@ class FailureRecord:
     relpath: str
     stage: str  # probe / extract
     reason: str
+
+
+@dataclass(frozen=True)
+class FrameHashRecord:
+    """Perceptual hashes of a few decoded frames of one video (`pipelines.frame_hash`)."""
+
+    video_id: str  # sha256 of the file bytes: the row stays valid while the file is unchanged
+    relpath: str
+    method: str  # how the hashes were made; a row of another method is computed again
+    frame_hashes: str  # one 16-digit hex pHash per hashed frame, concatenated ("" when failed)
+    status: str  # ok / failed
+    reason: Optional[str]
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,16 @@ class SubsetInfo:
 
 
 @dataclass(frozen=True)
+class JointInfo:
+    """A split made together with other datasets' (`vfcache split A B ...`): videos shared with a
+    dataset split before this one were pinned to the part their copy went to."""
+
+    datasets: tuple[str, ...]  # split together, in this order
+    after: tuple[str, ...]  # the datasets split before this one
+    pinned_videos: int  # videos of this dataset pinned to the part of their copy
+
+
+@dataclass(frozen=True)
 class SplitMeta:
     """The content of split.json."""
 
@@ -152,6 +162,7 @@ class SplitMeta:
     unit: str = "videos"
     subset: Optional[SubsetInfo] = None
     format_version: int = SPLIT_FORMAT_VERSION
+    joint: Optional[JointInfo] = None  # absent from split.json unless the split was joint
 
     def part(self, name: str) -> Optional[PartSummary]:
         for summary in self.parts:
@@ -166,6 +177,11 @@ class SplitMeta:
         payload["parts"] = [dataclasses.asdict(p) for p in self.parts]
         if self.subset is not None:
             payload["subset"]["stratify"] = list(self.subset.stratify)
+        if self.joint is None:
+            del payload["joint"]  # the split.json of a split of one dataset is as it always was
+        else:
+            payload["joint"] = {key: list(value) if isinstance(value, tuple) else value
+                                for key, value in payload["joint"].items()}
         return payload
 
 
@@ -186,7 +202,7 @@ def read_split_meta(split_dir: str | os.PathLike) -> SplitMeta:
     if not isinstance(payload, dict):
         raise SplitFileError(f"{path}: expected a JSON object")
     names = {f.name for f in dataclasses.fields(SplitMeta)}
-    optional = {"counts", "format_version", "unit", "subset"}
+    optional = {"counts", "format_version", "unit", "subset", "joint"}
     unknown, missing = sorted(set(payload) - names), sorted(names - set(payload) - optional)
     if unknown or missing:
         raise SplitFileError(f"{path}: unknown fields {unknown}, missing fields {missing}")
@@ -220,6 +236,7 @@ def read_split_meta(split_dir: str | os.PathLike) -> SplitMeta:
             unit=unit,
             subset=subset,
             format_version=version,
+            joint=_joint(payload.get("joint")),
         )
     except (TypeError, ValueError, KeyError) as err:
         raise SplitFileError(f"{path}: malformed split metadata ({err})") from err
@@ -229,3 +246,10 @@ def _part_from_v1(part: dict) -> PartSummary:
     return PartSummary(part=part["part"], asked=part["asked"], unit="clips",
                        target=part["target_clips"], obtained=part["obtained_clips"],
                        clips=part["obtained_clips"], groups=part["groups"], videos=part["videos"])
+
+
+def _joint(raw: Optional[dict]) -> Optional[JointInfo]:
+    if raw is None:
+        return None
+    return JointInfo(datasets=tuple(str(d) for d in raw["datasets"]), after=tuple(str(d) for d in raw["after"]),
+                     pinned_videos=int(raw["pinned_videos"]))

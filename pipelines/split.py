@@ -59,12 +59,14 @@ from manifests.layout import SPLIT_PARTS, CacheDir
 from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, ClipRecord, arrow_schema
 from manifests.split_files import (
     SIZE_UNITS,
+    JointInfo,
     PartSummary,
     SplitMeta,
     SubsetInfo,
     write_split_meta,
 )
 from pipelines._allocation import SuffixReach, largest_remainder, round_matrix
+from pipelines.split_pins import after_pins, group_pins, keep, pinned_to, unit_pins
 from vfcache.config import OFFICIAL_SIZE, parse_split_sizes
 from vfcache.errors import StageError, VfcacheError
 
@@ -154,12 +156,13 @@ def _check_stratify(stratify: Sequence[str]) -> None:
 
 
 def assign_codes(group: np.ndarray, stratum: np.ndarray, sizes: Sequence[tuple[str, str]], *,
-                 seed: int) -> dict[str, np.ndarray]:
+                 seed: int, pinned: Optional[Sequence[Optional[str]]] = None) -> dict[str, np.ndarray]:
     """The assignment itself, on validated (part, size) pairs and one entry per unit in key order:
     `group` and `stratum` are codes ordered as the group names and stratum tuples sort. Returns
     each part's unit positions, ascending (so in key order); UNASSIGNED is dropped. Part names
     are free here (the subset uses "subset" / "dropped"). Codes are re-ranked here, so a
-    subset's codes work as they are."""
+    subset's codes work as they are. `pinned` (one part name or None per unit) fixes the part of
+    some units and of their groups (`pipelines.split_pins`); without it the result is unchanged."""
     group = np.unique(group, return_inverse=True)[1].astype(np.int64) if len(group) else group
     stratum_codes, stratum = np.unique(stratum, return_inverse=True) if len(stratum) else (stratum, stratum)
     stratum = stratum.astype(np.int64)
@@ -175,17 +178,22 @@ def assign_codes(group: np.ndarray, stratum: np.ndarray, sizes: Sequence[tuple[s
     composition: list[list] = [[] for _ in range(n_groups)]
     for pair, n in zip(pairs.tolist(), pair_units.tolist()):
         composition[pair // max(len(strata), 1)].append((pair % max(len(strata), 1), n))
+    pins = group_pins(group, pinned)
+    free_targets, free_quotas = after_pins(pins, parts, targets, quotas, composition, group_size)
     rng = np.random.default_rng(seed)
     first: dict[str, list[int]] = {}
     for _ in range(SHUFFLE_ATTEMPTS):
-        order = rng.permutation(n_groups).tolist()
-        assignment, exact = _carve_all(order, group_size, composition, parts, targets, quotas, strata)
+        order = [g for g in rng.permutation(n_groups).tolist() if g not in pins]
+        assignment, exact = _carve_all(order, group_size, composition, parts, free_targets, free_quotas, strata)
         if exact:
             break
         first = first or assignment
     else:
         # no shuffle met every size; keep the first one, whose shortfalls split.json records
         assignment = first
+    for code, part in pins.items():
+        if part in assignment:  # pinned to a part this split lacks: in no part
+            assignment[part].append(code)
     part_of_group = np.full(n_groups, -1, dtype=np.int64)
     for number, part in enumerate(parts):
         part_of_group[np.asarray(assignment[part], dtype=np.int64)] = number
@@ -380,6 +388,13 @@ class _Clips:
             key = key * (int(columns[name].max()) + 1 if len(self) else 1) + values
         return unit_of_row, self.code("group")[firsts], key
 
+    def video_of_units(self, unit_of_row: np.ndarray, units: int) -> list[str]:
+        """The video id of each unit (a video, or a clip of it)."""
+        video = np.zeros(units, dtype=np.int64)
+        video[unit_of_row] = self.code("video_id")
+        names = self.codes["video_id"][1]
+        return [names[v] for v in video.tolist()]
+
     def rows_of_units(self, unit_of_row: np.ndarray, units: np.ndarray) -> np.ndarray:
         """The clip rows of `units` (unit numbers), in clip_id order."""
         chosen = np.zeros(int(unit_of_row.max()) + 1 if len(unit_of_row) else 0, dtype=bool)
@@ -491,12 +506,16 @@ def write_split(
     unit: str = "videos",
     subset: Optional[int] = None,
     wait: bool = True,
+    pins: Optional[dict[str, str]] = None,
+    joint: Optional[JointInfo] = None,
 ) -> SplitReport:
     """Assign the clips of `cache_dir` to parts and write the split files; same seed -> same bytes.
 
     Sizes count `unit` (videos, as the model cards do, or clips). With `subset`, a seeded,
     stratified, group-aware subset of that many records is taken first and the split is made
     of it (the card's DVF 1004 of the full release); the clips left out are unassigned.
+    `pins` ({video_id: part}, from a joint split) put those videos in those parts, and in the
+    subset; `joint` is recorded in split.json.
     """
     if not cache_dir.clips_parquet.exists():
         raise StageError(f"{cache_dir.clips_parquet} does not exist; run extraction first")
@@ -505,21 +524,28 @@ def write_split(
     what = f"split {name} of {cache_dir.path.parent.name}/{cache_dir.path.name}"
     with writer_lock(cache_dir.path, what, wait=wait):
         return _split_locked(cache_dir, sizes=normalize_sizes(sizes), seed=seed, support=support,
-                             stratify=stratify, name=name, unit=unit, subset=subset)
+                             stratify=stratify, name=name, unit=unit, subset=subset, pins=pins or {},
+                             joint=joint)
 
 
 def _split_locked(cache_dir: CacheDir, *, sizes: Sequence[tuple[str, str]], seed: int, support: int,
-                  stratify: Sequence[str], name: str, unit: str, subset: Optional[int]) -> SplitReport:
+                  stratify: Sequence[str], name: str, unit: str, subset: Optional[int],
+                  pins: dict[str, str], joint: Optional[JointInfo]) -> SplitReport:
     spec_hash = cache_dir.read_spec().spec_hash
     manifest_sha = sha256_file(cache_dir.clips_parquet)
     clips = _Clips.read(cache_dir.clips_parquet)
     unit_of_row, group, stratum = clips.unit_codes(unit, stratify)
+    pinned = unit_pins(clips.video_of_units(unit_of_row, len(group)), pins) if pins else None
+    if pinned is not None and is_official(sizes):
+        raise SplitSizeError(f"{cache_dir.path}: a joint split cannot follow the official split of a later "
+                             "dataset; name the dataset with the official split first, or give it sizes")
     kept = np.arange(len(group))  # the units split (all, or the subset)
     subset_info = None
     if subset is not None:
         if subset > len(kept):
             raise SplitSizeError(f"subset of {subset} asked, but only {len(kept)} are available")
-        kept = assign_codes(group, stratum, subset_sizes(subset), seed=seed)["subset"]
+        kept = assign_codes(group, stratum, subset_sizes(subset), seed=seed,
+                            pinned=pinned_to(pinned, "subset"))["subset"]
         subset_info = SubsetInfo(asked=subset, obtained=len(kept), of=len(group), seed=seed,
                                  stratify=tuple(stratify))
         if len(kept) != subset:
@@ -531,7 +557,8 @@ def _split_locked(cache_dir: CacheDir, *, sizes: Sequence[tuple[str, str]], seed
     else:
         targets = part_targets(sizes, len(kept))
         parts = {part: clips.rows_of_units(unit_of_row, kept[positions])
-                 for part, positions in assign_codes(group[kept], stratum[kept], sizes, seed=seed).items()}
+                 for part, positions in assign_codes(group[kept], stratum[kept], sizes, seed=seed,
+                                                     pinned=keep(pinned, kept)).items()}
     if support and "train" not in parts:
         raise SplitSizeError("a support bank is drawn from train, but the split sizes name no train part")
     no_rows = np.zeros(0, dtype=np.int64)
@@ -557,7 +584,7 @@ def _split_locked(cache_dir: CacheDir, *, sizes: Sequence[tuple[str, str]], seed
         name=name, seed=seed, sizes=sizes, stratify=tuple(stratify), support_per_class=support,
         spec_hash=spec_hash, clips_parquet_sha256=manifest_sha, clips_total=len(clips),
         parts=tuple(summaries), counts={part: clips.counts(parts.get(part, no_rows)) for part in SPLIT_PARTS},
-        unit=unit, subset=subset_info,
+        unit=unit, subset=subset_info, joint=joint,
     )
     files.append(write_split_meta(split_dir, meta))
     report = SplitReport(name=name, split_dir=split_dir, files=tuple(files), meta=meta)

@@ -7,6 +7,7 @@ from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,7 +23,8 @@ from manifests.split_files import (
     write_split_file,
 )
 from pipelines._allocation import SuffixReach, largest_remainder, round_matrix
-from pipelines.split import SplitSizeError, assign_splits, part_targets, pick_support, write_split
+from pipelines.split import SplitSizeError, assign_codes, assign_splits, part_targets, pick_support, write_split
+from pipelines.split_pins import PinConflict
 from vfcache.errors import ConfigError, StageError
 
 GENERATORS = ("sora", "pika", "kling")
@@ -78,6 +80,40 @@ def test_parts_are_a_group_disjoint_partition(groups, train, val, seed):
     assert len(parts["train"]) <= int(sizes[0][1]) and len(parts["val"]) <= int(sizes[1][1])
     group_sizes = list(Counter(c.group for c in clips).values())
     assert (len(parts["train"]) == int(sizes[0][1])) == (int(sizes[0][1]) in subset_sums(group_sizes))
+
+
+@HYPOTHESIS
+@given(groups=group_lists, pins=st.lists(st.sampled_from([None, None, "train", "val", "test", "other"]),
+                                         min_size=60, max_size=60),
+       seed=st.integers(0, 2**32 - 1))
+def test_pinned_units_go_to_their_part_with_their_group(groups, pins, seed):
+    """A joint split's pins: each pinned unit and its whole group in the pinned part (a part the
+    split lacks: no part), the other groups carved as usual; no pins, the same as before."""
+    group = np.array([g for g, (_, _, size) in enumerate(groups) for _ in range(size)])
+    stratum = np.array([label * 3 + gen for label, gen, size in groups for _ in range(size)])
+    sizes = (("train", "0.4"), ("val", "0.2"), ("test", "rest"))
+    pinned = pins[:len(group)]
+    by_group = {}
+    for g, pin in zip(group.tolist(), pinned):
+        if pin is not None:
+            by_group.setdefault(g, set()).add(pin)
+    if any(len(p) > 1 for p in by_group.values()):
+        with pytest.raises(PinConflict, match="pinned to both"):
+            assign_codes(group, stratum, sizes, seed=seed, pinned=pinned)
+        return
+    parts = assign_codes(group, stratum, sizes, seed=seed, pinned=pinned)
+    part_of = {int(u): part for part, units in parts.items() for u in units}
+    for unit, g in enumerate(group.tolist()):
+        want = next(iter(by_group[g])) if g in by_group else None
+        if want in ("train", "val", "test"):
+            assert part_of.get(unit) == want
+        elif want == "other":
+            assert unit not in part_of
+        else:
+            assert unit in part_of
+    unpinned = {p: u.tolist() for p, u in assign_codes(group, stratum, sizes, seed=seed).items()}
+    assert {p: u.tolist() for p, u in assign_codes(group, stratum, sizes, seed=seed,
+                                                   pinned=[None] * len(group)).items()} == unpinned
 
 
 @HYPOTHESIS

@@ -5,7 +5,8 @@ Every command takes `--root` (data root), `--config FILE` (a dataset config outs
 User errors (`VfcacheError`) print one clean line and exit 2; a failed check exits 1.
 The stage commands and their options sit together here (a little over 400 lines); the
 benchmark commands live in `cli_bench.py`, the Hub bundle commands (publish, pull,
-check-bundle) in `cli_bundle.py`.
+check-bundle) in `cli_bundle.py`, the videos shared across datasets (audit and joint split
+of several datasets) in `cli_shared.py`.
 """
 from __future__ import annotations
 
@@ -252,9 +253,12 @@ def _run_audit(ctx: Context, datasets: list[tuple[DatasetConfig, ClipSpec]], spl
                json_path: Optional[str]) -> bool:
     from cache_tools.atomic import write_json_atomic
     from manifests.audit import audit, format_table
+    from vfcache.cli_shared import shared_videos
 
+    # videos shared across datasets: by bytes and by frame hashes (computed once per file)
+    shared = shared_videos(ctx, [config for config, _ in datasets]) if len(datasets) > 1 else None
     report = audit([(config.name, ctx.root.cache_dir(config.name, spec.name)) for config, spec in datasets],
-                   split_name=split_name)
+                   split_name=split_name, shared=shared)
     click.echo(format_table(report))
     if json_path:
         write_json_atomic(json_path, report.to_json())
@@ -367,7 +371,7 @@ def extract(ctx: Context, name: str, config_file, spec, reader, shard_mib, zstd_
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("names", nargs=-1, required=True)
 @config_option
 @spec_option
 @click.option("--sizes", default=None, help="e.g. train=50,val=50,test=rest (counts, fractions or rest).")
@@ -380,13 +384,30 @@ def extract(ctx: Context, name: str, config_file, spec, reader, shard_mib, zstd_
               help="Split a seeded, stratified subset of N records (0: none, overriding the preset).")
 @no_wait_option
 @click.pass_obj
-def split(ctx: Context, name: str, config_file, spec, sizes, seed, support, split_name, unit, subset,
+def split(ctx: Context, names, config_file, spec, sizes, seed, support, split_name, unit, subset,
           no_wait) -> None:
-    """Write reproducible split JSONL files of NAME (same seed -> byte-identical files)."""
+    """Write reproducible split JSONL files of NAME (same seed -> byte-identical files).
+
+    Several NAMES make a joint split: each dataset is split with its own preset (options given
+    apply to every one), in the order named, and a video found in an earlier one (same bytes or
+    same frames) goes to the part its copy went to."""
     ctx.wait = not no_wait
-    config = _dataset(name, config_file)
-    options = _split_options(config, sizes, seed, support, split_name, unit, subset)
-    _run_split(ctx, config, _extracted_spec(ctx, config, spec), options, skip_current=False)
+    if len(names) == 1:
+        config = _dataset(names[0], config_file)
+        options = _split_options(config, sizes, seed, support, split_name, unit, subset)
+        _run_split(ctx, config, _extracted_spec(ctx, config, spec), options, skip_current=False)
+        return
+    if config_file:
+        raise click.UsageError("--config names one dataset; split several by their names in configs/")
+    if len(set(names)) != len(names):
+        raise click.UsageError(f"a dataset is named twice: {' '.join(names)}")
+    from vfcache.cli_shared import run_joint_split
+
+    configs = [_dataset(name, None) for name in names]
+    options = [_split_options(config, sizes, seed, support, split_name, unit, subset) for config in configs]
+    if len({o["name"] for o in options}) > 1:
+        raise click.UsageError("the datasets' presets name different splits; give one with --name")
+    run_joint_split(ctx, [(c, _extracted_spec(ctx, c, spec)) for c in configs], options)
 
 
 @cli.command()

@@ -509,3 +509,38 @@ __all__ = [
     "tiny_video",
     "zip_folder",
 ]
+
+
+# -- AEGIS's real `dvf` videos, as copies of DVF videos ---------------------------------
+
+# (AEGIS relpath below the repo, DVF video copied below the DVF data folder, copy's size and codec):
+# re-encoded at a lower quality, resized up and down, as a release built from another's videos.
+AEGIS_DVF_COPIES = [
+    ("videos/test_data/real/dvf/dvf_000.mp4", "DVF/youtube/0_real/you_00.mp4", (96, 72), "h264"),
+    ("videos/test_data/real/dvf/dvf_001.mp4", "DVF/videocrafter1/0_real/vid_00.mp4", (48, 36), "mpeg4"),
+    ("videos/test_data/real/dvf/dvf_002.mp4", "DVF/zeroscope/0_real/zer_01.mp4", (128, 96), "hevc"),
+]
+
+
+def reencoded_copy(source: Path, target: Path, *, size: tuple[int, int], codec: str, quality: int = 32) -> Path:
+    """`source` decoded, resized to `size` (width, height) and encoded again with `codec`."""
+    import av
+
+    from pipelines.sources.synthetic import encode_video
+
+    with av.open(str(source)) as container:
+        frames = [cv2.resize(frame.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_AREA)
+                  for frame in container.decode(video=0)]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    encode_video(target, frames, codec=codec, fps=FPS, quality=quality)
+    return target
+
+
+def build_aegis_with_dvf_copies(repo_dir: Path, dvf_data_dir: Path) -> dict[str, str]:
+    """`AEGIS-Full` whose `real/dvf` videos are re-encoded, resized copies of DVF videos (as the
+    AEGIS paper says its DVF reals come from DVF); `dvf_data_dir` holds `build_dvf`'s `DVF/`.
+    Returns {AEGIS relpath: DVF relpath below `dvf_data_dir`}."""
+    build_aegis_full(repo_dir)
+    for aegis_relpath, dvf_relpath, size, codec in AEGIS_DVF_COPIES:
+        reencoded_copy(dvf_data_dir / dvf_relpath, repo_dir / aegis_relpath, size=size, codec=codec)
+    return {aegis: dvf for aegis, dvf, _, _ in AEGIS_DVF_COPIES}
