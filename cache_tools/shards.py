@@ -1,6 +1,7 @@
 """The shard format: a sequence of independent zstd frames, one per clip.
 
-Each frame decompresses to one complete `.npy` file (uint8, shape (T, H, W, 3), RGB) and
+Each frame decompresses to one complete `.npy` file (uint8, shape (T, H, W, 3), RGB, or
+(T, H * 3 / 2, W) yuv420 planes for specs with `pixels: yuv420`, see `vfcache.pixels`) and
 carries zstd's content checksum and content size, so one clip is one `pread(offset, nbytes)`
 and one decompress, `zstd -dc shard | python -c np.load` in a loop reads every clip, and a
 flipped byte raises `ShardCorruptError` naming the shard and the clip instead of returning
@@ -54,8 +55,11 @@ class ShardEntry:
 
 def encode_clip(clip: np.ndarray, compressor: zstandard.ZstdCompressor) -> bytes:
     """One clip -> one zstd frame holding a complete `.npy` file."""
-    if clip.dtype != np.uint8 or clip.ndim != 4 or clip.shape[-1] != 3:
-        raise ValueError(f"a clip must be uint8 with shape (T, H, W, 3), got {clip.dtype} {clip.shape}")
+    rgb = clip.ndim == 4 and clip.shape[-1] == 3
+    yuv420 = clip.ndim == 3 and clip.shape[-2] % 3 == 0 and clip.shape[-1] % 2 == 0
+    if clip.dtype != np.uint8 or not (rgb or yuv420):
+        raise ValueError(f"a clip must be uint8 with shape (T, H, W, 3), or yuv420 planes "
+                         f"(T, H * 3 / 2, W), got {clip.dtype} {clip.shape}")
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(clip))
     return compressor.compress(header.getvalue() + np.ascontiguousarray(clip).tobytes())

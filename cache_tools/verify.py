@@ -147,7 +147,7 @@ def verify_cache(cache_dir: CacheDir | str | Path, *, progress: bool = True,
     """Read every clip back, compare with the spec, and check that each shard holds only indexed
     clips; with `decode`, also flag clips that look like a decoder's concealment."""
     cache = cache_dir if isinstance(cache_dir, CacheDir) else CacheDir(Path(cache_dir))
-    shape = cache.read_spec().clip_shape
+    shape = cache.read_spec().stored_shape
     if not cache.clips_parquet.exists():
         raise StageError(f"{cache.clips_parquet} does not exist; nothing to verify")
     clips = read_records(cache.clips_parquet, ClipRecord)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cache_tools.atomic import atomic_write
-from manifests.records import arrow_schema
+from manifests.records import arrow_schema, drop_empty_optional, optional_columns
 
 R = TypeVar("R")
 
@@ -18,7 +18,7 @@ R = TypeVar("R")
 def records_to_table(records: Sequence, record_type: type) -> pa.Table:
     schema = arrow_schema(record_type)
     columns = {name: [getattr(rec, name) for rec in records] for name in schema.names}
-    return pa.Table.from_pydict(columns, schema=schema)
+    return drop_empty_optional(pa.Table.from_pydict(columns, schema=schema), record_type)
 
 
 def write_records(path: str | os.PathLike, records: Iterable, record_type: type) -> Path:
@@ -38,11 +38,14 @@ def read_table(path: str | os.PathLike, record_type: type) -> pa.Table:
         raise FileNotFoundError(f"manifest {path} does not exist")
     table = pq.read_table(path)
     expected = arrow_schema(record_type)
-    if set(table.schema.names) != set(expected.names):
+    absent = [name for name in optional_columns(record_type) if name not in table.schema.names]
+    if set(table.schema.names) | set(absent) != set(expected.names):
         raise ValueError(
             f"{path} has columns {sorted(table.schema.names)}, "
             f"a {record_type.__name__} manifest needs {sorted(expected.names)}"
         )
+    for name in absent:  # an optional column no row of this file has a value for
+        table = table.append_column(expected.field(name), pa.nulls(table.num_rows, expected.field(name).type))
     return table.select(expected.names)
 
 

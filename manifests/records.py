@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import pyarrow as pa
@@ -24,6 +24,10 @@ LABEL_NAMES = {LABEL_REAL: "real", LABEL_FAKE: "fake"}
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_SKIPPED = "skipped"
+
+# A field with this metadata is a column only in files where some row has a value: files
+# written before it existed, and files whose rows all leave it None, keep their bytes.
+OPTIONAL_COLUMN = {"optional_column": True}
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ class ClipRecord:
     generator: str
     group: str
     source_split: Optional[str]
+    # yuv420 clips only (vfcache.pixels): the matrix (bt601/bt709/bt2020) and range
+    # (limited/full) their planes hold, which RGB is made with
+    color_matrix: Optional[str] = field(default=None, metadata=OPTIONAL_COLUMN)
+    color_range: Optional[str] = field(default=None, metadata=OPTIONAL_COLUMN)
 
 
 @dataclass(frozen=True)
@@ -146,13 +154,25 @@ def arrow_schema(record_type: type) -> pa.Schema:
     return pa.schema(fields)
 
 
+def optional_columns(record_type: type) -> tuple[str, ...]:
+    """The fields of `record_type` that are columns only where some row has a value."""
+    return tuple(f.name for f in dataclasses.fields(record_type) if f.metadata.get("optional_column"))
+
+
+def drop_empty_optional(table: pa.Table, record_type: type) -> pa.Table:
+    """`table` without the optional columns that hold no value (see OPTIONAL_COLUMN)."""
+    empty = [name for name in optional_columns(record_type)
+             if name in table.column_names and table.column(name).null_count == table.num_rows]
+    return table.drop_columns(empty) if empty else table
+
+
 def record_from_dict(record_type: type, row: dict) -> Any:
     """Build a record from a parquet/JSON row, turning lists back into tuples; unknown keys are errors."""
     names = {field.name for field in dataclasses.fields(record_type)}
     unknown = set(row) - names
     if unknown:
         raise ValueError(f"unknown {record_type.__name__} fields: {sorted(unknown)}")
-    missing = names - set(row)
+    missing = names - set(row) - set(optional_columns(record_type))
     if missing:
         raise ValueError(f"missing {record_type.__name__} fields: {sorted(missing)}")
     values = {key: tuple(value) if isinstance(value, list) else value for key, value in row.items()}

@@ -13,6 +13,11 @@ The crop box is chosen in display coordinates (`crop_box`), mapped to the coded 
 come as close as possible to the PyAV path, `fit_rgb` first converts them back to the
 source's pixel format (restoring its chroma subsampling) and then runs the same graph; the
 residual difference comes from RGB clipping in decord's conversion (see test_decode).
+
+With `pixels="yuv420"` the same graph ends in yuv420p instead of rgb24 (issue 18): the frame
+is cropped and resized in YUV by the same scaler, and the scaler is told to keep the
+source's matrix and range (`colour_tags`), which it would otherwise convert to its BT.601
+default; `FrameFitter.colour` records them for the clip rows.
 """
 from __future__ import annotations
 
@@ -26,6 +31,11 @@ import numpy as np
 RESIZE_MODES = ("short_side_crop", "squash")
 ROTATIONS = (0, 90, 180, 270)
 SCALE_FLAGS = "area"  # swscale area averaging: antialiased when downscaling
+# AVColorSpace values -> the matrices a yuv420 clip can be tagged with; anything else
+# (unspecified, FCC, SMPTE 240M, YCgCo) is converted to BT.601, swscale's default for RGB
+_MATRIX_OF_COLORSPACE = {1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 10: "bt2020"}
+_RANGE_FULL = 2  # AVCOL_RANGE_JPEG
+_RANGE_LIMITED = 1  # AVCOL_RANGE_MPEG
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,31 @@ def displayed(frame_rgb: np.ndarray, rotation: int) -> np.ndarray:
     return np.rot90(frame_rgb, k=-(rotation // 90)) if rotation else frame_rgb
 
 
+def colour_tags(frame: Optional[av.VideoFrame]) -> tuple[str, str]:
+    """(matrix, range) a yuv420 clip of this decoded frame is stored with: the frame's own tags
+    where they are BT.601/709/2020, else BT.601; limited range unless tagged (or yuvj) full."""
+    if frame is None:  # RGB frames (decord, JPEG keyframes): converted with swscale's default
+        return "bt601", "limited"
+    matrix = _MATRIX_OF_COLORSPACE.get(int(frame.colorspace), "bt601")
+    full = int(frame.color_range) == _RANGE_FULL or (
+        int(frame.color_range) != _RANGE_LIMITED and frame.format.name.startswith("yuvj"))
+    return matrix, "full" if full else "limited"
+
+
+def _write_planes(small: np.ndarray, rotation: int, out: np.ndarray) -> None:
+    """Write a yuv420p frame (h * 3 // 2, w) into `out` (H * 3 // 2, W), each plane rotated."""
+    h, w = small.shape[0] * 2 // 3, small.shape[1]
+    flat = small.reshape(-1)
+    planes = (flat[:h * w].reshape(h, w), flat[h * w:h * w * 5 // 4].reshape(h // 2, w // 2),
+              flat[h * w * 5 // 4:].reshape(h // 2, w // 2))
+    target = out.reshape(-1)
+    start = 0
+    for plane in planes:
+        turned = displayed(plane, rotation)
+        target[start:start + turned.size] = turned.reshape(-1)
+        start += turned.size
+
+
 def _graph(width: int, height: int, pix_fmt: str, chain: list[tuple[str, str]]) -> av.filter.Graph:
     graph = av.filter.Graph()
     node = graph.add_buffer(width=width, height=height, format=pix_fmt, time_base=Fraction(1, 1))
@@ -108,12 +143,16 @@ def _graph(width: int, height: int, pix_fmt: str, chain: list[tuple[str, str]]) 
 
 
 class FrameFitter:
-    """Turns decoded frames of one video into clip frames (height x width x 3 RGB)."""
+    """Turns decoded frames of one video into clip frames: height x width x 3 RGB, or with
+    `pixels="yuv420"` yuv420p planes (height * 3 // 2, width) (see `vfcache.pixels`)."""
 
     def __init__(self, *, coded_height: int, coded_width: int, rotation: int, box: CropBox,
-                 height: int, width: int):
+                 height: int, width: int, pixels: str = "rgb24"):
         _validate_size(height, width)
-        self.rotation, self.height, self.width = rotation, height, width
+        if pixels not in ("rgb24", "yuv420"):
+            raise ValueError(f"pixels = {pixels!r}; expected rgb24 or yuv420")
+        self.rotation, self.height, self.width, self.pixels = rotation, height, width, pixels
+        self.colour: Optional[tuple[str, str]] = None  # (matrix, range) of yuv420 output
         self.coded = coded_box(box, coded_height, coded_width, rotation)
         if self.coded.top < 0 or self.coded.left < 0 or \
                 self.coded.top + self.coded.height > coded_height or \
@@ -126,23 +165,32 @@ class FrameFitter:
 
     def _chain(self) -> list[tuple[str, str]]:
         c = self.coded
+        scale = f"w={self._out_w}:h={self._out_h}:flags={SCALE_FLAGS}"
+        if self.pixels == "yuv420":
+            matrix, colour_range = self.colour  # type: ignore[misc]
+            scale += f":out_color_matrix={matrix}:out_range={'pc' if colour_range == 'full' else 'tv'}"
         return [("crop", f"w={c.width}:h={c.height}:x={c.left}:y={c.top}"),
-                ("scale", f"w={self._out_w}:h={self._out_h}:flags={SCALE_FLAGS}"),
-                ("format", "pix_fmts=rgb24")]
+                ("scale", scale),
+                ("format", "pix_fmts=" + ("yuv420p" if self.pixels == "yuv420" else "rgb24"))]
 
     def _run(self, key: tuple, frame: av.VideoFrame, prefix: list[tuple[str, str]],
-             out: np.ndarray) -> None:
+             out: np.ndarray, decoded: Optional[av.VideoFrame]) -> None:
         graph = self._graphs.get(key)
         if graph is None:  # built on first use, again if the stream changes size or format
+            if self.colour is None:  # the video's first frame sets the tags of all its clips
+                self.colour = colour_tags(decoded)
             graph = self._graphs[key] = _graph(frame.width, frame.height, frame.format.name,
                                                prefix + self._chain())
         graph.push(frame)
         small = graph.pull().to_ndarray()
-        out[...] = displayed(small, self.rotation)
+        if self.pixels == "yuv420":
+            _write_planes(small, self.rotation, out)
+        else:
+            out[...] = displayed(small, self.rotation)
 
     def fit(self, frame: av.VideoFrame, out: np.ndarray) -> None:
         """Write a decoded (coded-orientation) PyAV frame into `out`."""
-        self._run(("frame", frame.width, frame.height, frame.format.name), frame, [], out)
+        self._run(("frame", frame.width, frame.height, frame.format.name), frame, [], out, frame)
 
     def fit_rgb(self, frame_rgb: np.ndarray, out: np.ndarray, *, rotation_applied: int,
                 source_pix_fmt: Optional[str]) -> None:
@@ -152,4 +200,4 @@ class FrameFitter:
         frame = av.VideoFrame.from_ndarray(coded_rgb, format="rgb24")
         prefix = [("scale", f"flags={SCALE_FLAGS}"), ("format", f"pix_fmts={source_pix_fmt}")] \
             if source_pix_fmt and source_pix_fmt != "rgb24" else []
-        self._run(("rgb", frame.width, frame.height, source_pix_fmt), frame, prefix, out)
+        self._run(("rgb", frame.width, frame.height, source_pix_fmt), frame, prefix, out, None)

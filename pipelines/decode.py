@@ -29,6 +29,7 @@ import numpy as np
 from pipelines._decord_source import decord_frames
 from pipelines._frame_fit import RESIZE_MODES, FrameFitter, crop_box
 from pipelines._pyav_source import PyAVSource, plan_decode_runs, probe
+from vfcache.pixels import odd_size_problem, stored_shape
 from pipelines._video import (
     READ_ERROR_REASONS,
     REASON_DECODE_ERROR,
@@ -95,11 +96,12 @@ def _validate_reader(reader: str) -> None:
         raise ValueError(f"reader = {reader!r}; expected one of {sorted(READERS)}")
 
 
-def _fitter(info: VideoInfo, height: int, width: int, resize: str) -> FrameFitter:
+def _fitter(info: VideoInfo, height: int, width: int, resize: str,
+            pixels: str = "rgb24") -> FrameFitter:
     box = crop_box(info.height, info.width, height=height, width=width, resize=resize)
     coded_height, coded_width = info.coded_size
     return FrameFitter(coded_height=coded_height, coded_width=coded_width,
-                       rotation=info.rotation, box=box, height=height, width=width)
+                       rotation=info.rotation, box=box, height=height, width=width, pixels=pixels)
 
 
 def _fit(fitter: FrameFitter, frame: Frame, rotation_applied: int, info: VideoInfo,
@@ -126,9 +128,14 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: 
                 height: int, width: int, resize: str = "short_side_crop", reader: str = "pyav",
                 decoder_threads: int = 1,
                 on_ready: Optional[Callable[[np.ndarray, int], None]] = None,
-                worker: Optional[Executor] = None) -> np.ndarray:
+                worker: Optional[Executor] = None, pixels: str = "rgb24",
+                colour: Optional[dict] = None) -> np.ndarray:
     """Frames `frame_indices` (presentation order, as planned by `pipelines.frames`) of the
     video, as an (N, height, width, 3) uint8 RGB array in the order of the argument.
+
+    `pixels="yuv420"`: (N, height * 3 // 2, width) yuv420p planes instead (see
+    `vfcache.pixels`; even sizes), whose matrix and range are put in `colour` (a dict, keys
+    `matrix` and `range`) when given.
 
     `info` comes from `probe_video` on the same file. `resize`: `short_side_crop` (scale
     the short side to the clip's, centre crop) or `squash`. `decoder_threads` is set on the
@@ -149,8 +156,10 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: 
     indices = _validate_indices(frame_indices, info)
     _validate_reader(reader)
     _validate_threads(decoder_threads)
-    fitter = _fitter(info, height, width, resize)
-    clip = np.empty((len(indices), height, width, 3), dtype=np.uint8)
+    if pixels == "yuv420" and odd_size_problem(height, width):
+        raise ValueError(f"{height}x{width}: {odd_size_problem(height, width)}")
+    fitter = _fitter(info, height, width, resize, pixels)
+    clip = np.empty(stored_shape(len(indices), height, width, pixels), dtype=np.uint8)
     slots = _output_slots(indices)
     done = set()
     final = np.zeros(len(indices) + 1, dtype=bool)  # a sentinel row that never becomes final
@@ -191,6 +200,8 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: 
         missing = sorted(set(slots) - done)
         raise VideoReadError(REASON_DECODE_ERROR, f"reader {reader!r} did not return frames "
                              f"{missing[:5]}", path=path)
+    if colour is not None and fitter.colour is not None:
+        colour["matrix"], colour["range"] = fitter.colour
     return clip
 
 

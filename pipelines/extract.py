@@ -23,6 +23,7 @@ first one's temp files, so it waits for the lock, or stops with one line naming 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from manifests.records import (
     FailureRecord,
     VideoRecord,
     arrow_schema,
+    drop_empty_optional,
 )
 from pipelines.extract_plan import (
     Plan,
@@ -117,8 +119,7 @@ class TooManyFailures(StageError):
 
 def auto_videos_per_task(num_videos: int, spec: ClipSpec, shard_target_bytes: int) -> int:
     """About TARGET_TASKS batches, but no batch expected to write more than one shard target."""
-    frames, height, width, channels = spec.clip_shape
-    video_bytes = spec.clips_per_video * frames * height * width * channels / ASSUMED_COMPRESSION
+    video_bytes = spec.clips_per_video * math.prod(spec.stored_shape) / ASSUMED_COMPRESSION
     by_bytes = max(1, int(shard_target_bytes // video_bytes))
     by_balance = max(1, -(-num_videos // TARGET_TASKS))
     return min(by_bytes, by_balance)
@@ -167,7 +168,7 @@ def merge_clip_indexes(cache: CacheDir, video_ids: set[str]) -> pa.Table:
     if pc.count_distinct(table["clip_id"]).as_py() != table.num_rows:
         raise StageError(f"shard indexes in {cache.shards_dir} list a clip id twice; remove the shards folder and extract again")
     with atomic_write(cache.clips_parquet, "wb") as handle:
-        pq.write_table(table, handle, compression="zstd")
+        pq.write_table(drop_empty_optional(table, ClipRecord), handle, compression="zstd")
     return table
 
 

@@ -149,8 +149,9 @@ class ShardRoller:
         self.committed_bytes = 0
         self.remote = remote  # upload each committed shard, then its index, and drop the local copy
 
-    def append(self, video: VideoRecord, clip_id: str, plan: ClipPlan, frame: bytes) -> None:
-        """Append one clip, compressed by `encode_clip`."""
+    def append(self, video: VideoRecord, clip_id: str, plan: ClipPlan, frame: bytes,
+               colour: Optional[dict] = None) -> None:
+        """Append one clip, compressed by `encode_clip`; `colour` (matrix, range) for yuv420 clips."""
         if self._writer is None:
             self._writer = ShardWriter(self.shards_dir / shard_name(self.writer_id, self.n))
         entry = self._writer.append_frame(frame)
@@ -161,6 +162,7 @@ class ShardRoller:
             shard=f"shards/{shard_name(self.writer_id, self.n)}", offset=entry.offset, nbytes=entry.nbytes,
             dataset=video.dataset, domain=video.domain, relpath=video.relpath, label=video.label,
             generator=video.generator, group=video.group, source_split=video.source_split,
+            color_matrix=colour["matrix"] if colour else None, color_range=colour["range"] if colour else None,
         ))
         if self._writer.bytes_written >= self.target_bytes:
             self.commit()
@@ -214,7 +216,8 @@ class ClipEncoder:
 
 def cut_clips(task: ExtractTask, video: VideoRecord, skip: frozenset[int],
               on_clip: Optional[Callable[[int, np.ndarray], None]] = None,
-              worker: Optional[ThreadPoolExecutor] = None) -> list[tuple[ClipPlan, np.ndarray]]:
+              worker: Optional[ThreadPoolExecutor] = None,
+              colour: Optional[dict] = None) -> list[tuple[ClipPlan, np.ndarray]]:
     """Every clip of `video` whose index is not in `skip`, decoded; raises VideoReadError / VideoTooShort.
 
     `on_clip(k, clip)` is called for the k-th returned clip as soon as all its frames are decoded
@@ -249,6 +252,7 @@ def cut_clips(task: ExtractTask, video: VideoRecord, skip: frozenset[int],
         task.raw_dir, video.relpath, [i for plan in wanted for i in plan.frame_indices], info=info,
         height=task.spec.height, width=task.spec.width, resize=task.spec.resize, reader=task.reader,
         decoder_threads=task.decoder_threads, on_ready=ready if on_clip is not None else None, worker=worker,
+        pixels=task.spec.pixels, colour=colour,
     )
     return list(zip(wanted, np.split(frames, ends[:-1])))
 
@@ -313,21 +317,24 @@ def extract_videos(task: ExtractTask, final: FinalState, roller: ShardRoller,
     failures: list[FailureRecord] = []
     written = 0
     decode_s = write_s = 0.0
-    pending: list[tuple[VideoRecord, ClipPlan, Callable[[], bytes]]] = []
+    pending: list[tuple[VideoRecord, ClipPlan, Callable[[], bytes], Optional[dict]]] = []
 
     def append_pending() -> None:
         nonlocal written
-        for video, plan, frame in pending:
-            roller.append(video, make_clip_id(video.video_id, task.spec.spec_hash, plan.clip_index), plan, frame())
+        for video, plan, frame, colour in pending:
+            roller.append(video, make_clip_id(video.video_id, task.spec.spec_hash, plan.clip_index), plan, frame(),
+                          colour)
             written += 1
         pending.clear()
 
     for video in task.videos:
         tic = time.perf_counter()
         frames: dict[int, Callable[[], bytes]] = {}
+        colour: Optional[dict] = {} if task.spec.pixels == "yuv420" else None
         try:
             clips = cut_clips(task, video, final.clip_indices.get(video.video_id, frozenset()),
-                              on_clip=lambda k, clip: frames.__setitem__(k, encoder.submit(clip)), worker=encoder.worker)
+                              on_clip=lambda k, clip: frames.__setitem__(k, encoder.submit(clip)), worker=encoder.worker,
+                              colour=colour)
         except VideoTooShort as err:
             failures.append(failure(video, f"{REASON_TOO_SHORT}: {err}"))
             continue
@@ -341,7 +348,7 @@ def extract_videos(task: ExtractTask, final: FinalState, roller: ShardRoller,
             decode_s += time.perf_counter() - tic
         tic = time.perf_counter()
         append_pending()
-        pending.extend((video, plan, frames[k]) for k, (plan, _) in enumerate(clips))
+        pending.extend((video, plan, frames[k], colour) for k, (plan, _) in enumerate(clips))
         write_s += time.perf_counter() - tic
     tic = time.perf_counter()
     append_pending()

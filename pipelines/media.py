@@ -14,10 +14,12 @@ from pathlib import Path
 from concurrent.futures import Executor
 from typing import Callable, Optional, Sequence
 
+import av
 import numpy as np
 
 from cache_tools.checksums import sha256_file
 from pipelines import keyframes
+from pipelines._frame_fit import colour_tags
 from pipelines.decode import VideoInfo, probe_video, read_frames
 
 
@@ -63,8 +65,11 @@ def read_media_frames(
     decoder_threads: int = 1,
     on_ready: Optional[Callable[[np.ndarray, int], None]] = None,
     worker: Optional[Executor] = None,
+    pixels: str = "rgb24",
+    colour: Optional[dict] = None,
 ) -> np.ndarray:
-    """Frames of a file (through `reader`) or of a keyframe row, (N, height, width, 3) uint8 RGB.
+    """Frames of a file (through `reader`) or of a keyframe row, (N, height, width, 3) uint8 RGB
+    (or yuv420 planes, with `pixels` and `colour` as in `read_frames`).
 
     `on_ready` and `worker` as in `read_frames`; for a keyframe row `on_ready` is called once,
     when all are read, and `worker` is not used."""
@@ -73,6 +78,8 @@ def read_media_frames(
         clip = keyframes.read_keyframes(
             path, row, frame_indices, height=height, width=width, resize=resize
         )
+        if pixels == "yuv420":
+            clip = rgb_to_yuv420(clip, colour)
         if on_ready is not None and len(clip):
             on_ready(clip, len(clip))
         return clip
@@ -87,4 +94,19 @@ def read_media_frames(
         decoder_threads=decoder_threads,
         on_ready=on_ready,
         worker=worker,
+        pixels=pixels,
+        colour=colour,
     )
+
+
+def rgb_to_yuv420(clip: np.ndarray, colour: Optional[dict] = None) -> np.ndarray:
+    """An RGB clip (T, H, W, 3) as yuv420 planes (T, H * 3 // 2, W), BT.601 limited range
+    (swscale's conversion, as for decord's RGB frames), for sources that decode to RGB."""
+    matrix, colour_range = colour_tags(None)
+    planes = np.stack([
+        av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(
+            format="yuv420p", dst_colorspace="ITU601", dst_color_range="MPEG").to_ndarray()
+        for frame in clip])
+    if colour is not None:
+        colour["matrix"], colour["range"] = matrix, colour_range
+    return planes

@@ -97,7 +97,7 @@ def run_train_benchmark(root: DataRoot, *, device: Optional[str] = None, model_n
     torch.manual_seed(config.seed)
     model = build_model(config.model.name, **config.model.kwargs)
     contract = resolve_contract(model, layout=config.layout, pixels=config.normalisation)
-    check_contract(contract, dataset.clip_shape, model_name=config.model.name, clips_from=str(split_file))
+    check_contract(contract, dataset.rgb_shape, model_name=config.model.name, clips_from=str(split_file))
     trainable, total = set_trainable(model, config.unfreeze)
     model.to(dev)
     memory_format = torch.contiguous_format

@@ -11,6 +11,12 @@ process id changes, so the dataset is safe to fork into DataLoader workers.
 into one batch buffer, allocated in shared memory inside a worker, and `collate_clips`
 recognises that buffer and hands it on without another copy. With a `DecodedClipCache` the
 clips of later epochs are copied from its slots instead of decompressed.
+
+A cache of `pixels: yuv420` stores planes (see `vfcache.pixels`): with `form="stored"` (the
+default) the dataset hands them out as they are, with each clip's colour code (`colour`), for
+`trainers.gpu.to_device` to make RGB on the device; `form="rgb"` makes RGB here, on the CPU,
+with the same function (`trainers.colour.yuv420_to_rgb`). The decoded-clip cache always holds
+the stored form.
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ from cache_tools.shards import ShardReader
 from manifests.layout import CacheDir, cache_dir_of_split_file
 from manifests.records import SplitEntry
 from manifests.columns import read_split_entries
+from trainers.colour import clip_colour_codes, yuv420_to_rgb
 from vfcache.config import ClipSpec
 from vfcache.cores import usable_cores
 from vfcache.errors import StageError
@@ -41,6 +48,7 @@ from vfcache.errors import StageError
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_OPEN_SHARDS = 256
+FORMS = ("stored", "rgb")
 BATCH_THREADS = 4  # at most, in the main process (see __getitems__)
 
 
@@ -59,7 +67,7 @@ def open_decode_cache(dataset: "ClipDataset", folder: str | os.PathLike, budget_
     """Attach a decoded-clip cache named after the dataset's fingerprint inside `folder`
     (`/dev/shm` keeps it in memory); a later run over the same clips finds it warm."""
     cache = DecodedClipCache(Path(folder) / f"vfcache-decoded-{dataset.fingerprint}.slots",
-                             clip_shape=dataset.clip_shape, budget_bytes=budget_bytes,
+                             clip_shape=dataset.stored_shape, budget_bytes=budget_bytes,
                              fingerprint=dataset.fingerprint)
     dataset.attach_decode_cache(cache)
     return cache
@@ -83,7 +91,9 @@ def _open_split_file(path: Path | str, remote_cache: ShardDiskCache) -> tuple[Ca
     if splits != "splits":
         raise StageError(f"{path}: split files sit at <cache folder>/splits/<name>/<part>.jsonl")
     key = hashlib.sha256(base.encode()).hexdigest()[:16]
-    mirror_small_file(join_url(base, "spec.json"), remote_cache.folder, f"{key}/spec.json")
+    spec_json = mirror_small_file(join_url(base, "spec.json"), remote_cache.folder, f"{key}/spec.json")
+    if '"yuv420"' in spec_json.read_text(encoding="utf-8"):  # its clips' colour tags are in clips.parquet
+        mirror_small_file(join_url(base, "clips.parquet"), remote_cache.folder, f"{key}/clips.parquet")
     local = mirror_small_file(str(path), remote_cache.folder, f"{key}/splits/{name}/{part}")
     return cache_dir_of_split_file(local), local, base
 
@@ -112,8 +122,10 @@ class ClipDataset(Dataset):
         max_open_shards: int = DEFAULT_MAX_OPEN_SHARDS,
         labels: Iterable[int] | None = None,
         remote_cache: ShardDiskCache | None = None,
+        form: str = "stored",
     ):
         """`labels`: keep only the clips of these labels (one-class training on real clips).
+        `form`: `stored` hands clips out as the cache stores them, `rgb` always as RGB.
 
         Split files may be URLs of a cache folder on object storage (`s3://bucket/.../splits/
         <name>/<part>.jsonl`); `remote_cache` keeps copies of its shards (default: from the
@@ -121,6 +133,8 @@ class ClipDataset(Dataset):
         paths = _as_paths(split_files)
         if not paths:
             raise ValueError("ClipDataset needs at least one split file")
+        if form not in FORMS:
+            raise ValueError(f"form = {form!r}; expected one of {list(FORMS)}")
         if max_open_shards < 1:
             raise ValueError(f"max_open_shards must be >= 1, got {max_open_shards}")
         self.max_open_shards = max_open_shards
@@ -146,9 +160,19 @@ class ClipDataset(Dataset):
                 shard_ids.append(shard_id)
             entries.extend(part)
         self.sources = tuple(sources)
-        self.clip_shape = self._common_clip_shape(self.sources)
+        self.stored_shape = self._common_clip_shape(self.sources)
+        self.pixels = self.sources[0].spec.pixels
+        self.form = form
+        self.converts = form == "rgb" and self.pixels == "yuv420"  # RGB made on this side
+        self.clip_shape = self.sources[0].spec.clip_shape if self.converts else self.stored_shape
+        self.rgb_shape = self.sources[0].spec.clip_shape  # what the model sees, whatever the form
         self._check_unique(entries)
         self.entries = tuple(entries)
+        # per clip, the colour code its yuv420 planes are made RGB with (None for RGB caches)
+        self.colour_codes = None if self.pixels != "yuv420" else np.concatenate([
+            clip_colour_codes(source.cache_dir.clips_parquet,
+                              [e.clip_id for e in entries[source.first_index:source.first_index + source.num_clips]])
+            for source in self.sources])
         self.labels = np.array([e.label for e in entries], dtype=np.int64)
         self.domains = np.array([e.domain for e in entries], dtype=object)
         self.generators = np.array([e.generator for e in entries], dtype=object)
@@ -164,15 +188,17 @@ class ClipDataset(Dataset):
             self.attach_decode_cache(decode_cache)
 
     @staticmethod
-    def _common_clip_shape(sources: Sequence[SplitSource]) -> tuple[int, int, int, int]:
-        shapes = {tuple(s.spec.clip_shape) for s in sources}
+    def _common_clip_shape(sources: Sequence[SplitSource]) -> tuple[int, ...]:
+        """The stored shape every source shares (an RGB and a yuv420 cache do not mix)."""
+        shapes = {(tuple(s.spec.stored_shape), s.spec.pixels) for s in sources}
         if len(shapes) != 1:
-            listing = ", ".join(f"{s.split_file} -> {s.spec.clip_shape} ({s.spec.name})" for s in sources)
+            listing = ", ".join(f"{s.split_file} -> {s.spec.stored_shape} {s.spec.pixels} ({s.spec.name})"
+                                for s in sources)
             raise ValueError(f"split files combined in one dataset must share a clip shape; got {listing}")
         if len({s.spec.spec_hash for s in sources}) > 1:
             log.warning("combining split files cut with different clip specs of one shape: %s",
                         sorted({s.spec.name for s in sources}))
-        return shapes.pop()
+        return shapes.pop()[0]
 
     @staticmethod
     def _check_unique(entries: Sequence[SplitEntry]) -> None:
@@ -185,15 +211,15 @@ class ClipDataset(Dataset):
     @functools.cached_property
     def fingerprint(self) -> str:
         """Identity of the index space (clip ids in order and their shape), for reusing a decoded cache."""
-        digest = hashlib.sha256(repr(self.clip_shape).encode())
+        digest = hashlib.sha256(repr(self.stored_shape).encode())
         for entry in self.entries:
             digest.update(entry.clip_id.encode())
         return digest.hexdigest()[:32]
 
     def attach_decode_cache(self, decode_cache: DecodedClipCache) -> None:
-        if tuple(decode_cache.clip_shape) != tuple(self.clip_shape):
+        if tuple(decode_cache.clip_shape) != tuple(self.stored_shape):
             raise ValueError(f"decoded-clip cache {decode_cache.path} holds clips of {decode_cache.clip_shape}, "
-                             f"the dataset's are {self.clip_shape}")
+                             f"the dataset's are {self.stored_shape}")
         if decode_cache.fingerprint is not None and decode_cache.fingerprint != self.fingerprint:
             raise ValueError(f"decoded-clip cache {decode_cache.path} was made for dataset {decode_cache.fingerprint}, "
                              f"this one is {self.fingerprint}; pass fingerprint=dataset.fingerprint")
@@ -234,18 +260,35 @@ class ClipDataset(Dataset):
         reader.read_into(entry.offset, entry.nbytes, dest, clip_id=entry.clip_id)
 
     def read_clip(self, index: int, out: np.ndarray | None = None) -> np.ndarray:
-        """The uint8 (T, H, W, 3) clip of entry `index`, written into `out` when given."""
+        """The uint8 clip of entry `index` in `clip_shape` ((T, H, W, 3), or stored yuv420
+        planes), written into `out` when given."""
         index = self._check_index(index)
+        if self.converts:
+            rgb = self._to_rgb(self._read_stored(index, None)[None], [index])[0]
+            if out is None:
+                return rgb
+            out[...] = rgb
+            return out
+        return self._read_stored(index, out)
+
+    def _read_stored(self, index: int, out: np.ndarray | None) -> np.ndarray:
         if self.decode_cache is not None:
             return self.decode_cache.get_or_load(index, lambda dest: self._decode_into(index, dest), out)
-        dest = np.empty(self.clip_shape, np.uint8) if out is None else out
+        dest = np.empty(self.stored_shape, np.uint8) if out is None else out
         self._decode_into(index, dest)
         return dest
 
+    def _to_rgb(self, planes: np.ndarray, indices: Sequence[int]) -> np.ndarray:
+        codes = torch.from_numpy(self.colour_codes[list(indices)])
+        return yuv420_to_rgb(torch.from_numpy(planes), codes).numpy()
+
     def _sample(self, index: int, clip: torch.Tensor) -> dict:
         entry = self.entries[index]
-        return {"clip": clip, "label": entry.label, "domain": entry.domain, "generator": entry.generator,
-                "clip_id": entry.clip_id, "index": index}
+        sample = {"clip": clip, "label": entry.label, "domain": entry.domain, "generator": entry.generator,
+                  "clip_id": entry.clip_id, "index": index}
+        if self.colour_codes is not None and not self.converts:
+            sample["colour"] = int(self.colour_codes[index])
+        return sample
 
     def __getitem__(self, index: int) -> dict:
         index = self._check_index(index)
@@ -259,11 +302,12 @@ class ClipDataset(Dataset):
         the worker's one thread, since the workers already fill the cores."""
         indices = [self._check_index(i) for i in indices]
         batch = new_clip_batch(len(indices), self.clip_shape)
-        rows = batch.numpy()
+        rgb_rows = batch.numpy() if self.converts else None
+        rows = np.empty((len(indices), *self.stored_shape), np.uint8) if self.converts else batch.numpy()
         pool = self._batch_pool(indices)
         if pool is None:
             for row, index in enumerate(indices):
-                self.read_clip(index, out=rows[row])
+                self._read_stored(index, rows[row])
         else:
             # readers are opened here, before the threads start, so none is evicted while in use
             readers = [self._reader(int(self._shard_of_clip[index])) for index in indices]
@@ -274,6 +318,8 @@ class ClipDataset(Dataset):
 
             for _ in pool.map(read, range(len(indices))):
                 pass
+        if rgb_rows is not None:
+            rgb_rows[...] = self._to_rgb(rows, indices)
         return [self._sample(index, batch[row]) for row, index in enumerate(indices)]
 
     def _batch_pool(self, indices: Sequence[int]) -> Optional[ThreadPoolExecutor]:
@@ -331,8 +377,11 @@ def collate_clips(samples: Sequence[dict]) -> dict:
                 )
             # numpy copy: torch's intra-op threads cost more than they gain for one clip
             np.copyto(rows[row], clip.numpy())
+    colour = {"colour": torch.tensor([s["colour"] for s in samples], dtype=torch.int64)} \
+        if "colour" in samples[0] else {}
     return {
         "clip": batch,
+        **colour,
         "label": torch.tensor([s["label"] for s in samples], dtype=torch.int64),
         "index": torch.tensor([s["index"] for s in samples], dtype=torch.int64),
         "domain": [s["domain"] for s in samples],

@@ -182,7 +182,7 @@ def run_evaluation(config: Union[EvalConfig, str, Path], *, root: Union[str, Pat
              info.epoch, model_name, contract.describe(), device)
 
     query = ClipDataset([resolve_split_path(p, root) for p in config.query])
-    check_contract(contract, query.clip_shape, model_name=model_name, clips_from=config.query[0])
+    check_contract(contract, query.rgb_shape, model_name=model_name, clips_from=config.query[0])
     options = dict(device=device, normalisation=normalisation, layout=contract.layout,
                    batch_size=config.batch_size, workers=config.workers, amp_dtype=amp_dtype,
                    progress=progress)
@@ -236,7 +236,7 @@ def run_gasbench_evaluation(folder: Union[str, Path], query: list[str], *, out_d
     queries = [resolve_split_path(p, root) for p in query]
     dataset = ClipDataset(queries)
     contract = model.input_contract
-    check_contract(contract, dataset.clip_shape, model_name=str(config.get("name", folder.name)),
+    check_contract(contract, dataset.rgb_shape, model_name=str(config.get("name", folder.name)),
                    clips_from=str(query[0]))
     outputs = collect_outputs(model, dataset, device=chosen, normalisation=contract.pixels,
                               layout=contract.layout, batch_size=batch_size, warmup=True,

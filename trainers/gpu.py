@@ -2,7 +2,9 @@
 
 A clip batch leaves the DataLoader as uint8 (B, T, H, W, 3) in pinned memory (a quarter of the
 bytes of float32), is copied with `non_blocking=True`, and becomes float (B, 3, T, H, W) on
-the device (or (B, T, 3, H, W), see `trainers.input_contract`). Normalisation is a property of
+the device (or (B, T, 3, H, W), see `trainers.input_contract`). A batch of yuv420 clips
+(B, T, H * 3 / 2, W) with their `colour` codes, half the bytes over the bus, is made RGB
+there first (`trainers.colour.yuv420_to_rgb`, the function CPU runs use too). Normalisation is a property of
 the model, named by preset: `unit` [0, 1], `symmetric` [-1, 1], `raw255` [0, 255], `kinetics`,
 `imagenet` and `clip` mean/std. Augmentation (per-sample horizontal flip,
 brightness jitter) runs on the device too; its random draws come from a CPU `torch.Generator`
@@ -18,6 +20,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import torch
+
+from trainers.colour import yuv420_to_rgb
 
 
 @dataclass(frozen=True)
@@ -144,10 +148,13 @@ def to_device(
     layout: str = "BCTHW",
 ) -> dict:
     """A collated clip batch with its clips as float in `layout` and its tensors on `device`;
-    list fields (domain, generator, clip_id) pass through."""
+    list fields (domain, generator, clip_id) pass through. yuv420 clips (a batch with
+    `colour`) are made RGB on the device first."""
     device = torch.device(device)
     moved = {key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
              for key, value in batch.items()}
+    if "colour" in moved:
+        moved["clip"] = yuv420_to_rgb(moved["clip"], moved["colour"])
     moved["clip"] = clips_to_float(moved["clip"], preset, augment=augment, generator=generator,
                                    dtype=dtype, memory_format=memory_format, layout=layout)
     return moved

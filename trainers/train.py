@@ -238,7 +238,7 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
     model = build_model(config.model.name, **config.model.kwargs)
     config = _pin_weights(config, model, out_dir, info)
     contract = resolve_contract(model, layout=config.layout, pixels=config.normalisation)
-    check_contract(contract, train_set.clip_shape, model_name=config.model.name,
+    check_contract(contract, train_set.rgb_shape, model_name=config.model.name,
                    clips_from=config.data.train[0])
     batcher = DeviceBatcher(loader, info.device, contract.pixels, augment, seed=config.seed,
                             rank=info.rank, layout=contract.layout)
@@ -264,7 +264,7 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
                 support_set=support_set, amp_dtype=amp_dtype,
                 scaler=grad_scaler(amp_dtype, info.device),
                 args=checkpoint_args(config, world_size=info.world_size,
-                                     clip_shape=train_set.clip_shape, contract=contract),
+                                     clip_shape=train_set.rgb_shape, contract=contract),
                 progress=Progress(), steps_per_epoch=sampler.num_batches // info.world_size,
                 started=started, elapsed_before_s=0.0)
 

@@ -17,6 +17,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from vfcache.errors import ConfigError
+from vfcache.pixels import DEFAULT_PIXELS, PIXELS, odd_size_problem, stored_shape
 
 Sampling = Literal["fps", "uniform"]
 ResizeMode = Literal["short_side_crop", "squash"]
@@ -50,19 +51,42 @@ class ClipSpec:
     start: str = "start"  # where the first clip starts for sampling == fps
     clips_per_video: int = 1
     description: str = ""
+    # how clips are stored (vfcache.pixels): rgb24, or yuv420 planes made RGB on the way to
+    # the model. Left out of the hash and of spec.json at its default, so the specs and clip
+    # ids from before it existed do not change.
+    pixels: str = DEFAULT_PIXELS
+
+    def __post_init__(self) -> None:
+        if self.pixels not in PIXELS:
+            raise ValueError(f"pixels = {self.pixels!r}; expected one of {list(PIXELS)}")
+        problem = odd_size_problem(self.height, self.width) if self.pixels == "yuv420" else None
+        if problem:
+            raise ValueError(f"clip spec {self.name!r}: {problem}")
+
+    def _fields(self) -> dict:
+        values = dataclasses.asdict(self)
+        if values["pixels"] == DEFAULT_PIXELS:
+            del values["pixels"]
+        return values
 
     @property
     def spec_hash(self) -> str:
         """Hash of everything that changes the pixels (not the name or description)."""
-        payload = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "description")}
+        payload = {k: v for k, v in self._fields().items() if k not in ("name", "description")}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
     def clip_shape(self) -> tuple[int, int, int, int]:
+        """The RGB clip the model sees, (T, H, W, 3), whatever the stored form."""
         return (self.frames, self.height, self.width, 3)
 
+    @property
+    def stored_shape(self) -> tuple[int, ...]:
+        """The uint8 array one clip is stored as in the shards (see `vfcache.pixels`)."""
+        return stored_shape(self.frames, self.height, self.width, self.pixels)
+
     def to_json(self) -> dict:
-        return {**dataclasses.asdict(self), "spec_hash": self.spec_hash}
+        return {**self._fields(), "spec_hash": self.spec_hash}
 
 
 @dataclass(frozen=True)
@@ -177,6 +201,10 @@ def parse_clip_spec(data: dict, source: str) -> ClipSpec:
     _choice(source, "resize", values.get("resize", "short_side_crop"), RESIZE_MODES)
     _choice(source, "short_policy", values.get("short_policy", "pad_last"), SHORT_POLICIES)
     _choice(source, "start", values.get("start", "start"), START_POLICIES)
+    _choice(source, "pixels", values.get("pixels", DEFAULT_PIXELS), PIXELS)
+    if values.get("pixels") == "yuv420" and odd_size_problem(values["height"], values["width"]):
+        raise ConfigError(source, "size", [values["height"], values["width"]],
+                          f"even sizes: {odd_size_problem(values['height'], values['width'])}")
     if values["sampling"] == "fps":
         if "fps" not in values:
             raise ConfigError(source, "fps", None, "a target frame rate when sampling is 'fps'")
