@@ -16,11 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cache_tools.atomic import write_bytes_atomic
-from cache_tools.shards import ShardReader
-from manifests.layout import CacheDir
-from manifests.parquet_io import read_records
-from manifests.records import LABEL_NAMES, ClipRecord
+from vfcache.cache_tools.atomic import write_bytes_atomic
+from vfcache.cache_tools.shards import ShardReader
+from vfcache.manifests.layout import CacheDir
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import LABEL_NAMES, ClipRecord
 from vfcache.errors import StageError
 
 LABEL_COLUMN_PX = 160

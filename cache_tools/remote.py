@@ -29,8 +29,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
-from cache_tools.atomic import temp_path_for
-from cache_tools.shards import ShardCorruptError, ShardReader, _PerThread
+from vfcache.cache_tools.atomic import temp_path_for
+from vfcache.cache_tools.shards import ShardCorruptError, ShardReader, _PerThread
 from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)

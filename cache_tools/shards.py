@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 import zstandard
 
-from cache_tools.atomic import fsync_dir, temp_path_for
+from vfcache.cache_tools.atomic import fsync_dir, temp_path_for
 
 SHARD_SUFFIX = ".npy.zst"
 # Level 2: on natural footage about 1.7x level 3's compression speed for 4% more bytes (the

@@ -7,7 +7,7 @@ no gap, overlap or trailing bytes (bytes no clip owns are a partial write or an 
 index). Shards under shards/ that clips.parquet never names are reported too. Every bad
 clip and shard is named; the report says what, where and why. With `decode=True` each clip's
 pixels are also looked at: a clip that looks like a decoder's concealment (green with zero
-chroma, flat grey, or flat throughout; see `cache_tools.concealment`) is a bad clip too.
+chroma, flat grey, or flat throughout; see `vfcache.cache_tools.concealment`) is a bad clip too.
 """
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from cache_tools.atomic import TEMP_MARK
-from cache_tools.concealment import concealment_problem
-from cache_tools.shards import SHARD_SUFFIX, ShardCorruptError, ShardReader
-from manifests.layout import CacheDir
-from manifests.parquet_io import read_records
-from manifests.records import ClipRecord
+from vfcache.cache_tools.atomic import TEMP_MARK
+from vfcache.cache_tools.concealment import concealment_problem
+from vfcache.cache_tools.shards import SHARD_SUFFIX, ShardCorruptError, ShardReader
+from vfcache.manifests.layout import CacheDir
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import ClipRecord
 from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)

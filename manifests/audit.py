@@ -7,7 +7,7 @@ current clips.parquet; train/val/test are disjoint and cover clips.parquet; no g
 video (across all audited datasets) sits in two parts; every split entry names a clip of
 clips.parquet inside a final shard; the support bank lies in train; every part got the
 number of clips asked; the support bank has N real + N fake clips per domain. Given the
-videos shared across the audited datasets (`pipelines.shared_videos` finds them, by bytes and by
+videos shared across the audited datasets (`vfcache.pipelines.shared_videos` finds them, by bytes and by
 frame hashes), the report lists each pair and checks that no group of them sits in two parts.
 `format_table` prints the figures in the shape of the R(2+1)D card.
 """
@@ -24,15 +24,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cache_tools.checksums import sha256_file
-from cache_tools.remote import remote_shard_sizes
-from cache_tools.verify import shard_path_problem
-from manifests.columns import SPLIT_FIELDS, SPLIT_SCHEMA, codes, duplicated_values, read_split_table
-from manifests.layout import SPLIT_PARTS, CacheDir
-from manifests.parquet_io import read_records
-from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, FailureRecord, VideoRecord
-from manifests.shared_videos import SharedVideo, group_leaks
-from manifests.split_files import SplitFileError, SplitMeta, read_split_meta
+from vfcache.cache_tools.checksums import sha256_file
+from vfcache.cache_tools.remote import remote_shard_sizes
+from vfcache.cache_tools.verify import shard_path_problem
+from vfcache.manifests.columns import SPLIT_FIELDS, SPLIT_SCHEMA, codes, duplicated_values, read_split_table
+from vfcache.manifests.layout import SPLIT_PARTS, CacheDir
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, FailureRecord, VideoRecord
+from vfcache.manifests.shared_videos import SharedVideo, group_leaks
+from vfcache.manifests.split_files import SplitFileError, SplitMeta, read_split_meta
 from vfcache.errors import StageError
 
 TABLE_PARTS = ("total", "train", "val", "test", "support")

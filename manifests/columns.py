@@ -1,7 +1,7 @@
 """Manifests as Arrow columns: how split, audit and the loader's index read and write them at
 scale (millions of clips), without a Python object per row.
 
-The frozen dataclasses of `manifests.records` stay the schema (`arrow_schema`) and the form of
+The frozen dataclasses of `vfcache.manifests.records` stay the schema (`arrow_schema`) and the form of
 single records. Stages read `clips.parquet` with `pyarrow.parquet.read_table(columns=...)`;
 this module reads split JSONL files into tables, turns string columns into sorted category
 codes for numpy, and writes split JSONL files from columns, byte for byte what
@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from cache_tools.atomic import atomic_write
-from manifests.records import SplitEntry, arrow_schema
-from manifests.split_files import SplitFileError, read_split
+from vfcache.cache_tools.atomic import atomic_write
+from vfcache.manifests.records import SplitEntry, arrow_schema
+from vfcache.manifests.split_files import SplitFileError, read_split
 
 SPLIT_FIELDS = tuple(f.name for f in dataclasses.fields(SplitEntry))
 SPLIT_SCHEMA = arrow_schema(SplitEntry)

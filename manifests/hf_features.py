@@ -10,7 +10,7 @@ column keeps its Arrow type (int64 offsets, string ids, lists of frame indices).
 """
 from __future__ import annotations
 
-from manifests.records import LABEL_NAMES, ClipRecord, SplitEntry, VideoRecord, arrow_schema
+from vfcache.manifests.records import LABEL_NAMES, ClipRecord, SplitEntry, VideoRecord, arrow_schema
 
 
 def features_of(record_type: type):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from cache_tools.shards import LEGACY_ZSTD_LEVEL
+from vfcache.cache_tools.shards import LEGACY_ZSTD_LEVEL
 from vfcache.config import ClipSpec, clip_spec_from_json
 from vfcache.errors import StageError
 

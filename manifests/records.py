@@ -87,7 +87,7 @@ class FailureRecord:
 
 @dataclass(frozen=True)
 class FrameHashRecord:
-    """Perceptual hashes of a few decoded frames of one video (`pipelines.frame_hash`)."""
+    """Perceptual hashes of a few decoded frames of one video (`vfcache.pipelines.frame_hash`)."""
 
     video_id: str  # sha256 of the file bytes: the row stays valid while the file is unchanged
     relpath: str

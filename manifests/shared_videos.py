@@ -1,4 +1,4 @@
-"""Videos shared across datasets: the pairs `pipelines.shared_videos` finds (same bytes, or the
+"""Videos shared across datasets: the pairs `vfcache.pipelines.shared_videos` finds (same bytes, or the
 same frames after a re-encode or resize), their groups, and the audit check that no group sits
 in two parts of the audited split.
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-from cache_tools.atomic import atomic_write, write_json_atomic
-from manifests.records import SplitEntry
+from vfcache.cache_tools.atomic import atomic_write, write_json_atomic
+from vfcache.manifests.records import SplitEntry
 from vfcache.errors import VfcacheError
 
 SPLIT_META_NAME = "split.json"

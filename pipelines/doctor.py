@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.fetch.diagnose import PROXY_VARIABLES, diagnose_connection, free_bytes, human_bytes
+from vfcache.pipelines.fetch.diagnose import PROXY_VARIABLES, diagnose_connection, free_bytes, human_bytes
 
 # H.264 (most sources), HEVC and VP9 (some YouTube/WebVid files), AV1 (newer generators), GIF (GenVideo-100K)
 CODECS = ("h264", "hevc", "vp9", "av1", "gif")
@@ -76,8 +76,8 @@ def check_torch() -> list[Check]:
 
 
 def check_hub(offline: bool) -> list[Check]:
-    from pipelines.fetch.hf import resolve_endpoint
-    from pipelines.fetch.hub_errors import token_source
+    from vfcache.pipelines.fetch.hf import resolve_endpoint
+    from vfcache.pipelines.fetch.hub_errors import token_source
 
     endpoint = resolve_endpoint(None)
     source = token_source()

@@ -3,7 +3,7 @@ re-encode or a resize (AEGIS's real `dvf` videos are copies of DVF videos, say).
 
 Per video, `FRAMES_HASHED` frames, each shown at the middle of one of as many equal stretches
 of the video's duration (`frame_times`, by timestamp, so a re-encode at another frame rate
-picks the same moments), are decoded with the project's readers (`pipelines.media`, so files
+picks the same moments), are decoded with the project's readers (`vfcache.pipelines.decode.media`, so files
 and keyframe rows alike) squashed to 32x32 (the whole picture: a resize of it gives the same
 input) and turned grey. Each frame gets a 64-bit DCT pHash (`phash_frames`): the 8x8 lowest
 frequencies of the 32x32 DCT-II, one bit per coefficient, set when it is above their median
@@ -24,13 +24,13 @@ from typing import Sequence
 
 import numpy as np
 
-from manifests.parquet_io import read_records, write_records
-from manifests.records import STATUS_FAILED, STATUS_OK, FrameHashRecord, VideoRecord
-from pipelines.decode import VideoReadError
-from pipelines.frames import frame_shown_at, video_duration_s
-from pipelines.media import probe_media, read_media_frames
-from pipelines.probe import read_error_reason
-from pipelines.runner import run_tasks
+from vfcache.manifests.parquet_io import read_records, write_records
+from vfcache.manifests.records import STATUS_FAILED, STATUS_OK, FrameHashRecord, VideoRecord
+from vfcache.pipelines.decode import VideoReadError
+from vfcache.pipelines.decode.frames import frame_shown_at, video_duration_s
+from vfcache.pipelines.decode.media import probe_media, read_media_frames
+from vfcache.pipelines.probe import read_error_reason
+from vfcache.pipelines.runner import run_tasks
 
 log = logging.getLogger(__name__)
 

@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from cache_tools.writer_lock import writer_lock
-from manifests.layout import VIDEOS_PARQUET_NAME, DataRoot
-from manifests.parquet_io import read_records, write_records
-from manifests.records import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, VideoRecord
-from pipelines.decode import VideoReadError
-from pipelines.ignored import IGNORED_FILES_NAME, IgnoredFiles, find_ignored, write_ignored
-from pipelines.media import media_sha256, media_stat, probe_media
-from pipelines.runner import run_tasks
-from pipelines.sources.base import VideoCandidate, get_source
+from vfcache.cache_tools.writer_lock import writer_lock
+from vfcache.manifests.layout import VIDEOS_PARQUET_NAME, DataRoot
+from vfcache.manifests.parquet_io import read_records, write_records
+from vfcache.manifests.records import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, VideoRecord
+from vfcache.pipelines.decode import VideoReadError
+from vfcache.pipelines.ignored import IGNORED_FILES_NAME, IgnoredFiles, find_ignored, write_ignored
+from vfcache.pipelines.decode.media import media_sha256, media_stat, probe_media
+from vfcache.pipelines.runner import run_tasks
+from vfcache.pipelines.sources.base import VideoCandidate, get_source
 from vfcache.config import ClipSpec, DatasetConfig
 from vfcache.errors import StageError
 
@@ -87,7 +87,7 @@ def read_error_reason(err: Exception) -> str:
 
 def probe_file(raw_dir: Path, relpath: str) -> ProbedFile:
     """Hash and probe one file; an unreadable file becomes a `failed` row, never an exception."""
-    try:  # a video file, or a keyframe row of a parquet table (see pipelines.media)
+    try:  # a video file, or a keyframe row of a parquet table (see vfcache.pipelines.decode.media)
         size, mtime_ns = media_stat(raw_dir, relpath)
         video_id = media_sha256(raw_dir, relpath)
     except (OSError, VideoReadError) as err:
@@ -187,7 +187,7 @@ def build_manifest(
 
     One manifest per dataset, whatever clip specs are extracted from it: probing does not depend
     on the spec (`spec` is accepted for callers that have one, and unused). `client` is a dask
-    `Client` (see `pipelines.runner.open_cluster`) or None to probe in this process. `force`
+    `Client` (see `vfcache.pipelines.runner.open_cluster`) or None to probe in this process. `force`
     probes every file again even when it is unchanged.
     """
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """Find the videos two or more datasets share: the same file (same video_id, the sha256 of the
 bytes) or the same picture after a re-encode or resize (frame hashes within
-`pipelines.frame_hash.MATCH_BITS`).
+`vfcache.pipelines.frame_hash.MATCH_BITS`).
 
 `dataset_videos` reads a dataset's video manifest and brings its frame hashes up to date (stored
 beside the manifest, computed once per file); `find_shared_videos` compares every pair of
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from manifests.layout import VIDEOS_PARQUET_NAME, DataRoot
-from manifests.parquet_io import read_records
-from manifests.records import STATUS_OK, FrameHashRecord, VideoRecord
-from manifests.shared_videos import MATCH_BYTES, MATCH_FRAMES, SharedVideo
-from pipelines.frame_hash import MATCH_BITS, hash_array, hashed_ok, matching_pairs, update_frame_hashes
-from pipelines.sources.base import get_source
+from vfcache.manifests.layout import VIDEOS_PARQUET_NAME, DataRoot
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import STATUS_OK, FrameHashRecord, VideoRecord
+from vfcache.manifests.shared_videos import MATCH_BYTES, MATCH_FRAMES, SharedVideo
+from vfcache.pipelines.frame_hash import MATCH_BITS, hash_array, hashed_ok, matching_pairs, update_frame_hashes
+from vfcache.pipelines.sources.base import get_source
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
 

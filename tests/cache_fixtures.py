@@ -13,11 +13,11 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from cache_tools.atomic import write_json_atomic
-from cache_tools.shards import SHARD_SUFFIX, ShardWriter
-from manifests.layout import CacheDir
-from manifests.parquet_io import write_records
-from manifests.records import (
+from vfcache.cache_tools.atomic import write_json_atomic
+from vfcache.cache_tools.shards import SHARD_SUFFIX, ShardWriter
+from vfcache.manifests.layout import CacheDir
+from vfcache.manifests.parquet_io import write_records
+from vfcache.manifests.records import (
     STATUS_FAILED,
     STATUS_OK,
     STATUS_SKIPPED,

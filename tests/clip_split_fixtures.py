@@ -9,9 +9,9 @@ from typing import Sequence
 import numpy as np
 from cache_fixtures import VideoPlan, build_cache
 
-from manifests.layout import DataRoot
-from manifests.records import SplitEntry, split_entry_from_clip
-from manifests.split_files import write_split_file
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.records import SplitEntry, split_entry_from_clip
+from vfcache.manifests.split_files import write_split_file
 from vfcache.config import ClipSpec
 
 

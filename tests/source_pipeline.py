@@ -10,13 +10,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from manifests.audit import AuditReport, audit
-from manifests.layout import DataRoot
-from manifests.records import ClipRecord
-from pipelines.extract import ExtractReport, extract_clips
-from pipelines.probe import ManifestReport, build_manifest
-from pipelines.sources.base import get_source
-from pipelines.split import SplitReport, write_split
+from vfcache.manifests.audit import AuditReport, audit
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.records import ClipRecord
+from vfcache.pipelines.extract import ExtractReport, extract_clips
+from vfcache.pipelines.probe import ManifestReport, build_manifest
+from vfcache.pipelines.sources.base import get_source
+from vfcache.pipelines.split import SplitReport, write_split
 from vfcache.config import ClipSpec, DatasetConfig, load_dataset_config
 
 # 4 frames at 8 fps from the 6-frame 8 fps test videos; 3-frame videos are padded.

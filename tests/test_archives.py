@@ -1,4 +1,4 @@
-"""pipelines.fetch.archives and volumes: formats, volume sets, junk, hostile archives."""
+"""vfcache.pipelines.fetch.archives and volumes: formats, volume sets, junk, hostile archives."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.fetch.archives import (
+from vfcache.pipelines.fetch.archives import (
     detect_format,
     extract_archive,
     extraction_marker_path,
@@ -22,8 +22,8 @@ from pipelines.fetch.archives import (
     read_extraction_marker,
     safe_member_path,
 )
-from pipelines.fetch.errors import ArchiveError, UnsafeArchiveError
-from pipelines.fetch.volumes import find_volumes, open_volumes
+from vfcache.pipelines.fetch.errors import ArchiveError, UnsafeArchiveError
+from vfcache.pipelines.fetch.volumes import find_volumes, open_volumes
 
 FILES = {
     "Real/a.mp4": os.urandom(3000),

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from cache_fixtures import STATUS_FAILED, STATUS_SKIPPED, VideoPlan, build_cache
 
-from cache_tools.checksums import sha256_file
-from manifests.audit import ShortClipCount, audit, format_table
-from manifests.layout import SPLIT_PARTS, CacheDir
-from manifests.parquet_io import read_records, write_records
-from manifests.records import ClipRecord, split_entry_from_clip
-from manifests.split_files import (
+from vfcache.cache_tools.checksums import sha256_file
+from vfcache.manifests.audit import ShortClipCount, audit, format_table
+from vfcache.manifests.layout import SPLIT_PARTS, CacheDir
+from vfcache.manifests.parquet_io import read_records, write_records
+from vfcache.manifests.records import ClipRecord, split_entry_from_clip
+from vfcache.manifests.split_files import (
     PartSummary,
     SplitMeta,
     entry_line,
@@ -22,7 +22,7 @@ from manifests.split_files import (
     write_split_file,
     write_split_meta,
 )
-from pipelines.split import write_split
+from vfcache.pipelines.split import write_split
 from vfcache.errors import StageError
 
 PLANS = (

@@ -24,7 +24,7 @@ import yaml
 from click.testing import CliRunner
 
 from cache_fixtures import sample_cache_root
-from manifests.bundle import (
+from vfcache.manifests.bundle import (
     BundleError,
     BundleManifest,
     bundle_file_problems,
@@ -32,10 +32,10 @@ from manifests.bundle import (
     pixel_digest,
     read_bundle_manifest,
 )
-from manifests.layout import DataRoot
-from manifests.parquet_io import read_records
-from manifests.records import ClipRecord
-from manifests.split_files import read_split
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import ClipRecord
+from vfcache.manifests.split_files import read_split
 from tests.standins.hf_hub import HfHubStandin
 from vfcache.cli import cli
 
@@ -143,7 +143,7 @@ def test_publish_pull_check_round_trip_with_shards(publisher_root, checker_raw, 
     assert json.loads((folder / "fetch.json").read_text())["commit_sha"] in pulled.output
 
     # with shards, training reads the pulled bundle directly: same clips as the publisher's cache
-    from trainers.dataset import ClipDataset
+    from vfcache.trainers.dataset import ClipDataset
 
     theirs = ClipDataset(folder / "splits" / "default" / "test.jsonl")
     mine = ClipDataset(publisher_root / SPLIT_DIR / "test.jsonl")
@@ -204,7 +204,7 @@ def test_split_tables_load_from_the_hub_with_datasets(publisher_root, hub, tmp_p
 def test_pulled_card_loads_locally_and_manifests_load_with_their_features(publisher_root, hub, tmp_path):
     import datasets
 
-    from manifests.hf_features import clip_features, split_features
+    from vfcache.manifests.hf_features import clip_features, split_features
 
     assert_exit(invoke(publisher_root, "publish", "sample", "--repo", REPO), 0)
     root = tmp_path / "root"
@@ -228,8 +228,8 @@ def test_pulled_card_loads_locally_and_manifests_load_with_their_features(publis
 
 
 def test_to_hf_dataset_reads_clips_lazily_from_the_shards(publisher_root):
-    from trainers.dataset import ClipDataset
-    from trainers.hf_dataset import to_hf_dataset
+    from vfcache.trainers.dataset import ClipDataset
+    from vfcache.trainers.hf_dataset import to_hf_dataset
 
     split_file = publisher_root / SPLIT_DIR / "val.jsonl"
     ds = to_hf_dataset(split_file)
@@ -278,7 +278,7 @@ def test_check_reports_missing_and_damaged_videos(publisher_root, checker_raw, h
 
 def test_check_catches_a_flipped_pixel(publisher_root, checker_raw, hub, tmp_path, monkeypatch):
     """Same file bytes, one pixel decoded differently (another decoder version): that clip differs."""
-    import pipelines.check_bundle as check_module
+    import vfcache.pipelines.bundles.check as check_module
 
     assert_exit(invoke(publisher_root, "publish", "sample", "--repo", REPO), 0)
     root = checker_root(tmp_path, checker_raw)
@@ -462,9 +462,9 @@ def test_bundle_dir_wants_owner_and_name(tmp_path):
 def test_bundle_carries_the_raw_datas_fetch_record(publisher_root, tmp_path):
     """Where the raw data came from (repo, commit, every file's sha256) travels as
     provenance/fetch.json, summarised in bundle.json and on the card."""
-    from manifests.bundle import SOURCE_FETCH_NAME
-    from pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
-    from pipelines.publish import stage_bundle
+    from vfcache.manifests.bundle import SOURCE_FETCH_NAME
+    from vfcache.pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
+    from vfcache.pipelines.bundles.publish import stage_bundle
     from vfcache.config import load_dataset_config
 
     root = publisher_copy(publisher_root, tmp_path)

@@ -20,12 +20,12 @@ from collections import Counter
 
 import pytest
 
-from cache_tools.atomic import write_json_atomic
-from manifests.layout import SPLIT_PARTS, CacheDir
-from manifests.parquet_io import write_records
-from manifests.records import ClipRecord
-from manifests.split_files import read_split, read_split_meta
-from pipelines.split import write_split
+from vfcache.cache_tools.atomic import write_json_atomic
+from vfcache.manifests.layout import SPLIT_PARTS, CacheDir
+from vfcache.manifests.parquet_io import write_records
+from vfcache.manifests.records import ClipRecord
+from vfcache.manifests.split_files import read_split, read_split_meta
+from vfcache.pipelines.split import write_split
 from vfcache.config import load_clip_spec, load_dataset_config
 
 # (label, generator) -> videos; `clips` of them get 2 clips (a multi-clip spec), the others 1
@@ -169,7 +169,7 @@ def test_dfd_card_split_90_10_by_source_video(tmp_path):
     """Seed 002's DFD: 363 real + 3,068 fake = 3,431 videos, 90/10 stratified (ffpp_dfd's
     preset). Grouped by source video the split exists and no scene crosses parts; grouped by
     connected actors the release is one group and no 90/10 split exists."""
-    from pipelines.sources.ffpp import _Components, dfd_actors, dfd_source_video
+    from vfcache.pipelines.sources.ffpp import _Components, dfd_actors, dfd_source_video
 
     names = dfd_names()
     config = load_dataset_config("ffpp_dfd")

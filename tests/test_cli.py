@@ -20,11 +20,11 @@ import pytest
 import torch
 from click.testing import CliRunner, Result
 
-from cache_tools.shards import SHARD_SUFFIX
-from manifests.layout import CacheDir, DataRoot
-from manifests.parquet_io import read_records
-from manifests.records import STATUS_FAILED, STATUS_OK, ClipRecord, VideoRecord
-from pipelines.sources.synthetic import make_video
+from vfcache.cache_tools.shards import SHARD_SUFFIX
+from vfcache.manifests.layout import CacheDir, DataRoot
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import STATUS_FAILED, STATUS_OK, ClipRecord, VideoRecord
+from vfcache.pipelines.sources.synthetic import make_video
 from vfcache.cli import cli
 from vfcache.config import list_dataset_names
 from video_corpus import GOOD_VIDEOS, LAYOUT, NOT_A_VIDEO, TOO_SHORT, TRUNCATED, corpus_fixture  # noqa: F401
@@ -462,8 +462,8 @@ def test_bench_load_on_a_folder_of_videos(bench_videos, tmp_path):
 def test_benchmarks_in_any_order_keep_their_corpora_apart(bench_videos, tmp_path):
     """Each corpus has its own working folder: another folder of videos (or the same folder
     after a video was added) never meets the first one's done markers, whatever the order."""
-    from manifests.layout import DataRoot
-    from pipelines.bench_extract import CORPORA, corpus_folder
+    from vfcache.manifests.layout import DataRoot
+    from vfcache.bench.extract import CORPORA, corpus_folder
 
     other = tmp_path / "other_videos"
     other.mkdir()

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from manifests.columns import codes, read_split_table, split_lines, write_split_table
-from manifests.records import SplitEntry
-from manifests.split_files import SplitFileError, entry_line, read_split, write_split_file
+from vfcache.manifests.columns import codes, read_split_table, split_lines, write_split_table
+from vfcache.manifests.records import SplitEntry
+from vfcache.manifests.split_files import SplitFileError, entry_line, read_split, write_split_file
 
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 
@@ -46,9 +46,9 @@ def test_escapes_quotes_backslashes_controls_and_keeps_unicode():
 
 
 def test_written_file_is_byte_identical_and_reads_back(tmp_path, monkeypatch):
-    import manifests.columns
+    import vfcache.manifests.columns
 
-    monkeypatch.setattr(manifests.columns, "WRITE_CHUNK_ROWS", 300)  # several chunks, written in order
+    monkeypatch.setattr(vfcache.manifests.columns, "WRITE_CHUNK_ROWS", 300)  # several chunks, written in order
     entries = [entry(i, domain=("street" if i % 3 else 'q"uote')) for i in range(2500)]
     write_split_file(tmp_path / "slow.jsonl", entries)
     write_split_table(tmp_path / "fast.jsonl", table_of(entries))
@@ -88,7 +88,7 @@ def test_codes_are_ranks_of_sorted_categories():
 
 
 def test_entries_reader_is_as_strict_as_the_line_reader(tmp_path):
-    from manifests.columns import read_split_entries
+    from vfcache.manifests.columns import read_split_entries
 
     lines = [entry_line(entry(i)) for i in range(4)]
     good = tmp_path / "good.jsonl"

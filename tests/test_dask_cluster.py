@@ -13,10 +13,10 @@ import pytest
 from distributed import Client, LocalCluster
 from video_corpus import SHARD_TARGET_BYTES, VIDEOS_PER_TASK, cache_snapshot, corpus_fixture, small_spec, temp_files  # noqa: F401
 
-from manifests.layout import DataRoot
-from pipelines.extract import extract_clips
-from pipelines.probe import build_manifest
-from pipelines.runner import open_cluster, run_tasks
+from vfcache.manifests.layout import DataRoot
+from vfcache.pipelines.extract import extract_clips
+from vfcache.pipelines.probe import build_manifest
+from vfcache.pipelines.runner import open_cluster, run_tasks
 from vfcache.errors import StageError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,9 +153,9 @@ def test_extract_on_a_dask_scheduler_with_two_workers(corpus, reference_snapshot
 DRIVER = """
 import json, sys
 from pathlib import Path
-from manifests.layout import DataRoot
-from pipelines.extract import extract_clips
-from pipelines.runner import open_cluster
+from vfcache.manifests.layout import DataRoot
+from vfcache.pipelines.extract import extract_clips
+from vfcache.pipelines.runner import open_cluster
 from vfcache.config import ClipSpec
 sys.path.insert(0, "tests")
 from video_corpus import local_config

@@ -11,10 +11,10 @@ from clip_split_fixtures import small_spec, write_split_cache
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cache_tools.shards import ShardCorruptError, ShardReader, decode_clip_into, encode_clip, new_compressor
-from trainers.dataset import ClipDataset, collate_clips
-from trainers.loader import make_loader
-from trainers.samplers import ClassBalancedBatchSampler
+from vfcache.cache_tools.shards import ShardCorruptError, ShardReader, decode_clip_into, encode_clip, new_compressor
+from vfcache.trainers.dataset import ClipDataset, collate_clips
+from vfcache.trainers.loader import make_loader
+from vfcache.trainers.samplers import ClassBalancedBatchSampler
 from vfcache.errors import StageError
 
 
@@ -192,7 +192,7 @@ def test_read_into_reports_a_bad_checksum_as_corruption(tmp_path, aegis):
 
 def test_a_batch_read_on_threads_equals_one_read_at_a_time(aegis, monkeypatch):
     """In the main process __getitems__ decompresses a batch on threads, through shared readers."""
-    import trainers.dataset as dataset_module
+    import vfcache.trainers.dataset as dataset_module
 
     split = aegis.split_file
     threaded = ClipDataset(split, max_open_shards=64)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import shutil
 
-from manifests.layout import DataRoot
-from pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
-from pipelines.sources.status import dataset_status, format_status_table, human_bytes
-from pipelines.split import write_split
+from vfcache.manifests.layout import DataRoot
+from vfcache.pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
+from vfcache.pipelines.sources.status import dataset_status, format_status_table, human_bytes
+from vfcache.pipelines.split import write_split
 from tests.cache_fixtures import STATUS_FAILED, VideoPlan, build_cache
 from vfcache.config import configs_dir, list_dataset_names
 

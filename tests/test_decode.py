@@ -12,9 +12,10 @@ import av
 import numpy as np
 import pytest
 
-from pipelines import _decord_source, _pyav_source
-from pipelines._frame_fit import CropBox, coded_box, crop_box, displayed
-from pipelines.decode import (
+from vfcache.pipelines.decode import _decord_source
+from vfcache.pipelines.decode import _pyav_source
+from vfcache.pipelines.decode._frame_fit import CropBox, coded_box, crop_box, displayed
+from vfcache.pipelines.decode import (
     VideoInfo,
     VideoReadError,
     decode_all_then_pick,
@@ -23,8 +24,8 @@ from pipelines.decode import (
     probe_video,
     read_frames,
 )
-from pipelines.frames import plan_clips
-from pipelines.sources.synthetic import (
+from vfcache.pipelines.decode.frames import plan_clips
+from vfcache.pipelines.sources.synthetic import (
     VideoTruth,
     make_video,
     paint_frames,
@@ -497,7 +498,7 @@ def test_a_conversion_thread_gives_the_same_frames_and_reports_final_rows_in_ord
 def test_a_frame_that_fails_on_the_conversion_thread_raises_in_the_caller(video, monkeypatch) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    import pipelines.decode as decode_module
+    import vfcache.pipelines.decode as decode_module
 
     path, _ = video("h264.mp4", codec="h264")
     info = probe_video(path)

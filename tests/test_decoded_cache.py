@@ -13,15 +13,15 @@ import torch
 from clip_split_fixtures import small_spec, write_split_cache
 from torch.utils.data import BatchSampler, RandomSampler
 
-from cache_tools.decoded_cache import (
+from vfcache.cache_tools.decoded_cache import (
     READY,
     WRITING,
     DecodedClipCache,
     budget_bytes_from_gb,
     slots_for_budget,
 )
-from trainers.dataset import ClipDataset, open_decode_cache
-from trainers.loader import make_loader
+from vfcache.trainers.dataset import ClipDataset, open_decode_cache
+from vfcache.trainers.loader import make_loader
 
 SHAPE = (2, 4, 5, 3)  # 120 bytes, one 4 KiB page per slot
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from trainers import metrics
-from trainers.evaluate import run_evaluation
-from trainers.models import build_model, save_checkpoint
-from trainers.protocols import (ModelOutputs, benchmark_protocol, build_prototypes,
+from vfcache.trainers import metrics
+from vfcache.trainers.evaluate import run_evaluation
+from vfcache.trainers.models import build_model, save_checkpoint
+from vfcache.trainers.protocols import (ModelOutputs, benchmark_protocol, build_prototypes,
                                 prototype_protocol, prototype_scores, selection_score,
                                 softmax_protocol)
-from trainers.run_state import checkpoint_args
-from trainers.train_config import parse_eval_config
+from vfcache.trainers.run_state import checkpoint_args
+from vfcache.trainers.train_config import parse_eval_config
 from vfcache.errors import ConfigError, StageError
 
 from train_fixtures import toy_train_config, write_toy_cache
@@ -227,7 +227,7 @@ def test_missing_checkpoint_is_a_stage_error(tmp_path):
 
 # -- anomaly protocol (one-class) ---------------------------------------------------------------
 def test_anomaly_protocol_on_a_hand_computed_case():
-    from trainers.protocols import anomaly_protocol, best_threshold
+    from vfcache.trainers.protocols import anomaly_protocol, best_threshold
 
     scores = np.array([0.10, 0.20, 0.35, 0.40, 0.50, 0.60])
     labels = [0, 0, 0, 1, 1, 1]

@@ -19,16 +19,16 @@ from video_corpus import (  # noqa: F401
     corpus_fixture, small_spec, temp_files,
 )
 
-from cache_tools.shards import ShardReader, iter_shard
-from manifests.layout import DataRoot
-from manifests.parquet_io import read_records
-from manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_id
-from pipelines.extract import TooManyFailures, auto_videos_per_task, extract_clips
-from pipelines.extract_plan import plan_batches
-from pipelines.extract_task import start_seed
-from pipelines.frames import plan_clips
-from pipelines.probe import build_manifest
-from pipelines.sources.synthetic import make_video, read_code
+from vfcache.cache_tools.shards import ShardReader, iter_shard
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_id
+from vfcache.pipelines.extract import TooManyFailures, auto_videos_per_task, extract_clips
+from vfcache.pipelines.extract.plan import plan_batches
+from vfcache.pipelines.extract.task import start_seed
+from vfcache.pipelines.decode.frames import plan_clips
+from vfcache.pipelines.probe import build_manifest
+from vfcache.pipelines.sources.synthetic import make_video, read_code
 from vfcache.errors import StageError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,8 +142,8 @@ def test_crash_states_resume_identically(corpus, reference, tmp_path):
 SCRIPT = """
 import json, sys
 from pathlib import Path
-from manifests.layout import DataRoot
-from pipelines.extract import extract_clips
+from vfcache.manifests.layout import DataRoot
+from vfcache.pipelines.extract import extract_clips
 from vfcache.config import ClipSpec
 sys.path.insert(0, "tests")
 from video_corpus import local_config
@@ -288,9 +288,9 @@ def test_a_dataset_that_grows_shrinks_and_changes(corpus, tmp_path):
 
 
 def test_gc_frees_the_shards_no_manifest_or_split_names(corpus, tmp_path):
-    from manifests.layout import SPLIT_PARTS
-    from pipelines.gc import collect_garbage, referenced_shards
-    from pipelines.split import write_split
+    from vfcache.manifests.layout import SPLIT_PARTS
+    from vfcache.pipelines.extract.gc import collect_garbage, referenced_shards
+    from vfcache.pipelines.split import write_split
 
     mine = copy_corpus(corpus, tmp_path / "raw")
     root = DataRoot(tmp_path / "root")
@@ -386,8 +386,8 @@ def test_decord_reader_gives_the_same_clips(corpus, reference, tmp_path):
 @pytest.mark.slow
 def test_sample_dataset_end_to_end(tmp_path):
     """The embedded sample (29.97 fps, VFR, rotation, portrait, mpeg4/vp9, broken files) through both stages."""
-    from pipelines.sources.base import get_source
-    from pipelines.sources.sample import read_truth
+    from vfcache.pipelines.sources.base import get_source
+    from vfcache.pipelines.sources.sample import read_truth
     from vfcache.config import load_clip_spec, load_dataset_config
 
     config, spec, root = load_dataset_config("sample"), load_clip_spec("sample_8x112"), DataRoot(tmp_path)
@@ -430,8 +430,8 @@ def test_the_compression_thread_changes_no_byte(corpus, reference, tmp_path, com
 
 def test_a_video_failing_on_the_conversion_thread_leaves_no_clip(corpus, reference, tmp_path, monkeypatch):
     """The frame that fails is the last one of the video, after its first clip went to compression."""
-    import pipelines.decode as decode_module
-    from pipelines.decode import VideoReadError
+    import vfcache.pipelines.decode as decode_module
+    from vfcache.pipelines.decode import VideoReadError
 
     ref_root, _, _ = reference
     ref_cache = ref_root.cache_dir("corpus", small_spec().name)
@@ -456,7 +456,7 @@ def test_a_video_failing_on_the_conversion_thread_leaves_no_clip(corpus, referen
 
 
 def test_the_zstd_level_is_recorded_and_kept(corpus, reference, tmp_path):
-    from cache_tools.shards import DEFAULT_ZSTD_LEVEL
+    from vfcache.cache_tools.shards import DEFAULT_ZSTD_LEVEL
 
     ref_root, _, _ = reference
     ref_cache = ref_root.cache_dir("corpus", small_spec().name)
@@ -489,7 +489,7 @@ def test_a_cache_from_before_the_level_was_recorded_keeps_level_3(corpus, refere
 
 
 def test_a_spare_core_turns_the_compression_thread_on(monkeypatch):
-    from pipelines import runner
+    from vfcache.pipelines import runner
 
     monkeypatch.setattr(runner, "usable_cores", lambda: 2)
     assert runner.spare_core_per_task(None)

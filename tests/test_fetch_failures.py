@@ -16,7 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from pipelines.fetch import hub_errors
+from vfcache.pipelines.fetch import hub_errors
 from tests.standins._server import RefusingProxy, refused_url
 from tests.standins.http_files import Fault, HttpFileServer
 from tests.standins.modelscope import modelscope_relpath, modelscope_route

@@ -1,4 +1,4 @@
-"""pipelines.fetch.hf: the real huggingface_hub client against the local Hub stand-in."""
+"""vfcache.pipelines.fetch.hf: the real huggingface_hub client against the local Hub stand-in."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.fetch.errors import HubAccessError, IntegrityError
-from pipelines.fetch.hf import fetch_hf_dataset
-from pipelines.fetch.record import FETCH_RECORD_NAME, read_fetch_record
+from vfcache.pipelines.fetch.errors import HubAccessError, IntegrityError
+from vfcache.pipelines.fetch.hf import fetch_hf_dataset
+from vfcache.pipelines.fetch.record import FETCH_RECORD_NAME, read_fetch_record
 from tests.standins.hf_hub import HfHubStandin
 
 pytestmark = pytest.mark.network
@@ -177,7 +177,7 @@ def test_configuration_from_environment_only_in_a_fresh_process(hf_hub, two_comm
     sha_v1, files_v1 = two_commits["v1"]
     dest = tmp_path / "d"
     script = (
-        "from pipelines.fetch.hf import fetch_hf_dataset\n"
+        "from vfcache.pipelines.fetch.hf import fetch_hf_dataset\n"
         f"r = fetch_hf_dataset({REPO!r}, {str(dest)!r}, revision='v1', allow_patterns=['meta/*'],"
         " progress=False)\n"
         "print(r.commit_sha)\n"
@@ -220,7 +220,7 @@ def _fetch_in_fresh_process(hub: HfHubStandin, dest: Path, *, disable_xet: bool)
         env["HF_HUB_DISABLE_XET"] = "1"
     script = (
         "import json\n"
-        "from pipelines.fetch.hf import fetch_hf_dataset\n"
+        "from vfcache.pipelines.fetch.hf import fetch_hf_dataset\n"
         f"r = fetch_hf_dataset({REPO!r}, {str(dest)!r}, revision='main', progress=False)\n"
         "print(json.dumps({f.relpath: f.sha256 for f in r.files}))\n"
     )
@@ -261,7 +261,7 @@ def test_xet_path_serving_wrong_bytes_is_caught(xet_hub, tmp_path):
 def test_a_file_listed_with_a_xet_hash_only_is_checked_by_it(tmp_path):
     from huggingface_hub import RepoFile
 
-    from pipelines.fetch.hf import hash_file, mismatch_reason, xet_file_hash
+    from vfcache.pipelines.fetch.hf import hash_file, mismatch_reason, xet_file_hash
     from tqdm import tqdm
 
     path = tmp_path / "clip.mp4"

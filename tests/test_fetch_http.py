@@ -1,4 +1,4 @@
-"""pipelines.fetch.http against the local file server with injected faults."""
+"""vfcache.pipelines.fetch.http against the local file server with injected faults."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.fetch.http import (
+from vfcache.pipelines.fetch.http import (
     FAILURES_NAME,
     DownloadItem,
     backoff_delay_s,
@@ -253,7 +253,7 @@ def test_recorded_permanent_failures_can_be_skipped(http_file_server, tmp_path):
 def _start_download_in_child(item: DownloadItem, dest: Path, min_bytes: int):
     """Run download_files in a subprocess; return it once its part file has `min_bytes`."""
     script = textwrap.dedent(f"""
-        from pipelines.fetch.http import DownloadItem, download_files
+        from vfcache.pipelines.fetch.http import DownloadItem, download_files
         item = DownloadItem({item.url!r}, {item.relpath!r}, {item.size_bytes}, {item.sha256!r})
         download_files([item], {str(dest)!r}, progress=False)
     """)

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from manifests.layout import DataRoot
-from pipelines.sources.base import get_source
-from pipelines.sources.overrides import apply_fetch_options
-from pipelines.sources.plan import format_plan, plan_path, read_plan_summary
+from vfcache.manifests.layout import DataRoot
+from vfcache.pipelines.sources.base import get_source
+from vfcache.pipelines.sources.overrides import apply_fetch_options
+from vfcache.pipelines.sources.plan import format_plan, plan_path, read_plan_summary
 from tests.source_pipeline import config_for
 from tests.standins.http_files import HttpFileServer
 from tests.standins.layouts import (

@@ -1,4 +1,4 @@
-"""pipelines.fetch.record: fetch.json round trip, hashing, atomic writes."""
+"""vfcache.pipelines.fetch.record: fetch.json round trip, hashing, atomic writes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pipelines.fetch.record import (
+from vfcache.pipelines.fetch.record import (
     FETCH_RECORD_NAME,
     FetchedFile,
     FetchRecord,

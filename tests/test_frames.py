@@ -1,4 +1,4 @@
-"""Frame selection: exact indices for the rules of pipelines.frames, and invariants (Hypothesis)."""
+"""Frame selection: exact indices for the rules of vfcache.pipelines.decode.frames, and invariants (Hypothesis)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.frames import (
+from vfcache.pipelines.decode.frames import (
     POLICY_NONE,
     ClipPlan,
     VideoTooShort,

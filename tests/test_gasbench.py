@@ -12,10 +12,10 @@ import pytest
 import yaml
 from train_fixtures import toy_train_config, write_toy_cache
 
-from trainers.evaluate import run_evaluation, run_gasbench_evaluation
-from trainers.gasbench import export_gasbench, load_gasbench_dir
-from trainers.train import run_training
-from trainers.train_config import parse_eval_config
+from vfcache.trainers.evaluate import run_evaluation, run_gasbench_evaluation
+from vfcache.trainers.gasbench import export_gasbench, load_gasbench_dir
+from vfcache.trainers.train import run_training
+from vfcache.trainers.train_config import parse_eval_config
 from vfcache.errors import StageError
 
 
@@ -106,7 +106,7 @@ def test_broken_directories_are_one_clear_error(trained, tmp_path):
 
 
 def test_single_label_datasets_report_mcc_and_combined_as_n_a():
-    from trainers.protocols import benchmark_protocol
+    from vfcache.trainers.protocols import benchmark_protocol
 
     from test_evaluate import outputs
 

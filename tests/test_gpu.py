@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainers.gpu import (
+from vfcache.trainers.gpu import (
     NORMALISATIONS,
     DeviceAugment,
     DeviceBatcher,
@@ -84,7 +84,7 @@ def test_each_input_contract_against_a_direct_computation(layout, preset, mean, 
 def test_model_contracts_are_declared_and_checked():
     from torch import nn
 
-    from trainers.input_contract import InputContract, check_contract, resolve_contract
+    from vfcache.trainers.input_contract import InputContract, check_contract, resolve_contract
     from vfcache.errors import StageError
 
     class FrameModel(nn.Module):

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from manifests.layout import DataRoot
-from manifests.records import LABEL_FAKE, LABEL_REAL
-from pipelines.labels import candidates_from_layout, match_path, parse_pattern
-from pipelines.sources.base import get_source
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.records import LABEL_FAKE, LABEL_REAL
+from vfcache.pipelines.labels import candidates_from_layout, match_path, parse_pattern
+from vfcache.pipelines.sources.base import get_source
 from vfcache.config import LayoutRule, parse_dataset_config
 from vfcache.errors import ConfigError, StageError
 
@@ -151,7 +151,7 @@ def test_local_source_errors(tmp_path):
 
 
 def test_sample_source_generates_into_the_raw_folder_and_lists_by_layout(tmp_path, monkeypatch):
-    from pipelines.sources import sample_source
+    from vfcache.pipelines.sources import sample_source
     from vfcache.config import load_dataset_config
 
     calls = []

@@ -1,4 +1,4 @@
-"""Tests for trainers.losses against direct loop formulas."""
+"""Tests for vfcache.trainers.losses against direct loop formulas."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainers.losses import (
+from vfcache.trainers.losses import (
     CARD_DOMAIN_LOSS_WEIGHTS,
     SupConLoss,
     WeightedCrossEntropy,
@@ -162,7 +162,7 @@ def _card_batch(seed: int = 0):
 
 
 def test_domain_shares_weight_each_domains_mean_cross_entropy():
-    from trainers.losses import domain_share_weights
+    from vfcache.trainers.losses import domain_share_weights
 
     domains, labels, generator = _card_batch()
     logits = torch.randn(len(domains), 2, generator=generator)
@@ -188,7 +188,7 @@ def test_domain_shares_weight_each_domains_mean_cross_entropy():
 
 
 def test_domain_shares_of_supcon_count_anchors_with_a_positive():
-    from trainers.losses import domain_share_weights
+    from vfcache.trainers.losses import domain_share_weights
 
     domains, labels, generator = _card_batch(1)
     labels = labels.clone()

@@ -1,4 +1,4 @@
-"""Tests for trainers.metrics: hand-computed cases and pairwise-count invariants."""
+"""Tests for vfcache.trainers.metrics: hand-computed cases and pairwise-count invariants."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from trainers.metrics import (
+from vfcache.trainers.metrics import (
     accuracy,
     auroc,
     binary_cross_entropy,

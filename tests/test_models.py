@@ -1,4 +1,4 @@
-"""Tests for trainers.r2plus1d and trainers.models: torchvision layout, heads, policies,
+"""Tests for vfcache.trainers.r2plus1d and vfcache.trainers.models: torchvision layout, heads, policies,
 build by name / import path, checkpoints."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.models import (
+from vfcache.trainers.models import (
     Tiny3D,
     build_model,
     enter_train_mode,
@@ -20,8 +20,8 @@ from trainers.models import (
     to_detector_output,
     transfer_backbone,
 )
-from trainers.r2plus1d import BaselineClassifier, DetectorOutput, R2Plus1DDetector
-from trainers.trainable import model_blocks, set_trainable
+from vfcache.trainers.r2plus1d import BaselineClassifier, DetectorOutput, R2Plus1DDetector
+from vfcache.trainers.trainable import model_blocks, set_trainable
 
 # Shapes of torchvision's r2plus1d_18 state_dict (from its published Kinetics weights).
 TORCHVISION_SHAPES = {
@@ -200,9 +200,9 @@ def test_registry_builds_each_model():
 @pytest.mark.parametrize("name, error, message", [
     ("resnet50", ValueError, "unknown model 'resnet50'"),
     ("no_such_package_xyz.models:build", ValueError, "cannot import module"),
-    ("trainers.models:no_such_factory", ValueError, "has no attribute 'no_such_factory'"),
-    ("trainers.models:CHECKPOINT_KEYS", ValueError, "not a callable"),
-    ("trainers.models:to_detector_output", ValueError, "rejected arguments"),
+    ("vfcache.trainers.models:no_such_factory", ValueError, "has no attribute 'no_such_factory'"),
+    ("vfcache.trainers.models:CHECKPOINT_KEYS", ValueError, "not a callable"),
+    ("vfcache.trainers.models:to_detector_output", ValueError, "rejected arguments"),
     (":factory", ValueError, "package.module:factory"),
 ])
 def test_build_model_errors_name_the_bad_value(name, error, message):

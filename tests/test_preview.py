@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cache_fixtures import VideoPlan, build_cache
-from cache_tools.preview import (
+from vfcache.cache_tools.preview import (
     CAPTION_PX,
     EMPTY_TILE_RGB,
     GAP_PX,

@@ -10,10 +10,10 @@ import pytest
 from distributed import Client, LocalCluster
 from video_corpus import GOOD_VIDEOS, NOT_A_VIDEO, TOO_SHORT, TRUNCATED, copy_corpus, corpus_fixture, small_spec  # noqa: F401
 
-from manifests.layout import DataRoot
-from manifests.parquet_io import read_records
-from manifests.records import LABEL_FAKE, LABEL_REAL, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, VideoRecord
-from pipelines.probe import build_manifest
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import LABEL_FAKE, LABEL_REAL, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, VideoRecord
+from vfcache.pipelines.probe import build_manifest
 from vfcache.errors import StageError
 
 READ_ERROR_SLUGS = {"not_a_video", "no_video_stream", "truncated", "zero_frames", "unsupported_codec", "decode_error"}
@@ -101,7 +101,7 @@ def test_same_rows_on_a_dask_cluster(corpus, tmp_path):
 
 
 def test_spec_change_under_the_same_name_is_refused(corpus, tmp_path):
-    from pipelines.extract import extract_clips
+    from vfcache.pipelines.extract import extract_clips
 
     root = DataRoot(tmp_path / "data")
     build_manifest(corpus.config(), root, client=None, progress=False)

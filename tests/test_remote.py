@@ -14,8 +14,8 @@ import yaml
 from click.testing import CliRunner
 
 from cache_fixtures import sample_cache_root
-from cache_tools.remote import RemoteReadError, ShardDiskCache, with_retries
-from trainers.dataset import ClipDataset
+from vfcache.cache_tools.remote import RemoteReadError, ShardDiskCache, with_retries
+from vfcache.trainers.dataset import ClipDataset
 from vfcache.cli import cli
 from vfcache.errors import StageError
 
@@ -93,7 +93,7 @@ def test_a_connection_reset_mid_read_is_retried(s3, sample_root, caplog):
     local = ClipDataset(sample_root / CACHE / "splits/default/train.jsonl")
     s3.requests.clear()
     s3.reset_next(ranged_gets=2, after_bytes=100)
-    with caplog.at_level(logging.WARNING, logger="cache_tools.remote"):
+    with caplog.at_level(logging.WARNING, logger="vfcache.cache_tools.remote"):
         _same_clips(remote, local, [3])
     outcomes = [r[3] for r in s3.ranged_gets()]
     assert outcomes[:2] == ["reset after 100 body bytes"] * 2 and outcomes[-1] == "ok"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainers.samplers import (
+from vfcache.trainers.samplers import (
     ClassBalancedBatchSampler,
     DomainWeightedBatchSampler,
     GeneratorQuotaBatchSampler,

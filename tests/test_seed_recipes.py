@@ -21,10 +21,10 @@ import yaml
 from click.testing import CliRunner
 
 from cache_fixtures import sample_cache_root
-from trainers.evaluate import run_evaluation
-from trainers.models import model_from_checkpoint, read_checkpoint
-from trainers.train import run_training
-from trainers.train_config import parse_eval_config, parse_train_config
+from vfcache.trainers.evaluate import run_evaluation
+from vfcache.trainers.models import model_from_checkpoint, read_checkpoint
+from vfcache.trainers.train import run_training
+from vfcache.trainers.train_config import parse_eval_config, parse_train_config
 from vfcache.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.decode import VideoReadError, probe_video, read_frames
+from vfcache.pipelines.decode import VideoReadError, probe_video, read_frames
 from real_world_videos import SEEK_FIXTURES, cut_from_packet, keyframe_packets, write_fixture
 
 SIZE = dict(height=64, width=96)

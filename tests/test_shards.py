@@ -9,8 +9,8 @@ import pytest
 import zstandard
 from hypothesis import given, settings, strategies as st
 
-from cache_tools.atomic import TEMP_MARK
-from cache_tools.shards import (
+from vfcache.cache_tools.atomic import TEMP_MARK
+from vfcache.cache_tools.shards import (
     ShardCorruptError,
     ShardReader,
     ShardWriter,

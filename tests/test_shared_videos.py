@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from manifests.audit import audit, format_table
-from manifests.columns import read_split_table
-from manifests.layout import DataRoot
-from manifests.parquet_io import read_records
-from manifests.records import ClipRecord, FrameHashRecord
-from manifests.shared_videos import MATCH_FRAMES
-from pipelines import frame_hash
-from pipelines.frame_hash import MATCH_BITS, frame_distances, hash_array, hash_video, phash_frames
-from pipelines.joint_split import JointMember, write_joint_split
-from pipelines.shared_videos import dataset_videos, find_shared_videos
-from pipelines.split import write_split
+from vfcache.manifests.audit import audit, format_table
+from vfcache.manifests.columns import read_split_table
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import ClipRecord, FrameHashRecord
+from vfcache.manifests.shared_videos import MATCH_FRAMES
+from vfcache.pipelines import frame_hash
+from vfcache.pipelines.frame_hash import MATCH_BITS, frame_distances, hash_array, hash_video, phash_frames
+from vfcache.pipelines.split.joint import JointMember, write_joint_split
+from vfcache.pipelines.shared_videos import dataset_videos, find_shared_videos
+from vfcache.pipelines.split import write_split
 from tests.source_pipeline import config_for, run_cache
 from tests.standins.layouts import (
     build_aegis_full,
@@ -89,7 +89,7 @@ def test_frame_hashes_are_computed_once_and_stored_beside_the_manifest(tmp_path,
     root = DataRoot(tmp_path / "data")
     config = config_for("dvf", repo=None, revision=None, splits_url=None, splits_sha256=None,
                         path=str(folder), splits_dir="DVF/splits")
-    from pipelines.probe import build_manifest
+    from vfcache.pipelines.probe import build_manifest
 
     build_manifest(config, root, client=None, progress=False)
     first = dataset_videos(config, root, progress=False)
@@ -204,7 +204,7 @@ def test_split_of_one_dataset_writes_no_joint_record(tmp_path):
 def test_pairs_chain_into_groups_and_a_group_in_two_parts_is_a_leak():
     import pyarrow as pa
 
-    from manifests.shared_videos import SharedVideo, group_leaks, shared_groups
+    from vfcache.manifests.shared_videos import SharedVideo, group_leaks, shared_groups
 
     ab = SharedVideo("a", "x.mp4", "1", "b", "y.mp4", "2", MATCH_FRAMES, 1.0)
     bc = SharedVideo("b", "y.mp4", "2", "c", "z.mp4", "3", MATCH_FRAMES, 2.0)

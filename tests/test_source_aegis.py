@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from manifests.audit import format_table
-from manifests.layout import DataRoot
-from manifests.parquet_io import read_records
-from manifests.records import ClipRecord
-from pipelines.fetch.record import read_fetch_record
-from pipelines.sources.base import get_source
+from vfcache.manifests.audit import format_table
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import ClipRecord
+from vfcache.pipelines.fetch.record import read_fetch_record
+from vfcache.pipelines.sources.base import get_source
 from tests.source_pipeline import (
     clips_by_label_generator,
     config_for,

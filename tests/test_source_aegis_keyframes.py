@@ -9,14 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cache_tools.shards import ShardReader
-from manifests.audit import format_table
-from manifests.layout import DataRoot
-from manifests.parquet_io import read_records
-from manifests.records import ClipRecord, VideoRecord
-from pipelines.decode import VideoReadError
-from pipelines.extract import extract_clips
-from pipelines.keyframes import (
+from vfcache.cache_tools.shards import ShardReader
+from vfcache.manifests.audit import format_table
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import ClipRecord, VideoRecord
+from vfcache.pipelines.decode import VideoReadError
+from vfcache.pipelines.extract import extract_clips
+from vfcache.pipelines.decode.keyframes import (
     KEYFRAMES_FPS,
     KeyframeSchemaError,
     check_schema,
@@ -25,10 +25,10 @@ from pipelines.keyframes import (
     read_keyframes,
     row_address,
 )
-from pipelines.media import media_sha256, media_stat, probe_media
-from pipelines.probe import build_manifest
-from pipelines.sources.base import get_source
-from pipelines.sources.synthetic import read_code
+from vfcache.pipelines.decode.media import media_sha256, media_stat, probe_media
+from vfcache.pipelines.probe import build_manifest
+from vfcache.pipelines.sources.base import get_source
+from vfcache.pipelines.sources.synthetic import read_code
 from tests.source_pipeline import KEYFRAME_SPEC, config_for, part_counts, run_cache
 from tests.standins.layouts import AEGIS_ROWS, build_aegis_parquet, keyframe_table
 from vfcache.errors import StageError

@@ -7,16 +7,16 @@ import logging
 
 import pytest
 
-from manifests.audit import format_table
-from manifests.layout import DataRoot
-from manifests.parquet_io import read_records
-from manifests.records import ClipRecord
-from pipelines.fetch.record import read_fetch_record
-from pipelines.sources.base import get_source
-from pipelines.sources.dvf import parse_dvf_path
+from vfcache.manifests.audit import format_table
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import ClipRecord
+from vfcache.pipelines.fetch.record import read_fetch_record
+from vfcache.pipelines.sources.base import get_source
+from vfcache.pipelines.sources.dvf import parse_dvf_path
 from tests.source_pipeline import config_for, part_counts, run_cache
-from cache_tools.checksums import sha256_file
-from pipelines.fetch.errors import FetchError
+from vfcache.cache_tools.checksums import sha256_file
+from vfcache.pipelines.fetch.errors import FetchError
 from tests.standins.layouts import DVF_DAMAGED, build_dvf
 from vfcache.errors import ConfigError, StageError
 
@@ -67,7 +67,7 @@ def test_make_cache_dvf_from_a_hub_repo_of_archives(hf_hub, github, tmp_path, ca
     root = DataRoot(tmp_path / "data")
     config = config_for("dvf", splits=OFFICIAL, path=None, repo="sparklexfantasy/DVF", revision="main",
                         **_splits_source(server, splits_dir))
-    with caplog.at_level(logging.WARNING, logger="pipelines.sources.dvf"):
+    with caplog.at_level(logging.WARNING, logger="vfcache.pipelines.sources.dvf"):
         run = run_cache(config, root)
     raw = root.raw_dir("dvf")
     assert run.fetch.extracted_archives == 8

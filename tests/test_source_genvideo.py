@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from manifests.audit import format_table
-from pipelines.sources.plan import format_plan
-from manifests.layout import DataRoot
-from manifests.parquet_io import read_records
-from manifests.records import ClipRecord
-from pipelines.fetch.errors import FetchError
-from pipelines.fetch.record import read_fetch_record
-from pipelines.sources.base import get_source
+from vfcache.manifests.audit import format_table
+from vfcache.pipelines.sources.plan import format_plan
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import ClipRecord
+from vfcache.pipelines.fetch.errors import FetchError
+from vfcache.pipelines.fetch.record import read_fetch_record
+from vfcache.pipelines.sources.base import get_source
 from tests.source_pipeline import (
     clips_by_label_generator,
     config_for,
@@ -158,8 +158,8 @@ def test_killed_download_resumes(modelscope, tmp_path):
     )
     root = tmp_path / "data"
     script = (
-        "from manifests.layout import DataRoot; from pathlib import Path; "
-        "from pipelines.sources.base import get_source; "
+        "from vfcache.manifests.layout import DataRoot; from pathlib import Path; "
+        "from vfcache.pipelines.sources.base import get_source; "
         "from vfcache.config import load_dataset_config; "
         f"config = load_dataset_config('genvideo_val', {str(config_file)!r}); "
         f"get_source(config).fetch(DataRoot(Path({str(root)!r})), "

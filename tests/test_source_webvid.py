@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from manifests.audit import format_table
-from manifests.layout import DataRoot
-from pipelines.fetch.errors import FetchError
-from pipelines.sources.base import get_source
-from pipelines.sources.webvid import WebVidSource
+from vfcache.manifests.audit import format_table
+from vfcache.manifests.layout import DataRoot
+from vfcache.pipelines.fetch.errors import FetchError
+from vfcache.pipelines.sources.base import get_source
+from vfcache.pipelines.sources.webvid import WebVidSource
 from tests.source_pipeline import config_for, part_counts, run_cache
 from tests.standins.http_files import Fault
 from tests.standins.layouts import build_webvid

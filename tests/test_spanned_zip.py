@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.fetch import extract_archive, find_volumes
-from pipelines.fetch.errors import ArchiveError
-from pipelines.fetch.spanned_zip import _CENTRAL, _entry
-from pipelines.fetch.volumes import open_zip_volumes
+from vfcache.pipelines.fetch import extract_archive, find_volumes
+from vfcache.pipelines.fetch.errors import ArchiveError
+from vfcache.pipelines.fetch.spanned_zip import _CENTRAL, _entry
+from vfcache.pipelines.fetch.volumes import open_zip_volumes
 
 FIXTURE = Path(__file__).parent / "data" / "infozip_split"
 SIZES = (30000, 30000, 30000, 20000)

@@ -13,18 +13,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cache_fixtures import VideoPlan, build_cache, card_like_plans, make_clip
-from manifests.layout import SPLIT_PARTS
-from manifests.records import SplitEntry
-from manifests.split_files import (
+from vfcache.manifests.layout import SPLIT_PARTS
+from vfcache.manifests.records import SplitEntry
+from vfcache.manifests.split_files import (
     SplitFileError,
     entry_line,
     read_split,
     read_split_meta,
     write_split_file,
 )
-from pipelines._allocation import SuffixReach, largest_remainder, round_matrix
-from pipelines.split import SplitSizeError, assign_codes, assign_splits, part_targets, pick_support, write_split
-from pipelines.split_pins import PinConflict
+from vfcache.pipelines.extract._allocation import SuffixReach, largest_remainder, round_matrix
+from vfcache.pipelines.split import SplitSizeError, assign_codes, assign_splits, part_targets, pick_support, write_split
+from vfcache.pipelines.split.pins import PinConflict
 from vfcache.errors import ConfigError, StageError
 
 GENERATORS = ("sora", "pika", "kling")
@@ -171,7 +171,7 @@ def test_groups_too_large_give_the_largest_total_below_the_target():
     ("train=2,val=0.5", 10, {"train": 2, "val": 5, "unassigned": 3}),
 ])
 def test_part_targets(sizes, total, expected):
-    from pipelines.split import normalize_sizes
+    from vfcache.pipelines.split import normalize_sizes
     assert part_targets(normalize_sizes(sizes), total) == expected
 
 

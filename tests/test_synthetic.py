@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipelines.sources.synthetic import (
+from vfcache.pipelines.sources.synthetic import (
     display_rotation_deg, encode_video, make_video, paint_code, paint_frames, read_code,
     to_display, truncate_copy, write_not_a_video,
 )
@@ -251,7 +251,7 @@ def test_vp9_encoding_needs_pyav_loaded_before_decord(tmp_path: Path, first_impo
                                                       expect_ok: bool) -> None:
     """decord's bundled libvpx shadows PyAV's when decord is imported first (see synthetic)."""
     script = (f"import {first_import}, decord\n"
-              "from pipelines.sources.synthetic import make_video\n"
+              "from vfcache.pipelines.sources.synthetic import make_video\n"
               f"make_video({str(tmp_path / 'v.webm')!r}, width=160, height=120, num_frames=3, "
               "fps=25, codec='vp9', seed=0)\n")
     repo_root = Path(__file__).resolve().parents[1]

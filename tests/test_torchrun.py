@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainers.dataset import ClipDataset
-from trainers.models import read_checkpoint
-from trainers.samplers import ClassBalancedBatchSampler
+from vfcache.trainers.dataset import ClipDataset
+from vfcache.trainers.models import read_checkpoint
+from vfcache.trainers.samplers import ClassBalancedBatchSampler
 
 from train_fixtures import toy_train_dict, write_toy_cache
 

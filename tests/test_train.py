@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainers.models import build_model, load_checkpoint_model, read_checkpoint, save_checkpoint
-from trainers.trainable import set_trainable
-from trainers.train import StepInfo, learning_rate, run_training
-from trainers.train_config import (OptimizerConfig, load_eval_config, load_train_config,
+from vfcache.trainers.models import build_model, load_checkpoint_model, read_checkpoint, save_checkpoint
+from vfcache.trainers.trainable import set_trainable
+from vfcache.trainers.train import StepInfo, learning_rate, run_training
+from vfcache.trainers.train_config import (OptimizerConfig, load_eval_config, load_train_config,
                                    parse_train_config)
-from trainers.train_setup import has_unused_trainable_head
+from vfcache.trainers.train_setup import has_unused_trainable_head
 from vfcache.errors import ConfigError, StageError
 
 from train_fixtures import toy_train_config, toy_train_dict, write_toy_cache
@@ -241,8 +241,8 @@ def test_ddp_searches_unused_parameters_only_when_a_trainable_head_is_idle():
 
 
 def test_compute_loss_takes_domain_shares_unless_per_anchor_is_asked(toy):
-    from trainers.losses import domain_sample_weights, domain_share_weights, weighted_cross_entropy
-    from trainers.train_setup import compute_loss
+    from vfcache.trainers.losses import domain_sample_weights, domain_share_weights, weighted_cross_entropy
+    from vfcache.trainers.train_setup import compute_loss
 
     weights = {"aegis": 0.5, "dvf": 0.3, "genvideo": 0.2}
     logits = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
@@ -268,7 +268,7 @@ def test_compute_loss_takes_domain_shares_unless_per_anchor_is_asked(toy):
 def test_the_training_loss_reads_nothing_back_from_the_device(toy, monkeypatch, kind, mode):
     """A step's loss must not wait on the GPU: no bool()/item()/float() of a tensor inside
     compute_loss (weights are validated once, when the config is read)."""
-    from trainers.train_setup import compute_loss
+    from vfcache.trainers.train_setup import compute_loss
 
     extra = {} if mode is None else {"domain_loss_weights": {"aegis": 0.5, "dvf": 0.3},
                                      "domain_loss_mode": mode}
@@ -300,7 +300,7 @@ def test_the_training_loss_reads_nothing_back_from_the_device(toy, monkeypatch, 
     ("bf16", False, "no native bfloat16"), ("fp16", True, torch.float16),
     ("fp16", False, torch.float16), ("off", True, None)])
 def test_amp_takes_bf16_only_where_the_gpu_has_it_natively(monkeypatch, mode, native_bf16, expected):
-    from trainers.evaluate import resolve_amp
+    from vfcache.trainers.evaluate import resolve_amp
 
     asked = []
 
@@ -326,7 +326,7 @@ def test_amp_takes_bf16_only_where_the_gpu_has_it_natively(monkeypatch, mode, na
 def test_fp16_steps_scale_the_loss_and_unscale_before_clipping(toy):
     """The GradScaler path: backward of the scaled loss, then the optimizer sees the true
     gradient (unscale before clipping)."""
-    from trainers.train import accumulate_gradient
+    from vfcache.trainers.train import accumulate_gradient
 
     config = parse_train_config(toy_train_dict(toy, loss={"kind": "cross_entropy",
                                                           "label_smoothing": 0.0}), "<t>")
@@ -348,7 +348,7 @@ def test_fp16_steps_scale_the_loss_and_unscale_before_clipping(toy):
 
 
 def test_unchecked_losses_give_zero_for_all_zero_weights():
-    from trainers.losses import SupConLoss, weighted_cross_entropy
+    from vfcache.trainers.losses import SupConLoss, weighted_cross_entropy
 
     z = torch.nn.functional.normalize(torch.randn(4, 3), dim=1).requires_grad_(True)
     labels = torch.tensor([0, 0, 1, 1])
@@ -361,7 +361,7 @@ def test_unchecked_losses_give_zero_for_all_zero_weights():
 
 def test_gradient_accumulation_gives_the_large_batch_gradient(toy):
     """Two half batches, each adding half its gradient, equal one batch of both halves."""
-    from trainers.train import accumulate_gradient
+    from vfcache.trainers.train import accumulate_gradient
 
     config = parse_train_config(toy_train_dict(toy, loss={"kind": "cross_entropy",
                                                           "label_smoothing": 0.0}), "<t>")
@@ -419,8 +419,8 @@ def test_resume_with_gradient_accumulation_stops_only_between_windows(toy):
 def test_one_class_reconstruction_run_and_anomaly_eval(toy):
     """Seed 004's recipe in miniature: real clips only, a reconstruction objective, selection on
     the val reconstruction error, then the anomaly protocol with a threshold chosen on val."""
-    from trainers.evaluate import run_evaluation
-    from trainers.train_config import parse_eval_config
+    from vfcache.trainers.evaluate import run_evaluation
+    from vfcache.trainers.train_config import parse_eval_config
 
     losses = []
     config = toy_train_config(

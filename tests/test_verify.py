@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from cache_fixtures import VideoPlan, build_cache, tiny_spec
-from cache_tools.shards import ShardWriter
-from cache_tools.verify import coverage_problems, shard_path_problem, verify_cache
-from manifests.parquet_io import write_records
-from manifests.records import ClipRecord
+from vfcache.cache_tools.shards import ShardWriter
+from vfcache.cache_tools.verify import coverage_problems, shard_path_problem, verify_cache
+from vfcache.manifests.parquet_io import write_records
+from vfcache.manifests.records import ClipRecord
 from vfcache.errors import StageError
 
 PLANS = [VideoPlan("d", label, "youtube" if label == 0 else "sora", f"v{label}{i}", clips=2)

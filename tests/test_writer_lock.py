@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from video_corpus import write_local_dataset
 
-from cache_tools.writer_lock import LOCK_NAME, CacheBusy, read_holder, writer_lock
+from vfcache.cache_tools.writer_lock import LOCK_NAME, CacheBusy, read_holder, writer_lock
 from vfcache.cli import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def test_a_waiting_writer_goes_on_when_the_holder_is_done(tmp_path, caplog):
     thread = threading.Thread(target=first)
     thread.start()
     held.wait()
-    with caplog.at_level(logging.WARNING, logger="cache_tools.writer_lock"):
+    with caplog.at_level(logging.WARNING, logger="vfcache.cache_tools.writer_lock"):
         with writer_lock(tmp_path, "second writer", poll_s=0.05):
             order.append("second in")
     thread.join()
@@ -66,7 +66,7 @@ def test_a_dead_holder_on_this_host_is_taken_over_with_a_warning(tmp_path, caplo
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     _write_holder(tmp_path, pid=gone.pid)
-    with caplog.at_level(logging.WARNING, logger="cache_tools.writer_lock"):
+    with caplog.at_level(logging.WARNING, logger="vfcache.cache_tools.writer_lock"):
         with writer_lock(tmp_path, "new writer", wait=False) as me:
             assert read_holder(tmp_path / LOCK_NAME) == me
     assert f"taking over the lock of a dead writer: extraction of x/y is running (pid {gone.pid}" in caplog.text

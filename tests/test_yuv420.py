@@ -15,17 +15,17 @@ import pytest
 import torch
 
 from video_corpus import corpus_fixture, small_spec  # noqa: F401
-from cache_tools.verify import verify_cache
-from manifests.layout import DataRoot
-from manifests.parquet_io import read_records
-from manifests.records import ClipRecord
-from pipelines.decode import probe_video, read_frames
-from pipelines.extract import extract_clips
-from pipelines.probe import build_manifest
-from pipelines.split import write_split
-from trainers.colour import LUMA_WEIGHTS, yuv420_to_rgb
-from trainers.dataset import ClipDataset, collate_clips
-from trainers.gpu import clips_to_float, to_device
+from vfcache.cache_tools.verify import verify_cache
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import ClipRecord
+from vfcache.pipelines.decode import probe_video, read_frames
+from vfcache.pipelines.extract import extract_clips
+from vfcache.pipelines.probe import build_manifest
+from vfcache.pipelines.split import write_split
+from vfcache.trainers.colour import LUMA_WEIGHTS, yuv420_to_rgb
+from vfcache.trainers.dataset import ClipDataset, collate_clips
+from vfcache.trainers.gpu import clips_to_float, to_device
 from vfcache.config import configs_dir, load_clip_spec, parse_clip_spec
 from vfcache.errors import ConfigError
 from vfcache.pixels import MATRICES, RANGES, colour_code, split_planes

@@ -11,9 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-from trainers.run_state import LAST_NAME
-from trainers.train import run_training
-from trainers.train_config import load_train_config, resolve_path
+from vfcache.trainers.run_state import LAST_NAME
+from vfcache.trainers.train import run_training
+from vfcache.trainers.train_config import load_train_config, resolve_path
 
 
 def main() -> None:

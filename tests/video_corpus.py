@@ -1,6 +1,6 @@
 """A small labelled corpus of synthetic videos (plus broken files) for the probe/extract tests.
 
-Made once per test session. Every frame carries its index (see `pipelines.sources.synthetic`),
+Made once per test session. Every frame carries its index (see `vfcache.pipelines.sources.synthetic`),
 so a test can check that each clip holds exactly the source frames its plan names.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Optional
 
 import pytest
 
-from pipelines.sources.synthetic import VideoTruth, make_video, truncate_copy, write_not_a_video
+from vfcache.pipelines.sources.synthetic import VideoTruth, make_video, truncate_copy, write_not_a_video
 from vfcache.config import ClipSpec, DatasetConfig, parse_dataset_config
 
 # relpath -> make_video arguments; sizes are small so the whole corpus encodes in a second or two.

@@ -4,7 +4,7 @@
 their colour codes and gives uint8 (..., T, H, W, 3), as the RGB path would have stored them.
 It runs in integer arithmetic only (fixed point, 2^16 for the matrix and 2^4 for the chroma
 upsampling), so CPU and CUDA give the same bits: a CPU run, `ClipDataset(..., form="rgb")` and
-the device batch step (`trainers.gpu.to_device`) agree exactly. Chroma is upsampled 2x with
+the device batch step (`vfcache.trainers.gpu.to_device`) agree exactly. Chroma is upsampled 2x with
 the (3/4, 1/4) bilinear weights of centre-sited samples, which is what swscale's RGB output
 comes closest to; the residual is about a level on natural footage.
 """

@@ -1,6 +1,6 @@
 """`ClipDataset`: random access to the clips listed by one or more split JSONL files.
 
-A split file (read with `manifests.columns.read_split_entries`) is self-contained (shard path
+A split file (read with `vfcache.manifests.columns.read_split_entries`) is self-contained (shard path
 relative to its cache folder, offset, nbytes, label, domain, generator), so one clip is one
 `pread` and one decompress. Several split files
 (AEGIS + DVF + GenVideo train) combine into one index space as long as their clips share a
@@ -14,8 +14,8 @@ clips of later epochs are copied from its slots instead of decompressed.
 
 A cache of `pixels: yuv420` stores planes (see `vfcache.pixels`): with `form="stored"` (the
 default) the dataset hands them out as they are, with each clip's colour code (`colour`), for
-`trainers.gpu.to_device` to make RGB on the device; `form="rgb"` makes RGB here, on the CPU,
-with the same function (`trainers.colour.yuv420_to_rgb`). The decoded-clip cache always holds
+`vfcache.trainers.gpu.to_device` to make RGB on the device; `form="rgb"` makes RGB here, on the CPU,
+with the same function (`vfcache.trainers.colour.yuv420_to_rgb`). The decoded-clip cache always holds
 the stored form.
 """
 from __future__ import annotations
@@ -34,13 +34,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from cache_tools.decoded_cache import DecodedClipCache
-from cache_tools.remote import ShardDiskCache, is_url, join_url, mirror_small_file, open_shard_reader
-from cache_tools.shards import ShardReader
-from manifests.layout import CacheDir, cache_dir_of_split_file
-from manifests.records import SplitEntry
-from manifests.columns import read_split_entries
-from trainers.colour import clip_colour_codes, yuv420_to_rgb
+from vfcache.cache_tools.decoded_cache import DecodedClipCache
+from vfcache.cache_tools.remote import ShardDiskCache, is_url, join_url, mirror_small_file, open_shard_reader
+from vfcache.cache_tools.shards import ShardReader
+from vfcache.manifests.layout import CacheDir, cache_dir_of_split_file
+from vfcache.manifests.records import SplitEntry
+from vfcache.manifests.columns import read_split_entries
+from vfcache.trainers.colour import clip_colour_codes, yuv420_to_rgb
 from vfcache.config import ClipSpec
 from vfcache.cores import usable_cores
 from vfcache.errors import StageError
@@ -84,7 +84,7 @@ def _open_split_file(path: Path | str, remote_cache: ShardDiskCache) -> tuple[Ca
     """(cache folder, local split file, URL of the remote cache folder or None).
 
     A split file at a URL is mirrored, with its cache folder's spec.json, under the remote disk
-    cache (`cache_tools.remote`); its shards are then read from the remote cache folder."""
+    cache (`vfcache.cache_tools.remote`); its shards are then read from the remote cache folder."""
     if not is_url(path):
         return cache_dir_of_split_file(path), Path(path), None
     base, splits, name, part = str(path).rsplit("/", 3)
@@ -129,7 +129,7 @@ class ClipDataset(Dataset):
 
         Split files may be URLs of a cache folder on object storage (`s3://bucket/.../splits/
         <name>/<part>.jsonl`); `remote_cache` keeps copies of its shards (default: from the
-        environment, see `cache_tools.remote`)."""
+        environment, see `vfcache.cache_tools.remote`)."""
         paths = _as_paths(split_files)
         if not paths:
             raise ValueError("ClipDataset needs at least one split file")
@@ -230,7 +230,7 @@ class ClipDataset(Dataset):
 
     @property
     def reads_remote(self) -> bool:
-        """Whether some shards are read from object storage (see `cache_tools.remote`)."""
+        """Whether some shards are read from object storage (see `vfcache.cache_tools.remote`)."""
         return any(is_url(path) for path in self._shard_paths)
 
     # -- reading --------------------------------------------------------------------------------

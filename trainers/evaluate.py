@@ -5,7 +5,7 @@
 training, logits and embeddings gathered in dataset order, and the forward time of each
 batch (synchronised on CUDA) divided over its clips. `run_evaluation(config, root=...)`
 loads a checkpoint, runs the protocols an eval config names (`prototype`, `benchmark`) and
-writes the report (`trainers.report`).
+writes the report (`vfcache.trainers.report`).
 """
 from __future__ import annotations
 
@@ -20,22 +20,22 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from manifests.records import LABEL_NAMES
-from trainers.dataset import ClipDataset
-from trainers.distributed import pick_device
-from trainers.gpu import to_device
-from trainers.loader import make_loader
-from trainers.models import build_model, model_from_checkpoint, read_checkpoint, to_detector_output
-from trainers.input_contract import check_contract, resolve_contract
-from trainers.protocols import (
+from vfcache.manifests.records import LABEL_NAMES
+from vfcache.trainers.dataset import ClipDataset
+from vfcache.trainers.distributed import pick_device
+from vfcache.trainers.gpu import to_device
+from vfcache.trainers.loader import make_loader
+from vfcache.trainers.models import build_model, model_from_checkpoint, read_checkpoint, to_detector_output
+from vfcache.trainers.input_contract import check_contract, resolve_contract
+from vfcache.trainers.protocols import (
     ModelOutputs,
     ProtocolResult,
     anomaly_protocol,
     benchmark_protocol,
     prototype_protocol,
 )
-from trainers.report import ReportFiles, write_eval_report
-from trainers.train_config import EvalConfig, load_eval_config, resolve_path, resolve_split_path
+from vfcache.trainers.report import ReportFiles, write_eval_report
+from vfcache.trainers.train_config import EvalConfig, load_eval_config, resolve_path, resolve_split_path
 from vfcache.errors import ConfigError, StageError
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ def run_gasbench_evaluation(folder: Union[str, Path], query: list[str], *, out_d
                             progress: bool = True) -> EvalResult:
     """Evaluate a GASBench model directory the way GASBench does (frames in [0, 255], softmax of
     its logits) on split files: the benchmark protocol, per dataset."""
-    from trainers.gasbench import load_gasbench_dir
+    from vfcache.trainers.gasbench import load_gasbench_dir
 
     started = time.perf_counter()
     folder, root = Path(folder), Path(root)

@@ -25,10 +25,10 @@ from typing import Any, Mapping
 import yaml
 from torch import nn
 
-from trainers import models as vfcache_models
-from trainers import r2plus1d
-from trainers.gpu import get_normalisation
-from trainers.input_contract import InputContract
+from vfcache.trainers import models as vfcache_models
+from vfcache.trainers import r2plus1d
+from vfcache.trainers.gpu import get_normalisation
+from vfcache.trainers.input_contract import InputContract
 from vfcache.errors import StageError
 
 CONFIG_NAME = "model_config.yaml"

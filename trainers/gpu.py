@@ -2,9 +2,9 @@
 
 A clip batch leaves the DataLoader as uint8 (B, T, H, W, 3) in pinned memory (a quarter of the
 bytes of float32), is copied with `non_blocking=True`, and becomes float (B, 3, T, H, W) on
-the device (or (B, T, 3, H, W), see `trainers.input_contract`). A batch of yuv420 clips
+the device (or (B, T, 3, H, W), see `vfcache.trainers.input_contract`). A batch of yuv420 clips
 (B, T, H * 3 / 2, W) with their `colour` codes, half the bytes over the bus, is made RGB
-there first (`trainers.colour.yuv420_to_rgb`, the function CPU runs use too). Normalisation is a property of
+there first (`vfcache.trainers.colour.yuv420_to_rgb`, the function CPU runs use too). Normalisation is a property of
 the model, named by preset: `unit` [0, 1], `symmetric` [-1, 1], `raw255` [0, 255], `kinetics`,
 `imagenet` and `clip` mean/std. Augmentation (per-sample horizontal flip,
 brightness jitter) runs on the device too; its random draws come from a CPU `torch.Generator`
@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from trainers.colour import yuv420_to_rgb
+from vfcache.trainers.colour import yuv420_to_rgb
 
 
 @dataclass(frozen=True)

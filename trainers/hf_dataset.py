@@ -1,13 +1,13 @@
 """A split file as a `datasets.Dataset` whose rows read their clips lazily, for users who live in
 the Hugging Face ecosystem (`.map`, `.filter`, `.to_pandas`, `.push_to_hub` of their own
-results). Training in vfcache itself goes through `trainers.dataset.ClipDataset`, which is
+results). Training in vfcache itself goes through `vfcache.trainers.dataset.ClipDataset`, which is
 faster (a decoded-clip cache, one reader per shard and worker); this is an interop door.
 
     ds = to_hf_dataset("data/bundles/lab/aegis-clips/splits/default/test.jsonl")
     ds[0]["clip"]          # uint8 (T, H, W, 3), read from its shard when the row is accessed
     ds.features["label"]   # ClassLabel(names=['real', 'fake'])
 
-The table holds the split entries with the features of `manifests.hf_features.split_features`;
+The table holds the split entries with the features of `vfcache.manifests.hf_features.split_features`;
 the clip column is added on access by `with_transform`, so building the dataset reads no pixels.
 """
 from __future__ import annotations
@@ -16,10 +16,10 @@ import dataclasses
 import os
 from pathlib import Path
 
-from cache_tools.shards import ShardReader
-from manifests.hf_features import split_features
-from manifests.layout import cache_dir_of_split_file
-from manifests.columns import read_split_entries
+from vfcache.cache_tools.shards import ShardReader
+from vfcache.manifests.hf_features import split_features
+from vfcache.manifests.layout import cache_dir_of_split_file
+from vfcache.manifests.columns import read_split_entries
 
 
 class _ReadClips:

@@ -34,8 +34,8 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
-from trainers.input_contract import InputContract
-from trainers.r2plus1d import DetectorOutput
+from vfcache.trainers.input_contract import InputContract
+from vfcache.trainers.r2plus1d import DetectorOutput
 
 log = logging.getLogger(__name__)
 COMMIT = re.compile(r"[0-9a-f]{40}")

@@ -1,6 +1,6 @@
 """What a model eats: the tensor layout, the pixel preset, and the frames and size of a clip.
 
-The cache stores uint8 `(T, H, W, 3)` clips; `trainers.gpu` turns a batch of them into what the
+The cache stores uint8 `(T, H, W, 3)` clips; `vfcache.trainers.gpu` turns a batch of them into what the
 model declares, on the device: layout `BCTHW` (3D CNNs: R(2+1)D, tiny3d) or `BTCHW`
 (frame-wise transformers: VideoMAE, TimeSformer, CLIP), and a pixel preset (`unit` [0,1],
 `symmetric` [-1,1], `raw255` [0,255] for models that normalise internally (GASBench),
@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from torch import nn
 
-from trainers.gpu import NORMALISATIONS
+from vfcache.trainers.gpu import NORMALISATIONS
 from vfcache.errors import StageError
 
 LAYOUTS = ("BCTHW", "BTCHW")
@@ -26,7 +26,7 @@ LAYOUTS = ("BCTHW", "BTCHW")
 @dataclass(frozen=True)
 class InputContract:
     layout: str = "BCTHW"
-    pixels: str = "unit"  # a trainers.gpu normalisation preset
+    pixels: str = "unit"  # a vfcache.trainers.gpu normalisation preset
     frames: Optional[int] = None  # None: any
     size: Optional[tuple[int, int]] = None  # (height, width); None: any
 

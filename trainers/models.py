@@ -9,7 +9,7 @@
   `weights_only=True` and loaded strictly; `transfer_backbone` copies only backbone weights
   (the card's DVF base -> SupCon transfer).
 
-The R(2+1)D architecture itself lives in `trainers.r2plus1d`.
+The R(2+1)D architecture itself lives in `vfcache.trainers.r2plus1d`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cache_tools.atomic import atomic_write
-from trainers.r2plus1d import (
+from vfcache.cache_tools.atomic import atomic_write
+from vfcache.trainers.r2plus1d import (
     BaselineClassifier,
     DetectorOutput,
     R2Plus1DDetector,
@@ -124,7 +124,7 @@ MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "tiny_reconstructor3d": TinyReconstructor3D,
 }
 # the transformer detectors of the seed cards load `transformers` (the [hf] extra) only when built
-LAZY_MODELS = {name: f"trainers.hf_models:{name}" for name in ("videomae", "clip_adapter",
+LAZY_MODELS = {name: f"vfcache.trainers.hf_models:{name}" for name in ("videomae", "clip_adapter",
                                                                   "timesformer_reconstructor")}
 
 
@@ -241,7 +241,7 @@ def save_checkpoint(path: Union[str, Path], model: nn.Module, *, epoch: int,
                     best_selection_score: Optional[float] = None,
                     args: Optional[Mapping[str, Any]] = None,
                     extra: Optional[Mapping[str, Any]] = None) -> Path:
-    """Write the card's checkpoint dict atomically (`cache_tools.atomic.atomic_write`).
+    """Write the card's checkpoint dict atomically (`vfcache.cache_tools.atomic.atomic_write`).
 
     `args` must hold only str/int/float/bool/None and lists/dicts of them, so the file loads
     with `torch.load(weights_only=True)`. `extra` adds top-level keys beside the card's (e.g.

@@ -11,7 +11,7 @@
   benchmark protocol of the multi-modal card groups by dataset and adds accuracy, MCC,
   Brier, cross-entropy and the combined score, plus inference time per clip.
 
-Inference lives in `trainers.evaluate`; this module never touches a model or a file.
+Inference lives in `vfcache.trainers.evaluate`; this module never touches a model or a file.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from trainers import metrics
+from vfcache.trainers import metrics
 
 log = logging.getLogger(__name__)
 

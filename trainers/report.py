@@ -17,9 +17,9 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from cache_tools.atomic import atomic_write, write_json_atomic
-from trainers import metrics
-from trainers.protocols import ALL_ROW, DetectionRow, ProtocolResult
+from vfcache.cache_tools.atomic import atomic_write, write_json_atomic
+from vfcache.trainers import metrics
+from vfcache.trainers.protocols import ALL_ROW, DetectionRow, ProtocolResult
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from typing import Any, Optional
 
 import torch
 
-from cache_tools.atomic import atomic_write, write_json_atomic
-from trainers.input_contract import InputContract
-from trainers.models import read_checkpoint
-from trainers.train_config import TrainConfig
+from vfcache.cache_tools.atomic import atomic_write, write_json_atomic
+from vfcache.trainers.input_contract import InputContract
+from vfcache.trainers.models import read_checkpoint
+from vfcache.trainers.train_config import TrainConfig
 from vfcache.errors import ConfigError, StageError
 
 log = logging.getLogger(__name__)

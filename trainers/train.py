@@ -6,7 +6,7 @@ there, runs the model (bf16 autocast where the GPU supports it), applies the rec
 (weighted cross-entropy or SupCon, optionally weighted per domain) and steps AdamW with the
 schedule's learning rate. At the epoch's end rank 0 scores the validation splits with the
 selection protocol (prototype or softmax), keeps `best.pt` and `last.pt` and appends a line
-to `metrics.jsonl` (see `trainers.run_state` for the run folder). Under torchrun the model is
+to `metrics.jsonl` (see `vfcache.trainers.run_state` for the run folder). Under torchrun the model is
 wrapped in DistributedDataParallel and only rank 0 writes; validation runs on rank 0 while
 the others wait. `--resume` restores weights, optimizer, sampler position and every rank's
 RNG state from `last.pt`, so a run stopped mid-epoch continues with exactly the batches,
@@ -27,21 +27,21 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from trainers.dataset import ClipDataset
-from trainers.distributed import DistInfo, all_gather_objects, barrier, init_distributed, shutdown
-from trainers.evaluate import collect_outputs, resolve_amp
-from trainers.gpu import DeviceAugment, DeviceBatcher
-from trainers.input_contract import InputContract, check_contract, resolve_contract
-from trainers.loader import make_loader
-from trainers.models import build_model, enter_train_mode, save_checkpoint
-from trainers.trainable import set_trainable
-from trainers.protocols import (
+from vfcache.trainers.dataset import ClipDataset
+from vfcache.trainers.distributed import DistInfo, all_gather_objects, barrier, init_distributed, shutdown
+from vfcache.trainers.evaluate import collect_outputs, resolve_amp
+from vfcache.trainers.gpu import DeviceAugment, DeviceBatcher
+from vfcache.trainers.input_contract import InputContract, check_contract, resolve_contract
+from vfcache.trainers.loader import make_loader
+from vfcache.trainers.models import build_model, enter_train_mode, save_checkpoint
+from vfcache.trainers.trainable import set_trainable
+from vfcache.trainers.protocols import (
     anomaly_protocol,
     prototype_protocol,
     selection_score,
     softmax_protocol,
 )
-from trainers.run_state import (
+from vfcache.trainers.run_state import (
     BEST_NAME,
     LAST_NAME,
     METRICS_NAME,
@@ -56,9 +56,9 @@ from trainers.run_state import (
     write_history,
     write_run_config,
 )
-from trainers.samplers import EpochBatchSampler
-from trainers.train_config import TrainConfig, load_train_config, resolve_path, resolve_split_path
-from trainers.train_setup import (
+from vfcache.trainers.samplers import EpochBatchSampler
+from vfcache.trainers.train_config import TrainConfig, load_train_config, resolve_path, resolve_split_path
+from vfcache.trainers.train_setup import (
     LossView,
     attach_decode_cache,
     build_optimizer,

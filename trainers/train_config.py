@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-from trainers.protocols import PROTOTYPE_POOLING
-from trainers.trainable import check_policy
+from vfcache.trainers.protocols import PROTOTYPE_POOLING
+from vfcache.trainers.trainable import check_policy
 from vfcache.config import _check_keys, _choice, _load_yaml, _typed
 from vfcache.errors import ConfigError
 
@@ -84,7 +84,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Device-side augmentation of training clips (`trainers.gpu.DeviceAugment`)."""
+    """Device-side augmentation of training clips (`vfcache.trainers.gpu.DeviceAugment`)."""
 
     flip_probability: float = 0.0
     brightness_delta: float = 0.0
@@ -122,7 +122,7 @@ class TrainConfig:
     grad_accumulation: int = 1  # batches per optimizer step (effective batch = batch_size x this)
     init_checkpoint: Optional[str] = None
     init_mode: str = "backbone"  # backbone: transfer stem+layer1-4 only; full: strict load
-    unfreeze: Union[str, Mapping[str, Any]] = "all"  # see trainers.trainable
+    unfreeze: Union[str, Mapping[str, Any]] = "all"  # see vfcache.trainers.trainable
     domain_loss_weights: Optional[Mapping[str, float]] = None
     domain_loss_mode: str = "shares"  # shares: w_d * mean over domain d; per_anchor: w_d per sample
     normalisation: Optional[str] = None  # pixel preset; None: the model's input_contract, else unit
@@ -186,7 +186,7 @@ def resolve_path(path: str | os.PathLike, root: str | os.PathLike) -> Path:
 def resolve_split_path(path: str | os.PathLike, root: str | os.PathLike) -> Path | str:
     """A split file of a config: a URL of a cache folder on object storage (`s3://...`) as given,
     else as `resolve_path`."""
-    from cache_tools.remote import is_url
+    from vfcache.cache_tools.remote import is_url
 
     return str(path) if is_url(path) else resolve_path(path, root)
 

@@ -1,6 +1,6 @@
 """The parts a training run is built from: sampler, decoded-clip cache, initial weights, loss.
 
-Small pure-ish builders used by `trainers.train`, each reading one section of a TrainConfig.
+Small pure-ish builders used by `vfcache.trainers.train`, each reading one section of a TrainConfig.
 """
 from __future__ import annotations
 
@@ -12,24 +12,24 @@ from typing import Optional
 import torch
 from torch import nn
 
-from cache_tools.decoded_cache import budget_bytes_from_gb
-from trainers.dataset import ClipDataset, open_decode_cache
-from trainers.distributed import DistInfo, barrier
-from trainers.losses import (
+from vfcache.cache_tools.decoded_cache import budget_bytes_from_gb
+from vfcache.trainers.dataset import ClipDataset, open_decode_cache
+from vfcache.trainers.distributed import DistInfo, barrier
+from vfcache.trainers.losses import (
     SupConLoss,
     domain_sample_weights,
     domain_share_weights,
     weighted_cross_entropy,
 )
-from trainers.models import read_checkpoint, to_detector_output, transfer_backbone
-from trainers.samplers import (
+from vfcache.trainers.models import read_checkpoint, to_detector_output, transfer_backbone
+from vfcache.trainers.samplers import (
     ClassBalancedBatchSampler,
     DomainWeightedBatchSampler,
     EpochBatchSampler,
     GeneratorQuotaBatchSampler,
     WeightedRandomBatchSampler,
 )
-from trainers.train_config import OptimizerConfig, TrainConfig, resolve_path
+from vfcache.trainers.train_config import OptimizerConfig, TrainConfig, resolve_path
 from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)

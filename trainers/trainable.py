@@ -94,7 +94,7 @@ def _trainable_modules(model: nn.Module, policy: TrainablePolicy) -> list[nn.Mod
 def set_trainable(model: nn.Module, policy: TrainablePolicy) -> tuple[int, int]:
     """Set `requires_grad` per the policy; returns (trainable, total) parameter counts.
 
-    Call `trainers.models.enter_train_mode(model)` after `model.train()` each epoch so
+    Call `vfcache.trainers.models.enter_train_mode(model)` after `model.train()` each epoch so
     BatchNorm in frozen parts keeps its running statistics.
     """
     check_policy(policy)

@@ -31,9 +31,14 @@ START_POLICIES = ("start", "center", "random")
 
 
 def configs_dir() -> Path:
-    """`$VFCACHE_CONFIGS`, else the `configs/` folder of the checkout vfcache runs from."""
+    """`$VFCACHE_CONFIGS`, else the built-in configs: inside the installed package (a wheel),
+    or the `configs/` folder of the source checkout vfcache runs from."""
     env = os.environ.get("VFCACHE_CONFIGS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "configs"
+    if env:
+        return Path(env)
+    package = Path(__file__).resolve().parent
+    installed = package / "configs"
+    return installed if installed.is_dir() else package.parent / "configs"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ tags that turn YUV into RGB.
 A `yuv420` clip is one uint8 array (T, H * 3 // 2, W): per frame the Y plane (H x W), then
 the U and V planes (H/2 x W/2 each) flattened after it, the layout FFmpeg calls yuv420p (and
 PyAV's `to_ndarray` gives). It is half the bytes of RGB before compression and about half
-after; RGB is made from it on the way to the model (`trainers.colour`), with the matrix and
+after; RGB is made from it on the way to the model (`vfcache.trainers.colour`), with the matrix and
 range the video was tagged with, recorded per clip. Sizes must be even (4:2:0 halves both).
 """
 from __future__ import annotations

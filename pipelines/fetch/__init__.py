@@ -12,34 +12,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.fetch.archives import (
+from vfcache.pipelines.fetch.archives import (
     extract_archive,
     extraction_marker_path,
     is_extracted,
     read_extraction_marker,
 )
-from pipelines.fetch.errors import (
+from vfcache.pipelines.fetch.errors import (
     ArchiveError,
     FetchError,
     HubAccessError,
     IntegrityError,
     UnsafeArchiveError,
 )
-from pipelines.fetch.http import (
+from vfcache.pipelines.fetch.http import (
     DownloadItem,
     DownloadOutcome,
     FetchReport,
     download_files,
     remote_size,
 )
-from pipelines.fetch.record import (
+from vfcache.pipelines.fetch.record import (
     FetchedFile,
     FetchRecord,
     read_fetch_record,
     sha256_file,
     write_fetch_record,
 )
-from pipelines.fetch.volumes import find_volumes, open_volumes
+from vfcache.pipelines.fetch.volumes import find_volumes, open_volumes
 
 __all__ = [
     "ArchiveError", "DownloadItem", "DownloadOutcome", "FetchError", "FetchRecord",
@@ -52,7 +52,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "fetch_hf_dataset":
-        from pipelines.fetch.hf import fetch_hf_dataset
+        from vfcache.pipelines.fetch.hf import fetch_hf_dataset
 
         return fetch_hf_dataset
-    raise AttributeError(f"module 'pipelines.fetch' has no attribute {name!r}")
+    raise AttributeError(f"module 'vfcache.pipelines.fetch' has no attribute {name!r}")

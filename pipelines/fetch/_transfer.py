@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from pipelines.fetch.diagnose import diagnose_connection, proxy_for
-from pipelines.fetch.record import sha256_file
+from vfcache.pipelines.fetch.diagnose import diagnose_connection, proxy_for
+from vfcache.pipelines.fetch.record import sha256_file
 
 logger = logging.getLogger(__name__)
 

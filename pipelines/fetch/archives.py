@@ -37,9 +37,9 @@ from typing import IO, Literal
 
 from tqdm.auto import tqdm
 
-from cache_tools.atomic import write_json_atomic
-from pipelines.fetch.errors import ArchiveError, UnsafeArchiveError
-from pipelines.fetch.volumes import find_volumes, open_volumes, open_zip_volumes
+from vfcache.cache_tools.atomic import write_json_atomic
+from vfcache.pipelines.fetch.errors import ArchiveError, UnsafeArchiveError
+from vfcache.pipelines.fetch.volumes import find_volumes, open_volumes, open_zip_volumes
 
 logger = logging.getLogger(__name__)
 

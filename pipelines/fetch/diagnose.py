@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.fetch.errors import DiskFullError
+from vfcache.pipelines.fetch.errors import DiskFullError
 
 RERUN = "rerun the same command later: finished files are kept and partial ones resume"
 PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")

@@ -35,11 +35,11 @@ from huggingface_hub import (
 from huggingface_hub.utils import filter_repo_objects
 from tqdm.auto import tqdm
 
-from cache_tools.checksums import HASH_CHUNK_BYTES
-from pipelines.fetch.errors import FetchError, HubAccessError, IntegrityError
-from pipelines.fetch.diagnose import disk_errors
-from pipelines.fetch.hub_errors import hub_errors, token_source, with_hub_retries
-from pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
+from vfcache.cache_tools.checksums import HASH_CHUNK_BYTES
+from vfcache.pipelines.fetch.errors import FetchError, HubAccessError, IntegrityError
+from vfcache.pipelines.fetch.diagnose import disk_errors
+from vfcache.pipelines.fetch.hub_errors import hub_errors, token_source, with_hub_retries
+from vfcache.pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
 
 logger = logging.getLogger(__name__)
 

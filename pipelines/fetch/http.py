@@ -30,7 +30,7 @@ from typing import Literal
 
 from tqdm.auto import tqdm
 
-from pipelines.fetch._transfer import (
+from vfcache.pipelines.fetch._transfer import (
     MAX_BACKOFF_S,
     PART_SUFFIX,
     ByteProgress,
@@ -46,9 +46,9 @@ from pipelines.fetch._transfer import (
     transfer,
     verify_part,
 )
-from pipelines.fetch.diagnose import RERUN, disk_errors, host_of
-from pipelines.fetch.errors import FetchError, FetchFailed
-from pipelines.fetch.record import atomic_write_jsonl, read_jsonl, sha256_file
+from vfcache.pipelines.fetch.diagnose import RERUN, disk_errors, host_of
+from vfcache.pipelines.fetch.errors import FetchError, FetchFailed
+from vfcache.pipelines.fetch.record import atomic_write_jsonl, read_jsonl, sha256_file
 
 __all__ = [
     "FAILURES_NAME", "DownloadItem", "DownloadOutcome", "FetchReport", "backoff_delay_s",

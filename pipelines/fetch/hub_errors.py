@@ -30,8 +30,8 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from pipelines.fetch.diagnose import RERUN, diagnose_connection, is_disk_full
-from pipelines.fetch.errors import HubAccessError, HubUnavailable
+from vfcache.pipelines.fetch.diagnose import RERUN, diagnose_connection, is_disk_full
+from vfcache.pipelines.fetch.errors import HubAccessError, HubUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def translate(err: BaseException, what: str, repo_id: str, revision: str, endpoi
                 else f"this needs a token: {LOGIN}")
         return HubAccessError(f"{endpoint} refused the credentials to {what} {repo_id} (HTTP 401); {step}")
     if status == 407:
-        from pipelines.fetch.diagnose import proxy_for
+        from vfcache.pipelines.fetch.diagnose import proxy_for
 
         return HubAccessError(f"the proxy {proxy_for(endpoint)} refused to reach {endpoint} (HTTP 407 "
                               "Proxy Authentication Required): put the proxy's credentials in "

@@ -19,7 +19,7 @@ import io
 import struct
 from typing import IO, Sequence
 
-from pipelines.fetch.errors import ArchiveError
+from vfcache.pipelines.fetch.errors import ArchiveError
 
 _EOCD = struct.Struct("<4s4H2LH")  # signature, disk, cd disk, entries here, entries, cd size, cd offset, comment
 _EOCD_SIG = b"PK\x05\x06"

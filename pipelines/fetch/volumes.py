@@ -18,7 +18,7 @@ import re
 import string
 from pathlib import Path
 
-from pipelines.fetch.errors import ArchiveError
+from vfcache.pipelines.fetch.errors import ArchiveError
 
 # (pattern, index alphabet). The index is the last group; volumes must start at the first
 # index (aa / 000 or 001) and follow each other without gaps.
@@ -171,7 +171,7 @@ def open_volumes(paths: list[Path], buffer_bytes: int = 1 << 20, *, tail: bytes 
 def open_zip_volumes(paths: list[Path]) -> io.BufferedReader:
     """A reader over a zip volume set that `zipfile` can open: a plain concatenation for byte
     cuts (`.zip.001`), with a rewritten central directory for disk-spanned sets (`.z01`)."""
-    from pipelines.fetch.spanned_zip import single_disk_tail
+    from vfcache.pipelines.fetch.spanned_zip import single_disk_tail
 
     if len(paths) == 1:
         return open_volumes(paths)

@@ -1,7 +1,7 @@
 """Fetch steps the dataset sources share: a Hugging Face snapshot that is not fetched twice,
 archives extracted in place, and the fetch record of HTTP downloads.
 
-A raw folder is "fetched" when its `fetch.json` (see `pipelines.fetch.record`) is there.
+A raw folder is "fetched" when its `fetch.json` (see `vfcache.pipelines.fetch.record`) is there.
 For archives, the record lists the archive volumes as downloaded (size, sha256), and the
 extraction markers (`.extracted/<archive>.json`) list what came out of them; a re-run
 accepts an archive that is gone because it was extracted, so nothing is fetched twice.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from pipelines.fetch import (
+from vfcache.pipelines.fetch import (
     FetchedFile,
     FetchRecord,
     extract_archive,
@@ -27,8 +27,8 @@ from pipelines.fetch import (
     sha256_file,
     write_fetch_record,
 )
-from pipelines.fetch.archives import MARKER_DIR
-from pipelines.fetch.record import FETCH_RECORD_NAME
+from vfcache.pipelines.fetch.archives import MARKER_DIR
+from vfcache.pipelines.fetch.record import FETCH_RECORD_NAME
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def hf_fetch_once(
     Returns (record, fetched_now). Archives extracted after an earlier fetch count as
     present, so a re-run neither downloads them again nor needs the network.
     """
-    from pipelines.fetch.hf import fetch_hf_dataset  # the Hub client loads only when used
+    from vfcache.pipelines.fetch.hf import fetch_hf_dataset  # the Hub client loads only when used
 
     patterns = tuple(allow_patterns) if allow_patterns is not None else None
     previous = read_record_or_none(dest)

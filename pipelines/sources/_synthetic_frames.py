@@ -1,4 +1,4 @@
-"""Painting synthetic video frames: the pixels behind :mod:`pipelines.sources.synthetic`.
+"""Painting synthetic video frames: the pixels behind :mod:`vfcache.pipelines.sources.synthetic`.
 
 A video is drawn from one seed: a textured background larger than the frame that pans
 slowly, a few moving shapes, sensor-like noise with grains coarse enough to survive a
@@ -16,7 +16,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from pipelines.sources.framecode import paint_code
+from vfcache.pipelines.sources.framecode import paint_code
 
 Artifact = Literal["flicker", "smooth", "warp"]
 Scene = Literal["studio", "street"]

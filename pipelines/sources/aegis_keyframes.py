@@ -13,8 +13,8 @@
       group_key: null                  # meta_data key of the leakage group; default: the row itself
 
 Each row of each fetched table becomes a `VideoCandidate` with relpath
-`<table>.parquet#<row>` (see `pipelines.keyframes`); probe and extract read its frames through
-`pipelines.media`. Every table's schema is checked at fetch and at listing, and a row whose
+`<table>.parquet#<row>` (see `vfcache.pipelines.decode.keyframes`); probe and extract read its frames through
+`vfcache.pipelines.decode.media`. Every table's schema is checked at fetch and at listing, and a row whose
 label value is unknown stops the listing with the values found, because guessing a label
 would silently corrupt the dataset.
 """
@@ -25,14 +25,14 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from manifests.layout import DataRoot
-from manifests.records import LABEL_FAKE, LABEL_REAL
-from pipelines.keyframes import check_schema, read_meta_rows, row_address
-from pipelines.labels import walk_video_files
-from pipelines.sources._fetching import FetchSummary, hub_fetch_summary
-from pipelines.sources._options import SourceOptions
-from pipelines.sources.base import VideoCandidate, require_raw_dir
-from pipelines.sources.huggingface import HubSnapshotSource, hub_location
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.records import LABEL_FAKE, LABEL_REAL
+from vfcache.pipelines.decode.keyframes import check_schema, read_meta_rows, row_address
+from vfcache.pipelines.labels import walk_video_files
+from vfcache.pipelines.sources._fetching import FetchSummary, hub_fetch_summary
+from vfcache.pipelines.sources._options import SourceOptions
+from vfcache.pipelines.sources.base import VideoCandidate, require_raw_dir
+from vfcache.pipelines.sources.huggingface import HubSnapshotSource, hub_location
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Protocol
 
-from manifests.layout import DataRoot
+from vfcache.manifests.layout import DataRoot
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError, StageError
 
 if TYPE_CHECKING:
-    from pipelines.sources.plan import FetchPlan
+    from vfcache.pipelines.sources.plan import FetchPlan
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Source(Protocol):
         """Every video of the dataset, labelled, sorted by relpath."""
 
     def plan_fetch(self, root: DataRoot) -> FetchPlan:
-        """What `fetch` would download (pipelines.sources.plan), without writing anything."""
+        """What `fetch` would download (vfcache.pipelines.sources.plan), without writing anything."""
 
 
 class RawDirUnderRoot:
@@ -64,14 +64,14 @@ def require_raw_dir(raw_dir: Path, dataset: str) -> None:
 
 # kind -> "module:class"; modules are imported lazily so a source's dependencies load only when used.
 SOURCE_KINDS: dict[str, str] = {
-    "sample": "pipelines.sources.sample_source:SampleSource",
-    "local": "pipelines.sources.local:LocalSource",
-    "huggingface": "pipelines.sources.huggingface:HuggingFaceSource",
-    "aegis_keyframes": "pipelines.sources.aegis_keyframes:AegisKeyframesSource",
-    "dvf": "pipelines.sources.dvf:DvfSource",
-    "genvideo": "pipelines.sources.genvideo:GenVideoSource",
-    "ffpp": "pipelines.sources.ffpp:FfppSource",
-    "webvid": "pipelines.sources.webvid:WebVidSource",
+    "sample": "vfcache.pipelines.sources.sample_source:SampleSource",
+    "local": "vfcache.pipelines.sources.local:LocalSource",
+    "huggingface": "vfcache.pipelines.sources.huggingface:HuggingFaceSource",
+    "aegis_keyframes": "vfcache.pipelines.sources.aegis_keyframes:AegisKeyframesSource",
+    "dvf": "vfcache.pipelines.sources.dvf:DvfSource",
+    "genvideo": "vfcache.pipelines.sources.genvideo:GenVideoSource",
+    "ffpp": "vfcache.pipelines.sources.ffpp:FfppSource",
+    "webvid": "vfcache.pipelines.sources.webvid:WebVidSource",
 }
 
 

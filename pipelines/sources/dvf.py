@@ -47,23 +47,23 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Optional
 
-from manifests.layout import DataRoot
-from manifests.records import LABEL_FAKE, LABEL_REAL
-from pipelines.fetch import DownloadItem, download_files, read_extraction_marker
-from pipelines.fetch.http import download_failure
-from pipelines.labels import VIDEO_EXTENSIONS, walk_video_files
-from pipelines.sources._fetching import (
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.records import LABEL_FAKE, LABEL_REAL
+from vfcache.pipelines.fetch import DownloadItem, download_files, read_extraction_marker
+from vfcache.pipelines.fetch.http import download_failure
+from vfcache.pipelines.labels import VIDEO_EXTENSIONS, walk_video_files
+from vfcache.pipelines.sources._fetching import (
     FetchSummary,
     extract_in_place,
     first_volumes,
     hf_fetch_once,
     update_fetch_record,
 )
-from pipelines.sources._options import SourceOptions, extensions_option
-from pipelines.sources.base import VideoCandidate, require_raw_dir
-from pipelines.sources.dvf_download import expected_archives
-from pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files, planned_hub_files
-from pipelines.sources.huggingface import hub_location
+from vfcache.pipelines.sources._options import SourceOptions, extensions_option
+from vfcache.pipelines.sources.base import VideoCandidate, require_raw_dir
+from vfcache.pipelines.sources.dvf_download import expected_archives
+from vfcache.pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files, planned_hub_files
+from vfcache.pipelines.sources.huggingface import hub_location
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.fetch import find_volumes
-from pipelines.sources._fetching import first_volumes
-from pipelines.sources.plan import PlannedFile
+from vfcache.pipelines.fetch import find_volumes
+from vfcache.pipelines.sources._fetching import first_volumes
+from vfcache.pipelines.sources.plan import PlannedFile
 
 # The per-class archives a full download holds, by the release's layout (which classes have
 # 0_real: the official splits and the statistics figure of the MM-Det README @ 7790ecd) and

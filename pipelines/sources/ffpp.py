@@ -37,22 +37,22 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from manifests.layout import DataRoot
-from manifests.records import LABEL_FAKE, LABEL_REAL
-from pipelines.fetch._transfer import PermanentError, TransientError
-from pipelines.fetch.http import remote_json
-from pipelines.fetch.errors import FetchError
-from pipelines.labels import walk_video_files
-from pipelines.sources._fetching import FetchSummary, update_fetch_record
-from pipelines.sources._options import SourceOptions
-from pipelines.sources.base import RawDirUnderRoot, VideoCandidate, require_raw_dir
-from pipelines.sources.ffpp_servers import (
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.records import LABEL_FAKE, LABEL_REAL
+from vfcache.pipelines.fetch._transfer import PermanentError, TransientError
+from vfcache.pipelines.fetch.http import remote_json
+from vfcache.pipelines.fetch.errors import FetchError
+from vfcache.pipelines.labels import walk_video_files
+from vfcache.pipelines.sources._fetching import FetchSummary, update_fetch_record
+from vfcache.pipelines.sources._options import SourceOptions
+from vfcache.pipelines.sources.base import RawDirUnderRoot, VideoCandidate, require_raw_dir
+from vfcache.pipelines.sources.ffpp_servers import (
     RECORD_SOURCE,
     download_with_failover,
     remembered_options,
     server_urls,
 )
-from pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files
+from vfcache.pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
 

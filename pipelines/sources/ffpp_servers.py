@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from pipelines.fetch import DownloadItem, DownloadOutcome, download_files
-from pipelines.sources._fetching import read_record_or_none
+from vfcache.pipelines.fetch import DownloadItem, DownloadOutcome, download_files
+from vfcache.pipelines.sources._fetching import read_record_or_none
 
 RECORD_SOURCE = "ffpp"
 

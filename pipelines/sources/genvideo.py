@@ -27,7 +27,7 @@ extracted is a recorded failure, one note line naming it: the other archives are
 extracted all the same, and a re-run asks again for what is missing. A volume set is extracted
 only when every volume is here. Only when no archive at all could be had does the fetch stop.
 With `listing: modelscope`, `fetch --dry-run` lists what the repository serves
-(`pipelines.sources.modelscope`) and flags configured names it does not serve.
+(`vfcache.pipelines.sources.modelscope`) and flags configured names it does not serve.
 
 Labels: a file extracted from an archive that declares `label` takes that label and
 generator; any other file is labelled by its folders. With `folder_layout: fake_subfolders`
@@ -47,23 +47,23 @@ import logging
 from pathlib import Path, PurePosixPath
 from typing import Optional
 
-from manifests.layout import DataRoot
-from manifests.records import LABEL_FAKE, LABEL_REAL
-from pipelines.fetch import DownloadItem, download_files, read_extraction_marker
-from pipelines.fetch.errors import ArchiveError, FetchError
-from pipelines.fetch.http import download_failure
-from pipelines.labels import VIDEO_EXTENSIONS, walk_video_files
-from pipelines.sources._fetching import (
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.records import LABEL_FAKE, LABEL_REAL
+from vfcache.pipelines.fetch import DownloadItem, download_files, read_extraction_marker
+from vfcache.pipelines.fetch.errors import ArchiveError, FetchError
+from vfcache.pipelines.fetch.http import download_failure
+from vfcache.pipelines.labels import VIDEO_EXTENSIONS, walk_video_files
+from vfcache.pipelines.sources._fetching import (
     FetchSummary,
     extract_in_place,
     extracted_volume_names,
     is_archive_name,
     update_fetch_record,
 )
-from pipelines.sources._options import SourceOptions, extensions_option
-from pipelines.sources.base import RawDirUnderRoot, VideoCandidate, require_raw_dir
-from pipelines.sources.modelscope import list_repo_files
-from pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files
+from vfcache.pipelines.sources._options import SourceOptions, extensions_option
+from vfcache.pipelines.sources.base import RawDirUnderRoot, VideoCandidate, require_raw_dir
+from vfcache.pipelines.sources.modelscope import list_repo_files
+from vfcache.pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
 

@@ -10,7 +10,7 @@ by the config's layout rule.
       extensions: [.mp4]                   # optional; which files are videos
 
 `fetch` downloads the snapshot into `raw/<dataset>/` (resumable, verified, recorded; see
-`pipelines.fetch.hf`), and a re-run with the same request is a no-op that needs no network.
+`vfcache.pipelines.fetch.hf`), and a re-run with the same request is a no-op that needs no network.
 The token comes from the usual place (`HF_TOKEN` or the stored login).
 """
 
@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from manifests.layout import DataRoot
-from pipelines.fetch import FetchRecord
-from pipelines.labels import VIDEO_EXTENSIONS, candidates_from_layout
-from pipelines.sources._fetching import FetchSummary, hf_fetch_once, hub_fetch_summary
-from pipelines.sources._options import SourceOptions, extensions_option
-from pipelines.sources.base import RawDirUnderRoot, VideoCandidate
-from pipelines.sources.plan import FetchPlan, hub_access_lines, planned_hub_files
+from vfcache.manifests.layout import DataRoot
+from vfcache.pipelines.fetch import FetchRecord
+from vfcache.pipelines.labels import VIDEO_EXTENSIONS, candidates_from_layout
+from vfcache.pipelines.sources._fetching import FetchSummary, hf_fetch_once, hub_fetch_summary
+from vfcache.pipelines.sources._options import SourceOptions, extensions_option
+from vfcache.pipelines.sources.base import RawDirUnderRoot, VideoCandidate
+from vfcache.pipelines.sources.plan import FetchPlan, hub_access_lines, planned_hub_files
 from vfcache.config import DatasetConfig
 
 log = logging.getLogger(__name__)

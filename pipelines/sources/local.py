@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from manifests.layout import DataRoot
-from pipelines.labels import VIDEO_EXTENSIONS, candidates_from_layout
-from pipelines.sources.base import VideoCandidate
-from pipelines.sources.plan import FetchPlan
+from vfcache.manifests.layout import DataRoot
+from vfcache.pipelines.labels import VIDEO_EXTENSIONS, candidates_from_layout
+from vfcache.pipelines.sources.base import VideoCandidate
+from vfcache.pipelines.sources.plan import FetchPlan
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError, StageError
 

@@ -18,7 +18,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Optional
 
-from pipelines.fetch._transfer import PermanentError, TransientError, remote_json
+from vfcache.pipelines.fetch._transfer import PermanentError, TransientError, remote_json
 
 PAGE_SIZE = 500
 MAX_PAGES = 40

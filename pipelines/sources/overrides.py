@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from typing import Sequence, Union
 
-from pipelines.sources.base import get_source
+from vfcache.pipelines.sources.base import get_source
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError
 

@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-from cache_tools.atomic import write_json_atomic
-from manifests.layout import DataRoot
-from pipelines.fetch import remote_size
-from pipelines.fetch._transfer import SIZE_UNKNOWN
-from pipelines.fetch.diagnose import human_bytes
+from vfcache.cache_tools.atomic import write_json_atomic
+from vfcache.manifests.layout import DataRoot
+from vfcache.pipelines.fetch import remote_size
+from vfcache.pipelines.fetch._transfer import SIZE_UNKNOWN
+from vfcache.pipelines.fetch.diagnose import human_bytes
 
 PLANS_DIR = "plans"
 
@@ -122,8 +122,8 @@ def planned_hub_files(repo_id: str, revision: str, allow_patterns, endpoint, raw
                       ) -> tuple[str, list[PlannedFile]]:
     """(commit, files) a Hub snapshot fetch would bring: the tree listing's sizes; files already
     on disk with that size, or extracted there, are present."""
-    from pipelines.fetch.hf import list_hf_dataset  # the Hub client loads only when used
-    from pipelines.sources._fetching import extracted_volume_names
+    from vfcache.pipelines.fetch.hf import list_hf_dataset  # the Hub client loads only when used
+    from vfcache.pipelines.sources._fetching import extracted_volume_names
 
     commit, listing = list_hf_dataset(repo_id, revision=revision, endpoint=endpoint,
                                       allow_patterns=list(allow_patterns) if allow_patterns else None)
@@ -137,9 +137,9 @@ def planned_hub_files(repo_id: str, revision: str, allow_patterns, endpoint, raw
 
 
 def hub_access_lines(repo_id: str, revision: str, endpoint, files: list[PlannedFile]) -> tuple[str, ...]:
-    """The dry run's access lines for a Hub snapshot (`pipelines.fetch.hf.hub_access`), probed
+    """The dry run's access lines for a Hub snapshot (`vfcache.pipelines.fetch.hf.hub_access`), probed
     on the first file still to fetch (or the first file when all are here)."""
-    from pipelines.fetch.hf import hub_access
+    from vfcache.pipelines.fetch.hf import hub_access
 
     pending = [f for f in files if not f.present] or files
     if not pending:

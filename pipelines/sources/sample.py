@@ -3,7 +3,7 @@
 ``generate_sample(raw_dir)`` writes ``raw_dir/<domain>/<label>/<generator>/<name>.<ext>``
 (domains ``studio`` and ``street``; real sources ``camera`` and ``phone``; fake generators
 ``diffgen`` (over-smoothed), ``warpnet`` (warped) and ``flickr3`` (flicker)) and
-``raw_dir/truth.json`` with the :class:`~pipelines.sources.synthetic.VideoTruth` of every
+``raw_dir/truth.json`` with the :class:`~vfcache.pipelines.sources.synthetic.VideoTruth` of every
 file. The set covers what the pipeline must handle: H.264, MPEG-4 and VP9 in mp4, mkv, avi
 and webm; 24, 25, 29.97 and 30 fps and one variable-frame-rate video; 160-720 px wide, one
 portrait and one with 90-degree rotation metadata; plus three deliberately broken files
@@ -24,8 +24,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from cache_tools.atomic import remove_stale_temp_files
-from pipelines.sources.synthetic import (
+from vfcache.cache_tools.atomic import remove_stale_temp_files
+from vfcache.pipelines.sources.synthetic import (
     TEMP_MARK,
     VideoTruth,
     make_video,

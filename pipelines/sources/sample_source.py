@@ -7,11 +7,11 @@ probe and extract record why they fail.
 """
 from __future__ import annotations
 
-from manifests.layout import DataRoot
-from pipelines.labels import candidates_from_layout
-from pipelines.sources.base import RawDirUnderRoot, VideoCandidate
-from pipelines.sources.plan import FetchPlan
-from pipelines.sources.sample import generate_sample
+from vfcache.manifests.layout import DataRoot
+from vfcache.pipelines.labels import candidates_from_layout
+from vfcache.pipelines.sources.base import RawDirUnderRoot, VideoCandidate
+from vfcache.pipelines.sources.plan import FetchPlan
+from vfcache.pipelines.sources.sample import generate_sample
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError
 

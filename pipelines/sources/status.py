@@ -14,11 +14,11 @@ from typing import Optional
 
 import pyarrow.parquet as pq
 
-from manifests.layout import VIDEOS_PARQUET_NAME, DataRoot
-from manifests.records import STATUS_OK
-from pipelines.sources._fetching import read_record_or_none
-from pipelines.sources.base import get_source
-from pipelines.sources.plan import human_bytes, read_plan_summary
+from vfcache.manifests.layout import VIDEOS_PARQUET_NAME, DataRoot
+from vfcache.manifests.records import STATUS_OK
+from vfcache.pipelines.sources._fetching import read_record_or_none
+from vfcache.pipelines.sources.base import get_source
+from vfcache.pipelines.sources.plan import human_bytes, read_plan_summary
 from vfcache.config import list_dataset_names, load_dataset_config
 from vfcache.errors import VfcacheError
 
@@ -50,7 +50,7 @@ class DatasetStatus:
     disk_bytes: int  # bytes under the raw folder now
     revision: str  # commit (Hub) or revision the fetch record holds
     specs: tuple[SpecStatus, ...] = ()
-    planned: Optional[dict] = None  # the last `fetch --dry-run` (pipelines.sources.plan), if any
+    planned: Optional[dict] = None  # the last `fetch --dry-run` (vfcache.pipelines.sources.plan), if any
     error: str = ""  # the config or source could not be read
 
 

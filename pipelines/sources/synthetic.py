@@ -2,7 +2,7 @@
 
 Frames are painted deterministically from a seed (a panning textured background with
 moving shapes and sensor-like noise; "fake" videos carry a named artifact) and every frame
-carries its own index (see :mod:`pipelines.sources.framecode`). :func:`encode_video`
+carries its own index (see :mod:`vfcache.pipelines.sources.framecode`). :func:`encode_video`
 writes them with PyAV in any of the project's codecs and containers, at a constant,
 NTSC-style or variable frame rate, optionally with display-rotation metadata;
 :func:`make_video` does both and returns the :class:`VideoTruth` a test checks against.
@@ -40,9 +40,9 @@ from typing import Literal
 import av
 import numpy as np
 
-from cache_tools.atomic import TEMP_MARK, temp_path_for, write_bytes_atomic
-from pipelines.sources._synthetic_frames import Artifact, Scene, paint_frames
-from pipelines.sources.framecode import paint_code, read_code
+from vfcache.cache_tools.atomic import TEMP_MARK, temp_path_for, write_bytes_atomic
+from vfcache.pipelines.sources._synthetic_frames import Artifact, Scene, paint_frames
+from vfcache.pipelines.sources.framecode import paint_code, read_code
 
 __all__ = [
     "TEMP_MARK", "Artifact", "Codec", "EncodedVideo", "Scene", "VideoTruth",

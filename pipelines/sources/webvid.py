@@ -15,7 +15,7 @@ withdrawn in February 2024; mirrors of the CSV exist on Hugging Face).
 CSV columns `videoid, contentUrl, duration, page_dir, name` (checked before use). The first
 `max_videos` usable rows form the selection; each video goes to
 `videos/<page_dir>/<videoid>.mp4`. Downloads have bounded concurrency, retries with backoff
-and resume (`pipelines.fetch.http`); 403/404 answers (the stock previews rot) are permanent,
+and resume (`vfcache.pipelines.fetch.http`); 403/404 answers (the stock previews rot) are permanent,
 recorded in `_failures.jsonl` and not asked again. Every video is real (label 0, generator
 `webvid`) and its `videoid` is its group. A video of the selection that could not be fetched
 is left out of the listing, never counted as a negative.
@@ -30,16 +30,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
-from manifests.layout import DataRoot
-from manifests.records import LABEL_REAL
-from pipelines.fetch import DownloadItem, download_files
-from pipelines.fetch.errors import FetchError
-from pipelines.fetch.http import download_failure
-from pipelines.sources._fetching import FetchSummary, hf_fetch_once, update_fetch_record
-from pipelines.sources._options import SourceOptions
-from pipelines.sources.base import RawDirUnderRoot, VideoCandidate
-from pipelines.sources.huggingface import hub_location
-from pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files, planned_hub_files
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.records import LABEL_REAL
+from vfcache.pipelines.fetch import DownloadItem, download_files
+from vfcache.pipelines.fetch.errors import FetchError
+from vfcache.pipelines.fetch.http import download_failure
+from vfcache.pipelines.sources._fetching import FetchSummary, hf_fetch_once, update_fetch_record
+from vfcache.pipelines.sources._options import SourceOptions
+from vfcache.pipelines.sources.base import RawDirUnderRoot, VideoCandidate
+from vfcache.pipelines.sources.huggingface import hub_location
+from vfcache.pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files, planned_hub_files
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
 

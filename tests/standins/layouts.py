@@ -2,7 +2,7 @@
 
 Each builder writes, below a folder the test serves (Hub stand-in, HTTP stand-in), the same
 paths, archive kinds and metadata files as the real release, with a handful of 64x48
-videos of a few frames (`pipelines.sources.synthetic.make_video`), and returns the facts a
+videos of a few frames (`vfcache.pipelines.sources.synthetic.make_video`), and returns the facts a
 test checks against (videos per label and generator, official splits).
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.sources.synthetic import make_video, paint_frames
+from vfcache.pipelines.sources.synthetic import make_video, paint_frames
 
 WIDTH, HEIGHT, FPS = 64, 48, 8
 FRAMES = 6
@@ -526,7 +526,7 @@ def reencoded_copy(source: Path, target: Path, *, size: tuple[int, int], codec: 
     """`source` decoded, resized to `size` (width, height) and encoded again with `codec`."""
     import av
 
-    from pipelines.sources.synthetic import encode_video
+    from vfcache.pipelines.sources.synthetic import encode_video
 
     with av.open(str(source)) as container:
         frames = [cv2.resize(frame.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_AREA)

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from cache_tools.atomic import write_json_atomic
-from manifests.records import VideoRecord
-from pipelines.extract_task import DONE_NAME, INDEX_NAME, done_name, load_done
+from vfcache.cache_tools.atomic import write_json_atomic
+from vfcache.manifests.records import VideoRecord
+from vfcache.pipelines.extract.task import DONE_NAME, INDEX_NAME, done_name, load_done
 from vfcache.errors import StageError
 
 PLAN_NAME = re.compile(r"^plan-(?P<generation>\d{4})\.json$")

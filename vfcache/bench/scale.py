@@ -8,7 +8,7 @@ memory (the child's maximum RSS, from `os.wait4`) is its own:
 
 - read: the columns of clips.parquet that split reads, as an Arrow table;
 - split: `write_split` with the card's kind of preset (train/val counts, test rest, support);
-- audit: `manifests.audit.audit` of that split;
+- audit: `vfcache.manifests.audit.audit` of that split;
 - loader index: `ClipDataset` over the train split file.
 
 With several sizes it also prints how each stage grows per 10x. Targets on the 2-core
@@ -28,9 +28,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cache_tools.atomic import write_json_atomic
-from manifests.layout import CacheDir, DataRoot
-from manifests.records import ClipRecord, arrow_schema
+from vfcache.cache_tools.atomic import write_json_atomic
+from vfcache.manifests.layout import CacheDir, DataRoot
+from vfcache.manifests.records import ClipRecord, arrow_schema
 from vfcache.config import parse_clip_spec
 
 CLIPS_PER_VIDEO = 4
@@ -99,13 +99,13 @@ def make_scale_cache(folder: Path, clips: int) -> CacheDir:
 
 
 _STAGE_CODE = {
-    "read": ("import pyarrow.parquet as pq; from manifests.columns import SPLIT_FIELDS; "
+    "read": ("import pyarrow.parquet as pq; from vfcache.manifests.columns import SPLIT_FIELDS; "
              "t = pq.read_table(cache.clips_parquet, columns=list(SPLIT_FIELDS))"),
-    "split": ("from pipelines.split import write_split; write_split(cache, sizes=sizes, seed=0, "
+    "split": ("from vfcache.pipelines.split import write_split; write_split(cache, sizes=sizes, seed=0, "
               "support=10, stratify=('label', 'generator'), name='scale')"),
-    "audit": ("from manifests.audit import audit; r = audit([('scale', cache)], 'scale'); "
+    "audit": ("from vfcache.manifests.audit import audit; r = audit([('scale', cache)], 'scale'); "
               "assert r.ok, [c for c in r.checks if not c.passed]"),
-    "loader_index": ("from trainers.dataset import ClipDataset; "
+    "loader_index": ("from vfcache.trainers.dataset import ClipDataset; "
                      "d = ClipDataset(cache.split_file('scale', 'train')); assert len(d) > 0"),
 }
 
@@ -114,7 +114,7 @@ def _make_in_child(folder: Path, clips: int) -> CacheDir:
     """`make_scale_cache` in a child process. Made here, the manifest would leave this process
     gigabytes large, and a stage's child counts the pages it shared with it before `exec` in its
     peak RSS (that is how a 10M-clip run once reported the same 4.9 GB for every stage)."""
-    code = (f"from pathlib import Path; from trainers.bench_scale import make_scale_cache; "
+    code = (f"from pathlib import Path; from vfcache.bench.scale import make_scale_cache; "
             f"make_scale_cache(Path({str(folder)!r}), {clips})")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -129,7 +129,7 @@ def _run_stage(stage: str, cache: CacheDir, videos: int) -> tuple[float, int]:
     sizes = (f"train={per_group * max(1, videos // (10 * per_group))},"
              f"val={per_group * max(1, videos // (20 * per_group))},test=rest")
     code = (
-        "import time, sys; from pathlib import Path; from manifests.layout import CacheDir\n"
+        "import time, sys; from pathlib import Path; from vfcache.manifests.layout import CacheDir\n"
         f"cache = CacheDir(Path({str(cache.path)!r})); sizes = {sizes!r}\n"
         "started = time.perf_counter()\n"
         f"{_STAGE_CODE[stage]}\n"

@@ -34,7 +34,7 @@ from typing import Iterator, Optional, Sequence
 
 import av
 
-from pipelines._video import (
+from vfcache.pipelines.decode._video import (
     REASON_CORRUPT_FRAMES,
     REASON_DECODE_ERROR,
     REASON_NO_VIDEO_STREAM,
@@ -48,7 +48,7 @@ from pipelines._video import (
     s_to_ticks,
     ticks_to_s,
 )
-from pipelines.frames import frame_duration_s, video_duration_s
+from vfcache.pipelines.decode.frames import frame_duration_s, video_duration_s
 
 log = logging.getLogger(__name__)
 

@@ -34,12 +34,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from cache_tools.shards import ShardReader, decode_clip
-from manifests.layout import DataRoot
-from manifests.parquet_io import read_records
-from manifests.records import ClipRecord, split_entry_from_clip
-from manifests.split_files import write_split_file
-from pipelines.bench_extract import (
+from vfcache.cache_tools.shards import ShardReader, decode_clip
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import ClipRecord, split_entry_from_clip
+from vfcache.manifests.split_files import write_split_file
+from vfcache.bench.extract import (
     FPS_CORPUS,
     _bench_config,
     _link_user_videos,
@@ -47,10 +47,10 @@ from pipelines.bench_extract import (
     corpus_folder,
     bench_fps_spec,
 )
-from pipelines.decode import probe_video, read_frames
-from pipelines.extract import extract_clips
-from pipelines.probe import build_manifest
-from trainers.dataset import ClipDataset, collate_clips, open_decode_cache
+from vfcache.pipelines.decode import probe_video, read_frames
+from vfcache.pipelines.extract import extract_clips
+from vfcache.pipelines.probe import build_manifest
+from vfcache.trainers.dataset import ClipDataset, collate_clips, open_decode_cache
 
 TARGETS = {
     "shard_over_zstd_bound": (">=", 0.85),
@@ -159,7 +159,7 @@ def reader_probe(kind: str, source: str, batch: int = PROBE_BATCH, seed: int = 0
 
 def _probe_reader(kind: str, source: str, repeats: int) -> dict:
     """`reader_probe` in `repeats` fresh processes; the best of each figure."""
-    code = ("import json, sys; from trainers.bench_load import reader_probe; "
+    code = ("import json, sys; from vfcache.bench.load import reader_probe; "
             "print(json.dumps(reader_probe(sys.argv[1], sys.argv[2])))")
     runs = []
     for _ in range(repeats):

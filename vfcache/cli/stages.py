@@ -8,113 +8,35 @@ benchmark commands live in `cli_bench.py`, the Hub bundle commands (publish, pul
 check-bundle) in `cli_bundle.py`, the videos shared across datasets (audit and joint split
 of several datasets) in `cli_shared.py`.
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
 import click
 
-from manifests.layout import DataRoot, default_root
-from vfcache import __version__
 from vfcache.config import (
     ClipSpec,
     DatasetConfig,
-    load_clip_spec,
-    load_dataset_config,
     parse_split_sizes,
 )
-from vfcache.errors import VfcacheError
+
+from vfcache.cli.app import (
+    Context,
+    cli,
+    config_option,
+    dataset_config,
+    default_spec,
+    extracted_spec,
+    no_wait_option,
+    spec_option,
+)
 
 log = logging.getLogger("vfcache")
-
-
-@dataclass
-class Context:
-    root: DataRoot
-    workers: int
-    scheduler: Optional[str]
-    progress: bool
-    wait: bool = True  # writers wait for a cache folder another writer holds (--no-wait: exit 2)
-
-    @contextlib.contextmanager
-    def client(self) -> Iterator[object]:
-        from pipelines.runner import open_cluster
-
-        with open_cluster(workers=self.workers, scheduler=self.scheduler) as client:
-            yield client
-
-
-def _dataset(name: str, config_file: Optional[str]) -> DatasetConfig:
-    from pipelines.sources.base import get_source
-
-    config = load_dataset_config(name, config_file)
-    get_source(config)  # validates the kind's `source:` keys at load, naming file, field and value
-    return config
-
-
-def _spec(config: DatasetConfig, spec: Optional[str]) -> ClipSpec:
-    return load_clip_spec(spec or config.clip_spec)
-
-
-def _extracted_spec(ctx: Context, config: DatasetConfig, spec: Optional[str]) -> ClipSpec:
-    """--spec when given; else the one spec extracted for the dataset (from its spec.json);
-    else the dataset's default. Several extracted specs and no --spec is an error naming them."""
-    if spec:
-        return load_clip_spec(spec)
-    found = ctx.root.extracted_specs(config.name)
-    if len(found) == 1:
-        return ctx.root.cache_dir(config.name, found[0]).read_spec()
-    if len(found) > 1:
-        raise click.UsageError(f"{config.name} has caches for several clip specs ({', '.join(found)}); "
-                               "choose one with --spec")
-    return _spec(config, None)
-
-
-config_option = click.option(
-    "--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
-    help="Dataset config file (default: configs/datasets/NAME.yaml).",
-)
-spec_option = click.option("--spec", default=None, help="Clip spec preset name or YAML path (default: the dataset's).")
-no_wait_option = click.option(
-    "--no-wait", is_flag=True,
-    help="If another writer holds the cache folder, exit 2 naming it instead of waiting.")
-
-
-class VfcacheGroup(click.Group):
-    """Turns library errors into clean one-line messages: exit 2 for a user error, 1 for a failed check."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except VfcacheError as err:
-            from pipelines.extract import TooManyFailures
-
-            failure = click.ClickException(str(err))  # click's own exit code for it is 1
-            # fetch errors carry theirs: 2 for a setting to change, 1 for a host that kept failing
-            failure.exit_code = 1 if isinstance(err, TooManyFailures) else getattr(err, "exit_code", 2)
-            raise failure from err
-
-
-@click.group(cls=VfcacheGroup)
-@click.option("--root", type=click.Path(file_okay=False), default=None, help="Data root (default: $VFCACHE_ROOT or ./data).")
-@click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Local dask worker processes.")
-@click.option("--scheduler", default=None, help="Address of an existing dask scheduler (tcp://host:8786).")
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
-@click.version_option(version=__version__, prog_name="vfcache")
-@click.pass_context
-def cli(ctx: click.Context, root, workers, scheduler, no_progress, verbose) -> None:
-    """Turn video-forensics datasets into fixed-frame clip caches, and train from them."""
-    logging.basicConfig(
-        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    ctx.obj = Context(DataRoot(Path(root) if root else default_root()), workers, scheduler, not no_progress)
 
 
 
@@ -141,7 +63,7 @@ def _split_options(config: DatasetConfig, sizes, seed, support, name, unit=None,
 @contextlib.contextmanager
 def _naming_dataset(name: str) -> Iterator[None]:
     """A fetch error's line starts with the dataset it stopped."""
-    from pipelines.fetch.errors import FetchError
+    from vfcache.pipelines.fetch.errors import FetchError
 
     try:
         yield
@@ -151,7 +73,7 @@ def _naming_dataset(name: str) -> Iterator[None]:
 
 
 def _run_fetch(ctx: Context, config: DatasetConfig) -> None:
-    from pipelines.sources.base import get_source
+    from vfcache.pipelines.sources.base import get_source
 
     source = get_source(config)
     with _naming_dataset(config.name):
@@ -170,7 +92,7 @@ def _run_fetch(ctx: Context, config: DatasetConfig) -> None:
 
 
 def _run_build_manifest(ctx: Context, config: DatasetConfig, client, force: bool = False) -> None:
-    from pipelines.probe import build_manifest
+    from vfcache.pipelines.probe import build_manifest
 
     report = build_manifest(config, ctx.root, client=client, progress=ctx.progress, force=force,
                             wait=ctx.wait)
@@ -186,7 +108,7 @@ def _run_build_manifest(ctx: Context, config: DatasetConfig, client, force: bool
 def _run_extract(ctx: Context, config: DatasetConfig, spec: ClipSpec, client, *, reader: str = "pyav",
                  shard_mib: int = 128, max_failed: float = 0.05, zstd_level: Optional[int] = None,
                  cache_url: Optional[str] = None) -> None:
-    from pipelines.extract import TooManyFailures, extract_clips
+    from vfcache.pipelines.extract import TooManyFailures, extract_clips
 
     try:
         report = extract_clips(config, ctx.root, spec, client=client, reader=reader,
@@ -205,8 +127,8 @@ def _run_extract(ctx: Context, config: DatasetConfig, spec: ClipSpec, client, *,
 
 
 def _split_is_current(cache_dir, options: dict) -> bool:
-    from cache_tools.checksums import sha256_file
-    from manifests.split_files import read_split_meta
+    from vfcache.cache_tools.checksums import sha256_file
+    from vfcache.manifests.split_files import read_split_meta
 
     split_dir = cache_dir.split_dir(options["name"])
     if not (split_dir / "split.json").exists():
@@ -224,7 +146,7 @@ def _split_is_current(cache_dir, options: dict) -> bool:
 
 
 def _run_split(ctx: Context, config: DatasetConfig, spec: ClipSpec, options: dict, *, skip_current: bool) -> None:
-    from pipelines.split import write_split
+    from vfcache.pipelines.split import write_split
 
     cache_dir = ctx.root.cache_dir(config.name, spec.name)
     if skip_current and _split_is_current(cache_dir, options):
@@ -242,7 +164,7 @@ def _run_split(ctx: Context, config: DatasetConfig, spec: ClipSpec, options: dic
     if not report.exact:
         click.echo("warning: some parts could not be filled exactly (groups too large); see split.json", err=True)
     click.echo(f"split {report.name} -> {report.split_dir}")
-    from pipelines.remote_cache import push_split
+    from vfcache.pipelines.extract.remote_cache import push_split
 
     url = push_split(cache_dir, report.split_dir)
     if url:
@@ -251,9 +173,9 @@ def _run_split(ctx: Context, config: DatasetConfig, spec: ClipSpec, options: dic
 
 def _run_audit(ctx: Context, datasets: list[tuple[DatasetConfig, ClipSpec]], split_name: str,
                json_path: Optional[str]) -> bool:
-    from cache_tools.atomic import write_json_atomic
-    from manifests.audit import audit, format_table
-    from vfcache.cli_shared import shared_videos
+    from vfcache.cache_tools.atomic import write_json_atomic
+    from vfcache.manifests.audit import audit, format_table
+    from vfcache.cli.shared_videos import shared_videos
 
     # videos shared across datasets: by bytes and by frame hashes (computed once per file)
     shared = shared_videos(ctx, [config for config, _ in datasets]) if len(datasets) > 1 else None
@@ -273,9 +195,9 @@ terms_option = click.option("--accept-terms", is_flag=True, help="Accept the dat
 
 
 def _fetch_config(name: str, config_file, server, accept_terms) -> DatasetConfig:
-    from pipelines.sources.overrides import apply_fetch_options
+    from vfcache.pipelines.sources.overrides import apply_fetch_options
 
-    return apply_fetch_options(_dataset(name, config_file), server=server, accept_terms=accept_terms)
+    return apply_fetch_options(dataset_config(name, config_file), server=server, accept_terms=accept_terms)
 
 
 @cli.command()
@@ -296,8 +218,8 @@ def fetch(ctx: Context, name: str, config_file, server, accept_terms, dry_run) -
 
 
 def _run_fetch_plan(ctx: Context, config: DatasetConfig) -> None:
-    from pipelines.sources.base import get_source
-    from pipelines.sources.plan import format_plan, write_plan
+    from vfcache.pipelines.sources.base import get_source
+    from vfcache.pipelines.sources.plan import format_plan, write_plan
 
     with _naming_dataset(config.name):
         plan = get_source(config).plan_fetch(ctx.root)
@@ -310,7 +232,7 @@ def _run_fetch_plan(ctx: Context, config: DatasetConfig) -> None:
 @click.pass_obj
 def doctor(ctx: Context, offline: bool) -> None:
     """Check the environment a run needs (decoders, torch/CUDA, Hub, token, proxies, disk); exit 1 on a failed check."""
-    from pipelines.doctor import format_checks, run_checks
+    from vfcache.pipelines.doctor import format_checks, run_checks
 
     checks = run_checks(ctx.root.path, offline=offline)
     click.echo(format_checks(checks))
@@ -322,7 +244,7 @@ def doctor(ctx: Context, offline: bool) -> None:
 @click.pass_obj
 def datasets(ctx: Context) -> None:
     """Every configured dataset: source, size on disk, terms, and which stages are done."""
-    from pipelines.sources.status import dataset_status, format_status_table
+    from vfcache.pipelines.sources.status import dataset_status, format_status_table
 
     click.echo(format_status_table(dataset_status(ctx.root)))
 
@@ -339,7 +261,7 @@ def build_manifest_cmd(ctx: Context, name: str, config_file, spec, force, no_wai
     """Probe every video of NAME into cache/NAME/videos.parquet, one manifest for every clip spec
     (failures get a row with a reason)."""
     ctx.wait = not no_wait
-    config = _dataset(name, config_file)
+    config = dataset_config(name, config_file)
     with ctx.client() as client:
         _run_build_manifest(ctx, config, client, force=force)
 
@@ -364,9 +286,9 @@ def extract(ctx: Context, name: str, config_file, spec, reader, shard_mib, zstd_
             no_wait) -> None:
     """Cut clips of NAME into shards and clips.parquet (resumable: re-run after a crash)."""
     ctx.wait = not no_wait
-    config = _dataset(name, config_file)
+    config = dataset_config(name, config_file)
     with ctx.client() as client:
-        _run_extract(ctx, config, _spec(config, spec), client, reader=reader, shard_mib=shard_mib,
+        _run_extract(ctx, config, default_spec(config, spec), client, reader=reader, shard_mib=shard_mib,
                      max_failed=max_failed, zstd_level=zstd_level, cache_url=cache_url)
 
 
@@ -393,21 +315,21 @@ def split(ctx: Context, names, config_file, spec, sizes, seed, support, split_na
     same frames) goes to the part its copy went to."""
     ctx.wait = not no_wait
     if len(names) == 1:
-        config = _dataset(names[0], config_file)
+        config = dataset_config(names[0], config_file)
         options = _split_options(config, sizes, seed, support, split_name, unit, subset)
-        _run_split(ctx, config, _extracted_spec(ctx, config, spec), options, skip_current=False)
+        _run_split(ctx, config, extracted_spec(ctx, config, spec), options, skip_current=False)
         return
     if config_file:
         raise click.UsageError("--config names one dataset; split several by their names in configs/")
     if len(set(names)) != len(names):
         raise click.UsageError(f"a dataset is named twice: {' '.join(names)}")
-    from vfcache.cli_shared import run_joint_split
+    from vfcache.cli.shared_videos import run_joint_split
 
-    configs = [_dataset(name, None) for name in names]
+    configs = [dataset_config(name, None) for name in names]
     options = [_split_options(config, sizes, seed, support, split_name, unit, subset) for config in configs]
     if len({o["name"] for o in options}) > 1:
         raise click.UsageError("the datasets' presets name different splits; give one with --name")
-    run_joint_split(ctx, [(c, _extracted_spec(ctx, c, spec)) for c in configs], options)
+    run_joint_split(ctx, [(c, extracted_spec(ctx, c, spec)) for c in configs], options)
 
 
 @cli.command()
@@ -419,12 +341,12 @@ def split(ctx: Context, names, config_file, spec, sizes, seed, support, split_na
 @click.pass_obj
 def gc(ctx: Context, name: str, config_file, spec, dry_run, no_wait) -> None:
     """Delete the shards of NAME that neither clips.parquet nor any split file references."""
-    from pipelines.gc import collect_garbage
-    from pipelines.sources.plan import human_bytes
+    from vfcache.pipelines.extract.gc import collect_garbage
+    from vfcache.pipelines.sources.plan import human_bytes
 
-    config = _dataset(name, config_file)
-    cache_dir = ctx.root.cache_dir(config.name, _extracted_spec(ctx, config, spec).name)
-    from pipelines.remote_cache import refuse_remote
+    config = dataset_config(name, config_file)
+    cache_dir = ctx.root.cache_dir(config.name, extracted_spec(ctx, config, spec).name)
+    from vfcache.pipelines.extract.remote_cache import refuse_remote
 
     refuse_remote(cache_dir, "gc")
     found = collect_garbage(cache_dir, dry_run=True, wait=not no_wait)
@@ -447,7 +369,7 @@ def audit_cmd(ctx: Context, names, config_file, spec, split_name, json_path) -> 
     """Clips per domain x split x label, and the leakage/shard/count checks; exit 1 when a check fails."""
     if config_file and len(names) > 1:
         raise click.UsageError("--config names one dataset; audit several by their names in configs/")
-    datasets = [(config, _extracted_spec(ctx, config, spec)) for config in (_dataset(n, config_file) for n in names)]
+    datasets = [(config, extracted_spec(ctx, config, spec)) for config in (dataset_config(n, config_file) for n in names)]
     if not _run_audit(ctx, datasets, split_name, json_path):
         raise SystemExit(1)
 
@@ -461,11 +383,11 @@ def audit_cmd(ctx: Context, names, config_file, spec, split_name, json_path) -> 
 @click.pass_obj
 def verify(ctx: Context, name: str, config_file, spec, decode: bool) -> None:
     """Read every clip of NAME back and check it; names every bad clip and shard."""
-    from cache_tools.verify import verify_cache
+    from vfcache.cache_tools.verify import verify_cache
 
-    config = _dataset(name, config_file)
-    cache_dir = ctx.root.cache_dir(config.name, _extracted_spec(ctx, config, spec).name)
-    from pipelines.remote_cache import refuse_remote
+    config = dataset_config(name, config_file)
+    cache_dir = ctx.root.cache_dir(config.name, extracted_spec(ctx, config, spec).name)
+    from vfcache.pipelines.extract.remote_cache import refuse_remote
 
     refuse_remote(cache_dir, "verify")
     report = verify_cache(cache_dir, progress=ctx.progress, decode=decode)
@@ -486,11 +408,11 @@ def verify(ctx: Context, name: str, config_file, spec, decode: bool) -> None:
 @click.pass_obj
 def preview(ctx: Context, name: str, config_file, spec, out_png, per_cell, frames, seed) -> None:
     """A contact sheet of frames from random clips per label and generator."""
-    from cache_tools.preview import contact_sheet
+    from vfcache.cache_tools.preview import contact_sheet
 
-    config = _dataset(name, config_file)
-    cache_dir = ctx.root.cache_dir(config.name, _extracted_spec(ctx, config, spec).name)
-    from pipelines.remote_cache import refuse_remote
+    config = dataset_config(name, config_file)
+    cache_dir = ctx.root.cache_dir(config.name, extracted_spec(ctx, config, spec).name)
+    from vfcache.pipelines.extract.remote_cache import refuse_remote
 
     refuse_remote(cache_dir, "preview")
     out = contact_sheet(cache_dir, out_png or cache_dir.path / "preview.png", per_cell=per_cell,
@@ -511,7 +433,7 @@ def cache(ctx: Context, name: str, config_file, spec, server, accept_terms, max_
     """fetch -> build-manifest -> extract -> split -> audit, each stage skipping what is done."""
     ctx.wait = not no_wait
     config = _fetch_config(name, config_file, server, accept_terms)
-    clip_spec = _spec(config, spec)
+    clip_spec = default_spec(config, spec)
     click.echo(f"== fetch {config.name}")
     _run_fetch(ctx, config)
     with ctx.client() as client:
@@ -541,7 +463,7 @@ def _is_rank_zero() -> bool:
 @click.pass_obj
 def train(ctx: Context, config_path, resume, stop_after_steps) -> None:
     """Train from split JSONL files and shards (works under torchrun)."""
-    from trainers.train import run_training
+    from vfcache.trainers.train import run_training
 
     result = run_training(config_path, root=ctx.root.path, resume=resume, stop_after_steps=stop_after_steps,
                           progress=ctx.progress)
@@ -564,7 +486,7 @@ def eval_cmd(ctx: Context, config_path, queries, out_dir, batch_size) -> None:
     """Evaluate a checkpoint (an eval CONFIG), or a GASBench model directory (CONFIG is the folder
     with model_config.yaml, model.py and *.safetensors; --query and --out-dir say what and where):
     prototype, benchmark or anomaly protocol; JSON, Markdown and a PNG."""
-    from trainers.evaluate import run_evaluation, run_gasbench_evaluation
+    from vfcache.trainers.evaluate import run_evaluation, run_gasbench_evaluation
 
     if Path(config_path).is_dir():
         if not queries or not out_dir:
@@ -589,22 +511,8 @@ def eval_cmd(ctx: Context, config_path, queries, out_dir, batch_size) -> None:
 def export(checkpoint, gasbench_dir, name) -> None:
     """Export a trained checkpoint for another tool (GASBench: a standalone model.py that never
     imports vfcache, the weights as safetensors, and the frames and size in model_config.yaml)."""
-    from trainers.gasbench import export_gasbench
+    from vfcache.trainers.gasbench import export_gasbench
 
     folder = export_gasbench(checkpoint, gasbench_dir, name=name)
     click.echo(f"GASBench model -> {folder}")
 
-
-from vfcache.cli_bench import bench  # noqa: E402  (the bench group registers on the cli group)
-
-cli.add_command(bench)
-
-from vfcache import cli_bundle  # noqa: E402,F401  (publish, pull, check-bundle register on the cli group)
-
-
-def main() -> None:
-    cli(prog_name="vfcache")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from cache_tools.writer_lock import writer_lock
-from manifests.bundle import UNLISTED, BundleError, BundleManifest, bundle_file_problems, read_bundle_manifest
-from manifests.layout import DataRoot
+from vfcache.cache_tools.writer_lock import writer_lock
+from vfcache.manifests.bundle import UNLISTED, BundleError, BundleManifest, bundle_file_problems, read_bundle_manifest
+from vfcache.manifests.layout import DataRoot
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _remove_stale(folder: Path, keep: set[str]) -> list[str]:
 def pull_bundle(repo_id: str, root: DataRoot, *, revision: str = "main", token: Optional[str] = None,
                 endpoint: Optional[str] = None, progress: bool = True, wait: bool = True) -> PullResult:
     """Download and verify; raise BundleError when the files are not the bundle's."""
-    from pipelines.fetch.hf import fetch_hf_dataset, hub_progress
+    from vfcache.pipelines.fetch.hf import fetch_hf_dataset, hub_progress
 
     folder = root.bundle_dir(repo_id)
     with writer_lock(folder, f"pull of {repo_id}", wait=wait):

@@ -19,8 +19,8 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from pipelines._pyav_source import PyAVSource, open_container, plan_decode_runs, video_stream
-from pipelines._video import (
+from vfcache.pipelines.decode._pyav_source import PyAVSource, open_container, plan_decode_runs, video_stream
+from vfcache.pipelines.decode._video import (
     REASON_CORRUPT_FRAMES,
     REASON_DECODE_ERROR,
     VideoInfo,

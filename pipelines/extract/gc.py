@@ -6,7 +6,7 @@ it is in `clips.parquet` and no split file of the cache folder names it: old spl
 train from their shards, so they keep them alive. Garbage shards go with their indexes;
 `collect_garbage` says what it would free before anything is deleted (`dry_run`). A video
 whose shards were collected and that comes back later is extracted again (see
-`pipelines.extract_plan.covered_video_ids`). Holds the cache folder's writer lock.
+`vfcache.pipelines.extract.plan.covered_video_ids`). Holds the cache folder's writer lock.
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cache_tools.shards import SHARD_SUFFIX
-from cache_tools.writer_lock import writer_lock
-from manifests.columns import read_split_table
-from manifests.layout import CacheDir
-from pipelines.extract_task import INDEX_SUFFIX, SHARD_NAME
+from vfcache.cache_tools.shards import SHARD_SUFFIX
+from vfcache.cache_tools.writer_lock import writer_lock
+from vfcache.manifests.columns import read_split_table
+from vfcache.manifests.layout import CacheDir
+from vfcache.pipelines.extract.task import INDEX_SUFFIX, SHARD_NAME
 from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The extract stage (`vfcache extract`): the videos of a manifest -> clips in shards + `clips.parquet`.
 
-The driver plans tasks in kept generations (`pipelines.extract_plan`): the ok videos that no
+The driver plans tasks in kept generations (`vfcache.pipelines.extract.plan`): the ok videos that no
 task covers yet (all of them on a first run; the added or changed ones later) are sorted by
 relpath and cut into fixed batches of `videos_per_task` (by default about `TARGET_TASKS`
 batches, none expected to write more than one shard target), written as `plan-<g>.json`
@@ -8,7 +8,7 @@ before any task runs. The batches depend only on the manifest, the spec and the 
 never on the number of workers, so a re-run on another cluster resumes the same tasks. The
 heaviest tasks are submitted first, so fewer workers idle at the end; that changes no output.
 
-Each task owns its shard files (see `pipelines.extract_task`); the driver never writes a
+Each task owns its shard files (see `vfcache.pipelines.extract.task`); the driver never writes a
 shard. At start the driver removes temp files and orphan shards (final name, no index);
 tasks with a done file are skipped. At the end it merges the shard indexes into
 `clips.parquet` (the clips of the manifest's current videos, sorted by relpath, clip_index)
@@ -17,7 +17,7 @@ and every failure (probe rows that are not ok + extraction failures of current v
 `vfcache gc`.
 
 A resumed extraction ends with exactly the shards and manifest of an uninterrupted one. One
-writer per cache folder at a time (`cache_tools.writer_lock`): a second driver would delete the
+writer per cache folder at a time (`vfcache.cache_tools.writer_lock`): a second driver would delete the
 first one's temp files, so it waits for the lock, or stops with one line naming the holder.
 """
 from __future__ import annotations
@@ -33,13 +33,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cache_tools.atomic import atomic_write, remove_stale_temp_files, write_json_atomic
-from cache_tools.remote import RemoteFolder
-from cache_tools.shards import DEFAULT_ZSTD_LEVEL, shard_format
-from cache_tools.writer_lock import writer_lock
-from manifests.layout import VIDEOS_PARQUET_NAME, CacheDir, DataRoot
-from manifests.parquet_io import read_records, read_table, write_records
-from manifests.records import (
+from vfcache.cache_tools.atomic import atomic_write, remove_stale_temp_files, write_json_atomic
+from vfcache.cache_tools.remote import RemoteFolder
+from vfcache.cache_tools.shards import DEFAULT_ZSTD_LEVEL, shard_format
+from vfcache.cache_tools.writer_lock import writer_lock
+from vfcache.manifests.layout import VIDEOS_PARQUET_NAME, CacheDir, DataRoot
+from vfcache.manifests.parquet_io import read_records, read_table, write_records
+from vfcache.manifests.records import (
     STATUS_FAILED,
     STATUS_OK,
     ClipRecord,
@@ -48,7 +48,7 @@ from manifests.records import (
     arrow_schema,
     drop_empty_optional,
 )
-from pipelines.extract_plan import (
+from vfcache.pipelines.extract.plan import (
     Plan,
     PlannedTask,
     covered_video_ids,
@@ -56,7 +56,7 @@ from pipelines.extract_plan import (
     read_plans,
     write_plan,
 )
-from pipelines.extract_task import (
+from vfcache.pipelines.extract.task import (
     INDEX_NAME,
     REASON_TOO_SHORT,
     SHARD_NAME,
@@ -68,10 +68,10 @@ from pipelines.extract_task import (
     run_extract_task,
     shard_name,
 )
-from pipelines.probe import reason_counts
-from pipelines.remote_cache import push_files, remote_home, sync_down
-from pipelines.runner import run_tasks, spare_core_per_task
-from pipelines.sources.base import get_source
+from vfcache.pipelines.probe import reason_counts
+from vfcache.pipelines.extract.remote_cache import push_files, remote_home, sync_down
+from vfcache.pipelines.runner import run_tasks, spare_core_per_task
+from vfcache.pipelines.sources.base import get_source
 from vfcache.config import ClipSpec, DatasetConfig
 from vfcache.errors import StageError
 
@@ -252,7 +252,7 @@ def extract_clips(
 ) -> ExtractReport:
     """Cut every ok video of the manifest into clips; resumable. `client=None` runs in this process.
 
-    One writer per cache folder (`cache_tools.writer_lock`): a second extraction of the same
+    One writer per cache folder (`vfcache.cache_tools.writer_lock`): a second extraction of the same
     folder waits for the first, or raises `CacheBusy` naming it when `wait` is False.
 
     `videos_per_task` None picks it from the manifest size and the shard target (see
@@ -268,7 +268,7 @@ def extract_clips(
 
     `cache_url` (`s3://bucket/prefix`, or another obstore URL): the cache folder's home is
     `<cache_url>/cache/<dataset>/<spec>/`, and the local one is its mirror without shards (see
-    `pipelines.remote_cache`); recorded in the mirror's remote.json, so later runs need not repeat it.
+    `vfcache.pipelines.extract.remote_cache`); recorded in the mirror's remote.json, so later runs need not repeat it.
 
     Raises `TooManyFailures` (a `StageError`), after writing clips.parquet and failures.parquet,
     when the fraction of failed videos exceeds `max_failed` (None: never).

@@ -38,16 +38,16 @@ from typing import Callable, Optional, Sequence
 
 import pyarrow.parquet as pq
 
-from manifests.layout import DataRoot
-from manifests.parquet_io import read_records
-from manifests.records import STATUS_OK, VideoRecord
-from pipelines.decode import decode_all_then_pick, decode_floor, probe_video
-from pipelines.extract import extract_clips
-from pipelines.extract_task import start_seed
-from pipelines.frames import plan_clips
-from pipelines.labels import VIDEO_EXTENSIONS
-from pipelines.probe import build_manifest
-from pipelines.runner import open_cluster, spare_core_per_task
+from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import STATUS_OK, VideoRecord
+from vfcache.pipelines.decode import decode_all_then_pick, decode_floor, probe_video
+from vfcache.pipelines.extract import extract_clips
+from vfcache.pipelines.extract.task import start_seed
+from vfcache.pipelines.decode.frames import plan_clips
+from vfcache.pipelines.labels import VIDEO_EXTENSIONS
+from vfcache.pipelines.probe import build_manifest
+from vfcache.pipelines.runner import open_cluster, spare_core_per_task
 from vfcache.config import ClipSpec, DatasetConfig, LayoutRule, SplitPreset, load_clip_spec
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,8 @@ def bench_fps_spec(preset: str = "r2plus1d_24x224") -> ClipSpec:
 
 def _make_corpus(folder: Path, videos: Sequence[CorpusVideo], corpus: str = "synthetic") -> Path:
     """Videos under folder/real/<corpus>/, generated once (a marker file says the set is complete)."""
-    from pipelines.sources._natural_frames import natural_frames
-    from pipelines.sources.synthetic import encode_video, make_video
+    from vfcache.pipelines.sources._natural_frames import natural_frames
+    from vfcache.pipelines.sources.synthetic import encode_video, make_video
 
     if corpus not in CORPORA:
         raise ValueError(f"benchmark corpus {corpus!r} is not one of {CORPORA}")
@@ -207,7 +207,7 @@ def _time_extract(root: DataRoot, config: DatasetConfig, spec: ClipSpec, client,
 def _warm_workers(client) -> None:
     """Import the decode stack in every worker before timing, so start-up is not measured."""
     def _load() -> bool:
-        import pipelines.extract_task  # noqa: F401
+        import vfcache.pipelines.extract.task  # noqa: F401
 
         return True
 
@@ -223,7 +223,7 @@ def zstd_levels(clips: Sequence, levels: Sequence[int] = ZSTD_LEVELS, repeats: i
     thread) and the ratio raw / compressed, over the decoded `clips`."""
     import zstandard
 
-    from cache_tools.shards import encode_clip
+    from vfcache.cache_tools.shards import encode_clip
 
     raw_bytes = sum(clip.nbytes for clip in clips)
     rows = []
@@ -247,8 +247,8 @@ def zstd_levels(clips: Sequence, levels: Sequence[int] = ZSTD_LEVELS, repeats: i
 
 
 def _decoded_clips(root: DataRoot, config: DatasetConfig, spec: ClipSpec) -> list:
-    from cache_tools.shards import ShardReader
-    from manifests.records import ClipRecord
+    from vfcache.cache_tools.shards import ShardReader
+    from vfcache.manifests.records import ClipRecord
 
     cache = root.cache_dir(config.name, spec.name)
     readers: dict[str, ShardReader] = {}  # one per shard, not one per clip

@@ -27,10 +27,10 @@ from typing import Optional
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cache_tools.atomic import write_bytes_atomic, write_json_atomic
-from cache_tools.shards import ShardReader
-from manifests.audit import audit, format_table
-from manifests.bundle import (
+from vfcache.cache_tools.atomic import write_bytes_atomic, write_json_atomic
+from vfcache.cache_tools.shards import ShardReader
+from vfcache.manifests.audit import audit, format_table
+from vfcache.manifests.bundle import (
     AUDIT_NAME,
     BUNDLE_JSON,
     CARD_NAME,
@@ -44,16 +44,16 @@ from manifests.bundle import (
     pixel_digest,
     write_bundle_manifest,
 )
-from manifests.columns import read_split_table
-from manifests.layout import SPLIT_PARTS, CacheDir, DataRoot
-from manifests.parquet_io import read_records, write_records
-from manifests.records import ClipRecord
-from manifests.split_files import SPLIT_META_NAME, read_split_meta
-from pipelines.bundle_card import render_card
-from pipelines.extract_task import INDEX_SUFFIX
-from pipelines.fetch.record import FETCH_RECORD_NAME, fetch_record_to_json, read_fetch_record
-from pipelines.runner import run_tasks
-from pipelines.sources.base import get_source
+from vfcache.manifests.columns import read_split_table
+from vfcache.manifests.layout import SPLIT_PARTS, CacheDir, DataRoot
+from vfcache.manifests.parquet_io import read_records, write_records
+from vfcache.manifests.records import ClipRecord
+from vfcache.manifests.split_files import SPLIT_META_NAME, read_split_meta
+from vfcache.pipelines.bundles.card import render_card
+from vfcache.pipelines.extract.task import INDEX_SUFFIX
+from vfcache.pipelines.fetch.record import FETCH_RECORD_NAME, fetch_record_to_json, read_fetch_record
+from vfcache.pipelines.runner import run_tasks
+from vfcache.pipelines.sources.base import get_source
 from vfcache import __version__
 from vfcache.config import DatasetConfig
 
@@ -238,7 +238,7 @@ def stage_bundle(config: DatasetConfig, root: DataRoot, spec_name: str, split_na
 def push_bundle(staged: StagedBundle, repo_id: str, *, private: bool = False, update: bool = False,
                 token: Optional[str] = None, endpoint: Optional[str] = None, progress: bool = True) -> PushResult:
     """One commit that makes the repo hold exactly the staged bundle (see the module docstring)."""
-    from pipelines.fetch.hf import hub_progress
+    from vfcache.pipelines.fetch.hf import hub_progress
 
     with hub_progress(progress):
         return _push(staged, repo_id, private=private, update=update, token=token, endpoint=endpoint)
@@ -249,7 +249,7 @@ def _push(staged: StagedBundle, repo_id: str, *, private: bool, update: bool, to
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub.utils import RepositoryNotFoundError
 
-    from pipelines.fetch.hf import hash_file, hub_errors, mismatch_reason, resolve_endpoint, tree_at
+    from vfcache.pipelines.fetch.hf import hash_file, hub_errors, mismatch_reason, resolve_endpoint, tree_at
 
     endpoint = resolve_endpoint(endpoint)
     api = HfApi(endpoint=endpoint, token=token)

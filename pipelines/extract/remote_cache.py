@@ -6,7 +6,7 @@ training reads (`s3://.../splits/<name>/train.jsonl`). The local folder `<root>/
 indexes, clips.parquet, failures.parquet and the split files, plus `remote.json` naming the URL.
 It never holds a shard, so split and audit run on the driver as before.
 
-Each extraction task stages its shards on its worker's local disk (`cache_tools.remote.
+Each extraction task stages its shards on its worker's local disk (`vfcache.cache_tools.remote.
 staging_folder`) and uploads each one as it commits: the shard, then its index (the index is
 the commit point, remotely too), the done file last. A task that starts again takes the remote
 folder as the truth: it pulls its indexes from there, deletes its shards that have no index (a
@@ -23,12 +23,12 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from cache_tools.atomic import write_json_atomic
-from cache_tools.remote import REMOTE_JSON, RemoteFolder, join_url, recorded_remote
-from cache_tools.shards import SHARD_SUFFIX
-from manifests.layout import CacheDir
-from pipelines.extract_plan import PLAN_NAME
-from pipelines.extract_task import DONE_NAME, INDEX_NAME, SHARD_NAME, index_name
+from vfcache.cache_tools.atomic import write_json_atomic
+from vfcache.cache_tools.remote import REMOTE_JSON, RemoteFolder, join_url, recorded_remote
+from vfcache.cache_tools.shards import SHARD_SUFFIX
+from vfcache.manifests.layout import CacheDir
+from vfcache.pipelines.extract.plan import PLAN_NAME
+from vfcache.pipelines.extract.task import DONE_NAME, INDEX_NAME, SHARD_NAME, index_name
 from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)

@@ -51,13 +51,13 @@ import pyarrow.compute as pc
 
 import pyarrow.parquet as pq
 
-from cache_tools.checksums import sha256_file
-from cache_tools.writer_lock import writer_lock
+from vfcache.cache_tools.checksums import sha256_file
+from vfcache.cache_tools.writer_lock import writer_lock
 
-from manifests.columns import JSON_NEEDS_ESCAPE, SPLIT_FIELDS, codes, write_split_table
-from manifests.layout import SPLIT_PARTS, CacheDir
-from manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, ClipRecord, arrow_schema
-from manifests.split_files import (
+from vfcache.manifests.columns import JSON_NEEDS_ESCAPE, SPLIT_FIELDS, codes, write_split_table
+from vfcache.manifests.layout import SPLIT_PARTS, CacheDir
+from vfcache.manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, ClipRecord, arrow_schema
+from vfcache.manifests.split_files import (
     SIZE_UNITS,
     JointInfo,
     PartSummary,
@@ -65,8 +65,8 @@ from manifests.split_files import (
     SubsetInfo,
     write_split_meta,
 )
-from pipelines._allocation import SuffixReach, largest_remainder, round_matrix
-from pipelines.split_pins import after_pins, group_pins, keep, pinned_to, unit_pins
+from vfcache.pipelines.extract._allocation import SuffixReach, largest_remainder, round_matrix
+from vfcache.pipelines.split.pins import after_pins, group_pins, keep, pinned_to, unit_pins
 from vfcache.config import OFFICIAL_SIZE, parse_split_sizes
 from vfcache.errors import StageError, VfcacheError
 
@@ -162,7 +162,7 @@ def assign_codes(group: np.ndarray, stratum: np.ndarray, sizes: Sequence[tuple[s
     each part's unit positions, ascending (so in key order); UNASSIGNED is dropped. Part names
     are free here (the subset uses "subset" / "dropped"). Codes are re-ranked here, so a
     subset's codes work as they are. `pinned` (one part name or None per unit) fixes the part of
-    some units and of their groups (`pipelines.split_pins`); without it the result is unchanged."""
+    some units and of their groups (`vfcache.pipelines.split.pins`); without it the result is unchanged."""
     group = np.unique(group, return_inverse=True)[1].astype(np.int64) if len(group) else group
     stratum_codes, stratum = np.unique(stratum, return_inverse=True) if len(stratum) else (stratum, stratum)
     stratum = stratum.astype(np.int64)

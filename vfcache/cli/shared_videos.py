@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Sequence
 import click
 
 if TYPE_CHECKING:
-    from manifests.shared_videos import SharedVideo
-    from vfcache.cli import Context
+    from vfcache.manifests.shared_videos import SharedVideo
+    from vfcache.cli.app import Context
     from vfcache.config import ClipSpec, DatasetConfig
 
 CLUSTER_FROM_VIDEOS = 64  # below this many videos to hash, a dask cluster costs more than it saves
@@ -17,11 +17,11 @@ CLUSTER_FROM_VIDEOS = 64  # below this many videos to hash, a dask cluster costs
 
 def shared_videos(ctx: Context, configs: Sequence[DatasetConfig]) -> list[SharedVideo]:
     """The videos the datasets share, hashing the frames of videos not hashed before."""
-    from manifests.layout import VIDEOS_PARQUET_NAME
-    from manifests.parquet_io import read_records
-    from manifests.records import VideoRecord
-    from pipelines.frame_hash import load_frame_hashes, pending_videos
-    from pipelines.shared_videos import dataset_videos, find_shared_videos
+    from vfcache.manifests.layout import VIDEOS_PARQUET_NAME
+    from vfcache.manifests.parquet_io import read_records
+    from vfcache.manifests.records import VideoRecord
+    from vfcache.pipelines.frame_hash import load_frame_hashes, pending_videos
+    from vfcache.pipelines.shared_videos import dataset_videos, find_shared_videos
 
     pending, probed = 0, []
     for config in configs:
@@ -49,7 +49,7 @@ def shared_videos(ctx: Context, configs: Sequence[DatasetConfig]) -> list[Shared
 def run_joint_split(ctx: Context, datasets: Sequence[tuple[DatasetConfig, ClipSpec]],
                     options: Sequence[dict]) -> None:
     """Split the datasets together, in the order given, keeping shared videos in one part."""
-    from pipelines.joint_split import JointMember, write_joint_split
+    from vfcache.pipelines.split.joint import JointMember, write_joint_split
 
     shared = shared_videos(ctx, [config for config, _ in datasets])
     click.echo(f"{len(shared)} videos shared across {', '.join(c.name for c, _ in datasets)}")

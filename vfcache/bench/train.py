@@ -31,21 +31,22 @@ from typing import Optional
 import torch
 from torch.utils.data import BatchSampler, RandomSampler
 
-from manifests.layout import DataRoot
-from trainers.bench_load import build_bench_cache
-from trainers.dataset import ClipDataset
-from trainers.evaluate import resolve_amp
-from trainers.gpu import DeviceBatcher
-from trainers.input_contract import check_contract, resolve_contract
-from trainers.loader import default_workers, make_loader
-from trainers.models import build_model
-from trainers.train import accumulate_gradient
-from trainers.train_config import ModelConfig, TrainConfig, load_train_config
-from trainers.train_setup import LossView, build_optimizer, grad_scaler, loss_head, optimizer_step
-from trainers.trainable import set_trainable
+from vfcache.config import configs_dir
+from vfcache.manifests.layout import DataRoot
+from vfcache.bench.load import build_bench_cache
+from vfcache.trainers.dataset import ClipDataset
+from vfcache.trainers.evaluate import resolve_amp
+from vfcache.trainers.gpu import DeviceBatcher
+from vfcache.trainers.input_contract import check_contract, resolve_contract
+from vfcache.trainers.loader import default_workers, make_loader
+from vfcache.trainers.models import build_model
+from vfcache.trainers.train import accumulate_gradient
+from vfcache.trainers.train_config import ModelConfig, TrainConfig, load_train_config
+from vfcache.trainers.train_setup import LossView, build_optimizer, grad_scaler, loss_head, optimizer_step
+from vfcache.trainers.trainable import set_trainable
 
 TARGET_DATA_WAIT_SHARE = 0.05
-DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "configs" / "train" / "supcon_mixed.yaml"
+DEFAULT_RECIPE = configs_dir() / "train" / "supcon_mixed.yaml"
 
 
 def _batches(dataset: ClipDataset, batch_size: int, steps: int, seed: int) -> BatchSampler:

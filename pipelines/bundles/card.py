@@ -16,10 +16,10 @@ import json
 
 import yaml
 
-from manifests.bundle import BundleManifest
-from manifests.hf_features import features_yaml
-from manifests.layout import SPLIT_PARTS
-from manifests.records import SplitEntry
+from vfcache.manifests.bundle import BundleManifest
+from vfcache.manifests.hf_features import features_yaml
+from vfcache.manifests.layout import SPLIT_PARTS
+from vfcache.manifests.records import SplitEntry
 
 # split part -> the split name `datasets` uses (it has no "val")
 HF_SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test", "support": "support"}
@@ -106,8 +106,8 @@ ds = datasets.load_dataset("{repo_id}", "{split}")   # train / validation / test
 clips = datasets.load_dataset("parquet", data_files="hf://datasets/{repo_id}/clips.parquet")
 ```
 
-With vfcache installed, `manifests.hf_features.clip_features()` and `video_features()` give the
-manifests' feature types (`features=`), and `trainers.hf_dataset.to_hf_dataset()` a dataset whose
+With vfcache installed, `vfcache.manifests.hf_features.clip_features()` and `video_features()` give the
+manifests' feature types (`features=`), and `vfcache.trainers.hf_dataset.to_hf_dataset()` a dataset whose
 rows read their clips from the shards.
 
 ## Clip spec

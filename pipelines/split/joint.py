@@ -1,5 +1,5 @@
 """A joint split (`vfcache split A B ...`): several datasets split so that a video they share
-(`pipelines.shared_videos`) sits in one part across all of them.
+(`vfcache.pipelines.shared_videos`) sits in one part across all of them.
 
 The datasets are split one after the other, in the order named, each with its own sizes, seed,
 support bank and subset. The first is split exactly as on its own. Each later one pins every
@@ -17,11 +17,11 @@ from typing import Any, Sequence
 
 import pyarrow.compute as pc
 
-from manifests.columns import read_split_table
-from manifests.layout import CacheDir
-from manifests.shared_videos import SharedVideo, shared_groups
-from manifests.split_files import JointInfo
-from pipelines.split import SplitReport, SplitSizeError, write_split
+from vfcache.manifests.columns import read_split_table
+from vfcache.manifests.layout import CacheDir
+from vfcache.manifests.shared_videos import SharedVideo, shared_groups
+from vfcache.manifests.split_files import JointInfo
+from vfcache.pipelines.split import SplitReport, SplitSizeError, write_split
 
 log = logging.getLogger(__name__)
 

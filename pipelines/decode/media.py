@@ -1,5 +1,5 @@
-"""What probe and extract read, chosen by address: a video file (`pipelines.decode`) or a
-keyframe row of a parquet table (`pipelines.keyframes`, addressed `<file>.parquet#<row>`).
+"""What probe and extract read, chosen by address: a video file (`vfcache.pipelines.decode`) or a
+keyframe row of a parquet table (`vfcache.pipelines.decode.keyframes`, addressed `<file>.parquet#<row>`).
 
 The stages call these four functions instead of the readers, so a dataset of keyframe rows
 goes through the same probe, planning, extraction and failure records as a folder of mp4.
@@ -17,10 +17,10 @@ from typing import Callable, Optional, Sequence
 import av
 import numpy as np
 
-from cache_tools.checksums import sha256_file
-from pipelines import keyframes
-from pipelines._frame_fit import colour_tags
-from pipelines.decode import VideoInfo, probe_video, read_frames
+from vfcache.cache_tools.checksums import sha256_file
+from vfcache.pipelines.decode import keyframes
+from vfcache.pipelines.decode._frame_fit import colour_tags
+from vfcache.pipelines.decode import VideoInfo, probe_video, read_frames
 
 
 def is_keyframe_row(relpath: str) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
-from manifests.bundle import (
+from vfcache.manifests.bundle import (
     DIGESTS_NAME,
     VIDEOS_NAME,
     BundleError,
@@ -31,14 +31,14 @@ from manifests.bundle import (
     pixel_digest,
     read_bundle_manifest,
 )
-from manifests.layout import CacheDir
-from manifests.parquet_io import read_records
-from manifests.records import ClipRecord, VideoRecord, make_clip_id
-from pipelines.decode import VideoReadError
-from pipelines.extract_task import ExtractTask, SourceChanged, cut_clips
-from pipelines.frames import VideoTooShort
-from pipelines.media import media_sha256, media_stat
-from pipelines.runner import run_tasks
+from vfcache.manifests.layout import CacheDir
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import ClipRecord, VideoRecord, make_clip_id
+from vfcache.pipelines.decode import VideoReadError
+from vfcache.pipelines.extract.task import ExtractTask, SourceChanged, cut_clips
+from vfcache.pipelines.decode.frames import VideoTooShort
+from vfcache.pipelines.decode.media import media_sha256, media_stat
+from vfcache.pipelines.runner import run_tasks
 from vfcache.config import ClipSpec
 
 MATCHED, MISSING, DIFFERENT = "matched", "missing", "different"
@@ -195,7 +195,7 @@ def check_bundle(bundle_dir: str | Path, raw_dir: str | Path, *, name: Optional[
 
 
 def write_check_report(path: str | Path, check: BundleCheck) -> Path:
-    from cache_tools.atomic import write_json_atomic
+    from vfcache.cache_tools.atomic import write_json_atomic
 
     write_json_atomic(path, check.to_json())
     return Path(path)

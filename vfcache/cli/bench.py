@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 import click
 
 if TYPE_CHECKING:
-    from vfcache.cli import Context
+    from vfcache.cli.app import Context
 
 
 @click.group()
@@ -37,7 +37,7 @@ def _emit_benches(results: list[dict], tables: list[str], json_path: Optional[st
 
 
 def _emit_bench(result: dict, table: str, json_path: Optional[str]) -> None:
-    from cache_tools.atomic import write_json_atomic
+    from vfcache.cache_tools.atomic import write_json_atomic
 
     click.echo(table)
     if json_path:
@@ -54,7 +54,7 @@ def _emit_bench(result: dict, table: str, json_path: Optional[str]) -> None:
 @click.pass_obj
 def bench_extract(ctx: Context, videos_dir, corpora, repeats, json_path) -> None:
     """extract / decode floor, decode-all / extract, 2 workers / 1 worker; zstd levels on the clips."""
-    from pipelines.bench_extract import format_extract_table, run_extract_benchmark
+    from vfcache.bench.extract import format_extract_table, run_extract_benchmark
 
     results = [run_extract_benchmark(ctx.root, videos_dir=Path(videos_dir) if videos_dir else None, repeats=repeats,
                                      corpus=corpus) for corpus in (corpora if not videos_dir else corpora[:1])]
@@ -71,7 +71,7 @@ def bench_extract(ctx: Context, videos_dir, corpora, repeats, json_path) -> None
 @click.pass_obj
 def bench_load(ctx: Context, videos_dir, corpora, repeats, no_litdata, json_path) -> None:
     """Shard reads against the zstd bound, on-the-fly decoding, the warm decoded cache and LitData."""
-    from trainers.bench_load import format_load_table, run_load_benchmark
+    from vfcache.bench.load import format_load_table, run_load_benchmark
 
     results = [run_load_benchmark(ctx.root, repeats=repeats, with_litdata=not no_litdata,
                                   videos_dir=Path(videos_dir) if videos_dir else None, corpus=corpus)
@@ -87,7 +87,7 @@ def bench_load(ctx: Context, videos_dir, corpora, repeats, no_litdata, json_path
 @click.pass_obj
 def bench_scale(ctx: Context, clip_counts, json_path) -> None:
     """Time and peak memory of read, split, audit and the loader index on a synthetic manifest."""
-    from trainers.bench_scale import format_scale_table, run_scale_benchmark
+    from vfcache.bench.scale import format_scale_table, run_scale_benchmark
 
     result = run_scale_benchmark(ctx.root, clip_counts)
     _emit_bench(result, format_scale_table(result), json_path)
@@ -109,7 +109,7 @@ def bench_scale(ctx: Context, clip_counts, json_path) -> None:
 def bench_train(ctx: Context, videos_dir, corpus, device, recipe, model_name, batch_size, steps, loader_workers,
                 json_path) -> None:
     """GPU training step with the project's loader: data wait share, clips/s, loader ceiling."""
-    from trainers.bench_train import format_train_table, run_train_benchmark
+    from vfcache.bench.train import format_train_table, run_train_benchmark
 
     result = run_train_benchmark(ctx.root, device=device, model_name=model_name,
                                  recipe=Path(recipe) if recipe else None, batch_size=batch_size,

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Optional
 
 import click
 
-from vfcache.cli import _dataset, _extracted_spec, cli, config_option, no_wait_option, spec_option
+from vfcache.cli.app import dataset_config, extracted_spec, cli, config_option, no_wait_option, spec_option
 
 if TYPE_CHECKING:
-    from vfcache.cli import Context
+    from vfcache.cli.app import Context
 
 endpoint_option = click.option("--endpoint", default=None,
                                help="Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co).")
@@ -36,12 +36,12 @@ def publish(ctx: Context, name, config_file, spec, split_name, repo_id, with_sha
             endpoint) -> None:
     """Push one split of NAME, its manifests, pixel digests, audit and provenance (and with
     --with-shards its shards) to a Hub dataset repo with a generated dataset card."""
-    from pipelines.publish import push_bundle, stage_bundle
+    from vfcache.pipelines.bundles.publish import push_bundle, stage_bundle
 
-    from pipelines.remote_cache import refuse_remote
+    from vfcache.pipelines.extract.remote_cache import refuse_remote
 
-    config = _dataset(name, config_file)
-    spec_name = _extracted_spec(ctx, config, spec).name
+    config = dataset_config(name, config_file)
+    spec_name = extracted_spec(ctx, config, spec).name
     refuse_remote(ctx.root.cache_dir(config.name, spec_name), "publish")
     with ctx.client() as client:
         staged = stage_bundle(config, ctx.root, spec_name, split_name, repo_id=repo_id, with_shards=with_shards,
@@ -68,7 +68,7 @@ def publish(ctx: Context, name, config_file, spec, split_name, repo_id, with_sha
 @click.pass_obj
 def pull(ctx: Context, repo_id, revision, endpoint, no_wait) -> None:
     """Bring a published clip bundle into <root>/bundles/OWNER/NAME at one commit and verify every file."""
-    from pipelines.pull import pull_bundle
+    from vfcache.pipelines.bundles.pull import pull_bundle
 
     result = pull_bundle(repo_id, ctx.root, revision=revision, endpoint=endpoint, progress=ctx.progress,
                          wait=not no_wait)
@@ -109,14 +109,14 @@ def _bundle_folder(ctx: Context, name: str) -> tuple[Path, str]:
 def check_bundle_cmd(ctx: Context, name, config_file, raw_dir: Optional[str], reader, json_path) -> None:
     """Re-extract a pulled bundle's clips from your own raw videos and compare clip ids and pixel
     digests: matched, missing, different, by clip and by video; exit 1 when any differ."""
-    from manifests.bundle import read_bundle_manifest
-    from pipelines.check_bundle import BundleChanged, check_bundle, write_check_report
-    from pipelines.sources.base import get_source
+    from vfcache.manifests.bundle import read_bundle_manifest
+    from vfcache.pipelines.bundles.check import BundleChanged, check_bundle, write_check_report
+    from vfcache.pipelines.sources.base import get_source
 
     folder, label = _bundle_folder(ctx, name)
     if raw_dir is None:
         dataset = read_bundle_manifest(folder).dataset
-        raw_dir = str(get_source(_dataset(dataset, config_file)).raw_dir(ctx.root))
+        raw_dir = str(get_source(dataset_config(dataset, config_file)).raw_dir(ctx.root))
     try:
         with ctx.client() as client:
             report = check_bundle(folder, raw_dir, name=label, reader=reader, client=client, progress=ctx.progress)

@@ -6,7 +6,7 @@ relpaths sort in row order), and behaves like a short video for probe and extrac
 `probe_keyframes` gives a `VideoInfo` whose frame k is shown at k / KEYFRAMES_FPS seconds
 (a nominal rate: the stored frames carry no timestamps), and `read_keyframes` decodes the
 requested frames with OpenCV and fits them to the clip size with the decode layer's own
-crop + antialiased resize (`pipelines._frame_fit.FrameFitter`), so keyframe clips and video
+crop + antialiased resize (`vfcache.pipelines.decode._frame_fit.FrameFitter`), so keyframe clips and video
 clips go through the same geometry. A uniform clip spec (e.g. `keyframes_8x224`) spreads its
 frames over the stored keyframes and pads by the spec's short policy.
 
@@ -30,8 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines._frame_fit import FrameFitter, crop_box
-from pipelines.decode import REASON_DECODE_ERROR, REASON_ZERO_FRAMES, VideoInfo, VideoReadError
+from vfcache.pipelines.decode._frame_fit import FrameFitter, crop_box
+from vfcache.pipelines.decode import REASON_DECODE_ERROR, REASON_ZERO_FRAMES, VideoInfo, VideoReadError
 from vfcache.errors import StageError
 
 ROW_MARK = "#"

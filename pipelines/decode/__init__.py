@@ -13,7 +13,7 @@
 - `decode_floor(...)`: the benchmark's reference, the same decoding without conversion.
 - `decode_all_then_pick(...)`: the benchmark's baseline, the usual script.
 
-Frame selection (which indices) lives in `pipelines.frames`; geometry in `_frame_fit`.
+Frame selection (which indices) lives in `vfcache.pipelines.decode.frames`; geometry in `_frame_fit`.
 """
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ from typing import Callable, Iterator, Optional, Sequence, Union
 import av
 import numpy as np
 
-from pipelines._decord_source import decord_frames
-from pipelines._frame_fit import RESIZE_MODES, FrameFitter, crop_box
-from pipelines._pyav_source import PyAVSource, plan_decode_runs, probe
+from vfcache.pipelines.decode._decord_source import decord_frames
+from vfcache.pipelines.decode._frame_fit import RESIZE_MODES, FrameFitter, crop_box
+from vfcache.pipelines.decode._pyav_source import PyAVSource, plan_decode_runs, probe
 from vfcache.pixels import odd_size_problem, stored_shape
-from pipelines._video import (
+from vfcache.pipelines.decode._video import (
     READ_ERROR_REASONS,
     REASON_DECODE_ERROR,
     REASON_NO_VIDEO_STREAM,
@@ -130,7 +130,7 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: 
                 on_ready: Optional[Callable[[np.ndarray, int], None]] = None,
                 worker: Optional[Executor] = None, pixels: str = "rgb24",
                 colour: Optional[dict] = None) -> np.ndarray:
-    """Frames `frame_indices` (presentation order, as planned by `pipelines.frames`) of the
+    """Frames `frame_indices` (presentation order, as planned by `vfcache.pipelines.decode.frames`) of the
     video, as an (N, height, width, 3) uint8 RGB array in the order of the argument.
 
     `pixels="yuv420"`: (N, height * 3 // 2, width) yuv420p planes instead (see

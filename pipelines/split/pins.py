@@ -1,6 +1,6 @@
 """Pinned part assignments for the split: units that must go to a given part, whatever the seed.
 
-A joint split (`pipelines.joint_split`) splits several datasets one after the other; a video
+A joint split (`vfcache.pipelines.split.joint`) splits several datasets one after the other; a video
 shared with a dataset split before is pinned to the part its copy went to, so the copy and
 the video never sit in two parts. `assign_codes` places pinned groups first (a group holding a
 pinned unit goes with it), counts them against their part's size and stratum quotas, and carves

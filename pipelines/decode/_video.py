@@ -1,7 +1,7 @@
 """What probe learns about a video (`VideoInfo`), the error readers raise (`VideoReadError`),
 and the timestamp arithmetic probe and readers must share to agree on frame identity.
 
-Public names are re-exported by `pipelines.decode`; import them from there.
+Public names are re-exported by `vfcache.pipelines.decode`; import them from there.
 """
 from __future__ import annotations
 

@@ -31,15 +31,15 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from cache_tools.atomic import TEMP_MARK, write_json_atomic
-from cache_tools.remote import RemoteFolder, staging_folder
-from cache_tools.shards import DEFAULT_ZSTD_LEVEL, SHARD_SUFFIX, ShardWriter, encode_clip, new_compressor
-from manifests.parquet_io import read_records, write_records
-from manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_id, record_from_dict
-from pipelines.decode import VideoReadError
-from pipelines.frames import ClipPlan, VideoTooShort, plan_clips
-from pipelines.media import media_stat, probe_media, read_media_frames
-from pipelines.probe import read_error_reason
+from vfcache.cache_tools.atomic import TEMP_MARK, write_json_atomic
+from vfcache.cache_tools.remote import RemoteFolder, staging_folder
+from vfcache.cache_tools.shards import DEFAULT_ZSTD_LEVEL, SHARD_SUFFIX, ShardWriter, encode_clip, new_compressor
+from vfcache.manifests.parquet_io import read_records, write_records
+from vfcache.manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_id, record_from_dict
+from vfcache.pipelines.decode import VideoReadError
+from vfcache.pipelines.decode.frames import ClipPlan, VideoTooShort, plan_clips
+from vfcache.pipelines.decode.media import media_stat, probe_media, read_media_frames
+from vfcache.pipelines.probe import read_error_reason
 from vfcache.config import ClipSpec
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""vfcache.pipelines.bundles."""

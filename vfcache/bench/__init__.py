@@ -1,0 +1,1 @@
+"""vfcache.bench."""
