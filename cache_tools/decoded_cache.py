@@ -39,7 +39,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from vfcache.cache_tools.atomic import temp_path_for
+from vfcache.atomic import temp_path_for
 
 log = logging.getLogger(__name__)
 

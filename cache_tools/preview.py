@@ -15,13 +15,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from vfcache.cache_tools.atomic import write_bytes_atomic
 from vfcache.cache_tools.shards import ShardReader
-from vfcache.manifests.layout import CacheDir
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import LABEL_NAMES, ClipRecord
+
+from vfcache.atomic import write_bytes_atomic
 from vfcache.errors import StageError
+from vfcache.layout import CacheDir
 
 LABEL_COLUMN_PX = 160
 CAPTION_PX = 16

@@ -29,9 +29,12 @@ import urllib.parse
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
-from vfcache.cache_tools.atomic import temp_path_for
 from vfcache.cache_tools.shards import ShardCorruptError, ShardReader, _PerThread
+
+from vfcache.atomic import temp_path_for
 from vfcache.errors import StageError
+
+from vfcache.layout import CacheDir, REMOTE_JSON_NAME
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +296,7 @@ def mirror_small_file(url: str, disk_cache_folder: str | os.PathLike, relpath: s
         raise StageError(f"{url} does not exist") from err
 
 
-REMOTE_JSON = "remote.json"  # in a local cache folder: the URL of its remote home
+REMOTE_JSON = REMOTE_JSON_NAME
 
 
 class RemoteFolder:
@@ -353,12 +356,7 @@ def staging_folder(url: str) -> Path:
 
 def recorded_remote(cache_path: str | os.PathLike) -> Optional[str]:
     """The URL a local cache folder mirrors (its remote.json), or None for a cache on disk."""
-    record = Path(cache_path) / REMOTE_JSON
-    if not record.exists():
-        return None
-    import json
-
-    return json.loads(record.read_text(encoding="utf-8"))["url"]
+    return CacheDir(Path(cache_path)).remote_url()
 
 
 def remote_shard_sizes(cache_path: str | os.PathLike) -> Optional[dict[str, int]]:

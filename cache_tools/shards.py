@@ -23,13 +23,9 @@ from typing import Iterator
 import numpy as np
 import zstandard
 
-from vfcache.cache_tools.atomic import fsync_dir, temp_path_for
+from vfcache.atomic import fsync_dir, temp_path_for
+from vfcache.layout import DEFAULT_ZSTD_LEVEL
 
-SHARD_SUFFIX = ".npy.zst"
-# Level 2: on natural footage about 1.7x level 3's compression speed for 4% more bytes (the
-# table in the README); level 3 was the default before spec.json recorded the level.
-DEFAULT_ZSTD_LEVEL = 2
-LEGACY_ZSTD_LEVEL = 3
 ZSTD_LEVELS = range(1, 20)  # zstd's normal levels (20-22 need far more memory)
 
 
@@ -69,12 +65,6 @@ def new_compressor(level: int = DEFAULT_ZSTD_LEVEL) -> zstandard.ZstdCompressor:
     if level not in ZSTD_LEVELS:
         raise ValueError(f"zstd level must be in {ZSTD_LEVELS.start}..{ZSTD_LEVELS.stop - 1}, got {level!r}")
     return zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
-
-
-def shard_format(level: int) -> dict:
-    """What spec.json records under `shards`: how the clips are stored. A reader needs none of
-    it (every frame is a plain zstd frame of a plain `.npy`); it tells what a later run appends."""
-    return {"compression": "zstd", "level": level, "filter": None}
 
 
 def parse_npy(payload: bytes | memoryview) -> np.ndarray:

@@ -15,19 +15,19 @@ import dataclasses
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
-
-from vfcache.cache_tools.atomic import TEMP_MARK
 from vfcache.cache_tools.concealment import concealment_problem
-from vfcache.cache_tools.shards import SHARD_SUFFIX, ShardCorruptError, ShardReader
-from vfcache.manifests.layout import CacheDir
+from vfcache.cache_tools.shards import ShardCorruptError, ShardReader
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import ClipRecord
+
+from vfcache.atomic import TEMP_MARK
 from vfcache.errors import StageError
+from vfcache.layout import CacheDir, shard_path_problem, SHARD_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +75,6 @@ class VerifyReport:
         lines.append("verify " + ("passed" if self.ok else
                                   f"FAILED: {len(self.bad_clips)} bad clips, {len(self.bad_shards)} bad shards"))
         return "\n".join(lines)
-
-
-def shard_path_problem(rel: str) -> str | None:
-    """Why `rel` cannot name a final shard of a cache folder, or None when it can."""
-    path = PurePosixPath(rel)
-    if path.is_absolute() or ".." in path.parts:
-        return "a shard path must stay inside the cache folder"
-    if TEMP_MARK in path.name or not path.name.endswith(SHARD_SUFFIX):
-        return f"not a final shard name (final shards end with {SHARD_SUFFIX})"
-    return None
 
 
 def coverage_problems(entries: Sequence[tuple[int, int, str]], size_bytes: int) -> list[str]:

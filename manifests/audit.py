@@ -17,23 +17,33 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
-from vfcache.cache_tools.checksums import sha256_file
-from vfcache.cache_tools.remote import remote_shard_sizes
-from vfcache.cache_tools.verify import shard_path_problem
-from vfcache.manifests.columns import SPLIT_FIELDS, SPLIT_SCHEMA, codes, duplicated_values, read_split_table
-from vfcache.manifests.layout import SPLIT_PARTS, CacheDir
+from vfcache.manifests.columns import (
+    SPLIT_FIELDS,
+    SPLIT_SCHEMA,
+    codes,
+    duplicated_values,
+    read_split_table,
+)
 from vfcache.manifests.parquet_io import read_records
-from vfcache.manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, FailureRecord, VideoRecord
+from vfcache.manifests.records import (
+    LABEL_FAKE,
+    LABEL_NAMES,
+    LABEL_REAL,
+    FailureRecord,
+    VideoRecord,
+)
 from vfcache.manifests.shared_videos import SharedVideo, group_leaks
 from vfcache.manifests.split_files import SplitFileError, SplitMeta, read_split_meta
+
+from vfcache.checksums import sha256_file
 from vfcache.errors import StageError
+from vfcache.layout import SPLIT_PARTS, CacheDir, shard_path_problem
 
 TABLE_PARTS = ("total", "train", "val", "test", "support")
 DISJOINT_PARTS = ("train", "val", "test")
@@ -244,10 +254,9 @@ def _check_groups(dataset: str, parts: dict) -> AuditCheck:
 
 
 def _check_in_final_shards(dataset: str, cache: CacheDir, manifest: pa.Table, parts: dict,
-                           manifest_rows: dict) -> AuditCheck:
+                           manifest_rows: dict, remote_sizes: Optional[dict[str, int]]) -> AuditCheck:
     """Every entry names a clip of clips.parquet, equals its row, and lies inside a final shard
-    (on disk, or in the remote home of a mirrored cache folder)."""
-    remote_sizes = remote_shard_sizes(cache.path)
+    (on disk, or in the remote home of a mirrored cache folder: `remote_sizes`)."""
     problems = []
     shards_seen: set[str] = set()
     total = 0
@@ -368,9 +377,12 @@ def _check_shared(shared: Sequence[SharedVideo], placements: list[tuple[str, str
 
 
 def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default",
-          shared: Optional[Sequence[SharedVideo]] = None) -> AuditReport:
+          shared: Optional[Sequence[SharedVideo]] = None,
+          remote_shard_sizes: Optional[Callable[[Path], Optional[dict[str, int]]]] = None) -> AuditReport:
     """Figures and checks for each (dataset, cache folder); video leakage is checked across all of them,
-    and, when `shared` (videos found in two datasets) is given, the leakage of those."""
+    and, when `shared` (videos found in two datasets) is given, the leakage of those.
+    A mirrored cache folder (on object storage) needs `remote_shard_sizes` (folder -> {shard
+    file name: bytes} of its remote home: `cache_tools.remote.remote_shard_sizes`)."""
     cells, short, failures, checks = [], [], [], []
     placements: list[tuple[str, str, pa.Array]] = []
     for dataset, cache in cache_dirs:
@@ -391,11 +403,17 @@ def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default
         placements += [(dataset, part, parts[part].column("video_id").combine_chunks())
                        for part in DISJOINT_PARTS if parts[part].num_rows]
         rows = _manifest_rows(manifest, parts)
+        remote_sizes = None
+        if cache.remote_url() is not None:
+            if remote_shard_sizes is None:
+                raise StageError(f"{cache.path} mirrors {cache.remote_url()}: its shards are there; "
+                                 "pass remote_shard_sizes (cache_tools.remote.remote_shard_sizes)")
+            remote_sizes = remote_shard_sizes(cache.path)
         checks += [
             _check_current(dataset, cache, meta),
             _check_partition(dataset, manifest, parts, rows, meta),
             _check_groups(dataset, parts),
-            _check_in_final_shards(dataset, cache, manifest, parts, rows),
+            _check_in_final_shards(dataset, cache, manifest, parts, rows, remote_sizes),
             _check_support_in_train(dataset, parts),
             _check_sizes(dataset, meta, parts),
             _check_support_size(dataset, meta, parts),

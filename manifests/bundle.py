@@ -29,8 +29,8 @@ from typing import Optional
 
 import numpy as np
 
-from vfcache.cache_tools.atomic import write_json_atomic
-from vfcache.cache_tools.checksums import sha256_file
+from vfcache.atomic import write_json_atomic
+from vfcache.checksums import sha256_file
 from vfcache.errors import VfcacheError
 
 BUNDLE_FORMAT = "vfcache-bundle"

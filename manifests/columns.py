@@ -20,10 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
-
-from vfcache.cache_tools.atomic import atomic_write
 from vfcache.manifests.records import SplitEntry, arrow_schema
 from vfcache.manifests.split_files import SplitFileError, read_split
+
+from vfcache.atomic import atomic_write
 
 SPLIT_FIELDS = tuple(f.name for f in dataclasses.fields(SplitEntry))
 SPLIT_SCHEMA = arrow_schema(SplitEntry)

@@ -8,9 +8,9 @@ from typing import Iterable, Sequence, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from vfcache.cache_tools.atomic import atomic_write
 from vfcache.manifests.records import arrow_schema, drop_empty_optional, optional_columns
+
+from vfcache.atomic import atomic_write
 
 R = TypeVar("R")
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-from vfcache.cache_tools.atomic import atomic_write, write_json_atomic
 from vfcache.manifests.records import SplitEntry
+
+from vfcache.atomic import atomic_write, write_json_atomic
 from vfcache.errors import VfcacheError
 
 SPLIT_META_NAME = "split.json"

@@ -14,7 +14,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from vfcache.pipelines.fetch.diagnose import PROXY_VARIABLES, diagnose_connection, free_bytes, human_bytes
+from vfcache.pipelines.fetch.diagnose import (
+    PROXY_VARIABLES,
+    diagnose_connection,
+    free_bytes,
+    human_bytes,
+)
 
 # H.264 (most sources), HEVC and VP9 (some YouTube/WebVid files), AV1 (newer generators), GIF (GenVideo-100K)
 CODECS = ("h264", "hevc", "vp9", "av1", "gif")

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-
 from vfcache.manifests.parquet_io import read_records, write_records
 from vfcache.manifests.records import STATUS_FAILED, STATUS_OK, FrameHashRecord, VideoRecord
 from vfcache.pipelines.decode import VideoReadError

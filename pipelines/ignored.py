@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from vfcache.cache_tools.atomic import TEMP_MARK, write_json_atomic
 from vfcache.pipelines.fetch.archives import MARKER_DIR
 from vfcache.pipelines.fetch.http import FAILURES_NAME, PART_SUFFIX
 from vfcache.pipelines.fetch.record import FETCH_RECORD_NAME
+
+from vfcache.atomic import TEMP_MARK, write_json_atomic
 
 IGNORED_FILES_NAME = "ignored_files.json"
 EXAMPLES_PER_EXTENSION = 5

@@ -23,16 +23,17 @@ from pathlib import Path
 from typing import Optional
 
 from vfcache.cache_tools.writer_lock import writer_lock
-from vfcache.manifests.layout import VIDEOS_PARQUET_NAME, DataRoot
 from vfcache.manifests.parquet_io import read_records, write_records
 from vfcache.manifests.records import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, VideoRecord
 from vfcache.pipelines.decode import VideoReadError
-from vfcache.pipelines.ignored import IGNORED_FILES_NAME, IgnoredFiles, find_ignored, write_ignored
 from vfcache.pipelines.decode.media import media_sha256, media_stat, probe_media
+from vfcache.pipelines.ignored import IGNORED_FILES_NAME, IgnoredFiles, find_ignored, write_ignored
 from vfcache.pipelines.runner import run_tasks
 from vfcache.pipelines.sources.base import VideoCandidate, get_source
+
 from vfcache.config import ClipSpec, DatasetConfig
 from vfcache.errors import StageError
+from vfcache.layout import VIDEOS_PARQUET_NAME, DataRoot
 
 log = logging.getLogger(__name__)
 

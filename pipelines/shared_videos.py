@@ -15,14 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from vfcache.manifests.layout import VIDEOS_PARQUET_NAME, DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import STATUS_OK, FrameHashRecord, VideoRecord
 from vfcache.manifests.shared_videos import MATCH_BYTES, MATCH_FRAMES, SharedVideo
-from vfcache.pipelines.frame_hash import MATCH_BITS, hash_array, hashed_ok, matching_pairs, update_frame_hashes
+from vfcache.pipelines.frame_hash import (
+    MATCH_BITS,
+    hash_array,
+    hashed_ok,
+    matching_pairs,
+    update_frame_hashes,
+)
 from vfcache.pipelines.sources.base import get_source
+
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
+from vfcache.layout import VIDEOS_PARQUET_NAME, DataRoot
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-
-from vfcache.cache_tools.atomic import write_json_atomic
-from vfcache.cache_tools.shards import SHARD_SUFFIX, ShardWriter
-from vfcache.manifests.layout import CacheDir
+from vfcache.cache_tools.shards import ShardWriter
 from vfcache.manifests.parquet_io import write_records
 from vfcache.manifests.records import (
     STATUS_FAILED,
@@ -26,7 +23,10 @@ from vfcache.manifests.records import (
     VideoRecord,
     make_clip_id,
 )
+
+from vfcache.atomic import write_json_atomic
 from vfcache.config import ClipSpec
+from vfcache.layout import SHARD_SUFFIX, CacheDir
 
 
 def tiny_spec(frames: int = 4, size_px: int = 16) -> ClipSpec:

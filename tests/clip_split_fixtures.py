@@ -8,11 +8,11 @@ from typing import Sequence
 
 import numpy as np
 from cache_fixtures import VideoPlan, build_cache
-
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.records import SplitEntry, split_entry_from_clip
 from vfcache.manifests.split_files import write_split_file
+
 from vfcache.config import ClipSpec
+from vfcache.layout import DataRoot
 
 
 def small_spec(frames: int = 3, height: int = 8, width: int = 10, name: str = "tiny") -> ClipSpec:

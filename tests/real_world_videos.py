@@ -27,7 +27,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-
 from vfcache.pipelines.sources._synthetic_frames import paint_frames
 
 WIDTH, HEIGHT, FPS = 96, 64, 24

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from vfcache.manifests.audit import AuditReport, audit
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.records import ClipRecord
 from vfcache.pipelines.extract import ExtractReport, extract_clips
 from vfcache.pipelines.probe import ManifestReport, build_manifest
 from vfcache.pipelines.sources.base import get_source
 from vfcache.pipelines.split import SplitReport, write_split
+
 from vfcache.config import ClipSpec, DatasetConfig, load_dataset_config
+from vfcache.layout import DataRoot
 
 # 4 frames at 8 fps from the 6-frame 8 fps test videos; 3-frame videos are padded.
 VIDEO_SPEC = ClipSpec(

@@ -17,7 +17,8 @@ import vfcache
 CHECKOUT = Path(vfcache.__file__).resolve().parent.parent
 FOLDERS = {"vfcache": "vfcache", "pipelines": "vfcache.pipelines", "manifests": "vfcache.manifests",
            "cache_tools": "vfcache.cache_tools", "trainers": "vfcache.trainers"}
-GROUND = ("vfcache.config", "vfcache.errors", "vfcache.cores", "vfcache.pixels")
+GROUND = ("vfcache.config", "vfcache.errors", "vfcache.cores", "vfcache.pixels", "vfcache.layout",
+          "vfcache.atomic", "vfcache.checksums")
 
 
 def _module_name(path: Path) -> str:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from vfcache.pipelines.fetch.archives import (
     detect_format,
     extract_archive,

@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pytest
 from cache_fixtures import STATUS_FAILED, STATUS_SKIPPED, VideoPlan, build_cache
-
-from vfcache.cache_tools.checksums import sha256_file
 from vfcache.manifests.audit import ShortClipCount, audit, format_table
-from vfcache.manifests.layout import SPLIT_PARTS, CacheDir
 from vfcache.manifests.parquet_io import read_records, write_records
 from vfcache.manifests.records import ClipRecord, split_entry_from_clip
 from vfcache.manifests.split_files import (
@@ -23,7 +20,10 @@ from vfcache.manifests.split_files import (
     write_split_meta,
 )
 from vfcache.pipelines.split import write_split
+
+from vfcache.checksums import sha256_file
 from vfcache.errors import StageError
+from vfcache.layout import SPLIT_PARTS, CacheDir
 
 PLANS = (
     [VideoPlan("aegis", 0, "youtube", f"r{i}", short_policy="pad_last" if i == 5 else "none") for i in range(6)]

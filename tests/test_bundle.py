@@ -21,9 +21,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from click.testing import CliRunner
-
 from cache_fixtures import sample_cache_root
+from click.testing import CliRunner
 from vfcache.manifests.bundle import (
     BundleError,
     BundleManifest,
@@ -32,12 +31,13 @@ from vfcache.manifests.bundle import (
     pixel_digest,
     read_bundle_manifest,
 )
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import ClipRecord
 from vfcache.manifests.split_files import read_split
+
 from tests.standins.hf_hub import HfHubStandin
 from vfcache.cli import cli
+from vfcache.layout import DataRoot
 
 pytest_plugins = ("tests.standins.fixtures",)
 
@@ -203,7 +203,6 @@ def test_split_tables_load_from_the_hub_with_datasets(publisher_root, hub, tmp_p
 
 def test_pulled_card_loads_locally_and_manifests_load_with_their_features(publisher_root, hub, tmp_path):
     import datasets
-
     from vfcache.manifests.hf_features import clip_features, split_features
 
     assert_exit(invoke(publisher_root, "publish", "sample", "--repo", REPO), 0)
@@ -463,8 +462,9 @@ def test_bundle_carries_the_raw_datas_fetch_record(publisher_root, tmp_path):
     """Where the raw data came from (repo, commit, every file's sha256) travels as
     provenance/fetch.json, summarised in bundle.json and on the card."""
     from vfcache.manifests.bundle import SOURCE_FETCH_NAME
-    from vfcache.pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
     from vfcache.pipelines.bundles.publish import stage_bundle
+    from vfcache.pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
+
     from vfcache.config import load_dataset_config
 
     root = publisher_copy(publisher_root, tmp_path)

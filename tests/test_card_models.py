@@ -26,12 +26,12 @@ import pytest
 import torch
 import yaml
 from train_fixtures import write_toy_cache
-
 from vfcache.trainers.input_contract import check_contract, declared_contract
 from vfcache.trainers.models import build_model, read_checkpoint
 from vfcache.trainers.train import run_training
 from vfcache.trainers.train_config import load_train_config, parse_train_config
 from vfcache.trainers.trainable import set_trainable
+
 from vfcache.config import load_clip_spec
 from vfcache.errors import StageError
 

@@ -19,14 +19,14 @@ import hashlib
 from collections import Counter
 
 import pytest
-
-from vfcache.cache_tools.atomic import write_json_atomic
-from vfcache.manifests.layout import SPLIT_PARTS, CacheDir
 from vfcache.manifests.parquet_io import write_records
 from vfcache.manifests.records import ClipRecord
 from vfcache.manifests.split_files import read_split, read_split_meta
 from vfcache.pipelines.split import write_split
+
+from vfcache.atomic import write_json_atomic
 from vfcache.config import load_clip_spec, load_dataset_config
+from vfcache.layout import SPLIT_PARTS, CacheDir
 
 # (label, generator) -> videos; `clips` of them get 2 clips (a multi-clip spec), the others 1
 AEGIS = {(0, "camera"): 218, (1, "kling"): 111, (1, "sora"): 107}

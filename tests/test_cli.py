@@ -19,16 +19,15 @@ import cv2
 import pytest
 import torch
 from click.testing import CliRunner, Result
-
-from vfcache.cache_tools.shards import SHARD_SUFFIX
-from vfcache.manifests.layout import CacheDir, DataRoot
+from train_fixtures import toy_train_dict, write_toy_cache
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import STATUS_FAILED, STATUS_OK, ClipRecord, VideoRecord
 from vfcache.pipelines.sources.synthetic import make_video
+from video_corpus import GOOD_VIDEOS, LAYOUT, NOT_A_VIDEO, TOO_SHORT, TRUNCATED, corpus_fixture  # noqa: F401
+
 from vfcache.cli import cli
 from vfcache.config import list_dataset_names
-from video_corpus import GOOD_VIDEOS, LAYOUT, NOT_A_VIDEO, TOO_SHORT, TRUNCATED, corpus_fixture  # noqa: F401
-from train_fixtures import toy_train_dict, write_toy_cache
+from vfcache.layout import SHARD_SUFFIX, CacheDir, DataRoot
 
 CLIPS_PER_VIDEO = 2
 SPEC_NAME = "t4x64"
@@ -462,8 +461,8 @@ def test_bench_load_on_a_folder_of_videos(bench_videos, tmp_path):
 def test_benchmarks_in_any_order_keep_their_corpora_apart(bench_videos, tmp_path):
     """Each corpus has its own working folder: another folder of videos (or the same folder
     after a video was added) never meets the first one's done markers, whatever the order."""
-    from vfcache.manifests.layout import DataRoot
     from vfcache.bench.extract import CORPORA, corpus_folder
+    from vfcache.layout import DataRoot
 
     other = tmp_path / "other_videos"
     other.mkdir()

@@ -10,7 +10,6 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from vfcache.manifests.columns import codes, read_split_table, split_lines, write_split_table
 from vfcache.manifests.records import SplitEntry
 from vfcache.manifests.split_files import SplitFileError, entry_line, read_split, write_split_file

@@ -11,13 +11,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
 from cache_fixtures import VideoPlan, build_cache, sample_cache_root, tiny_spec
+from click.testing import CliRunner
+from real_world_videos import SEEK_FIXTURES, write_fixture
 from vfcache.cache_tools.concealment import concealment_problem
 from vfcache.cache_tools.verify import verify_cache
 from vfcache.pipelines.decode import probe_video, read_frames
-from real_world_videos import SEEK_FIXTURES, write_fixture
+
 from vfcache.cli import cli
 
 

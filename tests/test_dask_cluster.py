@@ -11,13 +11,20 @@ from pathlib import Path
 
 import pytest
 from distributed import Client, LocalCluster
-from video_corpus import SHARD_TARGET_BYTES, VIDEOS_PER_TASK, cache_snapshot, corpus_fixture, small_spec, temp_files  # noqa: F401
-
-from vfcache.manifests.layout import DataRoot
 from vfcache.pipelines.extract import extract_clips
 from vfcache.pipelines.probe import build_manifest
 from vfcache.pipelines.runner import open_cluster, run_tasks
+from video_corpus import (  # noqa: F401
+    SHARD_TARGET_BYTES,
+    VIDEOS_PER_TASK,
+    cache_snapshot,
+    corpus_fixture,
+    small_spec,
+    temp_files,
+)
+
 from vfcache.errors import StageError
+from vfcache.layout import DataRoot
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -153,7 +160,7 @@ def test_extract_on_a_dask_scheduler_with_two_workers(corpus, reference_snapshot
 DRIVER = """
 import json, sys
 from pathlib import Path
-from vfcache.manifests.layout import DataRoot
+from vfcache.layout import DataRoot
 from vfcache.pipelines.extract import extract_clips
 from vfcache.pipelines.runner import open_cluster
 from vfcache.config import ClipSpec

@@ -10,11 +10,17 @@ import torch
 from clip_split_fixtures import small_spec, write_split_cache
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from vfcache.cache_tools.shards import ShardCorruptError, ShardReader, decode_clip_into, encode_clip, new_compressor
+from vfcache.cache_tools.shards import (
+    ShardCorruptError,
+    ShardReader,
+    decode_clip_into,
+    encode_clip,
+    new_compressor,
+)
 from vfcache.trainers.dataset import ClipDataset, collate_clips
 from vfcache.trainers.loader import make_loader
 from vfcache.trainers.samplers import ClassBalancedBatchSampler
+
 from vfcache.errors import StageError
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import shutil
 
-from vfcache.manifests.layout import DataRoot
 from vfcache.pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
 from vfcache.pipelines.sources.status import dataset_status, format_status_table, human_bytes
 from vfcache.pipelines.split import write_split
+
 from tests.cache_fixtures import STATUS_FAILED, VideoPlan, build_cache
 from vfcache.config import configs_dir, list_dataset_names
+from vfcache.layout import DataRoot
 
 
 def test_nothing_fetched_yet(tmp_path):

@@ -11,19 +11,18 @@ from typing import Callable
 import av
 import numpy as np
 import pytest
-
-from vfcache.pipelines.decode import _decord_source
-from vfcache.pipelines.decode import _pyav_source
-from vfcache.pipelines.decode._frame_fit import CropBox, coded_box, crop_box, displayed
 from vfcache.pipelines.decode import (
     VideoInfo,
     VideoReadError,
+    _decord_source,
+    _pyav_source,
     decode_all_then_pick,
     decode_floor,
     plan_decode_runs,
     probe_video,
     read_frames,
 )
+from vfcache.pipelines.decode._frame_fit import CropBox, coded_box, crop_box, displayed
 from vfcache.pipelines.decode.frames import plan_clips
 from vfcache.pipelines.sources.synthetic import (
     VideoTruth,
@@ -33,6 +32,7 @@ from vfcache.pipelines.sources.synthetic import (
     truncate_copy,
     write_not_a_video,
 )
+
 from vfcache.config import ClipSpec
 
 READERS = ["pyav", "decord"]

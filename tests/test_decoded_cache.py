@@ -12,7 +12,6 @@ import pytest
 import torch
 from clip_split_fixtures import small_spec, write_split_cache
 from torch.utils.data import BatchSampler, RandomSampler
-
 from vfcache.cache_tools.decoded_cache import (
     READY,
     WRITING,

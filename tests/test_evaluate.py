@@ -8,18 +8,23 @@ import math
 import numpy as np
 import pytest
 import torch
-
+from train_fixtures import toy_train_config, write_toy_cache
 from vfcache.trainers import metrics
 from vfcache.trainers.evaluate import run_evaluation
 from vfcache.trainers.models import build_model, save_checkpoint
-from vfcache.trainers.protocols import (ModelOutputs, benchmark_protocol, build_prototypes,
-                                prototype_protocol, prototype_scores, selection_score,
-                                softmax_protocol)
+from vfcache.trainers.protocols import (
+    ModelOutputs,
+    benchmark_protocol,
+    build_prototypes,
+    prototype_protocol,
+    prototype_scores,
+    selection_score,
+    softmax_protocol,
+)
 from vfcache.trainers.run_state import checkpoint_args
 from vfcache.trainers.train_config import parse_eval_config
-from vfcache.errors import ConfigError, StageError
 
-from train_fixtures import toy_train_config, write_toy_cache
+from vfcache.errors import ConfigError, StageError
 
 
 def outputs(labels, domains, *, logits=None, embeddings=None, datasets=None, generators=None):

@@ -14,22 +14,31 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from distributed import Client, LocalCluster
-from video_corpus import (  # noqa: F401
-    GOOD_VIDEOS, NOT_A_VIDEO, SHARD_TARGET_BYTES, TOO_SHORT, TRUNCATED, VIDEOS_PER_TASK, cache_snapshot, copy_corpus,
-    corpus_fixture, small_spec, temp_files,
-)
-
 from vfcache.cache_tools.shards import ShardReader, iter_shard
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_id
+from vfcache.pipelines.decode.frames import plan_clips
 from vfcache.pipelines.extract import TooManyFailures, auto_videos_per_task, extract_clips
 from vfcache.pipelines.extract.plan import plan_batches
 from vfcache.pipelines.extract.task import start_seed
-from vfcache.pipelines.decode.frames import plan_clips
 from vfcache.pipelines.probe import build_manifest
 from vfcache.pipelines.sources.synthetic import make_video, read_code
+from video_corpus import (  # noqa: F401
+    GOOD_VIDEOS,
+    NOT_A_VIDEO,
+    SHARD_TARGET_BYTES,
+    TOO_SHORT,
+    TRUNCATED,
+    VIDEOS_PER_TASK,
+    cache_snapshot,
+    copy_corpus,
+    corpus_fixture,
+    small_spec,
+    temp_files,
+)
+
 from vfcache.errors import StageError
+from vfcache.layout import DataRoot
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -142,7 +151,7 @@ def test_crash_states_resume_identically(corpus, reference, tmp_path):
 SCRIPT = """
 import json, sys
 from pathlib import Path
-from vfcache.manifests.layout import DataRoot
+from vfcache.layout import DataRoot
 from vfcache.pipelines.extract import extract_clips
 from vfcache.config import ClipSpec
 sys.path.insert(0, "tests")
@@ -288,9 +297,10 @@ def test_a_dataset_that_grows_shrinks_and_changes(corpus, tmp_path):
 
 
 def test_gc_frees_the_shards_no_manifest_or_split_names(corpus, tmp_path):
-    from vfcache.manifests.layout import SPLIT_PARTS
     from vfcache.pipelines.extract.gc import collect_garbage, referenced_shards
     from vfcache.pipelines.split import write_split
+
+    from vfcache.layout import SPLIT_PARTS
 
     mine = copy_corpus(corpus, tmp_path / "raw")
     root = DataRoot(tmp_path / "root")
@@ -388,6 +398,7 @@ def test_sample_dataset_end_to_end(tmp_path):
     """The embedded sample (29.97 fps, VFR, rotation, portrait, mpeg4/vp9, broken files) through both stages."""
     from vfcache.pipelines.sources.base import get_source
     from vfcache.pipelines.sources.sample import read_truth
+
     from vfcache.config import load_clip_spec, load_dataset_config
 
     config, spec, root = load_dataset_config("sample"), load_clip_spec("sample_8x112"), DataRoot(tmp_path)
@@ -456,7 +467,7 @@ def test_a_video_failing_on_the_conversion_thread_leaves_no_clip(corpus, referen
 
 
 def test_the_zstd_level_is_recorded_and_kept(corpus, reference, tmp_path):
-    from vfcache.cache_tools.shards import DEFAULT_ZSTD_LEVEL
+    from vfcache.layout import DEFAULT_ZSTD_LEVEL
 
     ref_root, _, _ = reference
     ref_cache = ref_root.cache_dir("corpus", small_spec().name)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from vfcache.pipelines.fetch import hub_errors
+
 from tests.standins._server import RefusingProxy, refused_url
 from tests.standins.http_files import Fault, HttpFileServer
 from tests.standins.modelscope import modelscope_relpath, modelscope_route

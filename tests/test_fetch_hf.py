@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from vfcache.pipelines.fetch.errors import HubAccessError, IntegrityError
 from vfcache.pipelines.fetch.hf import fetch_hf_dataset
 from vfcache.pipelines.fetch.record import FETCH_RECORD_NAME, read_fetch_record
+
 from tests.standins.hf_hub import HfHubStandin
 
 pytestmark = pytest.mark.network
@@ -260,9 +260,8 @@ def test_xet_path_serving_wrong_bytes_is_caught(xet_hub, tmp_path):
 
 def test_a_file_listed_with_a_xet_hash_only_is_checked_by_it(tmp_path):
     from huggingface_hub import RepoFile
-
-    from vfcache.pipelines.fetch.hf import hash_file, mismatch_reason, xet_file_hash
     from tqdm import tqdm
+    from vfcache.pipelines.fetch.hf import hash_file, mismatch_reason, xet_file_hash
 
     path = tmp_path / "clip.mp4"
     path.write_bytes(os.urandom(70_000))

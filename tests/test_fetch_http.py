@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from vfcache.pipelines.fetch.http import (
     FAILURES_NAME,
     DownloadItem,
@@ -22,6 +21,7 @@ from vfcache.pipelines.fetch.http import (
     download_files,
     parse_content_range,
 )
+
 from tests.standins.http_files import Fault, HttpFileServer
 
 pytestmark = pytest.mark.network

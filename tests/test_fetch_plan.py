@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
-from vfcache.manifests.layout import DataRoot
 from vfcache.pipelines.sources.base import get_source
 from vfcache.pipelines.sources.overrides import apply_fetch_options
 from vfcache.pipelines.sources.plan import format_plan, plan_path, read_plan_summary
+
 from tests.source_pipeline import config_for
 from tests.standins.http_files import HttpFileServer
 from tests.standins.layouts import (
@@ -29,6 +28,7 @@ from tests.standins.layouts import (
 )
 from tests.standins.modelscope import modelscope_relpath, modelscope_route
 from vfcache.cli import cli
+from vfcache.layout import DataRoot
 
 pytestmark = pytest.mark.network
 pytest_plugins = ("tests.standins.fixtures",)

@@ -6,7 +6,6 @@ import hashlib
 import os
 
 import pytest
-
 from vfcache.pipelines.fetch.record import (
     FETCH_RECORD_NAME,
     FetchedFile,

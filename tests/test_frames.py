@@ -6,7 +6,6 @@ import dataclasses
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from vfcache.pipelines.decode.frames import (
     POLICY_NONE,
     ClipPlan,
@@ -16,6 +15,7 @@ from vfcache.pipelines.decode.frames import (
     plan_clips,
     video_duration_s,
 )
+
 from vfcache.config import ClipSpec
 
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import yaml
 from train_fixtures import toy_train_config, write_toy_cache
-
 from vfcache.trainers.evaluate import run_evaluation, run_gasbench_evaluation
 from vfcache.trainers.gasbench import export_gasbench, load_gasbench_dir
 from vfcache.trainers.train import run_training
 from vfcache.trainers.train_config import parse_eval_config
+
 from vfcache.errors import StageError
 
 
@@ -106,9 +106,8 @@ def test_broken_directories_are_one_clear_error(trained, tmp_path):
 
 
 def test_single_label_datasets_report_mcc_and_combined_as_n_a():
-    from vfcache.trainers.protocols import benchmark_protocol
-
     from test_evaluate import outputs
+    from vfcache.trainers.protocols import benchmark_protocol
 
     p = np.array([0.9, 0.8, 0.3, 0.2, 0.7, 0.1])
     logits = np.stack([np.zeros(6), np.log(p / (1 - p))], axis=1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from vfcache.trainers.gpu import (
     NORMALISATIONS,
     DeviceAugment,
@@ -83,8 +82,8 @@ def test_each_input_contract_against_a_direct_computation(layout, preset, mean, 
 
 def test_model_contracts_are_declared_and_checked():
     from torch import nn
-
     from vfcache.trainers.input_contract import InputContract, check_contract, resolve_contract
+
     from vfcache.errors import StageError
 
     class FrameModel(nn.Module):

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import pytest
 from train_fixtures import toy_train_config, write_toy_cache
-
 from vfcache.trainers.evaluate import run_evaluation
 from vfcache.trainers.models import build_model
 from vfcache.trainers.train import run_training
 from vfcache.trainers.train_config import load_train_config, parse_eval_config
 from vfcache.trainers.trainable import set_trainable
-
 
 TINY = dict(image_size=32, patch_size=16, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
             intermediate_size=64)

@@ -4,13 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.records import LABEL_FAKE, LABEL_REAL
-from vfcache.pipelines.labels import candidates_from_layout, match_path, parse_pattern
 from vfcache.pipelines.sources.base import get_source
+from vfcache.pipelines.sources.labels import candidates_from_layout, match_path, parse_pattern
+
 from vfcache.config import LayoutRule, parse_dataset_config
 from vfcache.errors import ConfigError, StageError
+from vfcache.layout import DataRoot
 
 
 def touch(root: Path, *relpaths: str) -> None:
@@ -152,6 +152,7 @@ def test_local_source_errors(tmp_path):
 
 def test_sample_source_generates_into_the_raw_folder_and_lists_by_layout(tmp_path, monkeypatch):
     from vfcache.pipelines.sources import sample_source
+
     from vfcache.config import load_dataset_config
 
     calls = []

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from vfcache.trainers.losses import (
     CARD_DOMAIN_LOSS_WEIGHTS,
     SupConLoss,

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
 from vfcache.trainers.metrics import (
     accuracy,
     auroc,

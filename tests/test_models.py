@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 from vfcache.trainers.models import (
     Tiny3D,
     build_model,

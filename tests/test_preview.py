@@ -6,7 +6,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from cache_fixtures import VideoPlan, build_cache
 from vfcache.cache_tools.preview import (
     CAPTION_PX,
@@ -18,6 +17,7 @@ from vfcache.cache_tools.preview import (
     sheet_size,
     tile_size,
 )
+
 from vfcache.errors import StageError
 
 PLANS = ([VideoPlan("d", 0, "youtube", f"r{i}") for i in range(5)]

@@ -2,19 +2,33 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 
 import pytest
 from distributed import Client, LocalCluster
-from video_corpus import GOOD_VIDEOS, NOT_A_VIDEO, TOO_SHORT, TRUNCATED, copy_corpus, corpus_fixture, small_spec  # noqa: F401
-
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.parquet_io import read_records
-from vfcache.manifests.records import LABEL_FAKE, LABEL_REAL, STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, VideoRecord
+from vfcache.manifests.records import (
+    LABEL_FAKE,
+    LABEL_REAL,
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_SKIPPED,
+    VideoRecord,
+)
 from vfcache.pipelines.probe import build_manifest
+from video_corpus import (  # noqa: F401
+    GOOD_VIDEOS,
+    NOT_A_VIDEO,
+    TOO_SHORT,
+    TRUNCATED,
+    copy_corpus,
+    corpus_fixture,
+    small_spec,
+)
+
 from vfcache.errors import StageError
+from vfcache.layout import DataRoot
 
 READ_ERROR_SLUGS = {"not_a_video", "no_video_stream", "truncated", "zero_frames", "unsupported_codec", "decode_error"}
 

@@ -13,18 +13,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from real_world_videos import (
+    SEEK_FIXTURES,
+    SHAPE_FIXTURES,
+    cut_from_packet,
+    keyframe_packets,
+    write_fixture,
+)
 from vfcache.cache_tools.shards import ShardReader
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import ClipRecord, FailureRecord, VideoRecord
 from vfcache.pipelines.decode import decode_all_then_pick, probe_video
 from vfcache.pipelines.extract import extract_clips
 from vfcache.pipelines.probe import build_manifest
 from vfcache.pipelines.sources.base import get_source
-from real_world_videos import SEEK_FIXTURES, SHAPE_FIXTURES, cut_from_packet, keyframe_packets, write_fixture
-from vfcache.config import load_clip_spec
 from video_corpus import local_config
+
+from vfcache.config import load_clip_spec
+from vfcache.layout import DataRoot
 
 CARD_SPECS = ("r2plus1d_24x224", "videomae_16x224")
 FOLDER = Path("shapes/real/camera")  # {domain}/{label}/{generator}/{name}

@@ -5,9 +5,14 @@ import dataclasses
 
 import pyarrow.parquet as pq
 import pytest
-
 from vfcache.manifests.parquet_io import read_records, write_records
-from vfcache.manifests.records import ClipRecord, VideoRecord, arrow_schema, make_clip_id, record_from_dict
+from vfcache.manifests.records import (
+    ClipRecord,
+    VideoRecord,
+    arrow_schema,
+    make_clip_id,
+    record_from_dict,
+)
 
 
 def _clip(i: int) -> ClipRecord:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from click.testing import CliRunner
-
 from cache_fixtures import sample_cache_root
+from click.testing import CliRunner
 from vfcache.cache_tools.remote import RemoteReadError, ShardDiskCache, with_retries
 from vfcache.trainers.dataset import ClipDataset
+
 from vfcache.cli import cli
 from vfcache.errors import StageError
 

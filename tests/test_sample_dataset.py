@@ -13,11 +13,21 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from vfcache.pipelines.sources.sample import (
-    DOMAINS, FAKE_GENERATORS, REAL_SOURCES, TRUTH_FILE, generate_sample, read_truth, sample_plan,
+    DOMAINS,
+    FAKE_GENERATORS,
+    REAL_SOURCES,
+    TRUTH_FILE,
+    generate_sample,
+    read_truth,
+    sample_plan,
 )
-from vfcache.pipelines.sources.synthetic import TEMP_MARK, display_rotation_deg, read_code, to_display
+from vfcache.pipelines.sources.synthetic import (
+    TEMP_MARK,
+    display_rotation_deg,
+    read_code,
+    to_display,
+)
 
 pytestmark = pytest.mark.slow
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi"}

@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from click.testing import CliRunner
-
 from cache_fixtures import sample_cache_root
+from click.testing import CliRunner
 from vfcache.trainers.evaluate import run_evaluation
 from vfcache.trainers.models import model_from_checkpoint, read_checkpoint
 from vfcache.trainers.train import run_training
 from vfcache.trainers.train_config import parse_eval_config, parse_train_config
+
 from vfcache.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from vfcache.pipelines.decode import VideoReadError, probe_video, read_frames
 from real_world_videos import SEEK_FIXTURES, cut_from_packet, keyframe_packets, write_fixture
+from vfcache.pipelines.decode import VideoReadError, probe_video, read_frames
 
 SIZE = dict(height=64, width=96)
 READERS = ("pyav", "decord")

@@ -1,15 +1,14 @@
 """The shard format: round trips, random access, corruption and atomic commit."""
 from __future__ import annotations
 
-import subprocess
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
 import zstandard
-from hypothesis import given, settings, strategies as st
-
-from vfcache.cache_tools.atomic import TEMP_MARK
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from vfcache.cache_tools.shards import (
     ShardCorruptError,
     ShardReader,
@@ -17,6 +16,8 @@ from vfcache.cache_tools.shards import (
     decode_clip,
     iter_shard,
 )
+
+from vfcache.atomic import TEMP_MARK
 
 clip_shapes = st.tuples(
     st.integers(1, 6), st.integers(1, 17), st.integers(1, 17), st.just(3)

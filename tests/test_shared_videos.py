@@ -10,18 +10,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from vfcache.manifests.audit import audit, format_table
 from vfcache.manifests.columns import read_split_table
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import ClipRecord, FrameHashRecord
 from vfcache.manifests.shared_videos import MATCH_FRAMES
 from vfcache.pipelines import frame_hash
-from vfcache.pipelines.frame_hash import MATCH_BITS, frame_distances, hash_array, hash_video, phash_frames
-from vfcache.pipelines.split.joint import JointMember, write_joint_split
+from vfcache.pipelines.frame_hash import (
+    MATCH_BITS,
+    frame_distances,
+    hash_array,
+    hash_video,
+    phash_frames,
+)
 from vfcache.pipelines.shared_videos import dataset_videos, find_shared_videos
 from vfcache.pipelines.split import write_split
+from vfcache.pipelines.split.joint import JointMember, write_joint_split
+
 from tests.source_pipeline import config_for, run_cache
 from tests.standins.layouts import (
     build_aegis_full,
@@ -30,6 +35,7 @@ from tests.standins.layouts import (
     reencoded_copy,
 )
 from vfcache.cli import cli
+from vfcache.layout import DataRoot
 
 pytest_plugins = ("tests.standins.fixtures",)
 
@@ -203,7 +209,6 @@ def test_split_of_one_dataset_writes_no_joint_record(tmp_path):
 
 def test_pairs_chain_into_groups_and_a_group_in_two_parts_is_a_leak():
     import pyarrow as pa
-
     from vfcache.manifests.shared_videos import SharedVideo, group_leaks, shared_groups
 
     ab = SharedVideo("a", "x.mp4", "1", "b", "y.mp4", "2", MATCH_FRAMES, 1.0)

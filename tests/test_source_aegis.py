@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
 from vfcache.manifests.audit import format_table
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import ClipRecord
 from vfcache.pipelines.fetch.record import read_fetch_record
 from vfcache.pipelines.sources.base import get_source
+
 from tests.source_pipeline import (
     clips_by_label_generator,
     config_for,
@@ -17,6 +16,7 @@ from tests.source_pipeline import (
     run_cache,
 )
 from tests.standins.layouts import build_aegis_full
+from vfcache.layout import DataRoot
 
 pytestmark = pytest.mark.network
 pytest_plugins = ("tests.standins.fixtures",)

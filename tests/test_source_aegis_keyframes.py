@@ -8,14 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from vfcache.cache_tools.shards import ShardReader
 from vfcache.manifests.audit import format_table
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import ClipRecord, VideoRecord
 from vfcache.pipelines.decode import VideoReadError
-from vfcache.pipelines.extract import extract_clips
 from vfcache.pipelines.decode.keyframes import (
     KEYFRAMES_FPS,
     KeyframeSchemaError,
@@ -26,12 +23,15 @@ from vfcache.pipelines.decode.keyframes import (
     row_address,
 )
 from vfcache.pipelines.decode.media import media_sha256, media_stat, probe_media
+from vfcache.pipelines.extract import extract_clips
 from vfcache.pipelines.probe import build_manifest
 from vfcache.pipelines.sources.base import get_source
 from vfcache.pipelines.sources.synthetic import read_code
+
 from tests.source_pipeline import KEYFRAME_SPEC, config_for, part_counts, run_cache
 from tests.standins.layouts import AEGIS_ROWS, build_aegis_parquet, keyframe_table
 from vfcache.errors import StageError
+from vfcache.layout import DataRoot
 
 pytest_plugins = ("tests.standins.fixtures",)
 

@@ -9,10 +9,10 @@ import dataclasses
 import hashlib
 
 import pytest
-
 from vfcache.manifests.records import ClipRecord
 from vfcache.pipelines.sources.base import SOURCE_KINDS, get_source
 from vfcache.pipelines.split import SplitSizeError, official_parts
+
 from tests.source_pipeline import config_for
 from vfcache.config import load_dataset_config, parse_split_sizes
 from vfcache.errors import ConfigError

@@ -6,19 +6,19 @@ import json
 import logging
 
 import pytest
-
 from vfcache.manifests.audit import format_table
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import ClipRecord
+from vfcache.pipelines.fetch.errors import FetchError
 from vfcache.pipelines.fetch.record import read_fetch_record
 from vfcache.pipelines.sources.base import get_source
 from vfcache.pipelines.sources.dvf import parse_dvf_path
+
 from tests.source_pipeline import config_for, part_counts, run_cache
-from vfcache.cache_tools.checksums import sha256_file
-from vfcache.pipelines.fetch.errors import FetchError
 from tests.standins.layouts import DVF_DAMAGED, build_dvf
+from vfcache.checksums import sha256_file
 from vfcache.errors import ConfigError, StageError
+from vfcache.layout import DataRoot
 
 pytest_plugins = ("tests.standins.fixtures",)
 

@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from vfcache.manifests.audit import format_table
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import ClipRecord
 from vfcache.pipelines.fetch.errors import FetchError
 from vfcache.pipelines.sources.base import get_source
 from vfcache.pipelines.sources.ffpp import _Components, dfd_actors
 from vfcache.pipelines.sources.overrides import apply_fetch_options
+
 from tests.source_pipeline import config_for, part_counts, run_cache
 from tests.standins.http_files import HttpFileServer
 from tests.standins.layouts import FFPP_PAIRS, build_ffpp
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError, StageError
+from vfcache.layout import DataRoot
 
 pytest_plugins = ("tests.standins.fixtures",)
 

@@ -13,15 +13,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from vfcache.manifests.audit import format_table
-from vfcache.pipelines.sources.plan import format_plan
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import ClipRecord
 from vfcache.pipelines.fetch.errors import FetchError
 from vfcache.pipelines.fetch.record import read_fetch_record
 from vfcache.pipelines.sources.base import get_source
+from vfcache.pipelines.sources.plan import format_plan
+
 from tests.source_pipeline import (
     clips_by_label_generator,
     config_for,
@@ -33,6 +32,7 @@ from tests.standins.layouts import GENVIDEO_100K_ARCHIVES, build_genvideo, build
 from tests.standins.modelscope import modelscope_relpath, modelscope_route, write_tree_listing
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError
+from vfcache.layout import DataRoot
 
 pytestmark = pytest.mark.network
 
@@ -158,7 +158,7 @@ def test_killed_download_resumes(modelscope, tmp_path):
     )
     root = tmp_path / "data"
     script = (
-        "from vfcache.manifests.layout import DataRoot; from pathlib import Path; "
+        "from vfcache.layout import DataRoot; from pathlib import Path; "
         "from vfcache.pipelines.sources.base import get_source; "
         "from vfcache.config import load_dataset_config; "
         f"config = load_dataset_config('genvideo_val', {str(config_file)!r}); "

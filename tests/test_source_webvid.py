@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
-
 from vfcache.manifests.audit import format_table
-from vfcache.manifests.layout import DataRoot
 from vfcache.pipelines.fetch.errors import FetchError
 from vfcache.pipelines.sources.base import get_source
 from vfcache.pipelines.sources.webvid import WebVidSource
+
 from tests.source_pipeline import config_for, part_counts, run_cache
 from tests.standins.http_files import Fault
 from tests.standins.layouts import build_webvid
 from vfcache.errors import ConfigError, StageError
+from vfcache.layout import DataRoot
 
 pytestmark = pytest.mark.network
 pytest_plugins = ("tests.standins.fixtures",)

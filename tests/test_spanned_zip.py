@@ -12,7 +12,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from vfcache.pipelines.fetch import extract_archive, find_volumes
 from vfcache.pipelines.fetch.errors import ArchiveError
 from vfcache.pipelines.fetch.spanned_zip import _CENTRAL, _entry

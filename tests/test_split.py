@@ -9,11 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cache_fixtures import VideoPlan, build_cache, card_like_plans, make_clip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from cache_fixtures import VideoPlan, build_cache, card_like_plans, make_clip
-from vfcache.manifests.layout import SPLIT_PARTS
 from vfcache.manifests.records import SplitEntry
 from vfcache.manifests.split_files import (
     SplitFileError,
@@ -23,9 +21,18 @@ from vfcache.manifests.split_files import (
     write_split_file,
 )
 from vfcache.pipelines.extract._allocation import SuffixReach, largest_remainder, round_matrix
-from vfcache.pipelines.split import SplitSizeError, assign_codes, assign_splits, part_targets, pick_support, write_split
+from vfcache.pipelines.split import (
+    SplitSizeError,
+    assign_codes,
+    assign_splits,
+    part_targets,
+    pick_support,
+    write_split,
+)
 from vfcache.pipelines.split.pins import PinConflict
+
 from vfcache.errors import ConfigError, StageError
+from vfcache.layout import SPLIT_PARTS
 
 GENERATORS = ("sora", "pika", "kling")
 HYPOTHESIS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -12,10 +12,16 @@ import av
 import cv2
 import numpy as np
 import pytest
-
 from vfcache.pipelines.sources.synthetic import (
-    display_rotation_deg, encode_video, make_video, paint_code, paint_frames, read_code,
-    to_display, truncate_copy, write_not_a_video,
+    display_rotation_deg,
+    encode_video,
+    make_video,
+    paint_code,
+    paint_frames,
+    read_code,
+    to_display,
+    truncate_copy,
+    write_not_a_video,
 )
 
 SIZES = [(160, 120), (320, 180), (270, 480), (720, 404), (1280, 720), (126, 64)]

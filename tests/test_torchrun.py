@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
+from train_fixtures import toy_train_dict, write_toy_cache
 from vfcache.trainers.dataset import ClipDataset
 from vfcache.trainers.models import read_checkpoint
 from vfcache.trainers.samplers import ClassBalancedBatchSampler
-
-from train_fixtures import toy_train_dict, write_toy_cache
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,16 +7,24 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from vfcache.trainers.models import build_model, load_checkpoint_model, read_checkpoint, save_checkpoint
-from vfcache.trainers.trainable import set_trainable
-from vfcache.trainers.train import StepInfo, learning_rate, run_training
-from vfcache.trainers.train_config import (OptimizerConfig, load_eval_config, load_train_config,
-                                   parse_train_config)
-from vfcache.trainers.train_setup import has_unused_trainable_head
-from vfcache.errors import ConfigError, StageError
-
 from train_fixtures import toy_train_config, toy_train_dict, write_toy_cache
+from vfcache.trainers.models import (
+    build_model,
+    load_checkpoint_model,
+    read_checkpoint,
+    save_checkpoint,
+)
+from vfcache.trainers.train import StepInfo, learning_rate, run_training
+from vfcache.trainers.train_config import (
+    OptimizerConfig,
+    load_eval_config,
+    load_train_config,
+    parse_train_config,
+)
+from vfcache.trainers.train_setup import has_unused_trainable_head
+from vfcache.trainers.trainable import set_trainable
+
+from vfcache.errors import ConfigError, StageError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -241,7 +249,11 @@ def test_ddp_searches_unused_parameters_only_when_a_trainable_head_is_idle():
 
 
 def test_compute_loss_takes_domain_shares_unless_per_anchor_is_asked(toy):
-    from vfcache.trainers.losses import domain_sample_weights, domain_share_weights, weighted_cross_entropy
+    from vfcache.trainers.losses import (
+        domain_sample_weights,
+        domain_share_weights,
+        weighted_cross_entropy,
+    )
     from vfcache.trainers.train_setup import compute_loss
 
     weights = {"aegis": 0.5, "dvf": 0.3, "genvideo": 0.2}

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from cache_fixtures import VideoPlan, build_cache, tiny_spec
 from vfcache.cache_tools.shards import ShardWriter
-from vfcache.cache_tools.verify import coverage_problems, shard_path_problem, verify_cache
+from vfcache.cache_tools.verify import coverage_problems, verify_cache
 from vfcache.manifests.parquet_io import write_records
 from vfcache.manifests.records import ClipRecord
+
 from vfcache.errors import StageError
+from vfcache.layout import shard_path_problem
 
 PLANS = [VideoPlan("d", label, "youtube" if label == 0 else "sora", f"v{label}{i}", clips=2)
          for label in (0, 1) for i in range(3)]  # 12 clips, 3 shards of 4

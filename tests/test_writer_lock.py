@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from vfcache.cache_tools.writer_lock import LOCK_NAME, CacheBusy, read_holder, writer_lock
 from video_corpus import write_local_dataset
 
-from vfcache.cache_tools.writer_lock import LOCK_NAME, CacheBusy, read_holder, writer_lock
 from vfcache.cli import cli
 
 REPO = Path(__file__).resolve().parents[1]

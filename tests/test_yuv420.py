@@ -13,10 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-
-from video_corpus import corpus_fixture, small_spec  # noqa: F401
 from vfcache.cache_tools.verify import verify_cache
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import ClipRecord
 from vfcache.pipelines.decode import probe_video, read_frames
@@ -26,8 +23,11 @@ from vfcache.pipelines.split import write_split
 from vfcache.trainers.colour import LUMA_WEIGHTS, yuv420_to_rgb
 from vfcache.trainers.dataset import ClipDataset, collate_clips
 from vfcache.trainers.gpu import clips_to_float, to_device
+from video_corpus import corpus_fixture, small_spec  # noqa: F401
+
 from vfcache.config import configs_dir, load_clip_spec, parse_clip_spec
 from vfcache.errors import ConfigError
+from vfcache.layout import DataRoot
 from vfcache.pixels import MATRICES, RANGES, colour_code, split_planes
 
 

@@ -15,16 +15,16 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from torch import nn
-
-from vfcache.cache_tools.atomic import write_json_atomic
-from vfcache.cache_tools.shards import SHARD_SUFFIX, ShardWriter
-from vfcache.manifests.layout import DataRoot
+from vfcache.cache_tools.shards import ShardWriter
 from vfcache.manifests.records import SplitEntry, make_clip_id
 from vfcache.manifests.split_files import write_split_file
 from vfcache.trainers.models import Tiny3D
 from vfcache.trainers.r2plus1d import DetectorOutput
 from vfcache.trainers.train_config import TrainConfig, parse_train_config
+
+from vfcache.atomic import write_json_atomic
 from vfcache.config import ClipSpec
+from vfcache.layout import SHARD_SUFFIX, DataRoot
 
 TOY_SPEC = ClipSpec(name="toy_4x32", frames=4, sampling="uniform", height=32, width=32)
 PARTS = ("train", "val", "test", "support")

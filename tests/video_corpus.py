@@ -12,8 +12,13 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from vfcache.pipelines.sources.synthetic import (
+    VideoTruth,
+    make_video,
+    truncate_copy,
+    write_not_a_video,
+)
 
-from vfcache.pipelines.sources.synthetic import VideoTruth, make_video, truncate_copy, write_not_a_video
 from vfcache.config import ClipSpec, DatasetConfig, parse_dataset_config
 
 # relpath -> make_video arguments; sizes are small so the whole corpus encodes in a second or two.

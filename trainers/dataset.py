@@ -33,17 +33,23 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
-
 from vfcache.cache_tools.decoded_cache import DecodedClipCache
-from vfcache.cache_tools.remote import ShardDiskCache, is_url, join_url, mirror_small_file, open_shard_reader
+from vfcache.cache_tools.remote import (
+    ShardDiskCache,
+    is_url,
+    join_url,
+    mirror_small_file,
+    open_shard_reader,
+)
 from vfcache.cache_tools.shards import ShardReader
-from vfcache.manifests.layout import CacheDir, cache_dir_of_split_file
-from vfcache.manifests.records import SplitEntry
 from vfcache.manifests.columns import read_split_entries
+from vfcache.manifests.records import SplitEntry
 from vfcache.trainers.colour import clip_colour_codes, yuv420_to_rgb
+
 from vfcache.config import ClipSpec
 from vfcache.cores import usable_cores
 from vfcache.errors import StageError
+from vfcache.layout import CacheDir, cache_dir_of_split_file
 
 log = logging.getLogger(__name__)
 

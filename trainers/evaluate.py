@@ -19,14 +19,18 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
-
 from vfcache.manifests.records import LABEL_NAMES
 from vfcache.trainers.dataset import ClipDataset
 from vfcache.trainers.distributed import pick_device
 from vfcache.trainers.gpu import to_device
-from vfcache.trainers.loader import make_loader
-from vfcache.trainers.models import build_model, model_from_checkpoint, read_checkpoint, to_detector_output
 from vfcache.trainers.input_contract import check_contract, resolve_contract
+from vfcache.trainers.loader import make_loader
+from vfcache.trainers.models import (
+    build_model,
+    model_from_checkpoint,
+    read_checkpoint,
+    to_detector_output,
+)
 from vfcache.trainers.protocols import (
     ModelOutputs,
     ProtocolResult,
@@ -35,7 +39,13 @@ from vfcache.trainers.protocols import (
     prototype_protocol,
 )
 from vfcache.trainers.report import ReportFiles, write_eval_report
-from vfcache.trainers.train_config import EvalConfig, load_eval_config, resolve_path, resolve_split_path
+from vfcache.trainers.train_config import (
+    EvalConfig,
+    load_eval_config,
+    resolve_path,
+    resolve_split_path,
+)
+
 from vfcache.errors import ConfigError, StageError
 
 log = logging.getLogger(__name__)

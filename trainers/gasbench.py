@@ -24,11 +24,11 @@ from typing import Any, Mapping
 
 import yaml
 from torch import nn
-
 from vfcache.trainers import models as vfcache_models
 from vfcache.trainers import r2plus1d
 from vfcache.trainers.gpu import get_normalisation
 from vfcache.trainers.input_contract import InputContract
+
 from vfcache.errors import StageError
 
 CONFIG_NAME = "model_config.yaml"

@@ -14,13 +14,11 @@ and after a resume. Everything here also runs on CPU, which is what the tests us
 from __future__ import annotations
 
 import time
-
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 import torch
-
 from vfcache.trainers.colour import yuv420_to_rgb
 
 

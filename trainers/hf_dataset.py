@@ -17,9 +17,10 @@ import os
 from pathlib import Path
 
 from vfcache.cache_tools.shards import ShardReader
-from vfcache.manifests.hf_features import split_features
-from vfcache.manifests.layout import cache_dir_of_split_file
 from vfcache.manifests.columns import read_split_entries
+from vfcache.manifests.hf_features import split_features
+
+from vfcache.layout import cache_dir_of_split_file
 
 
 class _ReadClips:

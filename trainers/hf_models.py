@@ -33,7 +33,6 @@ from typing import Any, Mapping, Optional
 
 import torch
 from torch import nn
-
 from vfcache.trainers.input_contract import InputContract
 from vfcache.trainers.r2plus1d import DetectorOutput
 

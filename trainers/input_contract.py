@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
 from torch import nn
-
 from vfcache.trainers.gpu import NORMALISATIONS
+
 from vfcache.errors import StageError
 
 LAYOUTS = ("BCTHW", "BTCHW")

@@ -13,8 +13,8 @@ from typing import Callable, Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
-
 from vfcache.trainers.dataset import collate_clips
+
 from vfcache.cores import usable_cores
 
 DEFAULT_MAX_WORKERS = 8

@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 CARD_DOMAIN_LOSS_WEIGHTS: Mapping[str, float] = {"aegis": 0.5, "dvf": 0.3, "genvideo": 0.2}
 CARD_CLASS_WEIGHTS: tuple[float, float] = (1.0, 1.5)
 CARD_LABEL_SMOOTHING = 0.2

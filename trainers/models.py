@@ -24,13 +24,13 @@ from typing import Any, Callable, Mapping, Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from vfcache.cache_tools.atomic import atomic_write
 from vfcache.trainers.r2plus1d import (
     BaselineClassifier,
     DetectorOutput,
     R2Plus1DDetector,
 )
+
+from vfcache.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ def save_checkpoint(path: Union[str, Path], model: nn.Module, *, epoch: int,
                     best_selection_score: Optional[float] = None,
                     args: Optional[Mapping[str, Any]] = None,
                     extra: Optional[Mapping[str, Any]] = None) -> Path:
-    """Write the card's checkpoint dict atomically (`vfcache.cache_tools.atomic.atomic_write`).
+    """Write the card's checkpoint dict atomically (`vfcache.atomic.atomic_write`).
 
     `args` must hold only str/int/float/bool/None and lists/dicts of them, so the file loads
     with `torch.load(weights_only=True)`. `extra` adds top-level keys beside the card's (e.g.

@@ -16,14 +16,12 @@ Inference lives in `vfcache.trainers.evaluate`; this module never touches a mode
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import math
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
-
 from vfcache.trainers import metrics
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
-
-from vfcache.cache_tools.atomic import atomic_write, write_json_atomic
 from vfcache.trainers import metrics
 from vfcache.trainers.protocols import ALL_ROW, DetectionRow, ProtocolResult
+
+from vfcache.atomic import atomic_write, write_json_atomic
 
 
 @dataclass(frozen=True)

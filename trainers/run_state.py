@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-
-from vfcache.cache_tools.atomic import atomic_write, write_json_atomic
 from vfcache.trainers.input_contract import InputContract
 from vfcache.trainers.models import read_checkpoint
 from vfcache.trainers.train_config import TrainConfig
+
+from vfcache.atomic import atomic_write, write_json_atomic
 from vfcache.errors import ConfigError, StageError
 
 log = logging.getLogger(__name__)

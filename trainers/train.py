@@ -26,15 +26,19 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
-
 from vfcache.trainers.dataset import ClipDataset
-from vfcache.trainers.distributed import DistInfo, all_gather_objects, barrier, init_distributed, shutdown
+from vfcache.trainers.distributed import (
+    DistInfo,
+    all_gather_objects,
+    barrier,
+    init_distributed,
+    shutdown,
+)
 from vfcache.trainers.evaluate import collect_outputs, resolve_amp
 from vfcache.trainers.gpu import DeviceAugment, DeviceBatcher
 from vfcache.trainers.input_contract import InputContract, check_contract, resolve_contract
 from vfcache.trainers.loader import make_loader
 from vfcache.trainers.models import build_model, enter_train_mode, save_checkpoint
-from vfcache.trainers.trainable import set_trainable
 from vfcache.trainers.protocols import (
     anomaly_protocol,
     prototype_protocol,
@@ -57,7 +61,12 @@ from vfcache.trainers.run_state import (
     write_run_config,
 )
 from vfcache.trainers.samplers import EpochBatchSampler
-from vfcache.trainers.train_config import TrainConfig, load_train_config, resolve_path, resolve_split_path
+from vfcache.trainers.train_config import (
+    TrainConfig,
+    load_train_config,
+    resolve_path,
+    resolve_split_path,
+)
 from vfcache.trainers.train_setup import (
     LossView,
     attach_decode_cache,
@@ -71,6 +80,8 @@ from vfcache.trainers.train_setup import (
     loss_head,
     optimizer_step,
 )
+from vfcache.trainers.trainable import set_trainable
+
 from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)

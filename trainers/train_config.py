@@ -18,6 +18,7 @@ from typing import Any, Mapping, Optional, Union
 
 from vfcache.trainers.protocols import PROTOTYPE_POOLING
 from vfcache.trainers.trainable import check_policy
+
 from vfcache.config import _check_keys, _choice, _load_yaml, _typed
 from vfcache.errors import ConfigError
 

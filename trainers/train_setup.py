@@ -11,7 +11,6 @@ from typing import Optional
 
 import torch
 from torch import nn
-
 from vfcache.cache_tools.decoded_cache import budget_bytes_from_gb
 from vfcache.trainers.dataset import ClipDataset, open_decode_cache
 from vfcache.trainers.distributed import DistInfo, barrier
@@ -30,6 +29,7 @@ from vfcache.trainers.samplers import (
     WeightedRandomBatchSampler,
 )
 from vfcache.trainers.train_config import OptimizerConfig, TrainConfig, resolve_path
+
 from vfcache.errors import StageError
 
 log = logging.getLogger(__name__)

@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 
 import yaml
-
 from vfcache.manifests.bundle import BundleManifest
 from vfcache.manifests.hf_features import features_yaml
-from vfcache.manifests.layout import SPLIT_PARTS
 from vfcache.manifests.records import SplitEntry
+
+from vfcache.layout import SPLIT_PARTS
 
 # split part -> the split name `datasets` uses (it has no "val")
 HF_SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test", "support": "support"}

@@ -31,15 +31,16 @@ from vfcache.manifests.bundle import (
     pixel_digest,
     read_bundle_manifest,
 )
-from vfcache.manifests.layout import CacheDir
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import ClipRecord, VideoRecord, make_clip_id
 from vfcache.pipelines.decode import VideoReadError
-from vfcache.pipelines.extract.task import ExtractTask, SourceChanged, cut_clips
 from vfcache.pipelines.decode.frames import VideoTooShort
 from vfcache.pipelines.decode.media import media_sha256, media_stat
+from vfcache.pipelines.extract.task import ExtractTask, SourceChanged, cut_clips
 from vfcache.pipelines.runner import run_tasks
+
 from vfcache.config import ClipSpec
+from vfcache.layout import CacheDir
 
 MATCHED, MISSING, DIFFERENT = "matched", "missing", "different"
 VIDEOS_PER_TASK = 8
@@ -195,7 +196,7 @@ def check_bundle(bundle_dir: str | Path, raw_dir: str | Path, *, name: Optional[
 
 
 def write_check_report(path: str | Path, check: BundleCheck) -> Path:
-    from vfcache.cache_tools.atomic import write_json_atomic
+    from vfcache.atomic import write_json_atomic
 
     write_json_atomic(path, check.to_json())
     return Path(path)

@@ -26,8 +26,6 @@ from typing import Optional
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
-from vfcache.cache_tools.atomic import write_bytes_atomic, write_json_atomic
 from vfcache.cache_tools.shards import ShardReader
 from vfcache.manifests.audit import audit, format_table
 from vfcache.manifests.bundle import (
@@ -45,17 +43,22 @@ from vfcache.manifests.bundle import (
     write_bundle_manifest,
 )
 from vfcache.manifests.columns import read_split_table
-from vfcache.manifests.layout import SPLIT_PARTS, CacheDir, DataRoot
 from vfcache.manifests.parquet_io import read_records, write_records
 from vfcache.manifests.records import ClipRecord
 from vfcache.manifests.split_files import SPLIT_META_NAME, read_split_meta
 from vfcache.pipelines.bundles.card import render_card
-from vfcache.pipelines.extract.task import INDEX_SUFFIX
-from vfcache.pipelines.fetch.record import FETCH_RECORD_NAME, fetch_record_to_json, read_fetch_record
+from vfcache.pipelines.fetch.record import (
+    FETCH_RECORD_NAME,
+    fetch_record_to_json,
+    read_fetch_record,
+)
 from vfcache.pipelines.runner import run_tasks
 from vfcache.pipelines.sources.base import get_source
+
 from vfcache import __version__
+from vfcache.atomic import write_bytes_atomic, write_json_atomic
 from vfcache.config import DatasetConfig
+from vfcache.layout import INDEX_SUFFIX, SPLIT_PARTS, CacheDir, DataRoot
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +251,13 @@ def _push(staged: StagedBundle, repo_id: str, *, private: bool, update: bool, to
           endpoint: Optional[str]) -> PushResult:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub.utils import RepositoryNotFoundError
-
-    from vfcache.pipelines.fetch.hf import hash_file, hub_errors, mismatch_reason, resolve_endpoint, tree_at
+    from vfcache.pipelines.fetch.hf import (
+        hash_file,
+        hub_errors,
+        mismatch_reason,
+        resolve_endpoint,
+        tree_at,
+    )
 
     endpoint = resolve_endpoint(endpoint)
     api = HfApi(endpoint=endpoint, token=token)

@@ -17,8 +17,15 @@ from pathlib import Path
 from typing import Optional
 
 from vfcache.cache_tools.writer_lock import writer_lock
-from vfcache.manifests.bundle import UNLISTED, BundleError, BundleManifest, bundle_file_problems, read_bundle_manifest
-from vfcache.manifests.layout import DataRoot
+from vfcache.manifests.bundle import (
+    UNLISTED,
+    BundleError,
+    BundleManifest,
+    bundle_file_problems,
+    read_bundle_manifest,
+)
+
+from vfcache.layout import DataRoot
 
 log = logging.getLogger(__name__)
 

@@ -18,18 +18,15 @@ Frame selection (which indices) lives in `vfcache.pipelines.decode.frames`; geom
 from __future__ import annotations
 
 import os
-from collections import defaultdict
-from collections import deque
+from collections import defaultdict, deque
 from concurrent.futures import Executor, Future, wait
 from typing import Callable, Iterator, Optional, Sequence, Union
 
 import av
 import numpy as np
-
 from vfcache.pipelines.decode._decord_source import decord_frames
 from vfcache.pipelines.decode._frame_fit import RESIZE_MODES, FrameFitter, crop_box
 from vfcache.pipelines.decode._pyav_source import PyAVSource, plan_decode_runs, probe
-from vfcache.pixels import odd_size_problem, stored_shape
 from vfcache.pipelines.decode._video import (
     READ_ERROR_REASONS,
     REASON_DECODE_ERROR,
@@ -41,6 +38,8 @@ from vfcache.pipelines.decode._video import (
     VideoInfo,
     VideoReadError,
 )
+
+from vfcache.pixels import odd_size_problem, stored_shape
 
 __all__ = [
     "VideoInfo", "VideoReadError", "READ_ERROR_REASONS", "READERS", "RESIZE_MODES",

@@ -18,8 +18,12 @@ import logging
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
-
-from vfcache.pipelines.decode._pyav_source import PyAVSource, open_container, plan_decode_runs, video_stream
+from vfcache.pipelines.decode._pyav_source import (
+    PyAVSource,
+    open_container,
+    plan_decode_runs,
+    video_stream,
+)
 from vfcache.pipelines.decode._video import (
     REASON_CORRUPT_FRAMES,
     REASON_DECODE_ERROR,

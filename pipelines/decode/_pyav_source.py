@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
 import av
-
 from vfcache.pipelines.decode._video import (
     REASON_CORRUPT_FRAMES,
     REASON_DECODE_ERROR,

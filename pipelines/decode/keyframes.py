@@ -29,9 +29,14 @@ import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-
+from vfcache.pipelines.decode import (
+    REASON_DECODE_ERROR,
+    REASON_ZERO_FRAMES,
+    VideoInfo,
+    VideoReadError,
+)
 from vfcache.pipelines.decode._frame_fit import FrameFitter, crop_box
-from vfcache.pipelines.decode import REASON_DECODE_ERROR, REASON_ZERO_FRAMES, VideoInfo, VideoReadError
+
 from vfcache.errors import StageError
 
 ROW_MARK = "#"

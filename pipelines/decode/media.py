@@ -10,17 +10,16 @@ the id is the sha256 of its frames (see `keyframes.row_fingerprint`).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import av
 import numpy as np
-
-from vfcache.cache_tools.checksums import sha256_file
-from vfcache.pipelines.decode import keyframes
+from vfcache.pipelines.decode import VideoInfo, keyframes, probe_video, read_frames
 from vfcache.pipelines.decode._frame_fit import colour_tags
-from vfcache.pipelines.decode import VideoInfo, probe_video, read_frames
+
+from vfcache.checksums import sha256_file
 
 
 def is_keyframe_row(relpath: str) -> bool:

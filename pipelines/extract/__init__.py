@@ -32,12 +32,8 @@ from typing import Optional
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
-from vfcache.cache_tools.atomic import atomic_write, remove_stale_temp_files, write_json_atomic
 from vfcache.cache_tools.remote import RemoteFolder
-from vfcache.cache_tools.shards import DEFAULT_ZSTD_LEVEL, shard_format
 from vfcache.cache_tools.writer_lock import writer_lock
-from vfcache.manifests.layout import VIDEOS_PARQUET_NAME, CacheDir, DataRoot
 from vfcache.manifests.parquet_io import read_records, read_table, write_records
 from vfcache.manifests.records import (
     STATUS_FAILED,
@@ -56,6 +52,7 @@ from vfcache.pipelines.extract.plan import (
     read_plans,
     write_plan,
 )
+from vfcache.pipelines.extract.remote_cache import push_files, remote_home, sync_down
 from vfcache.pipelines.extract.task import (
     INDEX_NAME,
     REASON_TOO_SHORT,
@@ -69,11 +66,13 @@ from vfcache.pipelines.extract.task import (
     shard_name,
 )
 from vfcache.pipelines.probe import reason_counts
-from vfcache.pipelines.extract.remote_cache import push_files, remote_home, sync_down
 from vfcache.pipelines.runner import run_tasks, spare_core_per_task
 from vfcache.pipelines.sources.base import get_source
+
+from vfcache.atomic import atomic_write, remove_stale_temp_files
 from vfcache.config import ClipSpec, DatasetConfig
 from vfcache.errors import StageError
+from vfcache.layout import DEFAULT_ZSTD_LEVEL, VIDEOS_PARQUET_NAME, CacheDir, DataRoot
 
 log = logging.getLogger(__name__)
 
@@ -193,19 +192,6 @@ def is_skip(failure: FailureRecord, status_of: dict[str, str]) -> bool:
     return failure.reason.startswith(REASON_TOO_SHORT + ":")
 
 
-def check_spec_json(cache: CacheDir, spec: ClipSpec) -> None:
-    """A cache folder holds one spec forever: a different spec under the same name is an error."""
-    if not cache.spec_json.exists():
-        return
-    stored = cache.read_spec()
-    if stored.spec_hash != spec.spec_hash:
-        raise StageError(
-            f"{cache.path} was built with a different clip spec named {spec.name!r} "
-            f"(hash {stored.spec_hash}, now {spec.spec_hash}); give the changed spec a new name "
-            f"or remove {cache.path}"
-        )
-
-
 def shard_level_for(cache: CacheDir, asked: Optional[int]) -> int:
     """The zstd level of this extraction: the one spec.json records (a grown cache keeps one
     level), else `asked`, else the default; a different `asked` is a StageError."""
@@ -223,13 +209,13 @@ def shard_level_for(cache: CacheDir, asked: Optional[int]) -> int:
 def load_manifest(cache: CacheDir, spec: ClipSpec, dataset: str, zstd_level: int = DEFAULT_ZSTD_LEVEL
                   ) -> list[VideoRecord]:
     """The dataset's videos; the spec folder is created with its spec.json (the spec and the
-    shards' zstd level) on first use. The caller has checked an existing spec.json (`check_spec_json`)."""
+    shards' zstd level) on first use. The caller has checked an existing spec.json (`check_spec`)."""
     if not cache.videos_parquet.exists():
         old = cache.path / VIDEOS_PARQUET_NAME
         hint = (f" (this cache predates one manifest per dataset: {old} is the old one)" if old.exists() else "")
         raise StageError(f"{cache.videos_parquet} is missing; run `vfcache build-manifest {dataset}` first{hint}")
     if not cache.spec_json.exists():
-        write_json_atomic(cache.spec_json, {**spec.to_json(), "shards": shard_format(zstd_level)})
+        cache.write_spec(spec, zstd_level)
     return read_records(cache.videos_parquet, VideoRecord)
 
 
@@ -296,7 +282,7 @@ def _extract_locked(config: DatasetConfig, root: DataRoot, spec: ClipSpec, cache
     remote = RemoteFolder(remote_url) if remote_url else None
     if remote is not None and not cache.spec_json.exists() and "spec.json" in remote.listing(""):
         remote.pull("spec.json", cache.spec_json)  # a new mirror of an existing remote folder
-    check_spec_json(cache, spec)
+    cache.check_spec(spec)
     level = shard_level_for(cache, zstd_level)
     videos = load_manifest(cache, spec, config.name, level)
     raw_dir = Path(get_source(config).raw_dir(root))

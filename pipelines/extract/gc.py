@@ -15,13 +15,11 @@ from dataclasses import dataclass
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
-from vfcache.cache_tools.shards import SHARD_SUFFIX
 from vfcache.cache_tools.writer_lock import writer_lock
 from vfcache.manifests.columns import read_split_table
-from vfcache.manifests.layout import CacheDir
-from vfcache.pipelines.extract.task import INDEX_SUFFIX, SHARD_NAME
+
 from vfcache.errors import StageError
+from vfcache.layout import INDEX_SUFFIX, SHARD_NAME, SHARD_SUFFIX, CacheDir
 
 log = logging.getLogger(__name__)
 

@@ -22,18 +22,16 @@ cache's done files count as generation 0. Later generations are named `<g:03d><k
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
-
-from vfcache.cache_tools.atomic import write_json_atomic
 from vfcache.manifests.records import VideoRecord
-from vfcache.pipelines.extract.task import DONE_NAME, INDEX_NAME, done_name, load_done
-from vfcache.errors import StageError
+from vfcache.pipelines.extract.task import load_done
 
-PLAN_NAME = re.compile(r"^plan-(?P<generation>\d{4})\.json$")
+from vfcache.atomic import write_json_atomic
+from vfcache.errors import StageError
+from vfcache.layout import DONE_NAME, done_name, INDEX_NAME, plan_name, PLAN_NAME
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ class Plan:
 
 
 def plan_path(shards_dir: Path, generation: int) -> Path:
-    return shards_dir / f"plan-{generation:04d}.json"
+    return shards_dir / plan_name(generation)
 
 
 def writer_name(generation: int, k: int) -> str:

@@ -23,13 +23,19 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from vfcache.cache_tools.atomic import write_json_atomic
 from vfcache.cache_tools.remote import REMOTE_JSON, RemoteFolder, join_url, recorded_remote
-from vfcache.cache_tools.shards import SHARD_SUFFIX
-from vfcache.manifests.layout import CacheDir
-from vfcache.pipelines.extract.plan import PLAN_NAME
-from vfcache.pipelines.extract.task import DONE_NAME, INDEX_NAME, SHARD_NAME, index_name
+
+from vfcache.atomic import write_json_atomic
 from vfcache.errors import StageError
+from vfcache.layout import (
+    DONE_NAME,
+    INDEX_NAME,
+    PLAN_NAME,
+    SHARD_NAME,
+    SHARD_SUFFIX,
+    CacheDir,
+    index_name,
+)
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -30,38 +29,29 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-
-from vfcache.cache_tools.atomic import TEMP_MARK, write_json_atomic
 from vfcache.cache_tools.remote import RemoteFolder, staging_folder
-from vfcache.cache_tools.shards import DEFAULT_ZSTD_LEVEL, SHARD_SUFFIX, ShardWriter, encode_clip, new_compressor
+from vfcache.cache_tools.shards import ShardWriter, encode_clip, new_compressor
 from vfcache.manifests.parquet_io import read_records, write_records
-from vfcache.manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_id, record_from_dict
+from vfcache.manifests.records import (
+    ClipRecord,
+    FailureRecord,
+    VideoRecord,
+    make_clip_id,
+    record_from_dict,
+)
 from vfcache.pipelines.decode import VideoReadError
 from vfcache.pipelines.decode.frames import ClipPlan, VideoTooShort, plan_clips
 from vfcache.pipelines.decode.media import media_stat, probe_media, read_media_frames
 from vfcache.pipelines.probe import read_error_reason
+
+from vfcache.atomic import TEMP_MARK, write_json_atomic
 from vfcache.config import ClipSpec
+from vfcache.layout import DEFAULT_ZSTD_LEVEL, done_name, INDEX_NAME, index_name, INDEX_SUFFIX, SHARD_NAME, shard_name
 
 log = logging.getLogger(__name__)
 
-INDEX_SUFFIX = ".index.parquet"
-SHARD_NAME = re.compile(r"^shard-(?P<writer>\d+)-(?P<n>\d+)" + re.escape(SHARD_SUFFIX) + "$")
-INDEX_NAME = re.compile(r"^shard-(?P<writer>\d+)-(?P<n>\d+)" + re.escape(INDEX_SUFFIX) + "$")
-DONE_NAME = re.compile(r"^task-(?P<writer>\d+)\.done\.json$")
 REASON_TOO_SHORT = "too_short"
 REASON_CHANGED = "changed"
-
-
-def shard_name(writer: str, n: int) -> str:
-    return f"shard-{writer}-{n:04d}{SHARD_SUFFIX}"
-
-
-def index_name(writer: str, n: int) -> str:
-    return f"shard-{writer}-{n:04d}{INDEX_SUFFIX}"
-
-
-def done_name(writer: str) -> str:
-    return f"task-{writer}.done.json"
 
 
 def start_seed(video_id: str) -> int:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
-
 from vfcache.pipelines.fetch.diagnose import diagnose_connection, proxy_for
 from vfcache.pipelines.fetch.record import sha256_file
 

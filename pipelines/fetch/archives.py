@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import IO, Literal
 
 from tqdm.auto import tqdm
-
-from vfcache.cache_tools.atomic import write_json_atomic
 from vfcache.pipelines.fetch.errors import ArchiveError, UnsafeArchiveError
 from vfcache.pipelines.fetch.volumes import find_volumes, open_volumes, open_zip_volumes
+
+from vfcache.atomic import write_json_atomic
 
 logger = logging.getLogger(__name__)
 

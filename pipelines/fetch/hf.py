@@ -34,12 +34,12 @@ from huggingface_hub import (
 )
 from huggingface_hub.utils import filter_repo_objects
 from tqdm.auto import tqdm
-
-from vfcache.cache_tools.checksums import HASH_CHUNK_BYTES
-from vfcache.pipelines.fetch.errors import FetchError, HubAccessError, IntegrityError
 from vfcache.pipelines.fetch.diagnose import disk_errors
+from vfcache.pipelines.fetch.errors import FetchError, HubAccessError, IntegrityError
 from vfcache.pipelines.fetch.hub_errors import hub_errors, token_source, with_hub_retries
 from vfcache.pipelines.fetch.record import FetchedFile, FetchRecord, write_fetch_record
+
+from vfcache.checksums import HASH_CHUNK_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,11 @@ class _SilentTqdm(tqdm):
 @contextlib.contextmanager
 def hub_progress(progress: bool) -> Iterator[None]:
     """huggingface_hub's own progress bars (uploads, downloads) on or off for the block."""
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
 
     was_disabled = are_progress_bars_disabled()
     if not progress:

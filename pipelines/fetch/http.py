@@ -29,7 +29,6 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from tqdm.auto import tqdm
-
 from vfcache.pipelines.fetch._transfer import (
     MAX_BACKOFF_S,
     PART_SUFFIX,

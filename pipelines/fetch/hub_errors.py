@@ -29,7 +29,6 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-
 from vfcache.pipelines.fetch.diagnose import RERUN, diagnose_connection, is_disk_full
 from vfcache.pipelines.fetch.errors import HubAccessError, HubUnavailable
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vfcache.cache_tools.atomic import write_bytes_atomic, write_json_atomic
-from vfcache.cache_tools.checksums import sha256_file  # noqa: F401  (part of the fetch API)
+from vfcache.atomic import write_bytes_atomic, write_json_atomic
+from vfcache.checksums import sha256_file  # noqa: F401  (part of the fetch API)
 
 FETCH_RECORD_NAME = "fetch.json"
 

@@ -15,7 +15,6 @@ from typing import Literal
 
 import cv2
 import numpy as np
-
 from vfcache.pipelines.sources.framecode import paint_code
 
 Artifact = Literal["flicker", "smooth", "warp"]

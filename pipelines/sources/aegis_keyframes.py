@@ -25,16 +25,17 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.records import LABEL_FAKE, LABEL_REAL
 from vfcache.pipelines.decode.keyframes import check_schema, read_meta_rows, row_address
-from vfcache.pipelines.labels import walk_video_files
 from vfcache.pipelines.sources._fetching import FetchSummary, hub_fetch_summary
 from vfcache.pipelines.sources._options import SourceOptions
 from vfcache.pipelines.sources.base import VideoCandidate, require_raw_dir
 from vfcache.pipelines.sources.huggingface import HubSnapshotSource, hub_location
+from vfcache.pipelines.sources.labels import walk_video_files
+
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
+from vfcache.layout import DataRoot
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Protocol
 
-from vfcache.manifests.layout import DataRoot
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError, StageError
+from vfcache.layout import DataRoot
 
 if TYPE_CHECKING:
     from vfcache.pipelines.sources.plan import FetchPlan

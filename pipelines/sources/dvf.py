@@ -47,11 +47,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Optional
 
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.records import LABEL_FAKE, LABEL_REAL
 from vfcache.pipelines.fetch import DownloadItem, download_files, read_extraction_marker
 from vfcache.pipelines.fetch.http import download_failure
-from vfcache.pipelines.labels import VIDEO_EXTENSIONS, walk_video_files
 from vfcache.pipelines.sources._fetching import (
     FetchSummary,
     extract_in_place,
@@ -62,10 +60,18 @@ from vfcache.pipelines.sources._fetching import (
 from vfcache.pipelines.sources._options import SourceOptions, extensions_option
 from vfcache.pipelines.sources.base import VideoCandidate, require_raw_dir
 from vfcache.pipelines.sources.dvf_download import expected_archives
-from vfcache.pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files, planned_hub_files
 from vfcache.pipelines.sources.huggingface import hub_location
+from vfcache.pipelines.sources.labels import VIDEO_EXTENSIONS, walk_video_files
+from vfcache.pipelines.sources.plan import (
+    FetchPlan,
+    PlannedFile,
+    planned_http_files,
+    planned_hub_files,
+)
+
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
+from vfcache.layout import DataRoot
 
 log = logging.getLogger(__name__)
 

@@ -37,12 +37,10 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.records import LABEL_FAKE, LABEL_REAL
 from vfcache.pipelines.fetch._transfer import PermanentError, TransientError
-from vfcache.pipelines.fetch.http import remote_json
 from vfcache.pipelines.fetch.errors import FetchError
-from vfcache.pipelines.labels import walk_video_files
+from vfcache.pipelines.fetch.http import remote_json
 from vfcache.pipelines.sources._fetching import FetchSummary, update_fetch_record
 from vfcache.pipelines.sources._options import SourceOptions
 from vfcache.pipelines.sources.base import RawDirUnderRoot, VideoCandidate, require_raw_dir
@@ -52,9 +50,12 @@ from vfcache.pipelines.sources.ffpp_servers import (
     remembered_options,
     server_urls,
 )
+from vfcache.pipelines.sources.labels import walk_video_files
 from vfcache.pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files
+
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
+from vfcache.layout import DataRoot
 
 log = logging.getLogger(__name__)
 

@@ -19,14 +19,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from vfcache.manifests.layout import DataRoot
 from vfcache.pipelines.fetch import FetchRecord
-from vfcache.pipelines.labels import VIDEO_EXTENSIONS, candidates_from_layout
 from vfcache.pipelines.sources._fetching import FetchSummary, hf_fetch_once, hub_fetch_summary
 from vfcache.pipelines.sources._options import SourceOptions, extensions_option
 from vfcache.pipelines.sources.base import RawDirUnderRoot, VideoCandidate
+from vfcache.pipelines.sources.labels import VIDEO_EXTENSIONS, candidates_from_layout
 from vfcache.pipelines.sources.plan import FetchPlan, hub_access_lines, planned_hub_files
+
 from vfcache.config import DatasetConfig
+from vfcache.layout import DataRoot
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from vfcache.manifests.layout import DataRoot
-from vfcache.pipelines.labels import VIDEO_EXTENSIONS, candidates_from_layout
 from vfcache.pipelines.sources.base import VideoCandidate
+from vfcache.pipelines.sources.labels import VIDEO_EXTENSIONS, candidates_from_layout
 from vfcache.pipelines.sources.plan import FetchPlan
+
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError, StageError
+from vfcache.layout import DataRoot
 
 log = logging.getLogger(__name__)
 

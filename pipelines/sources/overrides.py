@@ -14,6 +14,7 @@ import logging
 from typing import Sequence, Union
 
 from vfcache.pipelines.sources.base import get_source
+
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError
 

@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-from vfcache.cache_tools.atomic import write_json_atomic
-from vfcache.manifests.layout import DataRoot
 from vfcache.pipelines.fetch import remote_size
 from vfcache.pipelines.fetch._transfer import SIZE_UNKNOWN
 from vfcache.pipelines.fetch.diagnose import human_bytes
+
+from vfcache.atomic import write_json_atomic
+from vfcache.layout import DataRoot
 
 PLANS_DIR = "plans"
 

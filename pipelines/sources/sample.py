@@ -23,8 +23,6 @@ from fractions import Fraction
 from pathlib import Path
 
 from tqdm import tqdm
-
-from vfcache.cache_tools.atomic import remove_stale_temp_files
 from vfcache.pipelines.sources.synthetic import (
     TEMP_MARK,
     VideoTruth,
@@ -33,6 +31,8 @@ from vfcache.pipelines.sources.synthetic import (
     write_bytes_atomic,
     write_not_a_video,
 )
+
+from vfcache.atomic import remove_stale_temp_files
 
 log = logging.getLogger(__name__)
 

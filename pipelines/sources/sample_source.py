@@ -7,13 +7,14 @@ probe and extract record why they fail.
 """
 from __future__ import annotations
 
-from vfcache.manifests.layout import DataRoot
-from vfcache.pipelines.labels import candidates_from_layout
 from vfcache.pipelines.sources.base import RawDirUnderRoot, VideoCandidate
+from vfcache.pipelines.sources.labels import candidates_from_layout
 from vfcache.pipelines.sources.plan import FetchPlan
 from vfcache.pipelines.sources.sample import generate_sample
+
 from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError
+from vfcache.layout import DataRoot
 
 SAMPLE_SOURCE_KEYS = {"workers"}
 

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Optional
 
 import pyarrow.parquet as pq
-
-from vfcache.manifests.layout import VIDEOS_PARQUET_NAME, DataRoot
 from vfcache.manifests.records import STATUS_OK
 from vfcache.pipelines.sources._fetching import read_record_or_none
 from vfcache.pipelines.sources.base import get_source
 from vfcache.pipelines.sources.plan import human_bytes, read_plan_summary
+
 from vfcache.config import list_dataset_names, load_dataset_config
 from vfcache.errors import VfcacheError
+from vfcache.layout import VIDEOS_PARQUET_NAME, DataRoot
 
 GENERATED_KINDS = frozenset({"sample", "local"})  # no fetch record: present means fetched
 

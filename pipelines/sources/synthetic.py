@@ -39,10 +39,10 @@ from typing import Literal
 
 import av
 import numpy as np
-
-from vfcache.cache_tools.atomic import TEMP_MARK, temp_path_for, write_bytes_atomic
 from vfcache.pipelines.sources._synthetic_frames import Artifact, Scene, paint_frames
 from vfcache.pipelines.sources.framecode import paint_code, read_code
+
+from vfcache.atomic import TEMP_MARK, temp_path_for, write_bytes_atomic
 
 __all__ = [
     "TEMP_MARK", "Artifact", "Codec", "EncodedVideo", "Scene", "VideoTruth",

@@ -30,7 +30,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
-from vfcache.manifests.layout import DataRoot
 from vfcache.manifests.records import LABEL_REAL
 from vfcache.pipelines.fetch import DownloadItem, download_files
 from vfcache.pipelines.fetch.errors import FetchError
@@ -39,9 +38,16 @@ from vfcache.pipelines.sources._fetching import FetchSummary, hf_fetch_once, upd
 from vfcache.pipelines.sources._options import SourceOptions
 from vfcache.pipelines.sources.base import RawDirUnderRoot, VideoCandidate
 from vfcache.pipelines.sources.huggingface import hub_location
-from vfcache.pipelines.sources.plan import FetchPlan, PlannedFile, planned_http_files, planned_hub_files
+from vfcache.pipelines.sources.plan import (
+    FetchPlan,
+    PlannedFile,
+    planned_http_files,
+    planned_hub_files,
+)
+
 from vfcache.config import DatasetConfig
 from vfcache.errors import StageError
+from vfcache.layout import DataRoot
 
 log = logging.getLogger(__name__)
 

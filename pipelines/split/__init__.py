@@ -48,14 +48,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
 import pyarrow.parquet as pq
-
-from vfcache.cache_tools.checksums import sha256_file
 from vfcache.cache_tools.writer_lock import writer_lock
-
 from vfcache.manifests.columns import JSON_NEEDS_ESCAPE, SPLIT_FIELDS, codes, write_split_table
-from vfcache.manifests.layout import SPLIT_PARTS, CacheDir
 from vfcache.manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL, ClipRecord, arrow_schema
 from vfcache.manifests.split_files import (
     SIZE_UNITS,
@@ -67,8 +62,11 @@ from vfcache.manifests.split_files import (
 )
 from vfcache.pipelines.extract._allocation import SuffixReach, largest_remainder, round_matrix
 from vfcache.pipelines.split.pins import after_pins, group_pins, keep, pinned_to, unit_pins
+
+from vfcache.checksums import sha256_file
 from vfcache.config import OFFICIAL_SIZE, parse_split_sizes
 from vfcache.errors import StageError, VfcacheError
+from vfcache.layout import SPLIT_PARTS, CacheDir
 
 log = logging.getLogger(__name__)
 

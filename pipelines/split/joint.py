@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import pyarrow.compute as pc
-
 from vfcache.manifests.columns import read_split_table
-from vfcache.manifests.layout import CacheDir
 from vfcache.manifests.shared_videos import SharedVideo, shared_groups
 from vfcache.manifests.split_files import JointInfo
 from vfcache.pipelines.split import SplitReport, SplitSizeError, write_split
+
+from vfcache.layout import CacheDir
 
 log = logging.getLogger(__name__)
 

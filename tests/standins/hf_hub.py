@@ -69,7 +69,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from tests.standins.http_files import Fault, FaultQueue, fault_headers
 from tests.standins._server import (
     LoggedRequest,
     QuietHandler,
@@ -80,6 +79,7 @@ from tests.standins._server import (
     read_body,
     send_payload,
 )
+from tests.standins.http_files import Fault, FaultQueue, fault_headers
 
 LFS_SUFFIXES = (".parquet", ".mp4", ".zip", ".gz", ".tar", ".bin", ".npy")
 _REPO = r"(?P<repo>[^/]+/[^/]+)"

@@ -24,7 +24,6 @@ import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from vfcache.pipelines.sources.synthetic import make_video, paint_frames
 
 WIDTH, HEIGHT, FPS = 64, 48, 8
@@ -525,7 +524,6 @@ AEGIS_DVF_COPIES = [
 def reencoded_copy(source: Path, target: Path, *, size: tuple[int, int], codec: str, quality: int = 32) -> Path:
     """`source` decoded, resized to `size` (width, height) and encoded again with `codec`."""
     import av
-
     from vfcache.pipelines.sources.synthetic import encode_video
 
     with av.open(str(source)) as container:

@@ -38,17 +38,17 @@ from typing import Callable, Optional, Sequence
 
 import pyarrow.parquet as pq
 
-from vfcache.manifests.layout import DataRoot
+from vfcache.config import ClipSpec, DatasetConfig, LayoutRule, SplitPreset, load_clip_spec
+from vfcache.layout import DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import STATUS_OK, VideoRecord
 from vfcache.pipelines.decode import decode_all_then_pick, decode_floor, probe_video
+from vfcache.pipelines.decode.frames import plan_clips
 from vfcache.pipelines.extract import extract_clips
 from vfcache.pipelines.extract.task import start_seed
-from vfcache.pipelines.decode.frames import plan_clips
-from vfcache.pipelines.labels import VIDEO_EXTENSIONS
 from vfcache.pipelines.probe import build_manifest
 from vfcache.pipelines.runner import open_cluster, spare_core_per_task
-from vfcache.config import ClipSpec, DatasetConfig, LayoutRule, SplitPreset, load_clip_spec
+from vfcache.pipelines.sources.labels import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 

@@ -34,19 +34,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from vfcache.cache_tools.shards import ShardReader, decode_clip
-from vfcache.manifests.layout import DataRoot
-from vfcache.manifests.parquet_io import read_records
-from vfcache.manifests.records import ClipRecord, split_entry_from_clip
-from vfcache.manifests.split_files import write_split_file
 from vfcache.bench.extract import (
     FPS_CORPUS,
     _bench_config,
     _link_user_videos,
     _make_corpus,
-    corpus_folder,
     bench_fps_spec,
+    corpus_folder,
 )
+from vfcache.cache_tools.shards import ShardReader, decode_clip
+from vfcache.layout import DataRoot
+from vfcache.manifests.parquet_io import read_records
+from vfcache.manifests.records import ClipRecord, split_entry_from_clip
+from vfcache.manifests.split_files import write_split_file
 from vfcache.pipelines.decode import probe_video, read_frames
 from vfcache.pipelines.extract import extract_clips
 from vfcache.pipelines.probe import build_manifest

@@ -28,10 +28,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vfcache.cache_tools.atomic import write_json_atomic
-from vfcache.manifests.layout import CacheDir, DataRoot
-from vfcache.manifests.records import ClipRecord, arrow_schema
+from vfcache.atomic import write_json_atomic
 from vfcache.config import parse_clip_spec
+from vfcache.layout import CacheDir, DataRoot
+from vfcache.manifests.records import ClipRecord, arrow_schema
 
 CLIPS_PER_VIDEO = 4
 VIDEOS_PER_GROUP = 2
@@ -129,7 +129,7 @@ def _run_stage(stage: str, cache: CacheDir, videos: int) -> tuple[float, int]:
     sizes = (f"train={per_group * max(1, videos // (10 * per_group))},"
              f"val={per_group * max(1, videos // (20 * per_group))},test=rest")
     code = (
-        "import time, sys; from pathlib import Path; from vfcache.manifests.layout import CacheDir\n"
+        "import time, sys; from pathlib import Path; from vfcache.layout import CacheDir\n"
         f"cache = CacheDir(Path({str(cache.path)!r})); sizes = {sizes!r}\n"
         "started = time.perf_counter()\n"
         f"{_STAGE_CODE[stage]}\n"

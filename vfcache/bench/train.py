@@ -31,9 +31,9 @@ from typing import Optional
 import torch
 from torch.utils.data import BatchSampler, RandomSampler
 
-from vfcache.config import configs_dir
-from vfcache.manifests.layout import DataRoot
 from vfcache.bench.load import build_bench_cache
+from vfcache.config import configs_dir
+from vfcache.layout import DataRoot
 from vfcache.trainers.dataset import ClipDataset
 from vfcache.trainers.evaluate import resolve_amp
 from vfcache.trainers.gpu import DeviceBatcher
@@ -42,7 +42,13 @@ from vfcache.trainers.loader import default_workers, make_loader
 from vfcache.trainers.models import build_model
 from vfcache.trainers.train import accumulate_gradient
 from vfcache.trainers.train_config import ModelConfig, TrainConfig, load_train_config
-from vfcache.trainers.train_setup import LossView, build_optimizer, grad_scaler, loss_head, optimizer_step
+from vfcache.trainers.train_setup import (
+    LossView,
+    build_optimizer,
+    grad_scaler,
+    loss_head,
+    optimizer_step,
+)
 from vfcache.trainers.trainable import set_trainable
 
 TARGET_DATA_WAIT_SHARE = 0.05

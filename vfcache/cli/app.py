@@ -11,7 +11,6 @@ from typing import Iterator, Optional
 
 import click
 
-from vfcache.manifests.layout import DataRoot, default_root
 from vfcache import __version__
 from vfcache.config import (
     ClipSpec,
@@ -20,6 +19,7 @@ from vfcache.config import (
     load_dataset_config,
 )
 from vfcache.errors import VfcacheError
+from vfcache.layout import DataRoot, default_root
 
 log = logging.getLogger("vfcache")
 

@@ -37,7 +37,7 @@ def _emit_benches(results: list[dict], tables: list[str], json_path: Optional[st
 
 
 def _emit_bench(result: dict, table: str, json_path: Optional[str]) -> None:
-    from vfcache.cache_tools.atomic import write_json_atomic
+    from vfcache.atomic import write_json_atomic
 
     click.echo(table)
     if json_path:

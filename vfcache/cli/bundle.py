@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Optional
 
 import click
 
-from vfcache.cli.app import dataset_config, extracted_spec, cli, config_option, no_wait_option, spec_option
+from vfcache.cli.app import (
+    cli,
+    config_option,
+    dataset_config,
+    extracted_spec,
+    no_wait_option,
+    spec_option,
+)
 
 if TYPE_CHECKING:
     from vfcache.cli.app import Context
@@ -37,7 +44,6 @@ def publish(ctx: Context, name, config_file, spec, split_name, repo_id, with_sha
     """Push one split of NAME, its manifests, pixel digests, audit and provenance (and with
     --with-shards its shards) to a Hub dataset repo with a generated dataset card."""
     from vfcache.pipelines.bundles.publish import push_bundle, stage_bundle
-
     from vfcache.pipelines.extract.remote_cache import refuse_remote
 
     config = dataset_config(name, config_file)

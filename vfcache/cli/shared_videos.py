@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING, Sequence
 import click
 
 if TYPE_CHECKING:
-    from vfcache.manifests.shared_videos import SharedVideo
     from vfcache.cli.app import Context
     from vfcache.config import ClipSpec, DatasetConfig
+    from vfcache.manifests.shared_videos import SharedVideo
 
 CLUSTER_FROM_VIDEOS = 64  # below this many videos to hash, a dask cluster costs more than it saves
 
 
 def shared_videos(ctx: Context, configs: Sequence[DatasetConfig]) -> list[SharedVideo]:
     """The videos the datasets share, hashing the frames of videos not hashed before."""
-    from vfcache.manifests.layout import VIDEOS_PARQUET_NAME
+    from vfcache.layout import VIDEOS_PARQUET_NAME
     from vfcache.manifests.parquet_io import read_records
     from vfcache.manifests.records import VideoRecord
     from vfcache.pipelines.frame_hash import load_frame_hashes, pending_videos

@@ -19,12 +19,6 @@ from typing import Iterator, Optional
 
 import click
 
-from vfcache.config import (
-    ClipSpec,
-    DatasetConfig,
-    parse_split_sizes,
-)
-
 from vfcache.cli.app import (
     Context,
     cli,
@@ -34,6 +28,11 @@ from vfcache.cli.app import (
     extracted_spec,
     no_wait_option,
     spec_option,
+)
+from vfcache.config import (
+    ClipSpec,
+    DatasetConfig,
+    parse_split_sizes,
 )
 
 log = logging.getLogger("vfcache")
@@ -127,7 +126,7 @@ def _run_extract(ctx: Context, config: DatasetConfig, spec: ClipSpec, client, *,
 
 
 def _split_is_current(cache_dir, options: dict) -> bool:
-    from vfcache.cache_tools.checksums import sha256_file
+    from vfcache.checksums import sha256_file
     from vfcache.manifests.split_files import read_split_meta
 
     split_dir = cache_dir.split_dir(options["name"])
@@ -173,14 +172,16 @@ def _run_split(ctx: Context, config: DatasetConfig, spec: ClipSpec, options: dic
 
 def _run_audit(ctx: Context, datasets: list[tuple[DatasetConfig, ClipSpec]], split_name: str,
                json_path: Optional[str]) -> bool:
-    from vfcache.cache_tools.atomic import write_json_atomic
-    from vfcache.manifests.audit import audit, format_table
+    from vfcache.atomic import write_json_atomic
     from vfcache.cli.shared_videos import shared_videos
+    from vfcache.manifests.audit import audit, format_table
 
     # videos shared across datasets: by bytes and by frame hashes (computed once per file)
     shared = shared_videos(ctx, [config for config, _ in datasets]) if len(datasets) > 1 else None
+    from vfcache.cache_tools.remote import remote_shard_sizes
+
     report = audit([(config.name, ctx.root.cache_dir(config.name, spec.name)) for config, spec in datasets],
-                   split_name=split_name, shared=shared)
+                   split_name=split_name, shared=shared, remote_shard_sizes=remote_shard_sizes)
     click.echo(format_table(report))
     if json_path:
         write_json_atomic(json_path, report.to_json())

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from vfcache.cache_tools.atomic import TEMP_MARK
 from vfcache.manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL
 from vfcache.pipelines.sources.base import VideoCandidate, require_raw_dir
+
+from vfcache.atomic import TEMP_MARK
 from vfcache.config import LayoutRule
 from vfcache.errors import StageError
 
