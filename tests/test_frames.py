@@ -17,6 +17,7 @@ from vfcache.pipelines.decode.frames import (
 )
 
 from vfcache.config import ClipSpec
+from vfcache.errors import ConfigError
 
 
 def fps_spec(frames: int = 24, fps: float = 24.0, **changes) -> ClipSpec:
@@ -186,19 +187,20 @@ def test_bad_pts_are_named(pts: list[float], message: str) -> None:
         plan_clips(pts, fps_spec(), seed=0)
 
 
-@pytest.mark.parametrize("spec,message", [
-    (fps_spec(fps=None), r"spec.fps = None"),
-    (fps_spec(fps=-1.0), r"spec.fps = -1.0"),
-    (fps_spec(frames=0), r"spec.frames = 0"),
-    (fps_spec(short_policy="wrap"), r"spec.short_policy = 'wrap'.*pad_last"),
-    (fps_spec(start="middle"), r"spec.start = 'middle'"),
-    (fps_spec(clips_per_video=0), r"spec.clips_per_video = 0"),
-    (uniform_spec(4, clips_per_video=2), r"spec.clips_per_video = 2"),
-    (dataclasses.replace(uniform_spec(4), sampling="dense"), r"spec.sampling = 'dense'"),
+@pytest.mark.parametrize("make,message", [
+    (lambda: fps_spec(fps=None), r"field 'fps' = None"),
+    (lambda: fps_spec(fps=-1.0), r"field 'fps' = -1.0"),
+    (lambda: fps_spec(frames=0), r"field 'frames' = 0"),
+    (lambda: fps_spec(short_policy="wrap"), r"field 'short_policy' = 'wrap'.*pad_last"),
+    (lambda: fps_spec(start="middle"), r"field 'start' = 'middle'"),
+    (lambda: fps_spec(clips_per_video=0), r"field 'clips_per_video' = 0"),
+    (lambda: uniform_spec(4, clips_per_video=2), r"field 'clips_per_video' = 2"),
+    (lambda: dataclasses.replace(uniform_spec(4), sampling="dense"), r"field 'sampling' = 'dense'"),
 ])
-def test_bad_specs_are_named(spec: ClipSpec, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        plan_clips(cfr(100), spec, seed=0)
+def test_bad_specs_are_refused_when_made(make, message: str) -> None:
+    """A ClipSpec validates itself once, at construction: no bad spec reaches plan_clips."""
+    with pytest.raises(ConfigError, match=message):
+        make()
 
 
 def test_seed_must_be_a_non_negative_int() -> None:

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Optional, Union
 from vfcache.trainers.protocols import PROTOTYPE_POOLING
 from vfcache.trainers.trainable import check_policy
 
-from vfcache.config import _check_keys, _choice, _load_yaml, _typed
+from vfcache.validation import check_keys, choice, load_yaml, typed
 from vfcache.errors import ConfigError
 
 LOSS_KINDS = ("cross_entropy", "supcon", "reconstruction")
@@ -214,7 +214,7 @@ def _paths(source: str, name: str, value: Any, *, required: bool) -> tuple[str, 
 
 
 def _optional_choice(source: str, name: str, value: Any, choices: tuple[str, ...]) -> Optional[str]:
-    return None if value is None else _choice(source, name, value, choices)
+    return None if value is None else choice(source, name, value, choices)
 
 
 def _unfreeze(source: str, value: Any) -> Union[str, Mapping[str, Any]]:
@@ -234,7 +234,7 @@ def _weights(source: str, name: str, value: Any, *, keys: Optional[Mapping[str, 
         raise ConfigError(source, name, value, "a non-empty mapping of name: weight")
     weights: dict = {}
     for key, weight in value.items():
-        weight = _typed(source, f"{name}.{key}", weight, float, minimum=0.0)
+        weight = typed(source, f"{name}.{key}", weight, float, minimum=0.0)
         if keys is not None:
             if key not in keys:
                 raise ConfigError(source, f"{name}.{key}", key, f"one of {sorted(keys)}")
@@ -247,25 +247,25 @@ def _weights(source: str, name: str, value: Any, *, keys: Optional[Mapping[str, 
 
 def _optional(source: str, name: str, value: Any, kind: type, *, minimum: float | None = None
               ) -> Any:
-    return None if value is None else _typed(source, name, value, kind, minimum=minimum)
+    return None if value is None else typed(source, name, value, kind, minimum=minimum)
 
 
 def _model(source: str, name: str, data: Any) -> ModelConfig:
     if isinstance(data, str):
         data = {"name": data}
     data = _section(source, name, data)
-    _check_keys(source, f"{name}.", data, {"name", "kwargs"}, {"name"})
+    check_keys(source, f"{name}.", data, {"name", "kwargs"}, {"name"})
     kwargs = data.get("kwargs") or {}
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise ConfigError(source, f"{name}.kwargs", kwargs, "a mapping of keyword arguments")
-    return ModelConfig(name=_typed(source, f"{name}.name", data["name"], str), kwargs=dict(kwargs))
+    return ModelConfig(name=typed(source, f"{name}.name", data["name"], str), kwargs=dict(kwargs))
 
 
 def _loss(source: str, data: Any) -> LossConfig:
     data = _section(source, "loss", data)
-    _check_keys(source, "loss.", data, {"kind", "class_weights", "label_smoothing", "temperature"},
+    check_keys(source, "loss.", data, {"kind", "class_weights", "label_smoothing", "temperature"},
                 {"kind"})
-    kind = _choice(source, "loss.kind", data["kind"], LOSS_KINDS)
+    kind = choice(source, "loss.kind", data["kind"], LOSS_KINDS)
     if kind in ("supcon", "reconstruction") and ("class_weights" in data or "label_smoothing" in data):
         raise ConfigError(source, "loss", sorted(data),
                           f"no class_weights/label_smoothing with {kind}")
@@ -279,13 +279,13 @@ def _loss(source: str, data: Any) -> LossConfig:
     if class_weights is not None:
         if not (isinstance(class_weights, list) and len(class_weights) == 2):
             raise ConfigError(source, "loss.class_weights", class_weights, "[real, fake] weights")
-        class_weights = tuple(_typed(source, "loss.class_weights", w, float, minimum=0.0)
+        class_weights = tuple(typed(source, "loss.class_weights", w, float, minimum=0.0)
                               for w in class_weights)
-    smoothing = _typed(source, "loss.label_smoothing", data.get("label_smoothing", 0.0), float,
+    smoothing = typed(source, "loss.label_smoothing", data.get("label_smoothing", 0.0), float,
                        minimum=0.0)
     if smoothing >= 1.0:
         raise ConfigError(source, "loss.label_smoothing", smoothing, "a value in [0, 1)")
-    temperature = _typed(source, "loss.temperature", data.get("temperature", 0.07), float)
+    temperature = typed(source, "loss.temperature", data.get("temperature", 0.07), float)
     if temperature <= 0:
         raise ConfigError(source, "loss.temperature", temperature, "a value > 0")
     return LossConfig(kind=kind, class_weights=class_weights, label_smoothing=smoothing,
@@ -293,7 +293,7 @@ def _loss(source: str, data: Any) -> LossConfig:
 
 
 def _warmup_fraction(source: str, data: Mapping) -> float:
-    fraction = _typed(source, "optimizer.warmup_fraction", data.get("warmup_fraction", 0.0), float,
+    fraction = typed(source, "optimizer.warmup_fraction", data.get("warmup_fraction", 0.0), float,
                       minimum=0.0)
     if fraction >= 1:
         raise ConfigError(source, "optimizer.warmup_fraction", fraction, "a fraction in [0, 1)")
@@ -306,9 +306,9 @@ def _warmup_fraction(source: str, data: Mapping) -> float:
 def _optimizer(source: str, data: Any) -> OptimizerConfig:
     data = _section(source, "optimizer", data)
     allowed = {f.name for f in dataclasses.fields(OptimizerConfig)} | {"kind"}
-    _check_keys(source, "optimizer.", data, allowed, {"lr"})
-    _choice(source, "optimizer.kind", data.get("kind", "adamw"), ("adamw",))
-    lr = _typed(source, "optimizer.lr", data["lr"], float)
+    check_keys(source, "optimizer.", data, allowed, {"lr"})
+    choice(source, "optimizer.kind", data.get("kind", "adamw"), ("adamw",))
+    lr = typed(source, "optimizer.lr", data["lr"], float)
     if lr <= 0:
         raise ConfigError(source, "optimizer.lr", lr, "a learning rate > 0")
     betas = data.get("betas", [0.9, 0.999])
@@ -317,14 +317,14 @@ def _optimizer(source: str, data: Any) -> OptimizerConfig:
         raise ConfigError(source, "optimizer.betas", betas, "two numbers in [0, 1)")
     return OptimizerConfig(
         lr=lr,
-        weight_decay=_typed(source, "optimizer.weight_decay", data.get("weight_decay", 0.0), float,
+        weight_decay=typed(source, "optimizer.weight_decay", data.get("weight_decay", 0.0), float,
                             minimum=0.0),
         betas=(float(betas[0]), float(betas[1])),
-        schedule=_choice(source, "optimizer.schedule", data.get("schedule", "constant"), SCHEDULES),
-        warmup_steps=_typed(source, "optimizer.warmup_steps", data.get("warmup_steps", 0), int,
+        schedule=choice(source, "optimizer.schedule", data.get("schedule", "constant"), SCHEDULES),
+        warmup_steps=typed(source, "optimizer.warmup_steps", data.get("warmup_steps", 0), int,
                             minimum=0),
         warmup_fraction=_warmup_fraction(source, data),
-        min_lr=_typed(source, "optimizer.min_lr", data.get("min_lr", 0.0), float, minimum=0.0),
+        min_lr=typed(source, "optimizer.min_lr", data.get("min_lr", 0.0), float, minimum=0.0),
         grad_clip_norm=_optional(source, "optimizer.grad_clip_norm", data.get("grad_clip_norm"),
                                  float, minimum=1e-12),
     )
@@ -333,8 +333,8 @@ def _optimizer(source: str, data: Any) -> OptimizerConfig:
 def _sampler(source: str, data: Any) -> SamplerConfig:
     data = _section(source, "sampler", data)
     allowed = {f.name for f in dataclasses.fields(SamplerConfig)}
-    _check_keys(source, "sampler.", data, allowed, {"kind"})
-    kind = _choice(source, "sampler.kind", data["kind"], SAMPLER_KINDS)
+    check_keys(source, "sampler.", data, allowed, {"kind"})
+    kind = choice(source, "sampler.kind", data["kind"], SAMPLER_KINDS)
     if "domain_weights" in data and kind != "domain_weighted":
         raise ConfigError(source, "sampler.domain_weights", data["domain_weights"],
                           "no domain_weights unless sampler.kind is domain_weighted")
@@ -347,7 +347,7 @@ def _sampler(source: str, data: Any) -> SamplerConfig:
         domain_weights=_weights(source, "sampler.domain_weights", data.get("domain_weights")),
         class_proportions=_weights(source, "sampler.class_proportions",
                                    data.get("class_proportions"), keys=CLASS_NAMES),
-        composition=_choice(source, "sampler.composition", data.get("composition", "draw"),
+        composition=choice(source, "sampler.composition", data.get("composition", "draw"),
                             COMPOSITIONS),
         batches_per_epoch=_optional(source, "sampler.batches_per_epoch",
                                     data.get("batches_per_epoch"), int, minimum=1),
@@ -356,7 +356,7 @@ def _sampler(source: str, data: Any) -> SamplerConfig:
 
 def _data(source: str, data: Any) -> DataConfig:
     data = _section(source, "data", data)
-    _check_keys(source, "data.", data, {"train", "val", "support", "train_labels"}, {"train", "val"})
+    check_keys(source, "data.", data, {"train", "val", "support", "train_labels"}, {"train", "val"})
     labels = data.get("train_labels")
     if labels is not None:
         if not (isinstance(labels, list) and labels and all(label in CLASS_NAMES for label in labels)):
@@ -372,13 +372,13 @@ def _augment(source: str, data: Any) -> AugmentConfig:
     if data is None:
         return AugmentConfig()
     data = _section(source, "augment", data)
-    _check_keys(source, "augment.", data, {"flip_probability", "brightness_delta", "channel_shuffle_probability"},
+    check_keys(source, "augment.", data, {"flip_probability", "brightness_delta", "channel_shuffle_probability"},
                 set())
-    flip = _typed(source, "augment.flip_probability", data.get("flip_probability", 0.0), float,
+    flip = typed(source, "augment.flip_probability", data.get("flip_probability", 0.0), float,
                   minimum=0.0)
-    brightness = _typed(source, "augment.brightness_delta", data.get("brightness_delta", 0.0),
+    brightness = typed(source, "augment.brightness_delta", data.get("brightness_delta", 0.0),
                         float, minimum=0.0)
-    shuffle = _typed(source, "augment.channel_shuffle_probability",
+    shuffle = typed(source, "augment.channel_shuffle_probability",
                      data.get("channel_shuffle_probability", 0.0), float, minimum=0.0)
     if flip > 1:
         raise ConfigError(source, "augment.flip_probability", flip, "a probability in [0, 1]")
@@ -391,13 +391,13 @@ def _augment(source: str, data: Any) -> AugmentConfig:
 
 def _selection(source: str, data: Any, loss_kind: str) -> SelectionConfig:
     data = _section(source, "selection", data or {})
-    _check_keys(source, "selection.", data,
+    check_keys(source, "selection.", data,
                 {"protocol", "metric", "domain_weights", "threshold", "prototype_pooling"}, set())
     # one-class runs validate on the reconstruction error of (often real-only) val clips
     default_protocol = {"supcon": "prototype", "reconstruction": "val_loss"}.get(loss_kind, "softmax")
-    protocol = _choice(source, "selection.protocol", data.get("protocol", default_protocol),
+    protocol = choice(source, "selection.protocol", data.get("protocol", default_protocol),
                        SELECTION_PROTOCOLS)
-    metric = _choice(source, "selection.metric", data.get("metric", "auroc"), SELECTION_METRICS)
+    metric = choice(source, "selection.metric", data.get("metric", "auroc"), SELECTION_METRICS)
     if metric == "combined" and protocol != "softmax":
         raise ConfigError(source, "selection.metric", metric,
                           "a metric of the prototype protocol (auroc, accuracy, eer, mcc); "
@@ -405,8 +405,8 @@ def _selection(source: str, data: Any, loss_kind: str) -> SelectionConfig:
     return SelectionConfig(
         protocol=protocol, metric=metric,
         domain_weights=_weights(source, "selection.domain_weights", data.get("domain_weights")),
-        threshold=_typed(source, "selection.threshold", data.get("threshold", 0.0), float),
-        prototype_pooling=_choice(source, "selection.prototype_pooling",
+        threshold=typed(source, "selection.threshold", data.get("threshold", 0.0), float),
+        prototype_pooling=choice(source, "selection.prototype_pooling",
                                   data.get("prototype_pooling", "per_domain"), PROTOTYPE_POOLING),
     )
 
@@ -419,44 +419,44 @@ TRAIN_REQUIRED = {"name", "model", "loss", "optimizer", "sampler", "data", "epoc
 
 def parse_train_config(data: Mapping[str, Any], source: str = "<dict>") -> TrainConfig:
     data = _section(source, "<file>", dict(data))
-    _check_keys(source, "", data, TRAIN_KEYS, TRAIN_REQUIRED)
+    check_keys(source, "", data, TRAIN_KEYS, TRAIN_REQUIRED)
     loss = _loss(source, data["loss"])
     config = TrainConfig(
-        name=_typed(source, "name", data["name"], str),
+        name=typed(source, "name", data["name"], str),
         model=_model(source, "model", data["model"]),
         loss=loss,
         optimizer=_optimizer(source, data["optimizer"]),
         sampler=_sampler(source, data["sampler"]),
         data=_data(source, data["data"]),
         selection=_selection(source, data.get("selection"), loss.kind),
-        epochs=_typed(source, "epochs", data["epochs"], int, minimum=1),
-        batch_size=_typed(source, "batch_size", data["batch_size"], int, minimum=1),
-        grad_accumulation=_typed(source, "grad_accumulation", data.get("grad_accumulation", 1), int,
+        epochs=typed(source, "epochs", data["epochs"], int, minimum=1),
+        batch_size=typed(source, "batch_size", data["batch_size"], int, minimum=1),
+        grad_accumulation=typed(source, "grad_accumulation", data.get("grad_accumulation", 1), int,
                                  minimum=1),
-        out_dir=_typed(source, "out_dir", data["out_dir"], str),
+        out_dir=typed(source, "out_dir", data["out_dir"], str),
         init_checkpoint=_optional(source, "init_checkpoint", data.get("init_checkpoint"), str),
-        init_mode=_choice(source, "init_mode", data.get("init_mode", "backbone"), INIT_MODES),
+        init_mode=choice(source, "init_mode", data.get("init_mode", "backbone"), INIT_MODES),
         unfreeze=_unfreeze(source, data.get("unfreeze", "all")),
         domain_loss_weights=_weights(source, "domain_loss_weights",
                                      data.get("domain_loss_weights")),
-        domain_loss_mode=_choice(source, "domain_loss_mode", data.get("domain_loss_mode", "shares"),
+        domain_loss_mode=choice(source, "domain_loss_mode", data.get("domain_loss_mode", "shares"),
                                  DOMAIN_LOSS_MODES),
         normalisation=_optional_choice(source, "normalisation", data.get("normalisation"),
                                        NORMALISATIONS),
         layout=_optional_choice(source, "layout", data.get("layout"), LAYOUTS),
         augment=_augment(source, data.get("augment")),
-        amp=_choice(source, "amp", data.get("amp", "auto"), AMP_MODES),
-        device=_choice(source, "device", data.get("device", "auto"), DEVICES),
-        workers=_typed(source, "workers", data.get("workers", 2), int, minimum=0),
+        amp=choice(source, "amp", data.get("amp", "auto"), AMP_MODES),
+        device=choice(source, "device", data.get("device", "auto"), DEVICES),
+        workers=typed(source, "workers", data.get("workers", 2), int, minimum=0),
         eval_batch_size=_optional(source, "eval_batch_size", data.get("eval_batch_size"), int,
                                   minimum=1),
-        decode_cache_gb=_typed(source, "decode_cache_gb", data.get("decode_cache_gb", 0.0), float,
+        decode_cache_gb=typed(source, "decode_cache_gb", data.get("decode_cache_gb", 0.0), float,
                                minimum=0.0),
         decode_cache_dir=_optional(source, "decode_cache_dir", data.get("decode_cache_dir"), str),
-        seed=_typed(source, "seed", data.get("seed", 0), int, minimum=0),
-        checkpoint_every_steps=_typed(source, "checkpoint_every_steps",
+        seed=typed(source, "seed", data.get("seed", 0), int, minimum=0),
+        checkpoint_every_steps=typed(source, "checkpoint_every_steps",
                                       data.get("checkpoint_every_steps", 0), int, minimum=0),
-        log_every_steps=_typed(source, "log_every_steps", data.get("log_every_steps", 50), int,
+        log_every_steps=typed(source, "log_every_steps", data.get("log_every_steps", 50), int,
                                minimum=1),
         source=source,
     )
@@ -471,7 +471,7 @@ def parse_train_config(data: Mapping[str, Any], source: str = "<dict>") -> Train
 
 def load_train_config(path: str | os.PathLike) -> TrainConfig:
     path = Path(path)
-    return parse_train_config(_load_yaml(path), str(path))
+    return parse_train_config(load_yaml(path), str(path))
 
 
 # -- eval config --------------------------------------------------------------------------------
@@ -480,7 +480,7 @@ EVAL_KEYS = {f.name for f in dataclasses.fields(EvalConfig)} - {"source"}
 
 def parse_eval_config(data: Mapping[str, Any], source: str = "<dict>") -> EvalConfig:
     data = _section(source, "<file>", dict(data))
-    _check_keys(source, "", data, EVAL_KEYS,
+    check_keys(source, "", data, EVAL_KEYS,
                 {"name", "checkpoint", "protocols", "query", "out_dir"})
     protocols = data["protocols"]
     if isinstance(protocols, str):
@@ -489,7 +489,7 @@ def parse_eval_config(data: Mapping[str, Any], source: str = "<dict>") -> EvalCo
         raise ConfigError(source, "protocols", protocols,
                           f"a non-empty list among {EVAL_PROTOCOLS}")
     for protocol in protocols:
-        _choice(source, "protocols", protocol, EVAL_PROTOCOLS)
+        choice(source, "protocols", protocol, EVAL_PROTOCOLS)
     support = _paths(source, "support", data.get("support"), required=False)
     if "prototype" in protocols and not support:
         raise ConfigError(source, "support", data.get("support"),
@@ -502,30 +502,30 @@ def parse_eval_config(data: Mapping[str, Any], source: str = "<dict>") -> EvalCo
                           "a fixed threshold (the card's 0.3137), or calibration split files "
                           "with real and fake clips to choose it on")
     return EvalConfig(
-        name=_typed(source, "name", data["name"], str),
-        checkpoint=_typed(source, "checkpoint", data["checkpoint"], str),
+        name=typed(source, "name", data["name"], str),
+        checkpoint=typed(source, "checkpoint", data["checkpoint"], str),
         protocols=tuple(protocols),
         query=_paths(source, "query", data["query"], required=True),
-        out_dir=_typed(source, "out_dir", data["out_dir"], str),
+        out_dir=typed(source, "out_dir", data["out_dir"], str),
         support=support,
         model=None if data.get("model") is None else _model(source, "model", data["model"]),
         normalisation=_optional_choice(source, "normalisation", data.get("normalisation"),
                                        NORMALISATIONS),
         layout=_optional_choice(source, "layout", data.get("layout"), LAYOUTS),
-        threshold=_typed(source, "threshold", data.get("threshold", 0.0), float),
-        prototype_pooling=_choice(source, "prototype_pooling",
+        threshold=typed(source, "threshold", data.get("threshold", 0.0), float),
+        prototype_pooling=choice(source, "prototype_pooling",
                                   data.get("prototype_pooling", "per_domain"), PROTOTYPE_POOLING),
         anomaly_threshold=anomaly_threshold,
         calibration=calibration,
-        batch_size=_typed(source, "batch_size", data.get("batch_size", 8), int, minimum=1),
-        workers=_typed(source, "workers", data.get("workers", 2), int, minimum=0),
-        amp=_choice(source, "amp", data.get("amp", "auto"), AMP_MODES),
-        device=_choice(source, "device", data.get("device", "auto"), DEVICES),
-        plots=_typed(source, "plots", data.get("plots", True), bool),
+        batch_size=typed(source, "batch_size", data.get("batch_size", 8), int, minimum=1),
+        workers=typed(source, "workers", data.get("workers", 2), int, minimum=0),
+        amp=choice(source, "amp", data.get("amp", "auto"), AMP_MODES),
+        device=choice(source, "device", data.get("device", "auto"), DEVICES),
+        plots=typed(source, "plots", data.get("plots", True), bool),
         source=source,
     )
 
 
 def load_eval_config(path: str | os.PathLike) -> EvalConfig:
     path = Path(path)
-    return parse_eval_config(_load_yaml(path), str(path))
+    return parse_eval_config(load_yaml(path), str(path))

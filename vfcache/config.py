@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-import yaml
 
 from vfcache.errors import ConfigError
+from vfcache.validation import check_keys, choice, load_yaml, typed
 from vfcache.pixels import DEFAULT_PIXELS, PIXELS, odd_size_problem, stored_shape
 
 Sampling = Literal["fps", "uniform"]
@@ -62,11 +62,30 @@ class ClipSpec:
     pixels: str = DEFAULT_PIXELS
 
     def __post_init__(self) -> None:
-        if self.pixels not in PIXELS:
-            raise ValueError(f"pixels = {self.pixels!r}; expected one of {list(PIXELS)}")
+        """The one place a clip spec is validated: a ConfigError names the field and the value
+        (`parse_clip_spec` puts the file in front)."""
+        where = f"clip spec {self.name!r}"
+        for key in ("height", "width"):
+            typed(where, key, getattr(self, key), int, minimum=8)
+        typed(where, "frames", self.frames, int, minimum=1)
+        typed(where, "clips_per_video", self.clips_per_video, int, minimum=1)
+        choice(where, "sampling", self.sampling, SAMPLINGS)
+        choice(where, "resize", self.resize, RESIZE_MODES)
+        choice(where, "short_policy", self.short_policy, SHORT_POLICIES)
+        choice(where, "start", self.start, START_POLICIES)
+        choice(where, "pixels", self.pixels, PIXELS)
         problem = odd_size_problem(self.height, self.width) if self.pixels == "yuv420" else None
         if problem:
-            raise ValueError(f"clip spec {self.name!r}: {problem}")
+            raise ConfigError(where, "size", [self.height, self.width], f"even sizes: {problem}")
+        if self.sampling == "fps":
+            if self.fps is None:
+                raise ConfigError(where, "fps", None, "a target frame rate when sampling is 'fps'")
+            typed(where, "fps", self.fps, float, minimum=0.1)
+        elif self.fps is not None:
+            raise ConfigError(where, "fps", self.fps,
+                              "no fps when sampling is 'uniform' (frames spread over the video)")
+        if self.sampling == "uniform" and self.clips_per_video != 1:
+            raise ConfigError(where, "clips_per_video", self.clips_per_video, "1 for uniform sampling")
 
     def _fields(self) -> dict:
         values = dataclasses.asdict(self)
@@ -146,48 +165,9 @@ def _source_name(path: Path | str) -> str:
     return str(path)
 
 
-def _load_yaml(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise ConfigError(str(path), "<file>", str(path), "an existing YAML file") from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(str(path), "<file>", "unparsable YAML", f"valid YAML ({err})") from err
-    if not isinstance(data, dict):
-        raise ConfigError(str(path), "<file>", type(data).__name__, "a mapping at the top level")
-    return data
-
-
-def _check_keys(source: str, prefix: str, data: dict, allowed: set[str], required: set[str]) -> None:
-    for key in data:
-        if key not in allowed:
-            raise ConfigError(source, prefix + str(key), data[key], f"one of the known keys {sorted(allowed)}")
-    for key in required:
-        if key not in data:
-            raise ConfigError(source, prefix + key, None, "a value (the field is required)")
-
-
-def _typed(source: str, fieldname: str, value: Any, kind: type, *, minimum: float | None = None) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise ConfigError(source, fieldname, value, f"a {kind.__name__}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(source, fieldname, value, f"a {kind.__name__} >= {minimum}")
-    return value
-
-
-def _choice(source: str, fieldname: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ConfigError(source, fieldname, value, f"one of {list(choices)}")
-    return value
-
-
 def parse_clip_spec(data: dict, source: str) -> ClipSpec:
     allowed = {f.name for f in dataclasses.fields(ClipSpec)} | {"size"}
-    _check_keys(source, "", data, allowed, {"name", "frames", "sampling"})
+    check_keys(source, "", data, allowed, {"name", "frames", "sampling"})
     values = dict(data)
     if "size" in values:
         size = values.pop("size")
@@ -199,26 +179,12 @@ def parse_clip_spec(data: dict, source: str) -> ClipSpec:
     for key in ("height", "width"):
         if key not in values:
             raise ConfigError(source, key, None, "a value (or give `size`)")
-        _typed(source, key, values[key], int, minimum=8)
-    _typed(source, "frames", values["frames"], int, minimum=1)
-    _typed(source, "clips_per_video", values.get("clips_per_video", 1), int, minimum=1)
-    _choice(source, "sampling", values["sampling"], SAMPLINGS)
-    _choice(source, "resize", values.get("resize", "short_side_crop"), RESIZE_MODES)
-    _choice(source, "short_policy", values.get("short_policy", "pad_last"), SHORT_POLICIES)
-    _choice(source, "start", values.get("start", "start"), START_POLICIES)
-    _choice(source, "pixels", values.get("pixels", DEFAULT_PIXELS), PIXELS)
-    if values.get("pixels") == "yuv420" and odd_size_problem(values["height"], values["width"]):
-        raise ConfigError(source, "size", [values["height"], values["width"]],
-                          f"even sizes: {odd_size_problem(values['height'], values['width'])}")
-    if values["sampling"] == "fps":
-        if "fps" not in values:
-            raise ConfigError(source, "fps", None, "a target frame rate when sampling is 'fps'")
-        values["fps"] = _typed(source, "fps", values["fps"], float, minimum=0.1)
-    elif values.get("fps") is not None:
-        raise ConfigError(source, "fps", values["fps"], "no fps when sampling is 'uniform' (frames spread over the video)")
-    if values["sampling"] == "uniform" and values.get("clips_per_video", 1) != 1:
-        raise ConfigError(source, "clips_per_video", values["clips_per_video"], "1 for uniform sampling")
-    return ClipSpec(**values)
+    if isinstance(values.get("fps"), int) and not isinstance(values.get("fps"), bool):
+        values["fps"] = float(values["fps"])  # YAML's `fps: 24`
+    try:
+        return ClipSpec(**values)
+    except ConfigError as err:  # the spec's own check, with the file in front
+        raise ConfigError(source, err.field, err.value, err.expected) from err
 
 
 def load_clip_spec(name_or_path: str | os.PathLike) -> ClipSpec:
@@ -229,7 +195,7 @@ def load_clip_spec(name_or_path: str | os.PathLike) -> ClipSpec:
         if not path.exists():
             known = sorted(p.stem for p in (configs_dir() / "clips").glob("*.yaml"))
             raise ConfigError("--spec", "spec", str(name_or_path), f"a preset among {known} or a YAML path")
-    return parse_clip_spec(_load_yaml(path), str(path))
+    return parse_clip_spec(load_yaml(path), str(path))
 
 
 def clip_spec_from_json(payload: dict) -> ClipSpec:
@@ -244,7 +210,7 @@ def _parse_layout(data: Any, source: str) -> LayoutRule:
     if not isinstance(data, dict):
         raise ConfigError(source, "layout", data, "a mapping")
     allowed = {f.name for f in dataclasses.fields(LayoutRule)}
-    _check_keys(source, "layout.", data, allowed, set())
+    check_keys(source, "layout.", data, allowed, set())
     values = dict(data)
     for key in ("real", "fake"):
         if key in values:
@@ -317,26 +283,26 @@ def _parse_splits(data: Any, source: str) -> SplitPreset:
         return SplitPreset()
     if not isinstance(data, dict):
         raise ConfigError(source, "splits", data, "a mapping")
-    _check_keys(source, "splits.", data, {"sizes", "seed", "support", "stratify", "name", "unit", "subset"},
+    check_keys(source, "splits.", data, {"sizes", "seed", "support", "stratify", "name", "unit", "subset"},
                 set())
     values: dict[str, Any] = {}
     if "sizes" in data:
         values["sizes"] = parse_split_sizes(data["sizes"], source)
     if "seed" in data:
-        values["seed"] = _typed(source, "splits.seed", data["seed"], int, minimum=0)
+        values["seed"] = typed(source, "splits.seed", data["seed"], int, minimum=0)
     if "support" in data:
-        values["support"] = _typed(source, "splits.support", data["support"], int, minimum=0)
+        values["support"] = typed(source, "splits.support", data["support"], int, minimum=0)
     if "stratify" in data:
         strat = data["stratify"]
         if not (isinstance(strat, list) and all(s in ("label", "generator", "domain") for s in strat)):
             raise ConfigError(source, "splits.stratify", strat, "a list among label, generator, domain")
         values["stratify"] = tuple(strat)
     if "name" in data:
-        values["name"] = _typed(source, "splits.name", data["name"], str)
+        values["name"] = typed(source, "splits.name", data["name"], str)
     if "unit" in data:
-        values["unit"] = _choice(source, "splits.unit", data["unit"], SPLIT_UNITS)
+        values["unit"] = choice(source, "splits.unit", data["unit"], SPLIT_UNITS)
     if data.get("subset") is not None:
-        values["subset"] = _typed(source, "splits.subset", data["subset"], int, minimum=1)
+        values["subset"] = typed(source, "splits.subset", data["subset"], int, minimum=1)
     return SplitPreset(**values)
 
 
@@ -346,24 +312,24 @@ REDISTRIBUTION = ("allowed", "forbidden", "unknown")
 
 
 def parse_dataset_config(data: dict, source: str) -> DatasetConfig:
-    _check_keys(source, "", data, DATASET_KEYS, {"name", "kind"})
-    name = _typed(source, "name", data["name"], str)
-    kind = _typed(source, "kind", data["kind"], str)
+    check_keys(source, "", data, DATASET_KEYS, {"name", "kind"})
+    name = typed(source, "name", data["name"], str)
+    kind = typed(source, "kind", data["kind"], str)
     src = data.get("source") or {}
     if not isinstance(src, dict):
         raise ConfigError(source, "source", src, "a mapping")
     return DatasetConfig(
         name=name,
         kind=kind,
-        domain=_typed(source, "domain", data.get("domain", name), str),
-        clip_spec=_typed(source, "clip_spec", data.get("clip_spec", "sample_8x112"), str),
+        domain=typed(source, "domain", data.get("domain", name), str),
+        clip_spec=typed(source, "clip_spec", data.get("clip_spec", "sample_8x112"), str),
         layout=_parse_layout(data.get("layout"), source),
         splits=_parse_splits(data.get("splits"), source),
         source=src,
         description=str(data.get("description", "")),
         terms=str(data.get("terms", "")),
-        license=_typed(source, "license", data.get("license", "unknown"), str),
-        redistribution=_choice(source, "redistribution", data.get("redistribution", "unknown"),
+        license=typed(source, "license", data.get("license", "unknown"), str),
+        redistribution=choice(source, "redistribution", data.get("redistribution", "unknown"),
                                REDISTRIBUTION),
         path=source,
     )
@@ -377,7 +343,7 @@ def load_dataset_config(name: str, config_file: str | os.PathLike | None = None)
         path = configs_dir() / "datasets" / f"{name}.yaml"
         if not path.exists():
             raise ConfigError("<dataset>", "name", name, f"a dataset among {list_dataset_names()} or --config FILE")
-    config = parse_dataset_config(_load_yaml(path), str(path))
+    config = parse_dataset_config(load_yaml(path), str(path))
     if config.name != name:
         expected = f"{name!r} (the file name)" if config_file is None else f"{name!r}, the dataset named on the command line"
         raise ConfigError(str(path), "name", config.name, expected)

@@ -28,7 +28,8 @@ from typing import Optional
 import av
 import numpy as np
 
-RESIZE_MODES = ("short_side_crop", "squash")
+from vfcache.config import RESIZE_MODES
+
 ROTATIONS = (0, 90, 180, 270)
 SCALE_FLAGS = "area"  # swscale area averaging: antialiased when downscaling
 # AVColorSpace values -> the matrices a yuv420 clip can be tagged with; anything else
