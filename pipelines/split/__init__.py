@@ -38,10 +38,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -58,69 +56,30 @@ from vfcache.manifests.split_files import (
     PartSummary,
     SplitMeta,
     SubsetInfo,
+    read_split_meta,
     write_split_meta,
 )
-from vfcache.pipelines.extract._allocation import SuffixReach, largest_remainder, round_matrix
-from vfcache.pipelines.split.pins import after_pins, group_pins, keep, pinned_to, unit_pins
+from vfcache.pipelines.split.pins import keep, pinned_to, unit_pins
+from vfcache.pipelines.split.assign import (  # noqa: F401  (the stage's public names)
+    SHUFFLE_ATTEMPTS,
+    STRATIFY_KEYS,
+    UNASSIGNED,
+    SplitSizeError,
+    _check_stratify,
+    assign_codes,
+    is_official,
+    normalize_sizes,
+    part_targets,
+    pick_support,
+    subset_sizes,
+)
 
 from vfcache.checksums import sha256_file
-from vfcache.config import OFFICIAL_SIZE, parse_split_sizes
-from vfcache.errors import StageError, VfcacheError
+from vfcache.config import SplitPreset
+from vfcache.errors import StageError
 from vfcache.layout import SPLIT_PARTS, CacheDir
 
 log = logging.getLogger(__name__)
-
-STRATIFY_KEYS = ("label", "generator", "domain")
-UNASSIGNED = "unassigned"
-SHUFFLE_ATTEMPTS = 16
-
-
-class SplitSizeError(VfcacheError, ValueError):
-    """The asked sizes cannot be met by the clips available."""
-
-
-def normalize_sizes(sizes: Any) -> tuple[tuple[str, str], ...]:
-    """`"train=50,val=50,test=rest"`, a mapping, or (part, size) pairs -> validated pairs."""
-    if isinstance(sizes, (str, dict)):
-        return parse_split_sizes(sizes, "split sizes", "sizes")
-    text = ",".join(f"{part}={size}" for part, size in sizes)
-    return parse_split_sizes(text, "split sizes", "sizes")
-
-
-def _size_kind(size: str) -> tuple[str, Fraction | int | None]:
-    if size == OFFICIAL_SIZE:
-        raise ValueError("'official' sizes are not counts: the parts come from the clips "
-                         "(see official_parts)")
-    if size == "rest":
-        return "rest", None
-    if size.isdigit():
-        return "count", int(size)
-    return "fraction", Fraction(size)
-
-
-def part_targets(sizes: Sequence[tuple[str, str]], total_clips: int) -> dict[str, int]:
-    """Clip count per part (fractions of `total_clips` by largest remainder); may add UNASSIGNED."""
-    kinds = {part: _size_kind(size) for part, size in sizes}
-    counted = sum(value for kind, value in kinds.values() if kind == "count")
-    fraction_parts = [part for part, (kind, _) in kinds.items() if kind == "fraction"]
-    shares = [kinds[part][1] * total_clips for part in fraction_parts]
-    slack = total_clips - counted - sum(shares)
-    if slack < 0:
-        asked = ",".join(f"{part}={size}" for part, size in sizes)
-        raise SplitSizeError(
-            f"split sizes {asked} ask for {float(counted + sum(shares)):g} records but only "
-            f"{total_clips} are available; lower the sizes or use 'rest'"
-        )
-    rest_part = next((part for part, (kind, _) in kinds.items() if kind == "rest"), UNASSIGNED)
-    rounded = largest_remainder([*shares, slack], total_clips - counted)
-    targets = {}
-    for part, (kind, value) in kinds.items():
-        if kind == "count":
-            targets[part] = value
-        elif kind == "fraction":
-            targets[part] = rounded[fraction_parts.index(part)]
-    targets[rest_part] = rounded[-1]
-    return targets
 
 
 def assign_splits(
@@ -147,105 +106,6 @@ def _records_table(clips: Sequence) -> pa.Table:
     return pa.table({name: pa.array([getattr(c, name) for c in clips], schema.field(name).type) for name in names})
 
 
-def _check_stratify(stratify: Sequence[str]) -> None:
-    bad_keys = [key for key in stratify if key not in STRATIFY_KEYS]
-    if bad_keys:
-        raise ValueError(f"stratify keys {bad_keys} are not among {STRATIFY_KEYS}")
-
-
-def assign_codes(group: np.ndarray, stratum: np.ndarray, sizes: Sequence[tuple[str, str]], *,
-                 seed: int, pinned: Optional[Sequence[Optional[str]]] = None) -> dict[str, np.ndarray]:
-    """The assignment itself, on validated (part, size) pairs and one entry per unit in key order:
-    `group` and `stratum` are codes ordered as the group names and stratum tuples sort. Returns
-    each part's unit positions, ascending (so in key order); UNASSIGNED is dropped. Part names
-    are free here (the subset uses "subset" / "dropped"). Codes are re-ranked here, so a
-    subset's codes work as they are. `pinned` (one part name or None per unit) fixes the part of
-    some units and of their groups (`vfcache.pipelines.split.pins`); without it the result is unchanged."""
-    group = np.unique(group, return_inverse=True)[1].astype(np.int64) if len(group) else group
-    stratum_codes, stratum = np.unique(stratum, return_inverse=True) if len(stratum) else (stratum, stratum)
-    stratum = stratum.astype(np.int64)
-    targets = part_targets(sizes, len(group))
-    rest_part = next((part for part, size in sizes if size == "rest"), UNASSIGNED)
-    parts = [part for part, size in sizes if size != "rest"] + [rest_part]
-    strata = list(range(len(stratum_codes)))
-    stratum_sizes = np.bincount(stratum, minlength=len(strata)).tolist()
-    quotas = round_matrix([targets[p] for p in parts], stratum_sizes)
-    n_groups = int(group.max()) + 1 if len(group) else 0
-    group_size = np.bincount(group, minlength=n_groups).tolist()
-    pairs, pair_units = np.unique(group * max(len(strata), 1) + stratum, return_counts=True)
-    composition: list[list] = [[] for _ in range(n_groups)]
-    for pair, n in zip(pairs.tolist(), pair_units.tolist()):
-        composition[pair // max(len(strata), 1)].append((pair % max(len(strata), 1), n))
-    pins = group_pins(group, pinned)
-    free_targets, free_quotas = after_pins(pins, parts, targets, quotas, composition, group_size)
-    rng = np.random.default_rng(seed)
-    first: dict[str, list[int]] = {}
-    for _ in range(SHUFFLE_ATTEMPTS):
-        order = [g for g in rng.permutation(n_groups).tolist() if g not in pins]
-        assignment, exact = _carve_all(order, group_size, composition, parts, free_targets, free_quotas, strata)
-        if exact:
-            break
-        first = first or assignment
-    else:
-        # no shuffle met every size; keep the first one, whose shortfalls split.json records
-        assignment = first
-    for code, part in pins.items():
-        if part in assignment:  # pinned to a part this split lacks: in no part
-            assignment[part].append(code)
-    part_of_group = np.full(n_groups, -1, dtype=np.int64)
-    for number, part in enumerate(parts):
-        part_of_group[np.asarray(assignment[part], dtype=np.int64)] = number
-    part_of_unit = part_of_group[group]
-    result = {part: np.flatnonzero(part_of_unit == number) for number, part in enumerate(parts)}
-    result.pop(UNASSIGNED, None)
-    return result
-
-
-def subset_sizes(count: int) -> tuple[tuple[str, str], ...]:
-    """A seeded subset of `count` units is the first part of a two-part split ("subset" = count,
-    the rest dropped), so it has a part's guarantees: exact when the groups allow it, every
-    stratum in proportion, whole groups only."""
-    return (("subset", str(count)), ("dropped", "rest"))
-
-
-def _carve_all(order, group_size, composition, parts, targets, quotas, strata) -> tuple[dict[str, list], bool]:
-    pool = order
-    assignment, exact = {}, True
-    for row, part in enumerate(parts[:-1]):
-        needs = dict(zip(strata, quotas[row]))
-        chosen, pool = _carve(pool, group_size, composition, targets[part], needs)
-        assignment[part] = chosen
-        exact &= sum(group_size[g] for g in chosen) == targets[part]
-    assignment[parts[-1]] = pool
-    return assignment, exact
-
-
-def _carve(pool: list, group_size, composition, target: int, needs: dict) -> tuple[list, list]:
-    """One pass over `pool`: take groups that fit the stratum needs, steered to an exact total
-    (`group_size[g]`: units of group g; `composition[g]`: its (stratum, units) pairs)."""
-    sizes = [group_size[name] for name in pool]
-    reach = SuffixReach(sizes, target)
-    gap = reach.best_at_most(target)
-    chosen, left = [], []
-    for i, name in enumerate(pool):
-        size = sizes[i]
-        can_take = size <= gap and reach.reachable(i + 1, gap - size)  # by the groups after this one
-        can_skip = reach.reachable(i + 1, gap)
-        wanted = all(needs.get(stratum, 0) >= n for stratum, n in composition[name])
-        if can_take and (wanted or not can_skip):
-            chosen.append(name)
-            gap -= size
-            for stratum, n in composition[name]:
-                needs[stratum] = needs.get(stratum, 0) - n
-        else:
-            left.append(name)
-    return chosen, left
-
-
-def is_official(sizes: Sequence[tuple[str, str]]) -> bool:
-    return bool(sizes) and all(size == OFFICIAL_SIZE for _, size in sizes)
-
-
 def official_parts(clips: Sequence[ClipRecord],
                    parts: Sequence[str]) -> dict[str, list[ClipRecord]]:
     """The dataset's own split: each part gets the clips whose `source_split` names it, sorted by
@@ -257,57 +117,6 @@ def official_parts(clips: Sequence[ClipRecord],
     table = _Clips(_records_table(clips), "the clips given")
     rows = table.official(table.in_order(np.arange(len(table))), parts)
     return {part: [clips[row] for row in rows[part].tolist()] for part in parts}
-
-
-def pick_support(train: Sequence, n_per_class: int, *, seed: int) -> list:
-    """N real + N fake clips per domain of `train`, one clip per video first, round-robin over generators.
-
-    Works on anything with clip_id, video_id, domain, label and generator (ClipRecord, SplitEntry).
-    The picked clips stay in train (see the module docstring). Sorted by (domain, label, generator, clip_id).
-    """
-    if n_per_class < 0:
-        raise ValueError(f"support size {n_per_class} must be >= 0")
-    if n_per_class == 0:
-        return []
-    rng = np.random.default_rng(seed)
-    by_cell: dict[tuple[str, int], list] = defaultdict(list)
-    for clip in sorted(train, key=lambda c: c.clip_id):
-        by_cell[(clip.domain, clip.label)].append(clip)
-    picked = []
-    for domain in sorted({domain for domain, _ in by_cell}):
-        for label in (LABEL_REAL, LABEL_FAKE):
-            candidates = by_cell.get((domain, label), [])
-            if len(candidates) < n_per_class:
-                raise SplitSizeError(
-                    f"support bank asks {n_per_class} {LABEL_NAMES[label]} clips of domain {domain!r} "
-                    f"but train has {len(candidates)}; lower the support size or enlarge train"
-                )
-            picked.extend(_spread_pick(candidates, n_per_class, rng))
-    return sorted(picked, key=lambda c: (c.domain, c.label, c.generator, c.clip_id))
-
-
-def _spread_pick(candidates: list, count: int, rng: np.random.Generator) -> list:
-    queues = []
-    generators = sorted({clip.generator for clip in candidates})
-    for generator in [generators[i] for i in rng.permutation(len(generators))]:
-        by_video: dict[str, list] = defaultdict(list)
-        for clip in candidates:
-            if clip.generator == generator:
-                by_video[clip.video_id].append(clip)
-        videos = sorted(by_video)
-        shuffled = []
-        for i in rng.permutation(len(videos)):
-            clips = by_video[videos[i]]
-            shuffled.append([clips[j] for j in rng.permutation(len(clips))])
-        depth = max(len(clips) for clips in shuffled)
-        # the first clip of every video, then the second of every video, ...
-        queues.append(deque(clips[d] for d in range(depth) for clips in shuffled if d < len(clips)))
-    picked = []
-    while len(picked) < count:
-        for queue in queues:
-            if queue and len(picked) < count:
-                picked.append(queue.popleft())
-    return picked
 
 
 @dataclass(frozen=True)
@@ -491,6 +300,40 @@ class _Row:
     label: int
     generator: str
     row: int
+
+
+def split_options(preset: SplitPreset, *, sizes: Optional[Sequence[tuple[str, str]]] = None,
+                  seed: Optional[int] = None, support: Optional[int] = None, name: Optional[str] = None,
+                  unit: Optional[str] = None, subset: Optional[int] = None) -> dict:
+    """`write_split`'s keyword arguments: a dataset's split preset with what a user gave over
+    it (None keeps the preset's value; `subset=0` asks for no subset)."""
+    return {
+        "sizes": sizes if sizes else preset.sizes,
+        "seed": preset.seed if seed is None else seed,
+        "support": preset.support if support is None else support,
+        "stratify": preset.stratify,
+        "name": name or preset.name,
+        "unit": unit or preset.unit,
+        "subset": preset.subset if subset is None else (subset or None),
+    }
+
+
+def split_is_current(cache_dir: CacheDir, options: dict) -> bool:
+    """Whether the split `options` name was written with these options from the current
+    clips.parquet (so `vfcache cache` need not write it again)."""
+    split_dir = cache_dir.split_dir(options["name"])
+    if not (split_dir / "split.json").exists():
+        return False
+    meta = read_split_meta(split_dir)
+    return (
+        meta.clips_parquet_sha256 == sha256_file(cache_dir.clips_parquet)
+        and tuple(meta.sizes) == tuple(options["sizes"])
+        and meta.seed == options["seed"]
+        and meta.support_per_class == options["support"]
+        and tuple(meta.stratify) == tuple(options["stratify"])
+        and meta.unit == options["unit"]
+        and (meta.subset.asked if meta.subset else None) == options["subset"]
+    )
 
 
 def write_split(

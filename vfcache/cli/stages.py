@@ -47,16 +47,10 @@ def _echo_failures(failures_by_reason: dict) -> None:
 
 
 def _split_options(config: DatasetConfig, sizes, seed, support, name, unit=None, subset=None) -> dict:
-    preset = config.splits
-    return {
-        "sizes": parse_split_sizes(sizes, "--sizes") if sizes else preset.sizes,
-        "seed": preset.seed if seed is None else seed,
-        "support": preset.support if support is None else support,
-        "stratify": preset.stratify,
-        "name": name or preset.name,
-        "unit": unit or preset.unit,
-        "subset": preset.subset if subset is None else (subset or None),
-    }
+    from vfcache.pipelines.split import split_options
+
+    return split_options(config.splits, sizes=parse_split_sizes(sizes, "--sizes") if sizes else None,
+                         seed=seed, support=support, name=name, unit=unit, subset=subset)
 
 
 @contextlib.contextmanager
@@ -125,30 +119,11 @@ def _run_extract(ctx: Context, config: DatasetConfig, spec: ClipSpec, client, *,
     _echo_failures(report.failures_by_reason)
 
 
-def _split_is_current(cache_dir, options: dict) -> bool:
-    from vfcache.checksums import sha256_file
-    from vfcache.manifests.split_files import read_split_meta
-
-    split_dir = cache_dir.split_dir(options["name"])
-    if not (split_dir / "split.json").exists():
-        return False
-    meta = read_split_meta(split_dir)
-    return (
-        meta.clips_parquet_sha256 == sha256_file(cache_dir.clips_parquet)
-        and tuple(meta.sizes) == tuple(options["sizes"])
-        and meta.seed == options["seed"]
-        and meta.support_per_class == options["support"]
-        and tuple(meta.stratify) == tuple(options["stratify"])
-        and meta.unit == options["unit"]
-        and (meta.subset.asked if meta.subset else None) == options["subset"]
-    )
-
-
 def _run_split(ctx: Context, config: DatasetConfig, spec: ClipSpec, options: dict, *, skip_current: bool) -> None:
-    from vfcache.pipelines.split import write_split
+    from vfcache.pipelines.split import split_is_current, write_split
 
     cache_dir = ctx.root.cache_dir(config.name, spec.name)
-    if skip_current and _split_is_current(cache_dir, options):
+    if skip_current and split_is_current(cache_dir, options):
         click.echo(f"split {options['name']} is current -> {cache_dir.split_dir(options['name'])}")
         return
     report = write_split(cache_dir, **options, wait=ctx.wait)
