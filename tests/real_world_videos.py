@@ -27,7 +27,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from vfcache.pipelines.sources._synthetic_frames import paint_frames
+from vfcache.pipelines.sources.painted_frames import paint_frames
 
 WIDTH, HEIGHT, FPS = 96, 64, 24
 FRAMES = 72  # 3 s at 24 fps: three GOPs of 24 frames

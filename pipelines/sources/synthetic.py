@@ -39,7 +39,7 @@ from typing import Literal
 
 import av
 import numpy as np
-from vfcache.pipelines.sources._synthetic_frames import Artifact, Scene, paint_frames
+from vfcache.pipelines.sources.painted_frames import Artifact, Scene, paint_frames
 from vfcache.pipelines.sources.framecode import paint_code, read_code
 
 from vfcache.atomic import TEMP_MARK, temp_path_for, write_bytes_atomic

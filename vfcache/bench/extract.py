@@ -93,7 +93,7 @@ def bench_fps_spec(preset: str = "r2plus1d_24x224") -> ClipSpec:
 
 def _make_corpus(folder: Path, videos: Sequence[CorpusVideo], corpus: str = "synthetic") -> Path:
     """Videos under folder/real/<corpus>/, generated once (a marker file says the set is complete)."""
-    from vfcache.pipelines.sources._natural_frames import natural_frames
+    from vfcache.pipelines.sources.natural_frames import natural_frames
     from vfcache.pipelines.sources.synthetic import encode_video, make_video
 
     if corpus not in CORPORA:
