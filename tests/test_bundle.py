@@ -39,7 +39,6 @@ from tests.standins.hf_hub import HfHubStandin
 from vfcache.cli import cli
 from vfcache.layout import DataRoot
 
-pytest_plugins = ("tests.standins.fixtures",)
 
 REPO = "lab/sample-clips"
 SPEC = "sample_8x112"

@@ -35,7 +35,6 @@ from vfcache.trainers.trainable import set_trainable
 from vfcache.config import load_clip_spec
 from vfcache.errors import StageError
 
-pytest_plugins = ("tests.standins.fixtures",)
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = Path(__file__).resolve().parent / "data" / "hf_configs"
 RECIPES = {  # recipe -> (checkpoint it names, its config fixture)

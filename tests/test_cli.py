@@ -23,7 +23,7 @@ from train_fixtures import toy_train_dict, write_toy_cache
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import STATUS_FAILED, STATUS_OK, ClipRecord, VideoRecord
 from vfcache.pipelines.sources.synthetic import make_video
-from video_corpus import GOOD_VIDEOS, LAYOUT, NOT_A_VIDEO, TOO_SHORT, TRUNCATED, corpus_fixture  # noqa: F401
+from video_corpus import GOOD_VIDEOS, LAYOUT, NOT_A_VIDEO, TOO_SHORT, TRUNCATED
 
 from vfcache.cli import cli
 from vfcache.config import list_dataset_names

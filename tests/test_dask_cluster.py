@@ -14,11 +14,10 @@ from distributed import Client, LocalCluster
 from vfcache.pipelines.extract import extract_clips
 from vfcache.pipelines.probe import build_manifest
 from vfcache.pipelines.runner import open_cluster, run_tasks
-from video_corpus import (  # noqa: F401
+from video_corpus import (
     SHARD_TARGET_BYTES,
     VIDEOS_PER_TASK,
     cache_snapshot,
-    corpus_fixture,
     small_spec,
     temp_files,
 )

@@ -23,7 +23,7 @@ from vfcache.pipelines.extract.plan import plan_batches
 from vfcache.pipelines.extract.task import start_seed
 from vfcache.pipelines.probe import build_manifest
 from vfcache.pipelines.sources.synthetic import make_video, read_code
-from video_corpus import (  # noqa: F401
+from video_corpus import (
     GOOD_VIDEOS,
     NOT_A_VIDEO,
     SHARD_TARGET_BYTES,
@@ -32,7 +32,6 @@ from video_corpus import (  # noqa: F401
     VIDEOS_PER_TASK,
     cache_snapshot,
     copy_corpus,
-    corpus_fixture,
     small_spec,
     temp_files,
 )

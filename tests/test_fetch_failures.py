@@ -23,7 +23,6 @@ from tests.standins.modelscope import modelscope_relpath, modelscope_route
 from vfcache.cli import cli
 
 pytestmark = pytest.mark.network
-pytest_plugins = ("tests.standins.fixtures",)
 
 REPO = "Clarifiedfish/AEGIS-Full"
 ROOT_DIR = Path(__file__).resolve().parents[1]

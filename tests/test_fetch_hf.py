@@ -17,7 +17,6 @@ from vfcache.pipelines.fetch.record import FETCH_RECORD_NAME, read_fetch_record
 from tests.standins.hf_hub import HfHubStandin
 
 pytestmark = pytest.mark.network
-pytest_plugins = ("tests.standins.fixtures",)
 
 REPO = "Clarifiedfish/AEGIS-mini"
 

@@ -25,7 +25,6 @@ from vfcache.pipelines.fetch.http import (
 from tests.standins.http_files import Fault, HttpFileServer
 
 pytestmark = pytest.mark.network
-pytest_plugins = ("tests.standins.fixtures",)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -31,7 +31,6 @@ from vfcache.cli import cli
 from vfcache.layout import DataRoot
 
 pytestmark = pytest.mark.network
-pytest_plugins = ("tests.standins.fixtures",)
 
 
 def _sizes(folder: Path) -> dict[str, int]:

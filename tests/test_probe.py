@@ -17,13 +17,12 @@ from vfcache.manifests.records import (
     VideoRecord,
 )
 from vfcache.pipelines.probe import build_manifest
-from video_corpus import (  # noqa: F401
+from video_corpus import (
     GOOD_VIDEOS,
     NOT_A_VIDEO,
     TOO_SHORT,
     TRUNCATED,
     copy_corpus,
-    corpus_fixture,
     small_spec,
 )
 

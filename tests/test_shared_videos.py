@@ -37,7 +37,6 @@ from tests.standins.layouts import (
 from vfcache.cli import cli
 from vfcache.layout import DataRoot
 
-pytest_plugins = ("tests.standins.fixtures",)
 
 SIZES = (("train", "0.4"), ("val", "0.2"), ("test", "rest"))
 

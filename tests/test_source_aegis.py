@@ -19,7 +19,6 @@ from tests.standins.layouts import build_aegis_full
 from vfcache.layout import DataRoot
 
 pytestmark = pytest.mark.network
-pytest_plugins = ("tests.standins.fixtures",)
 
 REPO = "Clarifiedfish/AEGIS-Full"
 

@@ -20,7 +20,6 @@ from vfcache.checksums import sha256_file
 from vfcache.errors import ConfigError, StageError
 from vfcache.layout import DataRoot
 
-pytest_plugins = ("tests.standins.fixtures",)
 
 REPO = "sparklexfantasy/DVF"
 OFFICIAL = {

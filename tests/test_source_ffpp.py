@@ -20,7 +20,6 @@ from vfcache.config import DatasetConfig
 from vfcache.errors import ConfigError, StageError
 from vfcache.layout import DataRoot
 
-pytest_plugins = ("tests.standins.fixtures",)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from vfcache.errors import ConfigError, StageError
 from vfcache.layout import DataRoot
 
 pytestmark = pytest.mark.network
-pytest_plugins = ("tests.standins.fixtures",)
 
 CSV = "webvid/results_2M_train.csv"
 

@@ -75,8 +75,11 @@ def test_a_dead_holder_on_this_host_is_taken_over_with_a_warning(tmp_path, caplo
 
 def test_a_reused_pid_is_a_dead_holder(tmp_path):
     _write_holder(tmp_path, process_start=1.0)  # our pid, but a process that started at tick 1
-    with writer_lock(tmp_path, "new writer", wait=False):
-        pass
+    with writer_lock(tmp_path, "new writer", wait=False) as me:
+        holder = read_holder(tmp_path / LOCK_NAME)
+        assert holder == me and holder.what == "new writer"
+        assert holder.process_start != 1.0  # the lock is ours now, not the old record
+    assert not list(tmp_path.glob(f"{LOCK_NAME}*"))
 
 
 def test_another_hosts_lock_is_dead_only_when_its_heartbeat_stopped(tmp_path):

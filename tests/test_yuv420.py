@@ -23,7 +23,7 @@ from vfcache.pipelines.split import write_split
 from vfcache.trainers.colour import LUMA_WEIGHTS, yuv420_to_rgb
 from vfcache.trainers.dataset import ClipDataset, collate_clips
 from vfcache.trainers.gpu import clips_to_float, to_device
-from video_corpus import corpus_fixture, small_spec  # noqa: F401
+from video_corpus import small_spec
 
 from vfcache.config import configs_dir, load_clip_spec, parse_clip_spec
 from vfcache.errors import ConfigError

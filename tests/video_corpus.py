@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import pytest
 from vfcache.pipelines.sources.synthetic import (
     VideoTruth,
     make_video,
@@ -78,11 +77,6 @@ def build_corpus(raw_dir: Path) -> Corpus:
     truths[NOT_A_VIDEO] = None
     (raw_dir / "README.json").write_text(json.dumps({"what": "not a video, must be ignored"}))
     return Corpus(raw_dir, truths)
-
-
-@pytest.fixture(scope="session", name="corpus")
-def corpus_fixture(tmp_path_factory) -> Corpus:
-    return build_corpus(tmp_path_factory.mktemp("corpus") / "raw")
 
 
 def copy_corpus(corpus: Corpus, target: Path) -> Corpus:

@@ -1,7 +1,4 @@
-"""Pytest fixtures for the stand-in servers. Import the ones a test file needs:
-
-    from tests.standins.fixtures import hf_hub, http_file_server  # noqa: F401
-"""
+"""Pytest fixtures for the stand-in servers, loaded for every test module by conftest.py."""
 
 from __future__ import annotations
 
