@@ -254,7 +254,7 @@ class ShardReader:
             except BufferError:  # a frame view is still alive somewhere: the map goes with it
                 pass
             self._map = None
-        if self._fd >= 0:
+        if getattr(self, "_fd", -1) >= 0:  # -1 or absent: closed, or the open itself failed
             os.close(self._fd)
             self._fd = -1
 
