@@ -557,20 +557,23 @@ def train(ctx: Context, config_path, resume, stop_after_steps) -> None:
 @click.argument("config_path", metavar="CONFIG", type=click.Path(exists=True))
 @click.option("--query", "queries", multiple=True,
               help="With a GASBench model directory: split files to score (repeat the option).")
-@click.option("--out-dir", default=None, help="With a GASBench model directory: the report folder.")
+@click.option("--out-dir", default=None,
+              help="With a GASBench model directory: the report folder (default reports/gasbench/<model name>).")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="With a GASBench model directory: cpu, cuda, auto.")
 @click.pass_obj
-def eval_cmd(ctx: Context, config_path, queries, out_dir, batch_size) -> None:
-    """Evaluate a checkpoint (an eval CONFIG), or a GASBench model directory (CONFIG is the folder
-    with model_config.yaml, model.py and *.safetensors; --query and --out-dir say what and where):
-    prototype, benchmark or anomaly protocol; JSON, Markdown and a PNG."""
+def eval_cmd(ctx: Context, config_path, queries, out_dir, batch_size, device) -> None:
+    """Evaluate a checkpoint (an eval CONFIG), or a GASBench model directory or its .zip (CONFIG is
+    the folder with model_config.yaml, model.py and model.safetensors; --query says what to score):
+    uint8 (B, T, 3, H, W) input, GASBench's sn34 table, and vfcache's protocol; JSON, Markdown, PNG."""
     from trainers.evaluate import run_evaluation, run_gasbench_evaluation
 
-    if Path(config_path).is_dir():
-        if not queries or not out_dir:
-            raise click.UsageError("a GASBench model directory needs --query SPLIT_FILE and --out-dir DIR")
+    if Path(config_path).is_dir() or Path(config_path).suffix.lower() == ".zip":
+        if not queries:
+            raise click.UsageError("a GASBench model directory needs --query SPLIT_FILE")
+        out_dir = out_dir or f"reports/gasbench/{Path(config_path).stem}"
         result = run_gasbench_evaluation(config_path, list(queries), out_dir=out_dir, root=ctx.root.path,
-                                         batch_size=batch_size, progress=ctx.progress)
+                                         batch_size=batch_size, device=device, progress=ctx.progress)
     else:
         result = run_evaluation(config_path, root=ctx.root.path, progress=ctx.progress)
     files = result.files
