@@ -117,3 +117,32 @@ def test_the_gasbench_spec_keeps_existing_spec_hashes_and_refuses_mixtures():
                 {"sampling": "gasbench", "resize": "center_crop_linear", "short_policy": "loop"}):
         with pytest.raises(ConfigError):
             parse_clip_spec({**base, **bad}, "<t>")
+
+
+def test_eval_dir_videos_scores_raw_videos_the_gasbench_way_and_caches_them(raw_dir, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+    from gasbench_fixtures import expected_probabilities, write_model_dir
+
+    from vfcache.cli import cli
+
+    runner = CliRunner()
+    args = ["--root", str(tmp_path / "root"), "--workers", "1", "--no-progress", "eval"]
+    first = write_model_dir(tmp_path / "first", frames=6, size=(48, 80), frame_rate=8.0)
+    done = runner.invoke(cli, args + [str(first), "--videos", str(raw_dir), "--device", "cpu"])
+    assert done.exit_code == 0, done.output
+    root = DataRoot(tmp_path / "root")
+    cache = root.cache_dir("videos-raw", "gasbench_6x48x80_8fps")
+    relpaths = {c.clip_id: c.relpath for c in read_records(cache.clips_parquet, ClipRecord)}
+    predictions = [json.loads(line) for line in
+                   (tmp_path / "root/reports/gasbench/first/predictions.jsonl").read_text().splitlines()]
+    assert sorted(relpaths[p["clip_id"]] for p in predictions) == sorted(VIDEOS)
+    for row in predictions:
+        frames = reference_frames(raw_dir / relpaths[row["clip_id"]], num_frames=6, frame_rate=8.0, height=48, width=80)
+        assert row["prob_fake"] == pytest.approx(expected_probabilities(frames[None])[0, 1], abs=1e-6)
+        assert row["label"] == (1 if relpaths[row["clip_id"]].startswith("fake/") else 0)
+    second = write_model_dir(tmp_path / "second", frames=6, size=(48, 80), frame_rate=8.0, name="other")
+    done = runner.invoke(cli, args + [str(second), "--videos", str(raw_dir), "--device", "cpu"])
+    assert done.exit_code == 0, done.output
+    assert "this run wrote 0 clips" in done.output  # the second model decodes nothing
