@@ -19,13 +19,16 @@ import yaml
 from vfcache.errors import ConfigError
 from vfcache.pixels import DEFAULT_PIXELS, PIXELS, odd_size_problem, stored_shape
 
-Sampling = Literal["fps", "uniform"]
-ResizeMode = Literal["short_side_crop", "squash"]
+Sampling = Literal["fps", "uniform", "gasbench"]
+ResizeMode = Literal["short_side_crop", "squash", "center_crop_linear"]
 ShortPolicy = Literal["pad_last", "loop", "skip"]
 StartPolicy = Literal["start", "center", "random"]
 
-SAMPLINGS = ("fps", "uniform")
-RESIZE_MODES = ("short_side_crop", "squash")
+# `gasbench`: GASBench's decoder (pipelines.gasbench_frames): the first `frames` decoded frames,
+# or every round(average fps / `fps`)-th with `fps` set; it goes with `center_crop_linear`
+# (crop to the aspect ratio, then OpenCV's linear resize), and only with it
+SAMPLINGS = ("fps", "uniform", "gasbench")
+RESIZE_MODES = ("short_side_crop", "squash", "center_crop_linear")
 SHORT_POLICIES = ("pad_last", "loop", "skip")
 START_POLICIES = ("start", "center", "random")
 
@@ -205,7 +208,9 @@ def parse_clip_spec(data: dict, source: str) -> ClipSpec:
     if values.get("pixels") == "yuv420" and odd_size_problem(values["height"], values["width"]):
         raise ConfigError(source, "size", [values["height"], values["width"]],
                           f"even sizes: {odd_size_problem(values['height'], values['width'])}")
-    if values["sampling"] == "fps":
+    if values["sampling"] == "gasbench" or values.get("resize") == "center_crop_linear":
+        _check_gasbench_spec(source, values)
+    elif values["sampling"] == "fps":
         if "fps" not in values:
             raise ConfigError(source, "fps", None, "a target frame rate when sampling is 'fps'")
         values["fps"] = _typed(source, "fps", values["fps"], float, minimum=0.1)
@@ -214,6 +219,30 @@ def parse_clip_spec(data: dict, source: str) -> ClipSpec:
     if values["sampling"] == "uniform" and values.get("clips_per_video", 1) != 1:
         raise ConfigError(source, "clips_per_video", values["clips_per_video"], "1 for uniform sampling")
     return ClipSpec(**values)
+
+
+def _check_gasbench_spec(source: str, values: dict) -> None:
+    """GASBench's frames come with GASBench's resize, one padded clip from the first frame."""
+    if values["sampling"] != "gasbench" or values.get("resize") != "center_crop_linear":
+        raise ConfigError(source, "sampling", values["sampling"],
+                          "sampling 'gasbench' together with resize 'center_crop_linear' (GASBench's frames)")
+    for key, default in (("short_policy", "pad_last"), ("start", "start"), ("clips_per_video", 1)):
+        if values.get(key, default) != default:
+            raise ConfigError(source, key, values[key], f"{default!r} with sampling 'gasbench' (as GASBench does)")
+    if values.get("fps") is not None:  # GASBench's optional preprocessing.frame_rate
+        values["fps"] = _typed(source, "fps", values["fps"], float, minimum=0.001)
+
+
+def gasbench_clip_spec(*, num_frames: int, height: int, width: int, frame_rate: Optional[float] = None,
+                       name: Optional[str] = None) -> ClipSpec:
+    """The clip spec of a GASBench model directory's preprocessing (num_frames, resize, frame_rate)."""
+    rate = "" if frame_rate is None else f"_{frame_rate:g}fps"
+    values = {"name": name or f"gasbench_{num_frames}x{height}x{width}{rate}", "frames": num_frames,
+              "sampling": "gasbench", "height": height, "width": width, "fps": frame_rate,
+              "resize": "center_crop_linear",
+              "description": "GASBench's frames: its decoder's frame choice and padding, crop to aspect, "
+                             "cv2 INTER_LINEAR resize"}
+    return parse_clip_spec(values, "<gasbench model directory>")
 
 
 def load_clip_spec(name_or_path: str | os.PathLike) -> ClipSpec:
