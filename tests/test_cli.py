@@ -19,6 +19,8 @@ import cv2
 import pytest
 import torch
 from click.testing import CliRunner, Result
+from train_fixtures import toy_train_dict, write_toy_cache
+from video_corpus import GOOD_VIDEOS, LAYOUT, NOT_A_VIDEO, TOO_SHORT, TRUNCATED, corpus_fixture  # noqa: F401
 
 from cache_tools.shards import SHARD_SUFFIX
 from manifests.layout import CacheDir, DataRoot
@@ -27,8 +29,6 @@ from manifests.records import STATUS_FAILED, STATUS_OK, ClipRecord, VideoRecord
 from pipelines.sources.synthetic import make_video
 from vfcache.cli import cli
 from vfcache.config import list_dataset_names
-from video_corpus import GOOD_VIDEOS, LAYOUT, NOT_A_VIDEO, TOO_SHORT, TRUNCATED, corpus_fixture  # noqa: F401
-from train_fixtures import toy_train_dict, write_toy_cache
 
 CLIPS_PER_VIDEO = 2
 SPEC_NAME = "t4x64"

@@ -8,13 +8,16 @@ side in one run:
 - yuv420 / RGB reads: clips/s of shard reads of the planes (what training reads; RGB is made
   in the device batch step) over shard reads of RGB clips. Target >= 1.6.
 - yuv420 shard / zstd bound: as for RGB. Target >= 0.85.
-- YUV -> RGB on the CPU: clips/s of `trainers.colour.yuv420_to_rgb` on one clip at a time
-  (torch's CPU threads), and its share of a CPU read in RGB form (`ClipDataset(form="rgb")`:
-  read, decompress, convert). Reported.
+- YUV -> RGB on the CPU: clips/s of `trainers.colour.yuv420_to_rgb` on one clip at a time,
+  and its share of a CPU read in RGB form (`ClipDataset(form="rgb")`: read, decompress,
+  convert). Reported. Both on one torch thread, as in a DataLoader worker (torch gives each
+  worker one): on a busy 2-core machine torch's two intra-op threads made one clip's
+  conversion 18x slower (0.57 s against 0.032 s).
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import contextlib
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -37,16 +40,28 @@ def conversion_readers(planes: ClipDataset, rgb_form: ClipDataset,
     codes = [int(planes.colour_codes[int(i)]) for i in order]
 
     def convert() -> int:
-        for clip, code in zip(clips, codes):
-            yuv420_to_rgb(clip, code)
+        with _one_torch_thread():
+            for clip, code in zip(clips, codes):
+                yuv420_to_rgb(clip, code)
         return len(clips)
 
     def read_rgb() -> int:
-        for i in order:
-            rgb_form[int(i)]
+        with _one_torch_thread():
+            for i in order:
+                rgb_form[int(i)]
         return len(order)
 
     return {"yuv420_to_rgb": convert, "yuv420_rgb_form": read_rgb}
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def yuv420_figures(figures: dict, rgb_shape: Sequence[int]) -> dict[str, float]:
