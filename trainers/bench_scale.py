@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from cache_tools.atomic import write_json_atomic
 from manifests.layout import CacheDir, DataRoot
-from manifests.records import ClipRecord, arrow_schema
+from manifests.records import ClipRecord, arrow_schema, optional_columns
 from vfcache.config import parse_clip_spec
 
 CLIPS_PER_VIDEO = 4
@@ -66,7 +66,8 @@ def make_scale_cache(folder: Path, clips: int) -> CacheDir:
     video_ids = _hex_ids(videos, 1, 64)
     shard_no = np.arange(clips) // CLIPS_PER_SHARD
     offset = (np.arange(clips) % CLIPS_PER_SHARD) * CLIP_BYTES
-    schema = arrow_schema(ClipRecord)
+    full = arrow_schema(ClipRecord)  # an RGB cache's rows: without the columns only yuv420 caches have
+    schema = pa.schema([f for f in full if f.name not in optional_columns(ClipRecord)])
     columns = {
         "clip_id": _hex_ids(clips, 2),
         "video_id": video_ids.take(pa.array(video)),
