@@ -7,7 +7,7 @@ ROOT ?= $(or $(VFCACHE_ROOT),data)
 WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: install cache test bench train eval clean-cache
+.PHONY: install cache test bench train eval clean-cache docs
 
 $(VENV)/.installed: setup.cfg pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,3 +37,11 @@ bench: install
 	$(BIN)/vfcache --root $(ROOT) bench extract --json results/bench_extract.json
 	$(BIN)/vfcache --root $(ROOT) bench load --json results/bench_load.json
 	$(BIN)/vfcache --root $(ROOT) bench train --json results/bench_train.json
+
+# The manual: docs/ built with MkDocs into site/; --strict turns a broken link or anchor into a failure.
+$(VENV)/.docs-installed: $(VENV)/.installed setup.cfg
+	$(BIN)/python -c "import mkdocs" 2>/dev/null || $(BIN)/pip install -q -c $(VENV)/constraints.txt -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	$(BIN)/mkdocs build --strict --site-dir site

@@ -382,7 +382,7 @@ def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default
     """Figures and checks for each (dataset, cache folder); video leakage is checked across all of them,
     and, when `shared` (videos found in two datasets) is given, the leakage of those.
     A mirrored cache folder (on object storage) needs `remote_shard_sizes` (folder -> {shard
-    file name: bytes} of its remote home: `cache_tools.remote.remote_shard_sizes`)."""
+    file name: bytes} of its remote home: `vfcache.cache_tools.remote.remote_shard_sizes`)."""
     cells, short, failures, checks = [], [], [], []
     placements: list[tuple[str, str, pa.Array]] = []
     for dataset, cache in cache_dirs:
@@ -407,7 +407,7 @@ def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default
         if cache.remote_url() is not None:
             if remote_shard_sizes is None:
                 raise StageError(f"{cache.path} mirrors {cache.remote_url()}: its shards are there; "
-                                 "pass remote_shard_sizes (cache_tools.remote.remote_shard_sizes)")
+                                 "pass remote_shard_sizes (vfcache.cache_tools.remote.remote_shard_sizes)")
             remote_sizes = remote_shard_sizes(cache.path)
         checks += [
             _check_current(dataset, cache, meta),

@@ -18,7 +18,8 @@ CHECKOUT = Path(vfcache.__file__).resolve().parent.parent
 FOLDERS = {"vfcache": "vfcache", "pipelines": "vfcache.pipelines", "manifests": "vfcache.manifests",
            "cache_tools": "vfcache.cache_tools", "trainers": "vfcache.trainers"}
 GROUND = ("vfcache.config", "vfcache.errors", "vfcache.cores", "vfcache.pixels", "vfcache.layout",
-          "vfcache.atomic", "vfcache.checksums", "vfcache.validation")
+          "vfcache.atomic", "vfcache.checksums", "vfcache.validation",
+          "vfcache.archive_paths")
 
 
 def _module_name(path: Path) -> str:

@@ -20,14 +20,15 @@ import pytest
 import torch
 from click.testing import CliRunner, Result
 from train_fixtures import toy_train_dict, write_toy_cache
+from video_corpus import GOOD_VIDEOS, LAYOUT, NOT_A_VIDEO, TOO_SHORT, TRUNCATED
+
+from vfcache.layout import SHARD_SUFFIX
+from vfcache.layout import CacheDir, DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import STATUS_FAILED, STATUS_OK, ClipRecord, VideoRecord
 from vfcache.pipelines.sources.synthetic import make_video
-from video_corpus import GOOD_VIDEOS, LAYOUT, NOT_A_VIDEO, TOO_SHORT, TRUNCATED
-
 from vfcache.cli import cli
 from vfcache.config import list_dataset_names
-from vfcache.layout import SHARD_SUFFIX, CacheDir, DataRoot
 
 CLIPS_PER_VIDEO = 2
 SPEC_NAME = "t4x64"
@@ -411,10 +412,19 @@ def test_eval_prints_markdown_and_writes_reports(trained):
 
 
 # -- bench --------------------------------------------------------------------------------------
-EXTRACT_FIGURES = ("extract_over_floor", "decode_all_over_extract", "workers2_over_workers1")
+EXTRACT_FIGURES = ("extract_over_floor", "yuv420_extract_over_floor", "decode_all_over_extract",
+                   "workers2_over_workers1")
+LITDATA_FIGURES = ("over_litdata{mode}_random", "over_litdata{mode}_sequential", "bytes_over_litdata{mode}",
+                   "first_batch_over_litdata{mode}", "reader_rss_over_litdata{mode}")
+# with targets: the LitData table against its sample mode, for the RGB and the yuv420 reader
 LOAD_FIGURES = ("shard_over_zstd_bound", "shard_over_on_the_fly_pyav", "shard_over_on_the_fly_decord",
-                "warm_cache_over_shard", "over_litdata_random", "over_litdata_sequential", "bytes_over_litdata",
-                "first_batch_over_litdata", "reader_rss_over_litdata")
+                "warm_cache_over_shard", "yuv420_bytes_over_raw_rgb", "yuv420_over_rgb_reads",
+                "yuv420_shard_over_zstd_bound",
+                *(prefix + name.format(mode="_sample") for prefix in ("", "yuv420_") for name in LITDATA_FIGURES))
+# reported without a target: LitData's default wrap, today's bytes, the CPU conversion
+LOAD_REPORTED = ("bytes_over_raw_rgb", "yuv420_bytes_over_rgb_bytes", "yuv420_to_rgb_share_of_cpu_read",
+                 "yuv420_rgb_form_over_rgb_reads",
+                 *(prefix + name.format(mode="") for prefix in ("", "yuv420_") for name in LITDATA_FIGURES))
 
 
 @pytest.fixture(scope="module")
@@ -443,26 +453,46 @@ def test_bench_extract_on_a_folder_of_videos(bench_videos, tmp_path):
     payload = assert_figures(result, out, EXTRACT_FIGURES)
     assert payload["benchmark"] == "extract" and payload["corpus"] == str(bench_videos)
     assert payload["videos_fps"] == payload["videos_uniform"] == 2 and payload["repeats"] == 1
-    for label in ("extract / floor", "decode-all / extract", "2 workers / 1 worker"):
+    for label in ("extract / floor", "yuv420 extract / floor", "decode-all / extract", "2 workers / 1 worker"):
         assert label in result.output
 
 
 def test_bench_load_on_a_folder_of_videos(bench_videos, tmp_path):
+    """Every figure, RGB and yuv420 clips of the same videos and LitData in both wrap modes."""
     out = tmp_path / "load.json"
     result = invoke(tmp_path, "bench", "load", "--videos", str(bench_videos), "--repeats", "1", "--json", str(out))
     payload = assert_figures(result, out, LOAD_FIGURES)
     assert payload["benchmark"] == "load" and payload["clips"] > 0 and payload["repeats"] == 1
     assert payload["loader_workers2_over_workers1"] > 0 and payload["zstd_level"] == 2
     assert payload["first_batch_s"] > 0 and payload["litdata_reader_rss_bytes"] > 0
-    for key in LOAD_FIGURES:
-        assert any(line.startswith(key) for line in result.output.splitlines())
+    for key in LOAD_REPORTED:
+        assert isinstance(payload[key], float) and math.isfinite(payload[key]) and payload[key] > 0, key
+        assert key not in payload["targets"]
+    for key in (*LOAD_FIGURES, *LOAD_REPORTED):
+        assert any(line.split()[:1] == [key] for line in result.output.splitlines()), key
+    # the yuv420 planes of the same clips (issue 18), read beside the RGB ones
+    assert payload["yuv420_clips"] == payload["clips"]
+    t, h, w, _ = payload["clip_shape"]
+    assert payload["yuv420_clip_shape"] == [t, h * 3 // 2, w]
+    assert 0 < payload["yuv420_shard_bytes"] < payload["shard_bytes"]
+    assert 0 < payload["yuv420_bytes_over_raw_rgb"] < payload["bytes_over_raw_rgb"] < 1.5
+    assert payload["yuv420_bytes_over_rgb_bytes"] == pytest.approx(
+        payload["yuv420_shard_bytes"] / payload["shard_bytes"])
+    for mode in ("", "_sample"):  # LitData holds the RGB clips in both modes
+        assert payload[f"litdata{mode}_bytes"] > payload["yuv420_shard_bytes"]
+        assert payload[f"yuv420_bytes_over_litdata{mode}"] < payload[f"bytes_over_litdata{mode}"]
+        for figure in ("random_clips_per_s", "sequential_clips_per_s", "first_batch_s", "reader_rss_bytes"):
+            assert payload[f"litdata{mode}_{figure}"] > 0, (mode, figure)
+    assert payload["litdata_sample_bytes"] != payload["litdata_bytes"]  # two layouts were built
+    for rate in ("yuv420_shard", "yuv420_zstd_bound", "yuv420_to_rgb", "yuv420_rgb_form"):
+        assert payload[f"{rate}_clips_per_s"] > 0
 
 
 def test_benchmarks_in_any_order_keep_their_corpora_apart(bench_videos, tmp_path):
     """Each corpus has its own working folder: another folder of videos (or the same folder
     after a video was added) never meets the first one's done markers, whatever the order."""
-    from vfcache.bench.extract import CORPORA, corpus_folder
     from vfcache.layout import DataRoot
+    from vfcache.bench.extract import CORPORA, corpus_folder
 
     other = tmp_path / "other_videos"
     other.mkdir()

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import yaml
 from train_fixtures import toy_train_config, write_toy_cache
-from vfcache.trainers.evaluate import run_evaluation, run_gasbench_evaluation
+from vfcache.trainers.evaluate import run_evaluation
+from vfcache.trainers.gasbench_eval import run_gasbench_evaluation
 from vfcache.trainers.gasbench import export_gasbench, load_gasbench_dir
 from vfcache.trainers.train import run_training
 from vfcache.trainers.train_config import parse_eval_config

@@ -90,14 +90,17 @@ def yuv420_to_rgb(planes: torch.Tensor, colour: torch.Tensor | int) -> torch.Ten
 def clip_colour_codes(clips_parquet: Path, clip_ids: Sequence[str]) -> np.ndarray:
     """int64 colour codes of `clip_ids`, from the `color_matrix` and `color_range` columns of
     a yuv420 cache's clips.parquet (where the extraction recorded them per clip)."""
+    names = ("clip_id", "color_matrix", "color_range")
     try:
-        table = pq.read_table(clips_parquet, columns=["clip_id", "color_matrix", "color_range"])
+        # ParquetFile, not pq.read_table: that imports pyarrow.dataset and pandas, 0.17 s of a
+        # fresh process's first batch; it also leaves out missing columns, which column() names
+        table = pq.ParquetFile(clips_parquet).read(columns=list(names))
+        columns = [table.column(name).to_pylist() for name in names]
     except (OSError, KeyError, pa.ArrowInvalid) as err:
         raise StageError(f"{clips_parquet}: no colour tags for its yuv420 clips ({err}); "
                          "extract the cache again") from err
-    codes = {clip_id: colour_code(matrix, colour_range) for clip_id, matrix, colour_range in zip(
-        *(table.column(name).to_pylist() for name in ("clip_id", "color_matrix", "color_range")))
-        if matrix is not None and colour_range is not None}
+    codes = {clip_id: colour_code(matrix, colour_range) for clip_id, matrix, colour_range in zip(*columns)
+             if matrix is not None and colour_range is not None}
     missing = [clip_id for clip_id in clip_ids if clip_id not in codes]
     if missing:
         raise StageError(f"{clips_parquet} has no colour tags for {len(missing)} clip(s) of the "

@@ -231,32 +231,3 @@ def run_evaluation(config: Union[EvalConfig, str, Path], *, root: Union[str, Pat
                       elapsed_s=time.perf_counter() - started)
 
 
-def run_gasbench_evaluation(folder: Union[str, Path], query: list[str], *, out_dir: Union[str, Path],
-                            root: Union[str, Path], batch_size: int = 8, device: str = "auto",
-                            progress: bool = True) -> EvalResult:
-    """Evaluate a GASBench model directory the way GASBench does (frames in [0, 255], softmax of
-    its logits) on split files: the benchmark protocol, per dataset."""
-    from vfcache.trainers.gasbench import load_gasbench_dir
-
-    started = time.perf_counter()
-    folder, root = Path(folder), Path(root)
-    model, config = load_gasbench_dir(folder)
-    chosen = pick_device(device, 0)
-    model.to(chosen)
-    queries = [resolve_split_path(p, root) for p in query]
-    dataset = ClipDataset(queries)
-    contract = model.input_contract
-    check_contract(contract, dataset.rgb_shape, model_name=str(config.get("name", folder.name)),
-                   clips_from=str(query[0]))
-    outputs = collect_outputs(model, dataset, device=chosen, normalisation=contract.pixels,
-                              layout=contract.layout, batch_size=batch_size, warmup=True,
-                              desc="query clips", progress=progress)
-    results = {"benchmark": benchmark_protocol(outputs)}
-    out = resolve_path(str(out_dir), root)
-    files = write_eval_report(
-        out, name=str(config.get("name", folder.name)), results=results, plots=True,
-        context={"gasbench_dir": str(folder), "model_config": config, "normalisation": contract.pixels,
-                 "layout": contract.layout, "device": str(chosen),
-                 "labels": {str(k): v for k, v in LABEL_NAMES.items()}})
-    return EvalResult(name=str(config.get("name", folder.name)), checkpoint=folder, checkpoint_epoch=None,
-                      results=results, out_dir=out, files=files, elapsed_s=time.perf_counter() - started)

@@ -16,11 +16,16 @@ torch, safetensors and the standard library, never vfcache, because GASBench loa
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import inspect
+import math
+import shutil
+import tempfile
 import textwrap
+import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import yaml
 from torch import nn
@@ -29,6 +34,8 @@ from vfcache.trainers import r2plus1d
 from vfcache.trainers.gpu import get_normalisation
 from vfcache.trainers.input_contract import InputContract
 
+from vfcache.archive_paths import UnsafeMemberError, safe_member_path
+from vfcache.trainers.gasbench_check import check_model_code
 from vfcache.errors import StageError
 
 CONFIG_NAME = "model_config.yaml"
@@ -37,75 +44,152 @@ WEIGHTS_NAME = "model.safetensors"
 EXPORTABLE = {"tiny3d", "r2plus1d_18_supcon", "r2plus1d_18_baseline"}
 
 
+DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
+          "bfloat16": "bfloat16", "bf16": "bfloat16"}
+MAX_FRAMES = 64  # GASBench caps num_frames at 64 (benchmarks/inputs.py)
+
+
 def _fail(folder: Path, what: str) -> StageError:
     return StageError(f"{folder} is not a GASBench model directory: {what}")
 
 
+def _check_preprocessing(folder: Path, prep: Mapping) -> None:
+    resize, frames = prep.get("resize"), prep.get("num_frames", prep.get("max_frames"))
+    if not (isinstance(resize, list) and len(resize) == 2 and all(isinstance(v, int) and v > 0 for v in resize)):
+        raise _fail(folder, f"preprocessing.resize is {resize!r}, expected [height, width]")
+    if not (isinstance(frames, int) and not isinstance(frames, bool) and 0 < frames <= MAX_FRAMES):
+        raise _fail(folder, f"preprocessing.num_frames is {frames!r}, expected a frame count 1-{MAX_FRAMES}")
+    rate = prep.get("frame_rate")
+    if rate is not None and not (isinstance(rate, (int, float)) and not isinstance(rate, bool)
+                                 and math.isfinite(rate) and rate > 0):
+        raise _fail(folder, f"preprocessing.frame_rate is {rate!r}, expected frames per second > 0")
+
+
 def read_gasbench_config(folder: Path) -> dict:
-    """The checked `model_config.yaml` of a video model directory."""
+    """The checked `model_config.yaml` of a video model directory (docs/Safetensors.md): `name`,
+    `version`, `modality: video`, optional `dtype`, `preprocessing.resize` [H, W],
+    `preprocessing.num_frames` (the older spec's `max_frames` is read too; it is normalised to
+    `num_frames`), optional `preprocessing.frame_rate`, `model.num_classes` (2, or 3 with the
+    semisynthetic class) and optional `model.weights_file` (default `model.safetensors`)."""
     path = folder / CONFIG_NAME
     if not path.is_file():
         raise _fail(folder, f"{CONFIG_NAME} is missing")
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise _fail(folder, f"{CONFIG_NAME} is not YAML ({err})") from err
+        raise _fail(folder, f"{CONFIG_NAME} is not YAML ({' '.join(str(err).split())})") from err
     if not isinstance(config, dict):
         raise _fail(folder, f"{CONFIG_NAME} holds no mapping")
     if config.get("modality") != "video":
         raise _fail(folder, f"modality is {config.get('modality')!r}, vfcache evaluates video models")
-    prep = config.get("preprocessing") or {}
-    resize, frames = prep.get("resize"), prep.get("num_frames")
-    if not (isinstance(resize, list) and len(resize) == 2 and all(isinstance(v, int) and v > 0 for v in resize)):
-        raise _fail(folder, f"preprocessing.resize is {resize!r}, expected [height, width]")
-    if not (isinstance(frames, int) and frames > 0):
-        raise _fail(folder, f"preprocessing.num_frames is {frames!r}, expected a frame count")
-    classes = (config.get("model") or {}).get("num_classes")
-    if classes != 2:
-        raise _fail(folder, f"model.num_classes is {classes!r}; vfcache scores [real, fake] (2)")
+    prep = config.get("preprocessing")
+    if not isinstance(prep, dict):
+        raise _fail(folder, "preprocessing is missing (resize and num_frames)")
+    _check_preprocessing(folder, prep)
+    prep.setdefault("num_frames", prep.get("max_frames"))
+    dtype = config.get("dtype", "float32")
+    if dtype not in DTYPES:
+        raise _fail(folder, f"dtype is {dtype!r}, expected one of {sorted(DTYPES)}")
+    model = config.get("model")
+    if not isinstance(model, dict) or model.get("num_classes") not in (2, 3):
+        classes = model.get("num_classes") if isinstance(model, dict) else None
+        raise _fail(folder, f"model.num_classes is {classes!r}; GASBench video models score 2 classes "
+                            "[real, synthetic] (or 3 with semisynthetic)")
     return config
 
 
 def _weights_path(folder: Path, config: Mapping) -> Path:
-    named = (config.get("model") or {}).get("weights_file")
-    if named:
-        path = folder / named
-        if not path.is_file():
-            raise _fail(folder, f"model.weights_file {named} does not exist")
-        return path
-    found = sorted(folder.glob("*.safetensors"))
-    if len(found) != 1:
-        raise _fail(folder, f"expected one *.safetensors file, found {[p.name for p in found]}")
-    return found[0]
+    named = (config.get("model") or {}).get("weights_file") or WEIGHTS_NAME
+    path = folder / named
+    if not path.is_file():
+        raise _fail(folder, f"model.weights_file {named} does not exist")
+    return path
 
 
-def load_gasbench_dir(folder: str | Path) -> tuple[nn.Module, dict]:
-    """(model in eval mode, config) the GASBench way: `load_model(weights_path, num_classes=2)`
-    from the directory's model.py. The model gets an input contract of (B, T, 3, H, W) frames
-    in [0, 255] at the configured size and frame count."""
-    folder = Path(folder)
-    config = read_gasbench_config(folder)
-    weights = _weights_path(folder, config)
+def _import_model_code(folder: Path):
     code = folder / CODE_NAME
     if not code.is_file():
         raise _fail(folder, f"{CODE_NAME} is missing")
+    violations = check_model_code(code)
+    if violations:
+        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+        raise _fail(folder, f"GASBench would reject it: {violations[0].describe(code)}{more}")
     spec = importlib.util.spec_from_file_location(f"gasbench_model_{abs(hash(str(folder)))}", code)
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except Exception as err:  # the directory's own code: whatever it raises is its failure
         raise _fail(folder, f"{CODE_NAME} fails to import: {type(err).__name__}: {err}") from err
-    load_model = getattr(module, "load_model", None)
-    if not callable(load_model):
+    if not callable(getattr(module, "load_model", None)):
         raise _fail(folder, f"{CODE_NAME} defines no load_model(weights_path, num_classes) function")
-    model = load_model(str(weights), num_classes=2)
+    return module
+
+
+def _load_kwargs(load_model, weights: Path, config: Mapping) -> dict:
+    """GASBench passes every `model:` key but weights_file to load_model, and only num_classes
+    when the function's signature does not take them (custom_model_loader.py)."""
+    kwargs = {k: v for k, v in (config.get("model") or {}).items() if k != "weights_file"}
+    signature = inspect.signature(load_model)
+    try:
+        signature.bind(str(weights), **kwargs)
+    except TypeError:
+        kwargs = {"num_classes": kwargs.get("num_classes", 2)}
+    return kwargs
+
+
+def load_gasbench_dir(folder: str | Path) -> tuple[nn.Module, dict]:
+    """(model in eval mode, in the config's dtype; config) the GASBench way: the static import
+    check, then `load_model(weights_path, num_classes=...)` from the directory's model.py. The
+    model gets an input contract of (B, T, 3, H, W) frames at the configured size and count."""
+    import torch
+
+    folder = Path(folder)
+    config = read_gasbench_config(folder)
+    weights = _weights_path(folder, config)
+    module = _import_model_code(folder)
+    kwargs = _load_kwargs(module.load_model, weights, config)
+    try:
+        model = module.load_model(str(weights), **kwargs)
+    except Exception as err:  # the directory's own code
+        raise _fail(folder, f"load_model failed: {type(err).__name__}: {' '.join(str(err).split())[:300]}") from err
     if not isinstance(model, nn.Module):
         raise _fail(folder, f"load_model returned a {type(model).__name__}, not a torch.nn.Module")
+    model = model.to(dtype=getattr(torch, DTYPES[config.get("dtype", "float32")]))
     model.eval()
     height, width = config["preprocessing"]["resize"]
     model.input_contract = InputContract(layout="BTCHW", pixels="raw255",
                                          frames=config["preprocessing"]["num_frames"], size=(height, width))
     return model, config
+
+
+@contextlib.contextmanager
+def opened_gasbench_dir(path: str | Path) -> Iterator[Path]:
+    """A model directory, or a `.zip` of one (what miners upload) unpacked to a temporary folder
+    for the duration; members that would escape the folder are refused."""
+    path = Path(path)
+    if path.is_dir():
+        yield path
+        return
+    if not (path.is_file() and zipfile.is_zipfile(path)):
+        raise StageError(f"{path} is not a GASBench model directory or a .zip of one")
+    with tempfile.TemporaryDirectory(prefix="gasbench-model-") as tmp:
+        root = Path(tmp)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                for info in archive.infolist():
+                    name = safe_member_path(info.filename, str(path))
+                    if name is None or info.is_dir():
+                        continue
+                    target = root / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with archive.open(info) as source, open(target, "wb") as sink:
+                        shutil.copyfileobj(source, sink, 1 << 20)
+        except (zipfile.BadZipFile, UnsafeMemberError) as err:
+            raise StageError(f"{path}: cannot unpack the model archive ({err})") from err
+        found = sorted(p.parent for p in root.rglob(CONFIG_NAME))
+        if not found:
+            raise StageError(f"{path}: the archive holds no {CONFIG_NAME}")
+        yield found[0]
 
 
 # -- export -----------------------------------------------------------------------------------
@@ -201,4 +285,4 @@ def export_gasbench(checkpoint_path: str | Path, out_dir: str | Path, *, name: s
     return out_dir
 
 
-__all__ = ["export_gasbench", "load_gasbench_dir", "read_gasbench_config"]
+__all__ = ["export_gasbench", "load_gasbench_dir", "opened_gasbench_dir", "read_gasbench_config"]

@@ -77,12 +77,26 @@ def render_markdown(name: str, results: Mapping[str, ProtocolResult],
     for key in ("checkpoint", "checkpoint_epoch", "normalisation", "device"):
         if key in context:
             lines.append(f"- {key.replace('_', ' ')}: `{context[key]}`")
+    if "gasbench" in context:
+        lines += ["", "## GASBench scores (sn34 table)", ""] + _gasbench_table(context["gasbench"])
     tables = {"prototype": _prototype_table, "anomaly": _anomaly_table}
     for protocol, result in results.items():
         lines += ["", f"## {protocol.capitalize()} protocol", ""]
         lines += tables.get(protocol, _benchmark_table)(result)
         lines += _generator_table(result)
     return "\n".join(lines) + "\n"
+
+
+def _gasbench_table(scores: Mapping[str, Any]) -> list[str]:
+    """GASBench's metrics per dataset entry and overall, under its names (`vfcache.trainers.gasbench_scores`)."""
+    columns = ("total", "accuracy", "mcc", "brier", "cross_entropy", "sn34_score")
+    lines = ["| Dataset | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    blocks = list(scores["per_dataset"].items()) + [("overall", scores)]
+    for name, block in blocks:
+        lines.append(f"| {name} | {block['total']} | " + " | ".join(_fmt(block[c], 4) for c in columns[1:]) + " |")
+    return lines + ["", f"overall_score (accuracy) {_fmt(scores['overall_score'], 4)}; inference time per "
+                    f"sample: avg {_fmt(scores['avg_inference_time_ms'], 2)} ms, "
+                    f"p95 {_fmt(scores['p95_inference_time_ms'], 2)} ms."]
 
 
 def _anomaly_table(result: ProtocolResult) -> list[str]:

@@ -19,13 +19,16 @@ from vfcache.errors import ConfigError
 from vfcache.validation import check_keys, choice, load_yaml, typed
 from vfcache.pixels import DEFAULT_PIXELS, PIXELS, odd_size_problem, stored_shape
 
-Sampling = Literal["fps", "uniform"]
-ResizeMode = Literal["short_side_crop", "squash"]
+Sampling = Literal["fps", "uniform", "gasbench"]
+ResizeMode = Literal["short_side_crop", "squash", "center_crop_linear"]
 ShortPolicy = Literal["pad_last", "loop", "skip"]
 StartPolicy = Literal["start", "center", "random"]
 
-SAMPLINGS = ("fps", "uniform")
-RESIZE_MODES = ("short_side_crop", "squash")
+# `gasbench`: GASBench's decoder (vfcache.pipelines.decode.gasbench): the first `frames` decoded frames,
+# or every round(average fps / `fps`)-th with `fps` set; it goes with `center_crop_linear`
+# (crop to the aspect ratio, then OpenCV's linear resize), and only with it
+SAMPLINGS = ("fps", "uniform", "gasbench")
+RESIZE_MODES = ("short_side_crop", "squash", "center_crop_linear")
 SHORT_POLICIES = ("pad_last", "loop", "skip")
 START_POLICIES = ("start", "center", "random")
 
@@ -77,7 +80,9 @@ class ClipSpec:
         problem = odd_size_problem(self.height, self.width) if self.pixels == "yuv420" else None
         if problem:
             raise ConfigError(where, "size", [self.height, self.width], f"even sizes: {problem}")
-        if self.sampling == "fps":
+        if self.sampling == "gasbench" or self.resize == "center_crop_linear":
+            self._check_gasbench(where)
+        elif self.sampling == "fps":
             if self.fps is None:
                 raise ConfigError(where, "fps", None, "a target frame rate when sampling is 'fps'")
             typed(where, "fps", self.fps, float, minimum=0.1)
@@ -86,6 +91,18 @@ class ClipSpec:
                               "no fps when sampling is 'uniform' (frames spread over the video)")
         if self.sampling == "uniform" and self.clips_per_video != 1:
             raise ConfigError(where, "clips_per_video", self.clips_per_video, "1 for uniform sampling")
+
+    def _check_gasbench(self, where: str) -> None:
+        """GASBench's frames come with GASBench's resize, one padded clip from the first frame."""
+        if self.sampling != "gasbench" or self.resize != "center_crop_linear":
+            raise ConfigError(where, "sampling", self.sampling, "sampling 'gasbench' together with "
+                              "resize 'center_crop_linear' (GASBench's frames)")
+        for key, default in (("short_policy", "pad_last"), ("start", "start"), ("clips_per_video", 1)):
+            if getattr(self, key) != default:
+                raise ConfigError(where, key, getattr(self, key),
+                                  f"{default!r} with sampling 'gasbench' (as GASBench does)")
+        if self.fps is not None:  # GASBench's optional preprocessing.frame_rate
+            typed(where, "fps", self.fps, float, minimum=0.001)
 
     def _fields(self) -> dict:
         values = dataclasses.asdict(self)
@@ -185,6 +202,18 @@ def parse_clip_spec(data: dict, source: str) -> ClipSpec:
         return ClipSpec(**values)
     except ConfigError as err:  # the spec's own check, with the file in front
         raise ConfigError(source, err.field, err.value, err.expected) from err
+
+
+def gasbench_clip_spec(*, num_frames: int, height: int, width: int, frame_rate: Optional[float] = None,
+                       name: Optional[str] = None) -> ClipSpec:
+    """The clip spec of a GASBench model directory's preprocessing (num_frames, resize, frame_rate)."""
+    rate = "" if frame_rate is None else f"_{frame_rate:g}fps"
+    values = {"name": name or f"gasbench_{num_frames}x{height}x{width}{rate}", "frames": num_frames,
+              "sampling": "gasbench", "height": height, "width": width, "fps": frame_rate,
+              "resize": "center_crop_linear",
+              "description": "GASBench's frames: its decoder's frame choice and padding, crop to aspect, "
+                             "cv2 INTER_LINEAR resize"}
+    return parse_clip_spec(values, "<gasbench model directory>")
 
 
 def load_clip_spec(name_or_path: str | os.PathLike) -> ClipSpec:

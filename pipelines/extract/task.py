@@ -29,22 +29,17 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+
+from vfcache.atomic import TEMP_MARK, write_json_atomic
 from vfcache.cache_tools.remote import RemoteFolder, staging_folder
 from vfcache.cache_tools.shards import ShardWriter, encode_clip, new_compressor
 from vfcache.manifests.parquet_io import read_records, write_records
-from vfcache.manifests.records import (
-    ClipRecord,
-    FailureRecord,
-    VideoRecord,
-    make_clip_id,
-    record_from_dict,
-)
-from vfcache.pipelines.decode import VideoReadError
-from vfcache.pipelines.decode.frames import ClipPlan, VideoTooShort, plan_clips
-from vfcache.pipelines.decode.media import media_stat, probe_media, read_media_frames
+from vfcache.manifests.records import ClipRecord, FailureRecord, VideoRecord, make_clip_id, record_from_dict
+from vfcache.pipelines.decode import REASON_DECODE_ERROR, VideoReadError
+from vfcache.pipelines.decode.frames import POLICY_NONE, ClipPlan, VideoTooShort, plan_clips
+from vfcache.pipelines.decode.gasbench import read_gasbench_clip
+from vfcache.pipelines.decode.media import is_keyframe_row, media_stat, probe_media, read_media_frames
 from vfcache.pipelines.probe import read_error_reason
-
-from vfcache.atomic import TEMP_MARK, write_json_atomic
 from vfcache.config import ClipSpec
 from vfcache.layout import DEFAULT_ZSTD_LEVEL, done_name, INDEX_NAME, index_name, INDEX_SUFFIX, SHARD_NAME, shard_name
 
@@ -221,6 +216,8 @@ def cut_clips(task: ExtractTask, video: VideoRecord, skip: frozenset[int],
     if size != video.bytes:
         found = "is missing" if size is None else f"is {size} bytes"
         raise SourceChanged(f"{path} {found}, the manifest says {video.bytes} bytes; run build-manifest again")
+    if task.spec.sampling == "gasbench":
+        return _cut_gasbench_clip(task, path, video, skip, on_clip)
     info = probe_media(task.raw_dir, video.relpath)
     plans = plan_clips(info.pts_s, task.spec, seed=start_seed(video.video_id))
     wanted = [plan for plan in plans if plan.clip_index not in skip]
@@ -245,6 +242,27 @@ def cut_clips(task: ExtractTask, video: VideoRecord, skip: frozenset[int],
         pixels=task.spec.pixels, colour=colour,
     )
     return list(zip(wanted, np.split(frames, ends[:-1])))
+
+
+def _cut_gasbench_clip(task: ExtractTask, path: Path, video: VideoRecord, skip: frozenset[int],
+                       on_clip: Optional[Callable[[int, np.ndarray], None]]) -> list[tuple[ClipPlan, np.ndarray]]:
+    """The one clip of a `sampling: gasbench` spec: GASBench's decoder chooses and decodes in one
+    pass (its frame choice follows decode order and the stream's average rate, not timestamps)."""
+    if 0 in skip:
+        return []
+    if is_keyframe_row(video.relpath):
+        raise VideoReadError(REASON_DECODE_ERROR, "a keyframe row has no video stream for GASBench's "
+                             "decoder", path=str(path))
+    spec = task.spec
+    clip, indices, padded = read_gasbench_clip(path, num_frames=spec.frames, frame_rate=spec.fps,
+                                               height=spec.height, width=spec.width)
+    pts = probe_media(task.raw_dir, video.relpath).pts_s
+    plan = ClipPlan(clip_index=0, frame_indices=tuple(indices),
+                    timestamps_s=tuple(pts[i] if i < len(pts) else float("nan") for i in indices),
+                    padded_frames=padded, short_policy="pad_last" if padded else POLICY_NONE)
+    if on_clip is not None:
+        on_clip(0, clip)
+    return [(plan, clip)]
 
 
 def failure(video: VideoRecord, reason: str) -> FailureRecord:

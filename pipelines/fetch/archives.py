@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from tqdm.auto import tqdm
+from vfcache import archive_paths
 from vfcache.pipelines.fetch.errors import ArchiveError, UnsafeArchiveError
 from vfcache.pipelines.fetch.volumes import find_volumes, open_volumes, open_zip_volumes
 
@@ -46,7 +47,6 @@ logger = logging.getLogger(__name__)
 MARKER_DIR = ".extracted"
 RATIO_CHECK_FLOOR_BYTES = 1 << 20
 _CHUNK_BYTES = 1 << 20
-_JUNK_NAMES = frozenset({"__MACOSX", ".DS_Store"})
 _TAR_MODES = {"tar": "r|", "tar.gz": "r|gz", "tar.bz2": "r|bz2", "tar.xz": "r|xz"}
 
 ArchiveFormat = Literal["zip", "tar", "tar.gz", "tar.bz2", "tar.xz"]
@@ -69,16 +69,12 @@ def detect_format(head: bytes) -> ArchiveFormat:
 
 
 def safe_member_path(raw_name: str, archive: str) -> str | None:
-    """Normalised relative path of a member, None for macOS junk; raises when unsafe."""
-    name = raw_name.replace("\\", "/")
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":" and name[0].isalpha()):
-        raise UnsafeArchiveError(archive, raw_name, "absolute path")
-    parts = [part for part in name.split("/") if part not in ("", ".")]
-    if ".." in parts:
-        raise UnsafeArchiveError(archive, raw_name, "'..' would leave the destination")
-    if not parts or any(p in _JUNK_NAMES for p in parts) or parts[-1].startswith("._"):
-        return None
-    return "/".join(parts)
+    """Normalised relative path of a member, None for macOS junk; raises UnsafeArchiveError
+    when unsafe (the rule is `vfcache.archive_paths`)."""
+    try:
+        return archive_paths.safe_member_path(raw_name, archive)
+    except archive_paths.UnsafeMemberError as err:
+        raise UnsafeArchiveError(err.archive, err.member, err.reason) from err
 
 
 @dataclass(frozen=True)

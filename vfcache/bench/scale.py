@@ -29,9 +29,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vfcache.atomic import write_json_atomic
-from vfcache.config import parse_clip_spec
 from vfcache.layout import CacheDir, DataRoot
-from vfcache.manifests.records import ClipRecord, arrow_schema
+from vfcache.manifests.records import ClipRecord, arrow_schema, optional_columns
+from vfcache.config import parse_clip_spec
 
 CLIPS_PER_VIDEO = 4
 VIDEOS_PER_GROUP = 2
@@ -66,7 +66,8 @@ def make_scale_cache(folder: Path, clips: int) -> CacheDir:
     video_ids = _hex_ids(videos, 1, 64)
     shard_no = np.arange(clips) // CLIPS_PER_SHARD
     offset = (np.arange(clips) % CLIPS_PER_SHARD) * CLIP_BYTES
-    schema = arrow_schema(ClipRecord)
+    optional = optional_columns(ClipRecord)  # RGB clips: no colour-tag columns, as extraction writes
+    schema = pa.schema([f for f in arrow_schema(ClipRecord) if f.name not in optional])
     columns = {
         "clip_id": _hex_ids(clips, 2),
         "video_id": video_ids.take(pa.array(video)),

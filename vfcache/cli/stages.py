@@ -455,20 +455,30 @@ def train(ctx: Context, config_path, resume, stop_after_steps) -> None:
 @click.argument("config_path", metavar="CONFIG", type=click.Path(exists=True))
 @click.option("--query", "queries", multiple=True,
               help="With a GASBench model directory: split files to score (repeat the option).")
-@click.option("--out-dir", default=None, help="With a GASBench model directory: the report folder.")
+@click.option("--out-dir", default=None,
+              help="With a GASBench model directory: the report folder (default reports/gasbench/<model name>).")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="With a GASBench model directory: cpu, cuda, auto.")
+@click.option("--videos", default=None, metavar="FOLDER_OR_DATASET",
+              help="With a GASBench model directory: score these videos the GASBench way (a folder laid out "
+                   "real|fake/<generator>/<video>, or a dataset name); clips are cached under the model's "
+                   "gasbench spec, so the next model with the same preprocessing decodes nothing.")
 @click.pass_obj
-def eval_cmd(ctx: Context, config_path, queries, out_dir, batch_size) -> None:
-    """Evaluate a checkpoint (an eval CONFIG), or a GASBench model directory (CONFIG is the folder
-    with model_config.yaml, model.py and *.safetensors; --query and --out-dir say what and where):
-    prototype, benchmark or anomaly protocol; JSON, Markdown and a PNG."""
-    from vfcache.trainers.evaluate import run_evaluation, run_gasbench_evaluation
+def eval_cmd(ctx: Context, config_path, queries, out_dir, batch_size, device, videos) -> None:
+    """Evaluate a checkpoint (an eval CONFIG), or a GASBench model directory or its .zip (CONFIG is
+    the folder with model_config.yaml, model.py and model.safetensors; --query says what to score):
+    uint8 (B, T, 3, H, W) input, GASBench's sn34 table, and vfcache's protocol; JSON, Markdown, PNG."""
+    from vfcache.trainers.evaluate import run_evaluation
+    from vfcache.trainers.gasbench_eval import run_gasbench_evaluation
 
-    if Path(config_path).is_dir():
-        if not queries or not out_dir:
-            raise click.UsageError("a GASBench model directory needs --query SPLIT_FILE and --out-dir DIR")
+    if Path(config_path).is_dir() or Path(config_path).suffix.lower() == ".zip":
+        if videos:
+            queries = queries + (_gasbench_clips(ctx, config_path, videos),)
+        if not queries:
+            raise click.UsageError("a GASBench model directory needs --query SPLIT_FILE or --videos FOLDER_OR_DATASET")
+        out_dir = out_dir or f"reports/gasbench/{Path(config_path).stem}"
         result = run_gasbench_evaluation(config_path, list(queries), out_dir=out_dir, root=ctx.root.path,
-                                         batch_size=batch_size, progress=ctx.progress)
+                                         batch_size=batch_size, device=device, progress=ctx.progress)
     else:
         result = run_evaluation(config_path, root=ctx.root.path, progress=ctx.progress)
     files = result.files
@@ -477,6 +487,37 @@ def eval_cmd(ctx: Context, config_path, queries, out_dir, batch_size) -> None:
                        ("png", files.png)):
         if path is not None:
             click.echo(f"{kind} -> {path}")
+
+
+def _videos_config(videos: str) -> DatasetConfig:
+    """A dataset name, or a folder of videos as a `local` dataset named after it."""
+    folder = Path(videos)
+    if not folder.is_dir():
+        return dataset_config(videos, None)
+    from vfcache.config import parse_dataset_config
+
+    name = "videos-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in folder.resolve().name)
+    return parse_dataset_config({"name": name, "kind": "local", "domain": folder.resolve().name,
+                                 "source": {"path": str(folder.resolve())}}, f"--videos {videos}")
+
+
+def _gasbench_clips(ctx: Context, model_path: str, videos: str) -> str:
+    """Cache `videos` under the model directory's gasbench spec (manifest, clips, one `gasbench`
+    split holding every clip as test); returns the split file. A cache that is current is reused."""
+    from vfcache.trainers.gasbench import opened_gasbench_dir, read_gasbench_config
+    from vfcache.config import gasbench_clip_spec
+
+    with opened_gasbench_dir(model_path) as folder:
+        prep = read_gasbench_config(folder)["preprocessing"]
+    spec = gasbench_clip_spec(num_frames=prep["num_frames"], height=prep["resize"][0], width=prep["resize"][1],
+                              frame_rate=prep.get("frame_rate"))
+    config = _videos_config(videos)
+    options = {**_split_options(config, "test=rest", 0, 0, "gasbench", unit="videos"), "subset": None}
+    with _naming_dataset(config.name), ctx.client() as client:
+        _run_build_manifest(ctx, config, client)
+        _run_extract(ctx, config, spec, client, max_failed=1.0)
+    _run_split(ctx, config, spec, options, skip_current=True)
+    return str(ctx.root.cache_dir(config.name, spec.name).split_file("gasbench", "test"))
 
 
 @cli.command()
