@@ -7,7 +7,7 @@ ROOT ?= $(or $(VFCACHE_ROOT),data)
 WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: install cache test bench train eval clean-cache docs
+.PHONY: install lint cache test bench train eval clean-cache docs
 
 $(VENV)/.installed: setup.cfg pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ install: $(VENV)/.installed
 cache: install
 	$(BIN)/vfcache --root $(ROOT) --workers $(WORKERS) cache $(DATASET)
 
-test: install
+# ruff's lint and its formatter (check mode) first: a style failure fails the run as a test would
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 train: install

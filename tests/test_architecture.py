@@ -160,3 +160,21 @@ def test_no_import_cycles(graph):
 
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_benchmarks_use_only_public_names():
+    """`vfcache.bench` measures the library as a user would call it: no private module or name
+    of another package."""
+    private = []
+    for path in (CHECKOUT / "vfcache" / "bench").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module != "__future__" \
+                    and not node.module.startswith("vfcache.bench"):
+                names = [alias.name for alias in node.names]
+                if any(part.startswith("_") for part in node.module.split(".")) or \
+                        any(name.startswith("_") for name in names):
+                    private.append(f"{path.name}: from {node.module} import {', '.join(names)}")
+            elif isinstance(node, ast.Import):
+                private += [f"{path.name}: import {a.name}" for a in node.names
+                            if any(part.startswith("_") for part in a.name.split("."))]
+    assert private == []
