@@ -16,6 +16,7 @@ Black or white frames inside an otherwise moving clip (fades, flashes) are not f
 The thresholds were checked against the sample dataset and both benchmark corpora (no
 alarm) and against the concealed clips of the seek fixtures (every one flagged).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -46,20 +47,25 @@ def concealment_problem(clip: np.ndarray) -> Optional[str]:
         raise ValueError(f"expected a (T, H, W, 3) RGB clip, got shape {clip.shape}")
     sample = clip[:, ::_STRIDE, ::_STRIDE].astype(np.int16)
     red, green, blue = sample[..., 0], sample[..., 1], sample[..., 2]
-    zero_chroma = ((np.maximum(red, blue) <= _NEAR_ZERO)
-                   & (green >= np.maximum(red, blue) + _GREEN_MARGIN)).mean(axis=(1, 2))
+    zero_chroma = (
+        (np.maximum(red, blue) <= _NEAR_ZERO) & (green >= np.maximum(red, blue) + _GREEN_MARGIN)
+    ).mean(axis=(1, 2))
     means = sample.mean(axis=(1, 2))  # (T, 3)
     flat = (sample.std(axis=(1, 2)) < FLAT_STD).all(axis=1)
     greyish = (np.ptp(means, axis=1) <= 8) & (means.min(axis=1) >= 100) & (means.max(axis=1) <= 160)
     green_frames = np.flatnonzero(zero_chroma >= GREEN_SHARE).tolist()
     if green_frames:
-        return (f"zero_chroma: frames {_ranges(green_frames)} of {len(clip)} are green with R and "
-                "B near 0, a decoder's concealment of missing references")
+        return (
+            f"zero_chroma: frames {_ranges(green_frames)} of {len(clip)} are green with R and "
+            "B near 0, a decoder's concealment of missing references"
+        )
     grey_frames = np.flatnonzero(flat & greyish).tolist()
     if grey_frames:
         colour = tuple(int(round(c)) for c in means[grey_frames[0]])
-        return (f"flat_grey: frames {_ranges(grey_frames)} of {len(clip)} are one grey colour "
-                f"(RGB {colour}), a decoder's concealment of missing references")
+        return (
+            f"flat_grey: frames {_ranges(grey_frames)} of {len(clip)} are one grey colour "
+            f"(RGB {colour}), a decoder's concealment of missing references"
+        )
     if flat.all():
         colour = tuple(int(round(c)) for c in means[0])
         return f"flat_clip: every frame is one flat colour (first: RGB {colour})"

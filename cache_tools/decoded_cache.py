@@ -25,6 +25,7 @@ OS crash is never trusted) is attached warm; otherwise the file is recreated emp
 one node share one file when rank 0 opens it first and the others after a barrier (two
 processes creating it at once each end up with a private copy: correct, but twice the memory).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -104,7 +105,15 @@ class _Layout:
         n_slots = slots_for_budget(budget_bytes, clip_bytes)
         stride = _round_up(clip_bytes, PAGE_BYTES)
         data_offset = HEADER_BYTES + _round_up(max(n_slots, 1), PAGE_BYTES)
-        return cls(shape, n_slots, clip_bytes, stride, HEADER_BYTES, data_offset, data_offset + n_slots * stride)
+        return cls(
+            shape,
+            n_slots,
+            clip_bytes,
+            stride,
+            HEADER_BYTES,
+            data_offset,
+            data_offset + n_slots * stride,
+        )
 
 
 @dataclass
@@ -189,7 +198,8 @@ class DecodedClipCache:
         payload = json.dumps(self._header()).encode("utf-8")
         if len(payload) > HEADER_BYTES:
             raise ValueError(
-                f"decoded-cache header of {len(payload)} bytes exceeds {HEADER_BYTES}; shorten the fingerprint"
+                f"decoded-cache header of {len(payload)} bytes exceeds {HEADER_BYTES}; shorten the "
+                f"fingerprint"
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path_for(self.path)
@@ -202,7 +212,10 @@ class DecodedClipCache:
         os.replace(tmp, self.path)
         log.info(
             "decoded-clip cache %s: %d slots of %s (%.2f GiB budget)",
-            self.path, self.layout.n_slots, self.layout.clip_shape, self.budget_bytes / 2**30,
+            self.path,
+            self.layout.n_slots,
+            self.layout.clip_shape,
+            self.budget_bytes / 2**30,
         )
 
     def _map(self) -> None:
@@ -211,16 +224,22 @@ class DecodedClipCache:
         if header is None or {k: v for k, v in header.items() if k != "boot_id"} != {
             k: v for k, v in expected.items() if k != "boot_id"
         }:
-            raise ValueError(f"decoded-clip cache {self.path} does not match {expected} (found {header})")
+            raise ValueError(
+                f"decoded-clip cache {self.path} does not match {expected} (found {header})"
+            )
         fd = os.open(self.path, os.O_RDWR)
         try:
-            mm = mmap.mmap(fd, self.layout.file_bytes, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            mm = mmap.mmap(
+                fd, self.layout.file_bytes, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
+            )
         except (OSError, ValueError):
             os.close(fd)
             raise
         lay = self.layout
         states = np.frombuffer(mm, np.uint8, count=lay.n_slots, offset=lay.states_offset)
-        slots = np.frombuffer(mm, np.uint8, count=lay.n_slots * lay.slot_stride_bytes, offset=lay.data_offset)
+        slots = np.frombuffer(
+            mm, np.uint8, count=lay.n_slots * lay.slot_stride_bytes, offset=lay.data_offset
+        )
         self._mapping = _Mapping(fd, mm, states, slots.reshape(lay.n_slots, lay.slot_stride_bytes))
 
     def _current(self) -> _Mapping:
@@ -245,8 +264,12 @@ class DecodedClipCache:
 
     def __getstate__(self) -> dict:
         # Travels to spawned workers by path; the receiver attaches to the same file.
-        return {"path": self.path, "budget_bytes": self.budget_bytes, "fingerprint": self.fingerprint,
-                "clip_shape": self.layout.clip_shape}
+        return {
+            "path": self.path,
+            "budget_bytes": self.budget_bytes,
+            "fingerprint": self.fingerprint,
+            "clip_shape": self.layout.clip_shape,
+        }
 
     def __setstate__(self, state: dict) -> None:
         self.path = state["path"]
@@ -271,7 +294,9 @@ class DecodedClipCache:
     def _unlock(self, mapping: _Mapping, key: int) -> None:
         fcntl.lockf(mapping.fd, fcntl.LOCK_UN, 1, self.layout.states_offset + key, os.SEEK_SET)
 
-    def get_or_load(self, key: int, loader: ClipLoader, out: np.ndarray | None = None) -> np.ndarray:
+    def get_or_load(
+        self, key: int, loader: ClipLoader, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """The clip of dataset index `key`: copied from its slot, or written by `loader(dest)`.
 
         `loader` writes one clip into the uint8 array of `clip_shape` it is given (on a miss
@@ -280,7 +305,9 @@ class DecodedClipCache:
         """
         dest = np.empty(self.layout.clip_shape, np.uint8) if out is None else out
         if dest.shape != self.layout.clip_shape or dest.dtype != np.uint8:
-            raise ValueError(f"out must be uint8 {self.layout.clip_shape}, got {dest.dtype} {dest.shape}")
+            raise ValueError(
+                f"out must be uint8 {self.layout.clip_shape}, got {dest.dtype} {dest.shape}"
+            )
         mapping = self._current()
         if not 0 <= key < self.layout.n_slots:
             self.stats.fallbacks += 1
@@ -330,4 +357,7 @@ class DecodedClipCache:
 
     def __repr__(self) -> str:
         lay = self.layout
-        return f"DecodedClipCache({str(self.path)!r}, clip_shape={lay.clip_shape}, n_slots={lay.n_slots})"
+        return (
+            f"DecodedClipCache({str(self.path)!r}, clip_shape={lay.clip_shape}, "
+            f"n_slots={lay.n_slots})"
+        )

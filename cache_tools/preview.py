@@ -1,4 +1,5 @@
-"""Contact sheet of a cache folder: a PNG to eyeball what the clips look like per label and generator.
+"""Contact sheet of a cache folder: a PNG to eyeball what the clips look like per label and
+generator.
 
 One row per (label, generator): a caption column, then `per_cell` clips drawn at random
 (seeded) from that cell, each shown as `frames_per_clip` frames evenly spaced over the clip,
@@ -8,6 +9,7 @@ Layout (pixels): tile = clip frame scaled so its longer side is `tile_px`;
 width  = LABEL_COLUMN_PX + per_cell * (frames_per_clip * tile_w + GAP_PX);
 height = rows * (CAPTION_PX + tile_h + GAP_PX).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -38,10 +40,14 @@ def tile_size(clip_height: int, clip_width: int, tile_px: int) -> tuple[int, int
     return max(1, round(clip_height * scale)), max(1, round(clip_width * scale))
 
 
-def sheet_size(rows: int, per_cell: int, frames_per_clip: int, tile_hw: tuple[int, int]) -> tuple[int, int]:
+def sheet_size(
+    rows: int, per_cell: int, frames_per_clip: int, tile_hw: tuple[int, int]
+) -> tuple[int, int]:
     """(height, width) of the whole sheet in pixels."""
     tile_h, tile_w = tile_hw
-    return rows * (CAPTION_PX + tile_h + GAP_PX), LABEL_COLUMN_PX + per_cell * (frames_per_clip * tile_w + GAP_PX)
+    return rows * (CAPTION_PX + tile_h + GAP_PX), LABEL_COLUMN_PX + per_cell * (
+        frames_per_clip * tile_w + GAP_PX
+    )
 
 
 def frame_positions(num_frames: int, frames_per_clip: int) -> np.ndarray:
@@ -54,17 +60,28 @@ def _put_text(canvas: np.ndarray, text: str, x: int, y: int, scale: float = 0.4)
 
 def _clip_strip(clip: np.ndarray, frames_per_clip: int, tile_hw: tuple[int, int]) -> np.ndarray:
     tile_h, tile_w = tile_hw
-    frames = [cv2.resize(clip[i], (tile_w, tile_h), interpolation=cv2.INTER_AREA)
-              for i in frame_positions(clip.shape[0], frames_per_clip)]
+    frames = [
+        cv2.resize(clip[i], (tile_w, tile_h), interpolation=cv2.INTER_AREA)
+        for i in frame_positions(clip.shape[0], frames_per_clip)
+    ]
     return np.concatenate(frames, axis=1)
 
 
-def contact_sheet(cache_dir: CacheDir | str | Path, out_png: str | Path, *, per_cell: int = 4,
-                  frames_per_clip: int = 4, seed: int = 0, tile_px: int = 96) -> Path:
+def contact_sheet(
+    cache_dir: CacheDir | str | Path,
+    out_png: str | Path,
+    *,
+    per_cell: int = 4,
+    frames_per_clip: int = 4,
+    seed: int = 0,
+    tile_px: int = 96,
+) -> Path:
     """Write the contact sheet of `cache_dir` to `out_png` and return its path."""
     if per_cell < 1 or frames_per_clip < 1 or tile_px < 8:
-        raise ValueError(f"per_cell={per_cell}, frames_per_clip={frames_per_clip} must be >= 1 "
-                         f"and tile_px={tile_px} >= 8")
+        raise ValueError(
+            f"per_cell={per_cell}, frames_per_clip={frames_per_clip} must be >= 1 "
+            f"and tile_px={tile_px} >= 8"
+        )
     cache = cache_dir if isinstance(cache_dir, CacheDir) else CacheDir(Path(cache_dir))
     if not cache.clips_parquet.exists():
         raise StageError(f"{cache.clips_parquet} does not exist; nothing to preview")
@@ -77,7 +94,9 @@ def contact_sheet(cache_dir: CacheDir | str | Path, out_png: str | Path, *, per_
     rng = np.random.default_rng(seed)
     chosen = {}
     for key in sorted(cells):
-        picks = np.sort(rng.choice(len(cells[key]), size=min(per_cell, len(cells[key])), replace=False))
+        picks = np.sort(
+            rng.choice(len(cells[key]), size=min(per_cell, len(cells[key])), replace=False)
+        )
         chosen[key] = [cells[key][i] for i in picks]
     readers: dict[str, ShardReader] = {}
     try:
@@ -105,7 +124,7 @@ def contact_sheet(cache_dir: CacheDir | str | Path, out_png: str | Path, *, per_
         _put_text(canvas, f"{len(cells[(label, generator)])} clips", 6, top + CAPTION_PX + 46)
         for column in range(per_cell):
             left = LABEL_COLUMN_PX + column * (strip_w + GAP_PX)
-            box = canvas[top + CAPTION_PX: top + CAPTION_PX + tile_hw[0], left: left + strip_w]
+            box = canvas[top + CAPTION_PX : top + CAPTION_PX + tile_hw[0], left : left + strip_w]
             if column < len(picked):
                 clip = picked[column]
                 box[:] = _clip_strip(arrays[clip.clip_id], frames_per_clip, tile_hw)

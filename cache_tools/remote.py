@@ -17,6 +17,7 @@ AWS_SESSION_TOKEN; AWS_ENDPOINT_URL for an S3-compatible server; AWS_SKIP_SIGNAT
 public bucket): a URL that carries them (`s3://key:secret@bucket/...`) is refused, so none ends
 up in a split file, a log line or a bundle, and nothing is looked up elsewhere.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,15 +34,18 @@ from vfcache.cache_tools.shards import ShardCorruptError, ShardReader, _PerThrea
 
 from vfcache.atomic import temp_path_for
 from vfcache.errors import StageError
-
-from vfcache.layout import CacheDir, REMOTE_JSON_NAME
+from vfcache.layout import REMOTE_JSON_NAME, CacheDir
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-REMOTE_CACHE_DIR_ENV = "VFCACHE_REMOTE_CACHE"  # folder of the local copies (default ~/.cache/vfcache/remote)
-REMOTE_CACHE_BYTES_ENV = "VFCACHE_REMOTE_CACHE_BYTES"  # budget of whole-shard copies; 0: range reads only
+REMOTE_CACHE_DIR_ENV = (
+    "VFCACHE_REMOTE_CACHE"  # folder of the local copies (default ~/.cache/vfcache/remote)
+)
+REMOTE_CACHE_BYTES_ENV = (
+    "VFCACHE_REMOTE_CACHE_BYTES"  # budget of whole-shard copies; 0: range reads only
+)
 DEFAULT_REMOTE_CACHE_BYTES = 20 * 10**9
 READ_ATTEMPTS = 5
 FIRST_RETRY_DELAY_S = 0.2
@@ -67,8 +71,13 @@ def _store_errors():
     return errors
 
 
-def with_retries(fn: Callable[[], T], what: str, *, attempts: int = READ_ATTEMPTS,
-                 first_delay_s: float = FIRST_RETRY_DELAY_S) -> T:
+def with_retries(
+    fn: Callable[[], T],
+    what: str,
+    *,
+    attempts: int = READ_ATTEMPTS,
+    first_delay_s: float = FIRST_RETRY_DELAY_S,
+) -> T:
     """`fn()`, again after a dropped connection, a timeout or a short read (exponential backoff);
     a missing object (FileNotFoundError) or a refused request (StageError) is not retried."""
     errors = _store_errors()
@@ -78,18 +87,28 @@ def with_retries(fn: Callable[[], T], what: str, *, attempts: int = READ_ATTEMPT
         except errors.NotFoundError as err:
             raise FileNotFoundError(f"{what}: not found") from err
         except (errors.PermissionDeniedError, errors.UnauthenticatedError) as err:
-            raise StageError(f"{what}: the store refused the request ({err}); check the credentials "
-                             "in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)") from err
+            raise StageError(
+                f"{what}: the store refused the request ({err}); check the credentials "
+                "in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+            ) from err
         except (FileNotFoundError, PermissionError, StageError):
             raise
         except (errors.GenericError, OSError, TimeoutError) as err:
             first_line = str(err).splitlines()[0] if str(err) else ""
             if attempt == attempts:
-                raise RemoteReadError(f"{what} failed {attempts} times; last: {type(err).__name__}: "
-                                      f"{first_line}") from err
+                raise RemoteReadError(
+                    f"{what} failed {attempts} times; last: {type(err).__name__}: {first_line}"
+                ) from err
             delay = first_delay_s * 2 ** (attempt - 1)
-            log.warning("%s: %s: %s; retrying in %.1f s (%d/%d)", what, type(err).__name__, first_line, delay,
-                        attempt, attempts - 1)
+            log.warning(
+                "%s: %s: %s; retrying in %.1f s (%d/%d)",
+                what,
+                type(err).__name__,
+                first_line,
+                delay,
+                attempt,
+                attempts - 1,
+            )
             time.sleep(delay)
     raise AssertionError("unreachable")
 
@@ -108,20 +127,27 @@ def _open_store(url: str, pid: int, endpoint: Optional[str], key_id: Optional[st
 
 
 def open_store(url: str):
-    """The obstore store rooted at `url` (a folder); credentials and endpoint from the environment."""
+    """The obstore store rooted at `url` (a folder); credentials and endpoint from the
+    environment."""
     parts = urllib.parse.urlsplit(url)
     if parts.username or parts.password:
-        raise StageError(f"{parts.scheme}://...@{parts.hostname}: credentials do not go in a URL; "
-                         "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment")
+        raise StageError(
+            f"{parts.scheme}://...@{parts.hostname}: credentials do not go in a URL; "
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"
+        )
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if parts.scheme in ("s3", "s3a"):
         public = os.environ.get("AWS_SKIP_SIGNATURE", "").lower() in ("1", "true", "yes")
         missing = [name for name in _CREDENTIAL_VARIABLES if not os.environ.get(name)]
         if missing and not public:
-            raise StageError(f"{url}: no credentials for the store: set {' and '.join(missing)} in the "
-                             "environment (or AWS_SKIP_SIGNATURE=true for a public bucket)")
+            raise StageError(
+                f"{url}: no credentials for the store: set {' and '.join(missing)} in the "
+                "environment (or AWS_SKIP_SIGNATURE=true for a public bucket)"
+            )
     try:
-        return _open_store(url.rstrip("/"), os.getpid(), endpoint, os.environ.get("AWS_ACCESS_KEY_ID"))
+        return _open_store(
+            url.rstrip("/"), os.getpid(), endpoint, os.environ.get("AWS_ACCESS_KEY_ID")
+        )
     except (ValueError, _store_errors().BaseError) as err:
         raise StageError(f"{url}: cannot open this store URL ({err})") from err
 
@@ -133,7 +159,8 @@ def split_url(url: str) -> tuple[str, str]:
 
 
 class ShardDiskCache:
-    """Whole remote shards on local disk, `budget_bytes` at most, the least recently used evicted first.
+    """Whole remote shards on local disk, `budget_bytes` at most, the least recently used evicted
+    first.
 
     Several processes (DataLoader workers) may share the folder: a copy appears by rename once
     complete, and an evicted copy stays readable by a process that has it open."""
@@ -146,7 +173,9 @@ class ShardDiskCache:
 
     @classmethod
     def from_environment(cls) -> "ShardDiskCache":
-        folder = os.environ.get(REMOTE_CACHE_DIR_ENV) or Path.home() / ".cache" / "vfcache" / "remote"
+        folder = (
+            os.environ.get(REMOTE_CACHE_DIR_ENV) or Path.home() / ".cache" / "vfcache" / "remote"
+        )
         raw = os.environ.get(REMOTE_CACHE_BYTES_ENV, str(DEFAULT_REMOTE_CACHE_BYTES))
         try:
             budget = int(float(raw))
@@ -163,7 +192,11 @@ class ShardDiskCache:
 
     def _copies(self) -> list[Path]:
         folder = self.folder / "shards"
-        return [p for p in folder.iterdir() if p.is_file() and ".tmp-" not in p.name] if folder.is_dir() else []
+        return (
+            [p for p in folder.iterdir() if p.is_file() and ".tmp-" not in p.name]
+            if folder.is_dir()
+            else []
+        )
 
     def _make_room(self, nbytes: int) -> None:
         copies = []
@@ -199,7 +232,9 @@ class ShardDiskCache:
         try:
             download(tmp)
             if tmp.stat().st_size != size:
-                raise RemoteReadError(f"{url}: downloaded {tmp.stat().st_size} bytes, the store lists {size}")
+                raise RemoteReadError(
+                    f"{url}: downloaded {tmp.stat().st_size} bytes, the store lists {size}"
+                )
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -218,7 +253,9 @@ class RemoteShardReader(ShardReader):
         self._store = open_store(folder)
         self._local: Optional[ShardReader] = None
         self._local_tried = False
-        self._local_lock = threading.Lock()  # one download of the shard, whichever thread asks first
+        self._local_lock = (
+            threading.Lock()
+        )  # one download of the shard, whichever thread asks first
         self._fd = -1
         self._map = None
         self._per_thread = _PerThread()
@@ -231,9 +268,16 @@ class RemoteShardReader(ShardReader):
                 return self._local
             import obstore
 
-            size = with_retries(lambda: obstore.head(self._store, self._name)["size"], f"size of {self.url}")
-            path = self.disk_cache.get(self.url, size, lambda dest: with_retries(
-                lambda: download(self._store, self._name, dest), f"download of {self.url}"))
+            size = with_retries(
+                lambda: obstore.head(self._store, self._name)["size"], f"size of {self.url}"
+            )
+            path = self.disk_cache.get(
+                self.url,
+                size,
+                lambda dest: with_retries(
+                    lambda: download(self._store, self._name, dest), f"download of {self.url}"
+                ),
+            )
             if path is not None:
                 self._local = ShardReader(path)
             self._local_tried = True
@@ -255,7 +299,9 @@ class RemoteShardReader(ShardReader):
         try:
             return with_retries(fetch, f"clip {clip_id or ''} at {offset}+{nbytes} of {self.url}")
         except FileNotFoundError as err:
-            raise ShardCorruptError(self.url, offset, "the shard is missing from the store", clip_id) from err
+            raise ShardCorruptError(
+                self.url, offset, "the shard is missing from the store", clip_id
+            ) from err
 
     def _frame_view(self, offset: int, nbytes: int, clip_id: str | None) -> memoryview | bytes:
         return self.read_frame(offset, nbytes, clip_id)
@@ -315,7 +361,9 @@ class RemoteFolder:
 
         def ls() -> dict[str, int]:
             found = obstore.list_with_delimiter(self.store, sub.strip("/") or None)
-            return {entry["path"].rsplit("/", 1)[-1]: int(entry["size"]) for entry in found["objects"]}
+            return {
+                entry["path"].rsplit("/", 1)[-1]: int(entry["size"]) for entry in found["objects"]
+            }
 
         return with_retries(ls, f"listing of {self.url}/{sub}")
 
@@ -323,7 +371,9 @@ class RemoteFolder:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path_for(dest)
         try:
-            with_retries(lambda: download(self.store, relpath, tmp), f"download of {self.url}/{relpath}")
+            with_retries(
+                lambda: download(self.store, relpath, tmp), f"download of {self.url}/{relpath}"
+            )
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
@@ -332,7 +382,10 @@ class RemoteFolder:
     def push(self, src: Path, relpath: str) -> None:
         import obstore
 
-        with_retries(lambda: obstore.put(self.store, relpath, Path(src)), f"upload of {src} to {self.url}/{relpath}")
+        with_retries(
+            lambda: obstore.put(self.store, relpath, Path(src)),
+            f"upload of {src} to {self.url}/{relpath}",
+        )
 
     def delete(self, relpath: str) -> None:
         import obstore
@@ -351,7 +404,11 @@ def staging_folder(url: str) -> Path:
     import tempfile
 
     digest = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
-    return Path(os.environ.get("VFCACHE_STAGING") or tempfile.gettempdir()) / "vfcache-staging" / digest
+    return (
+        Path(os.environ.get("VFCACHE_STAGING") or tempfile.gettempdir())
+        / "vfcache-staging"
+        / digest
+    )
 
 
 def recorded_remote(cache_path: str | os.PathLike) -> Optional[str]:
@@ -360,6 +417,7 @@ def recorded_remote(cache_path: str | os.PathLike) -> Optional[str]:
 
 
 def remote_shard_sizes(cache_path: str | os.PathLike) -> Optional[dict[str, int]]:
-    """{shard file name: bytes} in the remote home of a mirrored cache folder; None for a cache on disk."""
+    """{shard file name: bytes} in the remote home of a mirrored cache folder; None for a cache on
+    disk."""
     url = recorded_remote(cache_path)
     return None if url is None else RemoteFolder(url).listing("shards")

@@ -10,6 +10,7 @@ wrong pixels.
 `ShardWriter` writes one shard to a temporary name and only fsyncs and renames it on
 `commit()`; rolling over to the next shard is the extractor's decision.
 """
+
 from __future__ import annotations
 
 import io
@@ -32,7 +33,9 @@ ZSTD_LEVELS = range(1, 20)  # zstd's normal levels (20-22 need far more memory)
 class ShardCorruptError(RuntimeError):
     """A clip could not be read back intact: bad checksum, truncated frame or bad `.npy` payload."""
 
-    def __init__(self, shard: str | os.PathLike, offset: int, reason: str, clip_id: str | None = None):
+    def __init__(
+        self, shard: str | os.PathLike, offset: int, reason: str, clip_id: str | None = None
+    ):
         self.shard = str(shard)
         self.offset = offset
         self.clip_id = clip_id
@@ -54,8 +57,10 @@ def encode_clip(clip: np.ndarray, compressor: zstandard.ZstdCompressor) -> bytes
     rgb = clip.ndim == 4 and clip.shape[-1] == 3
     yuv420 = clip.ndim == 3 and clip.shape[-2] % 3 == 0 and clip.shape[-1] % 2 == 0
     if clip.dtype != np.uint8 or not (rgb or yuv420):
-        raise ValueError(f"a clip must be uint8 with shape (T, H, W, 3), or yuv420 planes "
-                         f"(T, H * 3 / 2, W), got {clip.dtype} {clip.shape}")
+        raise ValueError(
+            f"a clip must be uint8 with shape (T, H, W, 3), or yuv420 planes "
+            f"(T, H * 3 / 2, W), got {clip.dtype} {clip.shape}"
+        )
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(clip))
     return compressor.compress(header.getvalue() + np.ascontiguousarray(clip).tobytes())
@@ -63,7 +68,9 @@ def encode_clip(clip: np.ndarray, compressor: zstandard.ZstdCompressor) -> bytes
 
 def new_compressor(level: int = DEFAULT_ZSTD_LEVEL) -> zstandard.ZstdCompressor:
     if level not in ZSTD_LEVELS:
-        raise ValueError(f"zstd level must be in {ZSTD_LEVELS.start}..{ZSTD_LEVELS.stop - 1}, got {level!r}")
+        raise ValueError(
+            f"zstd level must be in {ZSTD_LEVELS.start}..{ZSTD_LEVELS.stop - 1}, got {level!r}"
+        )
     return zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
 
 
@@ -79,12 +86,15 @@ def parse_npy(payload: bytes | memoryview) -> np.ndarray:
     start = stream.tell()
     expected = int(np.prod(shape))
     if len(payload) - start != expected:
-        raise ValueError(f"payload holds {len(payload) - start} bytes, shape {shape} needs {expected}")
+        raise ValueError(
+            f"payload holds {len(payload) - start} bytes, shape {shape} needs {expected}"
+        )
     return np.frombuffer(payload, dtype=np.uint8, offset=start).reshape(shape)
 
 
 def _checked_content_size(frame: bytes | memoryview) -> int:
-    """The frame's content size, after checking it carries a content checksum and size (as ours do)."""
+    """The frame's content size, after checking it carries a content checksum and size (as ours
+    do)."""
     params = zstandard.get_frame_parameters(frame)
     if not params.has_checksum:
         raise ValueError("zstd frame carries no content checksum")
@@ -94,7 +104,8 @@ def _checked_content_size(frame: bytes | memoryview) -> int:
 
 
 def decode_clip(frame: bytes, decompressor: zstandard.ZstdDecompressor | None = None) -> np.ndarray:
-    """One zstd frame -> the clip array; raises `ValueError` or `zstandard.ZstdError` when damaged."""
+    """One zstd frame -> the clip array; raises `ValueError` or `zstandard.ZstdError` when
+    damaged."""
     content_size = _checked_content_size(frame)
     dctx = decompressor or zstandard.ZstdDecompressor()
     payload = dctx.decompress(frame, max_output_size=content_size)
@@ -121,7 +132,9 @@ def decode_clip_into(
     intermediate buffer: a batch assembled from shards is written once, where it will live.
     """
     if out.dtype != np.uint8 or not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"out must be a writable C-contiguous uint8 array, got {out.dtype} {out.flags}")
+        raise ValueError(
+            f"out must be a writable C-contiguous uint8 array, got {out.dtype} {out.flags}"
+        )
     _checked_content_size(frame)
     dctx = decompressor or zstandard.ZstdDecompressor()
     reader = dctx.stream_reader(frame, read_size=len(frame), read_across_frames=False)
@@ -132,7 +145,9 @@ def decode_clip_into(
     stream = io.BytesIO(prefix[8:] + _read_exact(reader, header_len))
     shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
     if fortran or dtype != np.uint8 or tuple(shape) != out.shape:
-        raise ValueError(f"clip is {dtype} {tuple(shape)} fortran={fortran}, expected uint8 {out.shape}")
+        raise ValueError(
+            f"clip is {dtype} {tuple(shape)} fortran={fortran}, expected uint8 {out.shape}"
+        )
     target = memoryview(out).cast("B")
     filled = 0
     while filled < out.nbytes:
@@ -221,7 +236,9 @@ class ShardReader:
     def read_frame(self, offset: int, nbytes: int, clip_id: str | None = None) -> bytes:
         frame = os.pread(self._fd, nbytes, offset)
         if len(frame) != nbytes:
-            raise ShardCorruptError(self.path, offset, f"read {len(frame)} of {nbytes} bytes (truncated shard)", clip_id)
+            raise ShardCorruptError(
+                self.path, offset, f"read {len(frame)} of {nbytes} bytes (truncated shard)", clip_id
+            )
         return frame
 
     def read(self, offset: int, nbytes: int, clip_id: str | None = None) -> np.ndarray:
@@ -236,10 +253,14 @@ class ShardReader:
         available = min(os.fstat(self._fd).st_size, len(self._map)) if self._map is not None else 0
         if offset + nbytes > available:
             got = max(0, available - offset)
-            raise ShardCorruptError(self.path, offset, f"read {got} of {nbytes} bytes (truncated shard)", clip_id)
-        return memoryview(self._map)[offset:offset + nbytes]
+            raise ShardCorruptError(
+                self.path, offset, f"read {got} of {nbytes} bytes (truncated shard)", clip_id
+            )
+        return memoryview(self._map)[offset : offset + nbytes]
 
-    def read_into(self, offset: int, nbytes: int, out: np.ndarray, clip_id: str | None = None) -> np.ndarray:
+    def read_into(
+        self, offset: int, nbytes: int, out: np.ndarray, clip_id: str | None = None
+    ) -> np.ndarray:
         """`read`, decompressed straight into `out` (see `decode_clip_into`)."""
         frame = self._frame_view(offset, nbytes, clip_id)
         try:

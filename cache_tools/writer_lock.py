@@ -16,6 +16,7 @@ created again the normal way.
 Readers (train, eval, audit, verify) never take the lock: everything they read is written to a
 temporary name and renamed, so they see either the old or the new file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -65,10 +66,13 @@ def _process_start(pid: int) -> Optional[float]:
 
 
 def _me(what: str) -> LockHolder:
-    return LockHolder(host=socket.gethostname(), pid=os.getpid(),
-                      process_start=_process_start(os.getpid()),
-                      since_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                      what=what)
+    return LockHolder(
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        process_start=_process_start(os.getpid()),
+        since_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        what=what,
+    )
 
 
 def read_holder(path: Path) -> Optional[LockHolder]:
@@ -88,7 +92,11 @@ def holder_is_dead(holder: LockHolder, path: Path, stale_after_s: float) -> bool
         except PermissionError:
             return False  # alive, another user's
         started = _process_start(holder.pid)
-        return holder.process_start is not None and started is not None and started != holder.process_start
+        return (
+            holder.process_start is not None
+            and started is not None
+            and started != holder.process_start
+        )
     try:
         return time.time() - path.stat().st_mtime > stale_after_s
     except FileNotFoundError:
@@ -125,8 +133,14 @@ def _heartbeat(path: Path, stop: threading.Event) -> None:
 
 
 @contextlib.contextmanager
-def writer_lock(folder: str | os.PathLike, what: str, *, wait: bool = True, poll_s: float = 1.0,
-                stale_after_s: float = STALE_AFTER_S) -> Iterator[LockHolder]:
+def writer_lock(
+    folder: str | os.PathLike,
+    what: str,
+    *,
+    wait: bool = True,
+    poll_s: float = 1.0,
+    stale_after_s: float = STALE_AFTER_S,
+) -> Iterator[LockHolder]:
     """Hold `<folder>/.writer.lock` for the block; see the module docstring."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Audit of one or more cache folders and their split: the figures a model card reports, and leakage checks.
+"""Audit of one or more cache folders and their split: the figures a model card reports, and
+leakage checks.
 
 Figures: clips per dataset x domain x part (total/train/val/test/support) x label x
 generator, padded or looped clips, and failed or skipped videos by reason. Checks (each
@@ -7,10 +8,12 @@ current clips.parquet; train/val/test are disjoint and cover clips.parquet; no g
 video (across all audited datasets) sits in two parts; every split entry names a clip of
 clips.parquet inside a final shard; the support bank lies in train; every part got the
 number of clips asked; the support bank has N real + N fake clips per domain. Given the
-videos shared across the audited datasets (`vfcache.pipelines.shared_videos` finds them, by bytes and by
+videos shared across the audited datasets (`vfcache.pipelines.shared_videos` finds them, by bytes
+and by
 frame hashes), the report lists each pair and checks that no group of them sits in two parts.
 `format_table` prints the figures in the shape of the R(2+1)D card.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -105,13 +108,24 @@ class AuditReport:
     def failed_checks(self) -> list[AuditCheck]:
         return [check for check in self.checks if not check.passed]
 
-    def count(self, *, dataset: str, part: str, domain: str | None = None, label: int | None = None,
-              generator: str | None = None) -> int:
+    def count(
+        self,
+        *,
+        dataset: str,
+        part: str,
+        domain: str | None = None,
+        label: int | None = None,
+        generator: str | None = None,
+    ) -> int:
         """Clips in the cells matching the given keys."""
         return sum(
-            cell.clips for cell in self.cells
-            if cell.dataset == dataset and cell.part == part and domain in (None, cell.domain)
-            and label in (None, cell.label) and generator in (None, cell.generator)
+            cell.clips
+            for cell in self.cells
+            if cell.dataset == dataset
+            and cell.part == part
+            and domain in (None, cell.domain)
+            and label in (None, cell.label)
+            and generator in (None, cell.generator)
         )
 
     def to_json(self) -> dict:
@@ -123,7 +137,11 @@ class AuditReport:
             "short_clips": [dataclasses.asdict(c) for c in self.short_clips],
             "failures": [dataclasses.asdict(c) for c in self.failures],
             "checks": [dataclasses.asdict(c) for c in self.checks],
-            **({} if self.shared is None else {"shared": [dataclasses.asdict(p) for p in self.shared]}),
+            **(
+                {}
+                if self.shared is None
+                else {"shared": [dataclasses.asdict(p) for p in self.shared]}
+            ),
         }
 
 
@@ -148,9 +166,14 @@ def _cells(dataset: str, part: str, table: pa.Table) -> list[AuditCell]:
     if table.num_rows == 0:
         return []
     grouped = table.group_by(["domain", "label", "generator"]).aggregate(
-        [("clip_id", "count"), ("video_id", "count_distinct")])
-    rows = zip(*(grouped.column(name).to_pylist() for name in
-                 ("domain", "label", "generator", "clip_id_count", "video_id_count_distinct")))
+        [("clip_id", "count"), ("video_id", "count_distinct")]
+    )
+    rows = zip(
+        *(
+            grouped.column(name).to_pylist()
+            for name in ("domain", "label", "generator", "clip_id_count", "video_id_count_distinct")
+        )
+    )
     return [AuditCell(dataset, d, part, lab, g, n, v) for d, lab, g, n, v in sorted(rows)]
 
 
@@ -160,9 +183,14 @@ def _short_clips(dataset: str, table: pa.Table) -> list[ShortClipCount]:
     if short.num_rows == 0:
         return []
     grouped = short.group_by(["domain", "short_policy"]).aggregate(
-        [("clip_id", "count"), ("padded_frames", "sum")])
-    rows = zip(*(grouped.column(name).to_pylist() for name in
-                 ("domain", "short_policy", "clip_id_count", "padded_frames_sum")))
+        [("clip_id", "count"), ("padded_frames", "sum")]
+    )
+    rows = zip(
+        *(
+            grouped.column(name).to_pylist()
+            for name in ("domain", "short_policy", "clip_id_count", "padded_frames_sum")
+        )
+    )
     return [ShortClipCount(dataset, d, policy, n, frames) for d, policy, n, frames in sorted(rows)]
 
 
@@ -177,12 +205,16 @@ def _failures(dataset: str, cache: CacheDir) -> list[FailureCount]:
         for video in read_records(cache.videos_parquet, VideoRecord):
             if video.status != "ok":
                 counts[(f"videos.parquet:{video.status}", video.reason or "")] += 1
-    return [FailureCount(dataset, source, reason, n) for (source, reason), n in sorted(counts.items())]
+    return [
+        FailureCount(dataset, source, reason, n) for (source, reason), n in sorted(counts.items())
+    ]
 
 
 def _load_split(cache: CacheDir, split_name: str) -> tuple[SplitMeta, dict[str, pa.Table]]:
     meta = read_split_meta(cache.split_dir(split_name))
-    return meta, {part: read_split_table(cache.split_file(split_name, part)) for part in SPLIT_PARTS}
+    return meta, {
+        part: read_split_table(cache.split_file(split_name, part)) for part in SPLIT_PARTS
+    }
 
 
 def _check_current(dataset: str, cache: CacheDir, meta: SplitMeta) -> AuditCheck:
@@ -192,32 +224,50 @@ def _check_current(dataset: str, cache: CacheDir, meta: SplitMeta) -> AuditCheck
         problems.append(f"split.json spec hash {meta.spec_hash} != spec.json {spec_hash}")
     if meta.clips_parquet_sha256 != sha256_file(cache.clips_parquet):
         problems.append("clips.parquet changed since the split was made (re-run split)")
-    return _check("split_current", dataset, problems, "made from the current clips.parquet and spec")
+    return _check(
+        "split_current", dataset, problems, "made from the current clips.parquet and spec"
+    )
 
 
 def _disjoint(parts: dict[str, pa.Table], column: str) -> tuple[pa.Array, np.ndarray]:
     """`column` of train, val and test one after the other, and the part index of each row."""
     tables = [parts[part] for part in DISJOINT_PARTS]
-    values = pa.concat_arrays([t.column(column).combine_chunks() for t in tables]) if tables else pa.array([])
+    values = (
+        pa.concat_arrays([t.column(column).combine_chunks() for t in tables])
+        if tables
+        else pa.array([])
+    )
     return values, np.repeat(np.arange(len(tables)), [t.num_rows for t in tables])
 
 
 def _manifest_rows(manifest: pa.Table, parts: dict[str, pa.Table]) -> dict[str, np.ndarray]:
     """For every entry of every part, its row in clips.parquet (-1: not there); one hash lookup."""
-    ids = pa.concat_arrays([parts[p].column("clip_id").combine_chunks().cast(pa.string()) for p in SPLIT_PARTS])
-    index = pc.index_in(ids, value_set=manifest.column("clip_id")).fill_null(-1).to_numpy(zero_copy_only=False)
+    ids = pa.concat_arrays(
+        [parts[p].column("clip_id").combine_chunks().cast(pa.string()) for p in SPLIT_PARTS]
+    )
+    index = (
+        pc.index_in(ids, value_set=manifest.column("clip_id"))
+        .fill_null(-1)
+        .to_numpy(zero_copy_only=False)
+    )
     bounds = np.cumsum([parts[p].num_rows for p in SPLIT_PARTS])[:-1]
     return dict(zip(SPLIT_PARTS, np.split(index.astype(np.int64), bounds)))
 
 
-def _check_partition(dataset: str, manifest: pa.Table, parts: dict, rows: dict, meta: SplitMeta) -> AuditCheck:
+def _check_partition(
+    dataset: str, manifest: pa.Table, parts: dict, rows: dict, meta: SplitMeta
+) -> AuditCheck:
     problems = []
     placed = np.concatenate([rows[part] for part in DISJOINT_PARTS])
     hits = np.bincount(placed[placed >= 0], minlength=manifest.num_rows)
     repeated = bool((hits > 1).any())
     if not repeated and (placed < 0).any():  # ids outside clips.parquet may repeat too
-        outside = pa.concat_arrays([parts[p].column("clip_id").combine_chunks().filter(pa.array(rows[p] < 0))
-                                    for p in DISJOINT_PARTS])
+        outside = pa.concat_arrays(
+            [
+                parts[p].column("clip_id").combine_chunks().filter(pa.array(rows[p] < 0))
+                for p in DISJOINT_PARTS
+            ]
+        )
         repeated = bool(duplicated_values(outside, shown=1))
     if repeated:  # rare: say where each repeat is, in file order
         placed: dict[str, str] = {}
@@ -229,12 +279,23 @@ def _check_partition(dataset: str, manifest: pa.Table, parts: dict, rows: dict, 
     unplaced = int((hits == 0).sum())
     recorded = meta.part("unassigned").clips if meta.part("unassigned") else 0
     if unplaced != recorded:
-        problems.append(f"{unplaced} clips of clips.parquet are in no part, split.json records {recorded} unassigned")
-    return _check("partition", dataset, problems, f"train/val/test disjoint; {unplaced} clips unassigned as recorded")
+        problems.append(
+            f"{unplaced} clips of clips.parquet are in no part, split.json records {recorded} "
+            f"unassigned"
+        )
+    return _check(
+        "partition",
+        dataset,
+        problems,
+        f"train/val/test disjoint; {unplaced} clips unassigned as recorded",
+    )
 
 
-def _places(values: pa.Array, place: np.ndarray, names: Sequence[str]) -> tuple[int, dict[str, list[str]]]:
-    """(distinct values, {value: sorted place names} for the values found in more than one place)."""
+def _places(
+    values: pa.Array, place: np.ndarray, names: Sequence[str]
+) -> tuple[int, dict[str, list[str]]]:
+    """(distinct values, {value: sorted place names} for the values found in more than one
+    place)."""
     table = pa.table({"value": values, "place": pa.array(place, pa.int64())})
     distinct = table.group_by("value").aggregate([("place", "count_distinct")])
     shared = distinct.filter(pc.greater(distinct.column("place_count_distinct"), 1)).column("value")
@@ -253,8 +314,14 @@ def _check_groups(dataset: str, parts: dict) -> AuditCheck:
     return _check("no_group_across_splits", dataset, problems, f"{total} groups, each in one part")
 
 
-def _check_in_final_shards(dataset: str, cache: CacheDir, manifest: pa.Table, parts: dict,
-                           manifest_rows: dict, remote_sizes: Optional[dict[str, int]]) -> AuditCheck:
+def _check_in_final_shards(
+    dataset: str,
+    cache: CacheDir,
+    manifest: pa.Table,
+    parts: dict,
+    manifest_rows: dict,
+    remote_sizes: Optional[dict[str, int]],
+) -> AuditCheck:
     """Every entry names a clip of clips.parquet, equals its row, and lies inside a final shard
     (on disk, or in the remote home of a mirrored cache folder: `remote_sizes`)."""
     problems = []
@@ -285,8 +352,10 @@ def _check_in_final_shards(dataset: str, cache: CacheDir, manifest: pa.Table, pa
                         path = cache.resolve_shard(name)
                         size_of[name] = path.stat().st_size if path.is_file() else None
         bad_path = np.array([path_problem[n] is not None for n in shard_names], dtype=bool)[shard]
-        sizes = np.array([-1 if path_problem[n] or size_of[n] is None else size_of[n] for n in shard_names],
-                         dtype=np.int64)[shard]
+        sizes = np.array(
+            [-1 if path_problem[n] or size_of[n] is None else size_of[n] for n in shard_names],
+            dtype=np.int64,
+        )[shard]
         end = _np(table, "offset") + _np(table, "nbytes")
         checked = ~missing & ~bad_path
         shards_seen.update(shard_names[c] for c in np.unique(shard[checked]).tolist())
@@ -305,16 +374,30 @@ def _check_in_final_shards(dataset: str, cache: CacheDir, manifest: pa.Table, pa
                 problems.append(f"{where}: shard {shard_name} does not exist")
             elif beyond[row]:
                 offset, nbytes = int(_np(table, "offset")[row]), int(_np(table, "nbytes")[row])
-                problems.append(f"{where}: bytes {offset}+{nbytes} lie beyond the end "
-                                f"of {shard_name} ({size_of[shard_name]} bytes)")
-    return _check("clips_in_final_shards", dataset, problems, f"{total} entries in {len(shards_seen)} final shards")
+                problems.append(
+                    f"{where}: bytes {offset}+{nbytes} lie beyond the end "
+                    f"of {shard_name} ({size_of[shard_name]} bytes)"
+                )
+    return _check(
+        "clips_in_final_shards",
+        dataset,
+        problems,
+        f"{total} entries in {len(shards_seen)} final shards",
+    )
 
 
 def _check_support_in_train(dataset: str, parts: dict) -> AuditCheck:
     support = parts["support"].column("clip_id")
     outside = pc.invert(pc.is_in(support, value_set=parts["train"].column("clip_id")))
-    problems = [f"support clip {c} is not in train" for c in pc.filter(support, outside).to_pylist()]
-    return _check("support_in_train", dataset, problems, f"{parts['support'].num_rows} support clips, all in train")
+    problems = [
+        f"support clip {c} is not in train" for c in pc.filter(support, outside).to_pylist()
+    ]
+    return _check(
+        "support_in_train",
+        dataset,
+        problems,
+        f"{parts['support'].num_rows} support clips, all in train",
+    )
 
 
 def _videos_in(table: pa.Table) -> int:
@@ -322,7 +405,8 @@ def _videos_in(table: pa.Table) -> int:
 
 
 def _check_sizes(dataset: str, meta: SplitMeta, parts: dict) -> AuditCheck:
-    """Each part holds what split.json says, and what was asked, in the unit asked (videos or clips)."""
+    """Each part holds what split.json says, and what was asked, in the unit asked (videos or
+    clips)."""
     problems = []
     for summary in meta.parts:
         if summary.part == "unassigned":
@@ -330,11 +414,15 @@ def _check_sizes(dataset: str, meta: SplitMeta, parts: dict) -> AuditCheck:
         in_file = parts.get(summary.part, SPLIT_SCHEMA.empty_table())
         have = in_file.num_rows if summary.unit == "clips" else _videos_in(in_file)
         if have != summary.obtained or in_file.num_rows != summary.clips:
-            problems.append(f"{summary.part}.jsonl has {have} {summary.unit} ({in_file.num_rows} clips), "
-                            f"split.json says {summary.obtained} ({summary.clips} clips)")
+            problems.append(
+                f"{summary.part}.jsonl has {have} {summary.unit} ({in_file.num_rows} clips), "
+                f"split.json says {summary.obtained} ({summary.clips} clips)"
+            )
         if summary.obtained != summary.target:
-            problems.append(f"{summary.part}: asked {summary.asked} = {summary.target} {summary.unit}, "
-                            f"got {summary.obtained}")
+            problems.append(
+                f"{summary.part}: asked {summary.asked} = {summary.target} {summary.unit}, "
+                f"got {summary.obtained}"
+            )
     subset = meta.subset
     if subset is not None and subset.obtained != subset.asked:
         problems.append(f"subset: asked {subset.asked} {meta.unit}, got {subset.obtained}")
@@ -347,39 +435,64 @@ def _check_support_size(dataset: str, meta: SplitMeta, parts: dict) -> AuditChec
     want = meta.support_per_class
     support = parts["support"]
     have = Counter(zip(support.column("domain").to_pylist(), support.column("label").to_pylist()))
-    domains = sorted(set(pc.unique(parts["train"].column("domain")).to_pylist()) | {d for d, _ in have})
-    problems = [f"domain {d!r}: {have[(d, lab)]} {LABEL_NAMES[lab]} support clips, asked {want}"
-                for d in domains for lab in (LABEL_REAL, LABEL_FAKE) if have[(d, lab)] != want]
-    return _check("support_per_class", dataset, problems,
-                  f"{want} real + {want} fake per domain, {len(domains)} domains")
+    domains = sorted(
+        set(pc.unique(parts["train"].column("domain")).to_pylist()) | {d for d, _ in have}
+    )
+    problems = [
+        f"domain {d!r}: {have[(d, lab)]} {LABEL_NAMES[lab]} support clips, asked {want}"
+        for d in domains
+        for lab in (LABEL_REAL, LABEL_FAKE)
+        if have[(d, lab)] != want
+    ]
+    return _check(
+        "support_per_class",
+        dataset,
+        problems,
+        f"{want} real + {want} fake per domain, {len(domains)} domains",
+    )
 
 
 def _check_videos(placements: list[tuple[str, str, pa.Array]]) -> AuditCheck:
-    """No video in two parts, across every audited dataset; `placements`: (dataset, part, video ids).
+    """No video in two parts, across every audited dataset; `placements`: (dataset, part, video
+    ids).
     A video in the same part of two datasets is not a leak."""
     if not placements:
         return _check("no_video_across_splits", None, [], "0 videos, each in one part")
     ids = pa.concat_arrays([v.cast(pa.string()) for _, _, v in placements])
     part_names = sorted({part for _, part, _ in placements})
-    part_code = np.repeat([part_names.index(part) for _, part, _ in placements], [len(v) for _, _, v in placements])
+    part_code = np.repeat(
+        [part_names.index(part) for _, part, _ in placements], [len(v) for _, _, v in placements]
+    )
     total, shared = _places(ids, part_code, part_names)
     problems = []
     for video in shared:
-        places = sorted({f"{d}/{p}" for d, p, v in placements if pc.any(pc.equal(v, video)).as_py()})
+        places = sorted(
+            {f"{d}/{p}" for d, p, v in placements if pc.any(pc.equal(v, video)).as_py()}
+        )
         problems.append(f"video {video[:12]} in {places}")
     return _check("no_video_across_splits", None, problems, f"{total} videos, each in one part")
 
 
-def _check_shared(shared: Sequence[SharedVideo], placements: list[tuple[str, str, pa.Array]]) -> AuditCheck:
+def _check_shared(
+    shared: Sequence[SharedVideo], placements: list[tuple[str, str, pa.Array]]
+) -> AuditCheck:
     problems = group_leaks(shared, placements)
-    return _check("no_shared_video_across_splits", None, problems,
-                  f"{len(shared)} videos shared across datasets, none in two parts")
+    return _check(
+        "no_shared_video_across_splits",
+        None,
+        problems,
+        f"{len(shared)} videos shared across datasets, none in two parts",
+    )
 
 
-def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default",
-          shared: Optional[Sequence[SharedVideo]] = None,
-          remote_shard_sizes: Optional[Callable[[Path], Optional[dict[str, int]]]] = None) -> AuditReport:
-    """Figures and checks for each (dataset, cache folder); video leakage is checked across all of them,
+def audit(
+    cache_dirs: Sequence[tuple[str, CacheDir]],
+    split_name: str = "default",
+    shared: Optional[Sequence[SharedVideo]] = None,
+    remote_shard_sizes: Optional[Callable[[Path], Optional[dict[str, int]]]] = None,
+) -> AuditReport:
+    """Figures and checks for each (dataset, cache folder); video leakage is checked across all of
+    them,
     and, when `shared` (videos found in two datasets) is given, the leakage of those.
     A mirrored cache folder (on object storage) needs `remote_shard_sizes` (folder -> {shard
     file name: bytes} of its remote home: `vfcache.cache_tools.remote.remote_shard_sizes`)."""
@@ -387,8 +500,13 @@ def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default
     placements: list[tuple[str, str, pa.Array]] = []
     for dataset, cache in cache_dirs:
         if not cache.clips_parquet.exists():
-            raise StageError(f"{dataset}: {cache.clips_parquet} does not exist; extract the dataset before auditing")
-        manifest = pq.read_table(cache.clips_parquet, columns=list(MANIFEST_COLUMNS)).combine_chunks()
+            raise StageError(
+                f"{dataset}: {cache.clips_parquet} does not exist; extract the dataset before "
+                f"auditing"
+            )
+        manifest = pq.read_table(
+            cache.clips_parquet, columns=list(MANIFEST_COLUMNS)
+        ).combine_chunks()
         cells += _cells(dataset, "total", manifest)
         short += _short_clips(dataset, manifest)
         failures += _failures(dataset, cache)
@@ -400,14 +518,19 @@ def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default
         checks.append(AuditCheck("split_present", True, str(cache.split_dir(split_name)), dataset))
         for part in SPLIT_PARTS:
             cells += _cells(dataset, part, parts[part])
-        placements += [(dataset, part, parts[part].column("video_id").combine_chunks())
-                       for part in DISJOINT_PARTS if parts[part].num_rows]
+        placements += [
+            (dataset, part, parts[part].column("video_id").combine_chunks())
+            for part in DISJOINT_PARTS
+            if parts[part].num_rows
+        ]
         rows = _manifest_rows(manifest, parts)
         remote_sizes = None
         if cache.remote_url() is not None:
             if remote_shard_sizes is None:
-                raise StageError(f"{cache.path} mirrors {cache.remote_url()}: its shards are there; "
-                                 "pass remote_shard_sizes (vfcache.cache_tools.remote.remote_shard_sizes)")
+                raise StageError(
+                    f"{cache.path} mirrors {cache.remote_url()}: its shards are there; "
+                    "pass remote_shard_sizes (vfcache.cache_tools.remote.remote_shard_sizes)"
+                )
             remote_sizes = remote_shard_sizes(cache.path)
         checks += [
             _check_current(dataset, cache, meta),
@@ -421,12 +544,20 @@ def audit(cache_dirs: Sequence[tuple[str, CacheDir]], split_name: str = "default
     checks.append(_check_videos(placements))
     if shared is not None:
         checks.append(_check_shared(shared, placements))
-    return AuditReport(split_name, tuple(d for d, _ in cache_dirs), tuple(cells), tuple(short),
-                       tuple(failures), tuple(checks), None if shared is None else tuple(shared))
+    return AuditReport(
+        split_name,
+        tuple(d for d, _ in cache_dirs),
+        tuple(cells),
+        tuple(short),
+        tuple(failures),
+        tuple(checks),
+        None if shared is None else tuple(shared),
+    )
 
 
 def format_table(report: AuditReport) -> str:
-    """Per dataset and domain: clips per part for all, real, fake and each (label, generator); then checks."""
+    """Per dataset and domain: clips per part for all, real, fake and each (label, generator); then
+    checks."""
     lines = []
     header = f"{'':32}" + "".join(f"{part:>9}" for part in TABLE_PARTS)
     for dataset in report.datasets:
@@ -435,21 +566,37 @@ def format_table(report: AuditReport) -> str:
             lines += [f"{dataset} / {domain}", header]
 
             def row(title: str, **keys) -> str:
-                counts = [report.count(dataset=dataset, part=p, domain=domain, **keys) for p in TABLE_PARTS]
+                counts = [
+                    report.count(dataset=dataset, part=p, domain=domain, **keys)
+                    for p in TABLE_PARTS
+                ]
                 return f"  {title:30}" + "".join(f"{n:>9}" for n in counts)
 
             lines.append(row("all"))
             for label in (LABEL_REAL, LABEL_FAKE):
                 lines.append(row(LABEL_NAMES[label], label=label))
-                generators = sorted({c.generator for c in report.cells
-                                     if c.dataset == dataset and c.domain == domain and c.label == label})
-                lines += [row(f"  {generator}", label=label, generator=generator) for generator in generators]
+                generators = sorted(
+                    {
+                        c.generator
+                        for c in report.cells
+                        if c.dataset == dataset and c.domain == domain and c.label == label
+                    }
+                )
+                lines += [
+                    row(f"  {generator}", label=label, generator=generator)
+                    for generator in generators
+                ]
             lines.append("")
     for entry in report.short_clips:
-        lines.append(f"short videos: {entry.dataset}/{entry.domain}: {entry.clips} clips {entry.short_policy} "
-                     f"({entry.padded_frames} repeated frames)")
+        lines.append(
+            f"short videos: {entry.dataset}/{entry.domain}: {entry.clips} clips "
+            f"{entry.short_policy} "
+            f"({entry.padded_frames} repeated frames)"
+        )
     for entry in report.failures:
-        lines.append(f"not extracted: {entry.dataset} {entry.source}: {entry.videos} videos: {entry.reason}")
+        lines.append(
+            f"not extracted: {entry.dataset} {entry.source}: {entry.videos} videos: {entry.reason}"
+        )
     for pair in report.shared or ():
         lines.append(f"shared video: {pair.describe()}")
     if report.short_clips or report.failures or report.shared:
@@ -457,5 +604,7 @@ def format_table(report: AuditReport) -> str:
     for check in report.checks:
         where = f"[{check.dataset}] " if check.dataset else ""
         lines.append(f"{'PASS' if check.passed else 'FAIL'} {where}{check.name}: {check.detail}")
-    lines.append("audit " + ("passed" if report.ok else f"FAILED ({len(report.failed_checks)} checks)"))
+    lines.append(
+        "audit " + ("passed" if report.ok else f"FAILED ({len(report.failed_checks)} checks)")
+    )
     return "\n".join(lines)

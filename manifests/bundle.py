@@ -17,6 +17,7 @@ any cache. Beside those:
 A pulled bundle also holds `fetch.json` (pull's own record: repo, commit, files) and the
 Hub's `.gitattributes`; bundle.json lists neither.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -114,10 +115,14 @@ class BundleManifest:
 
 def bundle_manifest_from_json(payload: dict, where: str) -> BundleManifest:
     if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{where} is not a vfcache bundle manifest (no \"format\": \"{BUNDLE_FORMAT}\")")
+        raise BundleError(
+            f'{where} is not a vfcache bundle manifest (no "format": "{BUNDLE_FORMAT}")'
+        )
     if payload.get("format_version") != BUNDLE_VERSION:
-        raise BundleError(f"{where}: bundle format_version {payload.get('format_version')} is not "
-                          f"{BUNDLE_VERSION} (written by another vfcache version?)")
+        raise BundleError(
+            f"{where}: bundle format_version {payload.get('format_version')} is not "
+            f"{BUNDLE_VERSION} (written by another vfcache version?)"
+        )
     names = {f.name for f in dataclasses.fields(BundleManifest)}
     unknown, missing = sorted(set(payload) - names), sorted(names - set(payload) - {"extra"})
     if unknown or missing:
@@ -140,8 +145,10 @@ def read_bundle_manifest(folder: str | os.PathLike) -> BundleManifest:
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
-        raise BundleError(f"{path} does not exist: {folder} is not a vfcache bundle "
-                          "(pull one with `vfcache pull OWNER/NAME`)") from err
+        raise BundleError(
+            f"{path} does not exist: {folder} is not a vfcache bundle "
+            "(pull one with `vfcache pull OWNER/NAME`)"
+        ) from err
     except json.JSONDecodeError as err:
         raise BundleError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
     return bundle_manifest_from_json(payload, str(path))
@@ -162,9 +169,13 @@ def bundle_file_problems(folder: str | os.PathLike, manifest: BundleManifest) ->
         if not path.is_file():
             problems.append(f"{listed.path}: missing")
         elif path.stat().st_size != listed.bytes:
-            problems.append(f"{listed.path}: {path.stat().st_size} bytes, bundle.json says {listed.bytes}")
+            problems.append(
+                f"{listed.path}: {path.stat().st_size} bytes, bundle.json says {listed.bytes}"
+            )
         elif sha256_file(path) != listed.sha256:
-            problems.append(f"{listed.path}: sha256 differs from bundle.json (changed after publishing)")
+            problems.append(
+                f"{listed.path}: sha256 differs from bundle.json (changed after publishing)"
+            )
     listed_paths = {f.path for f in manifest.files} | {BUNDLE_JSON, *UNLISTED}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relpath = path.relative_to(folder).as_posix()

@@ -1,12 +1,14 @@
 """Manifests as Arrow columns: how split, audit and the loader's index read and write them at
 scale (millions of clips), without a Python object per row.
 
-The frozen dataclasses of `vfcache.manifests.records` stay the schema (`arrow_schema`) and the form of
+The frozen dataclasses of `vfcache.manifests.records` stay the schema (`arrow_schema`) and the form
+of
 single records. Stages read `clips.parquet` with `pyarrow.parquet.read_table(columns=...)`;
 this module reads split JSONL files into tables, turns string columns into sorted category
 codes for numpy, and writes split JSONL files from columns, byte for byte what
 `split_files.entry_line` writes.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,11 +43,15 @@ def duplicated_values(column: pa.ChunkedArray | pa.Array, shown: int = 5) -> lis
 def codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
     """(int64 codes, categories): categories sorted as Python sorts them (Arrow sorts strings by
     their UTF-8 bytes, which is code point order, as Python does), codes index them."""
-    encoded = pc.dictionary_encode(column if isinstance(column, pa.Array) else column.combine_chunks())
+    encoded = pc.dictionary_encode(
+        column if isinstance(column, pa.Array) else column.combine_chunks()
+    )
     order = pc.sort_indices(encoded.dictionary).to_numpy()
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    return rank[encoded.indices.to_numpy(zero_copy_only=False)], encoded.dictionary.take(order).to_pylist()
+    return rank[encoded.indices.to_numpy(zero_copy_only=False)], encoded.dictionary.take(
+        order
+    ).to_pylist()
 
 
 def _lit(text: str) -> pa.Scalar:
@@ -73,7 +79,10 @@ def split_lines(table: pa.Table, clean: frozenset[str] | set[str] = frozenset())
             raise ValueError(f"split column {name} has {column.null_count} empty values")
         pending += json.dumps(name) + ":"
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            plain = name in clean or not pc.any(pc.match_substring_regex(column, JSON_NEEDS_ESCAPE)).as_py()
+            plain = (
+                name in clean
+                or not pc.any(pc.match_substring_regex(column, JSON_NEEDS_ESCAPE)).as_py()
+            )
             if plain:
                 parts += [_lit(pending + '"'), column.cast(pa.large_string())]
                 pending = '",'
@@ -87,8 +96,13 @@ def split_lines(table: pa.Table, clean: frozenset[str] | set[str] = frozenset())
     return pc.binary_join_element_wise(*parts, _lit(""))
 
 
-def write_split_table(path: str | os.PathLike, table: pa.Table, *, unique: bool = False,
-                      clean: frozenset[str] | set[str] = frozenset()) -> Path:
+def write_split_table(
+    path: str | os.PathLike,
+    table: pa.Table,
+    *,
+    unique: bool = False,
+    clean: frozenset[str] | set[str] = frozenset(),
+) -> Path:
     """Write the rows of `table` in their order as a split JSONL file (temporary name + rename);
     the bytes equal `split_files.write_split_file` of the same entries. `unique`: the caller
     checked that no clip id repeats; `clean`: see `split_lines`."""
@@ -96,10 +110,13 @@ def write_split_table(path: str | os.PathLike, table: pa.Table, *, unique: bool 
         repeated = duplicated_values(table.column("clip_id"))
         if repeated:
             raise ValueError(f"clip {repeated[0]} appears twice in {path}")
+
     def chunk(start: int) -> memoryview:
         lines = split_lines(table.slice(start, WRITE_CHUNK_ROWS), clean)
-        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
-        return memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]]
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[
+            lines.offset : lines.offset + len(lines) + 1
+        ]
+        return memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]]
 
     # Arrow's kernels release the GIL: chunks are built on two threads and written in order,
     # at most three in memory at once
@@ -122,17 +139,26 @@ def read_split_table(path: str | os.PathLike) -> pa.Table:
     try:
         newlines, last = _newlines(path)
     except FileNotFoundError as err:
-        raise SplitFileError(f"split file {path} does not exist (run `vfcache split` first)") from err
+        raise SplitFileError(
+            f"split file {path} does not exist (run `vfcache split` first)"
+        ) from err
     if last is None:
         return SPLIT_SCHEMA.empty_table()
     try:
-        table = pa_json.read_json(path, parse_options=pa_json.ParseOptions(
-            explicit_schema=SPLIT_SCHEMA, unexpected_field_behavior="error"))
+        table = pa_json.read_json(
+            path,
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=SPLIT_SCHEMA, unexpected_field_behavior="error"
+            ),
+        )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         read_split(path)  # raises the precise error
         raise
-    if (last != b"\n" or newlines != table.num_rows
-            or any(table.column(name).null_count for name in SPLIT_FIELDS)):
+    if (
+        last != b"\n"
+        or newlines != table.num_rows
+        or any(table.column(name).null_count for name in SPLIT_FIELDS)
+    ):
         read_split(path)  # names the line
         raise SplitFileError(f"{path}: not one entry per line")
     return table.select(list(SPLIT_FIELDS)).combine_chunks()
@@ -154,7 +180,9 @@ def read_split_entries(path: str | os.PathLike) -> list[SplitEntry]:
     table = read_split_table(path)
     columns = [table.column(name).to_pylist() for name in SPLIT_FIELDS]
     clip_ids = columns[SPLIT_FIELDS.index("clip_id")]
-    if len(set(clip_ids)) != len(clip_ids):  # a set, not Arrow's value_counts: that imports pandas (0.2 s)
+    if len(set(clip_ids)) != len(
+        clip_ids
+    ):  # a set, not Arrow's value_counts: that imports pandas (0.2 s)
         read_split(path)  # names both lines
         seen: set[str] = set()
         repeated = next(clip_id for clip_id in clip_ids if clip_id in seen or seen.add(clip_id))

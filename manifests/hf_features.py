@@ -8,6 +8,7 @@ column keeps its Arrow type (int64 offsets, string ids, lists of frame indices).
 
 `datasets` is imported here only, and only when a function is called.
 """
+
 from __future__ import annotations
 
 from vfcache.manifests.records import LABEL_NAMES, ClipRecord, SplitEntry, VideoRecord, arrow_schema

@@ -1,4 +1,5 @@
 """Parquet read/write of records, always through a temporary file and a rename."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,7 +46,9 @@ def read_table(path: str | os.PathLike, record_type: type) -> pa.Table:
             f"a {record_type.__name__} manifest needs {sorted(expected.names)}"
         )
     for name in absent:  # an optional column no row of this file has a value for
-        table = table.append_column(expected.field(name), pa.nulls(table.num_rows, expected.field(name).type))
+        table = table.append_column(
+            expected.field(name), pa.nulls(table.num_rows, expected.field(name).type)
+        )
     return table.select(expected.names)
 
 

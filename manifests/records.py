@@ -1,11 +1,14 @@
-"""The records of the cache: one frozen dataclass per row kind, and the Arrow schema derived from it.
+"""The records of the cache: one frozen dataclass per row kind, and the Arrow schema derived from
+it.
 
 `VideoRecord` is a row of `videos.parquet` (one per source video), `ClipRecord` a row of
 `clips.parquet` and of every shard index, `FailureRecord` a video that probe or extraction
 could not turn into clips, `SplitEntry` one line of a split JSONL file (self-contained:
 a training run needs only the JSONL and the shards), and `FrameHashRecord` a row of
-`frame_hashes.parquet` (perceptual hashes of a few frames of a video). Field names carry their units.
+`frame_hashes.parquet` (perceptual hashes of a few frames of a video). Field names carry their
+units.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,7 +60,9 @@ class ClipRecord:
     clip_id: str
     video_id: str
     clip_index: int
-    frame_indices: tuple[int, ...]  # presentation-order indices of the source frames used, one per clip frame
+    frame_indices: tuple[
+        int, ...
+    ]  # presentation-order indices of the source frames used, one per clip frame
     timestamps_s: tuple[float, ...]  # presentation time of each source frame used
     padded_frames: int  # clip frames that repeat an earlier frame because the video was too short
     short_policy: str  # "none" when the video was long enough, else pad_last / loop
@@ -119,9 +124,17 @@ def make_clip_id(video_id: str, spec_hash: str, clip_index: int) -> str:
 
 def split_entry_from_clip(clip: ClipRecord) -> SplitEntry:
     return SplitEntry(
-        clip_id=clip.clip_id, shard=clip.shard, offset=clip.offset, nbytes=clip.nbytes,
-        label=clip.label, domain=clip.domain, generator=clip.generator, group=clip.group,
-        video_id=clip.video_id, dataset=clip.dataset, clip_index=clip.clip_index,
+        clip_id=clip.clip_id,
+        shard=clip.shard,
+        offset=clip.offset,
+        nbytes=clip.nbytes,
+        label=clip.label,
+        domain=clip.domain,
+        generator=clip.generator,
+        group=clip.group,
+        video_id=clip.video_id,
+        dataset=clip.dataset,
+        clip_index=clip.clip_index,
     )
 
 
@@ -148,26 +161,32 @@ def arrow_schema(record_type: type) -> pa.Schema:
     """The one place where a record's parquet schema is derived from its dataclass."""
     hints = typing.get_type_hints(record_type)
     fields = []
-    for field in dataclasses.fields(record_type):
-        arrow, nullable = _arrow_type(hints[field.name])
-        fields.append(pa.field(field.name, arrow, nullable=nullable))
+    for record_field in dataclasses.fields(record_type):
+        arrow, nullable = _arrow_type(hints[record_field.name])
+        fields.append(pa.field(record_field.name, arrow, nullable=nullable))
     return pa.schema(fields)
 
 
 def optional_columns(record_type: type) -> tuple[str, ...]:
     """The fields of `record_type` that are columns only where some row has a value."""
-    return tuple(f.name for f in dataclasses.fields(record_type) if f.metadata.get("optional_column"))
+    return tuple(
+        f.name for f in dataclasses.fields(record_type) if f.metadata.get("optional_column")
+    )
 
 
 def drop_empty_optional(table: pa.Table, record_type: type) -> pa.Table:
     """`table` without the optional columns that hold no value (see OPTIONAL_COLUMN)."""
-    empty = [name for name in optional_columns(record_type)
-             if name in table.column_names and table.column(name).null_count == table.num_rows]
+    empty = [
+        name
+        for name in optional_columns(record_type)
+        if name in table.column_names and table.column(name).null_count == table.num_rows
+    ]
     return table.drop_columns(empty) if empty else table
 
 
 def record_from_dict(record_type: type, row: dict) -> Any:
-    """Build a record from a parquet/JSON row, turning lists back into tuples; unknown keys are errors."""
+    """Build a record from a parquet/JSON row, turning lists back into tuples; unknown keys are
+    errors."""
     names = {field.name for field in dataclasses.fields(record_type)}
     unknown = set(row) - names
     if unknown:

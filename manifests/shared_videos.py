@@ -1,4 +1,5 @@
-"""Videos shared across datasets: the pairs `vfcache.pipelines.shared_videos` finds (same bytes, or the
+"""Videos shared across datasets: the pairs `vfcache.pipelines.shared_videos` finds (same bytes, or
+the
 same frames after a re-encode or resize), their groups, and the audit check that no group sits
 in two parts of the audited split.
 
@@ -7,6 +8,7 @@ copy and a GenVideo copy of that copy are one group even when only two of the th
 match directly); a group may sit in one part of every dataset, or be left out of the split,
 never in two parts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +42,11 @@ class SharedVideo:
         return self.dataset_b, self.video_id_b
 
     def describe(self) -> str:
-        how = "same bytes" if self.match == MATCH_BYTES else f"frames {self.distance_bits:.1f} bits apart"
+        how = (
+            "same bytes"
+            if self.match == MATCH_BYTES
+            else f"frames {self.distance_bits:.1f} bits apart"
+        )
         return f"{self.dataset_a}:{self.relpath_a} = {self.dataset_b}:{self.relpath_b} ({how})"
 
 
@@ -63,8 +69,9 @@ def shared_groups(shared: Iterable[SharedVideo]) -> list[list[tuple[str, str]]]:
     return sorted(sorted(members) for members in groups.values())
 
 
-def parts_of_videos(placements: Sequence[tuple[str, str, pa.Array]],
-                    wanted: set[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+def parts_of_videos(
+    placements: Sequence[tuple[str, str, pa.Array]], wanted: set[tuple[str, str]]
+) -> dict[tuple[str, str], set[str]]:
     """For the wanted (dataset, video_id), the parts of the split holding them
     (`placements`: (dataset, part, video ids) as the audit collects them)."""
     found: dict[tuple[str, str], set[str]] = {}
@@ -76,7 +83,9 @@ def parts_of_videos(placements: Sequence[tuple[str, str, pa.Array]],
     return found
 
 
-def group_leaks(shared: Sequence[SharedVideo], placements: Sequence[tuple[str, str, pa.Array]]) -> list[str]:
+def group_leaks(
+    shared: Sequence[SharedVideo], placements: Sequence[tuple[str, str, pa.Array]]
+) -> list[str]:
     """One line per group of shared videos found in more than one part."""
     groups = shared_groups(shared)
     where = parts_of_videos(placements, {node for group in groups for node in group})
@@ -85,7 +94,9 @@ def group_leaks(shared: Sequence[SharedVideo], placements: Sequence[tuple[str, s
     for group in groups:
         parts = sorted({part for node in group for part in where.get(node, ())})
         if len(parts) > 1:
-            members = ", ".join(f"{d}:{relpath[(d, v)]} in {'/'.join(sorted(where.get((d, v), ()))) or 'no part'}"
-                                for d, v in group)
+            members = ", ".join(
+                f"{d}:{relpath[(d, v)]} in {'/'.join(sorted(where.get((d, v), ()))) or 'no part'}"
+                for d, v in group
+            )
             problems.append(f"shared video in {parts}: {members}")
     return problems

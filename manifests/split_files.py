@@ -1,4 +1,5 @@
-"""Split files: `splits/<name>/<part>.jsonl` (one `SplitEntry` per line) and `split.json` beside them.
+"""Split files: `splits/<name>/<part>.jsonl` (one `SplitEntry` per line) and `split.json` beside
+them.
 
 A split JSONL line is self-contained (clip_id, shard path relative to the cache folder,
 offset, nbytes, label, domain, generator, group, video_id, dataset, clip_index), so training
@@ -8,6 +9,7 @@ separators, so the same entries in the same order always give byte-identical fil
 stratification, support bank size, the spec hash and the sha256 of the clips.parquet it was
 made from, and counts per label / generator / domain.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,7 +47,8 @@ def entry_line(entry: SplitEntry) -> str:
 
 
 def write_split_file(path: str | os.PathLike, entries: Iterable[SplitEntry]) -> Path:
-    """Write entries in the order given (callers sort them) through a temporary file and a rename."""
+    """Write entries in the order given (callers sort them) through a temporary file and a
+    rename."""
     seen: set[str] = set()
     lines = []
     for entry in entries:
@@ -82,12 +85,15 @@ def _entry_from_row(row: object, where: str) -> SplitEntry:
 
 
 def read_split(path: str | os.PathLike) -> list[SplitEntry]:
-    """Every entry of a split JSONL file, in file order; errors name the file and the line number."""
+    """Every entry of a split JSONL file, in file order; errors name the file and the line
+    number."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as err:
-        raise SplitFileError(f"split file {path} does not exist (run `vfcache split` first)") from err
+        raise SplitFileError(
+            f"split file {path} does not exist (run `vfcache split` first)"
+        ) from err
     except UnicodeDecodeError as err:
         raise SplitFileError(f"split file {path} is not UTF-8 text: {err}") from err
     if text and not text.endswith("\n"):
@@ -101,10 +107,14 @@ def read_split(path: str | os.PathLike) -> list[SplitEntry]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise SplitFileError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from err
+            raise SplitFileError(
+                f"{where}: not valid JSON ({err.msg} at column {err.colno})"
+            ) from err
         entry = _entry_from_row(row, where)
         if entry.clip_id in seen:
-            raise SplitFileError(f"{where}: clip {entry.clip_id} already listed on line {seen[entry.clip_id]}")
+            raise SplitFileError(
+                f"{where}: clip {entry.clip_id} already listed on line {seen[entry.clip_id]}"
+            )
         seen[entry.clip_id] = number
         entries.append(entry)
     return entries
@@ -181,8 +191,10 @@ class SplitMeta:
         if self.joint is None:
             del payload["joint"]  # the split.json of a split of one dataset is as it always was
         else:
-            payload["joint"] = {key: list(value) if isinstance(value, tuple) else value
-                                for key, value in payload["joint"].items()}
+            payload["joint"] = {
+                key: list(value) if isinstance(value, tuple) else value
+                for key, value in payload["joint"].items()
+            }
         return payload
 
 
@@ -209,8 +221,10 @@ def read_split_meta(split_dir: str | os.PathLike) -> SplitMeta:
         raise SplitFileError(f"{path}: unknown fields {unknown}, missing fields {missing}")
     version = payload.get("format_version", 1)
     if version not in (1, SPLIT_FORMAT_VERSION):
-        raise SplitFileError(f"{path}: format_version {version} is not 1 or {SPLIT_FORMAT_VERSION} "
-                             "(written by a newer vfcache?)")
+        raise SplitFileError(
+            f"{path}: format_version {version} is not 1 or {SPLIT_FORMAT_VERSION} "
+            "(written by a newer vfcache?)"
+        )
     try:
         if version == 1:  # sizes counted clips; parts had target_clips / obtained_clips
             parts = tuple(_part_from_v1(p) for p in payload["parts"])
@@ -219,8 +233,11 @@ def read_split_meta(split_dir: str | os.PathLike) -> SplitMeta:
             parts = tuple(PartSummary(**p) for p in payload["parts"])
             unit = str(payload.get("unit", "videos"))
             raw_subset = payload.get("subset")
-            subset = None if raw_subset is None else SubsetInfo(
-                **{**raw_subset, "stratify": tuple(raw_subset["stratify"])})
+            subset = (
+                None
+                if raw_subset is None
+                else SubsetInfo(**{**raw_subset, "stratify": tuple(raw_subset["stratify"])})
+            )
         if unit not in SIZE_UNITS:
             raise ValueError(f"unit {unit!r} is not one of {SIZE_UNITS}")
         return SplitMeta(
@@ -244,13 +261,23 @@ def read_split_meta(split_dir: str | os.PathLike) -> SplitMeta:
 
 
 def _part_from_v1(part: dict) -> PartSummary:
-    return PartSummary(part=part["part"], asked=part["asked"], unit="clips",
-                       target=part["target_clips"], obtained=part["obtained_clips"],
-                       clips=part["obtained_clips"], groups=part["groups"], videos=part["videos"])
+    return PartSummary(
+        part=part["part"],
+        asked=part["asked"],
+        unit="clips",
+        target=part["target_clips"],
+        obtained=part["obtained_clips"],
+        clips=part["obtained_clips"],
+        groups=part["groups"],
+        videos=part["videos"],
+    )
 
 
 def _joint(raw: Optional[dict]) -> Optional[JointInfo]:
     if raw is None:
         return None
-    return JointInfo(datasets=tuple(str(d) for d in raw["datasets"]), after=tuple(str(d) for d in raw["after"]),
-                     pinned_videos=int(raw["pinned_videos"]))
+    return JointInfo(
+        datasets=tuple(str(d) for d in raw["datasets"]),
+        after=tuple(str(d) for d in raw["after"]),
+        pinned_videos=int(raw["pinned_videos"]),
+    )

@@ -21,7 +21,8 @@ from vfcache.pipelines.fetch.diagnose import (
     human_bytes,
 )
 
-# H.264 (most sources), HEVC and VP9 (some YouTube/WebVid files), AV1 (newer generators), GIF (GenVideo-100K)
+# H.264 (most sources), HEVC and VP9 (some YouTube/WebVid files), AV1 (newer generators), GIF
+# (GenVideo-100K)
 CODECS = ("h264", "hevc", "vp9", "av1", "gif")
 MIN_FREE_BYTES = 20 * 2**30
 
@@ -56,28 +57,50 @@ def check_decoders() -> list[Check]:
             missing.append(codec)
     libavcodec = ".".join(map(str, av.library_versions["libavcodec"]))
     checks.append(Check("PyAV", "ok", f"{pyav}, libavcodec {libavcodec}"))
-    checks.append(Check("decoders", "warn" if missing else "ok",
-                        f"missing: {', '.join(missing)}" if missing else ", ".join(CODECS),
-                        "install a PyAV wheel whose FFmpeg has them" if missing else ""))
+    checks.append(
+        Check(
+            "decoders",
+            "warn" if missing else "ok",
+            f"missing: {', '.join(missing)}" if missing else ", ".join(CODECS),
+            "install a PyAV wheel whose FFmpeg has them" if missing else "",
+        )
+    )
     decord = _version("decord")
-    checks.append(Check("decord", "ok" if decord else "warn", decord or "not installed",
-                        "" if decord else "optional: pip install decord for --reader decord"))
+    checks.append(
+        Check(
+            "decord",
+            "ok" if decord else "warn",
+            decord or "not installed",
+            "" if decord else "optional: pip install decord for --reader decord",
+        )
+    )
     return checks
 
 
 def check_torch() -> list[Check]:
     version = _version("torch")
     if version is None:
-        return [Check("torch", "fail", "not installed", "pip install torch (train and eval need it)")]
+        return [
+            Check("torch", "fail", "not installed", "pip install torch (train and eval need it)")
+        ]
     import torch
 
     if torch.cuda.is_available():
         names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-        return [Check("torch", "ok", version), Check("CUDA", "ok", f"{torch.version.cuda}: {names}")]
+        return [
+            Check("torch", "ok", version),
+            Check("CUDA", "ok", f"{torch.version.cuda}: {names}"),
+        ]
     built = torch.version.cuda or "a CPU-only build"
-    return [Check("torch", "ok", version),
-            Check("CUDA", "warn", f"no GPU visible ({built})",
-                  "training runs on the CPU; install a CUDA build of torch or check CUDA_VISIBLE_DEVICES")]
+    return [
+        Check("torch", "ok", version),
+        Check(
+            "CUDA",
+            "warn",
+            f"no GPU visible ({built})",
+            "training runs on the CPU; install a CUDA build of torch or check CUDA_VISIBLE_DEVICES",
+        ),
+    ]
 
 
 def check_hub(offline: bool) -> list[Check]:
@@ -86,11 +109,24 @@ def check_hub(offline: bool) -> list[Check]:
 
     endpoint = resolve_endpoint(None)
     source = token_source()
-    checks = [Check("HF token", "ok" if source else "warn", source or "none",
-                    "" if source else "gated or private repos need one: hf auth login (or HF_TOKEN)")]
+    checks = [
+        Check(
+            "HF token",
+            "ok" if source else "warn",
+            source or "none",
+            "" if source else "gated or private repos need one: hf auth login (or HF_TOKEN)",
+        )
+    ]
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return [Check("Hub endpoint", "warn", f"{endpoint}: HF_HUB_OFFLINE is set",
-                      "unset HF_HUB_OFFLINE to fetch from the Hub"), *checks]
+        return [
+            Check(
+                "Hub endpoint",
+                "warn",
+                f"{endpoint}: HF_HUB_OFFLINE is set",
+                "unset HF_HUB_OFFLINE to fetch from the Hub",
+            ),
+            *checks,
+        ]
     if offline:
         return [Check("Hub endpoint", "ok", f"{endpoint} (not contacted: --offline)"), *checks]
     request = urllib.request.Request(f"{endpoint}/api/whoami-v2", method="GET")
@@ -103,8 +139,15 @@ def check_hub(offline: bool) -> list[Check]:
     except (urllib.error.URLError, OSError) as err:
         diagnosis = diagnose_connection(err, endpoint)
         what = diagnosis.what if diagnosis else str(err)
-        return [Check("Hub endpoint", "fail", f"{endpoint}: {what}",
-                      diagnosis.hint if diagnosis else "check HF_ENDPOINT and the network"), *checks]
+        return [
+            Check(
+                "Hub endpoint",
+                "fail",
+                f"{endpoint}: {what}",
+                diagnosis.hint if diagnosis else "check HF_ENDPOINT and the network",
+            ),
+            *checks,
+        ]
     return [Check("Hub endpoint", "ok", f"{endpoint} {reached}"), *checks]
 
 
@@ -114,8 +157,14 @@ def check_proxies() -> list[Check]:
         value = os.environ.get(name) or os.environ.get(name.lower())
         if value:
             found.append(f"{name}={_without_password(value)}")
-    return [Check("proxy", "ok", "; ".join(found) or "none set (direct connections; behind a proxy, "
-                  "set HTTPS_PROXY and NO_PROXY)")]
+    return [
+        Check(
+            "proxy",
+            "ok",
+            "; ".join(found)
+            or "none set (direct connections; behind a proxy, set HTTPS_PROXY and NO_PROXY)",
+        )
+    ]
 
 
 def _without_password(url: str) -> str:
@@ -132,13 +181,25 @@ def check_disk(root: Path, min_free_bytes: int = MIN_FREE_BYTES) -> list[Check]:
     if free is None:
         return [Check("disk", "fail", f"{root}: cannot be read", "check --root / VFCACHE_ROOT")]
     status = "ok" if free >= min_free_bytes else "warn"
-    fix = "" if status == "ok" else (f"under {human_bytes(min_free_bytes)} free: datasets take 3-30 GB, "
-                                     "see each config's expected_size; pass --root on a larger disk")
+    fix = (
+        ""
+        if status == "ok"
+        else (
+            f"under {human_bytes(min_free_bytes)} free: datasets take 3-30 GB, "
+            "see each config's expected_size; pass --root on a larger disk"
+        )
+    )
     return [Check("disk", status, f"{human_bytes(free)} free under {root}", fix)]
 
 
 def run_checks(root: Path, *, offline: bool = False) -> list[Check]:
-    return [*check_decoders(), *check_torch(), *check_hub(offline), *check_proxies(), *check_disk(root)]
+    return [
+        *check_decoders(),
+        *check_torch(),
+        *check_hub(offline),
+        *check_proxies(),
+        *check_disk(root),
+    ]
 
 
 def format_checks(checks: list[Check]) -> str:

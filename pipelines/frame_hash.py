@@ -3,7 +3,8 @@ re-encode or a resize (AEGIS's real `dvf` videos are copies of DVF videos, say).
 
 Per video, `FRAMES_HASHED` frames, each shown at the middle of one of as many equal stretches
 of the video's duration (`frame_times`, by timestamp, so a re-encode at another frame rate
-picks the same moments), are decoded with the project's readers (`vfcache.pipelines.decode.media`, so files
+picks the same moments), are decoded with the project's readers (`vfcache.pipelines.decode.media`,
+so files
 and keyframe rows alike) squashed to 32x32 (the whole picture: a resize of it gives the same
 input) and turned grey. Each frame gets a 64-bit DCT pHash (`phash_frames`): the 8x8 lowest
 frequencies of the 32x32 DCT-II, one bit per coefficient, set when it is above their median
@@ -15,6 +16,7 @@ The hashes are computed once per file and kept beside the video manifest in
 the bytes), written through a temporary file; a later call hashes only the videos that are new
 or were hashed by another `METHOD`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,9 +46,11 @@ LOW_FREQUENCIES = 8  # the 8x8 lowest DCT frequencies give the 64 bits
 # come from one painter and look far more alike than real footage, whose unrelated pairs sit
 # near 32, the distance of random hashes). 6 leaves room on both sides.
 MATCH_BITS = 6
-METHOD = f"dct-phash-{LOW_FREQUENCIES ** 2}bit x{FRAMES_HASHED} frames @{HASH_SIZE_PX}px grey squash"
+METHOD = f"dct-phash-{LOW_FREQUENCIES**2}bit x{FRAMES_HASHED} frames @{HASH_SIZE_PX}px grey squash"
 HASHES_PER_TASK = 16
-UNREADABLE = "unreadable"  # the reason of a file that could not be opened (not stored: it may come back)
+UNREADABLE = (
+    "unreadable"  # the reason of a file that could not be opened (not stored: it may come back)
+)
 
 
 def frame_times(pts_s: Sequence[float], count: int = FRAMES_HASHED) -> list[int]:
@@ -66,14 +70,15 @@ def _dct_matrix(size: int) -> np.ndarray:
 
 _DCT = _dct_matrix(HASH_SIZE_PX)
 _GREY = np.array([0.299, 0.587, 0.114])
-_BIT_WEIGHTS = np.uint64(1) << np.arange(LOW_FREQUENCIES ** 2, dtype=np.uint64)[::-1]
+_BIT_WEIGHTS = np.uint64(1) << np.arange(LOW_FREQUENCIES**2, dtype=np.uint64)[::-1]
 
 
 def phash_frames(frames_rgb: np.ndarray) -> np.ndarray:
     """(N, 32, 32, 3) uint8 RGB -> (N,) uint64 pHashes."""
     if frames_rgb.shape[1:] != (HASH_SIZE_PX, HASH_SIZE_PX, 3):
-        raise ValueError(f"frames of shape {frames_rgb.shape[1:]}; expected "
-                         f"({HASH_SIZE_PX}, {HASH_SIZE_PX}, 3)")
+        raise ValueError(
+            f"frames of shape {frames_rgb.shape[1:]}; expected ({HASH_SIZE_PX}, {HASH_SIZE_PX}, 3)"
+        )
     grey = frames_rgb.astype(np.float64) @ _GREY
     low = (_DCT @ grey @ _DCT.T)[:, :LOW_FREQUENCIES, :LOW_FREQUENCIES].reshape(len(grey), -1)
     median = np.median(low[:, 1:], axis=1, keepdims=True)
@@ -85,13 +90,21 @@ def hash_video(raw_dir: str, relpath: str, video_id: str) -> FrameHashRecord:
     """The pHashes of one video; an unreadable video gives a `failed` row, never an exception."""
     try:
         info = probe_media(raw_dir, relpath)
-        frames = read_media_frames(raw_dir, relpath, frame_times(info.pts_s), info=info,
-                                   height=HASH_SIZE_PX, width=HASH_SIZE_PX, resize="squash")
+        frames = read_media_frames(
+            raw_dir,
+            relpath,
+            frame_times(info.pts_s),
+            info=info,
+            height=HASH_SIZE_PX,
+            width=HASH_SIZE_PX,
+            resize="squash",
+        )
     except VideoReadError as err:
         return FrameHashRecord(video_id, relpath, METHOD, "", STATUS_FAILED, read_error_reason(err))
     except OSError as err:
-        return FrameHashRecord(video_id, relpath, METHOD, "", STATUS_FAILED,
-                               f"{UNREADABLE}: {err.strerror or err}")
+        return FrameHashRecord(
+            video_id, relpath, METHOD, "", STATUS_FAILED, f"{UNREADABLE}: {err.strerror or err}"
+        )
     hashes = "".join(f"{int(h):016x}" for h in phash_frames(frames))
     return FrameHashRecord(video_id, relpath, METHOD, hashes, STATUS_OK, None)
 
@@ -112,37 +125,62 @@ def load_frame_hashes(dataset_dir: Path) -> dict[str, FrameHashRecord]:
     path = dataset_dir / FRAME_HASHES_NAME
     if not path.exists():
         return {}
-    return {row.video_id: row for row in read_records(path, FrameHashRecord) if row.method == METHOD}
+    return {
+        row.video_id: row for row in read_records(path, FrameHashRecord) if row.method == METHOD
+    }
 
 
-def pending_videos(videos: Sequence[VideoRecord], stored: dict[str, FrameHashRecord]) -> list[VideoRecord]:
+def pending_videos(
+    videos: Sequence[VideoRecord], stored: dict[str, FrameHashRecord]
+) -> list[VideoRecord]:
     """The videos (status ok) without a stored hash of this method."""
     return [v for v in videos if v.status == STATUS_OK and v.video_id not in stored]
 
 
-def update_frame_hashes(dataset_dir: Path, raw_dir: Path, videos: Sequence[VideoRecord], *, client=None,
-                        progress: bool = True, dataset: str = "") -> dict[str, FrameHashRecord]:
+def update_frame_hashes(
+    dataset_dir: Path,
+    raw_dir: Path,
+    videos: Sequence[VideoRecord],
+    *,
+    client=None,
+    progress: bool = True,
+    dataset: str = "",
+) -> dict[str, FrameHashRecord]:
     """The frame hashes of `videos` (status ok), computing those not stored yet and storing them.
 
     `client`: a dask Client, or None to hash in this process. Rows of videos no longer listed are
-    kept (a changed listing must not force re-hashing). Returns the rows of `videos`, by video_id."""
+    kept (a changed listing must not force re-hashing). Returns the rows of `videos`, by
+    video_id."""
     stored = load_frame_hashes(dataset_dir)
     todo = pending_videos(videos, stored)
     if todo:
         pairs = [(v.relpath, v.video_id) for v in todo]
-        tasks = [HashTask(str(raw_dir), tuple(pairs[i:i + HASHES_PER_TASK]))
-                 for i in range(0, len(pairs), HASHES_PER_TASK)]
+        tasks = [
+            HashTask(str(raw_dir), tuple(pairs[i : i + HASHES_PER_TASK]))
+            for i in range(0, len(pairs), HASHES_PER_TASK)
+        ]
         missing: dict[str, FrameHashRecord] = {}
-        for rows in run_tasks(client, hash_batch, tasks, f"frame hashes {dataset}".strip(), progress=progress):
+        for rows in run_tasks(
+            client, hash_batch, tasks, f"frame hashes {dataset}".strip(), progress=progress
+        ):
             for row in rows:  # a file that could not be opened may come back: it is not remembered
-                (missing if (row.reason or "").startswith(UNREADABLE) else stored)[row.video_id] = row
-        write_records(dataset_dir / FRAME_HASHES_NAME, sorted(stored.values(), key=lambda r: r.video_id),
-                      FrameHashRecord)
+                (missing if (row.reason or "").startswith(UNREADABLE) else stored)[row.video_id] = (
+                    row
+                )
+        write_records(
+            dataset_dir / FRAME_HASHES_NAME,
+            sorted(stored.values(), key=lambda r: r.video_id),
+            FrameHashRecord,
+        )
         stored = {**stored, **missing}
         failed = sum(stored[v.video_id].status != STATUS_OK for v in todo)
         if failed:
-            log.warning("%s: %d of %d videos could not be hashed (only their bytes are compared)",
-                        dataset, failed, len(todo))
+            log.warning(
+                "%s: %d of %d videos could not be hashed (only their bytes are compared)",
+                dataset,
+                failed,
+                len(todo),
+            )
     wanted = {v.video_id for v in videos}
     return {vid: row for vid, row in stored.items() if vid in wanted}
 
@@ -151,25 +189,28 @@ def hash_array(rows: Sequence[FrameHashRecord]) -> np.ndarray:
     """(len(rows), FRAMES_HASHED) uint64 from the hex of `ok` rows."""
     out = np.zeros((len(rows), FRAMES_HASHED), dtype=np.uint64)
     for i, row in enumerate(rows):
-        out[i] = [int(row.frame_hashes[16 * k:16 * (k + 1)], 16) for k in range(FRAMES_HASHED)]
+        out[i] = [int(row.frame_hashes[16 * k : 16 * (k + 1)], 16) for k in range(FRAMES_HASHED)]
     return out
 
 
 def frame_distances(a: np.ndarray, b: np.ndarray, *, chunk_rows: int = 4096) -> np.ndarray:
-    """Mean Hamming distance (bits of 64) between every video of `a` (n, K) and of `b` (m, K): (n, m)."""
+    """Mean Hamming distance (bits of 64) between every video of `a` (n, K) and of `b` (m, K): (n,
+    m)."""
     out = np.empty((len(a), len(b)), dtype=np.float32)
     for start in range(0, len(a), chunk_rows):
-        block = a[start:start + chunk_rows, None, :] ^ b[None, :, :]
-        out[start:start + chunk_rows] = np.bitwise_count(block).sum(axis=2) / a.shape[1]
+        block = a[start : start + chunk_rows, None, :] ^ b[None, :, :]
+        out[start : start + chunk_rows] = np.bitwise_count(block).sum(axis=2) / a.shape[1]
     return out
 
 
-def matching_pairs(a: np.ndarray, b: np.ndarray, max_bits: float = MATCH_BITS,
-                   *, chunk_rows: int = 256) -> list[tuple[int, int, float]]:
-    """(row of a, row of b, distance) for every pair within `max_bits`, without holding all distances."""
+def matching_pairs(
+    a: np.ndarray, b: np.ndarray, max_bits: float = MATCH_BITS, *, chunk_rows: int = 256
+) -> list[tuple[int, int, float]]:
+    """(row of a, row of b, distance) for every pair within `max_bits`, without holding all
+    distances."""
     found = []
     for start in range(0, len(a), chunk_rows):
-        dist = frame_distances(a[start:start + chunk_rows], b)
+        dist = frame_distances(a[start : start + chunk_rows], b)
         rows, cols = np.nonzero(dist <= max_bits)
         found += [(start + int(r), int(c), float(dist[r, c])) for r, c in zip(rows, cols)]
     return found
@@ -178,4 +219,3 @@ def matching_pairs(a: np.ndarray, b: np.ndarray, max_bits: float = MATCH_BITS,
 def hashed_ok(rows: dict[str, FrameHashRecord]) -> list[FrameHashRecord]:
     """The `ok` rows, sorted by video_id (the order `hash_array` rows then have)."""
     return sorted((r for r in rows.values() if r.status == STATUS_OK), key=lambda r: r.video_id)
-

@@ -3,10 +3,12 @@
 Every file below `raw/<dataset>` is either a video candidate (or, for a keyframe table, the
 table its rows come from) or counted here: by extension, with a few example paths each.
 vfcache's own bookkeeping (fetch.json, extraction markers, download failure lists, partial
-and temporary files, the Hub client's `.cache/`) is counted apart, so the summary a user reads lists only what came with
+and temporary files, the Hub client's `.cache/`) is counted apart, so the summary a user reads
+lists only what came with
 the dataset. `build-manifest` prints it and writes it as `ignored_files.json` beside
 videos.parquet.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,28 +42,38 @@ class IgnoredFiles:
         return sum(self.by_extension.values())
 
     def to_json(self) -> dict:
-        return {"total": self.total, "by_extension": self.by_extension, "examples": self.examples,
-                "bookkeeping_files": self.bookkeeping}
+        return {
+            "total": self.total,
+            "by_extension": self.by_extension,
+            "examples": self.examples,
+            "bookkeeping_files": self.bookkeeping,
+        }
 
     def describe(self) -> str:
         """One line: `3 files not taken as videos: .txt 2, .json 1`."""
         if not self.total:
             return "every file is a video candidate"
-        counts = ", ".join(f"{ext} {n}" for ext, n in sorted(self.by_extension.items(),
-                                                               key=lambda kv: (-kv[1], kv[0])))
+        counts = ", ".join(
+            f"{ext} {n}"
+            for ext, n in sorted(self.by_extension.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
         return f"{self.total} files not taken as videos: {counts}"
 
 
 def _is_bookkeeping(relpath: str) -> bool:
     parts = relpath.split("/")
     name = parts[-1]
-    return (MARKER_DIR in parts[:-1] or parts[0] == HUB_CLIENT_DIR
-            or name in (FETCH_RECORD_NAME, FAILURES_NAME)
-            or name.endswith(PART_SUFFIX) or TEMP_MARK in name)
+    return (
+        MARKER_DIR in parts[:-1]
+        or parts[0] == HUB_CLIENT_DIR
+        or name in (FETCH_RECORD_NAME, FAILURES_NAME)
+        or name.endswith(PART_SUFFIX)
+        or TEMP_MARK in name
+    )
 
 
 def _extension(name: str) -> str:
-    """".txt" for notes.TXT; a dot-file is its own kind (".DS_Store"); "(none)" for README."""
+    """ ".txt" for notes.TXT; a dot-file is its own kind (".DS_Store"); "(none)" for README."""
     ext = os.path.splitext(name)[1].lower()
     if ext:
         return ext

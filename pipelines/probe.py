@@ -10,6 +10,7 @@ What was probed is remembered per dataset in `cache/<dataset>/probe_state.parque
 size, mtime and the probe facts), so a re-run, or the manifest of a second clip spec, only
 probes files that are new or changed. Labels always come fresh from the source.
 """
+
 from __future__ import annotations
 
 import collections
@@ -82,7 +83,8 @@ class ManifestReport:
 
 
 def read_error_reason(err: Exception) -> str:
-    """`<slug>: <detail>` for a VideoReadError (its own fields, never parsed back from the message)."""
+    """`<slug>: <detail>` for a VideoReadError (its own fields, never parsed back from the
+    message)."""
     return f"{getattr(err, 'reason', 'decode_error')}: {getattr(err, 'detail', str(err))}"
 
 
@@ -98,21 +100,47 @@ def probe_file(raw_dir: Path, relpath: str) -> ProbedFile:
         else:
             reason = f"unreadable: {err.strerror or err}"
         return ProbedFile(
-            relpath=relpath, bytes=0, mtime_ns=0, video_id="unreadable-" + hashlib.sha256(relpath.encode()).hexdigest(),
-            codec=None, width=None, height=None, rotation=0, fps=None, num_frames=None, duration_s=None,
-            status=STATUS_FAILED, reason=reason,
+            relpath=relpath,
+            bytes=0,
+            mtime_ns=0,
+            video_id="unreadable-" + hashlib.sha256(relpath.encode()).hexdigest(),
+            codec=None,
+            width=None,
+            height=None,
+            rotation=0,
+            fps=None,
+            num_frames=None,
+            duration_s=None,
+            status=STATUS_FAILED,
+            reason=reason,
         )
     common = dict(relpath=relpath, bytes=size, mtime_ns=mtime_ns, video_id=video_id)
     try:
         info = probe_media(raw_dir, relpath)
     except VideoReadError as err:
         return ProbedFile(
-            **common, codec=None, width=None, height=None, rotation=0, fps=None, num_frames=None,
-            duration_s=None, status=STATUS_FAILED, reason=read_error_reason(err),
+            **common,
+            codec=None,
+            width=None,
+            height=None,
+            rotation=0,
+            fps=None,
+            num_frames=None,
+            duration_s=None,
+            status=STATUS_FAILED,
+            reason=read_error_reason(err),
         )
     return ProbedFile(
-        **common, codec=info.codec, width=info.width, height=info.height, rotation=info.rotation,
-        fps=info.fps, num_frames=info.num_frames, duration_s=info.duration_s, status=STATUS_OK, reason=None,
+        **common,
+        codec=info.codec,
+        width=info.width,
+        height=info.height,
+        rotation=info.rotation,
+        fps=info.fps,
+        num_frames=info.num_frames,
+        duration_s=info.duration_s,
+        status=STATUS_OK,
+        reason=None,
     )
 
 
@@ -153,11 +181,24 @@ def _unchanged(previous: Optional[ProbedFile], raw_dir: Path, relpath: str) -> b
 
 def video_record(dataset: str, candidate: VideoCandidate, probed: ProbedFile) -> VideoRecord:
     return VideoRecord(
-        video_id=probed.video_id, dataset=dataset, domain=candidate.domain, relpath=candidate.relpath,
-        label=candidate.label, generator=candidate.generator, group=candidate.group,
-        source_split=candidate.source_split, bytes=probed.bytes, codec=probed.codec, width=probed.width,
-        height=probed.height, rotation=probed.rotation, fps=probed.fps, num_frames=probed.num_frames,
-        duration_s=probed.duration_s, status=probed.status, reason=probed.reason,
+        video_id=probed.video_id,
+        dataset=dataset,
+        domain=candidate.domain,
+        relpath=candidate.relpath,
+        label=candidate.label,
+        generator=candidate.generator,
+        group=candidate.group,
+        source_split=candidate.source_split,
+        bytes=probed.bytes,
+        codec=probed.codec,
+        width=probed.width,
+        height=probed.height,
+        rotation=probed.rotation,
+        fps=probed.fps,
+        num_frames=probed.num_frames,
+        duration_s=probed.duration_s,
+        status=probed.status,
+        reason=probed.reason,
     )
 
 
@@ -167,8 +208,11 @@ def mark_duplicates(records: list[VideoRecord]) -> list[VideoRecord]:
     result = []
     for rec in records:
         if rec.status == STATUS_OK and rec.video_id in first_of:
-            rec = dataclasses.replace(rec, status=STATUS_SKIPPED,
-                                      reason=f"duplicate: same bytes as {first_of[rec.video_id]}")
+            rec = dataclasses.replace(
+                rec,
+                status=STATUS_SKIPPED,
+                reason=f"duplicate: same bytes as {first_of[rec.video_id]}",
+            )
         elif rec.status == STATUS_OK:
             first_of[rec.video_id] = rec.relpath
         result.append(rec)
@@ -181,8 +225,14 @@ def reason_counts(reasons: list[str]) -> dict[str, int]:
 
 
 def build_manifest(
-    config: DatasetConfig, root: DataRoot, spec: Optional[ClipSpec] = None, *, client,
-    progress: bool = True, force: bool = False, wait: bool = True,
+    config: DatasetConfig,
+    root: DataRoot,
+    spec: Optional[ClipSpec] = None,
+    *,
+    client,
+    progress: bool = True,
+    force: bool = False,
+    wait: bool = True,
 ) -> ManifestReport:
     """Probe every video of `config`'s dataset into `cache/<dataset>/videos.parquet`.
 
@@ -195,19 +245,38 @@ def build_manifest(
     source = get_source(config)
     raw_dir = Path(source.raw_dir(root))
     if not raw_dir.is_dir():
-        raise StageError(f"raw folder {raw_dir} of dataset {config.name!r} is missing; run `vfcache fetch {config.name}`")
+        raise StageError(
+            f"raw folder {raw_dir} of dataset {config.name!r} is missing; run `vfcache fetch "
+            f"{config.name}`"
+        )
     candidates = source.list_videos(root)
     if not candidates:
         raise StageError(f"dataset {config.name!r} has no videos below {raw_dir}")
     folder = root.dataset_dir(config.name)
     with writer_lock(folder, f"build-manifest of {config.name}", wait=wait):
-        return _probe_locked(config, folder, raw_dir, candidates, client=client,
-                             progress=progress, force=force, started=started)
+        return _probe_locked(
+            config,
+            folder,
+            raw_dir,
+            candidates,
+            client=client,
+            progress=progress,
+            force=force,
+            started=started,
+        )
 
 
-def _probe_locked(config: DatasetConfig, folder: Path, raw_dir: Path,
-                  candidates: list[VideoCandidate], *, client, progress: bool, force: bool,
-                  started: float) -> ManifestReport:
+def _probe_locked(
+    config: DatasetConfig,
+    folder: Path,
+    raw_dir: Path,
+    candidates: list[VideoCandidate],
+    *,
+    client,
+    progress: bool,
+    force: bool,
+    started: float,
+) -> ManifestReport:
     videos_parquet = folder / VIDEOS_PARQUET_NAME
     state_path = folder / PROBE_STATE_NAME
     previous = {} if force else load_probe_state(state_path)
@@ -222,7 +291,10 @@ def _probe_locked(config: DatasetConfig, folder: Path, raw_dir: Path,
             to_probe.append(candidate.relpath)
     reused = len(probed)
     batch = files_per_task(len(to_probe), _worker_count(client))
-    tasks = [ProbeTask(str(raw_dir), tuple(to_probe[i:i + batch])) for i in range(0, len(to_probe), batch)]
+    tasks = [
+        ProbeTask(str(raw_dir), tuple(to_probe[i : i + batch]))
+        for i in range(0, len(to_probe), batch)
+    ]
     for results in run_tasks(client, probe_batch, tasks, f"probe {config.name}", progress=progress):
         for row in results:
             probed[row.relpath] = row
@@ -234,22 +306,40 @@ def _probe_locked(config: DatasetConfig, folder: Path, raw_dir: Path,
     ignored_path = write_ignored(folder / IGNORED_FILES_NAME, ignored)
     # Keep state for files of other listings too (a changed layout must not force re-hashing).
     merged_state = {**previous, **probed}
-    write_records(state_path, sorted(merged_state.values(), key=lambda row: row.relpath), ProbedFile)
+    write_records(
+        state_path, sorted(merged_state.values(), key=lambda row: row.relpath), ProbedFile
+    )
 
     counts = collections.Counter(rec.status for rec in records)
     failures = reason_counts([rec.reason for rec in records if rec.status != STATUS_OK])
     report = ManifestReport(
-        dataset=config.name, videos_parquet=str(videos_parquet),
-        videos_total=len(records), videos_ok=counts[STATUS_OK], videos_failed=counts[STATUS_FAILED],
-        videos_skipped=counts[STATUS_SKIPPED], probed=len(to_probe), reused=reused,
-        failures_by_reason=failures, seconds=time.perf_counter() - started,
-        ignored=ignored, ignored_path=str(ignored_path),
+        dataset=config.name,
+        videos_parquet=str(videos_parquet),
+        videos_total=len(records),
+        videos_ok=counts[STATUS_OK],
+        videos_failed=counts[STATUS_FAILED],
+        videos_skipped=counts[STATUS_SKIPPED],
+        probed=len(to_probe),
+        reused=reused,
+        failures_by_reason=failures,
+        seconds=time.perf_counter() - started,
+        ignored=ignored,
+        ignored_path=str(ignored_path),
     )
-    log.info("manifest %s: %d videos, %d ok, %d failed, %d skipped (probed %d, reused %d)",
-             videos_parquet, report.videos_total, report.videos_ok, report.videos_failed,
-             report.videos_skipped, report.probed, report.reused)
+    log.info(
+        "manifest %s: %d videos, %d ok, %d failed, %d skipped (probed %d, reused %d)",
+        videos_parquet,
+        report.videos_total,
+        report.videos_ok,
+        report.videos_failed,
+        report.videos_skipped,
+        report.probed,
+        report.reused,
+    )
     if ignored.total:
         log.info("%s: %s (see %s)", raw_dir, ignored.describe(), ignored_path)
     if failures:
-        log.warning("probe failures by reason: %s", ", ".join(f"{k}={v}" for k, v in failures.items()))
+        log.warning(
+            "probe failures by reason: %s", ", ".join(f"{k}={v}" for k, v in failures.items())
+        )
     return report

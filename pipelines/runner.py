@@ -8,6 +8,7 @@ one by one in this process, which tests and debugging use.
 Workers of an existing cluster (`scheduler="tcp://host:8786"` or a scheduler JSON file) must
 be able to import vfcache and see the data root under the same path as the driver.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,9 +32,14 @@ R = TypeVar("R")
 
 @contextlib.contextmanager
 def open_cluster(
-    workers: int = 2, scheduler: Optional[str] = None, *, processes: bool = True, timeout_s: float = 30.0,
+    workers: int = 2,
+    scheduler: Optional[str] = None,
+    *,
+    processes: bool = True,
+    timeout_s: float = 30.0,
 ) -> Iterator[Client]:
-    """A `Client` on a fresh `LocalCluster` of `workers` single-threaded processes, or on `scheduler`.
+    """A `Client` on a fresh `LocalCluster` of `workers` single-threaded processes, or on
+    `scheduler`.
 
     `scheduler` is an address (`tcp://host:8786`) or the path of a scheduler file written by
     `dask scheduler --scheduler-file`. The local cluster is closed on exit; an existing cluster
@@ -47,7 +53,11 @@ def open_cluster(
                 client = Client(scheduler, timeout=timeout_s)
         except (OSError, TimeoutError) as err:
             raise StageError(f"cannot reach the dask scheduler at {scheduler}: {err}") from err
-        log.info("connected to dask scheduler %s (%d workers)", scheduler, len(client.scheduler_info()["workers"]))
+        log.info(
+            "connected to dask scheduler %s (%d workers)",
+            scheduler,
+            len(client.scheduler_info()["workers"]),
+        )
         try:
             yield client
         finally:
@@ -55,12 +65,17 @@ def open_cluster(
         return
     if not isinstance(workers, int) or workers < 1:
         raise StageError(f"--workers must be a positive number of processes, got {workers!r}")
-    # distributed sets its own loggers to INFO; a user asked for vfcache's figures, not the cluster's chatter.
+    # distributed sets its own loggers to INFO; a user asked for vfcache's figures, not the
+    # cluster's chatter.
     if not log.isEnabledFor(logging.DEBUG):
         logging.getLogger("distributed").setLevel(logging.WARNING)
     cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=processes,
-        dashboard_address=None, scheduler_kwargs={"dashboard": False}, silence_logs=logging.WARNING,
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=processes,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard": False},
+        silence_logs=logging.WARNING,
     )
     client = Client(cluster)
     log.info("started a local dask cluster of %d worker(s)", workers)
@@ -105,7 +120,11 @@ def run_tasks(
     remaining tasks are cancelled and the error propagates (files already final stay final).
     """
     tasks = list(tasks)
-    names = list(task_names) if task_names is not None else [f"{index:05d}" for index in range(len(tasks))]
+    names = (
+        list(task_names)
+        if task_names is not None
+        else [f"{index:05d}" for index in range(len(tasks))]
+    )
     if len(names) != len(tasks):
         raise ValueError(f"{len(names)} task names for {len(tasks)} tasks")
     bar = tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress)
@@ -127,7 +146,8 @@ def run_tasks(
                     result = future.result()
                 except KilledWorker as err:
                     raise StageError(
-                        f"task {future.key} killed its workers too often (out of memory or a crash in a "
+                        f"task {future.key} killed its workers too often (out of memory or a crash "
+                        f"in a "
                         f"decoder?); files already final are kept, re-run to resume: {err}"
                     ) from err
                 bar.update(1)

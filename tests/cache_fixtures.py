@@ -1,9 +1,11 @@
-"""Test fixtures for the split, audit, verify and preview tests: small cache folders of random-pixel clips.
+"""Test fixtures for the split, audit, verify and preview tests: small cache folders of
+random-pixel clips.
 
 `build_cache` writes spec.json, shards (through ShardWriter), clips.parquet, videos.parquet
 and failures.parquet, and returns the clips it wrote with their pixels, so tests can check
 exact figures. No video is decoded.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,26 +59,60 @@ class VideoPlan:
         return hashlib.sha256(self.relpath.encode()).hexdigest()
 
 
-def make_clip(plan: VideoPlan, clip_index: int, spec_hash: str = "0" * 16, *, dataset: str = "ds",
-              shard: str = "shards/none.npy.zst", offset: int = 0, nbytes: int = 1) -> ClipRecord:
+def make_clip(
+    plan: VideoPlan,
+    clip_index: int,
+    spec_hash: str = "0" * 16,
+    *,
+    dataset: str = "ds",
+    shard: str = "shards/none.npy.zst",
+    offset: int = 0,
+    nbytes: int = 1,
+) -> ClipRecord:
     frames = 4
     padded = 2 if plan.short_policy != "none" else 0
     return ClipRecord(
-        clip_id=make_clip_id(plan.video_id, spec_hash, clip_index), video_id=plan.video_id,
-        clip_index=clip_index, frame_indices=tuple(range(frames)), timestamps_s=tuple(i / 8 for i in range(frames)),
-        padded_frames=padded, short_policy=plan.short_policy, shard=shard, offset=offset, nbytes=nbytes,
-        dataset=dataset, domain=plan.domain, relpath=plan.relpath, label=plan.label,
-        generator=plan.generator, group=plan.group, source_split=None,
+        clip_id=make_clip_id(plan.video_id, spec_hash, clip_index),
+        video_id=plan.video_id,
+        clip_index=clip_index,
+        frame_indices=tuple(range(frames)),
+        timestamps_s=tuple(i / 8 for i in range(frames)),
+        padded_frames=padded,
+        short_policy=plan.short_policy,
+        shard=shard,
+        offset=offset,
+        nbytes=nbytes,
+        dataset=dataset,
+        domain=plan.domain,
+        relpath=plan.relpath,
+        label=plan.label,
+        generator=plan.generator,
+        group=plan.group,
+        source_split=None,
     )
 
 
 def video_record(plan: VideoPlan, dataset: str) -> VideoRecord:
     ok = plan.status == STATUS_OK
     return VideoRecord(
-        video_id=plan.video_id, dataset=dataset, domain=plan.domain, relpath=plan.relpath, label=plan.label,
-        generator=plan.generator, group=plan.group, source_split=None, bytes=1000, codec="h264" if ok else None,
-        width=32, height=32, rotation=0, fps=8.0, num_frames=8 if ok else None, duration_s=1.0 if ok else None,
-        status=plan.status, reason=plan.reason,
+        video_id=plan.video_id,
+        dataset=dataset,
+        domain=plan.domain,
+        relpath=plan.relpath,
+        label=plan.label,
+        generator=plan.generator,
+        group=plan.group,
+        source_split=None,
+        bytes=1000,
+        codec="h264" if ok else None,
+        width=32,
+        height=32,
+        rotation=0,
+        fps=8.0,
+        num_frames=8 if ok else None,
+        duration_s=1.0 if ok else None,
+        status=plan.status,
+        reason=plan.reason,
     )
 
 
@@ -88,9 +124,16 @@ class FixtureCache:
     pixels: dict = field(repr=False)  # clip_id -> np.ndarray
 
 
-def build_cache(path: Path, plans: Sequence[VideoPlan], *, dataset: str = "ds", spec: ClipSpec | None = None,
-                clips_per_shard: int = 4, seed: int = 0,
-                clip_pixels: Callable[[VideoPlan, int], np.ndarray] | None = None) -> FixtureCache:
+def build_cache(
+    path: Path,
+    plans: Sequence[VideoPlan],
+    *,
+    dataset: str = "ds",
+    spec: ClipSpec | None = None,
+    clips_per_shard: int = 4,
+    seed: int = 0,
+    clip_pixels: Callable[[VideoPlan, int], np.ndarray] | None = None,
+) -> FixtureCache:
     """A cache folder of `plans`' clips; pixels are random unless `clip_pixels(plan, clip_index)`
     gives them."""
     spec = spec or tiny_spec()
@@ -102,17 +145,29 @@ def build_cache(path: Path, plans: Sequence[VideoPlan], *, dataset: str = "ds", 
     for plan in plans:
         if plan.status != STATUS_OK:
             stage = "probe" if plan.status == STATUS_FAILED else "extract"
-            failures.append(FailureRecord(plan.video_id, plan.relpath, stage, plan.reason or plan.status))
+            failures.append(
+                FailureRecord(plan.video_id, plan.relpath, stage, plan.reason or plan.status)
+            )
             continue
         for clip_index in range(plan.clips):
             if writer is None:
                 rel = f"shards/shard-0000-{shard_count:04d}{SHARD_SUFFIX}"
                 writer, shard_count = ShardWriter(cache.path / rel), shard_count + 1
-            clip = (rng.integers(0, 256, size=spec.clip_shape, dtype=np.uint8) if clip_pixels is None
-                    else clip_pixels(plan, clip_index))
+            clip = (
+                rng.integers(0, 256, size=spec.clip_shape, dtype=np.uint8)
+                if clip_pixels is None
+                else clip_pixels(plan, clip_index)
+            )
             entry = writer.append(clip)
-            record = make_clip(plan, clip_index, spec.spec_hash, dataset=dataset, shard=rel,
-                               offset=entry.offset, nbytes=entry.nbytes)
+            record = make_clip(
+                plan,
+                clip_index,
+                spec.spec_hash,
+                dataset=dataset,
+                shard=rel,
+                offset=entry.offset,
+                nbytes=entry.nbytes,
+            )
             clips.append(record)
             pixels[record.clip_id] = clip
             if len(writer.entries) == clips_per_shard:
@@ -130,11 +185,21 @@ def card_like_plans(domain: str, real: int, fake_by_generator: dict[str, int]) -
     """One clip per video, one group per video, like the R(2+1)D card's record counts."""
     plans = [VideoPlan(domain, 0, "youtube", f"{domain}-real-{i:04d}") for i in range(real)]
     for generator, count in fake_by_generator.items():
-        plans += [VideoPlan(domain, 1, generator, f"{domain}-{generator}-{i:04d}") for i in range(count)]
+        plans += [
+            VideoPlan(domain, 1, generator, f"{domain}-{generator}-{i:04d}") for i in range(count)
+        ]
     return plans
 
 
-__all__ = ["STATUS_FAILED", "STATUS_SKIPPED", "VideoPlan", "build_cache", "card_like_plans", "make_clip", "tiny_spec"]
+__all__ = [
+    "STATUS_FAILED",
+    "STATUS_SKIPPED",
+    "VideoPlan",
+    "build_cache",
+    "card_like_plans",
+    "make_clip",
+    "tiny_spec",
+]
 
 
 def sample_cache_root(tmp_path_factory, name: str = "sample_root") -> Path:
@@ -145,6 +210,8 @@ def sample_cache_root(tmp_path_factory, name: str = "sample_root") -> Path:
     from vfcache.cli import cli
 
     root = tmp_path_factory.mktemp(name)
-    result = CliRunner().invoke(cli, ["--root", str(root), "--workers", "2", "--no-progress", "cache", "sample"])
+    result = CliRunner().invoke(
+        cli, ["--root", str(root), "--workers", "2", "--no-progress", "cache", "sample"]
+    )
     assert result.exit_code == 0, result.output
     return root

@@ -18,6 +18,7 @@ Content is the project's painted test footage (`paint_frames`: noise, motion, ea
 coded with its index), so the encoders behave as on camera material rather than on flat
 colours. Every fixture is a pure function of its arguments (single-threaded encoders).
 """
+
 from __future__ import annotations
 
 import io
@@ -47,16 +48,34 @@ class Fixture:
 
 _X264 = "scenecut=0:keyint=24:min-keyint=24:threads=1:sliced-threads=0"
 SEEK_FIXTURES = (
-    Fixture("x264_open_gop.mp4", "libx264", options={"x264-params": _X264 + ":open-gop=1:bframes=3"}),
-    Fixture("x264_intra_refresh.mp4", "libx264",
-            options={"x264-params": _X264 + ":intra-refresh=1:bframes=0"}),
-    Fixture("x264_444_intra_refresh.mp4", "libx264", pix_fmt="yuv444p",
-            options={"x264-params": _X264 + ":intra-refresh=1:bframes=0"}),
-    Fixture("x264_10bit_open_gop.mkv", "libx264", pix_fmt="yuv420p10le",
-            options={"x264-params": _X264 + ":open-gop=1:bframes=3"}),
-    Fixture("hevc_cra.mp4", "libx265", options={
-        "x265-params": "keyint=24:min-keyint=24:scenecut=0:open-gop=1:bframes=3:"
-                       "frame-threads=1:pools=none:log-level=error"}),
+    Fixture(
+        "x264_open_gop.mp4", "libx264", options={"x264-params": _X264 + ":open-gop=1:bframes=3"}
+    ),
+    Fixture(
+        "x264_intra_refresh.mp4",
+        "libx264",
+        options={"x264-params": _X264 + ":intra-refresh=1:bframes=0"},
+    ),
+    Fixture(
+        "x264_444_intra_refresh.mp4",
+        "libx264",
+        pix_fmt="yuv444p",
+        options={"x264-params": _X264 + ":intra-refresh=1:bframes=0"},
+    ),
+    Fixture(
+        "x264_10bit_open_gop.mkv",
+        "libx264",
+        pix_fmt="yuv420p10le",
+        options={"x264-params": _X264 + ":open-gop=1:bframes=3"},
+    ),
+    Fixture(
+        "hevc_cra.mp4",
+        "libx265",
+        options={
+            "x265-params": "keyint=24:min-keyint=24:scenecut=0:open-gop=1:bframes=3:"
+            "frame-threads=1:pools=none:log-level=error"
+        },
+    ),
     Fixture("mpeg2_open_gop.mkv", "mpeg2video", options={"g": "12", "bf": "2", "threads": "1"}),
 )
 
@@ -64,10 +83,16 @@ SHAPE_FIXTURES = (
     Fixture("high444.mp4", "libx264", pix_fmt="yuv444p", options={"x264-params": _X264}),
     Fixture("full_range.mp4", "libx264", pix_fmt="yuvj420p", options={"x264-params": _X264}),
     Fixture("ten_bit.mkv", "libx264", pix_fmt="yuv420p10le", options={"x264-params": _X264}),
-    Fixture("trailing.gif", "gif", pix_fmt="rgb8", frames=30, trailing_bytes=b"\x00" * 37 + b"junk"),
+    Fixture(
+        "trailing.gif", "gif", pix_fmt="rgb8", frames=30, trailing_bytes=b"\x00" * 37 + b"junk"
+    ),
     Fixture("bframes.avi", "mpeg4", options={"bf": "2", "g": "12", "qscale": "4", "threads": "1"}),
-    Fixture("live.webm", "libvpx-vp9", options={"deadline": "realtime", "cpu-used": "8", "threads": "1"},
-            container_options={"live": "1"}),
+    Fixture(
+        "live.webm",
+        "libvpx-vp9",
+        options={"deadline": "realtime", "cpu-used": "8", "threads": "1"},
+        container_options={"live": "1"},
+    ),
     Fixture("rot90.mp4", "libx264", rotation_deg=90, options={"x264-params": _X264}),
     Fixture("rot270.mp4", "libx264", rotation_deg=270, options={"x264-params": _X264}),
     Fixture("rot180.mp4", "libx264", rotation_deg=180, options={"x264-params": _X264}),
@@ -79,10 +104,19 @@ def write_fixture(folder: Path, fixture: Fixture) -> Path:
     """Encode `fixture` into `folder`; returns its path."""
     path = folder / fixture.name
     buffer = io.BytesIO()
-    container_format = {"mp4": "mp4", "mkv": "matroska", "avi": "avi", "gif": "gif",
-                        "webm": "webm"}[path.suffix[1:]]
-    with av.open(buffer, "w", format=container_format,
-                 options={"fflags": "+bitexact", **fixture.container_options}) as output:
+    container_format = {
+        "mp4": "mp4",
+        "mkv": "matroska",
+        "avi": "avi",
+        "gif": "gif",
+        "webm": "webm",
+    }[path.suffix[1:]]
+    with av.open(
+        buffer,
+        "w",
+        format=container_format,
+        options={"fflags": "+bitexact", **fixture.container_options},
+    ) as output:
         stream = output.add_stream(fixture.encoder, rate=FPS, options=dict(fixture.options))
         upright = paint_frames(WIDTH, HEIGHT, fixture.frames, seed=7, fps=FPS)
         turns = fixture.rotation_deg // 90
@@ -93,7 +127,9 @@ def write_fixture(folder: Path, fixture: Fixture) -> Path:
             stream.set_display_rotation(-fixture.rotation_deg)  # PyAV takes counter-clockwise
         for index, pixels in enumerate(upright):
             stored = np.ascontiguousarray(np.rot90(pixels, k=turns))
-            frame = av.VideoFrame.from_ndarray(stored, format="rgb24").reformat(format=fixture.pix_fmt)
+            frame = av.VideoFrame.from_ndarray(stored, format="rgb24").reformat(
+                format=fixture.pix_fmt
+            )
             frame.pts, frame.time_base = index, Fraction(1, FPS)
             output.mux(stream.encode(frame))
         output.mux(stream.encode(None))
@@ -104,8 +140,11 @@ def write_fixture(folder: Path, fixture: Fixture) -> Path:
 def keyframe_packets(path: Path) -> list[int]:
     """Packet numbers (demux order) the container flags as keyframes."""
     with av.open(str(path)) as container:
-        return [n for n, packet in enumerate(container.demux(container.streams.video[0]))
-                if packet.size and packet.is_keyframe]
+        return [
+            n
+            for n, packet in enumerate(container.demux(container.streams.video[0]))
+            if packet.size and packet.is_keyframe
+        ]
 
 
 def cut_from_packet(source: Path, target: Path, first_packet: int) -> None:

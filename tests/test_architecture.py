@@ -5,6 +5,7 @@ The graph is read from the source (every `import` and `from ... import`, at modu
 inside a function, except under `if TYPE_CHECKING:`), so a lazy import inside a function
 counts as what it is: a dependency at run time.
 """
+
 from __future__ import annotations
 
 import ast
@@ -15,11 +16,24 @@ import pytest
 import vfcache
 
 CHECKOUT = Path(vfcache.__file__).resolve().parent.parent
-FOLDERS = {"vfcache": "vfcache", "pipelines": "vfcache.pipelines", "manifests": "vfcache.manifests",
-           "cache_tools": "vfcache.cache_tools", "trainers": "vfcache.trainers"}
-GROUND = ("vfcache.config", "vfcache.errors", "vfcache.cores", "vfcache.pixels", "vfcache.layout",
-          "vfcache.atomic", "vfcache.checksums", "vfcache.validation",
-          "vfcache.archive_paths")
+FOLDERS = {
+    "vfcache": "vfcache",
+    "pipelines": "vfcache.pipelines",
+    "manifests": "vfcache.manifests",
+    "cache_tools": "vfcache.cache_tools",
+    "trainers": "vfcache.trainers",
+}
+GROUND = (
+    "vfcache.config",
+    "vfcache.errors",
+    "vfcache.cores",
+    "vfcache.pixels",
+    "vfcache.layout",
+    "vfcache.atomic",
+    "vfcache.checksums",
+    "vfcache.validation",
+    "vfcache.archive_paths",
+)
 
 
 def _module_name(path: Path) -> str:
@@ -53,10 +67,14 @@ def _imports(path: Path, name: str, modules: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]
-                                + ([base] if base else []))
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
-                       for alias in node.names]
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1]
+                    + ([base] if base else [])
+                )
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                for alias in node.names
+            ]
         else:
             continue
         found.update(t for t in targets if t in modules and t != name)
@@ -74,8 +92,14 @@ def graph() -> dict[str, set[str]]:
 
 
 def _layer(module: str) -> str:
-    for prefix in ("vfcache.cli", "vfcache.bench", "vfcache.trainers", "vfcache.pipelines",
-                   "vfcache.manifests", "vfcache.cache_tools"):
+    for prefix in (
+        "vfcache.cli",
+        "vfcache.bench",
+        "vfcache.trainers",
+        "vfcache.pipelines",
+        "vfcache.manifests",
+        "vfcache.cache_tools",
+    ):
         if module == prefix or module.startswith(prefix + "."):
             return prefix.split(".")[1]
     return "ground" if module in GROUND or module == "vfcache" else "other"
@@ -98,15 +122,24 @@ def test_every_module_belongs_to_a_layer(graph):
 
 
 def test_layers_import_only_what_lies_below_them(graph):
-    wrong = sorted(f"{module} -> {target}" for module, targets in graph.items()
-                   for target in targets
-                   if _layer(target) != _layer(module) and _layer(target) not in ALLOWED[_layer(module)])
+    wrong = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if _layer(target) != _layer(module) and _layer(target) not in ALLOWED[_layer(module)]
+    )
     assert wrong == []
 
 
 def test_no_module_below_the_cli_imports_it(graph):
-    assert sorted(m for m, targets in graph.items() if _layer(m) != "cli"
-                  and any(_layer(t) == "cli" for t in targets)) == []
+    assert (
+        sorted(
+            m
+            for m, targets in graph.items()
+            if _layer(m) != "cli" and any(_layer(t) == "cli" for t in targets)
+        )
+        == []
+    )
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -168,13 +201,21 @@ def test_the_benchmarks_use_only_public_names():
     private = []
     for path in (CHECKOUT / "vfcache" / "bench").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module != "__future__" \
-                    and not node.module.startswith("vfcache.bench"):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module != "__future__"
+                and not node.module.startswith("vfcache.bench")
+            ):
                 names = [alias.name for alias in node.names]
-                if any(part.startswith("_") for part in node.module.split(".")) or \
-                        any(name.startswith("_") for name in names):
+                if any(part.startswith("_") for part in node.module.split(".")) or any(
+                    name.startswith("_") for name in names
+                ):
                     private.append(f"{path.name}: from {node.module} import {', '.join(names)}")
             elif isinstance(node, ast.Import):
-                private += [f"{path.name}: import {a.name}" for a in node.names
-                            if any(part.startswith("_") for part in a.name.split("."))]
+                private += [
+                    f"{path.name}: import {a.name}"
+                    for a in node.names
+                    if any(part.startswith("_") for part in a.name.split("."))
+                ]
     assert private == []

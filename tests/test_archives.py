@@ -53,8 +53,11 @@ def _tar_bytes(files: dict[str, bytes], mode: str = "w:gz", extra: list | None =
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*")
-            if p.is_file() and ".extracted" not in p.parts}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and ".extracted" not in p.parts
+    }
 
 
 def _everything(root: Path) -> set[str]:
@@ -94,17 +97,23 @@ def test_each_format_is_extracted_in_place_of_the_download(dirs, name):
     assert not list(dest.glob(".extract-*"))
 
 
-@pytest.mark.parametrize("names, payload", [
-    (["X.tar.gz.split.aa", "X.tar.gz.split.ab", "X.tar.gz.split.ac"], lambda: _tar_bytes(FILES)),
-    (["X.zip.001", "X.zip.002", "X.zip.003"], lambda: _zip_bytes(FILES)),
-    (["Real_part_aa", "Real_part_ab"], lambda: _tar_bytes(FILES)),
-])
+@pytest.mark.parametrize(
+    "names, payload",
+    [
+        (
+            ["X.tar.gz.split.aa", "X.tar.gz.split.ab", "X.tar.gz.split.ac"],
+            lambda: _tar_bytes(FILES),
+        ),
+        (["X.zip.001", "X.zip.002", "X.zip.003"], lambda: _zip_bytes(FILES)),
+        (["Real_part_aa", "Real_part_ab"], lambda: _tar_bytes(FILES)),
+    ],
+)
 def test_multi_volume_sets_are_read_as_one(dirs, names, payload):
     download, dest = dirs
     blob = payload()
     step = len(blob) // len(names) + 1
     for index, name in enumerate(names):
-        (download / name).write_bytes(blob[index * step:(index + 1) * step])
+        (download / name).write_bytes(blob[index * step : (index + 1) * step])
     (download / "Other.split.aa").write_bytes(b"not part of the set")
     extract_archive(download / names[0], dest)
     assert _tree(dest) == FILES
@@ -133,9 +142,11 @@ def test_volumes_sort_past_z(tmp_path):
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=st.binary(min_size=0, max_size=300),
-       cuts=st.lists(st.integers(0, 300), max_size=5),
-       reads=st.lists(st.tuples(st.integers(-20, 320), st.integers(0, 64)), max_size=8))
+@given(
+    data=st.binary(min_size=0, max_size=300),
+    cuts=st.lists(st.integers(0, 300), max_size=5),
+    reads=st.lists(st.tuples(st.integers(-20, 320), st.integers(0, 64)), max_size=8),
+)
 def test_concatenated_volumes_read_like_one_file(tmp_path_factory, data, cuts, reads):
     folder = tmp_path_factory.mktemp("vol")
     bounds = [0, *sorted(min(c, len(data)) for c in cuts), len(data)]
@@ -148,15 +159,19 @@ def test_concatenated_volumes_read_like_one_file(tmp_path_factory, data, cuts, r
         for position, count in reads:
             position = max(0, position)
             stream.seek(position)
-            assert stream.read(count) == data[position:position + count]
+            assert stream.read(count) == data[position : position + count]
         stream.seek(-min(5, len(data)), io.SEEK_END)
-        assert stream.read() == data[len(data) - min(5, len(data)):]
+        assert stream.read() == data[len(data) - min(5, len(data)) :]
 
 
 def test_macos_junk_is_stripped(dirs):
     download, dest = dirs
-    junk = {"__MACOSX/Real/._a.mp4": b"resource fork", "Real/._a.mp4": b"fork",
-            "Fake/.DS_Store": b"finder", "__MACOSX/": b""}
+    junk = {
+        "__MACOSX/Real/._a.mp4": b"resource fork",
+        "Real/._a.mp4": b"fork",
+        "Fake/.DS_Store": b"finder",
+        "__MACOSX/": b"",
+    }
     archive = download / "GenVideo-Val.zip"
     archive.write_bytes(_zip_bytes({**FILES, **junk}))
     extract_archive(archive, dest, progress=False)
@@ -201,15 +216,23 @@ HOSTILE = {
     "zip bomb": ("bomb.zip", lambda: _zip_bytes({"bomb.bin": bytes(BOMB_BYTES)}), "bomb.bin"),
     "tar ../": ("evil.tar.gz", lambda: _tar_bytes({**FILES, "a/../../evil": b"x"}), "a/../../evil"),
     "tar absolute": ("evil.tar", lambda: _tar_bytes({"/etc/evil": b"x"}, "w"), "/etc/evil"),
-    "tar symlink out": ("evil.tar.gz", lambda: _tar_bytes(FILES, extra=[_symlink("s", "/etc")]),
-                        "s"),
-    "tar symlink in": ("evil.tar.gz",
-                       lambda: _tar_bytes(FILES, extra=[_symlink("t", "Real/a.mp4")]), "t"),
-    "tar hardlink": ("evil.tar.gz", lambda: _tar_bytes(FILES, extra=[_hardlink("h", "../x")]),
-                     "h"),
+    "tar symlink out": (
+        "evil.tar.gz",
+        lambda: _tar_bytes(FILES, extra=[_symlink("s", "/etc")]),
+        "s",
+    ),
+    "tar symlink in": (
+        "evil.tar.gz",
+        lambda: _tar_bytes(FILES, extra=[_symlink("t", "Real/a.mp4")]),
+        "t",
+    ),
+    "tar hardlink": ("evil.tar.gz", lambda: _tar_bytes(FILES, extra=[_hardlink("h", "../x")]), "h"),
     "tar fifo": ("evil.tar", lambda: _tar_bytes(FILES, "w", extra=[_fifo("p")]), "p"),
-    "tar.gz bomb": ("bomb.tar.gz", lambda: _tar_bytes({"ok.mp4": b"1", "z.bin": bytes(BOMB_BYTES)}),
-                    "z.bin"),
+    "tar.gz bomb": (
+        "bomb.tar.gz",
+        lambda: _tar_bytes({"ok.mp4": b"1", "z.bin": bytes(BOMB_BYTES)}),
+        "z.bin",
+    ),
 }
 
 
@@ -344,10 +367,18 @@ def test_missing_archive_without_marker_is_an_error(dirs):
         extract_archive(download / "never-downloaded.zip", dest)
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("a/b.mp4", "a/b.mp4"), ("./a//b.mp4", "a/b.mp4"), ("a\\b.mp4", "a/b.mp4"),
-    ("__MACOSX/a", None), ("x/__MACOSX/a", None), ("a/._b.mp4", None), ("./", None),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("a/b.mp4", "a/b.mp4"),
+        ("./a//b.mp4", "a/b.mp4"),
+        ("a\\b.mp4", "a/b.mp4"),
+        ("__MACOSX/a", None),
+        ("x/__MACOSX/a", None),
+        ("a/._b.mp4", None),
+        ("./", None),
+    ],
+)
 def test_safe_member_path(raw, expected):
     assert safe_member_path(raw, "arch") == expected
 

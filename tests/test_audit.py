@@ -1,4 +1,6 @@
-"""Audit: exact figures on a hand-built cache and split, and each check failing when its rule is broken."""
+"""Audit: exact figures on a hand-built cache and split, and each check failing when its rule is
+broken."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,12 +28,29 @@ from vfcache.errors import StageError
 from vfcache.layout import SPLIT_PARTS, CacheDir
 
 PLANS = (
-    [VideoPlan("aegis", 0, "youtube", f"r{i}", short_policy="pad_last" if i == 5 else "none") for i in range(6)]
+    [
+        VideoPlan("aegis", 0, "youtube", f"r{i}", short_policy="pad_last" if i == 5 else "none")
+        for i in range(6)
+    ]
     + [VideoPlan("aegis", 1, "sora", f"s{i}") for i in range(4)]
     + [VideoPlan("aegis", 1, "pika", f"p{i}", clips=2) for i in range(2)]
-    + [VideoPlan("aegis", 0, "youtube", "pair-7", name="pair-real"), VideoPlan("aegis", 1, "sora", "pair-7", name="pair-fake")]
-    + [VideoPlan("aegis", 1, "sora", "bad", status=STATUS_FAILED, reason="unreadable: moov atom not found"),
-       VideoPlan("aegis", 0, "youtube", "short", status=STATUS_SKIPPED, reason="too short: 3 frames < 4")]
+    + [
+        VideoPlan("aegis", 0, "youtube", "pair-7", name="pair-real"),
+        VideoPlan("aegis", 1, "sora", "pair-7", name="pair-fake"),
+    ]
+    + [
+        VideoPlan(
+            "aegis",
+            1,
+            "sora",
+            "bad",
+            status=STATUS_FAILED,
+            reason="unreadable: moov atom not found",
+        ),
+        VideoPlan(
+            "aegis", 0, "youtube", "short", status=STATUS_SKIPPED, reason="too short: 3 frames < 4"
+        ),
+    ]
 )
 # video name -> part; p0 and p1 have two clips each
 HAND_SPLIT = {
@@ -46,21 +65,47 @@ def video_name(clip: ClipRecord) -> str:
     return Path(clip.relpath).stem
 
 
-def write_hand_split(cache: CacheDir, split: dict[str, list[str]], clips, support_per_class: int = 1) -> None:
-    parts = {part: sorted((c for c in clips if video_name(c) in names), key=lambda c: c.clip_id)
-             for part, names in split.items()}
+def write_hand_split(
+    cache: CacheDir, split: dict[str, list[str]], clips, support_per_class: int = 1
+) -> None:
+    parts = {
+        part: sorted((c for c in clips if video_name(c) in names), key=lambda c: c.clip_id)
+        for part, names in split.items()
+    }
     for part in SPLIT_PARTS:
-        write_split_file(cache.split_file("default", part), [split_entry_from_clip(c) for c in parts[part]])
+        write_split_file(
+            cache.split_file("default", part), [split_entry_from_clip(c) for c in parts[part]]
+        )
     summaries = tuple(
-        PartSummary(part, asked, "clips", len(parts[part]), len(parts[part]), len(parts[part]),
-                    len({c.group for c in parts[part]}), len({c.video_id for c in parts[part]}))
-        for part, asked in (("train", "5"), ("val", "2"), ("test", "rest"), ("support", "1 per class per domain"))
+        PartSummary(
+            part,
+            asked,
+            "clips",
+            len(parts[part]),
+            len(parts[part]),
+            len(parts[part]),
+            len({c.group for c in parts[part]}),
+            len({c.video_id for c in parts[part]}),
+        )
+        for part, asked in (
+            ("train", "5"),
+            ("val", "2"),
+            ("test", "rest"),
+            ("support", "1 per class per domain"),
+        )
     )
-    meta = SplitMeta(name="default", seed=0, sizes=(("train", "5"), ("val", "2"), ("test", "rest")),
-                     stratify=("label", "generator"), support_per_class=support_per_class,
-                     spec_hash=json.loads(cache.spec_json.read_text())["spec_hash"],
-                     clips_parquet_sha256=sha256_file(cache.clips_parquet), clips_total=len(clips), parts=summaries,
-                     unit="clips")
+    meta = SplitMeta(
+        name="default",
+        seed=0,
+        sizes=(("train", "5"), ("val", "2"), ("test", "rest")),
+        stratify=("label", "generator"),
+        support_per_class=support_per_class,
+        spec_hash=json.loads(cache.spec_json.read_text())["spec_hash"],
+        clips_parquet_sha256=sha256_file(cache.clips_parquet),
+        clips_total=len(clips),
+        parts=summaries,
+        unit="clips",
+    )
     write_split_meta(cache.split_dir("default"), meta)
 
 
@@ -79,8 +124,11 @@ def test_figures_are_exact_on_a_hand_built_cache(hand_cache):
     report = audit([("aegis", hand_cache.cache_dir)])
     assert report.ok, format_table(report)
     expected = {  # part -> (all, real, fake, sora, pika)
-        "total": (16, 7, 9, 5, 4), "train": (5, 2, 3, 1, 2), "val": (2, 1, 1, 1, 0),
-        "test": (9, 4, 5, 3, 2), "support": (2, 1, 1, 1, 0),
+        "total": (16, 7, 9, 5, 4),
+        "train": (5, 2, 3, 1, 2),
+        "val": (2, 1, 1, 1, 0),
+        "test": (9, 4, 5, 3, 2),
+        "support": (2, 1, 1, 1, 0),
     }
     for part, (total, real, fake, sora, pika) in expected.items():
         assert report.count(dataset="aegis", part=part) == total
@@ -97,8 +145,16 @@ def test_figures_are_exact_on_a_hand_built_cache(hand_cache):
         ("failures.parquet:probe", "unreadable: moov atom not found", 1),
     ]
     assert [c.name for c in report.checks] == [
-        "split_present", "split_current", "partition", "no_group_across_splits", "clips_in_final_shards",
-        "support_in_train", "sizes_as_asked", "support_per_class", "no_video_across_splits"]
+        "split_present",
+        "split_current",
+        "partition",
+        "no_group_across_splits",
+        "clips_in_final_shards",
+        "support_in_train",
+        "sizes_as_asked",
+        "support_per_class",
+        "no_video_across_splits",
+    ]
     table = format_table(report).splitlines()
     assert table[0] == "aegis / aegis"
     assert table[1].split() == ["total", "train", "val", "test", "support"]
@@ -113,8 +169,11 @@ def test_figures_are_exact_on_a_hand_built_cache(hand_cache):
 
 
 def test_a_group_in_two_parts_fails(hand_cache):
-    leaked = {**HAND_SPLIT, "train": ["r0", "pair-fake", "s0", "p0"],
-              "test": ["r3", "r4", "r5", "s2", "s3", "p1", "pair-real", "r1"]}
+    leaked = {
+        **HAND_SPLIT,
+        "train": ["r0", "pair-fake", "s0", "p0"],
+        "test": ["r3", "r4", "r5", "s2", "s3", "p1", "pair-real", "r1"],
+    }
     write_hand_split(hand_cache.cache_dir, leaked, hand_cache.clips)
     report = audit([("aegis", hand_cache.cache_dir)])
     assert failed(report) == {"no_group_across_splits"}
@@ -124,12 +183,21 @@ def test_a_group_in_two_parts_fails(hand_cache):
 
 def test_a_video_in_two_datasets_parts_fails(hand_cache, tmp_path: Path):
     other = build_cache(tmp_path / "dvf", PLANS, dataset="dvf")
-    swapped = {**HAND_SPLIT, "train": ["r2", "r1", "s0", "p0"], "val": ["r0", "s1"], "support": ["r2", "s0"]}
+    swapped = {
+        **HAND_SPLIT,
+        "train": ["r2", "r1", "s0", "p0"],
+        "val": ["r0", "s1"],
+        "support": ["r2", "s0"],
+    }
     write_hand_split(other.cache_dir, swapped, other.clips)
     report = audit([("aegis", hand_cache.cache_dir), ("dvf", other.cache_dir)])
     assert failed(report) == {"no_video_across_splits"}
     detail = next(c.detail for c in report.checks if c.name == "no_video_across_splits")
-    assert detail.startswith("2: ") and "'aegis/train', 'dvf/val'" in detail and "'aegis/val', 'dvf/train'" in detail
+    assert (
+        detail.startswith("2: ")
+        and "'aegis/train', 'dvf/val'" in detail
+        and "'aegis/val', 'dvf/train'" in detail
+    )
 
 
 def test_a_deleted_shard_fails(hand_cache):
@@ -147,10 +215,14 @@ def rewrite_lines(path: Path, edit) -> None:
 
 def test_entries_that_disagree_with_the_manifest_or_lie_outside_the_shard_fail(hand_cache):
     cache = hand_cache.cache_dir
-    rewrite_lines(cache.split_file("default", "test"),
-                  lambda es: [dataclasses.replace(es[0], offset=es[0].offset + 10**6)] + es[1:])
-    rewrite_lines(cache.split_file("default", "val"),
-                  lambda es: [dataclasses.replace(es[0], clip_id="0" * 24)] + es[1:])
+    rewrite_lines(
+        cache.split_file("default", "test"),
+        lambda es: [dataclasses.replace(es[0], offset=es[0].offset + 10**6)] + es[1:],
+    )
+    rewrite_lines(
+        cache.split_file("default", "val"),
+        lambda es: [dataclasses.replace(es[0], clip_id="0" * 24)] + es[1:],
+    )
     report = audit([("aegis", cache)])
     assert failed(report) == {"clips_in_final_shards", "partition"}
     detail = next(c.detail for c in report.checks if c.name == "clips_in_final_shards")
@@ -170,7 +242,9 @@ def test_a_short_support_bank_and_support_outside_train_fail(hand_cache):
     rewrite_lines(support, lambda es: es[:1])
     report = audit([("aegis", hand_cache.cache_dir)])
     assert failed(report) == {"sizes_as_asked", "support_per_class"}
-    write_hand_split(hand_cache.cache_dir, {**HAND_SPLIT, "support": ["r2", "s0"]}, hand_cache.clips)
+    write_hand_split(
+        hand_cache.cache_dir, {**HAND_SPLIT, "support": ["r2", "s0"]}, hand_cache.clips
+    )
     assert failed(audit([("aegis", hand_cache.cache_dir)])) == {"support_in_train"}
 
 
@@ -182,8 +256,11 @@ def test_a_split_older_than_clips_parquet_fails(hand_cache):
 
 
 def test_sizes_in_clips_not_met_because_videos_are_large_fail(tmp_path: Path):
-    plans = [VideoPlan("d", label, "youtube" if label == 0 else "sora", f"v{label}{i}", clips=3)
-             for label in (0, 1) for i in range(3)]
+    plans = [
+        VideoPlan("d", label, "youtube" if label == 0 else "sora", f"v{label}{i}", clips=3)
+        for label in (0, 1)
+        for i in range(3)
+    ]
     cache = build_cache(tmp_path / "c", plans).cache_dir
     split = write_split(cache, sizes="train=4,val=6,test=rest", seed=0, support=0, unit="clips")
     assert not split.exact
@@ -194,13 +271,20 @@ def test_sizes_in_clips_not_met_because_videos_are_large_fail(tmp_path: Path):
 
 def test_sizes_in_videos_are_reached_with_several_clips_per_video(tmp_path: Path):
     """The issue's case: 4 clips per video, 0.5 / 0.25 / rest of the videos, audit passes."""
-    plans = [VideoPlan("d", label, "youtube" if label == 0 else "sora", f"v{label}{i}", clips=4)
-             for label in (0, 1) for i in range(3)]
+    plans = [
+        VideoPlan("d", label, "youtube" if label == 0 else "sora", f"v{label}{i}", clips=4)
+        for label in (0, 1)
+        for i in range(3)
+    ]
     cache = build_cache(tmp_path / "c", plans).cache_dir
     split = write_split(cache, sizes="train=0.5,val=0.25,test=rest", seed=0, support=0)
     assert split.exact and split.meta.unit == "videos"
     assert [(p.part, p.obtained, p.clips) for p in split.meta.parts] == [
-        ("train", 3, 12), ("val", 2, 8), ("test", 1, 4), ("support", 0, 0)]
+        ("train", 3, 12),
+        ("val", 2, 8),
+        ("test", 1, 4),
+        ("support", 0, 0),
+    ]
     report = audit([("ds", cache)])
     assert report.ok, format_table(report)
     assert "videos: train 3, val 2, test 1" in format_table(report)

@@ -8,6 +8,7 @@ The checks must catch a flipped pixel, a damaged download, a changed split file 
 and after the pull) and a missing video; publishing refuses a failing audit, shards of a
 dataset whose terms forbid (or do not state) redistribution, and a repo with other content.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,6 @@ from tests.standins.hf_hub import HfHubStandin
 from vfcache.cli import cli
 from vfcache.layout import DataRoot
 
-
 REPO = "lab/sample-clips"
 SPEC = "sample_8x112"
 SPLIT_DIR = f"cache/sample/{SPEC}/splits/default"
@@ -49,13 +49,16 @@ pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationW
 
 
 def invoke(root: Path, *args: str):
-    return CliRunner().invoke(cli, ["--root", str(root), "--workers", "1", "--no-progress", *args],
-                              prog_name="vfcache")
+    return CliRunner().invoke(
+        cli, ["--root", str(root), "--workers", "1", "--no-progress", *args], prog_name="vfcache"
+    )
 
 
 def assert_exit(result, code: int) -> None:
     assert result.exit_code == code, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
     assert "Traceback" not in result.output
 
 
@@ -74,8 +77,10 @@ def checker_raw(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def hub(hf_hub: HfHubStandin, monkeypatch) -> HfHubStandin:
-    """The stand-in with the publisher's write token in HF_TOKEN and the client's Xet upload path off
-    (the client read HF_HUB_DISABLE_XET when it was imported; `is_xet_available` reads the constant)."""
+    """The stand-in with the publisher's write token in HF_TOKEN and the client's Xet upload path
+    off
+    (the client read HF_HUB_DISABLE_XET when it was imported; `is_xet_available` reads the
+    constant)."""
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
@@ -104,6 +109,7 @@ def front_matter(readme: bytes) -> dict:
 
 # -- the round trip -------------------------------------------------------------------------------
 
+
 def test_publish_pull_check_round_trip_with_shards(publisher_root, checker_raw, hub, tmp_path):
     published = invoke(publisher_root, "publish", "sample", "--repo", REPO, "--with-shards")
     assert_exit(published, 0)
@@ -112,26 +118,48 @@ def test_publish_pull_check_round_trip_with_shards(publisher_root, checker_raw, 
     cache = publisher_root / "cache" / "sample" / SPEC
     shards = sorted(p.relative_to(cache).as_posix() for p in (cache / "shards").glob("*.npy.zst"))
     assert shards and set(shards) <= set(files)
-    for name in ("README.md", "bundle.json", "spec.json", "clips.parquet", "videos.parquet", "digests.parquet",
-                 "audit.json", *(f"splits/default/{p}.jsonl" for p in PARTS), "splits/default/split.json"):
+    for name in (
+        "README.md",
+        "bundle.json",
+        "spec.json",
+        "clips.parquet",
+        "videos.parquet",
+        "digests.parquet",
+        "audit.json",
+        *(f"splits/default/{p}.jsonl" for p in PARTS),
+        "splits/default/split.json",
+    ):
         assert name in files, name
-    assert files["splits/default/train.jsonl"] == (publisher_root / SPLIT_DIR / "train.jsonl").read_bytes()
+    assert (
+        files["splits/default/train.jsonl"]
+        == (publisher_root / SPLIT_DIR / "train.jsonl").read_bytes()
+    )
     # uploads took the LFS path for parquet and shards, the commit endpoint once
     assert any(e.path.endswith(".git/info/lfs/objects/batch") for e in hub.log.entries)
     assert len([e for e in hub.log.entries if "/commit/" in e.path and e.method == "POST"]) == 1
     card = front_matter(files["README.md"])
     assert card["license"] == "apache-2.0"
     assert card["configs"][0]["config_name"] == "default"
-    assert {f["split"] for f in card["configs"][0]["data_files"]} == {"train", "validation", "test", "support"}
+    assert {f["split"] for f in card["configs"][0]["data_files"]} == {
+        "train",
+        "validation",
+        "test",
+        "support",
+    }
     label = next(f for f in card["dataset_info"][0]["features"] if f["name"] == "label")
     assert label["dtype"] == {"class_label": {"names": {"0": "real", "1": "fake"}}}
     body = files["README.md"].decode()
     assert "PASS [sample] sizes_as_asked" in body  # the audit table
-    assert "vfcache split sample --spec sample_8x112 --name default --sizes train=0.5,val=0.25,test=rest" in body
+    assert (
+        "vfcache split sample --spec sample_8x112 --name default --sizes "
+        "train=0.5,val=0.25,test=rest" in body
+    )
 
     second = invoke(publisher_root, "publish", "sample", "--repo", REPO, "--with-shards")
     assert_exit(second, 0)
-    assert "already holds this bundle" in second.output and hub.commit_count(REPO) == 2  # create + bundle
+    assert (
+        "already holds this bundle" in second.output and hub.commit_count(REPO) == 2
+    )  # create + bundle
 
     root = checker_root(tmp_path, checker_raw)
     pulled = invoke(root, "pull", REPO)
@@ -154,14 +182,25 @@ def test_publish_pull_check_round_trip_with_shards(publisher_root, checker_raw, 
     configs = Path(__file__).resolve().parents[1] / "configs"
     splits = "bundles/lab/sample-clips/splits/default"
     train = yaml.safe_load((configs / "train/sample_cpu.yaml").read_text())
-    train.update(epochs=1, workers=0, decode_cache_gb=0, device="cpu", out_dir=str(tmp_path / "run"),
-                 sampler={"kind": "class_balanced", "batches_per_epoch": 2},
-                 data={part: [f"{splits}/{part}.jsonl"] for part in ("train", "val", "support")})
+    train.update(
+        epochs=1,
+        workers=0,
+        decode_cache_gb=0,
+        device="cpu",
+        out_dir=str(tmp_path / "run"),
+        sampler={"kind": "class_balanced", "batches_per_epoch": 2},
+        data={part: [f"{splits}/{part}.jsonl"] for part in ("train", "val", "support")},
+    )
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
     assert_exit(invoke(root, "train", str(tmp_path / "train.yaml")), 0)
     evaluation = yaml.safe_load((configs / "eval/sample_cpu.yaml").read_text())
-    evaluation.update(checkpoint=str(tmp_path / "run" / "last.pt"), workers=0, out_dir=str(tmp_path / "report"),
-                      query=[f"{splits}/test.jsonl"], support=[f"{splits}/support.jsonl"])
+    evaluation.update(
+        checkpoint=str(tmp_path / "run" / "last.pt"),
+        workers=0,
+        out_dir=str(tmp_path / "report"),
+        query=[f"{splits}/test.jsonl"],
+        support=[f"{splits}/support.jsonl"],
+    )
     (tmp_path / "eval.yaml").write_text(yaml.safe_dump(evaluation))
     evaluated = invoke(root, "eval", str(tmp_path / "eval.yaml"))
     assert_exit(evaluated, 0)
@@ -177,18 +216,29 @@ def test_publish_pull_check_round_trip_with_shards(publisher_root, checker_raw, 
 
 
 def test_split_tables_load_from_the_hub_with_datasets(publisher_root, hub, tmp_path):
-    """`datasets.load_dataset(REPO, SPLIT)` reads the card's configs and features, in a fresh process
-    whose client points at the stand-in (datasets and huggingface_hub read HF_ENDPOINT at import)."""
+    """`datasets.load_dataset(REPO, SPLIT)` reads the card's configs and features, in a fresh
+    process
+    whose client points at the stand-in (datasets and huggingface_hub read HF_ENDPOINT at
+    import)."""
     assert_exit(invoke(publisher_root, "publish", "sample", "--repo", REPO), 0)
-    env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HUB_DISABLE_XET": "1",
-           "HF_HOME": str(tmp_path / "hf_home"), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HOME": str(tmp_path / "hf_home"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
     script = (
         "import json, datasets\n"
-        f"ds = datasets.load_dataset({REPO!r}, 'default', cache_dir={str(tmp_path / 'ds_cache')!r})\n"
-        "print(json.dumps({split: [d.num_rows, repr(d.features['label']), repr(d.features['offset'])]"
+        f"ds = datasets.load_dataset({REPO!r}, 'default', "
+        f"cache_dir={str(tmp_path / 'ds_cache')!r})\n"
+        "print(json.dumps({split: [d.num_rows, repr(d.features['label']), "
+        "repr(d.features['offset'])]"
         " for split, d in ds.items()}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     names = {"train": "train", "validation": "val", "test": "test", "support": "support"}
@@ -200,7 +250,9 @@ def test_split_tables_load_from_the_hub_with_datasets(publisher_root, hub, tmp_p
         assert loaded[split][2] == "Value('int64')"
 
 
-def test_pulled_card_loads_locally_and_manifests_load_with_their_features(publisher_root, hub, tmp_path):
+def test_pulled_card_loads_locally_and_manifests_load_with_their_features(
+    publisher_root, hub, tmp_path
+):
     import datasets
     from vfcache.manifests.hf_features import clip_features, split_features
 
@@ -212,13 +264,21 @@ def test_pulled_card_loads_locally_and_manifests_load_with_their_features(publis
     assert local["validation"].num_rows == len(read_split(folder / "splits/default/val.jsonl"))
     assert local["train"].features["label"].names == ["real", "fake"]
 
-    train = datasets.load_dataset("json", data_files=str(folder / "splits/default/train.jsonl"),
-                                  features=split_features(), cache_dir=str(tmp_path / "c2"))["train"]
+    train = datasets.load_dataset(
+        "json",
+        data_files=str(folder / "splits/default/train.jsonl"),
+        features=split_features(),
+        cache_dir=str(tmp_path / "c2"),
+    )["train"]
     entries = read_split(folder / "splits/default/train.jsonl")
     assert train.features == split_features()
     assert train[0]["clip_id"] == entries[0].clip_id and train[0]["offset"] == entries[0].offset
-    clips = datasets.load_dataset("parquet", data_files=str(folder / "clips.parquet"), features=clip_features(),
-                                  cache_dir=str(tmp_path / "c3"))["train"]
+    clips = datasets.load_dataset(
+        "parquet",
+        data_files=str(folder / "clips.parquet"),
+        features=clip_features(),
+        cache_dir=str(tmp_path / "c3"),
+    )["train"]
     records = read_records(folder / "clips.parquet", ClipRecord)
     assert clips.num_rows == len(records)
     assert clips.features["frame_indices"] == datasets.List(datasets.Value("int64"))
@@ -240,6 +300,7 @@ def test_to_hf_dataset_reads_clips_lazily_from_the_shards(publisher_root):
 
 
 # -- what the checks catch -------------------------------------------------------------------------
+
 
 def test_check_reports_missing_and_damaged_videos(publisher_root, checker_raw, hub, tmp_path):
     assert_exit(invoke(publisher_root, "publish", "sample", "--repo", REPO), 0)
@@ -263,8 +324,11 @@ def test_check_reports_missing_and_damaged_videos(publisher_root, checker_raw, h
     assert "file bytes differ" in per_video[damaged]["reason"]
     assert report["videos"] == {"matched": len(relpaths) - 2, "missing": 1, "different": 1}
     clips_of = {r: sum(1 for c in clips if c.relpath == r) for r in relpaths}
-    assert report["clips"] == {"matched": len(clips) - clips_of[missing] - clips_of[damaged],
-                               "missing": clips_of[missing], "different": clips_of[damaged]}
+    assert report["clips"] == {
+        "matched": len(clips) - clips_of[missing] - clips_of[damaged],
+        "missing": clips_of[missing],
+        "different": clips_of[damaged],
+    }
     assert "FAILED" in checked.output and f"{damaged}: file bytes differ" in checked.output
 
     # only a missing video: reported, and nothing differs, so the check passes
@@ -275,7 +339,8 @@ def test_check_reports_missing_and_damaged_videos(publisher_root, checker_raw, h
 
 
 def test_check_catches_a_flipped_pixel(publisher_root, checker_raw, hub, tmp_path, monkeypatch):
-    """Same file bytes, one pixel decoded differently (another decoder version): that clip differs."""
+    """Same file bytes, one pixel decoded differently (another decoder version): that clip
+    differs."""
     import vfcache.pipelines.bundles.check as check_module
 
     assert_exit(invoke(publisher_root, "publish", "sample", "--repo", REPO), 0)
@@ -304,7 +369,9 @@ def test_check_catches_a_flipped_pixel(publisher_root, checker_raw, hub, tmp_pat
     assert "file bytes differ" not in different.reason
 
 
-def test_changed_split_file_is_caught_in_the_repo_and_after_the_pull(publisher_root, checker_raw, hub, tmp_path):
+def test_changed_split_file_is_caught_in_the_repo_and_after_the_pull(
+    publisher_root, checker_raw, hub, tmp_path
+):
     assert_exit(invoke(publisher_root, "publish", "sample", "--repo", REPO), 0)
     # someone commits an edited split file to the repo (bundle.json still lists the original)
     edited = tmp_path / "edited"
@@ -332,7 +399,9 @@ def test_changed_split_file_is_caught_in_the_repo_and_after_the_pull(publisher_r
     assert "check FAILED" in checked.output and "splits/default/val.jsonl" in checked.output
 
 
-# -- refusals ---------------------------------------------------------------------------------------
+# -- refusals
+# ---------------------------------------------------------------------------------------
+
 
 def test_publish_refuses_a_split_whose_audit_fails(publisher_root, hub, tmp_path):
     root = publisher_copy(publisher_root, tmp_path)
@@ -344,14 +413,25 @@ def test_publish_refuses_a_split_whose_audit_fails(publisher_root, hub, tmp_path
     assert hub.log.entries == [] or not any(e.method == "POST" for e in hub.log.entries)
 
 
-@pytest.mark.parametrize("redistribution,words", [("forbidden", "forbid redistributing"),
-                                                  ("unknown", "does not say that clips may be redistributed")])
-def test_publish_refuses_shards_the_terms_do_not_allow(publisher_root, hub, tmp_path, redistribution, words):
-    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs/datasets/sample.yaml").read_text())
+@pytest.mark.parametrize(
+    "redistribution,words",
+    [
+        ("forbidden", "forbid redistributing"),
+        ("unknown", "does not say that clips may be redistributed"),
+    ],
+)
+def test_publish_refuses_shards_the_terms_do_not_allow(
+    publisher_root, hub, tmp_path, redistribution, words
+):
+    config = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "configs/datasets/sample.yaml").read_text()
+    )
     config["redistribution"] = redistribution
     path = tmp_path / "sample.yaml"
     path.write_text(yaml.safe_dump(config))
-    result = invoke(publisher_root, "publish", "sample", "--config", str(path), "--repo", REPO, "--with-shards")
+    result = invoke(
+        publisher_root, "publish", "sample", "--config", str(path), "--repo", REPO, "--with-shards"
+    )
     assert_exit(result, 2)
     assert words in result.output and len(result.output.strip().splitlines()) == 1
     assert not any(e.method == "POST" for e in hub.log.entries)
@@ -380,10 +460,16 @@ def test_publish_refuses_a_repo_with_other_content_unless_update(publisher_root,
     assert "--update" in result.output
     assert set(hub.files_at(REPO)) == {"notes.txt"}
 
-    updated = invoke(publisher_root, "publish", "sample", "--repo", REPO, "--with-shards", "--update")
+    updated = invoke(
+        publisher_root, "publish", "sample", "--repo", REPO, "--with-shards", "--update"
+    )
     assert_exit(updated, 0)
     files = hub.files_at(REPO)
-    assert "notes.txt" not in files and "bundle.json" in files and any(p.startswith("shards/") for p in files)
+    assert (
+        "notes.txt" not in files
+        and "bundle.json" in files
+        and any(p.startswith("shards/") for p in files)
+    )
     # --update without shards replaces the bundle and deletes the shards in the same commit
     commits = hub.commit_count(REPO)
     smaller = invoke(publisher_root, "publish", "sample", "--repo", REPO, "--update")
@@ -408,10 +494,14 @@ def test_publish_without_a_token_is_refused_cleanly(publisher_root, hub, monkeyp
     monkeypatch.delenv("HF_TOKEN")
     result = invoke(publisher_root, "publish", "sample", "--repo", REPO)
     assert_exit(result, 2)
-    assert "refused the credentials to publish to" in result.output and "hf auth login" in result.output
+    assert (
+        "refused the credentials to publish to" in result.output
+        and "hf auth login" in result.output
+    )
 
 
 # -- the format ------------------------------------------------------------------------------------
+
 
 def test_pixel_digest_is_exact_about_pixels_and_shape():
     clip = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
@@ -424,7 +514,9 @@ def test_pixel_digest_is_exact_about_pixels_and_shape():
     assert pixel_digest(clip.reshape(8, 4, 8, 3)) != digest  # same bytes, other shape
 
 
-def test_bundle_file_problems_name_missing_changed_and_unlisted_files(publisher_root, hub, tmp_path):
+def test_bundle_file_problems_name_missing_changed_and_unlisted_files(
+    publisher_root, hub, tmp_path
+):
     assert_exit(invoke(publisher_root, "publish", "sample", "--repo", REPO), 0)
     root = tmp_path / "root"
     assert_exit(invoke(root, "pull", REPO), 0)
@@ -444,7 +536,9 @@ def test_bundle_manifest_refuses_other_formats():
     with pytest.raises(BundleError, match="not a vfcache bundle"):
         bundle_manifest_from_json({"format": "something"}, "x/bundle.json")
     with pytest.raises(BundleError, match="format_version 9"):
-        bundle_manifest_from_json({"format": "vfcache-bundle", "format_version": 9}, "x/bundle.json")
+        bundle_manifest_from_json(
+            {"format": "vfcache-bundle", "format_version": 9}, "x/bundle.json"
+        )
     assert BundleManifest.__dataclass_fields__["format_version"].default == 1
 
 
@@ -467,13 +561,25 @@ def test_bundle_carries_the_raw_datas_fetch_record(publisher_root, tmp_path):
     from vfcache.config import load_dataset_config
 
     root = publisher_copy(publisher_root, tmp_path)
-    files = tuple(FetchedFile(f"studio/real/camera/v{i}.mp4", 1000 + i, f"{i:064x}") for i in range(3))
-    write_fetch_record(FetchRecord(source="huggingface", repo_id="someone/sample-raw", revision="main",
-                                   commit_sha="c" * 40, endpoint="https://huggingface.co", allow_patterns=None,
-                                   files=files, fetched_at_utc="2026-12-04T00:00:00+00:00"),
-                       root / "raw" / "sample")
-    staged = stage_bundle(load_dataset_config("sample"), DataRoot(root), SPEC, "default", repo_id=REPO,
-                          progress=False)
+    files = tuple(
+        FetchedFile(f"studio/real/camera/v{i}.mp4", 1000 + i, f"{i:064x}") for i in range(3)
+    )
+    write_fetch_record(
+        FetchRecord(
+            source="huggingface",
+            repo_id="someone/sample-raw",
+            revision="main",
+            commit_sha="c" * 40,
+            endpoint="https://huggingface.co",
+            allow_patterns=None,
+            files=files,
+            fetched_at_utc="2026-12-04T00:00:00+00:00",
+        ),
+        root / "raw" / "sample",
+    )
+    staged = stage_bundle(
+        load_dataset_config("sample"), DataRoot(root), SPEC, "default", repo_id=REPO, progress=False
+    )
     assert staged.files[SOURCE_FETCH_NAME] == root / "raw" / "sample" / "fetch.json"
     assert staged.manifest.source["commit_sha"] == "c" * 40
     assert staged.manifest.source["files"] == 3 and staged.manifest.source["total_bytes"] == 3003

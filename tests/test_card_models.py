@@ -13,6 +13,7 @@ The old recipes' three defects (a 224 CLIP fed 384 frames, an 8-frame TimeSforme
 `fc_norm` heads on a checkpoint without mean pooling) are shown to stop, so these tests fail
 on them.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,14 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = Path(__file__).resolve().parent / "data" / "hf_configs"
 RECIPES = {  # recipe -> (checkpoint it names, its config fixture)
     "clip_adapter_dfd": ("openai/clip-vit-large-patch14", "clip-vit-large-patch14.vision.json"),
-    "videomae_ffpp": ("MCG-NJU/videomae-base-finetuned-kinetics", "videomae-base-finetuned-kinetics.json"),
-    "timesformer_oneclass_webvid": ("facebook/timesformer-base-finetuned-k400",
-                                    "timesformer-base-finetuned-k400.json"),
+    "videomae_ffpp": (
+        "MCG-NJU/videomae-base-finetuned-kinetics",
+        "videomae-base-finetuned-kinetics.json",
+    ),
+    "timesformer_oneclass_webvid": (
+        "facebook/timesformer-base-finetuned-k400",
+        "timesformer-base-finetuned-k400.json",
+    ),
 }
 NARROW = dict(num_hidden_layers=4, hidden_size=64, num_attention_heads=2, intermediate_size=128)
 
@@ -62,7 +68,9 @@ def recipe_spec(recipe: dict):
 
 
 def kwargs_from(recipe: dict, config: dict) -> dict:
-    kwargs = {k: v for k, v in recipe["model"]["kwargs"].items() if k not in ("pretrained", "revision")}
+    kwargs = {
+        k: v for k, v in recipe["model"]["kwargs"].items() if k not in ("pretrained", "revision")
+    }
     return {**kwargs, "config": config}
 
 
@@ -77,16 +85,39 @@ def test_each_recipe_names_the_cards_checkpoint():
 def test_recipe_trains_a_step_on_its_checkpoints_config(tmp_path, name):
     recipe = recipe_yaml(name)
     spec = recipe_spec(recipe)
-    toy = write_toy_cache(tmp_path, dataset=name, domains=("alpha",), spec=spec,
-                          per_class={"train": 2, "val": 1, "test": 1, "support": 1})
-    data = {**recipe["data"], "train": [str(toy.split_files["train"])], "val": [str(toy.split_files["val"])]}
-    recipe.update(model={"name": recipe["model"]["name"],
-                         "kwargs": kwargs_from(recipe, real_config(RECIPES[name][1], **NARROW))},
-                  data=data, batch_size=2, workers=0, device="cpu", amp="off", decode_cache_gb=0)
+    toy = write_toy_cache(
+        tmp_path,
+        dataset=name,
+        domains=("alpha",),
+        spec=spec,
+        per_class={"train": 2, "val": 1, "test": 1, "support": 1},
+    )
+    data = {
+        **recipe["data"],
+        "train": [str(toy.split_files["train"])],
+        "val": [str(toy.split_files["val"])],
+    }
+    recipe.update(
+        model={
+            "name": recipe["model"]["name"],
+            "kwargs": kwargs_from(recipe, real_config(RECIPES[name][1], **NARROW)),
+        },
+        data=data,
+        batch_size=2,
+        workers=0,
+        device="cpu",
+        amp="off",
+        decode_cache_gb=0,
+    )
     config = parse_train_config(recipe, f"<{name}>")
     losses = []
-    result = run_training(config, root=tmp_path, stop_after_steps=1, progress=False,
-                          on_step=lambda step: losses.append(step.loss))
+    result = run_training(
+        config,
+        root=tmp_path,
+        stop_after_steps=1,
+        progress=False,
+        on_step=lambda step: losses.append(step.loss),
+    )
     assert result.global_step >= 1 and losses and all(math.isfinite(loss) for loss in losses)
     written = json.loads((tmp_path / config.out_dir / "config.json").read_text())
     assert written["unfreeze"] == recipe_yaml(name).get("unfreeze", "all")
@@ -100,9 +131,15 @@ def test_full_size_models_accept_the_card_clips_and_count_as_documented():
         recipe = recipe_yaml(name)
         spec = recipe_spec(recipe)
         with torch.device("meta"):
-            model = build_model(recipe["model"]["name"], **kwargs_from(recipe, real_config(fixture)))
-        check_contract(declared_contract(model), (spec.frames, spec.height, spec.width),
-                       model_name=name, clips_from=spec.name)
+            model = build_model(
+                recipe["model"]["name"], **kwargs_from(recipe, real_config(fixture))
+            )
+        check_contract(
+            declared_contract(model),
+            (spec.frames, spec.height, spec.width),
+            model_name=name,
+            clips_from=spec.name,
+        )
         counts[name] = set_trainable(model, recipe.get("unfreeze", "all"))
     # 002: the adapters and head of a 1024-wide encoder (the card's own design gives 5,255,938)
     assert counts["clip_adapter_dfd"][0] == 8_941_826
@@ -114,14 +151,23 @@ def test_full_size_models_accept_the_card_clips_and_count_as_documented():
 
 
 def test_the_old_recipes_would_stop_before_training():
-    clip = build_model("clip_adapter", config=real_config("clip-vit-large-patch14.vision.json", **NARROW),
-                       frames=12)  # no image_size: the checkpoint's 224
+    clip = build_model(
+        "clip_adapter",
+        config=real_config("clip-vit-large-patch14.vision.json", **NARROW),
+        frames=12,
+    )  # no image_size: the checkpoint's 224
     with pytest.raises(StageError, match="384x384"):
-        check_contract(declared_contract(clip), (12, 384, 384), model_name="clip_adapter", clips_from="x")
-    times = build_model("timesformer_reconstructor",
-                        config=real_config("timesformer-base-finetuned-k400.json", **NARROW))
+        check_contract(
+            declared_contract(clip), (12, 384, 384), model_name="clip_adapter", clips_from="x"
+        )
+    times = build_model(
+        "timesformer_reconstructor",
+        config=real_config("timesformer-base-finetuned-k400.json", **NARROW),
+    )
     with pytest.raises(StageError, match="16 frames"):
-        check_contract(declared_contract(times), (16, 224, 224), model_name="timesformer", clips_from="x")
+        check_contract(
+            declared_contract(times), (16, 224, 224), model_name="timesformer", clips_from="x"
+        )
     pretraining = build_model("videomae", config=real_config("videomae-base.json", **NARROW))
     with pytest.raises(ValueError, match="model.fc_norm"):
         set_trainable(pretraining, recipe_yaml("videomae_ffpp")["unfreeze"])
@@ -129,12 +175,22 @@ def test_the_old_recipes_would_stop_before_training():
 
 def test_clip_at_384_and_timesformer_at_16_frames_run_forward():
     """Position embeddings interpolated to 27x27 patches; time embeddings to 16 frames."""
-    clip = build_model("clip_adapter", config=real_config("clip-vit-large-patch14.vision.json", **NARROW),
-                       frames=12, image_size=384, bottleneck=8, temporal_heads=2).eval()
+    clip = build_model(
+        "clip_adapter",
+        config=real_config("clip-vit-large-patch14.vision.json", **NARROW),
+        frames=12,
+        image_size=384,
+        bottleneck=8,
+        temporal_heads=2,
+    ).eval()
     with torch.no_grad():
         assert clip(torch.zeros(1, 12, 3, 384, 384)).logits.shape == (1, 2)
-    times = build_model("timesformer_reconstructor", frames=16, score="middle_frame",
-                        config=real_config("timesformer-base-finetuned-k400.json", **NARROW)).eval()
+    times = build_model(
+        "timesformer_reconstructor",
+        frames=16,
+        score="middle_frame",
+        config=real_config("timesformer-base-finetuned-k400.json", **NARROW),
+    ).eval()
     assert declared_contract(times).frames == 16
     frames = torch.rand(2, 16, 3, 224, 224) * 2 - 1
     with torch.no_grad():
@@ -150,17 +206,30 @@ def test_clip_at_384_and_timesformer_at_16_frames_run_forward():
 def _vfcache(root: Path, hub, home: Path, *args: str) -> subprocess.CompletedProcess:
     """`vfcache` in a fresh process whose Hub client points at the stand-in (huggingface_hub
     reads HF_ENDPOINT at import)."""
-    env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(home),
-           "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HOME": str(home),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "PYTHONPATH": str(REPO),
+    }
     env.pop("HF_HUB_OFFLINE", None)
     env.pop("HF_TOKEN", None)
-    return subprocess.run([sys.executable, "-m", "vfcache.cli", "--root", str(root), "--no-progress", *args],
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vfcache.cli", "--root", str(root), "--no-progress", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _save_model(folder: Path, seed: int) -> Path:
     torch.manual_seed(seed)
-    config = real_config("videomae-base-finetuned-kinetics.json", **NARROW, image_size=32, num_frames=4)
+    config = real_config(
+        "videomae-base-finetuned-kinetics.json", **NARROW, image_size=32, num_frames=4
+    )
     build_model("videomae", config=config).model.save_pretrained(folder)
     return folder
 
@@ -168,12 +237,22 @@ def _save_model(folder: Path, seed: int) -> Path:
 def test_train_records_the_commit_and_eval_loads_it_after_main_moves(hf_hub, tmp_path):
     repo = "MCG-NJU/videomae-tiny-standin"
     first = hf_hub.add_commit(repo, _save_model(tmp_path / "weights_1", 0))
-    toy = write_toy_cache(tmp_path / "root", domains=("alpha",),
-                          per_class={"train": 2, "val": 1, "test": 1, "support": 1})
+    toy = write_toy_cache(
+        tmp_path / "root",
+        domains=("alpha",),
+        per_class={"train": 2, "val": 1, "test": 1, "support": 1},
+    )
     recipe = recipe_yaml("videomae_ffpp")
-    recipe.update(model={"name": "videomae", "kwargs": {"pretrained": repo, "revision": "main"}},
-                  data={"train": [str(toy.split_files["train"])], "val": [str(toy.split_files["val"])]},
-                  epochs=1, batch_size=2, workers=0, device="cpu", amp="off", out_dir="runs/pinned")
+    recipe.update(
+        model={"name": "videomae", "kwargs": {"pretrained": repo, "revision": "main"}},
+        data={"train": [str(toy.split_files["train"])], "val": [str(toy.split_files["val"])]},
+        epochs=1,
+        batch_size=2,
+        workers=0,
+        device="cpu",
+        amp="off",
+        out_dir="runs/pinned",
+    )
     config_path = tmp_path / "recipe.yaml"
     config_path.write_text(yaml.safe_dump(recipe))
     trained = _vfcache(toy.root, hf_hub, tmp_path / "hf_home", "train", str(config_path))
@@ -187,13 +266,25 @@ def test_train_records_the_commit_and_eval_loads_it_after_main_moves(hf_hub, tmp
     assert second != first
     before = len(hf_hub.hub_requests())
     evaluation = tmp_path / "eval.yaml"
-    evaluation.write_text(yaml.safe_dump({
-        "name": "pinned", "checkpoint": str(run / "best.pt"), "protocols": ["benchmark"],
-        "query": [str(toy.split_files["test"])], "out_dir": str(tmp_path / "report"), "workers": 0,
-        "device": "cpu", "plots": False}))
+    evaluation.write_text(
+        yaml.safe_dump(
+            {
+                "name": "pinned",
+                "checkpoint": str(run / "best.pt"),
+                "protocols": ["benchmark"],
+                "query": [str(toy.split_files["test"])],
+                "out_dir": str(tmp_path / "report"),
+                "workers": 0,
+                "device": "cpu",
+                "plots": False,
+            }
+        )
+    )
     evaluated = _vfcache(toy.root, hf_hub, tmp_path / "hf_home_eval", "eval", str(evaluation))
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     paths = [r.path for r in hf_hub.hub_requests()[before:]]
-    assert any(f"/resolve/{first}/" in p for p in paths) and not any("/resolve/main/" in p for p in paths)
+    assert any(f"/resolve/{first}/" in p for p in paths) and not any(
+        "/resolve/main/" in p for p in paths
+    )
     results = json.loads((tmp_path / "report" / "results.json").read_text())
     assert json.dumps(results).count(first) >= 1  # the report names the commit it evaluated

@@ -13,6 +13,7 @@ Compositions:
   release: one real category and one per generator archive of configs/datasets/genvideo100k.yaml,
   named as the source labels them (the folder without `train_`, as the stand-in release checks).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,17 +32,26 @@ from vfcache.layout import SPLIT_PARTS, CacheDir
 # (label, generator) -> videos; `clips` of them get 2 clips (a multi-clip spec), the others 1
 AEGIS = {(0, "camera"): 218, (1, "kling"): 111, (1, "sora"): 107}
 DVF = {
-    (0, "youtube"): 1000, (1, "stablevideodiffusion"): 1800,
-    (0, "videocrafter1"): 580, (0, "zeroscope"): 590, (0, "opensora"): 580,
-    (1, "zeroscope"): 790, (1, "videocrafter1"): 480, (1, "opensora"): 430,
-    (1, "sora"): 140, (1, "pika"): 120, (1, "stablevideo"): 90, (1, "stablediffusion"): 10,
+    (0, "youtube"): 1000,
+    (1, "stablevideodiffusion"): 1800,
+    (0, "videocrafter1"): 580,
+    (0, "zeroscope"): 590,
+    (0, "opensora"): 580,
+    (1, "zeroscope"): 790,
+    (1, "videocrafter1"): 480,
+    (1, "opensora"): 430,
+    (1, "sora"): 140,
+    (1, "pika"): 120,
+    (1, "stablevideo"): 90,
+    (1, "stablediffusion"): 10,
 }
 
 
 def genvideo100k_generators() -> list[str]:
     """The generators the shipped config produces: each fake archive's folder, named as
     `GenVideoSource` labels it (`<Generator>.tar.gz` holds `train_<Generator>/` -> Generator;
-    `I2VGEN_XL_part_*` holds I2VGEN_XL/), as tests/test_source_genvideo.py checks on the stand-in."""
+    `I2VGEN_XL_part_*` holds I2VGEN_XL/), as tests/test_source_genvideo.py checks on the
+    stand-in."""
     archives = load_dataset_config("genvideo100k").source["archives"]
     names = []
     for entry in archives:
@@ -61,14 +71,21 @@ CARD = {  # dataset config -> (composition, card total, train/val/test)
 }
 
 
-def manifest_only_cache(tmp_path, dataset: str, composition: dict, *, two_clips_every: int = 3) -> CacheDir:
+def manifest_only_cache(
+    tmp_path, dataset: str, composition: dict, *, two_clips_every: int = 3
+) -> CacheDir:
     """spec.json + clips.parquet with `composition` videos; every n-th video has two clips."""
-    videos = [(label, generator, f"{generator}/{label}/{index}", None)
-              for (label, generator), count in composition.items() for index in range(count)]
+    videos = [
+        (label, generator, f"{generator}/{label}/{index}", None)
+        for (label, generator), count in composition.items()
+        for index in range(count)
+    ]
     return manifest_of_videos(tmp_path, dataset, videos, two_clips_every=two_clips_every)
 
 
-def manifest_of_videos(tmp_path, dataset: str, videos: list, *, two_clips_every: int = 3) -> CacheDir:
+def manifest_of_videos(
+    tmp_path, dataset: str, videos: list, *, two_clips_every: int = 3
+) -> CacheDir:
     """spec.json + clips.parquet of `videos`, (label, generator, group, source_split) each."""
     config = load_dataset_config(dataset)
     spec = load_clip_spec(config.clip_spec)
@@ -79,12 +96,27 @@ def manifest_of_videos(tmp_path, dataset: str, videos: list, *, two_clips_every:
     for number, (label, generator, group, source_split) in enumerate(videos, start=1):
         video_id = hashlib.sha256(f"{dataset}/{label}/{generator}/{number}".encode()).hexdigest()
         for clip_index in range(2 if number % two_clips_every == 0 else 1):
-            clips.append(ClipRecord(
-                clip_id=hashlib.sha256(f"{video_id}/{clip_index}".encode()).hexdigest()[:32],
-                video_id=video_id, clip_index=clip_index, frame_indices=(0,), timestamps_s=(0.0,),
-                padded_frames=0, short_policy="none", shard="shards/s.npy.zst", offset=0, nbytes=1,
-                dataset=dataset, domain=config.domain, relpath=f"{generator}/{label}/{number}.mp4",
-                label=label, generator=generator, group=group, source_split=source_split))
+            clips.append(
+                ClipRecord(
+                    clip_id=hashlib.sha256(f"{video_id}/{clip_index}".encode()).hexdigest()[:32],
+                    video_id=video_id,
+                    clip_index=clip_index,
+                    frame_indices=(0,),
+                    timestamps_s=(0.0,),
+                    padded_frames=0,
+                    short_policy="none",
+                    shard="shards/s.npy.zst",
+                    offset=0,
+                    nbytes=1,
+                    dataset=dataset,
+                    domain=config.domain,
+                    relpath=f"{generator}/{label}/{number}.mp4",
+                    label=label,
+                    generator=generator,
+                    group=group,
+                    source_split=source_split,
+                )
+            )
     write_records(cache.clips_parquet, clips, ClipRecord)
     return cache
 
@@ -94,8 +126,15 @@ def test_card_totals_from_the_preset(tmp_path, dataset):
     composition, total, sizes = CARD[dataset]
     preset = load_dataset_config(dataset).splits
     cache = manifest_only_cache(tmp_path, dataset, composition)
-    report = write_split(cache, sizes=preset.sizes, seed=preset.seed, support=preset.support,
-                         stratify=preset.stratify, unit=preset.unit, subset=preset.subset)
+    report = write_split(
+        cache,
+        sizes=preset.sizes,
+        seed=preset.seed,
+        support=preset.support,
+        stratify=preset.stratify,
+        unit=preset.unit,
+        subset=preset.subset,
+    )
     meta = read_split_meta(cache.split_dir(preset.name))
     assert meta.unit == "videos"
     entries = {part: read_split(cache.split_file(preset.name, part)) for part in SPLIT_PARTS}
@@ -106,20 +145,27 @@ def test_card_totals_from_the_preset(tmp_path, dataset):
     if total < sum(composition.values()):
         assert meta.subset is not None
         assert (meta.subset.asked, meta.subset.obtained, meta.subset.of) == (
-            total, total, sum(composition.values()))
+            total,
+            total,
+            sum(composition.values()),
+        )
     else:
         assert meta.subset is None  # AEGIS: 436 is already the whole hard set
     # every clip of a chosen video goes with it; parts are video-disjoint
     assert not (videos["train"] & videos["val"]) and not (videos["val"] & videos["test"])
     assert sum(len(entries[p]) for p in ("train", "val", "test")) == sum(
-        p.clips for p in meta.parts if p.part in ("train", "val", "test"))
+        p.clips for p in meta.parts if p.part in ("train", "val", "test")
+    )
     # support: 10 real + 10 fake clips of train
     assert Counter(e.label for e in entries["support"]) == {0: preset.support, 1: preset.support}
     assert {e.clip_id for e in entries["support"]} <= {e.clip_id for e in entries["train"]}
     # stratified: each (label, generator) keeps its share of the chosen videos within one video
     chosen = videos["train"] | videos["val"] | videos["test"]
-    by_stratum = Counter((e.label, e.generator) for part in ("train", "val", "test")
-                         for e in {e.video_id: e for e in entries[part]}.values())
+    by_stratum = Counter(
+        (e.label, e.generator)
+        for part in ("train", "val", "test")
+        for e in {e.video_id: e for e in entries[part]}.values()
+    )
     full = sum(composition.values())
     for stratum, count in composition.items():
         assert abs(by_stratum[stratum] - count * len(chosen) / full) <= 1, stratum
@@ -130,7 +176,9 @@ def test_the_subset_is_reproducible_and_seeded(tmp_path):
 
     def chosen(seed: int) -> bytes:
         write_split(cache, sizes="train=200,val=200,test=rest", seed=seed, support=0, subset=1004)
-        return b"".join(cache.split_file("default", p).read_bytes() for p in ("train", "val", "test"))
+        return b"".join(
+            cache.split_file("default", p).read_bytes() for p in ("train", "val", "test")
+        )
 
     first = chosen(0)
     assert chosen(0) == first
@@ -146,9 +194,20 @@ def test_clip_unit_counts_clips(tmp_path):
 
 
 def test_genvideo100k_composition_is_what_the_config_produces():
-    assert sorted(g for (label, g) in GENVIDEO_100K if label == 1) == sorted([
-        "I2VGEN_XL", "pika", "SVD", "VideoCrafter", "DynamicCrafter", "SD", "OpenSora", "Latte",
-        "ZeroScope", "SEINE"])
+    assert sorted(g for (label, g) in GENVIDEO_100K if label == 1) == sorted(
+        [
+            "I2VGEN_XL",
+            "pika",
+            "SVD",
+            "VideoCrafter",
+            "DynamicCrafter",
+            "SD",
+            "OpenSora",
+            "Latte",
+            "ZeroScope",
+            "SEINE",
+        ]
+    )
     assert "Crafter" not in {g for _, g in GENVIDEO_100K}  # a GenVideo-Val generator, not 100K's
 
 
@@ -175,14 +234,25 @@ def test_dfd_card_split_90_10_by_source_video(tmp_path):
     config = load_dataset_config("ffpp_dfd")
     assert config.source["dfd_group"] == "source_video"
     generator = {0: "actors", 1: "DeepFakeDetection"}
-    videos = [(label, generator[label], f"dfd:{dfd_source_video(name)}", None) for label, name in names]
+    videos = [
+        (label, generator[label], f"dfd:{dfd_source_video(name)}", None) for label, name in names
+    ]
     cache = manifest_of_videos(tmp_path / "by_video", "ffpp_dfd", videos)
     preset = config.splits
-    write_split(cache, sizes=preset.sizes, seed=preset.seed, support=preset.support,
-                stratify=preset.stratify, unit=preset.unit, subset=preset.subset)
+    write_split(
+        cache,
+        sizes=preset.sizes,
+        seed=preset.seed,
+        support=preset.support,
+        stratify=preset.stratify,
+        unit=preset.unit,
+        subset=preset.subset,
+    )
     entries = {part: read_split(cache.split_file(preset.name, part)) for part in ("train", "val")}
-    by_label = {part: Counter(e.label for e in {e.video_id: e for e in entries[part]}.values())
-                for part in entries}
+    by_label = {
+        part: Counter(e.label for e in {e.video_id: e for e in entries[part]}.values())
+        for part in entries
+    }
     assert by_label["train"][0] + by_label["val"][0] == 363
     assert by_label["train"][1] + by_label["val"][1] == 3068
     assert abs(by_label["train"][0] - 0.9 * 363) <= 1  # one real video per group: exact
@@ -193,12 +263,20 @@ def test_dfd_card_split_90_10_by_source_video(tmp_path):
     components = _Components()
     for _, name in names:
         components.union(dfd_actors(name))
-    actor_groups = [(label, generator[label], f"dfd:{components.find(dfd_actors(name)[0])}", None)
-                    for label, name in names]
+    actor_groups = [
+        (label, generator[label], f"dfd:{components.find(dfd_actors(name)[0])}", None)
+        for label, name in names
+    ]
     assert len({g for _, _, g, _ in actor_groups}) == 1
     one_group = manifest_of_videos(tmp_path / "by_actors", "ffpp_dfd", actor_groups)
-    report = write_split(one_group, sizes=preset.sizes, seed=preset.seed, support=0,
-                         stratify=preset.stratify, unit=preset.unit)
+    report = write_split(
+        one_group,
+        sizes=preset.sizes,
+        seed=preset.seed,
+        support=0,
+        stratify=preset.stratify,
+        unit=preset.unit,
+    )
     parts = {p.part: p.obtained for p in report.meta.parts}
     assert not report.exact and parts["train"] == 0 and parts["val"] == 3431  # no 90/10 split
 
@@ -212,12 +290,23 @@ def test_ffpp_deepfakes_card_subset_on_the_official_split(tmp_path):
     for pair in range(500):
         a, b = f"{2 * pair:03d}", f"{2 * pair + 1:03d}"
         part = "train" if pair < 360 else "val" if pair < 430 else "test"
-        videos += [(0, "youtube", f"{a}_{b}", part), (0, "youtube", f"{a}_{b}", part),
-                   (1, "Deepfakes", f"{a}_{b}", part), (1, "Deepfakes", f"{a}_{b}", part)]
+        videos += [
+            (0, "youtube", f"{a}_{b}", part),
+            (0, "youtube", f"{a}_{b}", part),
+            (1, "Deepfakes", f"{a}_{b}", part),
+            (1, "Deepfakes", f"{a}_{b}", part),
+        ]
     cache = manifest_of_videos(tmp_path, "ffpp_deepfakes", videos)
     preset = config.splits
-    write_split(cache, sizes=preset.sizes, seed=preset.seed, support=preset.support,
-                stratify=preset.stratify, unit=preset.unit, subset=preset.subset)
+    write_split(
+        cache,
+        sizes=preset.sizes,
+        seed=preset.seed,
+        support=preset.support,
+        stratify=preset.stratify,
+        unit=preset.unit,
+        subset=preset.subset,
+    )
     for part, size in (("train", 1440), ("val", 280), ("test", 280)):
         chosen = {e.video_id: e for e in read_split(cache.split_file(preset.name, part))}.values()
         assert Counter(e.label for e in chosen) == {0: size // 2, 1: size // 2}, part

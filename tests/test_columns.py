@@ -1,6 +1,7 @@
 """Columnar manifests (manifests/columns.py): split files written from Arrow columns are byte for
 byte what the entry-by-entry writer writes, JSON escapes included; the fast reader gives the
 same entries and, on a broken file, the entry reader's error naming the line."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,9 +19,19 @@ TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12
 
 
 def entry(i: int, **changes) -> SplitEntry:
-    base = SplitEntry(clip_id=f"c{i:05d}", shard="shards/shard-0000-0000.npy.zst", offset=i * 100, nbytes=100,
-                      label=i % 2, domain="studio", generator="camera", group=f"g{i // 2}", video_id=f"v{i}",
-                      dataset="ds", clip_index=i % 3)
+    base = SplitEntry(
+        clip_id=f"c{i:05d}",
+        shard="shards/shard-0000-0000.npy.zst",
+        offset=i * 100,
+        nbytes=100,
+        label=i % 2,
+        domain="studio",
+        generator="camera",
+        group=f"g{i // 2}",
+        video_id=f"v{i}",
+        dataset="ds",
+        clip_index=i % 3,
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -41,13 +52,17 @@ def test_escapes_quotes_backslashes_controls_and_keeps_unicode():
     assert split_lines(table_of([tricky])).to_pylist() == [entry_line(tricky)]
     # a column the caller calls clean is trusted (no check); a clean value gives the same line
     plain = entry(1)
-    assert split_lines(table_of([plain]), clean={"domain", "generator"}).to_pylist() == [entry_line(plain)]
+    assert split_lines(table_of([plain]), clean={"domain", "generator"}).to_pylist() == [
+        entry_line(plain)
+    ]
 
 
 def test_written_file_is_byte_identical_and_reads_back(tmp_path, monkeypatch):
     import vfcache.manifests.columns
 
-    monkeypatch.setattr(vfcache.manifests.columns, "WRITE_CHUNK_ROWS", 300)  # several chunks, written in order
+    monkeypatch.setattr(
+        vfcache.manifests.columns, "WRITE_CHUNK_ROWS", 300
+    )  # several chunks, written in order
     entries = [entry(i, domain=("street" if i % 3 else 'q"uote')) for i in range(2500)]
     write_split_file(tmp_path / "slow.jsonl", entries)
     write_split_table(tmp_path / "fast.jsonl", table_of(entries))

@@ -4,6 +4,7 @@ Concealed frames are made the way a decoder shows lost references (chroma planes
 flat mid-grey); the clips the checked readers give on the intra-refresh fixtures, and the
 sample dataset's cache, raise no alarm.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +30,7 @@ def _zero_chroma(path: Path, count: int) -> np.ndarray:
     with av.open(str(path)) as container:
         for frame, _ in zip(container.decode(video=0), range(count)):
             planes = frame.to_ndarray(format="yuv420p")  # (H * 3 / 2, W): Y, then U and V
-            planes[frame.height:] = 0
+            planes[frame.height :] = 0
             zeroed = av.VideoFrame.from_ndarray(planes, format="yuv420p")
             frames.append(zeroed.to_ndarray(format="rgb24"))
     return np.stack(frames)
@@ -57,8 +58,15 @@ def test_fades_and_flashes_inside_a_moving_clip_are_not_concealment():
     assert concealment_problem(clip) is None
 
 
-@pytest.mark.parametrize(("colour", "kind"), [((128, 128, 128), "flat_grey"), ((131, 131, 131), "flat_grey"),
-                                              ((0, 0, 0), "flat_clip"), ((20, 200, 40), "flat_clip")])
+@pytest.mark.parametrize(
+    ("colour", "kind"),
+    [
+        ((128, 128, 128), "flat_grey"),
+        ((131, 131, 131), "flat_grey"),
+        ((0, 0, 0), "flat_clip"),
+        ((20, 200, 40), "flat_clip"),
+    ],
+)
 def test_flat_frames(colour, kind):
     clip = np.empty((6, 32, 32, 3), dtype=np.uint8)
     clip[:] = colour
@@ -73,7 +81,9 @@ def test_a_clip_of_the_wrong_rank_is_refused():
 
 
 def test_verify_decode_names_each_concealed_clip(tmp_path):
-    plans = [VideoPlan("d", label, "g", f"v{label}{i}", clips=2) for label in (0, 1) for i in range(2)]
+    plans = [
+        VideoPlan("d", label, "g", f"v{label}{i}", clips=2) for label in (0, 1) for i in range(2)
+    ]
     spec = tiny_spec()
     green = np.zeros(spec.clip_shape, dtype=np.uint8)
     green[..., 1] = np.arange(spec.clip_shape[2], dtype=np.uint8)[None, None, :] * 4 + 100
@@ -82,7 +92,8 @@ def test_verify_decode_names_each_concealed_clip(tmp_path):
         if (plan.group, clip_index) == ("v11", 1):
             return green
         return np.random.default_rng(clip_index).integers(
-            0, 256, size=spec.clip_shape, dtype=np.uint8)
+            0, 256, size=spec.clip_shape, dtype=np.uint8
+        )
 
     cache = build_cache(tmp_path / "cache", plans, spec=spec, clip_pixels=pixels)
     assert verify_cache(cache.cache_dir, progress=False).ok  # the bytes are intact
@@ -98,7 +109,8 @@ def sample_root(tmp_path_factory) -> Path:
 
 
 def test_verify_decode_raises_no_alarm_on_the_sample_dataset(sample_root):
-    result = CliRunner().invoke(cli, ["--root", str(sample_root), "--no-progress", "verify", "sample",
-                                      "--decode"])
+    result = CliRunner().invoke(
+        cli, ["--root", str(sample_root), "--no-progress", "verify", "sample", "--decode"]
+    )
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == "verify passed"

@@ -1,4 +1,5 @@
 """Config validation at the boundary: every bad value names the file, the field and the value."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,7 +26,13 @@ PRESETS = {
 def test_presets_load(name):
     spec = load_clip_spec(name)
     frames, height, width, sampling, fps = PRESETS[name]
-    assert (spec.frames, spec.height, spec.width, spec.sampling, spec.fps) == (frames, height, width, sampling, fps)
+    assert (spec.frames, spec.height, spec.width, spec.sampling, spec.fps) == (
+        frames,
+        height,
+        width,
+        sampling,
+        fps,
+    )
     assert spec.clip_shape == (frames, height, width, 3)
     assert len(spec.spec_hash) == 16
 
@@ -87,7 +94,11 @@ def test_dataset_config_unknown_key(tmp_path):
 
 def test_dataset_layout_validation(tmp_path):
     path = tmp_path / "mine.yaml"
-    path.write_text(yaml.safe_dump({"name": "mine", "kind": "local", "layout": {"pattern": "{label}/{generator}"}}))
+    path.write_text(
+        yaml.safe_dump(
+            {"name": "mine", "kind": "local", "layout": {"pattern": "{label}/{generator}"}}
+        )
+    )
     with pytest.raises(ConfigError, match="layout.pattern"):
         load_dataset_config("mine", path)
 
@@ -103,7 +114,10 @@ def test_split_sizes_parse(text, expected):
     assert parse_split_sizes(text, "--sizes") == expected
 
 
-@pytest.mark.parametrize("text", ["train=50,test", "train=rest,val=rest", "train=-1", "train=1.5", "holdout=3", "train=a"])
+@pytest.mark.parametrize(
+    "text",
+    ["train=50,test", "train=rest,val=rest", "train=-1", "train=1.5", "holdout=3", "train=a"],
+)
 def test_split_sizes_reject(text):
     with pytest.raises(ConfigError):
         parse_split_sizes(text, "--sizes")

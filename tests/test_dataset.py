@@ -1,4 +1,5 @@
 """ClipDataset, collate_clips, make_loader, and the shard reader's decode-into path."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,13 @@ def test_random_access_returns_the_exact_clips_and_metadata(aegis):
         entry = aegis.entries[index]
         assert sample["clip"].dtype == torch.uint8
         assert np.array_equal(sample["clip"].numpy(), aegis.clips[index])
-        assert (sample["label"], sample["domain"], sample["generator"], sample["clip_id"], sample["index"]) == (
-            entry.label, entry.domain, entry.generator, entry.clip_id, index)
+        assert (
+            sample["label"],
+            sample["domain"],
+            sample["generator"],
+            sample["clip_id"],
+            sample["index"],
+        ) == (entry.label, entry.domain, entry.generator, entry.clip_id, index)
     assert np.array_equal(dataset[-1]["clip"].numpy(), aegis.clips[-1])
     assert dataset.labels.tolist() == [e.label for e in aegis.entries]
     assert dataset.generators.tolist() == [e.generator for e in aegis.entries]
@@ -48,7 +54,9 @@ def test_random_access_returns_the_exact_clips_and_metadata(aegis):
 
 def test_several_split_files_share_one_index_space(tmp_path, aegis):
     dvf = write_split_cache(tmp_path, "dvf", small_spec(), labels=[1, 1, 0], seed=2)
-    genvideo = write_split_cache(tmp_path, "genvideo", small_spec(name="other"), labels=[0, 1, 1, 0, 1], seed=3)
+    genvideo = write_split_cache(
+        tmp_path, "genvideo", small_spec(name="other"), labels=[0, 1, 1, 0, 1], seed=3
+    )
     dataset = ClipDataset([aegis.split_file, dvf.split_file, genvideo.split_file])
     clips = aegis.clips + dvf.clips + genvideo.clips
     assert len(dataset) == len(clips) == 20
@@ -104,7 +112,9 @@ def test_a_corrupt_shard_raises_naming_the_clip(aegis):
 
 def test_a_truncated_shard_raises_naming_the_clip(aegis):
     dataset = ClipDataset(aegis.split_file)
-    last = max(range(len(aegis.entries)), key=lambda i: (aegis.entries[i].shard, aegis.entries[i].offset))
+    last = max(
+        range(len(aegis.entries)), key=lambda i: (aegis.entries[i].shard, aegis.entries[i].offset)
+    )
     entry = aegis.entries[last]
     shard = dataset.sources[0].cache_dir.resolve_shard(entry.shard)
     shard.write_bytes(shard.read_bytes()[:-7])
@@ -118,7 +128,9 @@ def test_getitems_fills_one_batch_buffer_that_collate_passes_on_without_a_copy(a
     samples = dataset.__getitems__(indices)
     batch = collate_clips(samples)
     assert batch["clip"].shape == (4, 3, 8, 10, 3) and batch["clip"].dtype == torch.uint8
-    assert batch["clip"].data_ptr() == samples[0]["clip"].data_ptr()  # the rows were written in place
+    assert (
+        batch["clip"].data_ptr() == samples[0]["clip"].data_ptr()
+    )  # the rows were written in place
     for row, index in enumerate(indices):
         assert np.array_equal(batch["clip"][row].numpy(), aegis.clips[index])
     assert batch["index"].tolist() == indices
@@ -175,7 +187,12 @@ def test_loader_yields_exact_batches_in_sampler_order(aegis, workers):
 
 
 @settings(max_examples=25, deadline=None)
-@given(frames=st.integers(1, 4), height=st.integers(1, 9), width=st.integers(1, 9), seed=st.integers(0, 1000))
+@given(
+    frames=st.integers(1, 4),
+    height=st.integers(1, 9),
+    width=st.integers(1, 9),
+    seed=st.integers(0, 1000),
+)
 def test_decode_into_round_trips_any_clip_shape(frames, height, width, seed):
     clip = np.random.default_rng(seed).integers(0, 256, (frames, height, width, 3), dtype=np.uint8)
     frame = encode_clip(clip, new_compressor())
@@ -193,7 +210,9 @@ def test_read_into_reports_a_bad_checksum_as_corruption(tmp_path, aegis):
     payload[entry.offset + entry.nbytes - 2] ^= 0x01  # inside the content checksum itself
     shard.write_bytes(bytes(payload))
     with ShardReader(shard) as reader, pytest.raises(ShardCorruptError, match="checksum"):
-        reader.read_into(entry.offset, entry.nbytes, np.empty((3, 8, 10, 3), np.uint8), clip_id=entry.clip_id)
+        reader.read_into(
+            entry.offset, entry.nbytes, np.empty((3, 8, 10, 3), np.uint8), clip_id=entry.clip_id
+        )
 
 
 def test_a_batch_read_on_threads_equals_one_read_at_a_time(aegis, monkeypatch):

@@ -17,9 +17,15 @@ from vfcache.layout import DataRoot
 def test_nothing_fetched_yet(tmp_path):
     statuses = dataset_status(DataRoot(tmp_path))
     assert [s.name for s in statuses] == list_dataset_names()
-    assert {"aegis", "aegis_keyframes", "dvf", "genvideo_val", "genvideo100k", "ffpp", "webvid"} <= {
-        s.name for s in statuses
-    }
+    assert {
+        "aegis",
+        "aegis_keyframes",
+        "dvf",
+        "genvideo_val",
+        "genvideo100k",
+        "ffpp",
+        "webvid",
+    } <= {s.name for s in statuses}
     assert not any(s.fetched or s.specs or s.error for s in statuses)
     table = format_status_table(statuses)
     assert "ffpp: FaceForensics++ server <server from the FaceForensics email>" in table

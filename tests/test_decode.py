@@ -1,5 +1,6 @@
 """Readers: probe, exact frame identity (the frame-index code painted by synthetic.py),
 rotation, variable frame rate, decord/PyAV agreement, resize, bad files and seeking."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,8 +37,9 @@ from vfcache.pipelines.sources.synthetic import (
 from vfcache.config import ClipSpec
 
 READERS = ["pyav", "decord"]
-CLIP_24 = ClipSpec(name="t", frames=24, sampling="fps", fps=24.0, height=64, width=64,
-                   start="center")
+CLIP_24 = ClipSpec(
+    name="t", frames=24, sampling="fps", fps=24.0, height=64, width=64, start="center"
+)
 UNIFORM_16 = ClipSpec(name="t", frames=16, sampling="uniform", height=64, width=64)
 
 
@@ -49,8 +51,9 @@ def video(tmp_path_factory) -> Callable[..., tuple[Path, VideoTruth]]:
 
     def make(name: str, **kwargs) -> tuple[Path, VideoTruth]:
         if name not in made:
-            options = dict(width=160, height=96, num_frames=60, fps=30, codec="h264", seed=1,
-                           gop=15)
+            options = dict(
+                width=160, height=96, num_frames=60, fps=30, codec="h264", seed=1, gop=15
+            )
             options.update(kwargs)
             path = folder / name
             made[name] = (path, make_video(path, **options))
@@ -74,6 +77,7 @@ CODECS = [("h264.mp4", "h264"), ("mpeg4.avi", "mpeg4"), ("vp9.webm", "vp9"), ("h
 
 # ---------------------------------------------------------------- probe
 
+
 @pytest.mark.parametrize("name,codec", CODECS)
 def test_probe_matches_what_was_written(video, name: str, codec: str) -> None:
     path, truth = video(name, codec=codec)
@@ -87,6 +91,7 @@ def test_probe_matches_what_was_written(video, name: str, codec: str) -> None:
 
 
 # ---------------------------------------------------------------- frame identity
+
 
 @pytest.mark.parametrize("reader", READERS)
 @pytest.mark.parametrize("name,codec", CODECS)
@@ -145,8 +150,14 @@ def test_variable_frame_rate(video, name: str, codec: str, reader: str) -> None:
 
 # ---------------------------------------------------------------- orientation
 
-ROTATED = [("r90.mp4", 90), ("r180.mp4", 180), ("r270.mp4", 270), ("r90.mkv", 90),
-           ("r180.mkv", 180), ("r270.webm", 270)]
+ROTATED = [
+    ("r90.mp4", 90),
+    ("r180.mp4", 180),
+    ("r270.mp4", 270),
+    ("r90.mkv", 90),
+    ("r180.mkv", 180),
+    ("r270.webm", 270),
+]
 
 
 @pytest.mark.parametrize("reader", READERS)
@@ -169,22 +180,30 @@ def test_portrait_video(video, rotation: int, reader: str) -> None:
     info = probe_video(path)
     assert (info.width, info.height) == (96, 160)
     for resize in ("short_side_crop", "squash"):
-        clip = read_frames(path, [2, 40], info=info, height=120, width=72, resize=resize,
-                           reader=reader)
+        clip = read_frames(
+            path, [2, 40], info=info, height=120, width=72, resize=resize, reader=reader
+        )
         assert clip.shape == (2, 120, 72, 3) and codes(clip) == [2, 40]
 
 
 # ---------------------------------------------------------------- readers agree
 
-AGREEMENT = [("h264.mp4", {}), ("mpeg4.avi", {"codec": "mpeg4"}), ("vp9.webm", {"codec": "vp9"}),
-             ("r90.mp4", {"rotation_deg": 90}), ("r90.mkv", {"rotation_deg": 90}),
-             ("r180.mp4", {"rotation_deg": 180}), ("odd.mp4", {"width": 202, "height": 118}),
-             ("wide.mp4", {"width": 640, "height": 360})]
+AGREEMENT = [
+    ("h264.mp4", {}),
+    ("mpeg4.avi", {"codec": "mpeg4"}),
+    ("vp9.webm", {"codec": "vp9"}),
+    ("r90.mp4", {"rotation_deg": 90}),
+    ("r90.mkv", {"rotation_deg": 90}),
+    ("r180.mp4", {"rotation_deg": 180}),
+    ("odd.mp4", {"width": 202, "height": 118}),
+    ("wide.mp4", {"width": 640, "height": 360}),
+]
 
 
 @pytest.mark.parametrize("name,options", AGREEMENT)
-def test_readers_give_the_same_frames_and_nearly_the_same_pixels(video, name: str,
-                                                                 options: dict) -> None:
+def test_readers_give_the_same_frames_and_nearly_the_same_pixels(
+    video, name: str, options: dict
+) -> None:
     """PyAV and decode-all resize the decoded YUV frame: identical. decord only gives RGB,
     which is converted back to the source's YUV before the same resize: the same frames,
     pixels within a few levels (measured: mean 1.0-1.6, 99th percentile <= 4 at 640x360
@@ -203,10 +222,12 @@ def test_readers_give_the_same_frames_and_nearly_the_same_pixels(video, name: st
         assert np.percentile(diff, 99) <= (6 if options.get("width", 0) >= 640 else 30)
 
 
-@pytest.mark.parametrize("name,codec,reliable", [("h264.mp4", "h264", True),
-                                                 ("hevc.mkv", "hevc", False)])
-def test_decord_seeks_only_where_its_keyframe_index_is_right(video, name: str, codec: str,
-                                                             reliable: bool) -> None:
+@pytest.mark.parametrize(
+    "name,codec,reliable", [("h264.mp4", "h264", True), ("hevc.mkv", "hevc", False)]
+)
+def test_decord_seeks_only_where_its_keyframe_index_is_right(
+    video, name: str, codec: str, reliable: bool
+) -> None:
     """x265 writes open GOPs: decord counts keyframes in decode order (13, 28, ... instead
     of 15, 30, ...), so its seeks would return wrong frames; it then reads sequentially."""
     import decord
@@ -229,6 +250,7 @@ def test_decoder_threads_do_not_change_pixels(video) -> None:
 
 
 # ---------------------------------------------------------------- resize
+
 
 @pytest.mark.parametrize("resize", ["short_side_crop", "squash"])
 @pytest.mark.parametrize("size", [(64, 64), (50, 70), (70, 50), (200, 300)])
@@ -257,10 +279,13 @@ def test_coded_box_is_the_region_that_rotates_into_the_box(rotation: int) -> Non
     box = CropBox(1, 2, 3, 2)
     region = coded_box(box, coded_h, coded_w, rotation)
     for grid in (rows, cols):
-        shown = displayed(grid, rotation)[box.top:box.top + box.height,
-                                          box.left:box.left + box.width]
-        kept = displayed(grid[region.top:region.top + region.height,
-                              region.left:region.left + region.width], rotation)
+        shown = displayed(grid, rotation)[
+            box.top : box.top + box.height, box.left : box.left + box.width
+        ]
+        kept = displayed(
+            grid[region.top : region.top + region.height, region.left : region.left + region.width],
+            rotation,
+        )
         assert np.array_equal(shown, kept)
 
 
@@ -274,6 +299,7 @@ def test_short_side_crop_keeps_the_centre(video) -> None:
 
 
 # ---------------------------------------------------------------- bad files
+
 
 def _mp4_without_faststart(path: Path, num_frames: int = 30) -> None:
     with av.open(str(path), "w") as output:
@@ -291,8 +317,9 @@ def _audio_file(path: Path, with_empty_video: bool = False) -> None:
             video_stream.width, video_stream.height, video_stream.pix_fmt = 64, 48, "yuv420p"
         audio = output.add_stream("aac", rate=16000)
         for i in range(5):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                               layout="mono")
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
             frame.sample_rate, frame.pts = 16000, i * 1024
             output.mux(audio.encode(frame))
         output.mux(audio.encode(None))
@@ -318,8 +345,10 @@ def _expect(path: Path, reason: str) -> VideoReadError:
     return caught.value
 
 
-@pytest.mark.parametrize("name,codec", [("h264.mp4", "h264"), ("vp9.webm", "vp9"),
-                                        ("mpeg4.avi", "mpeg4"), ("hevc.mkv", "hevc")])
+@pytest.mark.parametrize(
+    "name,codec",
+    [("h264.mp4", "h264"), ("vp9.webm", "vp9"), ("mpeg4.avi", "mpeg4"), ("hevc.mkv", "hevc")],
+)
 def test_truncated_files(video, tmp_path: Path, name: str, codec: str) -> None:
     path, _ = video(name, codec=codec)
     truncate_copy(path, tmp_path / name, keep_fraction=0.6)
@@ -398,11 +427,15 @@ def test_bad_arguments_are_named(video) -> None:
 
 # ---------------------------------------------------------------- seeking
 
+
 def test_decode_runs_plan() -> None:
     keys = (0, 30, 60, 90)
     runs = plan_decode_runs([3, 5, 40, 41, 95], keys)
     assert [(r.start_index, r.frame_indices) for r in runs] == [
-        (0, (3, 5)), (30, (40, 41)), (90, (95,))]
+        (0, (3, 5)),
+        (30, (40, 41)),
+        (90, (95,)),
+    ]
     # seeking to 30 would skip no frame after 29: decode through
     runs = plan_decode_runs([3, 29, 31, 35, 59], keys)
     assert [(r.start_index, r.frame_indices) for r in runs] == [(0, (3, 29, 31, 35, 59))]
@@ -473,21 +506,44 @@ def test_probe_info_without_keyframes_still_reads_the_right_frames(video) -> Non
 
 
 @pytest.mark.parametrize("reader", READERS)
-def test_a_conversion_thread_gives_the_same_frames_and_reports_final_rows_in_order(video, reader: str) -> None:
+def test_a_conversion_thread_gives_the_same_frames_and_reports_final_rows_in_order(
+    video, reader: str
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     path, _ = video("h264.mp4", codec="h264")
     info = probe_video(path)
-    wanted = [3, 4, 5, 20, 21, 22, 21, 40, 41, 3]  # overlapping and repeated rows, out of order at the end
+    wanted = [
+        3,
+        4,
+        5,
+        20,
+        21,
+        22,
+        21,
+        40,
+        41,
+        3,
+    ]  # overlapping and repeated rows, out of order at the end
     plain = read_frames(path, wanted, info=info, height=48, width=48, reader=reader)
     reported: list[tuple[int, list[int]]] = []
 
-    def on_ready(clip: np.ndarray, final_rows: int) -> None:  # rows before final_rows never change again
+    def on_ready(
+        clip: np.ndarray, final_rows: int
+    ) -> None:  # rows before final_rows never change again
         reported.append((final_rows, codes(clip[:final_rows].copy())))
 
     with ThreadPoolExecutor(1) as worker:
-        threaded = read_frames(path, wanted, info=info, height=48, width=48, reader=reader,
-                               on_ready=on_ready, worker=worker)
+        threaded = read_frames(
+            path,
+            wanted,
+            info=info,
+            height=48,
+            width=48,
+            reader=reader,
+            on_ready=on_ready,
+            worker=worker,
+        )
     assert np.array_equal(threaded, plain)
     counts = [n for n, _ in reported]
     assert counts == sorted(set(counts)) and counts[-1] == len(wanted)
@@ -495,7 +551,9 @@ def test_a_conversion_thread_gives_the_same_frames_and_reports_final_rows_in_ord
     assert counts[0] < len(wanted)  # rows became final while later frames still decoded
 
 
-def test_a_frame_that_fails_on_the_conversion_thread_raises_in_the_caller(video, monkeypatch) -> None:
+def test_a_frame_that_fails_on_the_conversion_thread_raises_in_the_caller(
+    video, monkeypatch
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     import vfcache.pipelines.decode as decode_module

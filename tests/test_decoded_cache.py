@@ -1,4 +1,5 @@
 """DecodedClipCache: fill then hit, budget, failure and crash recovery, sharing across processes."""
+
 from __future__ import annotations
 
 import fcntl
@@ -29,13 +30,17 @@ class RecordingLoader:
     """A loader writing a known clip per key and remembering how often it ran."""
 
     def __init__(self, seed: int = 0):
-        self.clips = {k: np.random.default_rng([seed, k]).integers(0, 256, SHAPE, dtype=np.uint8) for k in range(64)}
+        self.clips = {
+            k: np.random.default_rng([seed, k]).integers(0, 256, SHAPE, dtype=np.uint8)
+            for k in range(64)
+        }
         self.calls: list[int] = []
 
     def __call__(self, key: int):
         def fill(dest: np.ndarray) -> None:
             self.calls.append(key)
             dest[...] = self.clips[key]
+
         return fill
 
 
@@ -117,7 +122,9 @@ def test_a_slot_being_filled_elsewhere_is_not_waited_for_and_not_touched(tmp_pat
     context = multiprocessing.get_context("fork")
     locked, release = context.Event(), context.Event()
     offset = cache.layout.states_offset + 1
-    holder = context.Process(target=_hold_slot_lock, args=(str(cache.path), offset, locked, release))
+    holder = context.Process(
+        target=_hold_slot_lock, args=(str(cache.path), offset, locked, release)
+    )
     holder.start()
     try:
         assert locked.wait(10)
@@ -140,7 +147,9 @@ def test_a_matching_fingerprint_reuses_the_file_warm_and_anything_else_starts_em
     assert np.array_equal(warm.get_or_load(0, loader(0)), loader.clips[0]) and loader.calls == [0]
     warm.close()
     assert make_cache(tmp_path / "decoded", 4, fingerprint="dataset-b").ready_count() == 0
-    assert make_cache(tmp_path / "decoded", 4).ready_count() == 0  # no fingerprint: a scratch file per run
+    assert (
+        make_cache(tmp_path / "decoded", 4).ready_count() == 0
+    )  # no fingerprint: a scratch file per run
     assert not list(tmp_path.glob("*.tmp-*"))
 
 
@@ -151,7 +160,10 @@ def test_a_pickled_cache_attaches_to_the_same_slots(tmp_path):
     assert clone.ready_count() == 1
     clone.get_or_load(3, loader(3))
     assert cache.ready_count() == 2
-    assert np.array_equal(cache.get_or_load(3, loader(3)), loader.clips[3]) and loader.calls == [2, 3]
+    assert np.array_equal(cache.get_or_load(3, loader(3)), loader.clips[3]) and loader.calls == [
+        2,
+        3,
+    ]
 
 
 class CountingDataset(ClipDataset):
@@ -176,17 +188,26 @@ def decodes(counter: Path) -> list[tuple[int, int]]:
     return [tuple(map(int, line.split())) for line in counter.read_text().splitlines()]
 
 
-@pytest.mark.filterwarnings("ignore:This DataLoader will create")  # 3 workers on a 2-core machine, on purpose
+@pytest.mark.filterwarnings(
+    "ignore:This DataLoader will create"
+)  # 3 workers on a 2-core machine, on purpose
 @pytest.mark.parametrize("workers,budget_slots", [(3, 100), (2, 7)])
-def test_workers_share_the_cache_and_the_second_epoch_is_served_from_it(tmp_path, workers, budget_slots):
-    fixture = write_split_cache(tmp_path, "aegis", small_spec(), labels=[0, 1] * 9, clips_per_shard=5)
+def test_workers_share_the_cache_and_the_second_epoch_is_served_from_it(
+    tmp_path, workers, budget_slots
+):
+    fixture = write_split_cache(
+        tmp_path, "aegis", small_spec(), labels=[0, 1] * 9, clips_per_shard=5
+    )
     counter = tmp_path / "decodes.txt"
     clip_bytes = int(np.prod(small_spec().clip_shape))
-    cache = DecodedClipCache(tmp_path / "decoded", clip_shape=small_spec().clip_shape,
-                             budget_bytes=budget_slots * 4096)
+    cache = DecodedClipCache(
+        tmp_path / "decoded", clip_shape=small_spec().clip_shape, budget_bytes=budget_slots * 4096
+    )
     assert clip_bytes <= 4096
     dataset = CountingDataset(fixture.split_file, decode_cache=cache, counter=counter)
-    sampler = BatchSampler(RandomSampler(dataset, generator=torch.Generator().manual_seed(0)), 4, drop_last=False)
+    sampler = BatchSampler(
+        RandomSampler(dataset, generator=torch.Generator().manual_seed(0)), 4, drop_last=False
+    )
     loader = make_loader(dataset, sampler, workers=workers, prefetch_factor=2)
     cached = set(range(min(budget_slots, len(dataset))))
     for epoch in range(2):
@@ -200,7 +221,9 @@ def test_workers_share_the_cache_and_the_second_epoch_is_served_from_it(tmp_path
         this_epoch = decodes(counter)[before:]
         if epoch == 0:
             assert sorted(i for i, _ in this_epoch) == list(range(len(dataset)))
-            assert len({pid for _, pid in this_epoch} - {os.getpid()}) == workers  # filled by every worker
+            assert (
+                len({pid for _, pid in this_epoch} - {os.getpid()}) == workers
+            )  # filled by every worker
         else:
             assert sorted(i for i, _ in this_epoch) == sorted(set(range(len(dataset))) - cached)
     assert cache.ready_count() == len(cached)
@@ -219,8 +242,12 @@ def test_open_decode_cache_names_the_file_after_the_dataset_and_finds_it_warm_ne
     assert warm.ready_count() == 3
     assert all(np.array_equal(second[i]["clip"].numpy(), fixture.clips[i]) for i in range(3))
     assert warm.stats.hits == 3 and warm.stats.fills == 0
-    other = DecodedClipCache(tmp_path / "other", clip_shape=small_spec().clip_shape, budget_bytes=4096,
-                             fingerprint="another-dataset")
+    other = DecodedClipCache(
+        tmp_path / "other",
+        clip_shape=small_spec().clip_shape,
+        budget_bytes=4096,
+        fingerprint="another-dataset",
+    )
     with pytest.raises(ValueError, match="fingerprint=dataset.fingerprint"):
         second.attach_decode_cache(other)
     with pytest.raises(ValueError, match=r"\(2, 4, 5, 3\)"):

@@ -1,4 +1,5 @@
 """Evaluation protocols against hand-computed cases, and run_evaluation's report end to end."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,13 +31,15 @@ from vfcache.errors import ConfigError, StageError
 def outputs(labels, domains, *, logits=None, embeddings=None, datasets=None, generators=None):
     n = len(labels)
     return ModelOutputs(
-        clip_ids=tuple(f"c{i}" for i in range(n)), labels=np.asarray(labels, np.int64),
+        clip_ids=tuple(f"c{i}" for i in range(n)),
+        labels=np.asarray(labels, np.int64),
         domains=np.asarray(domains, object),
         datasets=np.asarray(datasets if datasets is not None else domains, object),
         generators=np.asarray(generators if generators is not None else ["g"] * n, object),
         logits=np.zeros((n, 2), np.float32) if logits is None else np.asarray(logits, np.float32),
         embeddings=None if embeddings is None else np.asarray(embeddings, np.float32),
-        seconds_per_clip=np.full(n, 0.01))
+        seconds_per_clip=np.full(n, 0.01),
+    )
 
 
 # -- prototype protocol -------------------------------------------------------------------------
@@ -55,8 +58,9 @@ def test_prototypes_are_normalised_means_of_normalised_embeddings():
 
 
 def test_prototype_protocol_rows():
-    support = outputs([0, 1, 0, 1], ["a", "a", "b", "b"],
-                      embeddings=[[1, 0], [0, 1], [1, 0], [0, 1]])
+    support = outputs(
+        [0, 1, 0, 1], ["a", "a", "b", "b"], embeddings=[[1, 0], [0, 1], [1, 0], [0, 1]]
+    )
     # scores = y - x for unit vectors; labels chosen so domain a is perfect, b has one error
     query_emb = [[1, 0], [0.6, 0.8], [0, 1], [0.8, 0.6], [1, 0], [0.6, 0.8]]
     query = outputs([0, 1, 1, 0, 1, 0], ["a", "a", "a", "b", "b", "b"], embeddings=query_emb)
@@ -84,8 +88,9 @@ def test_prototype_protocol_needs_support_for_every_query_domain():
 def test_pooled_prototypes_serve_every_domain_from_the_whole_bank():
     # real support (1,0) in a and (0,1) in b -> pooled real (1,1)/sqrt2; fake (-1,0) and
     # (0,-1) -> pooled fake -(1,1)/sqrt2. A query domain with no support of its own scores too.
-    support = outputs([0, 1, 0, 1], ["a", "a", "b", "b"],
-                      embeddings=[[1, 0], [-1, 0], [0, 1], [0, -1]])
+    support = outputs(
+        [0, 1, 0, 1], ["a", "a", "b", "b"], embeddings=[[1, 0], [-1, 0], [0, 1], [0, -1]]
+    )
     query = outputs([0, 1, 0], ["a", "b", "z"], embeddings=[[1, 0], [0, -1], [0.6, 0.8]])
     result = prototype_protocol(query, support, pooling="pooled")
     s = 1 / math.sqrt(2)
@@ -100,17 +105,19 @@ def test_pooled_prototypes_serve_every_domain_from_the_whole_bank():
 def test_benchmark_protocol_figures():
     p = np.array([0.9, 0.2, 0.6, 0.4, 0.8, 0.3])  # P(fake)
     logits = np.stack([np.zeros(6), np.log(p / (1 - p))], axis=1)
-    query = outputs([1, 0, 0, 1, 1, 0], ["d"] * 6, logits=logits,
-                    datasets=["x", "x", "x", "y", "y", "y"])
+    query = outputs(
+        [1, 0, 0, 1, 1, 0], ["d"] * 6, logits=logits, datasets=["x", "x", "x", "y", "y", "y"]
+    )
     result = benchmark_protocol(query)
     np.testing.assert_allclose(result.prob_fake, p, atol=1e-6)
     x, y, every = result.row("x"), result.row("y"), result.row("all")
     # x: labels 1,0,0, predictions 1,0,1 -> tp1 tn1 fp1 fn0
     assert x.accuracy == pytest.approx(2 / 3)
     assert x.mcc == pytest.approx((1 * 1 - 1 * 0) / math.sqrt(2 * 1 * 2 * 1))
-    assert x.brier == pytest.approx(((0.1) ** 2 + 0.2 ** 2 + 0.6 ** 2) / 3, abs=1e-6)
-    assert x.cross_entropy == pytest.approx(-(math.log(0.9) + math.log(0.8) + math.log(0.4)) / 3,
-                                            abs=1e-6)
+    assert x.brier == pytest.approx(((0.1) ** 2 + 0.2**2 + 0.6**2) / 3, abs=1e-6)
+    assert x.cross_entropy == pytest.approx(
+        -(math.log(0.9) + math.log(0.8) + math.log(0.4)) / 3, abs=1e-6
+    )
     expected = math.sqrt(((x.mcc + 1) / 2) ** 1.2 * max(0, (0.25 - x.brier) / 0.25) ** 1.8)
     assert x.combined_score == pytest.approx(expected)
     # y: labels 1,1,0, P 0.4,0.8,0.3 -> predictions 0,1,0
@@ -121,17 +128,23 @@ def test_benchmark_protocol_figures():
 
 
 def test_each_fake_generator_is_scored_against_the_domains_real_pool():
-    """DVF's test rule: the real clips are one pool, every fake class is scored against all of it."""
+    """DVF's test rule: the real clips are one pool, every fake class is scored against all of
+    it."""
     margin = np.array([-2.0, -1.0, 0.5, 1.0, 2.0, -0.5, 3.0])
     logits = np.stack([np.zeros(7), margin], axis=1)
-    query = outputs([0, 0, 0, 1, 1, 1, 1], ["dvf"] * 7, logits=logits,
-                    generators=["vc1", "zeroscope", "opensora", "sora", "sora", "pika", "pika"])
+    query = outputs(
+        [0, 0, 0, 1, 1, 1, 1],
+        ["dvf"] * 7,
+        logits=logits,
+        generators=["vc1", "zeroscope", "opensora", "sora", "sora", "pika", "pika"],
+    )
     result = softmax_protocol(query)
     rows = {row.name: row for row in result.generator_rows}
     assert sorted(rows) == ["dvf/pika", "dvf/sora"]
     sora, pika = rows["dvf/sora"], rows["dvf/pika"]
     assert (sora.num_real, sora.num_fake, pika.num_real, pika.num_fake) == (3, 2, 3, 2)
-    # sora's fakes (1.0, 2.0) outrank every real (-2, -1, 0.5): AUROC 1; the real at 0.5 is a false alarm
+    # sora's fakes (1.0, 2.0) outrank every real (-2, -1, 0.5): AUROC 1; the real at 0.5 is a false
+    # alarm
     assert sora.auroc == 1.0 and sora.accuracy == pytest.approx(4 / 5)
     # pika: -0.5 beats 2 reals of 3 (-2, -1), 3.0 beats all three -> AUROC (2 + 3) / 6
     assert pika.auroc == pytest.approx(5 / 6) and pika.accuracy == pytest.approx(3 / 5)
@@ -148,8 +161,11 @@ def test_softmax_rank_metrics_use_the_unsaturated_margin():
 
 
 def test_selection_score_weights_domains_and_skips_undefined():
-    query = outputs([0, 1, 0, 1, 1, 1], ["a", "a", "b", "b", "c", "c"],
-                    logits=[[0, -1], [0, 1], [0, 1], [0, -1], [0, 1], [0, 2]])
+    query = outputs(
+        [0, 1, 0, 1, 1, 1],
+        ["a", "a", "b", "b", "c", "c"],
+        logits=[[0, -1], [0, 1], [0, 1], [0, -1], [0, 1], [0, 2]],
+    )
     result = softmax_protocol(query)
     assert result.row("a").auroc == 1.0 and result.row("b").auroc == 0.0
     assert result.row("c").auroc is None  # one class only: left out
@@ -171,13 +187,27 @@ def evaluated(tmp_path_factory):
     train_config = toy_train_config(toy, normalisation="symmetric")
     torch.manual_seed(0)
     model = build_model("tiny3d", width=4, proj_dim=8)
-    save_checkpoint(root / "runs" / "toy" / "best.pt", model, epoch=1, best_selection_score=0.5,
-                    args=checkpoint_args(train_config, world_size=1, clip_shape=(4, 32, 32, 3)))
-    config = parse_eval_config({
-        "name": "toy_eval", "checkpoint": "runs/toy/best.pt",
-        "protocols": ["prototype", "benchmark"], "query": [str(toy.split_files["test"])],
-        "support": [str(toy.split_files["support"])], "out_dir": "reports/toy",
-        "batch_size": 5, "workers": 0, "device": "cpu"}, "<toy eval>")
+    save_checkpoint(
+        root / "runs" / "toy" / "best.pt",
+        model,
+        epoch=1,
+        best_selection_score=0.5,
+        args=checkpoint_args(train_config, world_size=1, clip_shape=(4, 32, 32, 3)),
+    )
+    config = parse_eval_config(
+        {
+            "name": "toy_eval",
+            "checkpoint": "runs/toy/best.pt",
+            "protocols": ["prototype", "benchmark"],
+            "query": [str(toy.split_files["test"])],
+            "support": [str(toy.split_files["support"])],
+            "out_dir": "reports/toy",
+            "batch_size": 5,
+            "workers": 0,
+            "device": "cpu",
+        },
+        "<toy eval>",
+    )
     return toy, run_evaluation(config, root=root, progress=False)
 
 
@@ -196,7 +226,8 @@ def test_run_evaluation_writes_consistent_reports(evaluated):
         every = next(r for r in report["results"][protocol]["rows"] if r["name"] == "all")
         assert every["auroc"] == pytest.approx(metrics.auroc(labels, [x["score"] for x in rows]))
         assert every["accuracy"] == pytest.approx(
-            metrics.accuracy(labels, [x["prediction"] for x in rows]))
+            metrics.accuracy(labels, [x["prediction"] for x in rows])
+        )
     groups = [r["name"] for r in report["results"]["benchmark"]["rows"]]
     assert groups == ["toy", "all"]  # the benchmark breaks down by dataset
     assert [r["name"] for r in report["results"]["prototype"]["rows"]] == ["alpha", "beta", "all"]
@@ -209,8 +240,13 @@ def test_run_evaluation_writes_consistent_reports(evaluated):
 
 
 def test_eval_config_validation():
-    base = {"name": "e", "checkpoint": "c.pt", "protocols": ["prototype"], "query": ["q.jsonl"],
-            "out_dir": "o"}
+    base = {
+        "name": "e",
+        "checkpoint": "c.pt",
+        "protocols": ["prototype"],
+        "query": ["q.jsonl"],
+        "out_dir": "o",
+    }
     with pytest.raises(ConfigError) as err:
         parse_eval_config(base, "<e>")
     assert err.value.field == "support"
@@ -223,9 +259,17 @@ def test_eval_config_validation():
 
 
 def test_missing_checkpoint_is_a_stage_error(tmp_path):
-    config = parse_eval_config({"name": "e", "checkpoint": "runs/none/best.pt",
-                                "protocols": ["benchmark"], "query": ["q.jsonl"], "out_dir": "o",
-                                "device": "cpu"}, "<e>")
+    config = parse_eval_config(
+        {
+            "name": "e",
+            "checkpoint": "runs/none/best.pt",
+            "protocols": ["benchmark"],
+            "query": ["q.jsonl"],
+            "out_dir": "o",
+            "device": "cpu",
+        },
+        "<e>",
+    )
     with pytest.raises(StageError, match="does not exist"):
         run_evaluation(config, root=tmp_path, progress=False)
 
@@ -240,7 +284,12 @@ def test_anomaly_protocol_on_a_hand_computed_case():
     result = anomaly_protocol(query, threshold=0.3)
     row = result.row("d")
     # fake when score >= 0.3: predictions 0 0 1 1 1 1 -> tp 3, fp 1, fn 0, tn 2
-    assert (row.accuracy, row.precision, row.recall, row.fpr) == (pytest.approx(5 / 6), 0.75, 1.0, pytest.approx(1 / 3))
+    assert (row.accuracy, row.precision, row.recall, row.fpr) == (
+        pytest.approx(5 / 6),
+        0.75,
+        1.0,
+        pytest.approx(1 / 3),
+    )
     assert row.f1 == pytest.approx(2 * 0.75 / 1.75)
     assert row.auroc == pytest.approx(1.0) and row.eer == pytest.approx(0.0)
     stats = {s.name: s for s in result.score_stats}["d"]

@@ -47,8 +47,10 @@ def _assert_one_line(result, code: int, *parts: str) -> str:
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in folder.rglob("*.mp4")}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*.mp4")
+    }
 
 
 @pytest.fixture
@@ -82,7 +84,9 @@ def test_hub_refused_connection_then_resumes(aegis, monkeypatch):
 def test_hub_name_resolution(aegis, monkeypatch):
     _, root = aegis
     monkeypatch.setenv("HF_ENDPOINT", "http://vfcache-standin.invalid")
-    _assert_one_line(_fetch(root, "aegis"), 1, "cannot resolve the host name vfcache-standin.invalid")
+    _assert_one_line(
+        _fetch(root, "aegis"), 1, "cannot resolve the host name vfcache-standin.invalid"
+    )
 
 
 def test_hub_tls_failure(aegis, monkeypatch):
@@ -94,8 +98,13 @@ def test_hub_tls_failure(aegis, monkeypatch):
 def test_hub_bad_token_401(aegis, monkeypatch):
     hub, root = aegis
     monkeypatch.setenv("HF_TOKEN", "hf_expired")
-    hub.add_fault("info", Fault(status=401, headers=(
-        ("X-Error-Message", "Invalid credentials in Authorization header"),)))
+    hub.add_fault(
+        "info",
+        Fault(
+            status=401,
+            headers=(("X-Error-Message", "Invalid credentials in Authorization header"),),
+        ),
+    )
     _assert_one_line(_fetch(root, "aegis"), 2, "HTTP 401", "HF_TOKEN", "hf auth login")
     _resumes(root)
 
@@ -103,8 +112,13 @@ def test_hub_bad_token_401(aegis, monkeypatch):
 def test_hub_gated_without_token_then_with_it(aegis, monkeypatch):
     hub, root = aegis
     hub.set_gated(REPO, "hf_granted")
-    line = _assert_one_line(_fetch(root, "aegis"), 2, "is gated (HTTP 401)",
-                            f"accept the terms on {hub.endpoint}/datasets/{REPO}", "hf auth login")
+    line = _assert_one_line(
+        _fetch(root, "aegis"),
+        2,
+        "is gated (HTTP 401)",
+        f"accept the terms on {hub.endpoint}/datasets/{REPO}",
+        "hf auth login",
+    )
     assert "HF_TOKEN" in line
     monkeypatch.setenv("HF_TOKEN", "hf_granted")
     _resumes(root)
@@ -113,17 +127,27 @@ def test_hub_gated_without_token_then_with_it(aegis, monkeypatch):
 def test_hub_gated_403_for_a_token_not_yet_accepted(aegis, monkeypatch):
     hub, root = aegis
     monkeypatch.setenv("HF_TOKEN", "hf_someone")
-    hub.add_fault("resolve", Fault(times=None, status=403, headers=(("X-Error-Code", "GatedRepo"),)))
-    _assert_one_line(_fetch(root, "aegis"), 2, "is gated (HTTP 403)", "not on its authorized list",
-                     f"{hub.endpoint}/datasets/{REPO}")
+    hub.add_fault(
+        "resolve", Fault(times=None, status=403, headers=(("X-Error-Code", "GatedRepo"),))
+    )
+    _assert_one_line(
+        _fetch(root, "aegis"),
+        2,
+        "is gated (HTTP 403)",
+        "not on its authorized list",
+        f"{hub.endpoint}/datasets/{REPO}",
+    )
     hub.clear_faults()
     _resumes(root)
 
 
-@pytest.mark.parametrize("field,value,expected", [
-    ("repo", "Clarifiedfish/Nope", "check source.repo"),
-    ("revision", "v9", "no revision 'v9'"),
-])
+@pytest.mark.parametrize(
+    "field,value,expected",
+    [
+        ("repo", "Clarifiedfish/Nope", "check source.repo"),
+        ("revision", "v9", "no revision 'v9'"),
+    ],
+)
 def test_hub_404_repo_and_revision_name_the_config_field(aegis, tmp_path, field, value, expected):
     _, root = aegis
     config = yaml.safe_load((ROOT_DIR / "configs/datasets/aegis.yaml").read_text())
@@ -135,7 +159,9 @@ def test_hub_404_repo_and_revision_name_the_config_field(aegis, tmp_path, field,
 
 def test_hub_404_for_a_listed_file(aegis):
     hub, root = aegis
-    hub.add_fault("resolve", Fault(times=None, status=404, headers=(("X-Error-Code", "EntryNotFound"),)))
+    hub.add_fault(
+        "resolve", Fault(times=None, status=404, headers=(("X-Error-Code", "EntryNotFound"),))
+    )
     _assert_one_line(_fetch(root, "aegis"), 2, "a listed file answers 404", "source.revision")
     hub.clear_faults()
     _resumes(root)
@@ -177,9 +203,22 @@ def test_hub_wrong_sha256(aegis):
 
 def _subprocess_fetch(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "vfcache.cli", "--no-progress", "--root", str(root), "fetch", "aegis"],
-        cwd=ROOT_DIR, env={**os.environ, "PYTHONPATH": str(ROOT_DIR), **env},
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "vfcache.cli",
+            "--no-progress",
+            "--root",
+            str(root),
+            "fetch",
+            "aegis",
+        ],
+        cwd=ROOT_DIR,
+        env={**os.environ, "PYTHONPATH": str(ROOT_DIR), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_hub_offline_mode(aegis):
@@ -192,8 +231,9 @@ def test_hub_offline_mode(aegis):
 def test_hub_proxy_refusal(aegis):
     _, root = aegis
     with RefusingProxy() as proxy:
-        done = _subprocess_fetch(root, {"HTTP_PROXY": proxy.url, "http_proxy": proxy.url,
-                                        "NO_PROXY": "", "no_proxy": ""})
+        done = _subprocess_fetch(
+            root, {"HTTP_PROXY": proxy.url, "http_proxy": proxy.url, "NO_PROXY": "", "no_proxy": ""}
+        )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: aegis: the proxy") and "HTTP 407" in last, last
@@ -251,15 +291,25 @@ def _relpath(server: HttpFileServer) -> str:
 
 def test_http_refused_connection_then_resumes(genvideo):
     server, config, root, archive = genvideo
-    _assert_one_line(_http_fetch(root, config, refused_url()), 1, "genvideo_val: ",
-                     "refused the connection", "rerun")
+    _assert_one_line(
+        _http_fetch(root, config, refused_url()),
+        1,
+        "genvideo_val: ",
+        "refused the connection",
+        "rerun",
+    )
     _http_resumes(root, config, server, archive)
 
 
-@pytest.mark.parametrize("status,code,expected", [
-    (404, 2, "not at that address"), (403, 2, "refuses these files"), (401, 2, "wants credentials"),
-    (500, 1, "kept failing after the retries"),
-])
+@pytest.mark.parametrize(
+    "status,code,expected",
+    [
+        (404, 2, "not at that address"),
+        (403, 2, "refuses these files"),
+        (401, 2, "wants credentials"),
+        (500, 1, "kept failing after the retries"),
+    ],
+)
 def test_http_status_then_resumes(genvideo, status, code, expected):
     server, config, root, archive = genvideo
     server.add_fault(_relpath(server), Fault(times=None, status=status))
@@ -292,8 +342,9 @@ def test_http_disk_full_keeps_nothing_as_done(genvideo):
     raw = root / "raw/genvideo_val"
     raw.mkdir(parents=True)
     (raw / (ARCHIVE + ".part")).symlink_to("/dev/full")  # the kernel answers ENOSPC on write
-    _assert_one_line(_http_fetch(root, config, server.base_url), 2, "is full (ENOSPC)",
-                     "--root on a larger disk")
+    _assert_one_line(
+        _http_fetch(root, config, server.base_url), 2, "is full (ENOSPC)", "--root on a larger disk"
+    )
     assert not (raw / ARCHIVE).exists() and not (raw / ".extracted").exists()
     (raw / (ARCHIVE + ".part")).unlink()
     _http_resumes(root, config, server, archive)
@@ -301,11 +352,22 @@ def test_http_disk_full_keeps_nothing_as_done(genvideo):
 
 # -- vfcache doctor -----------------------------------------------------------------------------
 
+
 def test_doctor_table_and_a_failing_endpoint(hf_hub, tmp_path, monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://user:secret@proxy.example:3128")
     result = CliRunner().invoke(cli, ["--root", str(tmp_path), "doctor"])
     assert result.exit_code == 0, result.output
-    for name in ("PyAV", "decoders", "decord", "torch", "CUDA", "Hub endpoint", "HF token", "proxy", "disk"):
+    for name in (
+        "PyAV",
+        "decoders",
+        "decord",
+        "torch",
+        "CUDA",
+        "Hub endpoint",
+        "HF token",
+        "proxy",
+        "disk",
+    ):
         assert any(line.startswith(name) for line in result.output.splitlines()), result.output
     assert f"{hf_hub.endpoint} reachable" in result.output
     assert "user:***@proxy.example" in result.output and "secret" not in result.output

@@ -52,9 +52,11 @@ def _leftover_parts(dest: Path) -> list[Path]:
 
 
 def test_downloads_nested_files_and_verifies_them(http_file_server, tmp_path):
-    items = [_serve(http_file_server, "a/b/one.bin", 70_000),
-             _serve(http_file_server, "two.bin", 1),
-             _serve(http_file_server, "a/empty.bin", 0)]
+    items = [
+        _serve(http_file_server, "a/b/one.bin", 70_000),
+        _serve(http_file_server, "two.bin", 1),
+        _serve(http_file_server, "a/empty.bin", 0),
+    ]
     dest = tmp_path / "dest"
     report = _fetch(items, dest)
     assert report.all_ok and len(report.ok) == 3 and not report.skipped
@@ -106,7 +108,8 @@ def test_permanent_status_is_recorded_once_and_not_retried(http_file_server, tmp
     assert len(http_file_server.requests("gone.mp4")) == 1
     rows = _failures(dest)
     assert [(r["relpath"], r["http_status"], r["permanent"]) for r in rows] == [
-        ("gone.mp4", status, True)]
+        ("gone.mp4", status, True)
+    ]
 
 
 def test_truncated_body_is_resumed_with_range(http_file_server, tmp_path):
@@ -129,7 +132,9 @@ def test_server_ignoring_range_restarts_from_zero(http_file_server, tmp_path):
     report = _fetch([item], dest)
     assert report.all_ok and not report.ok[0].resumed
     assert [(r.range_header, r.status) for r in http_file_server.requests("big.bin")] == [
-        (None, 200), ("bytes=50000-", 200)]
+        (None, 200),
+        ("bytes=50000-", 200),
+    ]
     assert hashlib.sha256((dest / "big.bin").read_bytes()).hexdigest() == item.sha256
 
 
@@ -154,7 +159,8 @@ def test_complete_part_of_unknown_size_is_finished_without_refetching(http_file_
     report = _fetch([item], dest)
     assert report.all_ok and report.ok[0].bytes_received == 0
     assert [(r.range_header, r.status) for r in http_file_server.requests("u.bin")] == [
-        ("bytes=5000-", 416)]
+        ("bytes=5000-", 416)
+    ]
     assert (dest / "u.bin").read_bytes() == (http_file_server.root / "u.bin").read_bytes()
 
 
@@ -167,7 +173,9 @@ def test_overlong_part_is_discarded_and_fetched_again(http_file_server, tmp_path
     report = _fetch([item], dest)
     assert report.all_ok and report.ok[0].attempts == 2
     assert [(r.range_header, r.status) for r in http_file_server.requests("o.bin")] == [
-        ("bytes=6000-", 416), (None, 200)]
+        ("bytes=6000-", 416),
+        (None, 200),
+    ]
     assert (dest / "o.bin").read_bytes() == (http_file_server.root / "o.bin").read_bytes()
 
 
@@ -256,9 +264,12 @@ def _start_download_in_child(item: DownloadItem, dest: Path, min_bytes: int):
         item = DownloadItem({item.url!r}, {item.relpath!r}, {item.size_bytes}, {item.sha256!r})
         download_files([item], {str(dest)!r}, progress=False)
     """)
-    child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT,
-                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-                             stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stderr=subprocess.DEVNULL,
+    )
     part = dest / f"{item.relpath}.part"
     deadline = time.monotonic() + 20
     while not (part.exists() and part.stat().st_size >= min_bytes):

@@ -3,6 +3,7 @@
 Each kind plans against its stand-in; every test checks that no raw folder appears and that
 the announced sizes are the sizes a real fetch then brings.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,11 +46,15 @@ def test_genvideo100k_dry_run_heads_every_archive_and_downloads_nothing(tmp_path
     sizes = _sizes(store)
     archives = GENVIDEO_100K_ARCHIVES + [{"files": ["Latte.tar.gz"]}]  # not on the host
     with HttpFileServer(served, route=modelscope_route) as server:
-        config = config_for("genvideo100k", base_url=server.base_url, archives=archives, listing=None)
+        config = config_for(
+            "genvideo100k", base_url=server.base_url, archives=archives, listing=None
+        )
         root = DataRoot(tmp_path / "data")
         plan = get_source(config).plan_fetch(root)
         assert {f.relpath: f.size_bytes for f in plan.to_fetch} == sizes
-        assert [(f.relpath, f.problem) for f in plan.files if f.problem] == [("Latte.tar.gz", "HTTP 404")]
+        assert [(f.relpath, f.problem) for f in plan.files if f.problem] == [
+            ("Latte.tar.gz", "HTTP 404")
+        ]
         assert plan.bytes_to_fetch == sum(sizes.values()) and plan.unknown_sizes == 0
         assert {r.method for r in server.log.entries} == {"HEAD"}
         assert not root.raw_dir("genvideo100k").exists()
@@ -65,8 +70,9 @@ def test_hub_dry_run_lists_the_snapshot_with_sizes_and_what_is_here(hf_hub, tmp_
     root = DataRoot(tmp_path / "data")
     source = get_source(config_for("aegis"))
     plan = source.plan_fetch(root)
-    expected = {p.relative_to(facts_dir).as_posix(): p.stat().st_size
-                for p in facts_dir.rglob("*.mp4")}
+    expected = {
+        p.relative_to(facts_dir).as_posix(): p.stat().st_size for p in facts_dir.rglob("*.mp4")
+    }
     assert {f.relpath: f.size_bytes for f in plan.to_fetch} == expected
     assert not root.raw_dir("aegis").exists()
     # the dry run asks whether a download is allowed (one HEAD on resolve), and downloads nothing
@@ -82,8 +88,14 @@ def test_dvf_dry_run_names_the_split_files_and_the_archives(hf_hub, http_file_se
     splits = http_file_server.root / "mmdet" / "splits"
     build_dvf(tmp_path / "repo", splits, archives=True)
     hf_hub.add_commit("sparklexfantasy/DVF", tmp_path / "repo")
-    config = config_for("dvf", splits_url=http_file_server.url("mmdet/splits"), splits_sha256=None,
-                        path=None, repo="sparklexfantasy/DVF", revision="main")
+    config = config_for(
+        "dvf",
+        splits_url=http_file_server.url("mmdet/splits"),
+        splits_sha256=None,
+        path=None,
+        repo="sparklexfantasy/DVF",
+        revision="main",
+    )
     plan = get_source(config).plan_fetch(DataRoot(tmp_path / "data"))
     planned = {f.relpath: f.size_bytes for f in plan.to_fetch}
     assert planned["splits/train.json"] == (splits / "train.json").stat().st_size
@@ -96,11 +108,15 @@ def test_ffpp_dry_run_reads_the_file_lists_in_memory(http_file_server, tmp_path)
     build_ffpp(http_file_server.root / "ffpp", http_file_server.root / "github" / "splits")
     config = apply_fetch_options(
         config_for("ffpp", methods=["Deepfakes"], splits_url=http_file_server.url("github/splits")),
-        server=http_file_server.url("ffpp"), accept_terms=False)
+        server=http_file_server.url("ffpp"),
+        accept_terms=False,
+    )
     root = DataRoot(tmp_path / "data")
     plan = get_source(config).plan_fetch(root)
     videos = [f for f in plan.to_fetch if f.relpath.endswith(".mp4")]
-    assert len(videos) == 8 + 8 and all(f.size_bytes is None for f in videos)  # 4 pairs: 8 originals, 8 fakes
+    assert len(videos) == 8 + 8 and all(
+        f.size_bytes is None for f in videos
+    )  # 4 pairs: 8 originals, 8 fakes
     assert plan.unknown_sizes == 16
     assert any("--accept-terms" in note for note in plan.notes)
     assert not root.raw_dir("ffpp").exists()
@@ -109,8 +125,14 @@ def test_ffpp_dry_run_reads_the_file_lists_in_memory(http_file_server, tmp_path)
 
 def test_webvid_dry_run_before_and_after_the_csv(http_file_server, tmp_path):
     build_webvid(http_file_server.root, http_file_server.base_url, count=4, missing=())
-    config = config_for("webvid", csv_repo=None, csv_revision=None, csv_patterns=None,
-                        csv_urls=[http_file_server.url("webvid/results_2M_train.csv")], max_videos=4)
+    config = config_for(
+        "webvid",
+        csv_repo=None,
+        csv_revision=None,
+        csv_patterns=None,
+        csv_urls=[http_file_server.url("webvid/results_2M_train.csv")],
+        max_videos=4,
+    )
     root = DataRoot(tmp_path / "data")
     plan = get_source(config).plan_fetch(root)
     assert [f.relpath for f in plan.to_fetch] == ["csv/results_2M_train.csv"]
@@ -124,16 +146,30 @@ def test_cli_dry_run_keeps_the_plan_for_vfcache_datasets(tmp_path):
     build_genvideo100k(store)
     total = sum(_sizes(store).values())
     with HttpFileServer(served, route=modelscope_route) as server:
-        config = config_for("genvideo100k", base_url=server.base_url, archives=GENVIDEO_100K_ARCHIVES,
-                            listing=None)
+        config = config_for(
+            "genvideo100k", base_url=server.base_url, archives=GENVIDEO_100K_ARCHIVES, listing=None
+        )
         config_file = tmp_path / "genvideo100k.yaml"
-        payload = {k: v for k, v in dataclasses.asdict(config).items()
-                   if k in ("name", "kind", "domain", "clip_spec", "source", "terms")}
+        payload = {
+            k: v
+            for k, v in dataclasses.asdict(config).items()
+            if k in ("name", "kind", "domain", "clip_spec", "source", "terms")
+        }
         config_file.write_text(yaml.safe_dump(payload))
         runner = CliRunner()
         root = tmp_path / "data"
-        done = runner.invoke(cli, ["--root", str(root), "fetch", "genvideo100k", "--config",
-                                   str(config_file), "--dry-run"])
+        done = runner.invoke(
+            cli,
+            [
+                "--root",
+                str(root),
+                "fetch",
+                "genvideo100k",
+                "--config",
+                str(config_file),
+                "--dry-run",
+            ],
+        )
         assert done.exit_code == 0, done.output
     assert "would fetch 9 files" in done.output and "dry run: nothing downloaded" in done.output
     assert sorted(os.listdir(root)) == ["plans"]

@@ -20,8 +20,12 @@ from vfcache.pipelines.fetch.record import (
 
 def _record(patterns=("data/*",)) -> FetchRecord:
     return FetchRecord(
-        source="huggingface", repo_id="org/ds", revision="main", commit_sha="a" * 40,
-        endpoint="http://127.0.0.1:1", allow_patterns=patterns,
+        source="huggingface",
+        repo_id="org/ds",
+        revision="main",
+        commit_sha="a" * 40,
+        endpoint="http://127.0.0.1:1",
+        allow_patterns=patterns,
         files=(FetchedFile("data/x.parquet", 3, "b" * 64), FetchedFile("data/y", 0, "c" * 64)),
         fetched_at_utc="2026-01-01T00:00:00+00:00",
     )

@@ -1,4 +1,6 @@
-"""Frame selection: exact indices for the rules of vfcache.pipelines.decode.frames, and invariants (Hypothesis)."""
+"""Frame selection: exact indices for the rules of vfcache.pipelines.decode.frames, and invariants
+(Hypothesis)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +23,7 @@ from vfcache.errors import ConfigError
 
 
 def fps_spec(frames: int = 24, fps: float = 24.0, **changes) -> ClipSpec:
-    return ClipSpec(name="t", frames=frames, sampling="fps", height=8, width=8, fps=fps,
-                    **changes)
+    return ClipSpec(name="t", frames=frames, sampling="fps", height=8, width=8, fps=fps, **changes)
 
 
 def uniform_spec(frames: int, **changes) -> ClipSpec:
@@ -40,10 +41,35 @@ def only(plans: list[ClipPlan]) -> ClipPlan:
 
 # ---------------------------------------------------------------- fps sampling
 
+
 def test_24_from_30_fps_takes_four_of_every_five_frames() -> None:
     plan = only(plan_clips(cfr(90), fps_spec(), seed=0))
-    assert plan.frame_indices == (0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12, 13, 15, 16, 17, 18,
-                                  20, 21, 22, 23, 25, 26, 27, 28)
+    assert plan.frame_indices == (
+        0,
+        1,
+        2,
+        3,
+        5,
+        6,
+        7,
+        8,
+        10,
+        11,
+        12,
+        13,
+        15,
+        16,
+        17,
+        18,
+        20,
+        21,
+        22,
+        23,
+        25,
+        26,
+        27,
+        28,
+    )
     assert plan.timestamps_s == tuple(i / 30 for i in plan.frame_indices)
     assert (plan.clip_index, plan.padded_frames, plan.short_policy) == (0, 0, POLICY_NONE)
 
@@ -57,8 +83,32 @@ def test_24_from_30_fps_with_a_time_base_offset() -> None:
 def test_24_from_ntsc_29_97_fps() -> None:
     pts = [i * 1001 / 30000 for i in range(120)]
     plan = only(plan_clips(pts, fps_spec(), seed=0))
-    assert plan.frame_indices == (0, 1, 2, 3, 4, 6, 7, 8, 9, 11, 12, 13, 14, 16, 17, 18, 19,
-                                  21, 22, 23, 24, 26, 27, 28)
+    assert plan.frame_indices == (
+        0,
+        1,
+        2,
+        3,
+        4,
+        6,
+        7,
+        8,
+        9,
+        11,
+        12,
+        13,
+        14,
+        16,
+        17,
+        18,
+        19,
+        21,
+        22,
+        23,
+        24,
+        26,
+        27,
+        28,
+    )
 
 
 def test_same_rate_takes_consecutive_frames() -> None:
@@ -91,8 +141,13 @@ def test_start_policies() -> None:
 
 def test_clips_per_video_spread_over_segments_without_overlap() -> None:
     pts = cfr(300)  # 10 s, three segments of 100 frames, windows of 1 s
-    starts = {start: [p.frame_indices[0] for p in plan_clips(
-        pts, fps_spec(start=start, clips_per_video=3), seed=3)] for start in ("start", "center")}
+    starts = {
+        start: [
+            p.frame_indices[0]
+            for p in plan_clips(pts, fps_spec(start=start, clips_per_video=3), seed=3)
+        ]
+        for start in ("start", "center")
+    }
     assert starts == {"start": [0, 100, 200], "center": [35, 135, 235]}
     plans = plan_clips(pts, fps_spec(start="random", clips_per_video=3), seed=3)
     assert [p.clip_index for p in plans] == [0, 1, 2]
@@ -108,17 +163,66 @@ def test_clips_per_video_overlap_evenly_when_the_video_is_short() -> None:
 
 # ---------------------------------------------------------------- too short, fps sampling
 
+
 def test_pad_last_repeats_the_last_frame() -> None:
     plan = only(plan_clips(cfr(20), fps_spec(short_policy="pad_last", clips_per_video=3), seed=0))
-    assert plan.frame_indices == (0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12, 13, 15, 16, 17, 18,
-                                  19, 19, 19, 19, 19, 19, 19, 19)
+    assert plan.frame_indices == (
+        0,
+        1,
+        2,
+        3,
+        5,
+        6,
+        7,
+        8,
+        10,
+        11,
+        12,
+        13,
+        15,
+        16,
+        17,
+        18,
+        19,
+        19,
+        19,
+        19,
+        19,
+        19,
+        19,
+        19,
+    )
     assert (plan.padded_frames, plan.short_policy) == (8, "pad_last")
 
 
 def test_loop_wraps_to_the_start() -> None:
     plan = only(plan_clips(cfr(20), fps_spec(short_policy="loop"), seed=0))
-    assert plan.frame_indices == (0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12, 13, 15, 16, 17, 18,
-                                  0, 1, 2, 3, 5, 6, 7, 8)
+    assert plan.frame_indices == (
+        0,
+        1,
+        2,
+        3,
+        5,
+        6,
+        7,
+        8,
+        10,
+        11,
+        12,
+        13,
+        15,
+        16,
+        17,
+        18,
+        0,
+        1,
+        2,
+        3,
+        5,
+        6,
+        7,
+        8,
+    )
     assert (plan.padded_frames, plan.short_policy) == (8, "loop")
 
 
@@ -138,10 +242,27 @@ def test_exactly_one_window_is_long_enough() -> None:
 
 # ---------------------------------------------------------------- uniform sampling
 
+
 def test_uniform_spreads_over_the_whole_video() -> None:
     plan = only(plan_clips(cfr(900), uniform_spec(16), seed=0))
-    assert plan.frame_indices == (0, 60, 120, 180, 240, 300, 360, 420, 479, 539, 599, 659,
-                                  719, 779, 839, 899)
+    assert plan.frame_indices == (
+        0,
+        60,
+        120,
+        180,
+        240,
+        300,
+        360,
+        420,
+        479,
+        539,
+        599,
+        659,
+        719,
+        779,
+        839,
+        899,
+    )
     assert only(plan_clips(cfr(10), uniform_spec(4), seed=0)).frame_indices == (0, 3, 6, 9)
     assert only(plan_clips(cfr(10), uniform_spec(1), seed=0)).frame_indices == (4,)
     assert only(plan_clips(cfr(8), uniform_spec(8), seed=0)).frame_indices == tuple(range(8))
@@ -153,10 +274,13 @@ def test_uniform_uses_timestamps_not_counts() -> None:
     assert only(plan_clips(pts, uniform_spec(4), seed=0)).frame_indices == (0, 9, 10, 11)
 
 
-@pytest.mark.parametrize("policy,expected", [
-    ("pad_last", (0, 1, 2, 3, 4, 4, 4, 4)),
-    ("loop", (0, 1, 2, 3, 4, 0, 1, 2)),
-])
+@pytest.mark.parametrize(
+    "policy,expected",
+    [
+        ("pad_last", (0, 1, 2, 3, 4, 4, 4, 4)),
+        ("loop", (0, 1, 2, 3, 4, 0, 1, 2)),
+    ],
+)
 def test_uniform_too_short(policy: str, expected: tuple[int, ...]) -> None:
     plan = only(plan_clips(cfr(5), uniform_spec(8, short_policy=policy), seed=0))
     assert (plan.frame_indices, plan.padded_frames, plan.short_policy) == (expected, 3, policy)
@@ -169,6 +293,7 @@ def test_uniform_too_short_skip() -> None:
 
 # ---------------------------------------------------------------- helpers and validation
 
+
 def test_timestamp_helpers() -> None:
     pts = cfr(4)
     assert [frame_shown_at(pts, t) for t in (-1.0, 0.0, 0.0333, 1 / 30, 5.0)] == [0, 0, 0, 1, 3]
@@ -177,26 +302,35 @@ def test_timestamp_helpers() -> None:
     assert video_duration_s([2.0]) == 0.0
 
 
-@pytest.mark.parametrize("pts,message", [
-    ([], "empty"),
-    ([0.0, 0.2, 0.1], r"pts_s\[2\] = 0.1 < pts_s\[1\] = 0.2"),
-    ([0.0, float("nan")], r"pts_s\[1\] = nan"),
-])
+@pytest.mark.parametrize(
+    "pts,message",
+    [
+        ([], "empty"),
+        ([0.0, 0.2, 0.1], r"pts_s\[2\] = 0.1 < pts_s\[1\] = 0.2"),
+        ([0.0, float("nan")], r"pts_s\[1\] = nan"),
+    ],
+)
 def test_bad_pts_are_named(pts: list[float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         plan_clips(pts, fps_spec(), seed=0)
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda: fps_spec(fps=None), r"field 'fps' = None"),
-    (lambda: fps_spec(fps=-1.0), r"field 'fps' = -1.0"),
-    (lambda: fps_spec(frames=0), r"field 'frames' = 0"),
-    (lambda: fps_spec(short_policy="wrap"), r"field 'short_policy' = 'wrap'.*pad_last"),
-    (lambda: fps_spec(start="middle"), r"field 'start' = 'middle'"),
-    (lambda: fps_spec(clips_per_video=0), r"field 'clips_per_video' = 0"),
-    (lambda: uniform_spec(4, clips_per_video=2), r"field 'clips_per_video' = 2"),
-    (lambda: dataclasses.replace(uniform_spec(4), sampling="dense"), r"field 'sampling' = 'dense'"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: fps_spec(fps=None), r"field 'fps' = None"),
+        (lambda: fps_spec(fps=-1.0), r"field 'fps' = -1.0"),
+        (lambda: fps_spec(frames=0), r"field 'frames' = 0"),
+        (lambda: fps_spec(short_policy="wrap"), r"field 'short_policy' = 'wrap'.*pad_last"),
+        (lambda: fps_spec(start="middle"), r"field 'start' = 'middle'"),
+        (lambda: fps_spec(clips_per_video=0), r"field 'clips_per_video' = 0"),
+        (lambda: uniform_spec(4, clips_per_video=2), r"field 'clips_per_video' = 2"),
+        (
+            lambda: dataclasses.replace(uniform_spec(4), sampling="dense"),
+            r"field 'sampling' = 'dense'",
+        ),
+    ],
+)
 def test_bad_specs_are_refused_when_made(make, message: str) -> None:
     """A ClipSpec validates itself once, at construction: no bad spec reaches plan_clips."""
     with pytest.raises(ConfigError, match=message):
@@ -209,11 +343,13 @@ def test_seed_must_be_a_non_negative_int() -> None:
     with pytest.raises(ValueError, match="seed = -1"):
         plan_clips(cfr(100), fps_spec(), seed=-1)
     big = int("f" * 64, 16)  # a whole sha256 is a fine seed
-    assert plan_clips(cfr(300), fps_spec(start="random"), seed=big) == \
-        plan_clips(cfr(300), fps_spec(start="random"), seed=big)
+    assert plan_clips(cfr(300), fps_spec(start="random"), seed=big) == plan_clips(
+        cfr(300), fps_spec(start="random"), seed=big
+    )
 
 
 # ---------------------------------------------------------------- invariants
+
 
 @st.composite
 def videos(draw) -> list[float]:
@@ -228,13 +364,17 @@ def videos(draw) -> list[float]:
 @st.composite
 def specs(draw) -> ClipSpec:
     sampling = draw(st.sampled_from(["fps", "uniform"]))
-    common = dict(frames=draw(st.integers(1, 40)),
-                  short_policy=draw(st.sampled_from(["pad_last", "loop"])))
+    common = dict(
+        frames=draw(st.integers(1, 40)), short_policy=draw(st.sampled_from(["pad_last", "loop"]))
+    )
     if sampling == "uniform":
         return uniform_spec(**common)
-    return fps_spec(fps=draw(st.floats(1.0, 60.0)),
-                    start=draw(st.sampled_from(["start", "center", "random"])),
-                    clips_per_video=draw(st.integers(1, 4)), **common)
+    return fps_spec(
+        fps=draw(st.floats(1.0, 60.0)),
+        start=draw(st.sampled_from(["start", "center", "random"])),
+        clips_per_video=draw(st.integers(1, 4)),
+        **common,
+    )
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,4 +1,6 @@
-"""Device-side conversion: preset numbers, (B, 3, T, H, W) layout, seeded flip and brightness (on CPU)."""
+"""Device-side conversion: preset numbers, (B, 3, T, H, W) layout, seeded flip and brightness (on
+CPU)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,13 +38,26 @@ def test_presets_compute_pixel_over_255_minus_mean_over_std(preset):
 
 def test_preset_values_at_black_and_white():
     out = clips_to_float(random_clips(), "unit")
-    assert out[0, :, 0, 0, 0].tolist() == [0.0, 0.0, 0.0] and out[0, :, 0, 0, 1].tolist() == [1.0, 1.0, 1.0]
+    assert out[0, :, 0, 0, 0].tolist() == [0.0, 0.0, 0.0] and out[0, :, 0, 0, 1].tolist() == [
+        1.0,
+        1.0,
+        1.0,
+    ]
     out = clips_to_float(random_clips(), "symmetric")
-    assert out[0, :, 0, 0, 0].tolist() == [-1.0, -1.0, -1.0] and out[0, :, 0, 0, 1].tolist() == [1.0, 1.0, 1.0]
+    assert out[0, :, 0, 0, 0].tolist() == [-1.0, -1.0, -1.0] and out[0, :, 0, 0, 1].tolist() == [
+        1.0,
+        1.0,
+        1.0,
+    ]
     kinetics = clips_to_float(random_clips(), "kinetics")[0, :, 0, 0, 0]
-    torch.testing.assert_close(kinetics, torch.tensor([-0.43216 / 0.22803, -0.394666 / 0.22145, -0.37645 / 0.216989]))
+    torch.testing.assert_close(
+        kinetics, torch.tensor([-0.43216 / 0.22803, -0.394666 / 0.22145, -0.37645 / 0.216989])
+    )
     clip = clips_to_float(random_clips(), "clip")[0, :, 0, 0, 1]
-    expected = [(1 - m) / s for m, s in zip((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))]
+    expected = [
+        (1 - m) / s
+        for m, s in zip((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
+    ]
     torch.testing.assert_close(clip, torch.tensor(expected))
 
 
@@ -61,18 +76,27 @@ def test_layout_is_batch_channel_time_height_width():
 
 
 @pytest.mark.parametrize("layout", ["BCTHW", "BTCHW"])
-@pytest.mark.parametrize("preset, mean, std", [
-    ("unit", (0, 0, 0), (1, 1, 1)),
-    ("symmetric", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    ("raw255", (0, 0, 0), (1 / 255, 1 / 255, 1 / 255)),
-    ("imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    ("clip", (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
-])
+@pytest.mark.parametrize(
+    "preset, mean, std",
+    [
+        ("unit", (0, 0, 0), (1, 1, 1)),
+        ("symmetric", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        ("raw255", (0, 0, 0), (1 / 255, 1 / 255, 1 / 255)),
+        ("imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ("clip", (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
+    ],
+)
 def test_each_input_contract_against_a_direct_computation(layout, preset, mean, std):
     """The published constants, computed in numpy from the uint8 clip, in the declared layout."""
     clips = random_clips()
-    expected = (clips.numpy().astype(np.float64) / 255.0 - np.array(mean)) / np.array(std)  # B T H W C
-    expected = expected.transpose(0, 4, 1, 2, 3) if layout == "BCTHW" else expected.transpose(0, 1, 4, 2, 3)
+    expected = (clips.numpy().astype(np.float64) / 255.0 - np.array(mean)) / np.array(
+        std
+    )  # B T H W C
+    expected = (
+        expected.transpose(0, 4, 1, 2, 3)
+        if layout == "BCTHW"
+        else expected.transpose(0, 1, 4, 2, 3)
+    )
     out = clips_to_float(clips, preset, layout=layout)
     assert tuple(out.shape) == expected.shape
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-4)
@@ -94,8 +118,11 @@ def test_model_contracts_are_declared_and_checked():
     assert resolve_contract(FrameModel(), pixels="raw255").pixels == "raw255"  # the config wins
     assert resolve_contract(nn.Identity()) == InputContract()  # undeclared: BCTHW, unit, any shape
     check_contract(contract, (16, 224, 224, 3), model_name="videomae", clips_from="a.jsonl")
-    with pytest.raises(StageError, match=r"model videomae eats 16 frames at 224x224 \(BTCHW, imagenet\), "
-                                         r"but the clips of a.jsonl are 8 frames at 112x112"):
+    with pytest.raises(
+        StageError,
+        match=r"model videomae eats 16 frames at 224x224 \(BTCHW, imagenet\), "
+        r"but the clips of a.jsonl are 8 frames at 112x112",
+    ):
         check_contract(contract, (8, 112, 112, 3), model_name="videomae", clips_from="a.jsonl")
 
 
@@ -117,9 +144,13 @@ def seeded(seed: int) -> torch.Generator:
 def test_flip_mirrors_whole_clips_per_sample_and_is_determined_by_the_seed():
     clips = random_clips(batch=16)
     plain = clips_to_float(clips, "unit")
-    always = clips_to_float(clips, "unit", augment=DeviceAugment(flip_probability=1.0), generator=seeded(1))
+    always = clips_to_float(
+        clips, "unit", augment=DeviceAugment(flip_probability=1.0), generator=seeded(1)
+    )
     assert torch.equal(always, plain.flip(-1))
-    never = clips_to_float(clips, "unit", augment=DeviceAugment(flip_probability=0.0), generator=seeded(1))
+    never = clips_to_float(
+        clips, "unit", augment=DeviceAugment(flip_probability=0.0), generator=seeded(1)
+    )
     assert torch.equal(never, plain)
     half = DeviceAugment(flip_probability=0.5)
     first = clips_to_float(clips, "unit", augment=half, generator=seeded(7))
@@ -144,7 +175,10 @@ def test_brightness_scales_each_sample_within_the_range_and_clamps():
         ratio = out[i][unclamped] / plain[i][unclamped]
         assert ratio.max() - ratio.min() < 1e-4  # one factor for the whole clip
         factors.append(ratio.mean().item())
-    assert all(0.7 - 1e-4 <= f <= 1.3 + 1e-4 for f in factors) and len({round(f, 3) for f in factors}) > 1
+    assert (
+        all(0.7 - 1e-4 <= f <= 1.3 + 1e-4 for f in factors)
+        and len({round(f, 3) for f in factors}) > 1
+    )
     normalised = clips_to_float(clips, "kinetics", augment=jitter, generator=seeded(3))
     mean = torch.tensor(NORMALISATIONS["kinetics"].mean).view(1, 3, 1, 1, 1)
     std = torch.tensor(NORMALISATIONS["kinetics"].std).view(1, 3, 1, 1, 1)
@@ -152,8 +186,14 @@ def test_brightness_scales_each_sample_within_the_range_and_clamps():
 
 
 def test_to_device_moves_tensors_and_keeps_lists():
-    batch = {"clip": random_clips(), "label": torch.tensor([0, 1, 1]), "index": torch.tensor([4, 5, 6]),
-             "domain": ["a", "b", "c"], "generator": ["x", "y", "z"], "clip_id": ["1", "2", "3"]}
+    batch = {
+        "clip": random_clips(),
+        "label": torch.tensor([0, 1, 1]),
+        "index": torch.tensor([4, 5, 6]),
+        "domain": ["a", "b", "c"],
+        "generator": ["x", "y", "z"],
+        "clip_id": ["1", "2", "3"],
+    }
     moved = to_device(batch, "cpu", "symmetric")
     assert moved["clip"].shape == (3, 3, 4, 6, 5) and moved["clip"].dtype == torch.float32
     assert torch.equal(moved["label"], batch["label"]) and moved["domain"] == ["a", "b", "c"]
@@ -167,7 +207,10 @@ def test_augment_seed_is_pure_and_differs_per_step_rank_and_epoch():
 
 
 def test_device_batcher_repeats_a_step_augmentation_after_a_resume():
-    loader = [{"clip": random_clips(batch=6, seed=k), "label": torch.zeros(6, dtype=torch.int64)} for k in range(4)]
+    loader = [
+        {"clip": random_clips(batch=6, seed=k), "label": torch.zeros(6, dtype=torch.int64)}
+        for k in range(4)
+    ]
     augment = DeviceAugment(flip_probability=0.5, brightness_delta=0.2)
     batcher = DeviceBatcher(loader, "cpu", "kinetics", augment, seed=11)
     batcher.set_epoch(2)
@@ -185,13 +228,18 @@ def test_channel_shuffle_permutes_each_chosen_clip_and_is_seeded():
     clips = torch.randint(0, 256, (6, 2, 4, 4, 3), dtype=torch.uint8)
     augment = DeviceAugment(flip_probability=0.0, channel_shuffle_probability=1.0)
     out = clips_to_float(clips, "unit", augment=augment, generator=torch.Generator().manual_seed(3))
-    again = clips_to_float(clips, "unit", augment=augment, generator=torch.Generator().manual_seed(3))
+    again = clips_to_float(
+        clips, "unit", augment=augment, generator=torch.Generator().manual_seed(3)
+    )
     assert torch.equal(out, again)
     plain = clips_to_float(clips, "unit")
     permuted_any = False
     for sample in range(clips.shape[0]):
         # every output channel is exactly one input channel, each used once
-        sources = [next(c for c in range(3) if torch.equal(out[sample, k], plain[sample, c])) for k in range(3)]
+        sources = [
+            next(c for c in range(3) if torch.equal(out[sample, k], plain[sample, c]))
+            for k in range(3)
+        ]
         assert sorted(sources) == [0, 1, 2]
         permuted_any |= sources != [0, 1, 2]
     assert permuted_any
@@ -200,7 +248,9 @@ def test_channel_shuffle_permutes_each_chosen_clip_and_is_seeded():
 def test_channel_shuffle_probability_zero_is_identity_and_validated():
     clips = torch.randint(0, 256, (3, 2, 4, 4, 3), dtype=torch.uint8)
     augment = DeviceAugment(flip_probability=0.0, channel_shuffle_probability=0.0)
-    assert torch.equal(clips_to_float(clips, "unit", augment=augment, generator=torch.Generator().manual_seed(0)),
-                       clips_to_float(clips, "unit"))
+    assert torch.equal(
+        clips_to_float(clips, "unit", augment=augment, generator=torch.Generator().manual_seed(0)),
+        clips_to_float(clips, "unit"),
+    )
     with pytest.raises(ValueError, match="channel_shuffle_probability"):
         DeviceAugment(channel_shuffle_probability=1.5)

@@ -1,6 +1,7 @@
 """The seed cards' transformer detectors from tiny configs (random weights, nothing downloaded):
 each trains a few steps on a cache through `run_training`, its loss goes down, and its
 checkpoint evaluates through `run_evaluation`, the way `vfcache train` / `vfcache eval` run them."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,17 +12,38 @@ from vfcache.trainers.train import run_training
 from vfcache.trainers.train_config import load_train_config, parse_eval_config
 from vfcache.trainers.trainable import set_trainable
 
-TINY = dict(image_size=32, patch_size=16, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-            intermediate_size=64)
+TINY = dict(
+    image_size=32,
+    patch_size=16,
+    hidden_size=32,
+    num_hidden_layers=4,
+    num_attention_heads=2,
+    intermediate_size=64,
+)
 FAMILIES = {  # seed card -> (model, kwargs, recipe overrides)
-    "003 videomae": ("videomae", {"config": {**TINY, "num_frames": 4, "tubelet_size": 2}},
-                     dict(unfreeze={"last_fraction": 0.5, "heads": ["model.fc_norm", "model.classifier"]},
-                          loss={"kind": "cross_entropy"})),
-    "002 clip_adapter": ("clip_adapter", {"config": TINY, "frames": 4, "bottleneck": 16, "temporal_heads": 2},
-                         dict(unfreeze="factory", loss={"kind": "cross_entropy", "label_smoothing": 0.1},
-                              sampler={"kind": "weighted_random"}, grad_accumulation=2)),
-    "004 timesformer": ("timesformer_reconstructor", {"config": {**TINY, "num_frames": 4}},
-                        dict(loss={"kind": "reconstruction"})),
+    "003 videomae": (
+        "videomae",
+        {"config": {**TINY, "num_frames": 4, "tubelet_size": 2}},
+        dict(
+            unfreeze={"last_fraction": 0.5, "heads": ["model.fc_norm", "model.classifier"]},
+            loss={"kind": "cross_entropy"},
+        ),
+    ),
+    "002 clip_adapter": (
+        "clip_adapter",
+        {"config": TINY, "frames": 4, "bottleneck": 16, "temporal_heads": 2},
+        dict(
+            unfreeze="factory",
+            loss={"kind": "cross_entropy", "label_smoothing": 0.1},
+            sampler={"kind": "weighted_random"},
+            grad_accumulation=2,
+        ),
+    ),
+    "004 timesformer": (
+        "timesformer_reconstructor",
+        {"config": {**TINY, "num_frames": 4}},
+        dict(loss={"kind": "reconstruction"}),
+    ),
 }
 
 
@@ -37,19 +59,40 @@ def test_each_family_trains_and_evaluates(toy, family):
     if name == "timesformer_reconstructor":
         data["train_labels"] = ["real"]
     out = f"runs/{name}"
-    config = toy_train_config(toy, out_dir=out, epochs=4, model={"name": name, "kwargs": kwargs},
-                              optimizer={"lr": 3e-3}, data=data, **overrides)
+    config = toy_train_config(
+        toy,
+        out_dir=out,
+        epochs=4,
+        model={"name": name, "kwargs": kwargs},
+        optimizer={"lr": 3e-3},
+        data=data,
+        **overrides,
+    )
     losses = []
-    result = run_training(config, root=toy.root, progress=False, on_step=lambda s: losses.append(s.loss))
+    result = run_training(
+        config, root=toy.root, progress=False, on_step=lambda s: losses.append(s.loss)
+    )
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
     assert last < first, (family, losses)  # the loss goes down
     protocol = "anomaly" if name == "timesformer_reconstructor" else "benchmark"
-    evaluation = parse_eval_config({
-        "name": name, "checkpoint": str(result.best_checkpoint), "protocols": [protocol],
-        "query": [str(toy.split_files["test"])], "calibration": [str(toy.split_files["val"])],
-        "out_dir": f"reports/{name}", "workers": 0, "device": "cpu", "plots": False}, "<t>")
+    evaluation = parse_eval_config(
+        {
+            "name": name,
+            "checkpoint": str(result.best_checkpoint),
+            "protocols": [protocol],
+            "query": [str(toy.split_files["test"])],
+            "calibration": [str(toy.split_files["val"])],
+            "out_dir": f"reports/{name}",
+            "workers": 0,
+            "device": "cpu",
+            "plots": False,
+        },
+        "<t>",
+    )
     report = run_evaluation(evaluation, root=toy.root, progress=False)  # strict checkpoint load
-    assert (report.out_dir / "results.md").is_file() and report.results[protocol].row("all").num_clips > 0
+    assert (report.out_dir / "results.md").is_file() and report.results[protocol].row(
+        "all"
+    ).num_clips > 0
 
 
 def test_factories_declare_their_contracts_and_keep_what_they_froze():
@@ -60,15 +103,21 @@ def test_factories_declare_their_contracts_and_keep_what_they_froze():
     assert trainable == total - encoder  # the encoder stays frozen, adapters and head train
     video = build_model("videomae", config={**TINY, "num_frames": 4, "tubelet_size": 2})
     assert (video.input_contract.pixels, video.input_contract.frames) == ("imagenet", 4)
-    assert build_model("timesformer_reconstructor", config={**TINY, "num_frames": 4}).input_contract.pixels == \
-        "symmetric"
+    assert (
+        build_model(
+            "timesformer_reconstructor", config={**TINY, "num_frames": 4}
+        ).input_contract.pixels
+        == "symmetric"
+    )
     with pytest.raises(ValueError, match="pin the revision"):
         build_model("videomae", pretrained="MCG-NJU/videomae-base")
     with pytest.raises(ValueError, match="exactly one of"):
         build_model("videomae")
 
 
-@pytest.mark.parametrize("recipe", ["videomae_ffpp", "clip_adapter_dfd", "timesformer_oneclass_webvid"])
+@pytest.mark.parametrize(
+    "recipe", ["videomae_ffpp", "clip_adapter_dfd", "timesformer_oneclass_webvid"]
+)
 def test_card_recipes_load(recipe):
     config = load_train_config(f"configs/train/{recipe}.yaml")
     assert config.model.kwargs["pretrained"] and config.model.kwargs["revision"]

@@ -18,8 +18,9 @@ from vfcache.trainers.losses import (
 )
 
 
-def supcon_by_loops(z: torch.Tensor, labels: list[int], temperature: float,
-                    weights: list[float] | None = None) -> float:
+def supcon_by_loops(
+    z: torch.Tensor, labels: list[int], temperature: float, weights: list[float] | None = None
+) -> float:
     """Khosla et al. L_out, written anchor by anchor in float64."""
     z = z.double()
     n = len(labels)
@@ -29,8 +30,9 @@ def supcon_by_loops(z: torch.Tensor, labels: list[int], temperature: float,
         if not positives:
             continue
         denominator = sum(math.exp(float(z[i] @ z[a]) / temperature) for a in range(n) if a != i)
-        anchor = -sum(math.log(math.exp(float(z[i] @ z[p]) / temperature) / denominator)
-                      for p in positives) / len(positives)
+        anchor = -sum(
+            math.log(math.exp(float(z[i] @ z[p]) / temperature) / denominator) for p in positives
+        ) / len(positives)
         w = 1.0 if weights is None else weights[i]
         total += w * anchor
         weight_sum += w
@@ -54,13 +56,15 @@ def test_supcon_matches_loop_formula(temperature, seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(labels=st.lists(st.integers(0, 2), min_size=2, max_size=12), seed=st.integers(0, 10_000),
-       data=st.data())
+@given(
+    labels=st.lists(st.integers(0, 2), min_size=2, max_size=12),
+    seed=st.integers(0, 10_000),
+    data=st.data(),
+)
 def test_supcon_property_against_loops(labels, seed, data):
     generator = torch.Generator().manual_seed(seed)
     z = F.normalize(torch.randn(len(labels), 5, generator=generator, dtype=torch.float64), dim=1)
-    weights = data.draw(st.lists(st.floats(0.05, 2.0), min_size=len(labels),
-                                 max_size=len(labels)))
+    weights = data.draw(st.lists(st.floats(0.05, 2.0), min_size=len(labels), max_size=len(labels)))
     has_pair = any(labels.count(v) > 1 for v in labels)
     got = SupConLoss(0.2)(z, torch.tensor(labels), torch.tensor(weights, dtype=torch.float64))
     if has_pair:
@@ -98,8 +102,7 @@ def test_supcon_validates_inputs():
 
 
 def test_domain_sample_weights_use_the_card_values():
-    weights = domain_sample_weights(["aegis", "dvf", "genvideo", "aegis"],
-                                    CARD_DOMAIN_LOSS_WEIGHTS)
+    weights = domain_sample_weights(["aegis", "dvf", "genvideo", "aegis"], CARD_DOMAIN_LOSS_WEIGHTS)
     torch.testing.assert_close(weights, torch.tensor([0.5, 0.3, 0.2, 0.5]))
     with pytest.raises(ValueError, match=r"no loss weight for domains \['ff\+\+'\]"):
         domain_sample_weights(["dvf", "ff++"], CARD_DOMAIN_LOSS_WEIGHTS)
@@ -107,8 +110,13 @@ def test_domain_sample_weights_use_the_card_values():
         domain_sample_weights(["dvf"], {"dvf": -1.0})
 
 
-def ce_by_loops(logits: torch.Tensor, targets: list[int], class_weights: list[float],
-                smoothing: float, sample_weights: list[float] | None = None) -> float:
+def ce_by_loops(
+    logits: torch.Tensor,
+    targets: list[int],
+    class_weights: list[float],
+    smoothing: float,
+    sample_weights: list[float] | None = None,
+) -> float:
     num_classes = logits.shape[1]
     numerator, denominator = 0.0, 0.0
     for i, y in enumerate(targets):
@@ -130,7 +138,8 @@ def test_weighted_cross_entropy_matches_loops_and_torch():
     got = weighted_cross_entropy(logits, t)  # card defaults: (1.0, 1.5), smoothing 0.2
     assert got.item() == pytest.approx(ce_by_loops(logits, targets, [1.0, 1.5], 0.2), rel=1e-5)
     torch.testing.assert_close(
-        got, F.cross_entropy(logits, t, weight=torch.tensor([1.0, 1.5]), label_smoothing=0.2))
+        got, F.cross_entropy(logits, t, weight=torch.tensor([1.0, 1.5]), label_smoothing=0.2)
+    )
     samples = [0.5, 0.3, 0.2, 0.5, 0.3, 0.2, 0.5]
     got_weighted = WeightedCrossEntropy()(logits, t, torch.tensor(samples))
     expected = ce_by_loops(logits, targets, [1.0, 1.5], 0.2, samples)
@@ -166,23 +175,32 @@ def test_domain_shares_weight_each_domains_mean_cross_entropy():
     domains, labels, generator = _card_batch()
     logits = torch.randn(len(domains), 2, generator=generator)
     class_weights = (1.0, 1.5)
-    per_sample = F.cross_entropy(logits, labels, weight=torch.tensor(class_weights), reduction="none")
+    per_sample = F.cross_entropy(
+        logits, labels, weight=torch.tensor(class_weights), reduction="none"
+    )
     mass = torch.tensor(class_weights)[labels]
     expected = sum(
-        CARD_DOMAIN_LOSS_WEIGHTS[d] * per_sample[[i for i, x in enumerate(domains) if x == d]].sum()
+        CARD_DOMAIN_LOSS_WEIGHTS[d]
+        * per_sample[[i for i, x in enumerate(domains) if x == d]].sum()
         / mass[[i for i, x in enumerate(domains) if x == d]].sum()
-        for d in ("aegis", "dvf", "genvideo")) / sum(CARD_DOMAIN_LOSS_WEIGHTS.values())
+        for d in ("aegis", "dvf", "genvideo")
+    ) / sum(CARD_DOMAIN_LOSS_WEIGHTS.values())
     shares = domain_share_weights(domains, CARD_DOMAIN_LOSS_WEIGHTS, mass)
-    got = weighted_cross_entropy(logits, labels, class_weights=class_weights, label_smoothing=0.0,
-                                 sample_weights=shares)
+    got = weighted_cross_entropy(
+        logits, labels, class_weights=class_weights, label_smoothing=0.0, sample_weights=shares
+    )
     torch.testing.assert_close(got, expected)
     # per anchor, AEGIS's 2 clips would weigh 0.15 of the batch, not 0.5
     per_anchor = domain_sample_weights(domains, CARD_DOMAIN_LOSS_WEIGHTS)
-    share_of = {d: float(per_anchor[[i for i, x in enumerate(domains) if x == d]].sum() / per_anchor.sum())
-                for d in ("aegis", "dvf", "genvideo")}
+    share_of = {
+        d: float(per_anchor[[i for i, x in enumerate(domains) if x == d]].sum() / per_anchor.sum())
+        for d in ("aegis", "dvf", "genvideo")
+    }
     assert [round(share_of[d], 2) for d in ("aegis", "dvf", "genvideo")] == [0.15, 0.51, 0.34]
-    effective = {d: float((shares * mass)[[i for i, x in enumerate(domains) if x == d]].sum())
-                 for d in ("aegis", "dvf", "genvideo")}
+    effective = {
+        d: float((shares * mass)[[i for i, x in enumerate(domains) if x == d]].sum())
+        for d in ("aegis", "dvf", "genvideo")
+    }
     assert effective == pytest.approx({"aegis": 0.5, "dvf": 0.3, "genvideo": 0.2})
 
 
@@ -194,11 +212,15 @@ def test_domain_shares_of_supcon_count_anchors_with_a_positive():
     labels[0] = 2  # an AEGIS anchor with no positive: it is left out of AEGIS's mean
     embeddings = F.normalize(torch.randn(len(domains), 8, generator=generator), dim=1)
     loss = SupConLoss(0.07)
-    anchors = [loss(embeddings, labels, F.one_hot(torch.tensor(i), len(domains)).float())
-               for i in range(1, len(domains))]  # l_i of every anchor that has a positive
+    anchors = [
+        loss(embeddings, labels, F.one_hot(torch.tensor(i), len(domains)).float())
+        for i in range(1, len(domains))
+    ]  # l_i of every anchor that has a positive
     anchor_loss = dict(zip(range(1, len(domains)), anchors))
-    means = {d: torch.stack([anchor_loss[i] for i, x in enumerate(domains) if x == d and i > 0]).mean()
-             for d in ("aegis", "dvf", "genvideo")}
+    means = {
+        d: torch.stack([anchor_loss[i] for i, x in enumerate(domains) if x == d and i > 0]).mean()
+        for d in ("aegis", "dvf", "genvideo")
+    }
     expected = sum(CARD_DOMAIN_LOSS_WEIGHTS[d] * means[d] for d in means)
     mass = ((labels[:, None] == labels[None, :]).sum(dim=1) > 1).float()
     got = loss(embeddings, labels, domain_share_weights(domains, CARD_DOMAIN_LOSS_WEIGHTS, mass))

@@ -35,10 +35,12 @@ def test_auroc_hand_cases():
     assert auroc(np.array([True, False]), [0.9, 0.1]) == 1.0
 
 
-labelled_scores = st.integers(2, 30).flatmap(lambda n: st.tuples(
-    st.lists(st.integers(0, 1), min_size=n, max_size=n),
-    st.lists(st.integers(-5, 5).map(lambda v: v / 4), min_size=n, max_size=n),
-))
+labelled_scores = st.integers(2, 30).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(0, 1), min_size=n, max_size=n),
+        st.lists(st.integers(-5, 5).map(lambda v: v / 4), min_size=n, max_size=n),
+    )
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -106,7 +108,8 @@ def test_brier_and_cross_entropy_hand_cases():
     assert brier([0, 1, 1], [0.2, 0.7, 1.0]) == pytest.approx((0.04 + 0.09 + 0.0) / 3)
     assert brier([0, 1], [0.5, 0.5]) == pytest.approx(0.25)
     assert binary_cross_entropy([0, 1], [0.2, 0.7]) == pytest.approx(
-        -(math.log(0.8) + math.log(0.7)) / 2)
+        -(math.log(0.8) + math.log(0.7)) / 2
+    )
     clipped = binary_cross_entropy([0], [1.0], eps=1e-7)
     assert clipped == pytest.approx(-math.log(1e-7), rel=1e-6)
 
@@ -125,18 +128,24 @@ def test_combined_score_hand_cases():
         combined_score(0.5, -0.1)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: auroc([1, 1, 1], [0.1, 0.2, 0.3]), "AUROC needs both classes, got 0 real and 3 fake"),
-    (lambda: eer([0, 0], [0.1, 0.2]), "ROC needs both classes, got 2 real and 0 fake"),
-    (lambda: auroc([0, 2], [0.1, 0.2]), r"0 \(real\) or 1 \(fake\), got values \[2\]"),
-    (lambda: auroc([0, 1], [0.1]), r"scores must have shape \(2,\)"),
-    (lambda: auroc([0, 1], [0.1, float("nan")]), "non-finite"),
-    (lambda: auroc([], []), "non-empty 1-D"),
-    (lambda: brier([0, 1], [0.1, 1.2]), "pass softmax probabilities, not logits"),
-    (lambda: binary_cross_entropy([0, 1], [0.1, 0.2], eps=0.0), "eps must be in"),
-    (lambda: accuracy([0, 1], [0, 1, 1]), "3 predictions for 2 labels"),
-    (lambda: mcc([0, 1], [0, 1, 1]), "3 predictions for 2 labels"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda: auroc([1, 1, 1], [0.1, 0.2, 0.3]),
+            "AUROC needs both classes, got 0 real and 3 fake",
+        ),
+        (lambda: eer([0, 0], [0.1, 0.2]), "ROC needs both classes, got 2 real and 0 fake"),
+        (lambda: auroc([0, 2], [0.1, 0.2]), r"0 \(real\) or 1 \(fake\), got values \[2\]"),
+        (lambda: auroc([0, 1], [0.1]), r"scores must have shape \(2,\)"),
+        (lambda: auroc([0, 1], [0.1, float("nan")]), "non-finite"),
+        (lambda: auroc([], []), "non-empty 1-D"),
+        (lambda: brier([0, 1], [0.1, 1.2]), "pass softmax probabilities, not logits"),
+        (lambda: binary_cross_entropy([0, 1], [0.1, 0.2], eps=0.0), "eps must be in"),
+        (lambda: accuracy([0, 1], [0, 1, 1]), "3 predictions for 2 labels"),
+        (lambda: mcc([0, 1], [0, 1, 1]), "3 predictions for 2 labels"),
+    ],
+)
 def test_bad_inputs_fail_clearly(call, message):
     with pytest.raises(ValueError, match=message):
         call()

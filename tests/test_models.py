@@ -1,4 +1,5 @@
-"""Tests for vfcache.trainers.r2plus1d and vfcache.trainers.models: torchvision layout, heads, policies,
+"""Tests for vfcache.trainers.r2plus1d and vfcache.trainers.models: torchvision layout, heads,
+policies,
 build by name / import path, checkpoints."""
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ def baseline() -> BaselineClassifier:
 
 def test_parameter_count_is_the_cards(detector):
     assert _count(detector) == CARD_PARAMETERS
-    backbone = sum(p.numel() for k, p in detector.named_parameters()
-                   if not k.startswith(("fc.", "proj_head.")))
+    backbone = sum(
+        p.numel() for k, p in detector.named_parameters() if not k.startswith(("fc.", "proj_head."))
+    )
     assert backbone == BACKBONE_PARAMETERS
     assert _count(detector.proj_head) == (512 * 512 + 512) + (512 * 128 + 128)
     assert _count(detector.fc) == 512 * 2 + 2
@@ -92,8 +94,14 @@ def test_state_dict_uses_torchvision_names_and_shapes(detector):
     assert len(state) == 228
     keys = list(state)
     assert keys[:2] == ["stem.0.weight", "stem.1.weight"]
-    assert keys[-6:] == ["fc.weight", "fc.bias", "proj_head.0.weight", "proj_head.0.bias",
-                         "proj_head.2.weight", "proj_head.2.bias"]
+    assert keys[-6:] == [
+        "fc.weight",
+        "fc.bias",
+        "proj_head.0.weight",
+        "proj_head.0.bias",
+        "proj_head.2.weight",
+        "proj_head.2.bias",
+    ]
     assert not any(k.startswith("layer1.0.downsample") for k in keys)
 
 
@@ -109,18 +117,25 @@ def test_strides_follow_torchvision(detector):
 def test_forward_shapes_and_normalised_embedding(detector):
     detector.eval()
     seen = {}
-    hooks = [getattr(detector, name).register_forward_hook(
-        lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape)))
-        for name in ("stem", "layer1", "layer2", "layer3", "layer4")]
+    hooks = [
+        getattr(detector, name).register_forward_hook(
+            lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape))
+        )
+        for name in ("stem", "layer1", "layer2", "layer3", "layer4")
+    ]
     try:
         with torch.no_grad():
             out = detector(torch.rand(2, 3, 8, 32, 32))
     finally:
         for hook in hooks:
             hook.remove()
-    assert seen == {"stem": (2, 64, 8, 16, 16), "layer1": (2, 64, 8, 16, 16),
-                    "layer2": (2, 128, 4, 8, 8), "layer3": (2, 256, 2, 4, 4),
-                    "layer4": (2, 512, 1, 2, 2)}
+    assert seen == {
+        "stem": (2, 64, 8, 16, 16),
+        "layer1": (2, 64, 8, 16, 16),
+        "layer2": (2, 128, 4, 8, 8),
+        "layer3": (2, 256, 2, 4, 4),
+        "layer4": (2, 512, 1, 2, 2),
+    }
     assert isinstance(out, DetectorOutput)
     assert out.features.shape == (2, 512) and out.embedding.shape == (2, 128)
     assert out.logits.shape == (2, 2)
@@ -130,9 +145,18 @@ def test_forward_shapes_and_normalised_embedding(detector):
 
 def _functional_block(x, state, prefix, stride, has_downsample):
     """Residual block written from the paper's description with F.conv3d / F.batch_norm."""
+
     def bn(t, key):
-        return F.batch_norm(t, state[f"{key}.running_mean"], state[f"{key}.running_var"],
-                            state[f"{key}.weight"], state[f"{key}.bias"], False, 0.0, 1e-5)
+        return F.batch_norm(
+            t,
+            state[f"{key}.running_mean"],
+            state[f"{key}.running_var"],
+            state[f"{key}.weight"],
+            state[f"{key}.bias"],
+            False,
+            0.0,
+            1e-5,
+        )
 
     def conv2plus1d(t, key, s):
         t = F.conv3d(t, state[f"{key}.0.weight"], stride=(1, s, s), padding=(0, 1, 1))
@@ -143,8 +167,10 @@ def _functional_block(x, state, prefix, stride, has_downsample):
     out = bn(conv2plus1d(out, f"{prefix}.conv2.0", 1), f"{prefix}.conv2.1")
     shortcut = x
     if has_downsample:
-        shortcut = bn(F.conv3d(x, state[f"{prefix}.downsample.0.weight"], stride=stride),
-                      f"{prefix}.downsample.1")
+        shortcut = bn(
+            F.conv3d(x, state[f"{prefix}.downsample.0.weight"], stride=stride),
+            f"{prefix}.downsample.1",
+        )
     return F.relu(out + shortcut)
 
 
@@ -162,11 +188,31 @@ def test_forward_matches_functional_reference(baseline):
     with torch.no_grad():
         out = baseline(clips)
         x = F.conv3d(clips, state["stem.0.weight"], stride=(1, 2, 2), padding=(0, 3, 3))
-        x = F.relu(F.batch_norm(x, state["stem.1.running_mean"], state["stem.1.running_var"],
-                                state["stem.1.weight"], state["stem.1.bias"], False, 0.0, 1e-5))
+        x = F.relu(
+            F.batch_norm(
+                x,
+                state["stem.1.running_mean"],
+                state["stem.1.running_var"],
+                state["stem.1.weight"],
+                state["stem.1.bias"],
+                False,
+                0.0,
+                1e-5,
+            )
+        )
         x = F.conv3d(x, state["stem.3.weight"], padding=(1, 0, 0))
-        x = F.relu(F.batch_norm(x, state["stem.4.running_mean"], state["stem.4.running_var"],
-                                state["stem.4.weight"], state["stem.4.bias"], False, 0.0, 1e-5))
+        x = F.relu(
+            F.batch_norm(
+                x,
+                state["stem.4.running_mean"],
+                state["stem.4.running_var"],
+                state["stem.4.weight"],
+                state["stem.4.bias"],
+                False,
+                0.0,
+                1e-5,
+            )
+        )
         for layer in range(1, 5):
             stride = 1 if layer == 1 else 2
             x = _functional_block(x, state, f"layer{layer}.0", stride, layer > 1)
@@ -196,14 +242,21 @@ def test_registry_builds_each_model():
     assert model.layer1[0].weight.grad is not None
 
 
-@pytest.mark.parametrize("name, error, message", [
-    ("resnet50", ValueError, "unknown model 'resnet50'"),
-    ("no_such_package_xyz.models:build", ValueError, "cannot import module"),
-    ("vfcache.trainers.models:no_such_factory", ValueError, "has no attribute 'no_such_factory'"),
-    ("vfcache.trainers.models:CHECKPOINT_KEYS", ValueError, "not a callable"),
-    ("vfcache.trainers.models:to_detector_output", ValueError, "rejected arguments"),
-    (":factory", ValueError, "package.module:factory"),
-])
+@pytest.mark.parametrize(
+    "name, error, message",
+    [
+        ("resnet50", ValueError, "unknown model 'resnet50'"),
+        ("no_such_package_xyz.models:build", ValueError, "cannot import module"),
+        (
+            "vfcache.trainers.models:no_such_factory",
+            ValueError,
+            "has no attribute 'no_such_factory'",
+        ),
+        ("vfcache.trainers.models:CHECKPOINT_KEYS", ValueError, "not a callable"),
+        ("vfcache.trainers.models:to_detector_output", ValueError, "rejected arguments"),
+        (":factory", ValueError, "package.module:factory"),
+    ],
+)
 def test_build_model_errors_name_the_bad_value(name, error, message):
     with pytest.raises(error, match=message):
         build_model(name)
@@ -215,7 +268,8 @@ def test_build_model_rejects_unknown_kwargs():
 
 
 def test_import_path_factory_returning_logits(tmp_path, monkeypatch):
-    (tmp_path / "user_models_for_test.py").write_text(textwrap.dedent("""
+    (tmp_path / "user_models_for_test.py").write_text(
+        textwrap.dedent("""
         import torch
         from torch import nn
 
@@ -232,7 +286,8 @@ def test_import_path_factory_returning_logits(tmp_path, monkeypatch):
 
         def not_a_module():
             return "model"
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     model = build_model("user_models_for_test:make", classes=2)
     out = to_detector_output(model(torch.rand(3, 3, 2, 4, 4)))
@@ -266,7 +321,10 @@ def test_set_trainable_policies(detector, baseline):
         assert set_trainable(detector, "all") == (CARD_PARAMETERS, CARD_PARAMETERS)
         count, total = set_trainable(detector, "layer4_all")
         assert _trainable_names(detector) == {"layer4", "proj_head"}
-        assert count == _count(detector.layer4) + _count(detector.proj_head) and total == CARD_PARAMETERS
+        assert (
+            count == _count(detector.layer4) + _count(detector.proj_head)
+            and total == CARD_PARAMETERS
+        )
         set_trainable(detector, "head_only")
         assert _trainable_names(detector) == {"fc", "proj_head"}
         set_trainable(baseline, "layer4_all")  # no projection head: the classifier trains
@@ -304,15 +362,24 @@ def test_general_unfreeze_policies():
     set_trainable(model, {"include": ["*adapter*", "fc.*"], "exclude": ["*.bias"]})
     assert _trainable(model) == {"adapter.weight", "fc.weight"}
     set_trainable(model, {"last_fraction": 0.3})  # ceil(0.3 * 10) = 3 blocks + the fc head
-    assert _trainable(model) == {f"encoder.{i}.{k}" for i in (7, 8, 9) for k in ("weight", "bias")} | {
-        "fc.weight", "fc.bias"}
+    assert _trainable(model) == {
+        f"encoder.{i}.{k}" for i in (7, 8, 9) for k in ("weight", "bias")
+    } | {"fc.weight", "fc.bias"}
     set_trainable(model, {"last_fraction": 0.25, "heads": ["adapter", "fc"]})
-    assert {n.split(".")[1] for n in _trainable(model) if n.startswith("encoder")} == {"7", "8", "9"}
+    assert {n.split(".")[1] for n in _trainable(model) if n.startswith("encoder")} == {
+        "7",
+        "8",
+        "9",
+    }
     assert {"adapter.weight", "fc.weight"} <= _trainable(model)
     assert model_blocks(model)[0] == "encoder"
-    for bad, message in [("layer3_all", "unknown unfreeze policy"), ({"last_fraction": 0}, "in \\(0, 1\\]"),
-                         ({"include": ["a"], "last_fraction": 0.5}, "one of the two"),
-                         ({"exclude": ["*"]}, "include must name"), ({"include": ["nothing*"]}, "no parameter")]:
+    for bad, message in [
+        ("layer3_all", "unknown unfreeze policy"),
+        ({"last_fraction": 0}, "in \\(0, 1\\]"),
+        ({"include": ["a"], "last_fraction": 0.5}, "one of the two"),
+        ({"exclude": ["*"]}, "include must name"),
+        ({"include": ["nothing*"]}, "no parameter"),
+    ]:
         with pytest.raises(ValueError, match=message):
             set_trainable(model, bad)
 
@@ -336,14 +403,26 @@ def test_checkpoint_round_trip_is_strict_and_weights_only(tmp_path, detector):
     optimizer = torch.optim.AdamW(detector.proj_head.parameters(), lr=5e-5, weight_decay=1e-5)
     detector(torch.rand(2, 3, 8, 32, 32)).embedding.sum().backward()
     optimizer.step()
-    args = {"lr": 5e-5, "unfreeze_policy": "layer4_all", "domains": ["aegis", "dvf"],
-            "checkpoint": None, "save_last": False}
-    path = save_checkpoint(tmp_path / "supcon" / "final_best.pt", detector, epoch=16,
-                           optimizer=optimizer, best_selection_score=0.81, args=args)
+    args = {
+        "lr": 5e-5,
+        "unfreeze_policy": "layer4_all",
+        "domains": ["aegis", "dvf"],
+        "checkpoint": None,
+        "save_last": False,
+    }
+    path = save_checkpoint(
+        tmp_path / "supcon" / "final_best.pt",
+        detector,
+        epoch=16,
+        optimizer=optimizer,
+        best_selection_score=0.81,
+        args=args,
+    )
     assert sorted(p.name for p in path.parent.iterdir()) == ["final_best.pt"]
     raw = torch.load(path, map_location="cpu", weights_only=True)
-    assert sorted(raw) == sorted(["epoch", "model_state_dict", "optimizer_state_dict",
-                                  "best_selection_score", "args"])
+    assert sorted(raw) == sorted(
+        ["epoch", "model_state_dict", "optimizer_state_dict", "best_selection_score", "args"]
+    )
     model, info = load_checkpoint_model(path, "r2plus1d_18_supcon")
     assert not model.training
     assert (info.epoch, info.best_selection_score, info.has_optimizer_state) == (16, 0.81, True)

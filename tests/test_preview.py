@@ -1,4 +1,5 @@
 """contact_sheet: a readable PNG of the expected size whose tiles are the cached frames."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,9 +21,11 @@ from vfcache.cache_tools.preview import (
 
 from vfcache.errors import StageError
 
-PLANS = ([VideoPlan("d", 0, "youtube", f"r{i}") for i in range(5)]
-         + [VideoPlan("d", 1, "sora", f"s{i}") for i in range(3)]
-         + [VideoPlan("d", 1, "pika", f"p{i}", clips=2) for i in range(2)])  # cells: 5, 3, 4 clips
+PLANS = (
+    [VideoPlan("d", 0, "youtube", f"r{i}") for i in range(5)]
+    + [VideoPlan("d", 1, "sora", f"s{i}") for i in range(3)]
+    + [VideoPlan("d", 1, "pika", f"p{i}", clips=2) for i in range(2)]
+)  # cells: 5, 3, 4 clips
 
 
 @pytest.fixture()
@@ -31,24 +34,38 @@ def cache(tmp_path: Path):
 
 
 def test_sheet_size_follows_the_layout(cache, tmp_path: Path):
-    out = contact_sheet(cache.cache_dir, tmp_path / "out" / "sheet.png", per_cell=4, frames_per_clip=3, tile_px=32)
+    out = contact_sheet(
+        cache.cache_dir, tmp_path / "out" / "sheet.png", per_cell=4, frames_per_clip=3, tile_px=32
+    )
     image = cv2.imread(str(out), cv2.IMREAD_COLOR)
     assert image is not None and image.dtype == np.uint8
     rows = 3  # real/youtube, fake/pika, fake/sora
-    assert image.shape == (rows * (CAPTION_PX + 32 + GAP_PX), LABEL_COLUMN_PX + 4 * (3 * 32 + GAP_PX), 3)
+    assert image.shape == (
+        rows * (CAPTION_PX + 32 + GAP_PX),
+        LABEL_COLUMN_PX + 4 * (3 * 32 + GAP_PX),
+        3,
+    )
     assert image.shape[:2] == sheet_size(rows, 4, 3, (32, 32))
     assert not [p for p in out.parent.iterdir() if ".tmp-" in p.name]
 
 
 def test_tiles_are_the_cached_frames_and_missing_clips_are_blank(cache, tmp_path: Path):
     frames_per_clip, per_cell = 2, 4
-    out = contact_sheet(cache.cache_dir, tmp_path / "sheet.png", per_cell=per_cell, frames_per_clip=frames_per_clip,
-                        tile_px=16, seed=7)
+    out = contact_sheet(
+        cache.cache_dir,
+        tmp_path / "sheet.png",
+        per_cell=per_cell,
+        frames_per_clip=frames_per_clip,
+        tile_px=16,
+        seed=7,
+    )
     rgb = cv2.imread(str(out), cv2.IMREAD_COLOR)[..., ::-1]
     strips = {}
     for clip in cache.clips:
         pixels = cache.pixels[clip.clip_id]
-        strips[clip.clip_id] = np.concatenate([pixels[i] for i in frame_positions(4, frames_per_clip)], axis=1)
+        strips[clip.clip_id] = np.concatenate(
+            [pixels[i] for i in frame_positions(4, frames_per_clip)], axis=1
+        )
     rows = [("youtube", 5), ("pika", 4), ("sora", 3)]  # sorted by (label, generator)
     row_h, strip_w = CAPTION_PX + 16 + GAP_PX, frames_per_clip * 16
     for row, (generator, available) in enumerate(rows):
@@ -56,7 +73,7 @@ def test_tiles_are_the_cached_frames_and_missing_clips_are_blank(cache, tmp_path
         shown = []
         for column in range(per_cell):
             top, left = row * row_h + CAPTION_PX, LABEL_COLUMN_PX + column * (strip_w + GAP_PX)
-            tile = rgb[top: top + 16, left: left + strip_w]
+            tile = rgb[top : top + 16, left : left + strip_w]
             matches = [cid for cid in cell_ids if np.array_equal(tile, strips[cid])]
             if column < available:
                 assert len(matches) == 1, (generator, column)
@@ -68,8 +85,13 @@ def test_tiles_are_the_cached_frames_and_missing_clips_are_blank(cache, tmp_path
 
 def test_same_seed_same_png_other_seed_other_clips(cache, tmp_path: Path):
     first = contact_sheet(cache.cache_dir, tmp_path / "a.png", per_cell=2, seed=1).read_bytes()
-    assert contact_sheet(cache.cache_dir, tmp_path / "b.png", per_cell=2, seed=1).read_bytes() == first
-    others = {contact_sheet(cache.cache_dir, tmp_path / f"s{s}.png", per_cell=2, seed=s).read_bytes() for s in range(2, 6)}
+    assert (
+        contact_sheet(cache.cache_dir, tmp_path / "b.png", per_cell=2, seed=1).read_bytes() == first
+    )
+    others = {
+        contact_sheet(cache.cache_dir, tmp_path / f"s{s}.png", per_cell=2, seed=s).read_bytes()
+        for s in range(2, 6)
+    }
     assert others - {first}
 
 

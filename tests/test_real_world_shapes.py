@@ -6,6 +6,7 @@ VideoMAE's 16 uniform frames), and every clip is compared with the usual script'
 of every frame from the start of the stream. A stream recorded mid-refresh, whose first
 frames FFmpeg cannot reconstruct, is a failure row with reason `corrupt_frames`, not a clip.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -60,8 +61,10 @@ def _cached_clips(cache, clips):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("spec_name", "reader"), [(name, "pyav") for name in CARD_SPECS]
-                         + [("r2plus1d_24x224", "decord")])
+@pytest.mark.parametrize(
+    ("spec_name", "reader"),
+    [(name, "pyav") for name in CARD_SPECS] + [("r2plus1d_24x224", "decord")],
+)
 def test_every_clip_equals_the_decode_from_the_start(shapes_root, spec_name, reader) -> None:
     """PyAV's clips equal the decode from the start bit for bit; decord's agree with it
     within decord's own decoding differences (see _decord_source)."""
@@ -71,7 +74,9 @@ def test_every_clip_equals_the_decode_from_the_start(shapes_root, spec_name, rea
         spec = dataclasses.replace(spec, name=f"{spec.name}_decord")  # a cache folder of its own
     extract_clips(config, root, spec, client=None, reader=reader, progress=False, max_failed=None)
     cache = root.cache_dir(config.name, spec.name)
-    videos = {v.video_id: v for v in read_records(cache.path.parent / "videos.parquet", VideoRecord)}
+    videos = {
+        v.video_id: v for v in read_records(cache.path.parent / "videos.parquet", VideoRecord)
+    }
     failures = {f.relpath: f.reason for f in read_records(cache.failures_parquet, FailureRecord)}
     expected = {f.name for f in SHAPE_FIXTURES + SEEK_FIXTURES}
     if reader == "decord":  # decord 0.6 cannot time AVI's frames nor size these two: recorded
@@ -92,8 +97,14 @@ def test_every_clip_equals_the_decode_from_the_start(shapes_root, spec_name, rea
     raw = get_source(config).raw_dir(root)
     for clip, cached in _cached_clips(cache, clips):
         path = raw / videos[clip.video_id].relpath
-        reference = decode_all_then_pick(path, list(clip.frame_indices), info=probe_video(path),
-                                         height=spec.height, width=spec.width, resize=spec.resize)
+        reference = decode_all_then_pick(
+            path,
+            list(clip.frame_indices),
+            info=probe_video(path),
+            height=spec.height,
+            width=spec.width,
+            resize=spec.resize,
+        )
         where = f"{clip.relpath} clip {clip.clip_index} ({reader})"
         if reader == "pyav":
             assert np.array_equal(cached, reference), where

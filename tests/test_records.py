@@ -1,4 +1,5 @@
 """Records and their parquet round trip; the Arrow schema is derived from the dataclasses."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,10 +18,23 @@ from vfcache.manifests.records import (
 
 def _clip(i: int) -> ClipRecord:
     return ClipRecord(
-        clip_id=make_clip_id("v" * 64, "h" * 16, i), video_id="v" * 64, clip_index=i,
-        frame_indices=(0, 1, 1), timestamps_s=(0.0, 0.04, 0.04), padded_frames=1, short_policy="pad_last",
-        shard="shards/shard-0000-0000.npy.zst", offset=10 * i, nbytes=10, dataset="d", domain="dom",
-        relpath="a/b.mp4", label=1, generator="g", group="b", source_split=None,
+        clip_id=make_clip_id("v" * 64, "h" * 16, i),
+        video_id="v" * 64,
+        clip_index=i,
+        frame_indices=(0, 1, 1),
+        timestamps_s=(0.0, 0.04, 0.04),
+        padded_frames=1,
+        short_policy="pad_last",
+        shard="shards/shard-0000-0000.npy.zst",
+        offset=10 * i,
+        nbytes=10,
+        dataset="d",
+        domain="dom",
+        relpath="a/b.mp4",
+        label=1,
+        generator="g",
+        group="b",
+        source_split=None,
     )
 
 
@@ -28,21 +42,44 @@ def test_clip_round_trip(tmp_path):
     clips = [_clip(i) for i in range(3)]
     path = write_records(tmp_path / "clips.parquet", clips, ClipRecord)
     assert read_records(path, ClipRecord) == clips
-    assert pq.read_schema(path).field("frame_indices").type == arrow_schema(ClipRecord).field("frame_indices").type
+    assert (
+        pq.read_schema(path).field("frame_indices").type
+        == arrow_schema(ClipRecord).field("frame_indices").type
+    )
 
 
 def test_video_nullable_fields(tmp_path):
     row = VideoRecord(
-        video_id="x", dataset="d", domain="dom", relpath="r.mp4", label=0, generator="camera", group="r",
-        source_split=None, bytes=3, codec=None, width=None, height=None, rotation=0, fps=None,
-        num_frames=None, duration_s=None, status="failed", reason="not_a_video: invalid data",
+        video_id="x",
+        dataset="d",
+        domain="dom",
+        relpath="r.mp4",
+        label=0,
+        generator="camera",
+        group="r",
+        source_split=None,
+        bytes=3,
+        codec=None,
+        width=None,
+        height=None,
+        rotation=0,
+        fps=None,
+        num_frames=None,
+        duration_s=None,
+        status="failed",
+        reason="not_a_video: invalid data",
     )
     path = write_records(tmp_path / "videos.parquet", [row], VideoRecord)
     assert read_records(path, VideoRecord) == [row]
 
 
 def test_clip_id_depends_on_every_input():
-    ids = {make_clip_id("a", "s", 0), make_clip_id("b", "s", 0), make_clip_id("a", "t", 0), make_clip_id("a", "s", 1)}
+    ids = {
+        make_clip_id("a", "s", 0),
+        make_clip_id("b", "s", 0),
+        make_clip_id("a", "t", 0),
+        make_clip_id("a", "s", 1),
+    }
     assert len(ids) == 4 and make_clip_id("a", "s", 0) == make_clip_id("a", "s", 0)
 
 

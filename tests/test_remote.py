@@ -2,6 +2,7 @@
 proxy that can reset a connection mid-response): training reads single clips by range request,
 retries a dropped read, keeps whole shards in a local disk cache under its budget, and takes
 credentials from the environment only."""
+
 from __future__ import annotations
 
 import json
@@ -49,9 +50,15 @@ def _s3_environment(monkeypatch, endpoint: str, home: Path) -> None:
 
 
 def _client(endpoint: str):
-    """boto3 for the test's own uploads and listings (vfcache itself talks to the store with obstore)."""
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id="vfcache-test", aws_secret_access_key="vfcache-test-secret")
+    """boto3 for the test's own uploads and listings (vfcache itself talks to the store with
+    obstore)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="vfcache-test",
+        aws_secret_access_key="vfcache-test-secret",
+    )
 
 
 @pytest.fixture
@@ -112,7 +119,9 @@ def test_a_read_that_keeps_failing_is_one_clear_error():
         with_retries(always_reset, "clip x", attempts=3, first_delay_s=0.001)
     assert len(calls) == 3
     with pytest.raises(FileNotFoundError):  # not worth retrying
-        with_retries(lambda: (_ for _ in ()).throw(FileNotFoundError("gone")), "clip y", first_delay_s=0.001)
+        with_retries(
+            lambda: (_ for _ in ()).throw(FileNotFoundError("gone")), "clip y", first_delay_s=0.001
+        )
 
 
 def test_remote_shards_are_kept_on_disk_under_a_budget(s3, sample_root, tmp_path):
@@ -151,23 +160,43 @@ def test_credentials_come_from_the_environment_only(s3, monkeypatch):
 def test_vfcache_train_and_eval_read_split_files_on_s3(s3, sample_root, tmp_path):
     configs = Path(__file__).resolve().parents[1] / "configs"
     train = yaml.safe_load((configs / "train/sample_cpu.yaml").read_text())
-    train.update(epochs=1, workers=1, decode_cache_gb=0, device="cpu", out_dir=str(tmp_path / "run"),
-                 sampler={"kind": "class_balanced", "batches_per_epoch": 2},
-                 data={part: [f"{PREFIX}/splits/default/{part}.jsonl"] for part in ("train", "val", "support")})
+    train.update(
+        epochs=1,
+        workers=1,
+        decode_cache_gb=0,
+        device="cpu",
+        out_dir=str(tmp_path / "run"),
+        sampler={"kind": "class_balanced", "batches_per_epoch": 2},
+        data={
+            part: [f"{PREFIX}/splits/default/{part}.jsonl"] for part in ("train", "val", "support")
+        },
+    )
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
     s3.requests.clear()
-    result = CliRunner().invoke(cli, ["--root", str(sample_root), "--no-progress", "train", str(tmp_path / "train.yaml")])
+    result = CliRunner().invoke(
+        cli, ["--root", str(sample_root), "--no-progress", "train", str(tmp_path / "train.yaml")]
+    )
     assert result.exit_code == 0, result.output
-    assert s3.ranged_gets()  # the clips came from the store (workers=1: read in a DataLoader worker)
+    assert (
+        s3.ranged_gets()
+    )  # the clips came from the store (workers=1: read in a DataLoader worker)
     evaluation = yaml.safe_load((configs / "eval/sample_cpu.yaml").read_text())
-    evaluation.update(checkpoint=str(tmp_path / "run" / "last.pt"), workers=0, out_dir=str(tmp_path / "report"),
-                      query=[f"{PREFIX}/splits/default/test.jsonl"], support=[f"{PREFIX}/splits/default/support.jsonl"])
+    evaluation.update(
+        checkpoint=str(tmp_path / "run" / "last.pt"),
+        workers=0,
+        out_dir=str(tmp_path / "report"),
+        query=[f"{PREFIX}/splits/default/test.jsonl"],
+        support=[f"{PREFIX}/splits/default/support.jsonl"],
+    )
     (tmp_path / "eval.yaml").write_text(yaml.safe_dump(evaluation))
-    result = CliRunner().invoke(cli, ["--root", str(sample_root), "--no-progress", "eval", str(tmp_path / "eval.yaml")])
+    result = CliRunner().invoke(
+        cli, ["--root", str(sample_root), "--no-progress", "eval", str(tmp_path / "eval.yaml")]
+    )
     assert result.exit_code == 0, result.output
 
 
 # -- extraction to object storage ---------------------------------------------------------------
+
 
 def _cli(root: Path, *args: str):
     return CliRunner().invoke(cli, ["--root", str(root), "--no-progress", *args])
@@ -178,7 +207,10 @@ def _remote_files(server: S3Standin, sub: str) -> dict[str, bytes]:
     client = _client(server.endpoint)
     prefix = f"vfcache/{CACHE}/{sub}/" if sub else f"vfcache/{CACHE}/"
     listed = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix, Delimiter="/").get("Contents", [])
-    return {o["Key"].rsplit("/", 1)[-1]: client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listed}
+    return {
+        o["Key"].rsplit("/", 1)[-1]: client.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
+        for o in listed
+    }
 
 
 @pytest.fixture
@@ -196,8 +228,11 @@ def _local_shards(root: Path) -> dict[str, bytes]:
 
 def test_extract_uploads_shards_and_training_reads_them(empty_bucket, sample_root, tmp_path):
     root = tmp_path / "lab"
-    for args in (["fetch", "sample"], ["build-manifest", "sample"],
-                 ["extract", "sample", "--cache-url", f"s3://{BUCKET}/vfcache"]):
+    for args in (
+        ["fetch", "sample"],
+        ["build-manifest", "sample"],
+        ["extract", "sample", "--cache-url", f"s3://{BUCKET}/vfcache"],
+    ):
         result = _cli(root, *args)
         assert result.exit_code == 0, result.output
     split = _cli(root, "split", "sample")
@@ -206,8 +241,12 @@ def test_extract_uploads_shards_and_training_reads_them(empty_bucket, sample_roo
     mirror = root / CACHE
     assert not list(mirror.rglob("*.npy.zst"))  # the local folder keeps only the small files
     assert json.loads((mirror / "remote.json").read_text()) == {"url": PREFIX}
-    remote_shards = {k: v for k, v in _remote_files(empty_bucket, "shards").items() if k.endswith(".npy.zst")}
-    assert remote_shards == _local_shards(sample_root)  # the same shards as a local extraction, byte for byte
+    remote_shards = {
+        k: v for k, v in _remote_files(empty_bucket, "shards").items() if k.endswith(".npy.zst")
+    }
+    assert remote_shards == _local_shards(
+        sample_root
+    )  # the same shards as a local extraction, byte for byte
     top = _remote_files(empty_bucket, "")
     assert top["clips.parquet"] == (mirror / "clips.parquet").read_bytes()
     assert json.loads(top["spec.json"])["shards"]["level"] == 2
@@ -218,19 +257,29 @@ def test_extract_uploads_shards_and_training_reads_them(empty_bucket, sample_roo
     # a task cut off between a shard's upload and its index's: the next run deletes the shard,
     # cuts the task again, and the remote folder ends as before
     client = _client(empty_bucket.endpoint)
-    index = sorted(k for k in _remote_files(empty_bucket, "shards") if k.endswith(".index.parquet"))[0]
+    index = sorted(
+        k for k in _remote_files(empty_bucket, "shards") if k.endswith(".index.parquet")
+    )[0]
     writer = index.split("-")[1]
     client.delete_object(Bucket=BUCKET, Key=f"vfcache/{CACHE}/shards/{index}")
     client.delete_object(Bucket=BUCKET, Key=f"vfcache/{CACHE}/shards/task-{writer}.done.json")
     again = _cli(root, "extract", "sample")  # the URL is recorded in remote.json
     assert again.exit_code == 0, again.output
     assert "this run wrote" in again.output and "in 1/" in again.output
-    assert {k: v for k, v in _remote_files(empty_bucket, "shards").items() if k.endswith(".npy.zst")} == remote_shards
+    assert {
+        k: v for k, v in _remote_files(empty_bucket, "shards").items() if k.endswith(".npy.zst")
+    } == remote_shards
     other = _cli(root, "extract", "sample", "--cache-url", f"s3://{BUCKET}/elsewhere")
     assert other.exit_code == 2 and "is the mirror of" in other.output
-    for command in ("gc", "verify", "preview"):  # they read shards from disk: one line, not a traceback
+    for command in (
+        "gc",
+        "verify",
+        "preview",
+    ):  # they read shards from disk: one line, not a traceback
         refused = _cli(root, command, "sample")
-        assert refused.exit_code == 2 and "does not work on a remote cache yet" in refused.output, command
+        assert refused.exit_code == 2 and "does not work on a remote cache yet" in refused.output, (
+            command
+        )
     assert _cli(root, "audit", "sample").exit_code == 0  # audit reads the mirror's manifests
 
 
@@ -245,13 +294,25 @@ def test_extract_on_an_external_dask_cluster_writes_to_s3(empty_bucket, sample_r
     for args in (["fetch", "sample"], ["build-manifest", "sample"]):
         assert _cli(root, *args).exit_code == 0
     (tmp_path / "dask").mkdir()
-    cluster = DaskProcesses(tmp_path / "dask")  # started after the environment was set: the workers inherit it
+    cluster = DaskProcesses(
+        tmp_path / "dask"
+    )  # started after the environment was set: the workers inherit it
     try:
         cluster.start(workers=2)
-        result = _cli(root, "--scheduler", cluster.address, "extract", "sample", "--cache-url", f"s3://{BUCKET}/vfcache")
+        result = _cli(
+            root,
+            "--scheduler",
+            cluster.address,
+            "extract",
+            "sample",
+            "--cache-url",
+            f"s3://{BUCKET}/vfcache",
+        )
     finally:
         cluster.stop()
     assert result.exit_code == 0, result.output + cluster.log("worker0")
-    remote_shards = {k: v for k, v in _remote_files(empty_bucket, "shards").items() if k.endswith(".npy.zst")}
+    remote_shards = {
+        k: v for k, v in _remote_files(empty_bucket, "shards").items() if k.endswith(".npy.zst")
+    }
     assert remote_shards == _local_shards(sample_root)
     assert not list((root / CACHE).rglob("*.npy.zst"))

@@ -35,8 +35,9 @@ SPEC_SPAN_S = 7 / 8  # 8 frames at 8 fps span 0.875 s
 
 
 def _cpu_s() -> float:
-    own, children = (resource.getrusage(who) for who in
-                     (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
@@ -46,8 +47,10 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cpu_before, wall_before = _cpu_s(), time.perf_counter()
     report = generate_sample(raw_dir, workers=2, progress=False)
     cpu_s, wall_s = _cpu_s() - cpu_before, time.perf_counter() - wall_before
-    print(f"\nsample dataset: {report.num_files} files in {wall_s:.1f} s wall, "
-          f"{cpu_s:.1f} s CPU (2 workers)")
+    print(
+        f"\nsample dataset: {report.num_files} files in {wall_s:.1f} s wall, "
+        f"{cpu_s:.1f} s CPU (2 workers)"
+    )
     assert report.num_written == report.num_files == len(sample_plan())
     # the budget is 30 s on 2 cores; CPU time is what a loaded shared machine cannot inflate
     assert cpu_s < 60.0
@@ -60,8 +63,11 @@ def _sha256(path: Path) -> str:
 
 def test_layout_and_counts(sample_dir: Path) -> None:
     entries = read_truth(sample_dir)
-    on_disk = sorted(str(p.relative_to(sample_dir)) for p in sample_dir.rglob("*")
-                     if p.is_file() and p.name != TRUTH_FILE)
+    on_disk = sorted(
+        str(p.relative_to(sample_dir))
+        for p in sample_dir.rglob("*")
+        if p.is_file() and p.name != TRUTH_FILE
+    )
     assert on_disk == sorted(e.relpath for e in entries)
     assert 40 <= len(entries) <= 60  # "a few dozen"
     # the deliberately unreadable files stay under `vfcache extract`'s default --max-failed 5%,
@@ -165,8 +171,11 @@ def test_rerun_finishes_an_interrupted_folder(sample_dir: Path) -> None:
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_two_generations_are_byte_identical(sample_dir: Path, tmp_path: Path) -> None:
@@ -178,4 +187,6 @@ def test_two_generations_are_byte_identical(sample_dir: Path, tmp_path: Path) ->
     assert sorted(first) == sorted(second)
     differing = sorted(name for name in first if first[name] != second[name])
     assert differing == [], differing
-    assert any(name.endswith(".webm") for name in first) and any(name.endswith(".mkv") for name in first)
+    assert any(name.endswith(".webm") for name in first) and any(
+        name.endswith(".mkv") for name in first
+    )

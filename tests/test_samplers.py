@@ -1,4 +1,6 @@
-"""Batch samplers: quotas, balance, domain frequencies, determinism, rank split, mid-epoch resume."""
+"""Batch samplers: quotas, balance, domain frequencies, determinism, rank split, mid-epoch
+resume."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -24,9 +26,14 @@ def labels_of(real: int, fake: int) -> np.ndarray:
 
 # -- batch_quotas ------------------------------------------------------------------------------
 @FAST
-@given(batch_size=st.integers(0, 64), weights=st.lists(st.floats(0, 10), min_size=1, max_size=6),
-       batch_number=st.integers(0, 100))
-def test_quotas_sum_to_batch_and_stay_within_one_of_the_exact_share(batch_size, weights, batch_number):
+@given(
+    batch_size=st.integers(0, 64),
+    weights=st.lists(st.floats(0, 10), min_size=1, max_size=6),
+    batch_number=st.integers(0, 100),
+)
+def test_quotas_sum_to_batch_and_stay_within_one_of_the_exact_share(
+    batch_size, weights, batch_number
+):
     if sum(weights) <= 0:
         with pytest.raises(ValueError):
             batch_quotas(batch_size, weights, batch_number)
@@ -46,7 +53,12 @@ def test_quotas_rotate_the_odd_slot_between_equal_classes():
 
 # -- class balance -----------------------------------------------------------------------------
 @FAST
-@given(real=st.integers(1, 40), fake=st.integers(1, 40), half=st.integers(1, 8), seed=st.integers(0, 2**32 - 1))
+@given(
+    real=st.integers(1, 40),
+    fake=st.integers(1, 40),
+    half=st.integers(1, 8),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_class_balanced_batches_are_exactly_half_real_half_fake(real, fake, half, seed):
     labels = labels_of(real, fake)
     sampler = ClassBalancedBatchSampler(labels, 2 * half, seed=seed, num_batches=5)
@@ -56,7 +68,9 @@ def test_class_balanced_batches_are_exactly_half_real_half_fake(real, fake, half
         assert len(batch) == 2 * half
         assert Counter(labels[batch].tolist()) == {0: half, 1: half}
         if min(real, fake) >= half:
-            assert len(set(batch)) == len(batch)  # no clip twice in a batch while a class has enough
+            assert len(set(batch)) == len(
+                batch
+            )  # no clip twice in a batch while a class has enough
 
 
 def test_class_proportions_are_respected_in_every_batch():
@@ -75,7 +89,9 @@ def test_each_clip_once_per_cycle_when_the_epoch_is_one_pass():
 
 def test_minority_class_is_oversampled_in_full_cycles():
     labels = labels_of(40, 5)
-    sampler = ClassBalancedBatchSampler(labels, 10, num_batches=4, seed=9)  # 20 fake slots over 5 fakes
+    sampler = ClassBalancedBatchSampler(
+        labels, 10, num_batches=4, seed=9
+    )  # 20 fake slots over 5 fakes
     fake_counts = Counter(i for batch in sampler for i in batch if labels[i] == 1)
     assert set(fake_counts.values()) == {4}
 
@@ -91,7 +107,9 @@ WEIGHTS = {"aegis": 0.5, "dvf": 0.3, "genvideo": 0.2}
 
 
 def test_domain_frequencies_follow_the_weights_over_many_batches():
-    sampler = DomainWeightedBatchSampler(DOMAINS, 24, domain_weights=WEIGHTS, num_batches=1500, seed=4)
+    sampler = DomainWeightedBatchSampler(
+        DOMAINS, 24, domain_weights=WEIGHTS, num_batches=1500, seed=4
+    )
     counts = Counter(DOMAINS[i] for batch in sampler for i in batch)
     total = sum(counts.values())
     assert total == 1500 * 24
@@ -103,7 +121,9 @@ def test_domain_draws_vary_between_batches_but_quota_mode_is_fixed():
     drawn = DomainWeightedBatchSampler(DOMAINS, 24, domain_weights=WEIGHTS, num_batches=50, seed=1)
     compositions = {tuple(sorted(Counter(DOMAINS[b]).items())) for b in drawn}
     assert len(compositions) > 1
-    fixed = DomainWeightedBatchSampler(DOMAINS, 24, domain_weights=WEIGHTS, composition="quota", num_batches=50, seed=1)
+    fixed = DomainWeightedBatchSampler(
+        DOMAINS, 24, domain_weights=WEIGHTS, composition="quota", num_batches=50, seed=1
+    )
     for batch in fixed:
         assert Counter(DOMAINS[batch].tolist()) == {"aegis": 12, "dvf": 7, "genvideo": 5}
 
@@ -138,10 +158,14 @@ def test_generator_quotas_hold_in_every_batch_and_over_the_epoch(real_gens, fake
         epoch_counts.update(per_generator)
         for label, sizes in ((0, real_gens), (1, fake_gens)):
             shares = [per_generator.get(f"{label}-gen{g}", 0) for g in range(len(sizes))]
-            assert max(shares) - min(shares) <= 1  # equal share within the class, up to the odd slot
+            assert (
+                max(shares) - min(shares) <= 1
+            )  # equal share within the class, up to the odd slot
     for label, sizes in ((0, real_gens), (1, fake_gens)):
         totals = [epoch_counts.get(f"{label}-gen{g}", 0) for g in range(len(sizes))]
-        assert max(totals) - min(totals) <= 1  # round-robin: the odd slots are spread over the epoch
+        assert (
+            max(totals) - min(totals) <= 1
+        )  # round-robin: the odd slots are spread over the epoch
 
 
 def test_generator_quota_needs_matching_lengths():
@@ -153,9 +177,13 @@ def test_generator_quotas_apply_within_each_domain():
     """`sora` of two domains is two generators, each with its share of the fake slots."""
     labels = np.array([1] * 12 + [0] * 12)
     generators = np.array(["sora"] * 6 + ["kling"] * 6 + ["camera"] * 12, dtype=object)
-    domains = np.array(["aegis"] * 3 + ["dvf"] * 3 + ["aegis"] * 6 + ["aegis"] * 6 + ["dvf"] * 6, dtype=object)
+    domains = np.array(
+        ["aegis"] * 3 + ["dvf"] * 3 + ["aegis"] * 6 + ["aegis"] * 6 + ["dvf"] * 6, dtype=object
+    )
     pooled = GeneratorQuotaBatchSampler(labels, generators, 6, seed=0, num_batches=60)
-    per_domain = GeneratorQuotaBatchSampler(labels, generators, 6, seed=0, num_batches=60, domains=domains)
+    per_domain = GeneratorQuotaBatchSampler(
+        labels, generators, 6, seed=0, num_batches=60, domains=domains
+    )
 
     def fake_shares(sampler) -> Counter:
         picked = [i for batch in sampler.epoch_batches(0) for i in batch if labels[i] == 1]
@@ -163,7 +191,11 @@ def test_generator_quotas_apply_within_each_domain():
 
     assert fake_shares(per_domain) == {"aegis/sora": 60, "dvf/sora": 60, "aegis/kling": 60}
     pooled_shares = fake_shares(pooled)  # sora pooled by name: half of the fake slots in all
-    assert pooled_shares["aegis/sora"] + pooled_shares["dvf/sora"] == pooled_shares["aegis/kling"] == 90
+    assert (
+        pooled_shares["aegis/sora"] + pooled_shares["dvf/sora"]
+        == pooled_shares["aegis/kling"]
+        == 90
+    )
 
 
 def test_weighted_random_draws_with_replacement_by_inverse_class_frequency():
@@ -174,27 +206,43 @@ def test_weighted_random_draws_with_replacement_by_inverse_class_frequency():
     real_share = float(np.mean(labels[drawn] == 0))
     assert abs(real_share - 0.5) < 0.03  # classes equal on average, not 20%
     per_clip = np.bincount(drawn, minlength=100)
-    assert abs(per_clip[:20].mean() / per_clip[20:].mean() - 4.0) < 0.4  # each real clip 4x as often
+    assert (
+        abs(per_clip[:20].mean() / per_clip[20:].mean() - 4.0) < 0.4
+    )  # each real clip 4x as often
     assert any(len(set(b)) < len(b) for b in sampler.epoch_batches(0))  # with replacement
-    assert sampler.epoch_batches(0) == WeightedRandomBatchSampler(labels, 16, seed=42, num_batches=500).epoch_batches(0)
+    assert sampler.epoch_batches(0) == WeightedRandomBatchSampler(
+        labels, 16, seed=42, num_batches=500
+    ).epoch_batches(0)
 
 
 # -- determinism, ranks, resume (shared base class; checked on every sampler) ------------------
-def make_sampler(kind: str, *, seed: int = 7, rank: int = 0, world_size: int = 1, num_batches: int = 12):
+def make_sampler(
+    kind: str, *, seed: int = 7, rank: int = 0, world_size: int = 1, num_batches: int = 12
+):
     labels = labels_of(30, 42)
     if kind == "class":
-        return ClassBalancedBatchSampler(labels, 6, seed=seed, rank=rank, world_size=world_size,
-                                         num_batches=num_batches)
+        return ClassBalancedBatchSampler(
+            labels, 6, seed=seed, rank=rank, world_size=world_size, num_batches=num_batches
+        )
     if kind == "domain":
         domains = np.array(["a", "b", "c"] * 24, dtype=object)
-        return DomainWeightedBatchSampler(domains, 6, domain_weights={"a": 2, "b": 1, "c": 1}, seed=seed, rank=rank,
-                                          world_size=world_size, num_batches=num_batches)
+        return DomainWeightedBatchSampler(
+            domains,
+            6,
+            domain_weights={"a": 2, "b": 1, "c": 1},
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            num_batches=num_batches,
+        )
     if kind == "weighted":
-        return WeightedRandomBatchSampler(labels, 6, seed=seed, rank=rank, world_size=world_size,
-                                          num_batches=num_batches)
+        return WeightedRandomBatchSampler(
+            labels, 6, seed=seed, rank=rank, world_size=world_size, num_batches=num_batches
+        )
     generators = np.array([f"g{i % 4}" for i in range(len(labels))], dtype=object)
-    return GeneratorQuotaBatchSampler(labels, generators, 6, seed=seed, rank=rank, world_size=world_size,
-                                      num_batches=num_batches)
+    return GeneratorQuotaBatchSampler(
+        labels, generators, 6, seed=seed, rank=rank, world_size=world_size, num_batches=num_batches
+    )
 
 
 KINDS = ["class", "domain", "generator", "weighted"]
@@ -227,7 +275,9 @@ def test_ranks_get_disjoint_equal_parts_covering_the_epoch(kind, world_size):
     positions = [[everything.index(b) for b in part] for part in parts]
     flat = [p for part in positions for p in part]
     assert len(set(flat)) == len(flat)  # disjoint
-    assert sorted(flat) == list(range(13 // world_size * world_size))  # drop-last union covers the epoch
+    assert sorted(flat) == list(
+        range(13 // world_size * world_size)
+    )  # drop-last union covers the epoch
 
 
 @pytest.mark.parametrize("kind", KINDS)

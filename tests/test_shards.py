@@ -1,4 +1,5 @@
 """The shard format: round trips, random access, corruption and atomic commit."""
+
 from __future__ import annotations
 
 import shutil
@@ -19,9 +20,7 @@ from vfcache.cache_tools.shards import (
 
 from vfcache.atomic import TEMP_MARK
 
-clip_shapes = st.tuples(
-    st.integers(1, 6), st.integers(1, 17), st.integers(1, 17), st.just(3)
-)
+clip_shapes = st.tuples(st.integers(1, 6), st.integers(1, 17), st.integers(1, 17), st.just(3))
 
 
 @st.composite
@@ -81,7 +80,9 @@ def test_zstd_cli_decompresses_a_whole_shard(tmp_path):
     with ShardWriter(path) as writer:
         for clip in clips:
             writer.append(clip)
-    stream = io.BytesIO(subprocess.run(["zstd", "-dc", str(path)], check=True, capture_output=True).stdout)
+    stream = io.BytesIO(
+        subprocess.run(["zstd", "-dc", str(path)], check=True, capture_output=True).stdout
+    )
     for clip in clips:
         assert np.array_equal(np.load(stream), clip)
 
@@ -103,7 +104,8 @@ def test_a_flipped_bit_is_an_error_never_wrong_pixels(tmp_path_factory, byte_ind
     except ShardCorruptError as err:
         assert "clip-x" in str(err) and str(path) in str(err)
     else:
-        # zstd ignores a few header bits (e.g. the unused descriptor bit); the pixels must then be exact.
+        # zstd ignores a few header bits (e.g. the unused descriptor bit); the pixels must then be
+        # exact.
         assert np.array_equal(got, clip)
 
 
@@ -157,7 +159,12 @@ def test_writer_aborts_on_exception(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "bad", [np.zeros((2, 4, 4, 3), np.float32), np.zeros((4, 4, 3), np.uint8), np.zeros((2, 4, 4, 4), np.uint8)]
+    "bad",
+    [
+        np.zeros((2, 4, 4, 3), np.float32),
+        np.zeros((4, 4, 3), np.uint8),
+        np.zeros((2, 4, 4, 4), np.uint8),
+    ],
 )
 def test_writer_rejects_non_clips(tmp_path, bad):
     with pytest.raises(ValueError, match="uint8"):

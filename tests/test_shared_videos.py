@@ -37,17 +37,21 @@ from tests.standins.layouts import (
 from vfcache.cli import cli
 from vfcache.layout import DataRoot
 
-
 SIZES = (("train", "0.4"), ("val", "0.2"), ("test", "rest"))
 
 
 def test_phash_of_a_frame_survives_a_resize_and_differs_from_another_frame():
     rng = np.random.default_rng(0)
-    smooth = np.kron(rng.integers(0, 256, (8, 8, 3)), np.ones((16, 16, 1))).astype(np.uint8)  # 128x128
+    smooth = np.kron(rng.integers(0, 256, (8, 8, 3)), np.ones((16, 16, 1))).astype(
+        np.uint8
+    )  # 128x128
     import cv2
 
-    small = cv2.resize(cv2.resize(smooth, (64, 64), interpolation=cv2.INTER_AREA), (32, 32),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        cv2.resize(smooth, (64, 64), interpolation=cv2.INTER_AREA),
+        (32, 32),
+        interpolation=cv2.INTER_AREA,
+    )
     direct = cv2.resize(smooth, (32, 32), interpolation=cv2.INTER_AREA)
     other = np.ascontiguousarray(direct[::-1])
     hashes = phash_frames(np.stack([direct, small, other]))
@@ -63,13 +67,18 @@ def test_copies_match_their_source_and_unrelated_videos_do_not(tmp_path):
     copies of each DVF real video against all of them."""
     build_dvf(tmp_path / "dvf", tmp_path / "dvf/DVF/splits", archives=False)
     build_aegis_full(tmp_path / "aegis")
-    originals = sorted((tmp_path / "dvf").rglob("*.mp4")) + sorted((tmp_path / "aegis").rglob("*.mp4"))
+    originals = sorted((tmp_path / "dvf").rglob("*.mp4")) + sorted(
+        (tmp_path / "aegis").rglob("*.mp4")
+    )
     sources = [p for p in originals if "0_real" in p.parts]
     copies, source_of = [], []
     for index, source in enumerate(sources):
         for size, codec in [((96, 72), "h264"), ((48, 36), "mpeg4"), ((128, 96), "hevc")]:
-            copies.append(reencoded_copy(source, tmp_path / "copies" / f"{index}-{codec}.mp4", size=size,
-                                         codec=codec))
+            copies.append(
+                reencoded_copy(
+                    source, tmp_path / "copies" / f"{index}-{codec}.mp4", size=size, codec=codec
+                )
+            )
             source_of.append(originals.index(source))
 
     def hashes(paths: list[Path]) -> np.ndarray:
@@ -92,8 +101,15 @@ def test_frame_hashes_are_computed_once_and_stored_beside_the_manifest(tmp_path,
     folder = tmp_path / "dvf"
     build_dvf(folder, folder / "DVF/splits", archives=False)
     root = DataRoot(tmp_path / "data")
-    config = config_for("dvf", repo=None, revision=None, splits_url=None, splits_sha256=None,
-                        path=str(folder), splits_dir="DVF/splits")
+    config = config_for(
+        "dvf",
+        repo=None,
+        revision=None,
+        splits_url=None,
+        splits_sha256=None,
+        path=str(folder),
+        splits_dir="DVF/splits",
+    )
     from vfcache.pipelines.probe import build_manifest
 
     build_manifest(config, root, client=None, progress=False)
@@ -135,16 +151,22 @@ def _parts(root: DataRoot, dataset: str) -> dict[str, str]:
     clips = {c.video_id: c.relpath for c in read_records(cache.clips_parquet, ClipRecord)}
     found = {}
     for part in ("train", "val", "test"):
-        for video_id in read_split_table(cache.split_file("default", part)).column("video_id").to_pylist():
+        for video_id in (
+            read_split_table(cache.split_file("default", part)).column("video_id").to_pylist()
+        ):
             found[clips[video_id]] = part
     return found
 
 
 @pytest.mark.network
-def test_audit_names_each_pair_and_a_joint_split_keeps_each_pair_in_one_part(aegis_and_dvf, tmp_path):
+def test_audit_names_each_pair_and_a_joint_split_keeps_each_pair_in_one_part(
+    aegis_and_dvf, tmp_path
+):
     root, configs, runs, pairs = aegis_and_dvf
     assert all(run.audit.ok for run in runs.values())  # each dataset alone looks clean
-    found = find_shared_videos([dataset_videos(configs[n], root, progress=False) for n in ("aegis", "dvf")])
+    found = find_shared_videos(
+        [dataset_videos(configs[n], root, progress=False) for n in ("aegis", "dvf")]
+    )
     assert {(p.relpath_a, p.relpath_b) for p in found} == set(pairs.items())
     assert all(p.match == MATCH_FRAMES and p.distance_bits <= MATCH_BITS for p in found)
 
@@ -153,26 +175,44 @@ def test_audit_names_each_pair_and_a_joint_split_keeps_each_pair_in_one_part(aeg
     aegis_parts, dvf_parts = _parts(root, "aegis"), _parts(root, "dvf")
     apart = [a for a, d in pairs.items() if aegis_parts.get(a) != dvf_parts.get(d)]
     assert apart, "seed 3 should separate a pair (pick another seed if the stand-in changes)"
-    assert not alone.ok and [c.name for c in alone.failed_checks] == ["no_shared_video_across_splits"]
+    assert not alone.ok and [c.name for c in alone.failed_checks] == [
+        "no_shared_video_across_splits"
+    ]
 
-    dvf_files = {p.name: p.read_bytes() for p in root.cache_dir("dvf", "tiny_4x32").split_dir("default").iterdir()}
-    members = [JointMember(name, root.cache_dir(name, "tiny_4x32"),
-                           dict(sizes=SIZES, seed=3, support=1, name="default", unit="videos", subset=None))
-               for name in ("dvf", "aegis")]
+    dvf_files = {
+        p.name: p.read_bytes()
+        for p in root.cache_dir("dvf", "tiny_4x32").split_dir("default").iterdir()
+    }
+    members = [
+        JointMember(
+            name,
+            root.cache_dir(name, "tiny_4x32"),
+            dict(sizes=SIZES, seed=3, support=1, name="default", unit="videos", subset=None),
+        )
+        for name in ("dvf", "aegis")
+    ]
     reports = write_joint_split(members, found)
     assert [r.meta.joint.pinned_videos for r in reports] == [0, 3]
     first = {p.name: p.read_bytes() for p in reports[0].split_dir.iterdir()}
     assert {n: b for n, b in first.items() if n != "split.json"} == {
-        n: b for n, b in dvf_files.items() if n != "split.json"}  # the first dataset is split as alone
+        n: b for n, b in dvf_files.items() if n != "split.json"
+    }  # the first dataset is split as alone
     first_meta = json.loads(first["split.json"])
-    assert first_meta.pop("joint") == {"datasets": ["dvf", "aegis"], "after": [], "pinned_videos": 0}
+    assert first_meta.pop("joint") == {
+        "datasets": ["dvf", "aegis"],
+        "after": [],
+        "pinned_videos": 0,
+    }
     assert first_meta == json.loads(dvf_files["split.json"])
     aegis_parts, dvf_parts = _parts(root, "aegis"), _parts(root, "dvf")
     assert all(aegis_parts[a] == dvf_parts[d] for a, d in pairs.items())
     together = audit(caches, "default", shared=found)
     assert together.ok, format_table(together)
     assert json.loads((reports[1].split_dir / "split.json").read_text())["joint"] == {
-        "datasets": ["dvf", "aegis"], "after": ["dvf"], "pinned_videos": 3}
+        "datasets": ["dvf", "aegis"],
+        "after": ["dvf"],
+        "pinned_videos": 3,
+    }
 
 
 @pytest.mark.network
@@ -185,8 +225,23 @@ def test_cli_audit_and_joint_split_of_aegis_and_dvf(aegis_and_dvf):
         assert f"shared video: aegis:{aegis_relpath} = dvf:{dvf_relpath} (frames" in result.output
     assert result.exit_code == 1 and "FAIL no_shared_video_across_splits: " in result.output
 
-    split = runner.invoke(cli, [*base, "split", "dvf", "aegis", "--sizes", "train=0.4,val=0.2,test=rest",
-                                "--subset", "0", "--support", "1", "--seed", "3"])
+    split = runner.invoke(
+        cli,
+        [
+            *base,
+            "split",
+            "dvf",
+            "aegis",
+            "--sizes",
+            "train=0.4,val=0.2,test=rest",
+            "--subset",
+            "0",
+            "--support",
+            "1",
+            "--seed",
+            "3",
+        ],
+    )
     assert split.exit_code == 0, split.output
     assert "3 videos shared across dvf, aegis" in split.output and "3 pinned" in split.output
     again = runner.invoke(cli, [*base, "audit", "aegis", "dvf"])
@@ -214,7 +269,11 @@ def test_pairs_chain_into_groups_and_a_group_in_two_parts_is_a_leak():
     bc = SharedVideo("b", "y.mp4", "2", "c", "z.mp4", "3", MATCH_FRAMES, 2.0)
     assert shared_groups([ab, bc]) == [[("a", "1"), ("b", "2"), ("c", "3")]]
     # a/x in train, c/z in test: one group across two parts, though a and c were not paired
-    placements = [("a", "train", pa.array(["1"])), ("c", "test", pa.array(["3"])), ("b", "val", pa.array(["9"]))]
+    placements = [
+        ("a", "train", pa.array(["1"])),
+        ("c", "test", pa.array(["3"])),
+        ("b", "val", pa.array(["9"])),
+    ]
     leaks = group_leaks([ab, bc], placements)
     assert len(leaks) == 1 and "['test', 'train']" in leaks[0] and "b:y.mp4 in no part" in leaks[0]
     assert group_leaks([ab, bc], placements[:1]) == []

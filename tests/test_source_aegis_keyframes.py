@@ -33,7 +33,6 @@ from tests.standins.layouts import AEGIS_ROWS, build_aegis_parquet, keyframe_tab
 from vfcache.errors import StageError
 from vfcache.layout import DataRoot
 
-
 REPO = "Clarifiedfish/AEGIS"
 
 

@@ -20,7 +20,6 @@ from vfcache.checksums import sha256_file
 from vfcache.errors import ConfigError, StageError
 from vfcache.layout import DataRoot
 
-
 REPO = "sparklexfantasy/DVF"
 OFFICIAL = {
     "sizes": (("train", "official"), ("val", "official"), ("test", "official")),
@@ -40,15 +39,21 @@ MMDET_COMMIT = "7790ecda7fd4fbc727f661cedef5c9532b1a5daa"
 
 @pytest.fixture
 def github(http_file_server, tmp_path):
-    """The MM-Det repository's raw files at the pinned commit, as raw.githubusercontent serves them."""
-    return http_file_server, http_file_server.root / "SparkleXFantasy/MM-Det" / MMDET_COMMIT / "splits"
+    """The MM-Det repository's raw files at the pinned commit, as raw.githubusercontent serves
+    them."""
+    return (
+        http_file_server,
+        http_file_server.root / "SparkleXFantasy/MM-Det" / MMDET_COMMIT / "splits",
+    )
 
 
 def _splits_source(server, splits_dir) -> dict:
     """splits_url at the stand-in, with the checksums of the stand-in's split files."""
     return {
         "splits_url": server.url(f"SparkleXFantasy/MM-Det/{MMDET_COMMIT}/splits"),
-        "splits_sha256": {name: sha256_file(splits_dir / name) for name in ("train.json", "val.json")},
+        "splits_sha256": {
+            name: sha256_file(splits_dir / name) for name in ("train.json", "val.json")
+        },
     }
 
 
@@ -64,16 +69,26 @@ def test_make_cache_dvf_from_a_hub_repo_of_archives(hf_hub, github, tmp_path, ca
     facts = build_dvf(tmp_path / "repo", splits_dir, archives=True)
     hf_hub.add_commit(REPO, tmp_path / "repo")
     root = DataRoot(tmp_path / "data")
-    config = config_for("dvf", splits=OFFICIAL, path=None, repo="sparklexfantasy/DVF", revision="main",
-                        **_splits_source(server, splits_dir))
+    config = config_for(
+        "dvf",
+        splits=OFFICIAL,
+        path=None,
+        repo="sparklexfantasy/DVF",
+        revision="main",
+        **_splits_source(server, splits_dir),
+    )
     with caplog.at_level(logging.WARNING, logger="vfcache.pipelines.sources.dvf"):
         run = run_cache(config, root)
     raw = root.raw_dir("dvf")
     assert run.fetch.extracted_archives == 8
     downloaded = [p.relative_to(raw) for p in raw.rglob("*") if p.is_file()]
-    assert not [p for p in downloaded if not p.parts[0].startswith(".")  # the client's and our records
-                and (p.suffix in (".zip", ".z01", ".001", ".002") or ".split." in p.name)
-                and ".extracted" not in p.parts]  # extracted in place of the download, volume sets too
+    assert not [
+        p
+        for p in downloaded
+        if not p.parts[0].startswith(".")  # the client's and our records
+        and (p.suffix in (".zip", ".z01", ".001", ".002") or ".split." in p.name)
+        and ".extracted" not in p.parts
+    ]  # extracted in place of the download, volume sets too
     assert not list(raw.rglob("__MACOSX")) and not list(raw.rglob("._*"))
     # the damaged member is skipped, named, and the rest of its class is there
     assert not (raw / "DVF" / DVF_DAMAGED).exists()
@@ -91,7 +106,9 @@ def test_make_cache_dvf_from_a_hub_repo_of_archives(hf_hub, github, tmp_path, ca
 
     requests = len(hf_hub.log.entries)
     again = get_source(config).fetch(root, progress=False)
-    assert again.up_to_date and len(hf_hub.log.entries) == requests  # extracted archives count as fetched
+    assert (
+        again.up_to_date and len(hf_hub.log.entries) == requests
+    )  # extracted archives count as fetched
 
 
 @pytest.mark.network
@@ -101,43 +118,64 @@ def test_split_files_are_checked_against_their_pinned_sha256(github, tmp_path):
     source = _splits_source(server, splits_dir)
     source["splits_sha256"]["val.json"] = "0" * 64
     config = config_for("dvf", repo=None, revision=None, path=str(tmp_path / "download"), **source)
-    with pytest.raises(FetchError, match=r"official split files could not be downloaded.*splits/val.json"):
+    with pytest.raises(
+        FetchError, match=r"official split files could not be downloaded.*splits/val.json"
+    ):
         get_source(config).fetch(DataRoot(tmp_path / "data"), progress=False)
 
 
 def test_card_preset_takes_1004_then_200_200_rest():
     preset = config_for("dvf").splits
     assert preset.subset == 1004 and preset.unit == "videos"
-    assert preset.sizes == (("train", "200"), ("val", "200"), ("test", "rest")) and preset.support == 10
+    assert (
+        preset.sizes == (("train", "200"), ("val", "200"), ("test", "rest"))
+        and preset.support == 10
+    )
 
 
 @pytest.mark.network
 def test_hand_downloaded_folder_keeps_its_archives(github, tmp_path):
     server, splits_dir = github
     facts = build_dvf(tmp_path / "download", splits_dir, archives=True)
-    config = config_for("dvf", repo=None, revision=None, path=str(tmp_path / "download"),
-                        **_splits_source(server, splits_dir))
+    config = config_for(
+        "dvf",
+        repo=None,
+        revision=None,
+        path=str(tmp_path / "download"),
+        **_splits_source(server, splits_dir),
+    )
     source = get_source(config)
     root = DataRoot(tmp_path / "data")
     summary = source.fetch(root, progress=False)
     assert summary.extracted_archives == 8 and source.raw_dir(root) == tmp_path / "download"
-    assert (tmp_path / "download/DVF/sora/1_fake.zip").is_file()  # the user's download is left alone
+    assert (
+        tmp_path / "download/DVF/sora/1_fake.zip"
+    ).is_file()  # the user's download is left alone
     record = read_fetch_record(tmp_path / "download")
     assert "DVF/youtube/0_real.z01" in {f.relpath for f in record.files}
     videos = source.list_videos(root)
     assert len(videos) == facts.total
     assert {v.relpath for v in videos if v.generator == "sora"} == {
-        f"DVF/sora/1_fake/sor_{i:02d}.mp4" for i in range(3)}
+        f"DVF/sora/1_fake/sor_{i:02d}.mp4" for i in range(3)
+    }
     assert all(
         v.group == f"{v.generator}/{v.relpath.split('/')[2]}/{v.relpath.rsplit('/', 1)[1][:-4]}"
-        for v in videos)
+        for v in videos
+    )
     again = source.fetch(root, progress=False)
     assert again.extracted_archives == 0 and again.up_to_date
 
 
 def _folder_config(tmp_path, **source):
-    return config_for("dvf", repo=None, revision=None, splits_url=None, splits_sha256=None,
-                      path=str(tmp_path / "download"), **source)
+    return config_for(
+        "dvf",
+        repo=None,
+        revision=None,
+        splits_url=None,
+        splits_sha256=None,
+        path=str(tmp_path / "download"),
+        **source,
+    )
 
 
 def test_shared_real_pool_keeps_the_pool_classes_reals(tmp_path):
@@ -145,8 +183,14 @@ def test_shared_real_pool_keeps_the_pool_classes_reals(tmp_path):
     build_dvf(tmp_path / "download", tmp_path / "download/DVF/splits", archives=False)
     root = DataRoot(tmp_path / "data")
     per_class = get_source(_folder_config(tmp_path, splits_dir="DVF/splits")).list_videos(root)
-    pooled = get_source(_folder_config(tmp_path, splits_dir="DVF/splits", test_rule="shared_real_pool",
-                                       real_pool_classes=["videocrafter1"])).list_videos(root)
+    pooled = get_source(
+        _folder_config(
+            tmp_path,
+            splits_dir="DVF/splits",
+            test_rule="shared_real_pool",
+            real_pool_classes=["videocrafter1"],
+        )
+    ).list_videos(root)
 
     def test_reals(videos):
         return sorted({v.generator for v in videos if v.source_split == "test" and v.label == 0})
@@ -178,7 +222,9 @@ def test_missing_split_files_are_an_error_that_says_where(tmp_path):
     (tmp_path / "download" / "DVF" / "splits" / "train.json").unlink()
     with pytest.raises(StageError, match="train.json, val.json.*found none.*source.splits_dir"):
         source.fetch(DataRoot(tmp_path / "data"), progress=False)
-    fetched = get_source(config_for("dvf", repo=None, revision=None, path=str(tmp_path / "download")))
+    fetched = get_source(
+        config_for("dvf", repo=None, revision=None, path=str(tmp_path / "download"))
+    )
     with pytest.raises(StageError, match="not in .*splits yet; run `vfcache fetch dvf`"):
         fetched.list_videos(DataRoot(tmp_path / "data"))
 
@@ -211,9 +257,16 @@ def test_folder_dry_run_lists_the_expected_archives_and_what_is_here(tmp_path):
     youtube = sum(p.stat().st_size for p in (download / "DVF/youtube").glob("0_real.z*"))
     assert planned["youtube/0_real.z01"] == (youtube, True)  # both volumes' bytes
     assert planned["stablevideodiffusion/1_fake.zip.001"][1] is True
-    assert planned["sora/1_fake.zip"][1] and planned["pika.tar.gz.split.aa"][1]  # found, not expected
+    assert (
+        planned["sora/1_fake.zip"][1] and planned["pika.tar.gz.split.aa"][1]
+    )  # found, not expected
     missing = sorted(f.relpath for f in plan.to_fetch)
-    assert missing == ["opensora/0_real.zip", "opensora/1_fake.zip", "pika/1_fake.zip",
-                       "stablediffusion/1_fake.zip", "stablevideo/1_fake.zip"]
+    assert missing == [
+        "opensora/0_real.zip",
+        "opensora/1_fake.zip",
+        "pika/1_fake.zip",
+        "stablediffusion/1_fake.zip",
+        "stablevideo/1_fake.zip",
+    ]
     assert all(f.size_bytes is None for f in plan.to_fetch)
     assert any("Google Drive" in note and "not published" in note for note in plan.notes)

@@ -21,7 +21,6 @@ from vfcache.errors import ConfigError, StageError
 from vfcache.layout import DataRoot
 
 
-
 @pytest.fixture
 def ffpp_server(http_file_server, tmp_path):
     facts = build_ffpp(http_file_server.root / "ffpp", http_file_server.root / "github" / "splits")
@@ -177,7 +176,8 @@ def _refusing_url() -> str:
 
 @pytest.fixture
 def ffpp_two_servers(http_file_server, tmp_path):
-    """The working server, and a second one that lost its originals (404, FaceForensics issue 104)."""
+    """The working server, and a second one that lost its originals (404, FaceForensics issue
+    104)."""
     facts = build_ffpp(http_file_server.root / "ffpp", http_file_server.root / "github" / "splits")
     build_ffpp(http_file_server.root / "ffpp_no_originals", tmp_path / "unused_splits")
     originals = http_file_server.root / "ffpp_no_originals" / "v3" / "original_sequences"
@@ -192,17 +192,30 @@ def test_servers_fall_over_and_each_failure_is_one_line(ffpp_two_servers, tmp_pa
     server, facts = ffpp_two_servers
     refusing = _refusing_url()
     config = apply_fetch_options(
-        config_for("ffpp", methods=["Deepfakes", "Face2Face"], splits_url=server.url("github/splits"),
-                   retries=0),
-        server=[refusing, server.url("ffpp_no_originals"), server.url("ffpp")], accept_terms=True)
+        config_for(
+            "ffpp",
+            methods=["Deepfakes", "Face2Face"],
+            splits_url=server.url("github/splits"),
+            retries=0,
+        ),
+        server=[refusing, server.url("ffpp_no_originals"), server.url("ffpp")],
+        accept_terms=True,
+    )
     root = DataRoot(tmp_path / "data")
     summary = get_source(config).fetch(root, progress=False)
     videos = get_source(config).list_videos(root)
     assert len(videos) == facts.total
     assert len(summary.notes) == 2  # one line per server that failed something
-    assert summary.notes[0].startswith(f"server {refusing}: ") and "refused" in summary.notes[0].lower()
-    assert summary.notes[1].startswith(f"server {server.url('ffpp_no_originals')}: 8 files failed: HTTP 404")
-    originals = [e.path for e in server.log.entries if "original_sequences" in e.path and e.method == "GET"]
+    assert (
+        summary.notes[0].startswith(f"server {refusing}: ")
+        and "refused" in summary.notes[0].lower()
+    )
+    assert summary.notes[1].startswith(
+        f"server {server.url('ffpp_no_originals')}: 8 files failed: HTTP 404"
+    )
+    originals = [
+        e.path for e in server.log.entries if "original_sequences" in e.path and e.method == "GET"
+    ]
     assert {p.split("/")[0] for p in originals} == {"ffpp_no_originals", "ffpp"}
 
 
@@ -212,7 +225,9 @@ def test_no_server_serves_it_is_one_error_naming_each(http_file_server, tmp_path
     refusing = _refusing_url()
     config = apply_fetch_options(
         config_for("ffpp", splits_url=http_file_server.url("github/splits"), retries=0),
-        server=[refusing, http_file_server.url("nothing_here")], accept_terms=True)
+        server=[refusing, http_file_server.url("nothing_here")],
+        accept_terms=True,
+    )
     with pytest.raises(FetchError) as err:
         get_source(config).fetch(DataRoot(tmp_path / "data"), progress=False)
     message = str(err.value)
@@ -228,8 +243,12 @@ def test_a_first_fetch_remembers_the_server_and_the_terms(ffpp_server, tmp_path)
     server, facts = ffpp_server
     root = DataRoot(tmp_path / "data")
     get_source(ffpp_config(server)).fetch(root, progress=False)
-    plain = config_for("ffpp", methods=["Deepfakes", "Face2Face"],
-                       splits_url=server.url("github/splits"), splits={"support": 1})
+    plain = config_for(
+        "ffpp",
+        methods=["Deepfakes", "Face2Face"],
+        splits_url=server.url("github/splits"),
+        splits={"support": 1},
+    )
     assert plain.source.get("server_url") is None and plain.source["accept_terms"] is False
     record = json.loads((root.raw_dir("ffpp") / "fetch.json").read_text())
     assert record["options"] == {"server_urls": [server.url("ffpp")], "accept_terms": True}

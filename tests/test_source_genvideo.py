@@ -122,14 +122,20 @@ def test_archive_the_host_refuses_is_one_line_and_the_rest_goes_on(modelscope, t
     summary = get_source(genvideo_config(server)).fetch(root, progress=False)
     assert summary.failed == 1 and summary.extracted_archives == 2
     assert [n for n in summary.notes if "OpenSora" in n] == [
-        "train/OpenSora.tar.gz: HTTP 403; not extracted, re-run `vfcache fetch genvideo_val` to retry"]
-    rows = [json.loads(line) for line in
-            (tmp_path / "data/raw/genvideo_val/_failures.jsonl").read_text().splitlines()]
+        "train/OpenSora.tar.gz: HTTP 403; not extracted, re-run `vfcache fetch genvideo_val` to "
+        "retry"
+    ]
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "data/raw/genvideo_val/_failures.jsonl").read_text().splitlines()
+    ]
     assert [(r["relpath"], r["http_status"], r["permanent"]) for r in rows] == [
-        ("train/OpenSora.tar.gz", 403, True)]
+        ("train/OpenSora.tar.gz", 403, True)
+    ]
     listed = get_source(genvideo_config(server)).list_videos(root)
     assert {(c.label, c.generator) for c in listed} == {
-        k for k in facts.by_generator if k != (1, "OpenSora")}
+        k for k in facts.by_generator if k != (1, "OpenSora")
+    }
     # the host serves it again: the re-run fetches that archive alone and extracts it
     server.clear_faults()
     before = len(server.log.entries)
@@ -142,7 +148,10 @@ def test_nothing_to_be_had_stops_the_fetch(modelscope, tmp_path):
     server, _ = modelscope
     for name in ("GenVideo-Val.zip", "Real_part_aa", "Real_part_ab", "OpenSora.tar.gz"):
         server.add_fault(modelscope_relpath(REPO_ID, "master", name), Fault(status=404, times=None))
-    with pytest.raises(FetchError, match=r"4 GenVideo archives could not be downloaded from .*GenVideo-Val.zip: HTTP 404"):
+    with pytest.raises(
+        FetchError,
+        match=r"4 GenVideo archives could not be downloaded from .*GenVideo-Val.zip: HTTP 404",
+    ):
         get_source(genvideo_config(server)).fetch(DataRoot(tmp_path / "data"), progress=False)
 
 
@@ -214,21 +223,43 @@ def test_make_cache_genvideo100k_folders_and_gifs(tmp_path):
     facts = build_genvideo100k(store)
     with HttpFileServer(served, route=modelscope_route) as server:
         config = config_for(
-            "genvideo100k", base_url=server.base_url, archives=GENVIDEO_100K_ARCHIVES, retries=1,
-            splits={"sizes": (("train", "5"), ("val", "2"), ("test", "rest")), "support": 1,
-                    "subset": 9},
+            "genvideo100k",
+            base_url=server.base_url,
+            archives=GENVIDEO_100K_ARCHIVES,
+            retries=1,
+            splits={
+                "sizes": (("train", "5"), ("val", "2"), ("test", "rest")),
+                "support": 1,
+                "subset": 9,
+            },
         )
         root = DataRoot(tmp_path / "data")
         run = run_cache(config, root)
     clips = read_records(root.cache_dir("genvideo100k", "tiny_4x32").clips_parquet, ClipRecord)
-    assert clips_by_label_generator(clips) == facts.by_generator == {
-        (0, "real"): 4, (1, "I2VGEN_XL"): 3, (1, "pika"): 2, (1, "SVD"): 2, (1, "VideoCrafter"): 2,
-        (1, "DynamicCrafter"): 1, (1, "SD"): 1}
+    assert (
+        clips_by_label_generator(clips)
+        == facts.by_generator
+        == {
+            (0, "real"): 4,
+            (1, "I2VGEN_XL"): 3,
+            (1, "pika"): 2,
+            (1, "SVD"): 2,
+            (1, "VideoCrafter"): 2,
+            (1, "DynamicCrafter"): 1,
+            (1, "SD"): 1,
+        }
+    )
     # the folders of the release's documented layout (third-party extraction notes)
     raw = root.raw_dir("genvideo100k")
     assert {p.name for p in raw.iterdir() if p.is_dir() and not p.name.startswith(".")} == {
-        "Real", "I2VGEN_XL", "train_pika", "train_SVD", "train_VideoCrafter", "train_DynamicCrafter",
-        "train_SD"}
+        "Real",
+        "I2VGEN_XL",
+        "train_pika",
+        "train_SVD",
+        "train_VideoCrafter",
+        "train_DynamicCrafter",
+        "train_SD",
+    }
     gif_clips = [c for c in clips if c.relpath.endswith(".gif")]
     assert len(gif_clips) == 3 and all(c.padded_frames == 0 for c in gif_clips)
     assert run.manifest.ignored.by_extension == {".txt": 1}
@@ -238,7 +269,12 @@ def test_make_cache_genvideo100k_folders_and_gifs(tmp_path):
     meta = run.split.meta
     assert (meta.subset.asked, meta.subset.obtained, meta.subset.of) == (9, 9, 15)
     assert {p.part: p.obtained for p in meta.parts} == {
-        "train": 5, "val": 2, "test": 2, "support": 2, "unassigned": 6}
+        "train": 5,
+        "val": 2,
+        "test": 2,
+        "support": 2,
+        "unassigned": 6,
+    }
     assert run.audit.ok, format_table(run.audit)
     assert "subset 9 of 15" in format_table(run.audit)
 
@@ -262,9 +298,14 @@ def test_genvideo100k_dry_run_reads_the_listing_and_flags_what_the_host_lacks(tm
     served_names = {f.relpath: f.size_bytes for f in plan.to_fetch}
     assert served_names == {name: size for name, size in sizes.items() if name != "Extra.tar.gz"}
     assert sorted(f.relpath for f in plan.files if f.problem) == [
-        "Latte.tar.gz", "OpenSora.tar.gz", "SEINE.tar.gz", "ZeroScope.tar.gz"]
+        "Latte.tar.gz",
+        "OpenSora.tar.gz",
+        "SEINE.tar.gz",
+        "ZeroScope.tar.gz",
+    ]
     assert [n for n in plan.notes if "served but not in" in n] == [
-        f"served but not in {config.path}: Extra.tar.gz"]
+        f"served but not in {config.path}: Extra.tar.gz"
+    ]
     text = format_plan(plan)
     assert "not available: Latte.tar.gz (not in the listing of cccnju/GenVideo-100K@master)" in text
 
@@ -275,10 +316,13 @@ def test_volume_set_with_a_refused_volume_is_not_extracted(tmp_path):
     store.mkdir(parents=True)
     build_genvideo100k(store)
     with HttpFileServer(served, route=modelscope_route) as server:
-        server.add_fault(modelscope_relpath(GENVIDEO_100K_REPO, "master", "Real_part_ac"),
-                         Fault(status=404, times=None))
-        config = config_for("genvideo100k", base_url=server.base_url, archives=GENVIDEO_100K_ARCHIVES,
-                            retries=0)
+        server.add_fault(
+            modelscope_relpath(GENVIDEO_100K_REPO, "master", "Real_part_ac"),
+            Fault(status=404, times=None),
+        )
+        config = config_for(
+            "genvideo100k", base_url=server.base_url, archives=GENVIDEO_100K_ARCHIVES, retries=0
+        )
         root = DataRoot(tmp_path / "data")
         summary = get_source(config).fetch(root, progress=False)
         raw = root.raw_dir("genvideo100k")

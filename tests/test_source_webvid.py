@@ -106,7 +106,15 @@ def test_exactly_one_csv_origin():
 
 def test_every_url_failing_is_an_error_not_a_note(http_file_server, tmp_path):
     build_webvid(http_file_server.root, http_file_server.base_url, count=3, missing=(0, 1, 2))
-    config = config_for("webvid", csv_repo=None, csv_revision=None, csv_patterns=None,
-                        csv_urls=[http_file_server.url("webvid/results_2M_train.csv")], retries=0)
-    with pytest.raises(FetchError, match=r"none of the 3 WebVid videos selected could be downloaded \(HTTP 404\)"):
+    config = config_for(
+        "webvid",
+        csv_repo=None,
+        csv_revision=None,
+        csv_patterns=None,
+        csv_urls=[http_file_server.url("webvid/results_2M_train.csv")],
+        retries=0,
+    )
+    with pytest.raises(
+        FetchError, match=r"none of the 3 WebVid videos selected could be downloaded \(HTTP 404\)"
+    ):
         get_source(config).fetch(DataRoot(tmp_path / "data"), progress=False)

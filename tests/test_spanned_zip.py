@@ -3,6 +3,7 @@
 `tests/data/infozip_split` is real `zip -s 64k` output (see its README), so the reader is
 checked against the tool, with the member bytes known from their seeds.
 """
+
 from __future__ import annotations
 
 import random
@@ -40,8 +41,13 @@ def test_volumes_are_found_from_either_end(split_set: Path):
 
 
 def test_the_set_reads_as_one_zip(split_set: Path):
-    with open_zip_volumes(find_volumes(split_set / "set.zip")) as stream, zipfile.ZipFile(stream) as zf:
-        assert {name: zf.read(name) for name in zf.namelist() if not name.endswith("/")} == expected_members()
+    with (
+        open_zip_volumes(find_volumes(split_set / "set.zip")) as stream,
+        zipfile.ZipFile(stream) as zf,
+    ):
+        assert {
+            name: zf.read(name) for name in zf.namelist() if not name.endswith("/")
+        } == expected_members()
         assert zf.testzip() is None
 
 
@@ -78,8 +84,31 @@ def test_a_missing_or_absent_volume_is_a_clear_error(split_set: Path, tmp_path: 
 
 def _central_entry(*, offset: int, disk: int, zip64: bytes = b"") -> bytes:
     name = b"a.mp4"
-    return _CENTRAL.pack(b"PK\x01\x02", 45, 3, 45, 0, 0, 0, 0, 0, 0, 10, 10, len(name), len(zip64), 0,
-                         disk, 0, 0, offset) + name + zip64
+    return (
+        _CENTRAL.pack(
+            b"PK\x01\x02",
+            45,
+            3,
+            45,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            10,
+            10,
+            len(name),
+            len(zip64),
+            0,
+            disk,
+            0,
+            0,
+            offset,
+        )
+        + name
+        + zip64
+    )
 
 
 def test_zip64_fields_of_an_entry_are_read_and_rewritten():

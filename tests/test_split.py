@@ -1,4 +1,5 @@
 """Split assignment, support bank and split files: invariants (Hypothesis), exact sizes, bytes."""
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,9 @@ def clips_from_groups(groups: list[tuple[int, int, int]]) -> list:
 group_lists = st.lists(
     st.tuples(st.integers(0, 1), st.integers(0, 2), st.integers(1, 3)), min_size=1, max_size=40
 )
-singleton_lists = st.lists(st.tuples(st.integers(0, 1), st.integers(0, 2), st.just(1)), min_size=1, max_size=60)
+singleton_lists = st.lists(
+    st.tuples(st.integers(0, 1), st.integers(0, 2), st.just(1)), min_size=1, max_size=60
+)
 
 
 def subset_sums(sizes: list[int]) -> set[int]:
@@ -67,7 +70,12 @@ def ids(parts: dict) -> dict[str, list[str]]:
 
 
 @HYPOTHESIS
-@given(groups=group_lists, train=st.integers(0, 30), val=st.integers(0, 30), seed=st.integers(0, 2**32 - 1))
+@given(
+    groups=group_lists,
+    train=st.integers(0, 30),
+    val=st.integers(0, 30),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_parts_are_a_group_disjoint_partition(groups, train, val, seed):
     clips = clips_from_groups(groups)
     sizes = (("train", str(max(train, 1))), ("val", str(max(val, 1))), ("test", "rest"))
@@ -86,20 +94,26 @@ def test_parts_are_a_group_disjoint_partition(groups, train, val, seed):
     # never more than asked; the first part is exact whenever some groups add up to it
     assert len(parts["train"]) <= int(sizes[0][1]) and len(parts["val"]) <= int(sizes[1][1])
     group_sizes = list(Counter(c.group for c in clips).values())
-    assert (len(parts["train"]) == int(sizes[0][1])) == (int(sizes[0][1]) in subset_sums(group_sizes))
+    assert (len(parts["train"]) == int(sizes[0][1])) == (
+        int(sizes[0][1]) in subset_sums(group_sizes)
+    )
 
 
 @HYPOTHESIS
-@given(groups=group_lists, pins=st.lists(st.sampled_from([None, None, "train", "val", "test", "other"]),
-                                         min_size=60, max_size=60),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    groups=group_lists,
+    pins=st.lists(
+        st.sampled_from([None, None, "train", "val", "test", "other"]), min_size=60, max_size=60
+    ),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_pinned_units_go_to_their_part_with_their_group(groups, pins, seed):
     """A joint split's pins: each pinned unit and its whole group in the pinned part (a part the
     split lacks: no part), the other groups carved as usual; no pins, the same as before."""
     group = np.array([g for g, (_, _, size) in enumerate(groups) for _ in range(size)])
     stratum = np.array([label * 3 + gen for label, gen, size in groups for _ in range(size)])
     sizes = (("train", "0.4"), ("val", "0.2"), ("test", "rest"))
-    pinned = pins[:len(group)]
+    pinned = pins[: len(group)]
     by_group = {}
     for g, pin in zip(group.tolist(), pinned):
         if pin is not None:
@@ -119,13 +133,20 @@ def test_pinned_units_go_to_their_part_with_their_group(groups, pins, seed):
         else:
             assert unit in part_of
     unpinned = {p: u.tolist() for p, u in assign_codes(group, stratum, sizes, seed=seed).items()}
-    assert {p: u.tolist() for p, u in assign_codes(group, stratum, sizes, seed=seed,
-                                                   pinned=[None] * len(group)).items()} == unpinned
+    assert {
+        p: u.tolist()
+        for p, u in assign_codes(
+            group, stratum, sizes, seed=seed, pinned=[None] * len(group)
+        ).items()
+    } == unpinned
 
 
 @HYPOTHESIS
-@given(groups=singleton_lists, fractions=st.sampled_from(["0.5,0.25", "0.1,0.1", "0.7,0.3", "0.34,0.33"]),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    groups=singleton_lists,
+    fractions=st.sampled_from(["0.5,0.25", "0.1,0.1", "0.7,0.3", "0.34,0.33"]),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_one_clip_groups_meet_sizes_and_strata_within_one_clip(groups, fractions, seed):
     clips = clips_from_groups(groups)
     f_train, f_val = fractions.split(",")
@@ -154,7 +175,9 @@ def test_same_seed_same_parts_whatever_the_input_order(groups, seed, shuffle_see
 
 def test_different_seeds_give_different_parts():
     clips = clips_from_groups([(i % 2, i % 3, 1) for i in range(60)])
-    assert ids(assign_splits(clips, "train=20,test=rest", seed=1)) != ids(assign_splits(clips, "train=20,test=rest", seed=2))
+    assert ids(assign_splits(clips, "train=20,test=rest", seed=1)) != ids(
+        assign_splits(clips, "train=20,test=rest", seed=2)
+    )
 
 
 def test_mixed_group_sizes_meet_every_size_when_a_joint_solution_exists():
@@ -171,14 +194,18 @@ def test_groups_too_large_give_the_largest_total_below_the_target():
     assert len(parts["train"]) == 3 and len(parts["test"]) == 9
 
 
-@pytest.mark.parametrize("sizes,total,expected", [
-    ("train=0.5,val=0.25,test=0.25", 7, {"train": 3, "val": 2, "test": 2, "unassigned": 0}),
-    ("train=50,val=50,test=rest", 436, {"train": 50, "val": 50, "test": 336}),
-    ("train=0.5,val=3,test=rest", 9, {"train": 5, "val": 3, "test": 1}),
-    ("train=2,val=0.5", 10, {"train": 2, "val": 5, "unassigned": 3}),
-])
+@pytest.mark.parametrize(
+    "sizes,total,expected",
+    [
+        ("train=0.5,val=0.25,test=0.25", 7, {"train": 3, "val": 2, "test": 2, "unassigned": 0}),
+        ("train=50,val=50,test=rest", 436, {"train": 50, "val": 50, "test": 336}),
+        ("train=0.5,val=3,test=rest", 9, {"train": 5, "val": 3, "test": 1}),
+        ("train=2,val=0.5", 10, {"train": 2, "val": 5, "unassigned": 3}),
+    ],
+)
 def test_part_targets(sizes, total, expected):
     from vfcache.pipelines.split import normalize_sizes
+
     assert part_targets(normalize_sizes(sizes), total) == expected
 
 
@@ -195,10 +222,17 @@ def test_sizes_beyond_the_clips_available_are_refused():
 
 
 @HYPOTHESIS
-@given(rows=st.lists(st.integers(0, 40), min_size=1, max_size=4), cols=st.lists(st.integers(0, 40), min_size=1, max_size=6))
+@given(
+    rows=st.lists(st.integers(0, 40), min_size=1, max_size=4),
+    cols=st.lists(st.integers(0, 40), min_size=1, max_size=6),
+)
 def test_round_matrix_keeps_both_margins_and_rounds_each_cell(rows, cols):
     total = sum(cols)
-    rows = largest_remainder([Fraction(r, max(1, sum(rows))) * total for r in rows], total) if sum(rows) else [total] + [0] * (len(rows) - 1)
+    rows = (
+        largest_remainder([Fraction(r, max(1, sum(rows))) * total for r in rows], total)
+        if sum(rows)
+        else [total] + [0] * (len(rows) - 1)
+    )
     cells = round_matrix(rows, cols)
     assert [sum(r) for r in cells] == rows
     assert [sum(r[c] for r in cells) for c in range(len(cols))] == cols
@@ -220,13 +254,20 @@ def test_suffix_reach_matches_brute_force(sizes, cap):
 def card_clips(domain: str, total: int) -> list:
     real = total // 2
     fake = total - real
-    plans = card_like_plans(domain, real, {"g1": fake // 3, "g2": fake // 3, "g3": fake - 2 * (fake // 3)})
+    plans = card_like_plans(
+        domain, real, {"g1": fake // 3, "g2": fake // 3, "g3": fake - 2 * (fake // 3)}
+    )
     return [make_clip(plan, 0, dataset=domain) for plan in plans]
 
 
-@pytest.mark.parametrize("domain,total,sizes", [
-    ("aegis", 436, (50, 50, 336)), ("dvf", 1004, (200, 200, 604)), ("genvideo100k", 2971, (200, 200, 2571)),
-])
+@pytest.mark.parametrize(
+    "domain,total,sizes",
+    [
+        ("aegis", 436, (50, 50, 336)),
+        ("dvf", 1004, (200, 200, 604)),
+        ("genvideo100k", 2971, (200, 200, 2571)),
+    ],
+)
 def test_card_split_sizes_and_support_bank(domain, total, sizes):
     clips = card_clips(domain, total)
     parts = assign_splits(clips, f"train={sizes[0]},val={sizes[1]},test=rest", seed=0)
@@ -235,18 +276,32 @@ def test_card_split_sizes_and_support_bank(domain, total, sizes):
     assert Counter(c.label for c in bank) == {0: 10, 1: 10}
     assert {c.clip_id for c in bank} <= {c.clip_id for c in parts["train"]}
     fake_generators = Counter(c.generator for c in bank if c.label == 1)
-    assert set(fake_generators) == {"g1", "g2", "g3"} and max(fake_generators.values()) - min(fake_generators.values()) <= 1
+    assert (
+        set(fake_generators) == {"g1", "g2", "g3"}
+        and max(fake_generators.values()) - min(fake_generators.values()) <= 1
+    )
 
 
 def test_support_prefers_one_clip_per_video_and_covers_every_domain():
-    plans = [VideoPlan(d, lab, "youtube" if lab == 0 else "sora", f"{d}{lab}{v}", clips=3)
-             for d in ("a", "b") for lab in (0, 1) for v in range(5)]
+    plans = [
+        VideoPlan(d, lab, "youtube" if lab == 0 else "sora", f"{d}{lab}{v}", clips=3)
+        for d in ("a", "b")
+        for lab in (0, 1)
+        for v in range(5)
+    ]
     train = [make_clip(p, i) for p in plans for i in range(p.clips)]
     bank = pick_support(train, 5, seed=3)
-    assert Counter((c.domain, c.label) for c in bank) == {("a", 0): 5, ("a", 1): 5, ("b", 0): 5, ("b", 1): 5}
+    assert Counter((c.domain, c.label) for c in bank) == {
+        ("a", 0): 5,
+        ("a", 1): 5,
+        ("b", 0): 5,
+        ("b", 1): 5,
+    }
     assert len({c.video_id for c in bank}) == 20
     assert pick_support(list(reversed(train)), 5, seed=3) == bank
-    assert len({c.video_id for c in pick_support(train, 7, seed=3)}) == 20  # 2 videos give a second clip
+    assert (
+        len({c.video_id for c in pick_support(train, 7, seed=3)}) == 20
+    )  # 2 videos give a second clip
     with pytest.raises(SplitSizeError, match="asks 16 real clips of domain 'a' but train has 15"):
         pick_support(train, 16, seed=3)
 
@@ -262,34 +317,59 @@ def test_write_split_files_are_byte_identical_for_a_seed(tmp_path: Path):
         return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
     first = written(5)
-    assert sorted(first) == ["split.json", "support.jsonl", "test.jsonl", "train.jsonl", "val.jsonl"]
+    assert sorted(first) == [
+        "split.json",
+        "support.jsonl",
+        "test.jsonl",
+        "train.jsonl",
+        "val.jsonl",
+    ]
     assert written(5) == first
     assert written(6)["train.jsonl"] != first["train.jsonl"]
     meta = read_split_meta(cache.split_dir("default"))
     assert [(p.part, p.unit, p.target, p.obtained, p.clips) for p in meta.parts] == [
-        ("train", "videos", 20, 20, 20), ("val", "videos", 10, 10, 10), ("test", "videos", 30, 30, 30),
-        ("support", "clips", 6, 6, 6)]
+        ("train", "videos", 20, 20, 20),
+        ("val", "videos", 10, 10, 10),
+        ("test", "videos", 30, 30, 30),
+        ("support", "clips", 6, 6, 6),
+    ]
     assert meta.spec_hash == fixture.spec.spec_hash and meta.clips_total == 60
     assert meta.counts["support"]["label"] == {"fake": 3, "real": 3}
     entries = {p: read_split(cache.split_file("default", p)) for p in SPLIT_PARTS}
     assert sum(len(entries[p]) for p in ("train", "val", "test")) == 60
     by_id = {c.clip_id: c for c in fixture.clips}
-    assert all(by_id[e.clip_id].offset == e.offset and by_id[e.clip_id].shard == e.shard for e in entries["test"])
+    assert all(
+        by_id[e.clip_id].offset == e.offset and by_id[e.clip_id].shard == e.shard
+        for e in entries["test"]
+    )
 
 
 def test_write_split_refuses_what_cannot_be_met(tmp_path: Path):
     cache = build_cache(tmp_path / "cache", card_like_plans("aegis", 6, {"sora": 6})).cache_dir
     with pytest.raises(SplitSizeError, match="ask for 13 records but only 12"):
         write_split(cache, sizes="train=7,val=6,test=rest", seed=0)
-    with pytest.raises(SplitSizeError, match="support bank asks 4 real clips of domain 'aegis' but train has 3"):
+    with pytest.raises(
+        SplitSizeError, match="support bank asks 4 real clips of domain 'aegis' but train has 3"
+    ):
         write_split(cache, sizes="train=6,test=rest", seed=0, support=4)
     with pytest.raises(StageError, match="clips.parquet does not exist"):
         write_split(type(cache)(tmp_path / "nothing"), sizes="train=1", seed=0)
 
 
 def sample_entry(**changes) -> SplitEntry:
-    values = dict(clip_id="c1", shard="shards/s.npy.zst", offset=0, nbytes=10, label=1, domain="d",
-                  generator="sora", group="g", video_id="v", dataset="ds", clip_index=0)
+    values = dict(
+        clip_id="c1",
+        shard="shards/s.npy.zst",
+        offset=0,
+        nbytes=10,
+        label=1,
+        domain="d",
+        generator="sora",
+        group="g",
+        video_id="v",
+        dataset="ds",
+        clip_index=0,
+    )
     return SplitEntry(**{**values, **changes})
 
 
@@ -303,18 +383,30 @@ def test_split_file_round_trip_and_canonical_lines(tmp_path: Path):
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
-@pytest.mark.parametrize("bad_line,message", [
-    ("{not json", "train.jsonl:2: not valid JSON"),
-    ("[1, 2]", "train.jsonl:2: expected a JSON object"),
-    (json.dumps({"clip_id": "x"}), "train.jsonl:2: unknown fields \\[\\], missing fields"),
-    (entry_line(sample_entry(clip_id="c9", label=True)).strip(), "train.jsonl:2: field 'label' = True should be a int"),
-    (entry_line(sample_entry(clip_id="c9", offset=-1)).strip(), "train.jsonl:2: field 'offset' = -1"),
-    (entry_line(sample_entry()).strip(), "train.jsonl:2: clip c1 already listed on line 1"),
-    ("", "train.jsonl:2: empty line"),
-])
+@pytest.mark.parametrize(
+    "bad_line,message",
+    [
+        ("{not json", "train.jsonl:2: not valid JSON"),
+        ("[1, 2]", "train.jsonl:2: expected a JSON object"),
+        (json.dumps({"clip_id": "x"}), "train.jsonl:2: unknown fields \\[\\], missing fields"),
+        (
+            entry_line(sample_entry(clip_id="c9", label=True)).strip(),
+            "train.jsonl:2: field 'label' = True should be a int",
+        ),
+        (
+            entry_line(sample_entry(clip_id="c9", offset=-1)).strip(),
+            "train.jsonl:2: field 'offset' = -1",
+        ),
+        (entry_line(sample_entry()).strip(), "train.jsonl:2: clip c1 already listed on line 1"),
+        ("", "train.jsonl:2: empty line"),
+    ],
+)
 def test_read_split_names_the_bad_line(tmp_path: Path, bad_line: str, message: str):
     path = tmp_path / "train.jsonl"
-    path.write_text(entry_line(sample_entry()) + bad_line + "\n" + entry_line(sample_entry(clip_id="c3")), encoding="utf-8")
+    path.write_text(
+        entry_line(sample_entry()) + bad_line + "\n" + entry_line(sample_entry(clip_id="c3")),
+        encoding="utf-8",
+    )
     with pytest.raises(SplitFileError, match=message):
         read_split(path)
 

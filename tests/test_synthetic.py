@@ -34,10 +34,13 @@ def _noise_frame(width: int, height: int, seed: int = 0) -> np.ndarray:
 def _short_side_crop(frame: np.ndarray, size: int = 112) -> np.ndarray:
     height, width = frame.shape[:2]
     scale = size / min(height, width)
-    resized = cv2.resize(frame, (max(size, round(width * scale)), max(size, round(height * scale))),
-                         interpolation=cv2.INTER_AREA)
+    resized = cv2.resize(
+        frame,
+        (max(size, round(width * scale)), max(size, round(height * scale))),
+        interpolation=cv2.INTER_AREA,
+    )
     y0, x0 = (resized.shape[0] - size) // 2, (resized.shape[1] - size) // 2
-    return resized[y0:y0 + size, x0:x0 + size]
+    return resized[y0 : y0 + size, x0 : x0 + size]
 
 
 def _squash(frame: np.ndarray, size: int = 112) -> np.ndarray:
@@ -123,9 +126,11 @@ def test_artifacts_change_what_a_detector_would_see() -> None:
 
     assert detail(smooth) < 0.1 * detail(real)
     assert brightness_spread(flicker) > 0.1 > 5 * brightness_spread(real)
+
     def structure_match(frames):  # brightness-invariant, noise blurred away
         def blurred(frame):
             return cv2.GaussianBlur(_top_band(frame), (0, 0), 2).ravel()
+
         return np.mean([np.corrcoef(blurred(f), blurred(r))[0, 1] for f, r in zip(frames, real)])
 
     # same seed, same scene: flicker keeps the picture's structure, warp bends it
@@ -136,6 +141,7 @@ def test_artifacts_change_what_a_detector_would_see() -> None:
 @pytest.mark.parametrize("width,height", [(320, 240), (720, 404)])
 def test_real_sensor_noise_survives_the_clip_resize(width: int, height: int) -> None:
     """At 112 px the real videos keep clearly more fine noise than any fake (no codec here)."""
+
     def fine_noise(artifact):
         frames = paint_frames(width, height, 4, seed=4, artifact=artifact, scene="studio")
         residuals = []
@@ -148,15 +154,30 @@ def test_real_sensor_noise_survives_the_clip_resize(width: int, height: int) -> 
     assert all(real > 1.4 * fine_noise(artifact) for artifact in ("flicker", "smooth", "warp"))
 
 
-CODECS = [("h264", ".mp4"), ("mpeg4", ".avi"), ("vp9", ".webm"), ("hevc", ".mkv"),
-          ("h264", ".mkv"), ("mpeg4", ".mp4")]
+CODECS = [
+    ("h264", ".mp4"),
+    ("mpeg4", ".avi"),
+    ("vp9", ".webm"),
+    ("hevc", ".mkv"),
+    ("h264", ".mkv"),
+    ("mpeg4", ".mp4"),
+]
 
 
 @pytest.mark.parametrize("codec,suffix", CODECS)
 def test_codec_round_trip(tmp_path: Path, codec: str, suffix: str) -> None:
     path = tmp_path / f"clip{suffix}"
-    truth = make_video(path, width=192, height=144, num_frames=20, fps=25, codec=codec,
-                       artifact="flicker", seed=1, gop=8)
+    truth = make_video(
+        path,
+        width=192,
+        height=144,
+        num_frames=20,
+        fps=25,
+        codec=codec,
+        artifact="flicker",
+        seed=1,
+        gop=8,
+    )
     frames, pts_s, rotations = _decode(path)
     assert len(frames) == truth.num_frames == 20
     assert [read_code(f) for f in frames] == list(truth.frame_codes)
@@ -171,8 +192,15 @@ def test_codec_round_trip(tmp_path: Path, codec: str, suffix: str) -> None:
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_ntsc_frame_rate_timestamps(tmp_path: Path, suffix: str) -> None:
     rate = Fraction(30000, 1001)
-    truth = make_video(tmp_path / f"ntsc{suffix}", width=160, height=120, num_frames=40, fps=rate,
-                       codec="h264", seed=2)
+    truth = make_video(
+        tmp_path / f"ntsc{suffix}",
+        width=160,
+        height=120,
+        num_frames=40,
+        fps=rate,
+        codec="h264",
+        seed=2,
+    )
     assert truth.fps == pytest.approx(29.97002997)
     _, pts_s, _ = _decode(tmp_path / f"ntsc{suffix}")
     expected = [float(i * Fraction(1001, 30000)) for i in range(40)]
@@ -182,14 +210,16 @@ def test_ntsc_frame_rate_timestamps(tmp_path: Path, suffix: str) -> None:
         assert container.streams.video[0].average_rate == rate
 
 
-@pytest.mark.parametrize("codec,suffix", [("h264", ".mp4"), ("h264", ".mkv"), ("vp9", ".webm"),
-                                          ("mpeg4", ".mp4")])
+@pytest.mark.parametrize(
+    "codec,suffix", [("h264", ".mp4"), ("h264", ".mkv"), ("vp9", ".webm"), ("mpeg4", ".mp4")]
+)
 def test_variable_frame_rate_pts(tmp_path: Path, codec: str, suffix: str) -> None:
     gaps = np.random.default_rng(4).choice([1 / 30, 1 / 20, 1 / 12, 0.1234567], 29)
     written = np.concatenate([[0.0], np.cumsum(gaps)]).tolist()
     path = tmp_path / f"vfr{suffix}"
-    truth = make_video(path, width=160, height=120, num_frames=30, fps=25, codec=codec,
-                       seed=5, pts_s=written)
+    truth = make_video(
+        path, width=160, height=120, num_frames=30, fps=25, codec=codec, seed=5, pts_s=written
+    )
     frames, pts_s, _ = _decode(path)
     assert truth.variable_frame_rate
     assert np.abs(np.array(pts_s) - written).max() <= 1e-3
@@ -201,8 +231,16 @@ def test_variable_frame_rate_pts(tmp_path: Path, codec: str, suffix: str) -> Non
 @pytest.mark.parametrize("codec,suffix", [("h264", ".mp4"), ("vp9", ".webm"), ("h264", ".mkv")])
 def test_rotation_metadata(tmp_path: Path, rotation_deg: int, codec: str, suffix: str) -> None:
     path = tmp_path / f"rot{suffix}"
-    truth = make_video(path, width=144, height=256, num_frames=6, fps=24, codec=codec, seed=6,
-                       rotation_deg=rotation_deg)
+    truth = make_video(
+        path,
+        width=144,
+        height=256,
+        num_frames=6,
+        fps=24,
+        codec=codec,
+        seed=6,
+        rotation_deg=rotation_deg,
+    )
     frames, _, rotations = _decode(path)
     assert rotations == [rotation_deg] * 6
     for index, raw in enumerate(frames):
@@ -229,8 +267,9 @@ def test_encode_rejects_bad_requests(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must be even"):
         encode_video(tmp_path / "a.mp4", [np.zeros((121, 160, 3), np.uint8)], codec="h264", fps=25)
     with pytest.raises(ValueError, match="more frames than pts_s entries"):
-        encode_video(tmp_path / "a.mkv", frames + frames[:1], codec="h264", fps=25,
-                     pts_s=[0.0, 0.5])
+        encode_video(
+            tmp_path / "a.mkv", frames + frames[:1], codec="h264", fps=25, pts_s=[0.0, 0.5]
+        )
     with pytest.raises(ValueError, match="got 1 frames for 2 pts_s"):
         encode_video(tmp_path / "a.mkv", frames[:1], codec="h264", fps=25, pts_s=[0.0, 0.5])
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing final, no temp left
@@ -238,8 +277,9 @@ def test_encode_rejects_bad_requests(tmp_path: Path) -> None:
 
 def test_broken_file_helpers(tmp_path: Path) -> None:
     source = tmp_path / "whole.mp4"
-    truth = make_video(source, width=320, height=240, num_frames=50, fps=25, codec="h264",
-                       seed=9, gop=10)
+    truth = make_video(
+        source, width=320, height=240, num_frames=50, fps=25, codec="h264", seed=9, gop=10
+    )
     kept = truncate_copy(source, tmp_path / "cut.mp4", keep_fraction=0.5)
     assert kept == source.stat().st_size // 2 == (tmp_path / "cut.mp4").stat().st_size
     try:
@@ -253,17 +293,25 @@ def test_broken_file_helpers(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("first_import,expect_ok", [("av", True), ("decord", False)])
-def test_vp9_encoding_needs_pyav_loaded_before_decord(tmp_path: Path, first_import: str,
-                                                      expect_ok: bool) -> None:
+def test_vp9_encoding_needs_pyav_loaded_before_decord(
+    tmp_path: Path, first_import: str, expect_ok: bool
+) -> None:
     """decord's bundled libvpx shadows PyAV's when decord is imported first (see synthetic)."""
-    script = (f"import {first_import}, decord\n"
-              "from vfcache.pipelines.sources.synthetic import make_video\n"
-              f"make_video({str(tmp_path / 'v.webm')!r}, width=160, height=120, num_frames=3, "
-              "fps=25, codec='vp9', seed=0)\n")
+    script = (
+        f"import {first_import}, decord\n"
+        "from vfcache.pipelines.sources.synthetic import make_video\n"
+        f"make_video({str(tmp_path / 'v.webm')!r}, width=160, height=120, num_frames=3, "
+        "fps=25, codec='vp9', seed=0)\n"
+    )
     repo_root = Path(__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, "-c", script], cwd=repo_root, capture_output=True,
-                            text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(repo_root)})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(repo_root)},
+    )
     assert (result.returncode == 0) == expect_ok, result.stderr[-2000:]
     if not expect_ok:
         assert "import av first" in result.stderr

@@ -1,4 +1,5 @@
 """Two CPU processes under `torchrun` (gloo): disjoint data per rank, rank 0 writes, resume."""
+
 from __future__ import annotations
 
 import json
@@ -18,13 +19,27 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _torchrun(config: Path, root: Path, log_dir: Path, stop: int) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node", "2", str(REPO / "tests" / "torchrun_worker.py"), str(config),
-               str(root), str(log_dir), str(stop)]
-    done = subprocess.run(command, check=False, env=env, capture_output=True, text=True,
-                          timeout=240)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(REPO / "tests" / "torchrun_worker.py"),
+        str(config),
+        str(root),
+        str(log_dir),
+        str(stop),
+    ]
+    done = subprocess.run(
+        command, check=False, env=env, capture_output=True, text=True, timeout=240
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
 
 
@@ -65,7 +80,11 @@ def test_two_ranks_split_every_epoch_and_resume_mid_epoch(tmp_path):
 
     run_dir = tmp_path / "runs" / "ddp"
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "best.pt", "config.json", "last.pt", "metrics.jsonl"]
+        "best.pt",
+        "config.json",
+        "last.pt",
+        "metrics.jsonl",
+    ]
     final = read_checkpoint(run_dir / "last.pt")
     assert final["epoch"] == 2 and final["args"]["world_size"] == 2
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()

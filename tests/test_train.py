@@ -1,4 +1,5 @@
 """Training: config validation, the tiny3d loop on CPU, checkpoints, exact mid-epoch resume."""
+
 from __future__ import annotations
 
 import json
@@ -78,24 +79,37 @@ def test_unknown_key_names_file_field_and_value(tmp_path, toy):
     assert err.value.value == 0.9 and "known keys" in str(err.value)
 
 
-@pytest.mark.parametrize("override, field", [
-    ({"epochs": 0}, "epochs"),
-    ({"unfreeze": "layer3"}, "unfreeze"),
-    ({"unfreeze": {"last_fraction": 2}}, "unfreeze"),
-    ({"unfreeze": {"include": ["x*"], "last_fraction": 0.5}}, "unfreeze"),
-    ({"optimizer": {"lr": 0.1, "warmup_fraction": 1.5}}, "optimizer.warmup_fraction"),
-    ({"optimizer": {"lr": 0.1, "warmup_fraction": 0.1, "warmup_steps": 3}}, "optimizer.warmup_fraction"),
-    ({"loss": {"kind": "supcon", "label_smoothing": 0.1}}, "loss"),
-    ({"loss": {"kind": "cross_entropy", "class_weights": [1.0]}}, "loss.class_weights"),
-    ({"sampler": {"kind": "class_balanced", "domain_weights": {"a": 1}}}, "sampler.domain_weights"),
-    ({"sampler": {"kind": "generator_quota", "class_proportions": {"maybe": 1}}},
-     "sampler.class_proportions.maybe"),
-    ({"selection": {"protocol": "prototype", "metric": "combined"}}, "selection.metric"),
-    ({"data": {"train": ["a.jsonl"], "val": ["b.jsonl"]}, "loss": {"kind": "supcon"}},
-     "data.support"),
-    ({"amp": "fp8"}, "amp"),
-    ({"batch_size": True}, "batch_size"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"unfreeze": "layer3"}, "unfreeze"),
+        ({"unfreeze": {"last_fraction": 2}}, "unfreeze"),
+        ({"unfreeze": {"include": ["x*"], "last_fraction": 0.5}}, "unfreeze"),
+        ({"optimizer": {"lr": 0.1, "warmup_fraction": 1.5}}, "optimizer.warmup_fraction"),
+        (
+            {"optimizer": {"lr": 0.1, "warmup_fraction": 0.1, "warmup_steps": 3}},
+            "optimizer.warmup_fraction",
+        ),
+        ({"loss": {"kind": "supcon", "label_smoothing": 0.1}}, "loss"),
+        ({"loss": {"kind": "cross_entropy", "class_weights": [1.0]}}, "loss.class_weights"),
+        (
+            {"sampler": {"kind": "class_balanced", "domain_weights": {"a": 1}}},
+            "sampler.domain_weights",
+        ),
+        (
+            {"sampler": {"kind": "generator_quota", "class_proportions": {"maybe": 1}}},
+            "sampler.class_proportions.maybe",
+        ),
+        ({"selection": {"protocol": "prototype", "metric": "combined"}}, "selection.metric"),
+        (
+            {"data": {"train": ["a.jsonl"], "val": ["b.jsonl"]}, "loss": {"kind": "supcon"}},
+            "data.support",
+        ),
+        ({"amp": "fp8"}, "amp"),
+        ({"batch_size": True}, "batch_size"),
+    ],
+)
 def test_invalid_values_are_config_errors(toy, override, field):
     with pytest.raises(ConfigError) as err:
         parse_train_config(toy_train_dict(toy, **override), "<test>")
@@ -103,8 +117,14 @@ def test_invalid_values_are_config_errors(toy, override, field):
 
 
 def test_warmup_as_a_fraction_of_the_steps_then_cosine(toy):
-    config = parse_train_config(toy_train_dict(toy, optimizer={
-        "lr": 1.0, "schedule": "cosine", "warmup_fraction": 0.1}, unfreeze={"include": ["fc.*"]}), "<t>")
+    config = parse_train_config(
+        toy_train_dict(
+            toy,
+            optimizer={"lr": 1.0, "schedule": "cosine", "warmup_fraction": 0.1},
+            unfreeze={"include": ["fc.*"]},
+        ),
+        "<t>",
+    )
     assert config.unfreeze == {"include": ("fc.*",)}
     opt = config.optimizer
     rates = [learning_rate(opt, s, 100) for s in range(100)]
@@ -139,8 +159,13 @@ def test_training_writes_card_checkpoints_and_metrics(toy):
     assert lines[-1]["selection_score"] > 0.9  # the toy signal is learnable
     assert lines[0]["lr"] == 0.01 and all(math.isfinite(x["train_loss"]) for x in lines)
     best = read_checkpoint(result.best_checkpoint)
-    assert set(best) == {"epoch", "model_state_dict", "optimizer_state_dict",
-                         "best_selection_score", "args"}
+    assert set(best) == {
+        "epoch",
+        "model_state_dict",
+        "optimizer_state_dict",
+        "best_selection_score",
+        "args",
+    }
     assert best["epoch"] == result.best_epoch
     assert best["best_selection_score"] == result.best_selection_score
     assert best["args"]["model"] == {"name": "tiny3d", "kwargs": {"width": 4, "proj_dim": 8}}
@@ -170,20 +195,26 @@ def test_checkpoint_extra_keys_load_with_weights_only(tmp_path):
 
 def _run_and_record(config, root, **kwargs):
     seen: list[tuple[int, int, tuple[str, ...]]] = []
-    result = run_training(config, root=root, progress=False,
-                          on_step=lambda s: seen.append((s.epoch, s.step_in_epoch, s.clip_ids)),
-                          **kwargs)
+    result = run_training(
+        config,
+        root=root,
+        progress=False,
+        on_step=lambda s: seen.append((s.epoch, s.step_in_epoch, s.clip_ids)),
+        **kwargs,
+    )
     return result, seen
 
 
 @pytest.mark.parametrize("stop_after", [3, 4])  # mid-epoch 1, and exactly at its end
 def test_resume_repeats_an_uninterrupted_run(toy, stop_after):
     # baseline model with dropout, augmentation and a cosine schedule: everything random must resume
-    overrides = dict(model={"name": "train_fixtures:DropoutTiny3D", "kwargs": {"dropout": 0.5}},
-                     workers=1,
-                     augment={"flip_probability": 0.5, "brightness_delta": 0.2},
-                     optimizer={"lr": 0.01, "schedule": "cosine", "warmup_steps": 2},
-                     sampler={"kind": "domain_weighted", "composition": "draw"})
+    overrides = dict(
+        model={"name": "train_fixtures:DropoutTiny3D", "kwargs": {"dropout": 0.5}},
+        workers=1,
+        augment={"flip_probability": 0.5, "brightness_delta": 0.2},
+        optimizer={"lr": 0.01, "schedule": "cosine", "warmup_steps": 2},
+        sampler={"kind": "domain_weighted", "composition": "draw"},
+    )
     whole = toy_train_config(toy, out_dir=f"runs/whole{stop_after}", **overrides)
     split = toy_train_config(toy, out_dir=f"runs/split{stop_after}", **overrides)
     result_whole, seen_whole = _run_and_record(whole, toy.root)
@@ -195,8 +226,13 @@ def test_resume_repeats_an_uninterrupted_run(toy, stop_after):
     assert seen_first + seen_second == seen_whole
     for key, value in _weights(result_whole.last_checkpoint).items():
         assert torch.allclose(value, _weights(second.last_checkpoint)[key], atol=1e-6), key
-    lines = [[{k: v for k, v in json.loads(x).items() if not k.endswith("_s")}
-              for x in r.metrics_path.read_text().splitlines()] for r in (result_whole, second)]
+    lines = [
+        [
+            {k: v for k, v in json.loads(x).items() if not k.endswith("_s")}
+            for x in r.metrics_path.read_text().splitlines()
+        ]
+        for r in (result_whole, second)
+    ]
     assert lines[0] == lines[1]
     assert second.best_epoch == result_whole.best_epoch
 
@@ -217,14 +253,21 @@ def test_run_folder_is_never_overwritten_and_resume_checks_config(toy):
 
 
 def test_supcon_transfer_recipe(toy):
-    base = run_training(toy_train_config(toy, out_dir="runs/base", epochs=1), root=toy.root,
-                        progress=False)
+    base = run_training(
+        toy_train_config(toy, out_dir="runs/base", epochs=1), root=toy.root, progress=False
+    )
     config = toy_train_config(
-        toy, out_dir="runs/supcon", epochs=1, init_checkpoint="runs/base/best.pt",
-        loss={"kind": "supcon", "temperature": 0.07}, unfreeze="layer4_all",
-        domain_loss_weights={"alpha": 0.7, "beta": 0.3}, sampler={"kind": "generator_quota"},
+        toy,
+        out_dir="runs/supcon",
+        epochs=1,
+        init_checkpoint="runs/base/best.pt",
+        loss={"kind": "supcon", "temperature": 0.07},
+        unfreeze="layer4_all",
+        domain_loss_weights={"alpha": 0.7, "beta": 0.3},
+        sampler={"kind": "generator_quota"},
         selection={"protocol": "prototype", "metric": "eer", "domain_weights": {"alpha": 1.0}},
-        decode_cache_gb=0.01)
+        decode_cache_gb=0.01,
+    )
     result = run_training(config, root=toy.root, progress=False)
     before, after = _weights(base.best_checkpoint), _weights(result.last_checkpoint)
     assert torch.equal(before["layer1.0.weight"], after["layer1.0.weight"])  # transferred, frozen
@@ -262,15 +305,27 @@ def test_compute_loss_takes_domain_shares_unless_per_anchor_is_asked(toy):
     domains = ["aegis", "dvf", "dvf", "dvf", "genvideo", "genvideo"]
     loss = {"kind": "cross_entropy", "class_weights": [1.0, 1.5], "label_smoothing": 0.0}
     shares = parse_train_config(toy_train_dict(toy, loss=loss, domain_loss_weights=weights), "<t>")
-    anchors = parse_train_config(toy_train_dict(toy, loss=loss, domain_loss_weights=weights,
-                                                domain_loss_mode="per_anchor"), "<t>")
+    anchors = parse_train_config(
+        toy_train_dict(toy, loss=loss, domain_loss_weights=weights, domain_loss_mode="per_anchor"),
+        "<t>",
+    )
     assert shares.domain_loss_mode == "shares"
     mass = torch.tensor([1.0, 1.5])[labels]
-    expected = weighted_cross_entropy(logits, labels, class_weights=(1.0, 1.5), label_smoothing=0.0,
-                                      sample_weights=domain_share_weights(domains, weights, mass))
+    expected = weighted_cross_entropy(
+        logits,
+        labels,
+        class_weights=(1.0, 1.5),
+        label_smoothing=0.0,
+        sample_weights=domain_share_weights(domains, weights, mass),
+    )
     torch.testing.assert_close(compute_loss(shares, logits, labels, domains), expected)
-    per_anchor = weighted_cross_entropy(logits, labels, class_weights=(1.0, 1.5), label_smoothing=0.0,
-                                        sample_weights=domain_sample_weights(domains, weights))
+    per_anchor = weighted_cross_entropy(
+        logits,
+        labels,
+        class_weights=(1.0, 1.5),
+        label_smoothing=0.0,
+        sample_weights=domain_sample_weights(domains, weights),
+    )
     torch.testing.assert_close(compute_loss(anchors, logits, labels, domains), per_anchor)
     assert not torch.isclose(expected, per_anchor)
 
@@ -282,9 +337,14 @@ def test_the_training_loss_reads_nothing_back_from_the_device(toy, monkeypatch, 
     compute_loss (weights are validated once, when the config is read)."""
     from vfcache.trainers.train_setup import compute_loss
 
-    extra = {} if mode is None else {"domain_loss_weights": {"aegis": 0.5, "dvf": 0.3},
-                                     "domain_loss_mode": mode}
-    loss = {"kind": kind} if kind != "cross_entropy" else {"kind": kind, "class_weights": [1.0, 1.5]}
+    extra = (
+        {}
+        if mode is None
+        else {"domain_loss_weights": {"aegis": 0.5, "dvf": 0.3}, "domain_loss_mode": mode}
+    )
+    loss = (
+        {"kind": kind} if kind != "cross_entropy" else {"kind": kind, "class_weights": [1.0, 1.5]}
+    )
     config = parse_train_config(toy_train_dict(toy, loss=loss, **extra), "<t>")
     generator = torch.Generator().manual_seed(1)
     head = torch.randn(6, 2 if kind == "cross_entropy" else 4, generator=generator)
@@ -307,11 +367,21 @@ def test_the_training_loss_reads_nothing_back_from_the_device(toy, monkeypatch, 
     assert torch.isfinite(value) and head.grad is not None and torch.isfinite(head.grad).all()
 
 
-@pytest.mark.parametrize("mode,native_bf16,expected", [
-    ("auto", True, torch.bfloat16), ("auto", False, torch.float16), ("bf16", True, torch.bfloat16),
-    ("bf16", False, "no native bfloat16"), ("fp16", True, torch.float16),
-    ("fp16", False, torch.float16), ("off", True, None)])
-def test_amp_takes_bf16_only_where_the_gpu_has_it_natively(monkeypatch, mode, native_bf16, expected):
+@pytest.mark.parametrize(
+    "mode,native_bf16,expected",
+    [
+        ("auto", True, torch.bfloat16),
+        ("auto", False, torch.float16),
+        ("bf16", True, torch.bfloat16),
+        ("bf16", False, "no native bfloat16"),
+        ("fp16", True, torch.float16),
+        ("fp16", False, torch.float16),
+        ("off", True, None),
+    ],
+)
+def test_amp_takes_bf16_only_where_the_gpu_has_it_natively(
+    monkeypatch, mode, native_bf16, expected
+):
     from vfcache.trainers.evaluate import resolve_amp
 
     asked = []
@@ -340,12 +410,16 @@ def test_fp16_steps_scale_the_loss_and_unscale_before_clipping(toy):
     gradient (unscale before clipping)."""
     from vfcache.trainers.train import accumulate_gradient
 
-    config = parse_train_config(toy_train_dict(toy, loss={"kind": "cross_entropy",
-                                                          "label_smoothing": 0.0}), "<t>")
+    config = parse_train_config(
+        toy_train_dict(toy, loss={"kind": "cross_entropy", "label_smoothing": 0.0}), "<t>"
+    )
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 8 * 8, 2))
-    batch = {"clip": torch.rand(4, 3, 4, 8, 8), "label": torch.tensor([0, 1, 1, 0]),
-             "domain": ["a"] * 4}
+    batch = {
+        "clip": torch.rand(4, 3, 4, 8, 8),
+        "label": torch.tensor([0, 1, 1, 0]),
+        "domain": ["a"] * 4,
+    }
     accumulate_gradient(config, model, batch, scale=1.0, amp_dtype=None)
     plain = [p.grad.clone() for p in model.parameters()]
     model.zero_grad(set_to_none=True)
@@ -367,16 +441,21 @@ def test_unchecked_losses_give_zero_for_all_zero_weights():
     value = SupConLoss()(z, labels, torch.zeros(4), check=False)
     value.backward()
     assert value.item() == 0.0 and z.grad is not None
-    assert weighted_cross_entropy(torch.zeros(3, 2), torch.zeros(3),
-                                  sample_weights=torch.zeros(3), check=False).item() == 0.0
+    assert (
+        weighted_cross_entropy(
+            torch.zeros(3, 2), torch.zeros(3), sample_weights=torch.zeros(3), check=False
+        ).item()
+        == 0.0
+    )
 
 
 def test_gradient_accumulation_gives_the_large_batch_gradient(toy):
     """Two half batches, each adding half its gradient, equal one batch of both halves."""
     from vfcache.trainers.train import accumulate_gradient
 
-    config = parse_train_config(toy_train_dict(toy, loss={"kind": "cross_entropy",
-                                                          "label_smoothing": 0.0}), "<t>")
+    config = parse_train_config(
+        toy_train_dict(toy, loss={"kind": "cross_entropy", "label_smoothing": 0.0}), "<t>"
+    )
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 8 * 8, 2))
     clips = torch.rand(8, 3, 4, 8, 8)
@@ -415,8 +494,11 @@ def test_a_run_with_gradient_accumulation_steps_once_per_window(toy):
 
 
 def test_resume_with_gradient_accumulation_stops_only_between_windows(toy):
-    overrides = dict(optimizer={"lr": 0.01, "schedule": "cosine", "warmup_fraction": 0.25},
-                     grad_accumulation=2, epochs=2)
+    overrides = dict(
+        optimizer={"lr": 0.01, "schedule": "cosine", "warmup_fraction": 0.25},
+        grad_accumulation=2,
+        epochs=2,
+    )
     whole = toy_train_config(toy, out_dir="runs/acc_whole", **overrides)
     split = toy_train_config(toy, out_dir="runs/acc_split", **overrides)
     result_whole, seen_whole = _run_and_record(whole, toy.root)
@@ -436,32 +518,63 @@ def test_one_class_reconstruction_run_and_anomaly_eval(toy):
 
     losses = []
     config = toy_train_config(
-        toy, out_dir="runs/oneclass", epochs=3, model={"name": "tiny_reconstructor3d", "kwargs": {"width": 4}},
-        loss={"kind": "reconstruction"}, data={"train": [str(toy.split_files["train"])],
-                                               "val": [str(toy.split_files["val"])], "train_labels": ["real"]},
-        optimizer={"lr": 0.01})
+        toy,
+        out_dir="runs/oneclass",
+        epochs=3,
+        model={"name": "tiny_reconstructor3d", "kwargs": {"width": 4}},
+        loss={"kind": "reconstruction"},
+        data={
+            "train": [str(toy.split_files["train"])],
+            "val": [str(toy.split_files["val"])],
+            "train_labels": ["real"],
+        },
+        optimizer={"lr": 0.01},
+    )
     assert config.selection.protocol == "val_loss" and config.data.train_labels == (0,)
-    result = run_training(config, root=toy.root, progress=False,
-                          on_step=lambda s: losses.append(s.loss))
+    result = run_training(
+        config, root=toy.root, progress=False, on_step=lambda s: losses.append(s.loss)
+    )
     assert losses[-1] < losses[0]  # the reconstruction error goes down
     history = [json.loads(line) for line in result.metrics_path.read_text().splitlines()]
     assert all("mean_score" in h["val"]["all"] for h in history)
     checkpoint = read_checkpoint(result.best_checkpoint)
     assert checkpoint["args"]["normalisation"] == "symmetric"  # the model's declared contract
     seen = set()
-    run_training(toy_train_config(toy, out_dir="runs/oneclass_ids", epochs=1,
-                                  model={"name": "tiny_reconstructor3d", "kwargs": {"width": 4}},
-                                  loss={"kind": "reconstruction"},
-                                  data={"train": [str(toy.split_files["train"])],
-                                        "val": [str(toy.split_files["val"])], "train_labels": ["real"]}),
-                 root=toy.root, progress=False, on_step=lambda s: seen.update(s.clip_ids))
-    train_labels = {e["clip_id"]: e["label"] for e in map(json.loads, open(toy.root / toy.split_files["train"]))}
+    run_training(
+        toy_train_config(
+            toy,
+            out_dir="runs/oneclass_ids",
+            epochs=1,
+            model={"name": "tiny_reconstructor3d", "kwargs": {"width": 4}},
+            loss={"kind": "reconstruction"},
+            data={
+                "train": [str(toy.split_files["train"])],
+                "val": [str(toy.split_files["val"])],
+                "train_labels": ["real"],
+            },
+        ),
+        root=toy.root,
+        progress=False,
+        on_step=lambda s: seen.update(s.clip_ids),
+    )
+    train_labels = {
+        e["clip_id"]: e["label"] for e in map(json.loads, open(toy.root / toy.split_files["train"]))
+    }
     assert seen and {train_labels[c] for c in seen} == {0}  # only real clips trained
 
-    evaluation = parse_eval_config({
-        "name": "oneclass", "checkpoint": str(result.best_checkpoint), "protocols": ["anomaly"],
-        "query": [str(toy.split_files["test"])], "calibration": [str(toy.split_files["val"])],
-        "out_dir": "reports/oneclass", "workers": 0, "device": "cpu"}, "<t>")
+    evaluation = parse_eval_config(
+        {
+            "name": "oneclass",
+            "checkpoint": str(result.best_checkpoint),
+            "protocols": ["anomaly"],
+            "query": [str(toy.split_files["test"])],
+            "calibration": [str(toy.split_files["val"])],
+            "out_dir": "reports/oneclass",
+            "workers": 0,
+            "device": "cpu",
+        },
+        "<t>",
+    )
     report = run_evaluation(evaluation, root=toy.root, progress=False)
     anomaly = report.results["anomaly"]
     assert anomaly.row("all").num_real > 0 and anomaly.row("all").num_fake > 0
@@ -469,5 +582,13 @@ def test_one_class_reconstruction_run_and_anomaly_eval(toy):
     markdown = (report.out_dir / "results.md").read_text()
     assert "Anomaly protocol" in markdown and "Separation ratio" in markdown
     with pytest.raises(ConfigError, match="anomaly_threshold"):
-        parse_eval_config({"name": "x", "checkpoint": "c.pt", "protocols": ["anomaly"],
-                           "query": ["q.jsonl"], "out_dir": "r"}, "<t>")
+        parse_eval_config(
+            {
+                "name": "x",
+                "checkpoint": "c.pt",
+                "protocols": ["anomaly"],
+                "query": ["q.jsonl"],
+                "out_dir": "r",
+            },
+            "<t>",
+        )

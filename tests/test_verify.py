@@ -1,4 +1,6 @@
-"""verify_cache: intact caches pass; flipped bytes, truncation, stray bytes and missing shards are named."""
+"""verify_cache: intact caches pass; flipped bytes, truncation, stray bytes and missing shards are
+named."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +18,11 @@ from vfcache.manifests.records import ClipRecord
 from vfcache.errors import StageError
 from vfcache.layout import shard_path_problem
 
-PLANS = [VideoPlan("d", label, "youtube" if label == 0 else "sora", f"v{label}{i}", clips=2)
-         for label in (0, 1) for i in range(3)]  # 12 clips, 3 shards of 4
+PLANS = [
+    VideoPlan("d", label, "youtube" if label == 0 else "sora", f"v{label}{i}", clips=2)
+    for label in (0, 1)
+    for i in range(3)
+]  # 12 clips, 3 shards of 4
 
 
 @pytest.fixture()
@@ -30,7 +35,9 @@ def test_an_intact_cache_passes(cache):
     assert report.ok, report.summary()
     assert (report.clips_checked, report.shards_checked) == (12, 3)
     assert report.clip_shape == (4, 16, 16, 3)
-    assert report.bytes_checked == sum(p.stat().st_size for p in cache.cache_dir.shards_dir.iterdir())
+    assert report.bytes_checked == sum(
+        p.stat().st_size for p in cache.cache_dir.shards_dir.iterdir()
+    )
     assert report.summary().endswith("verify passed")
     assert json.loads(json.dumps(report.to_json()))["ok"] is True
 
@@ -43,7 +50,9 @@ def test_a_flipped_byte_names_the_clip_and_its_shard(cache):
     path.write_bytes(bytes(data))
     report = verify_cache(cache.cache_dir, progress=False)
     assert not report.ok
-    assert [(c.clip_id, c.shard, c.offset) for c in report.bad_clips] == [(victim.clip_id, victim.shard, victim.offset)]
+    assert [(c.clip_id, c.shard, c.offset) for c in report.bad_clips] == [
+        (victim.clip_id, victim.shard, victim.offset)
+    ]
     assert report.bad_shards == ()
     assert f"BAD CLIP {victim.clip_id} in {victim.shard}" in report.summary()
 
@@ -65,7 +74,9 @@ def test_stray_bytes_and_unindexed_clips_are_reported(cache):
     size = path.stat().st_size
     with open(path, "ab") as handle:
         handle.write(b"garbage!")
-    dropped = min((c for c in cache.clips if c.shard == cache.clips[4].shard), key=lambda c: c.offset)
+    dropped = min(
+        (c for c in cache.clips if c.shard == cache.clips[4].shard), key=lambda c: c.offset
+    )
     write_records(cache_dir.clips_parquet, [c for c in cache.clips if c != dropped], ClipRecord)
     report = verify_cache(cache_dir, progress=False)
     assert report.bad_clips == ()
@@ -83,7 +94,9 @@ def test_missing_orphan_and_temporary_shards(cache):
         writer.append(np.zeros((4, 16, 16, 3), np.uint8))
     (cache_dir.shards_dir / "shard-9999-0001.npy.zst.tmp-1-abc").write_bytes(b"partial")
     report = verify_cache(cache_dir, progress=False)
-    assert {c.clip_id for c in report.bad_clips} == {c.clip_id for c in cache.clips if c.shard == missing}
+    assert {c.clip_id for c in report.bad_clips} == {
+        c.clip_id for c in cache.clips if c.shard == missing
+    }
     assert all(c.reason == "its shard is missing" for c in report.bad_clips)
     assert [s.shard for s in report.bad_shards] == [missing, "shards/shard-9999-0000.npy.zst"]
     assert "does not index" in report.bad_shards[1].reason
@@ -106,31 +119,49 @@ def test_a_folder_without_spec_or_manifest_is_refused(tmp_path: Path, cache):
         verify_cache(cache.cache_dir, progress=False)
 
 
-@pytest.mark.parametrize("entries,size,expected", [
-    ([(0, 5, "a"), (5, 5, "b")], 10, []),
-    ([(0, 5, "a"), (4, 5, "b")], 9, ["clip b at offset 4 overlaps the clip before it (ends at 5)"]),
-    ([(2, 3, "a")], 5, ["2 bytes at offsets 0..2 belong to no clip"]),
-    ([(0, 5, "a")], 3, ["the index reaches byte 5 but the shard has 3 bytes (truncated)"]),
-    ([], 4, ["4 stray bytes after the last clip (offsets 0..4)"]),
-])
+@pytest.mark.parametrize(
+    "entries,size,expected",
+    [
+        ([(0, 5, "a"), (5, 5, "b")], 10, []),
+        (
+            [(0, 5, "a"), (4, 5, "b")],
+            9,
+            ["clip b at offset 4 overlaps the clip before it (ends at 5)"],
+        ),
+        ([(2, 3, "a")], 5, ["2 bytes at offsets 0..2 belong to no clip"]),
+        ([(0, 5, "a")], 3, ["the index reaches byte 5 but the shard has 3 bytes (truncated)"]),
+        ([], 4, ["4 stray bytes after the last clip (offsets 0..4)"]),
+    ],
+)
 def test_coverage_problems(entries, size, expected):
     assert coverage_problems(entries, size) == expected
 
 
-@pytest.mark.parametrize("rel,problem", [
-    ("shards/shard-0000-0000.npy.zst", None),
-    ("../other/shard.npy.zst", "a shard path must stay inside the cache folder"),
-    ("/abs/shard.npy.zst", "a shard path must stay inside the cache folder"),
-    ("shards/shard-0000-0000.npy.zst.tmp-12-abcd", "not a final shard name (final shards end with .npy.zst)"),
-    ("shards/shard.parquet", "not a final shard name (final shards end with .npy.zst)"),
-])
+@pytest.mark.parametrize(
+    "rel,problem",
+    [
+        ("shards/shard-0000-0000.npy.zst", None),
+        ("../other/shard.npy.zst", "a shard path must stay inside the cache folder"),
+        ("/abs/shard.npy.zst", "a shard path must stay inside the cache folder"),
+        (
+            "shards/shard-0000-0000.npy.zst.tmp-12-abcd",
+            "not a final shard name (final shards end with .npy.zst)",
+        ),
+        ("shards/shard.parquet", "not a final shard name (final shards end with .npy.zst)"),
+    ],
+)
 def test_shard_path_problem(rel, problem):
     assert shard_path_problem(rel) == problem
 
 
 def test_clips_listed_in_a_temporary_shard_are_bad(cache):
-    clips = [dataclasses.replace(c, shard=c.shard + ".tmp-1-abcd") if i == 0 else c for i, c in enumerate(cache.clips)]
+    clips = [
+        dataclasses.replace(c, shard=c.shard + ".tmp-1-abcd") if i == 0 else c
+        for i, c in enumerate(cache.clips)
+    ]
     write_records(cache.cache_dir.clips_parquet, clips, ClipRecord)
     report = verify_cache(cache.cache_dir, progress=False)
     assert [c.clip_id for c in report.bad_clips] == [cache.clips[0].clip_id]
-    assert report.bad_clips[0].reason.startswith("its shard path is invalid: not a final shard name")
+    assert report.bad_clips[0].reason.startswith(
+        "its shard path is invalid: not a final shard name"
+    )

@@ -1,6 +1,7 @@
 """yuv420 clips (issue 18): the conversion against a direct computation per matrix and range,
 one function for CPU and device, odd sizes refused, tagged videos within 2 levels of the RGB
 path, and a yuv420 cache extracted, split, read by ClipDataset and verified end to end."""
+
 from __future__ import annotations
 
 import hashlib
@@ -43,7 +44,7 @@ def direct_rgb(planes: np.ndarray, matrix: str, colour_range: str) -> np.ndarray
             before = np.take(c, np.r_[0, np.arange(n - 1)], axis)
             after = np.take(c, np.r_[np.arange(1, n), n - 1], axis)
             c = np.stack([0.75 * c + 0.25 * before, 0.75 * c + 0.25 * after], axis + 1)
-            c = c.reshape(*c.shape[:axis], 2 * n, *c.shape[axis + 2:])
+            c = c.reshape(*c.shape[:axis], 2 * n, *c.shape[axis + 2 :])
         return c
 
     kr, kb = LUMA_WEIGHTS[matrix]
@@ -67,28 +68,47 @@ def test_conversion_equals_a_direct_computation(matrix, colour_range):
 
 
 def test_cpu_form_and_device_batch_step_agree_bit_for_bit():
-    planes = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (4, 2, 24, 20), dtype=np.uint8))
+    planes = torch.from_numpy(
+        np.random.default_rng(3).integers(0, 256, (4, 2, 24, 20), dtype=np.uint8)
+    )
     codes = torch.tensor([0, 3, 4, 1])
     per_clip = torch.stack([yuv420_to_rgb(planes[i], int(codes[i])) for i in range(4)])
     assert torch.equal(yuv420_to_rgb(planes, codes), per_clip)
-    on_device = to_device({"clip": planes, "colour": codes, "label": torch.zeros(4)}, "cpu", "kinetics")["clip"]
+    on_device = to_device(
+        {"clip": planes, "colour": codes, "label": torch.zeros(4)}, "cpu", "kinetics"
+    )["clip"]
     assert torch.equal(on_device, clips_to_float(per_clip, "kinetics"))
 
 
 def test_odd_sizes_are_refused_in_one_line(tmp_path: Path):
     with pytest.raises(ConfigError) as err:
-        parse_clip_spec({"name": "odd", "frames": 4, "sampling": "uniform", "size": [113, 112],
-                         "pixels": "yuv420"}, "odd.yaml")
+        parse_clip_spec(
+            {
+                "name": "odd",
+                "frames": 4,
+                "sampling": "uniform",
+                "size": [113, 112],
+                "pixels": "yuv420",
+            },
+            "odd.yaml",
+        )
     assert "\n" not in str(err.value) and "even" in str(err.value) and "113" in str(err.value)
-    parse_clip_spec({"name": "odd", "frames": 4, "sampling": "uniform", "size": [113, 112]}, "odd.yaml")
+    parse_clip_spec(
+        {"name": "odd", "frames": 4, "sampling": "uniform", "size": [113, 112]}, "odd.yaml"
+    )
     with pytest.raises(ConfigError, match="pixels"):
-        parse_clip_spec({"name": "x", "frames": 4, "sampling": "uniform", "size": 64, "pixels": "yuv444"}, "x.yaml")
+        parse_clip_spec(
+            {"name": "x", "frames": 4, "sampling": "uniform", "size": 64, "pixels": "yuv444"},
+            "x.yaml",
+        )
 
 
 def test_existing_specs_keep_their_hash_and_json():
     for path in sorted((configs_dir() / "clips").glob("*.yaml")):
         spec = load_clip_spec(path)
-        before = {k: v for k, v in asdict(spec).items() if k not in ("name", "description", "pixels")}
+        before = {
+            k: v for k, v in asdict(spec).items() if k not in ("name", "description", "pixels")
+        }
         old_hash = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
         if spec.pixels == "rgb24":
             assert spec.spec_hash == old_hash and "pixels" not in spec.to_json()
@@ -97,7 +117,8 @@ def test_existing_specs_keep_their_hash_and_json():
 
 
 def tagged_video(path: Path, colorspace: int, colour_range: int) -> Path:
-    """A smooth moving pattern, encoded as yuv420p tagged with the matrix and range it was made with."""
+    """A smooth moving pattern, encoded as yuv420p tagged with the matrix and range it was made
+    with."""
     names = {1: "ITU709", 5: "ITU601"}
     container = av.open(str(path), "w")
     stream = container.add_stream("libx264", rate=24)
@@ -105,9 +126,16 @@ def tagged_video(path: Path, colorspace: int, colour_range: int) -> Path:
     stream.codec_context.colorspace, stream.codec_context.color_range = colorspace, colour_range
     yy, xx = np.mgrid[0:120, 0:160].astype(np.float64)
     for i in range(6):
-        rgb = np.stack([128 + 100 * np.sin(xx / 23 + i / 3), 128 + 90 * np.cos(yy / 19), 60 + xx + i], -1)
-        frame = av.VideoFrame.from_ndarray(np.clip(rgb, 0, 255).astype(np.uint8), format="rgb24").reformat(
-            format="yuv420p", dst_colorspace=names[colorspace], dst_color_range="JPEG" if colour_range == 2 else "MPEG")
+        rgb = np.stack(
+            [128 + 100 * np.sin(xx / 23 + i / 3), 128 + 90 * np.cos(yy / 19), 60 + xx + i], -1
+        )
+        frame = av.VideoFrame.from_ndarray(
+            np.clip(rgb, 0, 255).astype(np.uint8), format="rgb24"
+        ).reformat(
+            format="yuv420p",
+            dst_colorspace=names[colorspace],
+            dst_color_range="JPEG" if colour_range == 2 else "MPEG",
+        )
         frame.colorspace, frame.color_range = colorspace, colour_range
         container.mux(stream.encode(frame))
     container.mux(stream.encode())
@@ -115,13 +143,17 @@ def tagged_video(path: Path, colorspace: int, colour_range: int) -> Path:
     return path
 
 
-@pytest.mark.parametrize("colorspace, colour_range, tags", [
-    (5, 1, ("bt601", "limited")), (1, 1, ("bt709", "limited")), (1, 2, ("bt709", "full"))])
+@pytest.mark.parametrize(
+    "colorspace, colour_range, tags",
+    [(5, 1, ("bt601", "limited")), (1, 1, ("bt709", "limited")), (1, 2, ("bt709", "full"))],
+)
 def test_tagged_videos_match_the_rgb_path(tmp_path: Path, colorspace, colour_range, tags):
     path = tagged_video(tmp_path / "tagged.mp4", colorspace, colour_range)
     info = probe_video(path)
     colour: dict = {}
-    planes = read_frames(path, [0, 2, 5], info=info, height=64, width=96, pixels="yuv420", colour=colour)
+    planes = read_frames(
+        path, [0, 2, 5], info=info, height=64, width=96, pixels="yuv420", colour=colour
+    )
     rgb = read_frames(path, [0, 2, 5], info=info, height=64, width=96)
     assert planes.shape == (3, 96, 96) and (colour["matrix"], colour["range"]) == tags
     made = yuv420_to_rgb(torch.from_numpy(planes), colour_code(*tags)).numpy()
@@ -130,8 +162,10 @@ def test_tagged_videos_match_the_rgb_path(tmp_path: Path, colorspace, colour_ran
     # test_conversion_equals_a_direct_computation checks ours gives)
     assert np.abs(made.astype(int) - rgb).mean() <= (2.5 if tags == ("bt709", "limited") else 2.0)
     wrong = colour_code("bt601" if tags[0] == "bt709" else "bt709", tags[1])  # the tag matters
-    assert np.abs(yuv420_to_rgb(torch.from_numpy(planes), wrong).numpy().astype(int) - rgb).mean() > \
-        np.abs(made.astype(int) - rgb).mean()
+    assert (
+        np.abs(yuv420_to_rgb(torch.from_numpy(planes), wrong).numpy().astype(int) - rgb).mean()
+        > np.abs(made.astype(int) - rgb).mean()
+    )
     with pytest.raises(ValueError, match="even"):
         read_frames(path, [0], info=info, height=63, width=96, pixels="yuv420")
 
@@ -146,14 +180,21 @@ def test_a_yuv420_cache_end_to_end(corpus, tmp_path: Path):
     assert "color_matrix" not in pq.read_schema(rgb_dir.clips_parquet).names  # RGB files unchanged
     yuv_clips = read_records(yuv_dir.clips_parquet, ClipRecord)
     assert {(c.color_matrix, c.color_range) for c in yuv_clips} == {("bt601", "limited")}
-    assert sum(c.nbytes for c in yuv_clips) < 0.75 * sum(c.nbytes for c in read_records(rgb_dir.clips_parquet, ClipRecord))
+    assert sum(c.nbytes for c in yuv_clips) < 0.75 * sum(
+        c.nbytes for c in read_records(rgb_dir.clips_parquet, ClipRecord)
+    )
     assert verify_cache(yuv_dir, progress=False).ok
     for cache in (rgb_dir, yuv_dir):
         write_split(cache, sizes="train=0.5,val=0.25,test=rest", seed=0, stratify=())
     split = lambda cache: cache.path / "splits" / "default" / "train.jsonl"  # noqa: E731
     planes_set, rgb_set = ClipDataset(split(yuv_dir)), ClipDataset(split(yuv_dir), form="rgb")
     reference = ClipDataset(split(rgb_dir))
-    assert planes_set.clip_shape == (4, 144, 96) and rgb_set.clip_shape == reference.clip_shape == (4, 96, 96, 3)
+    assert planes_set.clip_shape == (4, 144, 96) and rgb_set.clip_shape == reference.clip_shape == (
+        4,
+        96,
+        96,
+        3,
+    )
     batch = collate_clips(planes_set.__getitems__(range(len(planes_set))))
     on_device = to_device(batch, "cpu", "raw255")["clip"]
     cpu_rgb = collate_clips(rgb_set.__getitems__(range(len(rgb_set))))["clip"]
@@ -166,7 +207,9 @@ def test_a_yuv420_cache_end_to_end(corpus, tmp_path: Path):
         if twin is not None:
             # 4.0 measured: this corpus's 160x120 sources have chroma detail at the clip's full
             # resolution (96x96), which 4:2:0 at clip size halves; the RGB path keeps it
-            assert np.abs(rgb_set.read_clip(i).astype(int) - reference.read_clip(twin)).mean() <= 5.0
+            assert (
+                np.abs(rgb_set.read_clip(i).astype(int) - reference.read_clip(twin)).mean() <= 5.0
+            )
     victim = yuv_clips[1]
     shard = yuv_dir.resolve_shard(victim.shard)
     data = bytearray(shard.read_bytes())

@@ -4,6 +4,7 @@ Runs `run_training` on this rank and writes the clip ids of every step it traine
 LOG_DIR/seen-<launch>-rank<r>.json; STOP > 0 stops after that many steps, and a run whose
 out_dir already holds last.pt is resumed.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,25 @@ def main() -> None:
     resume = (resolve_path(config.out_dir, root) / LAST_NAME).exists()
     steps = []
     result = run_training(
-        config, root=root, resume=resume, stop_after_steps=stop, progress=False,
-        on_step=lambda s: steps.append([s.epoch, s.step_in_epoch, list(s.clip_ids)]))
+        config,
+        root=root,
+        resume=resume,
+        stop_after_steps=stop,
+        progress=False,
+        on_step=lambda s: steps.append([s.epoch, s.step_in_epoch, list(s.clip_ids)]),
+    )
     rank = int(os.environ["RANK"])
     launch = "resume" if resume else "first"
-    (log_dir / f"seen-{launch}-rank{rank}.json").write_text(json.dumps(
-        {"steps": steps, "world_size": int(os.environ["WORLD_SIZE"]),
-         "global_step": result.global_step, "stopped_early": result.stopped_early}))
+    (log_dir / f"seen-{launch}-rank{rank}.json").write_text(
+        json.dumps(
+            {
+                "steps": steps,
+                "world_size": int(os.environ["WORLD_SIZE"]),
+                "global_step": result.global_step,
+                "stopped_early": result.stopped_early,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ texture; fake clips flicker (frames alternate bright and dark) over a brighter t
 even a tiny 3D CNN separates them in an epoch or two. `toy_train_config` is a TrainConfig
 over it for tiny3d on CPU.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,9 +49,16 @@ def toy_clip(label: int, rng: np.random.Generator, spec: ClipSpec = TOY_SPEC) ->
     return np.clip(frames, 0, 255).astype(np.uint8)
 
 
-def write_toy_cache(root: Path, *, dataset: str = "toy", domains: Sequence[str] = ("alpha", "beta"),
-                    per_class: dict | None = None, generators: Sequence[str] = ("gen_a", "gen_b"),
-                    seed: int = 0, spec: ClipSpec = TOY_SPEC) -> ToyCache:
+def write_toy_cache(
+    root: Path,
+    *,
+    dataset: str = "toy",
+    domains: Sequence[str] = ("alpha", "beta"),
+    per_class: dict | None = None,
+    generators: Sequence[str] = ("gen_a", "gen_b"),
+    seed: int = 0,
+    spec: ClipSpec = TOY_SPEC,
+) -> ToyCache:
     """`per_class[part]` real and as many fake clips per domain and part (support is drawn
     from train, as the split stage does); fakes alternate between `generators`."""
     per_class = per_class or {"train": 8, "val": 4, "test": 4, "support": 2}
@@ -66,15 +74,27 @@ def write_toy_cache(root: Path, *, dataset: str = "toy", domains: Sequence[str] 
                     for k in range(per_class[part]):
                         where = writer.append(toy_clip(label, rng, spec))
                         video_id = f"{dataset}-{part}-{domain}-{label}-{k:03d}"
-                        entries[part].append(SplitEntry(
-                            clip_id=make_clip_id(video_id, spec.spec_hash, 0), shard=relpath,
-                            offset=where.offset, nbytes=where.nbytes, label=label, domain=domain,
-                            generator="camera" if label == 0 else generators[k % len(generators)],
-                            group=video_id, video_id=video_id, dataset=dataset, clip_index=0))
+                        entries[part].append(
+                            SplitEntry(
+                                clip_id=make_clip_id(video_id, spec.spec_hash, 0),
+                                shard=relpath,
+                                offset=where.offset,
+                                nbytes=where.nbytes,
+                                label=label,
+                                domain=domain,
+                                generator="camera"
+                                if label == 0
+                                else generators[k % len(generators)],
+                                group=video_id,
+                                video_id=video_id,
+                                dataset=dataset,
+                                clip_index=0,
+                            )
+                        )
     for domain in domains:
         for label in (0, 1):
             pool = [e for e in entries["train"] if e.domain == domain and e.label == label]
-            entries["support"].extend(pool[:per_class["support"]])
+            entries["support"].extend(pool[: per_class["support"]])
     split_files = {}
     for part in PARTS:
         path = write_split_file(cache.split_file("default", part), entries[part])
@@ -89,8 +109,11 @@ def toy_train_dict(cache: ToyCache, **overrides: Any) -> dict:
         "loss": {"kind": "cross_entropy", "class_weights": [1.0, 1.0], "label_smoothing": 0.0},
         "optimizer": {"lr": 0.01, "weight_decay": 0.0},
         "sampler": {"kind": "class_balanced"},
-        "data": {"train": [str(cache.split_files["train"])], "val": [str(cache.split_files["val"])],
-                 "support": [str(cache.split_files["support"])]},
+        "data": {
+            "train": [str(cache.split_files["train"])],
+            "val": [str(cache.split_files["val"])],
+            "support": [str(cache.split_files["support"])],
+        },
         "epochs": 2,
         "batch_size": 8,
         "out_dir": "runs/toy",
@@ -116,5 +139,8 @@ class DropoutTiny3D(Tiny3D):
 
     def forward(self, clips: torch.Tensor) -> DetectorOutput:
         out = super().forward(clips)
-        return DetectorOutput(logits=self.fc(self.dropout(out.features)), features=out.features,
-                              embedding=out.embedding)
+        return DetectorOutput(
+            logits=self.fc(self.dropout(out.features)),
+            features=out.features,
+            embedding=out.embedding,
+        )

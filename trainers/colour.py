@@ -8,6 +8,7 @@ the device batch step (`vfcache.trainers.gpu.to_device`) agree exactly. Chroma i
 the (3/4, 1/4) bilinear weights of centre-sited samples, which is what swscale's RGB output
 comes closest to; the residual is about a level on natural footage.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,10 +36,17 @@ def conversion_table() -> torch.Tensor:
         kr, kb = LUMA_WEIGHTS[matrix]
         kg = 1.0 - kr - kb
         for colour_range in RANGES:
-            y_offset, y_span, c_span = (16, 219, 224) if colour_range == "limited" else (0, 255, 255)
+            y_offset, y_span, c_span = (
+                (16, 219, 224) if colour_range == "limited" else (0, 255, 255)
+            )
             c = 255.0 / c_span
-            coefficients = (255.0 / y_span, 2 * (1 - kr) * c, -2 * kb * (1 - kb) / kg * c,
-                            -2 * kr * (1 - kr) / kg * c, 2 * (1 - kb) * c)
+            coefficients = (
+                255.0 / y_span,
+                2 * (1 - kr) * c,
+                -2 * kb * (1 - kb) / kg * c,
+                -2 * kr * (1 - kr) / kg * c,
+                2 * (1 - kb) * c,
+            )
             fixed = [round(v * (1 << _MATRIX_SHIFT)) for v in coefficients]
             rows.append([y_offset, *fixed, 128])
     return torch.tensor(rows, dtype=torch.int64)
@@ -63,7 +71,10 @@ def yuv420_to_rgb(planes: torch.Tensor, colour: torch.Tensor | int) -> torch.Ten
     codes (B,) (or one int) from `vfcache.pixels.colour_code` -> uint8 (B, T, H, W, 3) on
     the same device."""
     if planes.dtype != torch.uint8 or planes.ndim not in (3, 4):
-        raise ValueError(f"expected uint8 yuv420 clips (B, T, H*3/2, W), got {planes.dtype} {tuple(planes.shape)}")
+        raise ValueError(
+            f"expected uint8 yuv420 clips (B, T, H*3/2, W), got {planes.dtype} "
+            f"{tuple(planes.shape)}"
+        )
     single = planes.ndim == 3
     batch = planes.unsqueeze(0) if single else planes
     height, width = yuv420_size(tuple(batch.shape))
@@ -71,8 +82,8 @@ def yuv420_to_rgb(planes: torch.Tensor, colour: torch.Tensor | int) -> torch.Ten
     flat = batch.reshape(b, t, -1)
     area = height * width
     y = flat[..., :area].reshape(b, t, height, width).to(torch.int32)
-    u = flat[..., area:area + area // 4].reshape(b, t, height // 2, width // 2).to(torch.int32)
-    v = flat[..., area + area // 4:].reshape(b, t, height // 2, width // 2).to(torch.int32)
+    u = flat[..., area : area + area // 4].reshape(b, t, height // 2, width // 2).to(torch.int32)
+    v = flat[..., area + area // 4 :].reshape(b, t, height // 2, width // 2).to(torch.int32)
     codes = torch.as_tensor(colour, dtype=torch.int64).reshape(-1).expand(b)
     table = _TABLE.to(planes.device)[codes.to(planes.device)].to(torch.int32).view(b, 7, 1, 1, 1)
     y_offset, y_gain, r_v, g_u, g_v, b_u, c_offset = table.unbind(1)
@@ -97,12 +108,18 @@ def clip_colour_codes(clips_parquet: Path, clip_ids: Sequence[str]) -> np.ndarra
         table = pq.ParquetFile(clips_parquet).read(columns=list(names))
         columns = [table.column(name).to_pylist() for name in names]
     except (OSError, KeyError, pa.ArrowInvalid) as err:
-        raise StageError(f"{clips_parquet}: no colour tags for its yuv420 clips ({err}); "
-                         "extract the cache again") from err
-    codes = {clip_id: colour_code(matrix, colour_range) for clip_id, matrix, colour_range in zip(*columns)
-             if matrix is not None and colour_range is not None}
+        raise StageError(
+            f"{clips_parquet}: no colour tags for its yuv420 clips ({err}); extract the cache again"
+        ) from err
+    codes = {
+        clip_id: colour_code(matrix, colour_range)
+        for clip_id, matrix, colour_range in zip(*columns)
+        if matrix is not None and colour_range is not None
+    }
     missing = [clip_id for clip_id in clip_ids if clip_id not in codes]
     if missing:
-        raise StageError(f"{clips_parquet} has no colour tags for {len(missing)} clip(s) of the "
-                         f"split (first: {missing[0]}); split the cache again")
+        raise StageError(
+            f"{clips_parquet} has no colour tags for {len(missing)} clip(s) of the "
+            f"split (first: {missing[0]}); split the cache again"
+        )
     return np.array([codes[clip_id] for clip_id in clip_ids], dtype=np.int64)

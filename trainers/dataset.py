@@ -1,6 +1,7 @@
 """`ClipDataset`: random access to the clips listed by one or more split JSONL files.
 
-A split file (read with `vfcache.manifests.columns.read_split_entries`) is self-contained (shard path
+A split file (read with `vfcache.manifests.columns.read_split_entries`) is self-contained (shard
+path
 relative to its cache folder, offset, nbytes, label, domain, generator), so one clip is one
 `pread` and one decompress. Several split files
 (AEGIS + DVF + GenVideo train) combine into one index space as long as their clips share a
@@ -15,9 +16,11 @@ clips of later epochs are copied from its slots instead of decompressed.
 A cache of `pixels: yuv420` stores planes (see `vfcache.pixels`): with `form="stored"` (the
 default) the dataset hands them out as they are, with each clip's colour code (`colour`), for
 `vfcache.trainers.gpu.to_device` to make RGB on the device; `form="rgb"` makes RGB here, on the CPU,
-with the same function (`vfcache.trainers.colour.yuv420_to_rgb`). The decoded-clip cache always holds
+with the same function (`vfcache.trainers.colour.yuv420_to_rgb`). The decoded-clip cache always
+holds
 the stored form.
 """
+
 from __future__ import annotations
 
 import functools
@@ -69,12 +72,17 @@ class SplitSource:
     num_clips: int
 
 
-def open_decode_cache(dataset: "ClipDataset", folder: str | os.PathLike, budget_bytes: int) -> DecodedClipCache:
+def open_decode_cache(
+    dataset: "ClipDataset", folder: str | os.PathLike, budget_bytes: int
+) -> DecodedClipCache:
     """Attach a decoded-clip cache named after the dataset's fingerprint inside `folder`
     (`/dev/shm` keeps it in memory); a later run over the same clips finds it warm."""
-    cache = DecodedClipCache(Path(folder) / f"vfcache-decoded-{dataset.fingerprint}.slots",
-                             clip_shape=dataset.stored_shape, budget_bytes=budget_bytes,
-                             fingerprint=dataset.fingerprint)
+    cache = DecodedClipCache(
+        Path(folder) / f"vfcache-decoded-{dataset.fingerprint}.slots",
+        clip_shape=dataset.stored_shape,
+        budget_bytes=budget_bytes,
+        fingerprint=dataset.fingerprint,
+    )
     dataset.attach_decode_cache(cache)
     return cache
 
@@ -86,7 +94,9 @@ def _as_paths(split_files: str | os.PathLike | Iterable[str | os.PathLike]) -> l
     return [str(p) if is_url(p) else Path(p) for p in split_files]
 
 
-def _open_split_file(path: Path | str, remote_cache: ShardDiskCache) -> tuple[CacheDir, Path, Optional[str]]:
+def _open_split_file(
+    path: Path | str, remote_cache: ShardDiskCache
+) -> tuple[CacheDir, Path, Optional[str]]:
     """(cache folder, local split file, URL of the remote cache folder or None).
 
     A split file at a URL is mirrored, with its cache folder's spec.json, under the remote disk
@@ -97,9 +107,15 @@ def _open_split_file(path: Path | str, remote_cache: ShardDiskCache) -> tuple[Ca
     if splits != "splits":
         raise StageError(f"{path}: split files sit at <cache folder>/splits/<name>/<part>.jsonl")
     key = hashlib.sha256(base.encode()).hexdigest()[:16]
-    spec_json = mirror_small_file(join_url(base, "spec.json"), remote_cache.folder, f"{key}/spec.json")
-    if '"yuv420"' in spec_json.read_text(encoding="utf-8"):  # its clips' colour tags are in clips.parquet
-        mirror_small_file(join_url(base, "clips.parquet"), remote_cache.folder, f"{key}/clips.parquet")
+    spec_json = mirror_small_file(
+        join_url(base, "spec.json"), remote_cache.folder, f"{key}/spec.json"
+    )
+    if '"yuv420"' in spec_json.read_text(
+        encoding="utf-8"
+    ):  # its clips' colour tags are in clips.parquet
+        mirror_small_file(
+            join_url(base, "clips.parquet"), remote_cache.folder, f"{key}/clips.parquet"
+        )
     local = mirror_small_file(str(path), remote_cache.folder, f"{key}/splits/{name}/{part}")
     return cache_dir_of_split_file(local), local, base
 
@@ -148,21 +164,30 @@ class ClipDataset(Dataset):
         shard_ids: list[int] = []
         shard_paths: dict[str, int] = {}
         sources: list[SplitSource] = []
-        self.remote_cache = remote_cache or (ShardDiskCache.from_environment() if any(map(is_url, paths)) else None)
+        self.remote_cache = remote_cache or (
+            ShardDiskCache.from_environment() if any(map(is_url, paths)) else None
+        )
         for path in paths:
             cache_dir, local_path, remote_base = _open_split_file(path, self.remote_cache)
             part = read_split_entries(local_path)
             if labels is not None:
                 keep = set(labels)
                 part = [entry for entry in part if entry.label in keep]
-            sources.append(SplitSource(path, cache_dir, cache_dir.read_spec(), len(entries), len(part)))
+            sources.append(
+                SplitSource(path, cache_dir, cache_dir.read_spec(), len(entries), len(part))
+            )
             resolved: dict[str, int] = {}  # a shard's path is made once, not once per clip
             for entry in part:
                 shard_id = resolved.get(entry.shard)
                 if shard_id is None:
-                    shard = (join_url(remote_base, entry.shard) if remote_base
-                             else str(cache_dir.resolve_shard(entry.shard)))
-                    shard_id = resolved[entry.shard] = shard_paths.setdefault(shard, len(shard_paths))
+                    shard = (
+                        join_url(remote_base, entry.shard)
+                        if remote_base
+                        else str(cache_dir.resolve_shard(entry.shard))
+                    )
+                    shard_id = resolved[entry.shard] = shard_paths.setdefault(
+                        shard, len(shard_paths)
+                    )
                 shard_ids.append(shard_id)
             entries.extend(part)
         self.sources = tuple(sources)
@@ -175,10 +200,24 @@ class ClipDataset(Dataset):
         self._check_unique(entries)
         self.entries = tuple(entries)
         # per clip, the colour code its yuv420 planes are made RGB with (None for RGB caches)
-        self.colour_codes = None if self.pixels != "yuv420" else np.concatenate([
-            clip_colour_codes(source.cache_dir.clips_parquet,
-                              [e.clip_id for e in entries[source.first_index:source.first_index + source.num_clips]])
-            for source in self.sources])
+        self.colour_codes = (
+            None
+            if self.pixels != "yuv420"
+            else np.concatenate(
+                [
+                    clip_colour_codes(
+                        source.cache_dir.clips_parquet,
+                        [
+                            e.clip_id
+                            for e in entries[
+                                source.first_index : source.first_index + source.num_clips
+                            ]
+                        ],
+                    )
+                    for source in self.sources
+                ]
+            )
+        )
         self.labels = np.array([e.label for e in entries], dtype=np.int64)
         self.domains = np.array([e.domain for e in entries], dtype=object)
         self.generators = np.array([e.generator for e in entries], dtype=object)
@@ -198,12 +237,18 @@ class ClipDataset(Dataset):
         """The stored shape every source shares (an RGB and a yuv420 cache do not mix)."""
         shapes = {(tuple(s.spec.stored_shape), s.spec.pixels) for s in sources}
         if len(shapes) != 1:
-            listing = ", ".join(f"{s.split_file} -> {s.spec.stored_shape} {s.spec.pixels} ({s.spec.name})"
-                                for s in sources)
-            raise ValueError(f"split files combined in one dataset must share a clip shape; got {listing}")
+            listing = ", ".join(
+                f"{s.split_file} -> {s.spec.stored_shape} {s.spec.pixels} ({s.spec.name})"
+                for s in sources
+            )
+            raise ValueError(
+                f"split files combined in one dataset must share a clip shape; got {listing}"
+            )
         if len({s.spec.spec_hash for s in sources}) > 1:
-            log.warning("combining split files cut with different clip specs of one shape: %s",
-                        sorted({s.spec.name for s in sources}))
+            log.warning(
+                "combining split files cut with different clip specs of one shape: %s",
+                sorted({s.spec.name for s in sources}),
+            )
         return shapes.pop()[0]
 
     @staticmethod
@@ -211,12 +256,15 @@ class ClipDataset(Dataset):
         seen: set[str] = set()
         for entry in entries:
             if entry.clip_id in seen:
-                raise ValueError(f"clip {entry.clip_id} is listed more than once across the split files")
+                raise ValueError(
+                    f"clip {entry.clip_id} is listed more than once across the split files"
+                )
             seen.add(entry.clip_id)
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """Identity of the index space (clip ids in order and their shape), for reusing a decoded cache."""
+        """Identity of the index space (clip ids in order and their shape), for reusing a decoded
+        cache."""
         digest = hashlib.sha256(repr(self.stored_shape).encode())
         for entry in self.entries:
             digest.update(entry.clip_id.encode())
@@ -224,11 +272,16 @@ class ClipDataset(Dataset):
 
     def attach_decode_cache(self, decode_cache: DecodedClipCache) -> None:
         if tuple(decode_cache.clip_shape) != tuple(self.stored_shape):
-            raise ValueError(f"decoded-clip cache {decode_cache.path} holds clips of {decode_cache.clip_shape}, "
-                             f"the dataset's are {self.stored_shape}")
+            raise ValueError(
+                f"decoded-clip cache {decode_cache.path} holds clips of {decode_cache.clip_shape}, "
+                f"the dataset's are {self.stored_shape}"
+            )
         if decode_cache.fingerprint is not None and decode_cache.fingerprint != self.fingerprint:
-            raise ValueError(f"decoded-clip cache {decode_cache.path} was made for dataset {decode_cache.fingerprint}, "
-                             f"this one is {self.fingerprint}; pass fingerprint=dataset.fingerprint")
+            raise ValueError(
+                f"decoded-clip cache {decode_cache.path} was made for dataset "
+                f"{decode_cache.fingerprint}, "
+                f"this one is {self.fingerprint}; pass fingerprint=dataset.fingerprint"
+            )
         self.decode_cache = decode_cache
 
     def __len__(self) -> int:
@@ -242,14 +295,17 @@ class ClipDataset(Dataset):
     # -- reading --------------------------------------------------------------------------------
     def _reader(self, shard_id: int) -> ShardReader:
         if self._readers_pid != os.getpid():
-            # Forked into a worker: open our own readers rather than lean on the parent's, which it may evict and close.
+            # Forked into a worker: open our own readers rather than lean on the parent's, which it
+            # may evict and close.
             self._readers = OrderedDict()
             self._readers_pid = os.getpid()
         reader = self._readers.get(shard_id)
         if reader is None:
             if len(self._readers) >= self.max_open_shards:
                 self._readers.popitem(last=False)[1].close()
-            reader = self._readers[shard_id] = open_shard_reader(self._shard_paths[shard_id], self.remote_cache)
+            reader = self._readers[shard_id] = open_shard_reader(
+                self._shard_paths[shard_id], self.remote_cache
+            )
         else:
             self._readers.move_to_end(shard_id)
         return reader
@@ -257,7 +313,9 @@ class ClipDataset(Dataset):
     def _check_index(self, index: int) -> int:
         index = int(index)
         if not -len(self.entries) <= index < len(self.entries):
-            raise IndexError(f"clip index {index} out of range for a dataset of {len(self.entries)} clips")
+            raise IndexError(
+                f"clip index {index} out of range for a dataset of {len(self.entries)} clips"
+            )
         return index % len(self.entries)
 
     def _decode_into(self, index: int, dest: np.ndarray) -> None:
@@ -279,7 +337,9 @@ class ClipDataset(Dataset):
 
     def _read_stored(self, index: int, out: np.ndarray | None) -> np.ndarray:
         if self.decode_cache is not None:
-            return self.decode_cache.get_or_load(index, lambda dest: self._decode_into(index, dest), out)
+            return self.decode_cache.get_or_load(
+                index, lambda dest: self._decode_into(index, dest), out
+            )
         dest = np.empty(self.stored_shape, np.uint8) if out is None else out
         self._decode_into(index, dest)
         return dest
@@ -290,8 +350,14 @@ class ClipDataset(Dataset):
 
     def _sample(self, index: int, clip: torch.Tensor) -> dict:
         entry = self.entries[index]
-        sample = {"clip": clip, "label": entry.label, "domain": entry.domain, "generator": entry.generator,
-                  "clip_id": entry.clip_id, "index": index}
+        sample = {
+            "clip": clip,
+            "label": entry.label,
+            "domain": entry.domain,
+            "generator": entry.generator,
+            "clip_id": entry.clip_id,
+            "index": index,
+        }
         if self.colour_codes is not None and not self.converts:
             sample["colour"] = int(self.colour_codes[index])
         return sample
@@ -309,7 +375,11 @@ class ClipDataset(Dataset):
         indices = [self._check_index(i) for i in indices]
         batch = new_clip_batch(len(indices), self.clip_shape)
         rgb_rows = batch.numpy() if self.converts else None
-        rows = np.empty((len(indices), *self.stored_shape), np.uint8) if self.converts else batch.numpy()
+        rows = (
+            np.empty((len(indices), *self.stored_shape), np.uint8)
+            if self.converts
+            else batch.numpy()
+        )
         pool = self._batch_pool(indices)
         if pool is None:
             for row, index in enumerate(indices):
@@ -330,14 +400,21 @@ class ClipDataset(Dataset):
 
     def _batch_pool(self, indices: Sequence[int]) -> Optional[ThreadPoolExecutor]:
         """The threads that decompress a batch in the main process, or None to read on this one."""
-        if (len(indices) < 2 or self.decode_cache is not None or get_worker_info() is not None
-                or len({int(self._shard_of_clip[i]) for i in indices}) > self.max_open_shards):
+        if (
+            len(indices) < 2
+            or self.decode_cache is not None
+            or get_worker_info() is not None
+            or len({int(self._shard_of_clip[i]) for i in indices}) > self.max_open_shards
+        ):
             return None
         if self._pool is None or self._pool_pid != os.getpid():
             threads = min(BATCH_THREADS, usable_cores())
             if threads < 2:
                 return None
-            self._pool, self._pool_pid = ThreadPoolExecutor(threads, thread_name_prefix="vfcache-batch"), os.getpid()
+            self._pool, self._pool_pid = (
+                ThreadPoolExecutor(threads, thread_name_prefix="vfcache-batch"),
+                os.getpid(),
+            )
         return self._pool
 
     def __getstate__(self) -> dict:
@@ -363,7 +440,9 @@ def _rows_of_one_buffer(clips: Sequence[torch.Tensor]) -> torch.Tensor | None:
             return None
         if clip.storage_offset() != first.storage_offset() + row * numel:
             return None
-    return torch.empty(0, dtype=first.dtype).set_(storage, first.storage_offset(), (len(clips), *first.shape))
+    return torch.empty(0, dtype=first.dtype).set_(
+        storage, first.storage_offset(), (len(clips), *first.shape)
+    )
 
 
 def collate_clips(samples: Sequence[dict]) -> dict:
@@ -379,12 +458,16 @@ def collate_clips(samples: Sequence[dict]) -> dict:
         for row, clip in enumerate(clips):
             if tuple(clip.shape) != rows.shape[1:]:
                 raise ValueError(
-                    f"clip {samples[row]['clip_id']} has shape {tuple(clip.shape)}, batch needs {rows.shape[1:]}"
+                    f"clip {samples[row]['clip_id']} has shape {tuple(clip.shape)}, batch needs "
+                    f"{rows.shape[1:]}"
                 )
             # numpy copy: torch's intra-op threads cost more than they gain for one clip
             np.copyto(rows[row], clip.numpy())
-    colour = {"colour": torch.tensor([s["colour"] for s in samples], dtype=torch.int64)} \
-        if "colour" in samples[0] else {}
+    colour = (
+        {"colour": torch.tensor([s["colour"] for s in samples], dtype=torch.int64)}
+        if "colour" in samples[0]
+        else {}
+    )
     return {
         "clip": batch,
         **colour,

@@ -4,6 +4,7 @@
 `init_distributed` joins the group (nccl on CUDA, gloo on CPU) when WORLD_SIZE > 1 and
 returns a `DistInfo`. Without torchrun everything here is a no-op on a world of one.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -74,14 +75,20 @@ def init_distributed(requested_device: str = "auto") -> DistInfo:
     created = False
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, timeout=PROCESS_GROUP_TIMEOUT,
-                                device_id=device if device.type == "cuda" else None)
+        dist.init_process_group(
+            backend=backend,
+            timeout=PROCESS_GROUP_TIMEOUT,
+            device_id=device if device.type == "cuda" else None,
+        )
         created = True
-        log.info("joined process group: rank %d of %d (%s) on %s", rank, world_size, backend,
-                 device)
+        log.info(
+            "joined process group: rank %d of %d (%s) on %s", rank, world_size, backend, device
+        )
     elif dist.get_world_size() != world_size or dist.get_rank() != rank:
-        raise RuntimeError(f"a process group is already initialised as rank {dist.get_rank()} of "
-                           f"{dist.get_world_size()}, the environment says {rank} of {world_size}")
+        raise RuntimeError(
+            f"a process group is already initialised as rank {dist.get_rank()} of "
+            f"{dist.get_world_size()}, the environment says {rank} of {world_size}"
+        )
     return DistInfo(rank, world_size, local_rank, device, initialized_here=created)
 
 

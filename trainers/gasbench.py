@@ -13,6 +13,7 @@ registered vfcache model as such a directory: `model.py` holds the network's own
 wrapper that turns [0, 255] frames into the input the model was trained on, and imports only
 torch, safetensors and the standard library, never vfcache, because GASBench loads it alone.
 """
+
 from __future__ import annotations
 
 import ast
@@ -31,11 +32,11 @@ import yaml
 from torch import nn
 from vfcache.trainers import models as vfcache_models
 from vfcache.trainers import r2plus1d
+from vfcache.trainers.gasbench_check import check_model_code
 from vfcache.trainers.gpu import get_normalisation
 from vfcache.trainers.input_contract import InputContract
 
 from vfcache.archive_paths import UnsafeMemberError, safe_member_path
-from vfcache.trainers.gasbench_check import check_model_code
 from vfcache.errors import StageError
 
 CONFIG_NAME = "model_config.yaml"
@@ -44,8 +45,14 @@ WEIGHTS_NAME = "model.safetensors"
 EXPORTABLE = {"tiny3d", "r2plus1d_18_supcon", "r2plus1d_18_baseline"}
 
 
-DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
-          "bfloat16": "bfloat16", "bf16": "bfloat16"}
+DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
 MAX_FRAMES = 64  # GASBench caps num_frames at 64 (benchmarks/inputs.py)
 
 
@@ -55,13 +62,23 @@ def _fail(folder: Path, what: str) -> StageError:
 
 def _check_preprocessing(folder: Path, prep: Mapping) -> None:
     resize, frames = prep.get("resize"), prep.get("num_frames", prep.get("max_frames"))
-    if not (isinstance(resize, list) and len(resize) == 2 and all(isinstance(v, int) and v > 0 for v in resize)):
+    if not (
+        isinstance(resize, list)
+        and len(resize) == 2
+        and all(isinstance(v, int) and v > 0 for v in resize)
+    ):
         raise _fail(folder, f"preprocessing.resize is {resize!r}, expected [height, width]")
     if not (isinstance(frames, int) and not isinstance(frames, bool) and 0 < frames <= MAX_FRAMES):
-        raise _fail(folder, f"preprocessing.num_frames is {frames!r}, expected a frame count 1-{MAX_FRAMES}")
+        raise _fail(
+            folder, f"preprocessing.num_frames is {frames!r}, expected a frame count 1-{MAX_FRAMES}"
+        )
     rate = prep.get("frame_rate")
-    if rate is not None and not (isinstance(rate, (int, float)) and not isinstance(rate, bool)
-                                 and math.isfinite(rate) and rate > 0):
+    if rate is not None and not (
+        isinstance(rate, (int, float))
+        and not isinstance(rate, bool)
+        and math.isfinite(rate)
+        and rate > 0
+    ):
         raise _fail(folder, f"preprocessing.frame_rate is {rate!r}, expected frames per second > 0")
 
 
@@ -81,7 +98,9 @@ def read_gasbench_config(folder: Path) -> dict:
     if not isinstance(config, dict):
         raise _fail(folder, f"{CONFIG_NAME} holds no mapping")
     if config.get("modality") != "video":
-        raise _fail(folder, f"modality is {config.get('modality')!r}, vfcache evaluates video models")
+        raise _fail(
+            folder, f"modality is {config.get('modality')!r}, vfcache evaluates video models"
+        )
     prep = config.get("preprocessing")
     if not isinstance(prep, dict):
         raise _fail(folder, "preprocessing is missing (resize and num_frames)")
@@ -93,8 +112,11 @@ def read_gasbench_config(folder: Path) -> dict:
     model = config.get("model")
     if not isinstance(model, dict) or model.get("num_classes") not in (2, 3):
         classes = model.get("num_classes") if isinstance(model, dict) else None
-        raise _fail(folder, f"model.num_classes is {classes!r}; GASBench video models score 2 classes "
-                            "[real, synthetic] (or 3 with semisynthetic)")
+        raise _fail(
+            folder,
+            f"model.num_classes is {classes!r}; GASBench video models score 2 classes "
+            "[real, synthetic] (or 3 with semisynthetic)",
+        )
     return config
 
 
@@ -121,7 +143,9 @@ def _import_model_code(folder: Path):
     except Exception as err:  # the directory's own code: whatever it raises is its failure
         raise _fail(folder, f"{CODE_NAME} fails to import: {type(err).__name__}: {err}") from err
     if not callable(getattr(module, "load_model", None)):
-        raise _fail(folder, f"{CODE_NAME} defines no load_model(weights_path, num_classes) function")
+        raise _fail(
+            folder, f"{CODE_NAME} defines no load_model(weights_path, num_classes) function"
+        )
     return module
 
 
@@ -151,14 +175,20 @@ def load_gasbench_dir(folder: str | Path) -> tuple[nn.Module, dict]:
     try:
         model = module.load_model(str(weights), **kwargs)
     except Exception as err:  # the directory's own code
-        raise _fail(folder, f"load_model failed: {type(err).__name__}: {' '.join(str(err).split())[:300]}") from err
+        raise _fail(
+            folder, f"load_model failed: {type(err).__name__}: {' '.join(str(err).split())[:300]}"
+        ) from err
     if not isinstance(model, nn.Module):
         raise _fail(folder, f"load_model returned a {type(model).__name__}, not a torch.nn.Module")
     model = model.to(dtype=getattr(torch, DTYPES[config.get("dtype", "float32")]))
     model.eval()
     height, width = config["preprocessing"]["resize"]
-    model.input_contract = InputContract(layout="BTCHW", pixels="raw255",
-                                         frames=config["preprocessing"]["num_frames"], size=(height, width))
+    model.input_contract = InputContract(
+        layout="BTCHW",
+        pixels="raw255",
+        frames=config["preprocessing"]["num_frames"],
+        size=(height, width),
+    )
     return model, config
 
 
@@ -229,12 +259,16 @@ def _network_source(name: str) -> tuple[str, str]:
     if name == "tiny3d":
         pieces = [r2plus1d.DetectorOutput, vfcache_models.Tiny3D, vfcache_models._conv_bn_relu]
         return "\n\n".join(textwrap.dedent(inspect.getsource(piece)) for piece in pieces), "Tiny3D"
-    factory = {"r2plus1d_18_supcon": "R2Plus1DDetector", "r2plus1d_18_baseline": "BaselineClassifier"}[name]
+    factory = {
+        "r2plus1d_18_supcon": "R2Plus1DDetector",
+        "r2plus1d_18_baseline": "BaselineClassifier",
+    }[name]
     return _module_body(inspect.getsource(r2plus1d)), factory
 
 
 def _module_body(source: str) -> str:
-    """A module's code from its first definition on: no docstring, no imports (model.py has its own)."""
+    """A module's code from its first definition on: no docstring, no imports (model.py has its
+    own)."""
     tree = ast.parse(source)
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -243,11 +277,13 @@ def _module_body(source: str) -> str:
             continue  # the docstring
         decorators = getattr(node, "decorator_list", [])
         first = min([node.lineno] + [d.lineno for d in decorators])
-        return "\n".join(source.splitlines()[first - 1:]) + "\n"
+        return "\n".join(source.splitlines()[first - 1 :]) + "\n"
     raise ValueError("the module defines nothing")
 
 
-def export_gasbench(checkpoint_path: str | Path, out_dir: str | Path, *, name: str | None = None) -> Path:
+def export_gasbench(
+    checkpoint_path: str | Path, out_dir: str | Path, *, name: str | None = None
+) -> Path:
     """Write a trained vfcache checkpoint as a GASBench video model directory; returns it."""
     from safetensors.torch import save_file
 
@@ -256,30 +292,49 @@ def export_gasbench(checkpoint_path: str | Path, out_dir: str | Path, *, name: s
     args: Mapping[str, Any] = checkpoint.get("args") or {}
     model_name = (args.get("model") or {}).get("name")
     if model_name not in EXPORTABLE:
-        raise StageError(f"{checkpoint_path}: model {model_name!r} cannot be exported for GASBench "
-                         f"yet; exportable: {sorted(EXPORTABLE)}")
+        raise StageError(
+            f"{checkpoint_path}: model {model_name!r} cannot be exported for GASBench "
+            f"yet; exportable: {sorted(EXPORTABLE)}"
+        )
     kwargs = dict((args.get("model") or {}).get("kwargs") or {})
     clip_shape = args.get("clip_shape") or []
     if len(clip_shape) != 4:
-        raise StageError(f"{checkpoint_path}: the checkpoint records no clip shape (args.clip_shape)")
+        raise StageError(
+            f"{checkpoint_path}: the checkpoint records no clip shape (args.clip_shape)"
+        )
     frames, height, width = int(clip_shape[0]), int(clip_shape[1]), int(clip_shape[2])
     norm = get_normalisation(args.get("normalisation") or "unit")
     source, factory = _network_source(model_name)
-    code = ("# Written by `vfcache export --gasbench`: the network and a wrapper for GASBench's\n"
-            "# (B, T, 3, H, W) [0, 255] input. Standalone: torch, safetensors and the standard library.\n"
-            "from dataclasses import dataclass\nfrom typing import Optional\n\nimport torch\n"
-            "import torch.nn.functional as F\nfrom safetensors.torch import load_file\nfrom torch import nn\n\n\n"
-            + source
-            + _WRAPPER.format(factory=factory, kwargs=kwargs, mean=list(norm.mean), std=list(norm.std),
-                              layout=args.get("layout") or "BCTHW",
-                              btchw=(args.get("layout") or "BCTHW") == "BTCHW"))
+    code = (
+        "# Written by `vfcache export --gasbench`: the network and a wrapper for GASBench's\n"
+        "# (B, T, 3, H, W) [0, 255] input. Standalone: torch, safetensors and the standard "
+        "library.\n"
+        "from dataclasses import dataclass\nfrom typing import Optional\n\nimport torch\n"
+        "import torch.nn.functional as F\nfrom safetensors.torch import load_file\nfrom torch "
+        "import nn\n\n\n"
+        + source
+        + _WRAPPER.format(
+            factory=factory,
+            kwargs=kwargs,
+            mean=list(norm.mean),
+            std=list(norm.std),
+            layout=args.get("layout") or "BCTHW",
+            btchw=(args.get("layout") or "BCTHW") == "BTCHW",
+        )
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CODE_NAME).write_text(code, encoding="utf-8")
-    state = {f"model.{key}": value.contiguous() for key, value in checkpoint["model_state_dict"].items()}
+    state = {
+        f"model.{key}": value.contiguous() for key, value in checkpoint["model_state_dict"].items()
+    }
     save_file(state, str(out_dir / WEIGHTS_NAME))
-    config = {"name": name or checkpoint_path.parent.name, "version": "1.0.0", "modality": "video",
-              "preprocessing": {"resize": [height, width], "num_frames": frames},
-              "model": {"num_classes": 2, "weights_file": WEIGHTS_NAME}}
+    config = {
+        "name": name or checkpoint_path.parent.name,
+        "version": "1.0.0",
+        "modality": "video",
+        "preprocessing": {"resize": [height, width], "num_frames": frames},
+        "model": {"num_classes": 2, "weights_file": WEIGHTS_NAME},
+    }
     (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     load_gasbench_dir(out_dir)  # refuse to leave a directory that does not load
     return out_dir

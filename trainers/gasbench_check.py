@@ -6,6 +6,7 @@ Packages" / "Blocked Packages", and the study in `shared/docs/gasbench.md` secti
 reads the source with `ast` only: nothing of the directory runs, so a directory GASBench would
 reject is refused here with the offending line before any of its code is executed.
 """
+
 from __future__ import annotations
 
 import ast
@@ -13,25 +14,69 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # import roots a model.py may use (ML frameworks, image/video processing, science, a few stdlib)
-ALLOWED_MODULES = frozenset({
-    "torch", "torchvision", "torchaudio", "transformers", "safetensors", "einops", "timm",
-    "flash_attn", "PIL", "cv2", "skimage", "decord", "fvcore", "ultralytics", "numpy", "scipy",
-    "math", "functools", "typing", "collections", "dataclasses", "enum", "abc", "pathlib",
-})
+ALLOWED_MODULES = frozenset(
+    {
+        "torch",
+        "torchvision",
+        "torchaudio",
+        "transformers",
+        "safetensors",
+        "einops",
+        "timm",
+        "flash_attn",
+        "PIL",
+        "cv2",
+        "skimage",
+        "decord",
+        "fvcore",
+        "ultralytics",
+        "numpy",
+        "scipy",
+        "math",
+        "functools",
+        "typing",
+        "collections",
+        "dataclasses",
+        "enum",
+        "abc",
+        "pathlib",
+    }
+)
 # named with their reason, so the message says why rather than only "not allowed"
 BLOCKED_MODULES = {
-    "os": "system access", "sys": "system access", "subprocess": "system access",
-    "shutil": "system access", "glob": "system access", "tempfile": "system access",
-    "importlib": "dynamic import", "threading": "threads", "multiprocessing": "processes",
-    "requests": "network access", "urllib": "network access", "socket": "network access",
-    "http": "network access", "pickle": "serialisation (security risk)",
-    "joblib": "serialisation (security risk)", "apex": "training-only", "deepspeed": "training-only",
-    "tensorboard": "logging-only", "tensorboardX": "logging-only", "wandb": "logging",
-    "mlflow": "logging", "numba": "JIT compilation", "cython": "JIT compilation",
-    "boto3": "cloud SDK", "google": "cloud SDK", "azure": "cloud SDK", "sqlite3": "database access",
-    "psycopg2": "database access", "redis": "database access",
+    "os": "system access",
+    "sys": "system access",
+    "subprocess": "system access",
+    "shutil": "system access",
+    "glob": "system access",
+    "tempfile": "system access",
+    "importlib": "dynamic import",
+    "threading": "threads",
+    "multiprocessing": "processes",
+    "requests": "network access",
+    "urllib": "network access",
+    "socket": "network access",
+    "http": "network access",
+    "pickle": "serialisation (security risk)",
+    "joblib": "serialisation (security risk)",
+    "apex": "training-only",
+    "deepspeed": "training-only",
+    "tensorboard": "logging-only",
+    "tensorboardX": "logging-only",
+    "wandb": "logging",
+    "mlflow": "logging",
+    "numba": "JIT compilation",
+    "cython": "JIT compilation",
+    "boto3": "cloud SDK",
+    "google": "cloud SDK",
+    "azure": "cloud SDK",
+    "sqlite3": "database access",
+    "psycopg2": "database access",
+    "redis": "database access",
 }
-BLOCKED_CALLS = frozenset({"eval", "exec", "compile", "__import__", "getattr", "setattr", "delattr"})
+BLOCKED_CALLS = frozenset(
+    {"eval", "exec", "compile", "__import__", "getattr", "setattr", "delattr"}
+)
 
 
 @dataclass(frozen=True)
@@ -94,8 +139,16 @@ def check_model_code(path: Path) -> list[Violation]:
     try:
         return find_violations(source)
     except SyntaxError as err:
-        return [Violation(err.lineno or 0, (err.text or "").strip(), f"not valid Python ({err.msg})")]
+        return [
+            Violation(err.lineno or 0, (err.text or "").strip(), f"not valid Python ({err.msg})")
+        ]
 
 
-__all__ = ["ALLOWED_MODULES", "BLOCKED_CALLS", "BLOCKED_MODULES", "Violation", "check_model_code",
-           "find_violations"]
+__all__ = [
+    "ALLOWED_MODULES",
+    "BLOCKED_CALLS",
+    "BLOCKED_MODULES",
+    "Violation",
+    "check_model_code",
+    "find_violations",
+]

@@ -10,12 +10,12 @@ at 1e-7, the sn34 score with its 1e-12 floor, and the mean and p95 of the per-sa
 time (batch time / batch size). GASBench breaks only accuracy down per dataset; here every
 metric is given per dataset as well, under the same names.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
-
 from vfcache.trainers import metrics
 
 MEDIA_TYPES = {0: "real", 1: "synthetic"}
@@ -40,16 +40,24 @@ def score_block(labels: np.ndarray, prob_fake: np.ndarray, predictions: np.ndarr
     brier = metrics.brier(labels, prob_fake)
     correct = int(np.sum(labels == predictions))
     return {
-        "total": int(labels.size), "correct": correct, "accuracy": correct / labels.size,
-        "mcc": mcc, "brier": brier, "cross_entropy": metrics.binary_cross_entropy(labels, prob_fake, eps=1e-7),
+        "total": int(labels.size),
+        "correct": correct,
+        "accuracy": correct / labels.size,
+        "mcc": mcc,
+        "brier": brier,
+        "cross_entropy": metrics.binary_cross_entropy(labels, prob_fake, eps=1e-7),
         "sn34_score": metrics.sn34_score(mcc, brier),
         "real_predictions": int(np.sum(predictions == 0)),
         "synthetic_predictions": int(np.sum(predictions == 1)),
     }
 
 
-def gasbench_scores(labels: Sequence[int], probs: np.ndarray, datasets: Sequence[str],
-                    ms_per_sample: Sequence[float]) -> dict:
+def gasbench_scores(
+    labels: Sequence[int],
+    probs: np.ndarray,
+    datasets: Sequence[str],
+    ms_per_sample: Sequence[float],
+) -> dict:
     """The results block of a run: overall metrics, `per_dataset`, `accuracy_by_media_type`
     and the inference time, keyed by GASBench's names."""
     labels = np.asarray(labels, dtype=np.int64)
@@ -57,17 +65,25 @@ def gasbench_scores(labels: Sequence[int], probs: np.ndarray, datasets: Sequence
     datasets = np.asarray(datasets, dtype=object)
     times = np.asarray(ms_per_sample, dtype=np.float64)
     overall = score_block(labels, prob_fake, predictions)
-    per_dataset = {str(name): score_block(labels[datasets == name], prob_fake[datasets == name],
-                                          predictions[datasets == name])
-                   for name in sorted(set(datasets.tolist()))}
-    by_media = {MEDIA_TYPES[label]: float(np.mean(predictions[labels == label] == label))
-                for label in (0, 1) if np.any(labels == label)}
+    per_dataset = {
+        str(name): score_block(
+            labels[datasets == name], prob_fake[datasets == name], predictions[datasets == name]
+        )
+        for name in sorted(set(datasets.tolist()))
+    }
+    by_media = {
+        MEDIA_TYPES[label]: float(np.mean(predictions[labels == label] == label))
+        for label in (0, 1)
+        if np.any(labels == label)
+    }
     return {
-        "overall_score": overall["accuracy"], "benchmark_score": overall["accuracy"],
+        "overall_score": overall["accuracy"],
+        "benchmark_score": overall["accuracy"],
         **overall,
         "avg_inference_time_ms": float(times.mean()) if times.size else None,
         "p95_inference_time_ms": float(np.percentile(times, 95)) if times.size else None,
-        "per_dataset": per_dataset, "accuracy_by_media_type": by_media,
+        "per_dataset": per_dataset,
+        "accuracy_by_media_type": by_media,
     }
 
 

@@ -7,9 +7,11 @@ faster (a decoded-clip cache, one reader per shard and worker); this is an inter
     ds[0]["clip"]          # uint8 (T, H, W, 3), read from its shard when the row is accessed
     ds.features["label"]   # ClassLabel(names=['real', 'fake'])
 
-The table holds the split entries with the features of `vfcache.manifests.hf_features.split_features`;
+The table holds the split entries with the features of
+`vfcache.manifests.hf_features.split_features`;
 the clip column is added on access by `with_transform`, so building the dataset reads no pixels.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +36,9 @@ class _ReadClips:
         readers: dict[str, ShardReader] = {}
         try:
             clips = []
-            for shard, offset, nbytes, clip_id in zip(batch["shard"], batch["offset"], batch["nbytes"],
-                                                      batch["clip_id"]):
+            for shard, offset, nbytes, clip_id in zip(
+                batch["shard"], batch["offset"], batch["nbytes"], batch["clip_id"]
+            ):
                 if shard not in readers:
                     readers[shard] = ShardReader(self.cache_path / shard)
                 clips.append(readers[shard].read(offset, nbytes, clip_id))
@@ -52,7 +55,9 @@ def to_hf_dataset(split_file: str | os.PathLike):
     cache = cache_dir_of_split_file(split_file)
     rows = [dataclasses.asdict(entry) for entry in read_split_entries(split_file)]
     features = split_features()
-    table = datasets.Dataset.from_list(rows, features=features) if rows else \
-        datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+    table = (
+        datasets.Dataset.from_list(rows, features=features)
+        if rows
+        else datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+    )
     return table.with_transform(_ReadClips(cache.path))
-

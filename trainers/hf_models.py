@@ -22,8 +22,10 @@ weights with `from_pretrained`, or `config` (a dict of the transformers config's
 build the same classes from scratch with random weights, which is what the tests do (nothing
 is downloaded). A model loaded from the Hub asks the Hub which commit `revision` names, loads
 the weights at that commit and keeps it in `resolved_revision`: `vfcache train` records it as
-the run's `revision`, so evaluation loads the same weights after the branch moves. Each declares its input contract.
+the run's `revision`, so evaluation loads the same weights after the branch moves. Each declares
+its input contract.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,24 +46,37 @@ def _transformers():
     try:
         import transformers
     except ImportError as err:  # an optional extra
-        raise ImportError("the transformer detectors need `pip install vfcache[hf]` (transformers)") from err
+        raise ImportError(
+            "the transformer detectors need `pip install vfcache[hf]` (transformers)"
+        ) from err
     return transformers
 
 
-def _load(config_class: str, model_class: str, pretrained: Optional[str], revision: Optional[str],
-          config: Optional[Mapping[str, Any]], **pretrained_kwargs: Any) -> tuple[nn.Module, Optional[str]]:
+def _load(
+    config_class: str,
+    model_class: str,
+    pretrained: Optional[str],
+    revision: Optional[str],
+    config: Optional[Mapping[str, Any]],
+    **pretrained_kwargs: Any,
+) -> tuple[nn.Module, Optional[str]]:
     """(model, the Hub commit its weights came from: None for a config or a local folder)."""
     hf = _transformers()
     if (pretrained is None) == (config is None):
-        raise ValueError("give exactly one of `pretrained` (a Hub model id, with `revision`) or "
-                         "`config` (the transformers config's fields, random weights)")
+        raise ValueError(
+            "give exactly one of `pretrained` (a Hub model id, with `revision`) or "
+            "`config` (the transformers config's fields, random weights)"
+        )
     if pretrained is not None:
         if not revision:
-            raise ValueError(f"pin the revision (a commit) of {pretrained!r}: results only compare "
-                             "when the weights do")
+            raise ValueError(
+                f"pin the revision (a commit) of {pretrained!r}: results only compare "
+                "when the weights do"
+            )
         commit = hub_commit(pretrained, revision)
-        model = getattr(hf, model_class).from_pretrained(pretrained, revision=commit or revision,
-                                                         **pretrained_kwargs)
+        model = getattr(hf, model_class).from_pretrained(
+            pretrained, revision=commit or revision, **pretrained_kwargs
+        )
         return model, commit
     return getattr(hf, model_class)(getattr(hf, config_class)(**dict(config))), None
 
@@ -80,19 +95,39 @@ def hub_commit(repo_id: str, revision: str) -> Optional[str]:
     try:
         return HfApi().model_info(repo_id, revision=revision).sha
     except (HfHubHTTPError, OfflineModeIsEnabled, OSError) as err:
-        log.warning("could not resolve %s revision %s to a commit (%s); the run records %r",
-                    repo_id, revision, err, revision)
+        log.warning(
+            "could not resolve %s revision %s to a commit (%s); the run records %r",
+            repo_id,
+            revision,
+            err,
+            revision,
+        )
         return None
+
+
 class VideoMAEDetector(nn.Module):
-    def __init__(self, *, pretrained: Optional[str] = None, revision: Optional[str] = None,
-                 config: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        *,
+        pretrained: Optional[str] = None,
+        revision: Optional[str] = None,
+        config: Optional[Mapping[str, Any]] = None,
+    ) -> None:
         super().__init__()
         config = None if config is None else {**dict(config), "num_labels": 2}
         self.model, self.resolved_revision = _load(
-            "VideoMAEConfig", "VideoMAEForVideoClassification", pretrained, revision, config,
-            num_labels=2, ignore_mismatched_sizes=True)
+            "VideoMAEConfig",
+            "VideoMAEForVideoClassification",
+            pretrained,
+            revision,
+            config,
+            num_labels=2,
+            ignore_mismatched_sizes=True,
+        )
         size = self.model.config.image_size
-        self.input_contract = InputContract("BTCHW", "imagenet", self.model.config.num_frames, (size, size))
+        self.input_contract = InputContract(
+            "BTCHW", "imagenet", self.model.config.num_frames, (size, size)
+        )
 
     def forward(self, frames: torch.Tensor) -> DetectorOutput:
         return DetectorOutput(logits=self.model(pixel_values=frames).logits)
@@ -101,13 +136,20 @@ class VideoMAEDetector(nn.Module):
 class TemporalAdapter(nn.Module):
     """Per-frame bottleneck adapter, then a small transformer across the clip's frames."""
 
-    def __init__(self, width: int, bottleneck: int, frames: int, layers: int = 1, heads: int = 4) -> None:
+    def __init__(
+        self, width: int, bottleneck: int, frames: int, layers: int = 1, heads: int = 4
+    ) -> None:
         super().__init__()
-        self.frame_adapter = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, bottleneck), nn.GELU(),
-                                           nn.Linear(bottleneck, width))
+        self.frame_adapter = nn.Sequential(
+            nn.LayerNorm(width),
+            nn.Linear(width, bottleneck),
+            nn.GELU(),
+            nn.Linear(bottleneck, width),
+        )
         self.time_embedding = nn.Parameter(torch.zeros(1, frames, width))
-        layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, batch_first=True,
-                                           norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            width, heads, dim_feedforward=2 * width, batch_first=True, norm_first=True
+        )
         self.temporal = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, D)
@@ -116,12 +158,22 @@ class TemporalAdapter(nn.Module):
 
 
 class ClipAdapterDetector(nn.Module):
-    def __init__(self, *, pretrained: Optional[str] = None, revision: Optional[str] = None,
-                 config: Optional[Mapping[str, Any]] = None, frames: int = 12, bottleneck: int = 256,
-                 temporal_layers: int = 1, temporal_heads: int = 4, image_size: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        *,
+        pretrained: Optional[str] = None,
+        revision: Optional[str] = None,
+        config: Optional[Mapping[str, Any]] = None,
+        frames: int = 12,
+        bottleneck: int = 256,
+        temporal_layers: int = 1,
+        temporal_heads: int = 4,
+        image_size: Optional[int] = None,
+    ) -> None:
         super().__init__()
-        self.encoder, self.resolved_revision = _load("CLIPVisionConfig", "CLIPVisionModel", pretrained,
-                                                     revision, config)
+        self.encoder, self.resolved_revision = _load(
+            "CLIPVisionConfig", "CLIPVisionModel", pretrained, revision, config
+        )
         for param in self.encoder.parameters():  # the card: frozen backbone
             param.requires_grad_(False)
         width = self.encoder.config.hidden_size
@@ -135,8 +187,9 @@ class ClipAdapterDetector(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> DetectorOutput:
         batch, time = frames.shape[:2]
-        pooled = self.encoder(pixel_values=frames.flatten(0, 1),
-                              interpolate_pos_encoding=self.interpolate).pooler_output.view(batch, time, -1)
+        pooled = self.encoder(
+            pixel_values=frames.flatten(0, 1), interpolate_pos_encoding=self.interpolate
+        ).pooler_output.view(batch, time, -1)
         features = self.adapter(pooled)
         return DetectorOutput(logits=self.fc(features), features=features)
 
@@ -145,14 +198,21 @@ SCORES = ("middle_frame", "all_frames")
 
 
 class TimesformerReconstructor(nn.Module):
-    def __init__(self, *, pretrained: Optional[str] = None, revision: Optional[str] = None,
-                 config: Optional[Mapping[str, Any]] = None, frames: Optional[int] = None,
-                 score: str = "all_frames") -> None:
+    def __init__(
+        self,
+        *,
+        pretrained: Optional[str] = None,
+        revision: Optional[str] = None,
+        config: Optional[Mapping[str, Any]] = None,
+        frames: Optional[int] = None,
+        score: str = "all_frames",
+    ) -> None:
         super().__init__()
         if score not in SCORES:
             raise ValueError(f"score {score!r} is not one of {SCORES}")
-        self.backbone, self.resolved_revision = _load("TimesformerConfig", "TimesformerModel", pretrained,
-                                                      revision, config)
+        self.backbone, self.resolved_revision = _load(
+            "TimesformerConfig", "TimesformerModel", pretrained, revision, config
+        )
         cfg = self.backbone.config
         if frames is not None and frames != cfg.num_frames:
             # The embeddings interpolate the checkpoint's time embeddings to the clip's frames;
@@ -163,7 +223,9 @@ class TimesformerReconstructor(nn.Module):
         self.score = score
         self.patch = cfg.patch_size
         self.decoder = nn.Linear(cfg.hidden_size, 3 * self.patch * self.patch)
-        self.input_contract = InputContract("BTCHW", "symmetric", cfg.num_frames, (cfg.image_size, cfg.image_size))
+        self.input_contract = InputContract(
+            "BTCHW", "symmetric", cfg.num_frames, (cfg.image_size, cfg.image_size)
+        )
 
     def reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
         """The decoded frames, in [-1, 1], of the clips' shape."""
@@ -171,7 +233,9 @@ class TimesformerReconstructor(nn.Module):
         # patch tokens after the CLS token, patch-major: (patch row, patch column, frame)
         tokens = self.backbone(pixel_values=frames).last_hidden_state[:, 1:]
         rows, cols = height // self.patch, width // self.patch
-        patches = torch.tanh(self.decoder(tokens)).view(batch, rows, cols, time, 3, self.patch, self.patch)
+        patches = torch.tanh(self.decoder(tokens)).view(
+            batch, rows, cols, time, 3, self.patch, self.patch
+        )
         return patches.permute(0, 3, 4, 1, 5, 2, 6).reshape(batch, time, 3, height, width)
 
     def forward(self, frames: torch.Tensor) -> DetectorOutput:

@@ -1,6 +1,7 @@
 """What a model eats: the tensor layout, the pixel preset, and the frames and size of a clip.
 
-The cache stores uint8 `(T, H, W, 3)` clips; `vfcache.trainers.gpu` turns a batch of them into what the
+The cache stores uint8 `(T, H, W, 3)` clips; `vfcache.trainers.gpu` turns a batch of them into what
+the
 model declares, on the device: layout `BCTHW` (3D CNNs: R(2+1)D, tiny3d) or `BTCHW`
 (frame-wise transformers: VideoMAE, TimeSformer, CLIP), and a pixel preset (`unit` [0,1],
 `symmetric` [-1,1], `raw255` [0,255] for models that normalise internally (GASBench),
@@ -9,6 +10,7 @@ attribute (an `InputContract` or a dict of its fields, on the model or its class
 eval config's `layout` / `normalisation` override it. `train` and `eval` check the declared
 frames and size against the clips' spec at start, and a mismatch is one line naming both.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,25 +56,31 @@ def declared_contract(model: nn.Module) -> InputContract:
         if values.get("size") is not None:
             values["size"] = tuple(values["size"])
         return InputContract(**values)
-    raise TypeError(f"{type(model).__name__}.input_contract is a {type(declared).__name__}, "
-                    "expected an InputContract or a dict of its fields")
+    raise TypeError(
+        f"{type(model).__name__}.input_contract is a {type(declared).__name__}, "
+        "expected an InputContract or a dict of its fields"
+    )
 
 
-def resolve_contract(model: nn.Module, *, layout: Optional[str] = None,
-                     pixels: Optional[str] = None) -> InputContract:
+def resolve_contract(
+    model: nn.Module, *, layout: Optional[str] = None, pixels: Optional[str] = None
+) -> InputContract:
     """The model's contract with the config's `layout` / `normalisation` where those are set."""
     contract = declared_contract(model)
     changes = {k: v for k, v in (("layout", layout), ("pixels", pixels)) if v is not None}
     return dataclasses.replace(contract, **changes) if changes else contract
 
 
-def check_contract(contract: InputContract, clip_shape: Sequence[int], *, model_name: str,
-                   clips_from: str) -> None:
+def check_contract(
+    contract: InputContract, clip_shape: Sequence[int], *, model_name: str, clips_from: str
+) -> None:
     """StageError (one line) when the clips' frames or size differ from what the model declares."""
     frames, height, width = int(clip_shape[0]), int(clip_shape[1]), int(clip_shape[2])
     wrong_frames = contract.frames is not None and contract.frames != frames
     wrong_size = contract.size is not None and tuple(contract.size) != (height, width)
     if wrong_frames or wrong_size:
-        raise StageError(f"model {model_name} eats {contract.describe()}, but the clips of "
-                         f"{clips_from} are {frames} frames at {height}x{width}; extract them with a "
-                         "clip spec that matches, or use another model")
+        raise StageError(
+            f"model {model_name} eats {contract.describe()}, but the clips of "
+            f"{clips_from} are {frames} frames at {height}x{width}; extract them with a "
+            "clip spec that matches, or use another model"
+        )

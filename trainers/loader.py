@@ -1,10 +1,12 @@
-"""`make_loader`: a DataLoader over a `ClipDataset` and a batch sampler, with defaults for clip caches.
+"""`make_loader`: a DataLoader over a `ClipDataset` and a batch sampler, with defaults for clip
+caches.
 
 Workers are forked on Linux (the dataset's metadata and an attached decoded-clip cache are
 inherited instead of pickled; shard readers reopen per worker), persistent across epochs,
 and prefetch a few batches each; batches are pinned when a GPU is present so the copy to
 the device can overlap compute.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -50,7 +52,11 @@ def make_loader(
         pin_memory = torch.cuda.is_available()
     options: dict = {}
     if workers > 0:
-        options.update(prefetch_factor=prefetch_factor, persistent_workers=persistent_workers, timeout=timeout_s)
+        options.update(
+            prefetch_factor=prefetch_factor,
+            persistent_workers=persistent_workers,
+            timeout=timeout_s,
+        )
         if sys.platform.startswith("linux"):
             # fork starts workers fastest, but the object-store client (obstore's async runtime)
             # hangs in a child forked after it was used: remote datasets start workers with spawn

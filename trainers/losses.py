@@ -42,8 +42,14 @@ class SupConLoss(nn.Module):
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         self.temperature = float(temperature)
 
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor,
-                sample_weights: Optional[torch.Tensor] = None, *, check: bool = True) -> torch.Tensor:
+    def forward(
+        self,
+        embeddings: torch.Tensor,
+        labels: torch.Tensor,
+        sample_weights: Optional[torch.Tensor] = None,
+        *,
+        check: bool = True,
+    ) -> torch.Tensor:
         """`check=False` skips the checks that read values back from the device (weights
         finite, >= 0, not all 0): the trainer validates its weights once at setup, so a
         training step never waits on the GPU here. Unchecked, all-zero weights give 0."""
@@ -66,13 +72,23 @@ class SupConLoss(nn.Module):
         if sample_weights is not None:
             weights = weights * sample_weights.reshape(-1).to(anchor_loss.dtype)
         total_weight = weights.sum()
-        if check and sample_weights is not None and bool(has_positive.any()) and not total_weight > 0:
+        if (
+            check
+            and sample_weights is not None
+            and bool(has_positive.any())
+            and not total_weight > 0
+        ):
             raise ValueError("sample_weights of the anchors with positives sum to 0")
         return (weights * anchor_loss).sum() / total_weight.clamp_min(1e-12)
 
 
-def _check_batch(embeddings: torch.Tensor, labels: torch.Tensor,
-                 sample_weights: Optional[torch.Tensor], *, check: bool = True) -> int:
+def _check_batch(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    sample_weights: Optional[torch.Tensor],
+    *,
+    check: bool = True,
+) -> int:
     if embeddings.ndim != 2:
         raise ValueError(f"embeddings must be shaped (B, D), got {tuple(embeddings.shape)}")
     batch = embeddings.shape[0]
@@ -80,16 +96,22 @@ def _check_batch(embeddings: torch.Tensor, labels: torch.Tensor,
         raise ValueError(f"labels hold {labels.numel()} values for a batch of {batch}")
     if sample_weights is not None:
         if sample_weights.numel() != batch:
-            raise ValueError(f"sample_weights hold {sample_weights.numel()} values for a batch "
-                             f"of {batch}")
-        if check and (not bool(torch.isfinite(sample_weights).all())
-                      or bool((sample_weights < 0).any())):
+            raise ValueError(
+                f"sample_weights hold {sample_weights.numel()} values for a batch of {batch}"
+            )
+        if check and (
+            not bool(torch.isfinite(sample_weights).all()) or bool((sample_weights < 0).any())
+        ):
             raise ValueError("sample_weights must be finite and >= 0")
     return batch
 
 
-def domain_sample_weights(domains: Sequence[str], weights_by_domain: Mapping[str, float],
-                          *, device: Optional[torch.device] = None) -> torch.Tensor:
+def domain_sample_weights(
+    domains: Sequence[str],
+    weights_by_domain: Mapping[str, float],
+    *,
+    device: Optional[torch.device] = None,
+) -> torch.Tensor:
     """Per-sample weights from each sample's domain, e.g. `CARD_DOMAIN_LOSS_WEIGHTS`."""
     for name, weight in weights_by_domain.items():
         if not weight >= 0:
@@ -100,12 +122,14 @@ def domain_sample_weights(domains: Sequence[str], weights_by_domain: Mapping[str
             f"no loss weight for domains {unknown}; weights are given for "
             f"{sorted(weights_by_domain)}"
         )
-    return torch.tensor([float(weights_by_domain[d]) for d in domains], dtype=torch.float32,
-                        device=device)
+    return torch.tensor(
+        [float(weights_by_domain[d]) for d in domains], dtype=torch.float32, device=device
+    )
 
 
-def domain_share_weights(domains: Sequence[str], weights_by_domain: Mapping[str, float],
-                         mass: torch.Tensor) -> torch.Tensor:
+def domain_share_weights(
+    domains: Sequence[str], weights_by_domain: Mapping[str, float], mass: torch.Tensor
+) -> torch.Tensor:
     """Per-sample weights that give each domain its share of the loss, as the card means it:
     L = sum_d w_d * mean(loss over d's samples) / sum of w_d over the domains present.
 
@@ -116,20 +140,29 @@ def domain_share_weights(domains: Sequence[str], weights_by_domain: Mapping[str,
     the share-weighted mean. Per-anchor weighting (`domain_sample_weights`) instead gives a
     domain a share proportional to w_d times its count in the batch.
     """
-    per_sample = domain_sample_weights(domains, weights_by_domain, device=mass.device).to(mass.dtype)
+    per_sample = domain_sample_weights(domains, weights_by_domain, device=mass.device).to(
+        mass.dtype
+    )
     codes = {name: index for index, name in enumerate(sorted(set(domains)))}
     index = torch.tensor([codes[d] for d in domains], device=mass.device)
-    totals = torch.zeros(len(codes), dtype=mass.dtype, device=mass.device).index_add_(0, index, mass)
+    totals = torch.zeros(len(codes), dtype=mass.dtype, device=mass.device).index_add_(
+        0, index, mass
+    )
     denominators = totals[index]
-    return torch.where(denominators > 0, per_sample / denominators.clamp_min(1e-12),
-                       torch.zeros_like(per_sample))
+    return torch.where(
+        denominators > 0, per_sample / denominators.clamp_min(1e-12), torch.zeros_like(per_sample)
+    )
 
 
-def weighted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *,
-                           class_weights: Optional[Sequence[float]] = CARD_CLASS_WEIGHTS,
-                           label_smoothing: float = CARD_LABEL_SMOOTHING,
-                           sample_weights: Optional[torch.Tensor] = None,
-                           check: bool = True) -> torch.Tensor:
+def weighted_cross_entropy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    class_weights: Optional[Sequence[float]] = CARD_CLASS_WEIGHTS,
+    label_smoothing: float = CARD_LABEL_SMOOTHING,
+    sample_weights: Optional[torch.Tensor] = None,
+    check: bool = True,
+) -> torch.Tensor:
     """Class-weighted, label-smoothed cross-entropy with optional per-sample weights.
 
     `check=False` skips the read-back check that the weights do not sum to 0 (see
@@ -158,8 +191,9 @@ def weighted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *,
         return F.cross_entropy(logits, targets, weight=weight, label_smoothing=label_smoothing)
     if sample_weights.numel() != logits.shape[0]:
         raise ValueError(f"{sample_weights.numel()} sample weights for {logits.shape[0]} rows")
-    per_sample = F.cross_entropy(logits, targets, weight=weight,
-                                 label_smoothing=label_smoothing, reduction="none")
+    per_sample = F.cross_entropy(
+        logits, targets, weight=weight, label_smoothing=label_smoothing, reduction="none"
+    )
     sample_weights = sample_weights.reshape(-1).to(logits.dtype)
     denominator = (sample_weights * weight[targets]).sum()
     if check and not denominator > 0:
@@ -170,14 +204,25 @@ def weighted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *,
 class WeightedCrossEntropy(nn.Module):
     """Module form of `weighted_cross_entropy`; defaults are the card's baseline recipe."""
 
-    def __init__(self, class_weights: Optional[Sequence[float]] = CARD_CLASS_WEIGHTS,
-                 label_smoothing: float = CARD_LABEL_SMOOTHING) -> None:
+    def __init__(
+        self,
+        class_weights: Optional[Sequence[float]] = CARD_CLASS_WEIGHTS,
+        label_smoothing: float = CARD_LABEL_SMOOTHING,
+    ) -> None:
         super().__init__()
         self.class_weights = None if class_weights is None else tuple(map(float, class_weights))
         self.label_smoothing = float(label_smoothing)
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
-                sample_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return weighted_cross_entropy(logits, targets, class_weights=self.class_weights,
-                                      label_smoothing=self.label_smoothing,
-                                      sample_weights=sample_weights)
+    def forward(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        sample_weights: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        return weighted_cross_entropy(
+            logits,
+            targets,
+            class_weights=self.class_weights,
+            label_smoothing=self.label_smoothing,
+            sample_weights=sample_weights,
+        )

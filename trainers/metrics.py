@@ -170,7 +170,7 @@ def combined_score(mcc: float, brier: float) -> float:
         raise ValueError(f"brier must be in [0, 1], got {brier!r}")
     discrimination = (mcc + 1.0) / 2.0
     calibration = max(0.0, (0.25 - brier) / 0.25)
-    return math.sqrt(discrimination ** 1.2 * calibration ** 1.8)
+    return math.sqrt(discrimination**1.2 * calibration**1.8)
 
 
 SN34_ALPHA, SN34_BETA = 1.2, 1.8
@@ -182,4 +182,4 @@ def sn34_score(mcc: float, brier: float) -> float:
     Unlike `combined_score` it never returns 0 (the 1e-12 floor gives 1e-6)."""
     discrimination = min(1.0, max(0.0, (mcc + 1.0) / 2.0))
     calibration = max(0.0, (0.25 - brier) / 0.25)
-    return math.sqrt(max(1e-12, discrimination ** SN34_ALPHA * calibration ** SN34_BETA))
+    return math.sqrt(max(1e-12, discrimination**SN34_ALPHA * calibration**SN34_BETA))

@@ -34,8 +34,13 @@ from vfcache.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_KEYS = ("epoch", "model_state_dict", "optimizer_state_dict",
-                   "best_selection_score", "args")
+CHECKPOINT_KEYS = (
+    "epoch",
+    "model_state_dict",
+    "optimizer_state_dict",
+    "best_selection_score",
+    "args",
+)
 BACKBONE_PREFIXES = ("stem.", "layer1.", "layer2.", "layer3.", "layer4.")
 
 
@@ -50,8 +55,7 @@ class Tiny3D(nn.Module):
 
     def __init__(self, width: int = 8, proj_dim: int = 32, num_classes: int = 2) -> None:
         super().__init__()
-        for name, value in (("width", width), ("proj_dim", proj_dim),
-                            ("num_classes", num_classes)):
+        for name, value in (("width", width), ("proj_dim", proj_dim), ("num_classes", num_classes)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.stem = _conv_bn_relu(3, width, kernel=(1, 5, 5), stride=(1, 2, 2))
@@ -63,7 +67,8 @@ class Tiny3D(nn.Module):
         feature_dim = 8 * width
         self.fc = nn.Linear(feature_dim, num_classes)
         self.proj_head = nn.Sequential(
-            nn.Linear(feature_dim, feature_dim), nn.ReLU(inplace=True),
+            nn.Linear(feature_dim, feature_dim),
+            nn.ReLU(inplace=True),
             nn.Linear(feature_dim, proj_dim),
         )
 
@@ -77,8 +82,9 @@ class Tiny3D(nn.Module):
         return DetectorOutput(logits=self.fc(features), features=features, embedding=embedding)
 
 
-def _conv_bn_relu(in_ch: int, out_ch: int, *, kernel: tuple[int, int, int],
-                  stride: tuple[int, int, int]) -> nn.Sequential:
+def _conv_bn_relu(
+    in_ch: int, out_ch: int, *, kernel: tuple[int, int, int], stride: tuple[int, int, int]
+) -> nn.Sequential:
     padding = tuple(k // 2 for k in kernel)
     return nn.Sequential(
         nn.Conv3d(in_ch, out_ch, kernel_size=kernel, stride=stride, padding=padding, bias=False),
@@ -99,19 +105,24 @@ class TinyReconstructor3D(nn.Module):
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be a positive integer, got {width!r}")
         self.encoder = nn.Sequential(
-            nn.Conv3d(3, width, (1, 4, 4), stride=(1, 2, 2), padding=(0, 1, 1)), nn.GELU(),
-            nn.Conv3d(width, 2 * width, (1, 4, 4), stride=(1, 2, 2), padding=(0, 1, 1)), nn.GELU(),
+            nn.Conv3d(3, width, (1, 4, 4), stride=(1, 2, 2), padding=(0, 1, 1)),
+            nn.GELU(),
+            nn.Conv3d(width, 2 * width, (1, 4, 4), stride=(1, 2, 2), padding=(0, 1, 1)),
+            nn.GELU(),
         )
         self.decoder = nn.Sequential(
             nn.ConvTranspose3d(2 * width, width, (1, 4, 4), stride=(1, 2, 2), padding=(0, 1, 1)),
             nn.GELU(),
-            nn.ConvTranspose3d(width, 3, (1, 4, 4), stride=(1, 2, 2), padding=(0, 1, 1)), nn.Tanh(),
+            nn.ConvTranspose3d(width, 3, (1, 4, 4), stride=(1, 2, 2), padding=(0, 1, 1)),
+            nn.Tanh(),
         )
 
     def forward(self, clips: torch.Tensor) -> DetectorOutput:
         if clips.ndim != 5 or clips.shape[1] != 3 or clips.shape[-1] % 4 or clips.shape[-2] % 4:
-            raise ValueError(f"expected clips shaped (B, 3, T, H, W) with H, W multiples of 4, "
-                             f"got {tuple(clips.shape)}")
+            raise ValueError(
+                f"expected clips shaped (B, 3, T, H, W) with H, W multiples of 4, "
+                f"got {tuple(clips.shape)}"
+            )
         reconstruction = self.decoder(self.encoder(clips))
         score = (reconstruction - clips).pow(2).flatten(1).mean(dim=1)
         return DetectorOutput(logits=None, score=score)
@@ -124,8 +135,10 @@ MODEL_REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "tiny_reconstructor3d": TinyReconstructor3D,
 }
 # the transformer detectors of the seed cards load `transformers` (the [hf] extra) only when built
-LAZY_MODELS = {name: f"vfcache.trainers.hf_models:{name}" for name in ("videomae", "clip_adapter",
-                                                                  "timesformer_reconstructor")}
+LAZY_MODELS = {
+    name: f"vfcache.trainers.hf_models:{name}"
+    for name in ("videomae", "clip_adapter", "timesformer_reconstructor")
+}
 
 
 def build_model(name_or_import_path: str, **kwargs: Any) -> nn.Module:
@@ -143,7 +156,8 @@ def build_model(name_or_import_path: str, **kwargs: Any) -> nn.Module:
         factory = _import_factory(name_or_import_path)
     else:
         raise ValueError(
-            f"unknown model {name_or_import_path!r}: use one of {sorted({**MODEL_REGISTRY, **LAZY_MODELS})} "
+            f"unknown model {name_or_import_path!r}: use one of "
+            f"{sorted({**MODEL_REGISTRY, **LAZY_MODELS})} "
             "or an import path 'package.module:factory'"
         )
     try:
@@ -182,8 +196,9 @@ def _import_factory(import_path: str) -> Callable[..., Any]:
     return target
 
 
-def to_detector_output(raw: Union[DetectorOutput, Mapping[str, torch.Tensor], torch.Tensor]
-                       ) -> DetectorOutput:
+def to_detector_output(
+    raw: Union[DetectorOutput, Mapping[str, torch.Tensor], torch.Tensor],
+) -> DetectorOutput:
     """Normalise a model's return value: DetectorOutput, a dict with `logits` or `score` (and
     optionally `features`, `embedding`), or a plain (B, C) tensor taken as logits."""
     if isinstance(raw, DetectorOutput):
@@ -197,8 +212,12 @@ def to_detector_output(raw: Union[DetectorOutput, Mapping[str, torch.Tensor], to
                 f"model returned a dict with keys {sorted(raw)}; expected 'logits' or 'score' "
                 "and optionally 'features' and 'embedding'"
             )
-        out = DetectorOutput(logits=raw.get("logits"), features=raw.get("features"),
-                             embedding=raw.get("embedding"), score=raw.get("score"))
+        out = DetectorOutput(
+            logits=raw.get("logits"),
+            features=raw.get("features"),
+            embedding=raw.get("embedding"),
+            score=raw.get("score"),
+        )
     else:
         raise TypeError(
             f"model returned {type(raw).__name__}; expected a tensor of logits, a dict, "
@@ -236,11 +255,16 @@ class CheckpointInfo:
     has_optimizer_state: bool
 
 
-def save_checkpoint(path: Union[str, Path], model: nn.Module, *, epoch: int,
-                    optimizer: Optional[torch.optim.Optimizer] = None,
-                    best_selection_score: Optional[float] = None,
-                    args: Optional[Mapping[str, Any]] = None,
-                    extra: Optional[Mapping[str, Any]] = None) -> Path:
+def save_checkpoint(
+    path: Union[str, Path],
+    model: nn.Module,
+    *,
+    epoch: int,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    best_selection_score: Optional[float] = None,
+    args: Optional[Mapping[str, Any]] = None,
+    extra: Optional[Mapping[str, Any]] = None,
+) -> Path:
     """Write the card's checkpoint dict atomically (`vfcache.atomic.atomic_write`).
 
     `args` must hold only str/int/float/bool/None and lists/dicts of them, so the file loads
@@ -258,8 +282,9 @@ def save_checkpoint(path: Union[str, Path], model: nn.Module, *, epoch: int,
         "epoch": int(epoch),
         "model_state_dict": model.state_dict(),
         "optimizer_state_dict": optimizer.state_dict() if optimizer is not None else {},
-        "best_selection_score": (None if best_selection_score is None
-                                 else float(best_selection_score)),
+        "best_selection_score": (
+            None if best_selection_score is None else float(best_selection_score)
+        ),
         "args": args_dict,
         **extra_dict,
     }
@@ -289,8 +314,9 @@ def _check_plain(value: Any, where: str, *, allow_tensors: bool = False) -> None
     )
 
 
-def read_checkpoint(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu"
-                    ) -> dict[str, Any]:
+def read_checkpoint(
+    path: Union[str, Path], map_location: Union[str, torch.device] = "cpu"
+) -> dict[str, Any]:
     """`torch.load(..., weights_only=True)` with errors that name the file."""
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
@@ -303,21 +329,30 @@ def read_checkpoint(path: Union[str, Path], map_location: Union[str, torch.devic
     return checkpoint
 
 
-def load_checkpoint_model(path: Union[str, Path],
-                          model: Union[str, nn.Module] = "r2plus1d_18_supcon", *,
-                          map_location: Union[str, torch.device] = "cpu",
-                          **model_kwargs: Any) -> tuple[nn.Module, CheckpointInfo]:
+def load_checkpoint_model(
+    path: Union[str, Path],
+    model: Union[str, nn.Module] = "r2plus1d_18_supcon",
+    *,
+    map_location: Union[str, torch.device] = "cpu",
+    **model_kwargs: Any,
+) -> tuple[nn.Module, CheckpointInfo]:
     """Build `model` (a name, import path or module) and load a checkpoint strictly.
 
     Accepts the card's dict (weights under `model_state_dict`) or a bare state_dict. The
     model is returned in eval mode with the checkpoint's other fields.
     """
-    return model_from_checkpoint(read_checkpoint(path, map_location), model, source=path, **model_kwargs)
+    return model_from_checkpoint(
+        read_checkpoint(path, map_location), model, source=path, **model_kwargs
+    )
 
 
-def model_from_checkpoint(checkpoint: Mapping[str, Any], model: Union[str, nn.Module] = "r2plus1d_18_supcon",
-                          *, source: Union[str, Path] = "<checkpoint>",
-                          **model_kwargs: Any) -> tuple[nn.Module, CheckpointInfo]:
+def model_from_checkpoint(
+    checkpoint: Mapping[str, Any],
+    model: Union[str, nn.Module] = "r2plus1d_18_supcon",
+    *,
+    source: Union[str, Path] = "<checkpoint>",
+    **model_kwargs: Any,
+) -> tuple[nn.Module, CheckpointInfo]:
     """`load_checkpoint_model` on a checkpoint dict already read (`source` names it in errors)."""
     path = source
     if "model_state_dict" in checkpoint:

@@ -13,6 +13,7 @@
 
 Inference lives in `vfcache.trainers.evaluate`; this module never touches a model or a file.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -118,39 +119,49 @@ def l2_normalise(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return vectors / np.maximum(norms, eps)
 
 
-def build_prototypes(embeddings: np.ndarray, labels: np.ndarray, domains: Sequence[str]
-                     ) -> dict[str, Prototypes]:
+def build_prototypes(
+    embeddings: np.ndarray, labels: np.ndarray, domains: Sequence[str]
+) -> dict[str, Prototypes]:
     """Per domain: normalised mean of the normalised embeddings of each class."""
     embeddings = l2_normalise(embeddings)
     labels = np.asarray(labels)
     domains = np.asarray(domains, dtype=object)
     if embeddings.ndim != 2 or len(embeddings) != len(labels) or len(labels) != len(domains):
-        raise ValueError(f"support embeddings {embeddings.shape}, {len(labels)} labels and "
-                         f"{len(domains)} domains do not line up")
+        raise ValueError(
+            f"support embeddings {embeddings.shape}, {len(labels)} labels and "
+            f"{len(domains)} domains do not line up"
+        )
     prototypes = {}
     for domain in sorted(set(domains.tolist())):
         in_domain = domains == domain
         real, fake = in_domain & (labels == 0), in_domain & (labels == 1)
         if not real.any() or not fake.any():
-            raise ValueError(f"support bank of domain {domain!r} has {int(real.sum())} real and "
-                             f"{int(fake.sum())} fake clips; the prototype protocol needs both")
+            raise ValueError(
+                f"support bank of domain {domain!r} has {int(real.sum())} real and "
+                f"{int(fake.sum())} fake clips; the prototype protocol needs both"
+            )
         prototypes[domain] = Prototypes(
             domain=domain,
             real=l2_normalise(embeddings[real].mean(axis=0)),
             fake=l2_normalise(embeddings[fake].mean(axis=0)),
-            num_real=int(real.sum()), num_fake=int(fake.sum()))
+            num_real=int(real.sum()),
+            num_fake=int(fake.sum()),
+        )
     return prototypes
 
 
-def prototype_scores(embeddings: np.ndarray, domains: Sequence[str],
-                     prototypes: Mapping[str, Prototypes]) -> np.ndarray:
+def prototype_scores(
+    embeddings: np.ndarray, domains: Sequence[str], prototypes: Mapping[str, Prototypes]
+) -> np.ndarray:
     """`cos(e, fake prototype) - cos(e, real prototype)` against each clip's own domain."""
     embeddings = l2_normalise(embeddings)
     domains = np.asarray(domains, dtype=object)
     missing = sorted(set(domains.tolist()) - set(prototypes))
     if missing:
-        raise ValueError(f"query domains {missing} have no prototypes; the support bank covers "
-                         f"{sorted(prototypes)}")
+        raise ValueError(
+            f"query domains {missing} have no prototypes; the support bank covers "
+            f"{sorted(prototypes)}"
+        )
     scores = np.empty(len(domains), dtype=np.float64)
     for domain, proto in prototypes.items():
         rows = domains == domain
@@ -167,15 +178,23 @@ def softmax_fake_probability(logits: np.ndarray) -> np.ndarray:
     return exp[:, 1] / exp.sum(axis=1)
 
 
-def detection_row(name: str, labels: np.ndarray, scores: np.ndarray, predictions: np.ndarray,
-                  prob_fake: Optional[np.ndarray] = None) -> DetectionRow:
+def detection_row(
+    name: str,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    predictions: np.ndarray,
+    prob_fake: Optional[np.ndarray] = None,
+) -> DetectionRow:
     labels = np.asarray(labels, dtype=np.int64)
     num_fake = int(labels.sum())
     both = 0 < num_fake < len(labels)
     # MCC (and the combined score built on it) means nothing for a group of one class, such
     # as most of GASBench's datasets: n/a rather than a number
     row = dict(
-        name=name, num_clips=len(labels), num_real=len(labels) - num_fake, num_fake=num_fake,
+        name=name,
+        num_clips=len(labels),
+        num_real=len(labels) - num_fake,
+        num_fake=num_fake,
         accuracy=metrics.accuracy(labels, predictions),
         mcc=metrics.mcc(labels, predictions) if both else None,
         auroc=metrics.auroc(labels, scores) if both else None,
@@ -183,28 +202,47 @@ def detection_row(name: str, labels: np.ndarray, scores: np.ndarray, predictions
     )
     if prob_fake is not None:
         brier = metrics.brier(labels, prob_fake)
-        row.update(brier=brier, cross_entropy=metrics.binary_cross_entropy(labels, prob_fake),
-                   combined_score=metrics.combined_score(row["mcc"], brier) if both else None)
+        row.update(
+            brier=brier,
+            cross_entropy=metrics.binary_cross_entropy(labels, prob_fake),
+            combined_score=metrics.combined_score(row["mcc"], brier) if both else None,
+        )
     return DetectionRow(**row)
 
 
-def grouped_rows(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray,
-                 predictions: np.ndarray, prob_fake: Optional[np.ndarray] = None
-                 ) -> tuple[DetectionRow, ...]:
+def grouped_rows(
+    groups: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    predictions: np.ndarray,
+    prob_fake: Optional[np.ndarray] = None,
+) -> tuple[DetectionRow, ...]:
     """One row per group (sorted by name) and a last row `all` over every clip."""
     groups = np.asarray(groups, dtype=object)
     rows = []
     for name in sorted(set(groups.tolist())):
         pick = groups == name
-        rows.append(detection_row(str(name), labels[pick], scores[pick], predictions[pick],
-                                  None if prob_fake is None else prob_fake[pick]))
+        rows.append(
+            detection_row(
+                str(name),
+                labels[pick],
+                scores[pick],
+                predictions[pick],
+                None if prob_fake is None else prob_fake[pick],
+            )
+        )
     rows.append(detection_row(ALL_ROW, labels, scores, predictions, prob_fake))
     return tuple(rows)
 
 
-def fake_generator_rows(domains: np.ndarray, generators: np.ndarray, labels: np.ndarray,
-                        scores: np.ndarray, predictions: np.ndarray,
-                        prob_fake: Optional[np.ndarray] = None) -> tuple[DetectionRow, ...]:
+def fake_generator_rows(
+    domains: np.ndarray,
+    generators: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    predictions: np.ndarray,
+    prob_fake: Optional[np.ndarray] = None,
+) -> tuple[DetectionRow, ...]:
     """One row `<domain>/<generator>` per fake generator: its fakes scored against every real
     clip of the domain, the paper's protocol for DVF (one real pool, each fake class against it)."""
     domains = np.asarray(domains, dtype=object)
@@ -215,8 +253,15 @@ def fake_generator_rows(domains: np.ndarray, generators: np.ndarray, labels: np.
         reals = in_domain & (labels == 0)
         for generator in sorted(set(generators[in_domain & (labels == 1)].tolist())):
             pick = reals | (in_domain & (labels == 1) & (generators == generator))
-            rows.append(detection_row(f"{domain}/{generator}", labels[pick], scores[pick],
-                                      predictions[pick], None if prob_fake is None else prob_fake[pick]))
+            rows.append(
+                detection_row(
+                    f"{domain}/{generator}",
+                    labels[pick],
+                    scores[pick],
+                    predictions[pick],
+                    None if prob_fake is None else prob_fake[pick],
+                )
+            )
     return tuple(rows)
 
 
@@ -224,25 +269,34 @@ def inference_timing(seconds_per_clip: np.ndarray) -> Optional[InferenceTiming]:
     seconds = np.asarray(seconds_per_clip, dtype=np.float64)
     if seconds.size == 0 or not np.all(np.isfinite(seconds)):
         return None
-    return InferenceTiming(mean_ms_per_clip=float(seconds.mean() * 1e3),
-                           p95_ms_per_clip=float(np.percentile(seconds, 95) * 1e3),
-                           num_clips=int(seconds.size))
+    return InferenceTiming(
+        mean_ms_per_clip=float(seconds.mean() * 1e3),
+        p95_ms_per_clip=float(np.percentile(seconds, 95) * 1e3),
+        num_clips=int(seconds.size),
+    )
 
 
 PROTOTYPE_POOLING = ("per_domain", "pooled")
 POOLED_DOMAIN = "pooled"  # the one prototype pair's name with `pooling: pooled`
 
 
-def prototype_protocol(query: ModelOutputs, support: ModelOutputs, *, threshold: float = 0.0,
-                       pooling: str = "per_domain") -> ProtocolResult:
+def prototype_protocol(
+    query: ModelOutputs,
+    support: ModelOutputs,
+    *,
+    threshold: float = 0.0,
+    pooling: str = "per_domain",
+) -> ProtocolResult:
     """`pooling: per_domain` (the card): each query clip against its own domain's prototypes;
     `pooled`: one real and one fake prototype from the whole support bank, for every query
     clip (rows are still reported per domain)."""
     if pooling not in PROTOTYPE_POOLING:
         raise ValueError(f"prototype pooling must be one of {PROTOTYPE_POOLING}, got {pooling!r}")
     if query.embeddings is None or support.embeddings is None:
-        raise ValueError("the prototype protocol needs embeddings; this model returns none "
-                         "(use the benchmark protocol, or a model with a projection head)")
+        raise ValueError(
+            "the prototype protocol needs embeddings; this model returns none "
+            "(use the benchmark protocol, or a model with a projection head)"
+        )
     support_domains, query_domains = support.domains, query.domains
     if pooling == "pooled":
         support_domains = np.full(len(support.labels), POOLED_DOMAIN, dtype=object)
@@ -251,14 +305,22 @@ def prototype_protocol(query: ModelOutputs, support: ModelOutputs, *, threshold:
     scores = prototype_scores(query.embeddings, query_domains, prototypes)
     predictions = (scores >= threshold).astype(np.int64)
     return ProtocolResult(
-        protocol="prototype", group_by="domain",
+        protocol="prototype",
+        group_by="domain",
         rows=grouped_rows(query.domains, query.labels, scores, predictions),
-        scores=scores, predictions=predictions, prob_fake=None, groups=query.domains,
-        labels=query.labels, clip_ids=query.clip_ids, threshold=threshold,
+        scores=scores,
+        predictions=predictions,
+        prob_fake=None,
+        groups=query.domains,
+        labels=query.labels,
+        clip_ids=query.clip_ids,
+        threshold=threshold,
         timing=inference_timing(query.seconds_per_clip),
         prototypes=tuple(prototypes[d] for d in sorted(prototypes)),
-        generator_rows=fake_generator_rows(query.domains, query.generators, query.labels,
-                                           scores, predictions))
+        generator_rows=fake_generator_rows(
+            query.domains, query.generators, query.labels, scores, predictions
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -280,9 +342,17 @@ def score_stats(name: str, labels: np.ndarray, scores: np.ndarray) -> ScoreStats
     def stat(values: np.ndarray, fn) -> Optional[float]:
         return float(fn(values)) if len(values) else None
 
-    ratio = (float(fake.mean() / real.mean()) if len(real) and len(fake) and real.mean() > 0 else None)
-    return ScoreStats(name, stat(real, np.mean), stat(real, np.std), stat(fake, np.mean),
-                      stat(fake, np.std), ratio)
+    ratio = (
+        float(fake.mean() / real.mean()) if len(real) and len(fake) and real.mean() > 0 else None
+    )
+    return ScoreStats(
+        name,
+        stat(real, np.mean),
+        stat(real, np.std),
+        stat(fake, np.mean),
+        stat(fake, np.std),
+        ratio,
+    )
 
 
 def best_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -296,7 +366,9 @@ def best_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     best, best_j = float(candidates[0]), -np.inf
     for threshold in candidates:
         predicted = scores >= threshold
-        j = (predicted & (labels == 1)).sum() / positives - (predicted & (labels == 0)).sum() / negatives
+        j = (predicted & (labels == 1)).sum() / positives - (
+            predicted & (labels == 0)
+        ).sum() / negatives
         if j > best_j:
             best, best_j = float(threshold), j
     return best
@@ -309,23 +381,34 @@ def _rates(labels: np.ndarray, predictions: np.ndarray) -> dict:
     tn = int(((predictions == 0) & (labels == 0)).sum())
     precision = tp / (tp + fp) if tp + fp else None
     recall = tp / (tp + fn) if tp + fn else None
-    f1 = (2 * precision * recall / (precision + recall)
-          if precision is not None and recall is not None and precision + recall > 0 else None)
+    f1 = (
+        2 * precision * recall / (precision + recall)
+        if precision is not None and recall is not None and precision + recall > 0
+        else None
+    )
     return dict(precision=precision, recall=recall, f1=f1, fpr=fp / (fp + tn) if fp + tn else None)
 
 
-def anomaly_protocol(query: ModelOutputs, *, threshold: Optional[float] = None,
-                     calibration: Optional[ModelOutputs] = None) -> ProtocolResult:
+def anomaly_protocol(
+    query: ModelOutputs,
+    *,
+    threshold: Optional[float] = None,
+    calibration: Optional[ModelOutputs] = None,
+) -> ProtocolResult:
     """One-class detection: the score is the model's anomaly score (reconstruction error), fake
     when score >= threshold. The threshold is fixed (`threshold`, e.g. the card's 0.3137) or
     chosen on `calibration` outputs (a validation split with both classes). Per domain: AUROC,
     EER, accuracy, precision, recall, F1 and FPR, and the real and fake score distributions."""
     if query.scores is None:
-        raise ValueError("the anomaly protocol needs a model that returns an anomaly score "
-                         "(a reconstruction error); this one returns none")
+        raise ValueError(
+            "the anomaly protocol needs a model that returns an anomaly score "
+            "(a reconstruction error); this one returns none"
+        )
     if threshold is None:
         if calibration is None or calibration.scores is None:
-            raise ValueError("the anomaly protocol needs a threshold, or calibration clips to choose it")
+            raise ValueError(
+                "the anomaly protocol needs a threshold, or calibration clips to choose it"
+            )
         threshold = best_threshold(calibration.labels, calibration.scores)
     scores = np.asarray(query.scores, dtype=np.float64)
     labels = np.asarray(query.labels, dtype=np.int64)
@@ -337,19 +420,33 @@ def anomaly_protocol(query: ModelOutputs, *, threshold: Optional[float] = None,
         row = detection_row(str(name), labels[pick], scores[pick], predictions[pick])
         rows.append(dataclasses.replace(row, **_rates(labels[pick], predictions[pick])))
     return ProtocolResult(
-        protocol="anomaly", group_by="domain", rows=tuple(rows), scores=scores,
-        predictions=predictions, prob_fake=None, groups=query.domains, labels=labels,
-        clip_ids=query.clip_ids, threshold=float(threshold),
+        protocol="anomaly",
+        group_by="domain",
+        rows=tuple(rows),
+        scores=scores,
+        predictions=predictions,
+        prob_fake=None,
+        groups=query.domains,
+        labels=labels,
+        clip_ids=query.clip_ids,
+        threshold=float(threshold),
         timing=inference_timing(query.seconds_per_clip),
-        generator_rows=fake_generator_rows(query.domains, query.generators, labels, scores,
-                                           predictions),
-        score_stats=tuple(score_stats(str(name), labels[pick], scores[pick]) for name, pick in
-                          [(n, np.ones(len(labels), bool) if n == ALL_ROW else query.domains == n)
-                           for n in names]))
+        generator_rows=fake_generator_rows(
+            query.domains, query.generators, labels, scores, predictions
+        ),
+        score_stats=tuple(
+            score_stats(str(name), labels[pick], scores[pick])
+            for name, pick in [
+                (n, np.ones(len(labels), bool) if n == ALL_ROW else query.domains == n)
+                for n in names
+            ]
+        ),
+    )
 
 
-def softmax_protocol(query: ModelOutputs, *, group_by: str = "domain",
-                     protocol: str = "softmax") -> ProtocolResult:
+def softmax_protocol(
+    query: ModelOutputs, *, group_by: str = "domain", protocol: str = "softmax"
+) -> ProtocolResult:
     if group_by not in ("domain", "dataset"):
         raise ValueError(f"group_by must be 'domain' or 'dataset', got {group_by!r}")
     logits = np.asarray(query.logits, dtype=np.float64)
@@ -358,13 +455,21 @@ def softmax_protocol(query: ModelOutputs, *, group_by: str = "domain",
     predictions = (margin > 0).astype(np.int64)  # argmax; a tie goes to real, as argmax does
     groups = query.domains if group_by == "domain" else query.datasets
     return ProtocolResult(
-        protocol=protocol, group_by=group_by,
+        protocol=protocol,
+        group_by=group_by,
         rows=grouped_rows(groups, query.labels, margin, predictions, prob_fake),
-        scores=margin, predictions=predictions, prob_fake=prob_fake, groups=groups,
-        labels=query.labels, clip_ids=query.clip_ids, threshold=0.0,
+        scores=margin,
+        predictions=predictions,
+        prob_fake=prob_fake,
+        groups=groups,
+        labels=query.labels,
+        clip_ids=query.clip_ids,
+        threshold=0.0,
         timing=inference_timing(query.seconds_per_clip),
-        generator_rows=fake_generator_rows(query.domains, query.generators, query.labels,
-                                           margin, predictions, prob_fake))
+        generator_rows=fake_generator_rows(
+            query.domains, query.generators, query.labels, margin, predictions, prob_fake
+        ),
+    )
 
 
 def benchmark_protocol(query: ModelOutputs) -> ProtocolResult:
@@ -383,8 +488,9 @@ def metric_value(row: DetectionRow, metric: str) -> Optional[float]:
     raise ValueError(f"unknown selection metric {metric!r}")
 
 
-def selection_score(result: ProtocolResult, metric: str,
-                    domain_weights: Optional[Mapping[str, float]] = None) -> float:
+def selection_score(
+    result: ProtocolResult, metric: str, domain_weights: Optional[Mapping[str, float]] = None
+) -> float:
     """Weighted mean of `metric` over the groups (`domain_weights`, default equal); groups
     where the metric is undefined (one class only) are left out with a warning."""
     rows = [row for row in result.rows if row.name != ALL_ROW]
@@ -392,8 +498,10 @@ def selection_score(result: ProtocolResult, metric: str,
     if domain_weights is not None:
         absent = sorted(set(domain_weights) - names)
         if absent:
-            raise ValueError(f"selection weights name domains {absent} that the validation "
-                             f"clips do not have ({sorted(names)})")
+            raise ValueError(
+                f"selection weights name domains {absent} that the validation "
+                f"clips do not have ({sorted(names)})"
+            )
     total = weight_sum = 0.0
     for row in rows:
         weight = 1.0 if domain_weights is None else float(domain_weights.get(row.name, 0.0))
@@ -401,12 +509,19 @@ def selection_score(result: ProtocolResult, metric: str,
         if weight <= 0:
             continue
         if value is None or not math.isfinite(value):
-            log.warning("selection metric %s is undefined for %s (%d real, %d fake); left out",
-                        metric, row.name, row.num_real, row.num_fake)
+            log.warning(
+                "selection metric %s is undefined for %s (%d real, %d fake); left out",
+                metric,
+                row.name,
+                row.num_real,
+                row.num_fake,
+            )
             continue
         total += weight * value
         weight_sum += weight
     if weight_sum == 0:
-        raise ValueError(f"selection metric {metric} is undefined for every weighted group of "
-                         f"{sorted(names)}; each needs real and fake validation clips")
+        raise ValueError(
+            f"selection metric {metric} is undefined for every weighted group of "
+            f"{sorted(names)}; each needs real and fake validation clips"
+        )
     return total / weight_sum

@@ -58,12 +58,24 @@ class Conv2Plus1D(nn.Sequential):
 
     def __init__(self, in_planes: int, out_planes: int, midplanes: int, stride: int = 1) -> None:
         super().__init__(
-            nn.Conv3d(in_planes, midplanes, kernel_size=(1, 3, 3), stride=(1, stride, stride),
-                      padding=(0, 1, 1), bias=False),
+            nn.Conv3d(
+                in_planes,
+                midplanes,
+                kernel_size=(1, 3, 3),
+                stride=(1, stride, stride),
+                padding=(0, 1, 1),
+                bias=False,
+            ),
             nn.BatchNorm3d(midplanes),
             nn.ReLU(inplace=True),
-            nn.Conv3d(midplanes, out_planes, kernel_size=(3, 1, 1), stride=(stride, 1, 1),
-                      padding=(1, 0, 0), bias=False),
+            nn.Conv3d(
+                midplanes,
+                out_planes,
+                kernel_size=(3, 1, 1),
+                stride=(stride, 1, 1),
+                padding=(1, 0, 0),
+                bias=False,
+            ),
         )
 
 
@@ -74,12 +86,14 @@ class R2Plus1dStem(nn.Sequential):
     def __init__(self, width_divisor: int = 1) -> None:
         mid, out = 45 // width_divisor, LAYER_PLANES[0] // width_divisor
         super().__init__(
-            nn.Conv3d(3, mid, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3),
-                      bias=False),
+            nn.Conv3d(
+                3, mid, kernel_size=(1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False
+            ),
             nn.BatchNorm3d(mid),
             nn.ReLU(inplace=True),
-            nn.Conv3d(mid, out, kernel_size=(3, 1, 1), stride=(1, 1, 1), padding=(1, 0, 0),
-                      bias=False),
+            nn.Conv3d(
+                mid, out, kernel_size=(3, 1, 1), stride=(1, 1, 1), padding=(1, 0, 0), bias=False
+            ),
             nn.BatchNorm3d(out),
             nn.ReLU(inplace=True),
         )
@@ -89,8 +103,9 @@ class BasicBlock(nn.Module):
     """Residual block; note both convs use the midplanes computed from (inplanes, planes),
     exactly as torchvision does (the second conv does not recompute it)."""
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None) -> None:
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None
+    ) -> None:
         super().__init__()
         midplanes = midplanes_for(inplanes, planes)
         self.conv1 = nn.Sequential(
@@ -118,8 +133,7 @@ def _make_layer(inplanes: int, planes: int, blocks: int, stride: int) -> nn.Sequ
     if stride != 1 or inplanes != planes:
         # Conv2Plus1D strides time and space alike, so the shortcut does too.
         downsample = nn.Sequential(
-            nn.Conv3d(inplanes, planes, kernel_size=1, stride=(stride, stride, stride),
-                      bias=False),
+            nn.Conv3d(inplanes, planes, kernel_size=1, stride=(stride, stride, stride), bias=False),
             nn.BatchNorm3d(planes),
         )
     layers = [BasicBlock(inplanes, planes, stride, downsample)]
@@ -146,8 +160,11 @@ class R2Plus1D18Backbone(nn.Module):
         inplanes = LAYER_PLANES[0] // width_divisor
         for index, (planes, blocks) in enumerate(zip(LAYER_PLANES, BLOCKS_PER_LAYER), start=1):
             stride = 1 if index == 1 else 2
-            setattr(self, f"layer{index}",
-                    _make_layer(inplanes, planes // width_divisor, blocks, stride))
+            setattr(
+                self,
+                f"layer{index}",
+                _make_layer(inplanes, planes // width_divisor, blocks, stride),
+            )
             inplanes = planes // width_divisor
         self.feature_dim = inplanes
         self.avgpool = nn.AdaptiveAvgPool3d((1, 1, 1))
@@ -178,11 +195,15 @@ class R2Plus1DDetector(R2Plus1D18Backbone):
     `state_dict()` lists keys in the same order as its checkpoint.
     """
 
-    def __init__(self, proj_hidden_dim: int = 512, proj_dim: int = 128,
-                 num_classes: int = 2, width_divisor: int = 1) -> None:
+    def __init__(
+        self,
+        proj_hidden_dim: int = 512,
+        proj_dim: int = 128,
+        num_classes: int = 2,
+        width_divisor: int = 1,
+    ) -> None:
         super().__init__(width_divisor)
-        _check_positive(proj_hidden_dim=proj_hidden_dim, proj_dim=proj_dim,
-                        num_classes=num_classes)
+        _check_positive(proj_hidden_dim=proj_hidden_dim, proj_dim=proj_dim, num_classes=num_classes)
         self.fc = nn.Linear(self.feature_dim, num_classes)
         self.proj_head = nn.Sequential(
             nn.Linear(self.feature_dim, proj_hidden_dim),
@@ -212,8 +233,9 @@ class BaselineClassifier(R2Plus1D18Backbone):
 
     def forward(self, clips: torch.Tensor) -> DetectorOutput:
         features = self.forward_features(clips)
-        return DetectorOutput(logits=self.fc(features), features=features,
-                              embedding=F.normalize(features, dim=1))
+        return DetectorOutput(
+            logits=self.fc(features), features=features, embedding=F.normalize(features, dim=1)
+        )
 
 
 def _check_clip_batch(clips: torch.Tensor) -> None:

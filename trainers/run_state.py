@@ -9,6 +9,7 @@ normalisation) plus, in `last.pt`, a `train_state` key: position (epoch, step in
 global step), the sampler's state, every rank's RNG states and the running epoch loss. All
 of it loads with `torch.load(weights_only=True)`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,9 +33,19 @@ LAST_NAME, BEST_NAME = "last.pt", "best.pt"
 METRICS_NAME, CONFIG_NAME = "metrics.jsonl", "config.json"
 # Config fields that may change between a run and its resume without changing what it computes
 # (`epochs` may grow; with a cosine schedule the learning rate then follows the new length).
-RESUMABLE_CHANGES = frozenset({"epochs", "workers", "decode_cache_gb", "decode_cache_dir",
-                               "checkpoint_every_steps", "log_every_steps", "eval_batch_size",
-                               "device", "name"})
+RESUMABLE_CHANGES = frozenset(
+    {
+        "epochs",
+        "workers",
+        "decode_cache_gb",
+        "decode_cache_dir",
+        "checkpoint_every_steps",
+        "log_every_steps",
+        "eval_batch_size",
+        "device",
+        "name",
+    }
+)
 
 
 @dataclass
@@ -51,21 +62,35 @@ class Progress:
     history: list = field(default_factory=list)  # the metrics lines of completed epochs
 
     def to_state(self) -> dict:
-        return {"next_epoch": self.next_epoch, "step_in_epoch": self.step_in_epoch,
-                "global_step": self.global_step, "best_epoch": self.best_epoch,
-                "best_selection_score": self.best_selection_score,
-                "epoch_loss_sum": self.epoch_loss_sum, "elapsed_s": self.elapsed_s}
+        return {
+            "next_epoch": self.next_epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "best_epoch": self.best_epoch,
+            "best_selection_score": self.best_selection_score,
+            "epoch_loss_sum": self.epoch_loss_sum,
+            "elapsed_s": self.elapsed_s,
+        }
 
     @classmethod
     def from_state(cls, state: dict, history: list) -> "Progress":
-        keys = ("next_epoch", "step_in_epoch", "global_step", "best_epoch",
-                "best_selection_score", "epoch_loss_sum", "elapsed_s")
+        keys = (
+            "next_epoch",
+            "step_in_epoch",
+            "global_step",
+            "best_epoch",
+            "best_selection_score",
+            "epoch_loss_sum",
+            "elapsed_s",
+        )
         return cls(**{k: state[k] for k in keys}, history=history)
 
 
 def rng_state(device: torch.device) -> dict:
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
 
 
 def set_rng_state(state: dict, device: torch.device) -> None:
@@ -78,7 +103,8 @@ def check_fresh_run_dir(out_dir: Path) -> None:
     if (out_dir / LAST_NAME).exists():
         raise StageError(
             f"run folder {out_dir} already holds {LAST_NAME}; pass --resume to continue that run, "
-            "or set another out_dir (a finished run is never overwritten)")
+            "or set another out_dir (a finished run is never overwritten)"
+        )
 
 
 def pin_revision(config: TrainConfig, commit: Optional[str]) -> TrainConfig:
@@ -107,9 +133,13 @@ def load_resume_checkpoint(out_dir: Path, config: TrainConfig) -> tuple[dict, Tr
     current = config.to_json()
     for key in sorted(set(saved) | set(current)):
         if key not in RESUMABLE_CHANGES and saved.get(key) != current.get(key):
-            raise ConfigError(config.source, key, current.get(key),
-                              f"{saved.get(key)!r} as in the run being resumed ({path}); start a "
-                              "new run in another out_dir to change it")
+            raise ConfigError(
+                config.source,
+                key,
+                current.get(key),
+                f"{saved.get(key)!r} as in the run being resumed ({path}); start a "
+                "new run in another out_dir to change it",
+            )
     return checkpoint, config
 
 
@@ -135,13 +165,23 @@ def write_run_config(out_dir: Path, config: TrainConfig) -> Path:
     return path
 
 
-def checkpoint_args(config: TrainConfig, *, world_size: int, clip_shape: tuple,
-                    contract: Optional[InputContract] = None) -> dict[str, Any]:
+def checkpoint_args(
+    config: TrainConfig,
+    *,
+    world_size: int,
+    clip_shape: tuple,
+    contract: Optional[InputContract] = None,
+) -> dict[str, Any]:
     """The `args` of a checkpoint: what evaluation needs to rebuild and feed the model (the
     pixel preset and layout the run fed it, from its input contract)."""
-    contract = contract or InputContract(pixels=config.normalisation or "unit",
-                                         layout=config.layout or "BCTHW")
-    return {"config": config.to_json(),
-            "model": {"name": config.model.name, "kwargs": dict(config.model.kwargs)},
-            "normalisation": contract.pixels, "layout": contract.layout, "world_size": world_size,
-            "clip_shape": list(clip_shape)}
+    contract = contract or InputContract(
+        pixels=config.normalisation or "unit", layout=config.layout or "BCTHW"
+    )
+    return {
+        "config": config.to_json(),
+        "model": {"name": config.model.name, "kwargs": dict(config.model.kwargs)},
+        "normalisation": contract.pixels,
+        "layout": contract.layout,
+        "world_size": world_size,
+        "clip_shape": list(clip_shape),
+    }

@@ -14,6 +14,7 @@ minority class or domain is oversampled rather than starving the batch.
 A DataLoader pulls batches ahead of the training loop, so pass the number of steps the
 loop really finished to `state_dict(batches_consumed=...)`.
 """
+
 from __future__ import annotations
 
 from typing import Hashable, Iterator, Literal, Mapping, Sequence
@@ -30,16 +31,26 @@ def batch_quotas(batch_size: int, weights: Sequence[float], batch_number: int = 
     `batch_number`, so e.g. 25 slots over two equal classes give 13/12, then 12/13.
     """
     w = np.asarray(weights, dtype=np.float64)
-    if batch_size < 0 or w.ndim != 1 or len(w) == 0 or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+    if (
+        batch_size < 0
+        or w.ndim != 1
+        or len(w) == 0
+        or np.any(w < 0)
+        or not np.isfinite(w).all()
+        or w.sum() <= 0
+    ):
         raise ValueError(
-            f"need batch_size >= 0 and non-negative weights with a positive sum, got {batch_size}, {weights}"
+            f"need batch_size >= 0 and non-negative weights with a positive sum, got {batch_size}, "
+            f"{weights}"
         )
     exact = batch_size * w / w.sum()
     counts = np.floor(exact + 1e-9).astype(np.int64)
     fraction = np.round(exact - counts, 9)
     left = batch_size - int(counts.sum())
     k = len(w)
-    order = sorted((c for c in range(k) if w[c] > 0), key=lambda c: (-fraction[c], (c - batch_number) % k))
+    order = sorted(
+        (c for c in range(k) if w[c] > 0), key=lambda c: (-fraction[c], (c - batch_number) % k)
+    )
     for c in order[:left]:
         counts[c] += 1
     return counts
@@ -66,7 +77,7 @@ class _ShuffledCycle:
                     fresh = np.concatenate([fresh[~late], fresh[late]])
                 self.order, self.position = fresh, 0
             step = min(count, len(self.order) - self.position)
-            taken.append(self.order[self.position:self.position + step])
+            taken.append(self.order[self.position : self.position + step])
             self.position += step
             count -= step
         return np.concatenate(taken) if taken else np.empty(0, dtype=np.int64)
@@ -79,18 +90,22 @@ def _groups(values: Sequence[Hashable]) -> dict[Hashable, np.ndarray]:
     return {key: np.flatnonzero(array == key) for key in keys}
 
 
-def _weights_for(groups: Mapping[Hashable, np.ndarray], weights: Mapping | None, what: str) -> list[float]:
+def _weights_for(
+    groups: Mapping[Hashable, np.ndarray], weights: Mapping | None, what: str
+) -> list[float]:
     if weights is None:
         return [1.0] * len(groups)
     unknown = set(weights) - set(groups)
     if unknown:
         raise ValueError(
-            f"{what} weights name {sorted(unknown, key=str)}, not in the dataset {sorted(groups, key=str)}"
+            f"{what} weights name {sorted(unknown, key=str)}, not in the dataset "
+            f"{sorted(groups, key=str)}"
         )
     missing = set(groups) - set(weights)
     if missing:
         raise ValueError(
-            f"{what} weights miss {sorted(missing, key=str)}; give every {what} a weight (0 to leave it out)"
+            f"{what} weights miss {sorted(missing, key=str)}; give every {what} a weight (0 to "
+            f"leave it out)"
         )
     return [float(weights[key]) for key in groups]
 
@@ -101,14 +116,24 @@ class EpochBatchSampler(Sampler[list[int]]):
     Subclasses implement `_build_batches(rng)` returning `num_batches` lists of dataset indices.
     """
 
-    def __init__(self, *, batch_size: int, num_batches: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        *,
+        batch_size: int,
+        num_batches: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not valid for world_size {world_size}")
         if num_batches < world_size:
-            raise ValueError(f"{num_batches} batches per epoch cannot feed {world_size} ranks; "
-                             "raise num_batches or lower batch_size")
+            raise ValueError(
+                f"{num_batches} batches per epoch cannot feed {world_size} ranks; "
+                "raise num_batches or lower batch_size"
+            )
         self.batch_size, self.num_batches = batch_size, num_batches
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch = 0
@@ -124,7 +149,9 @@ class EpochBatchSampler(Sampler[list[int]]):
         rng = np.random.default_rng([self.seed, epoch])
         batches = self._build_batches(rng)
         if len(batches) != self.num_batches:
-            raise AssertionError(f"{type(self).__name__} built {len(batches)} batches, expected {self.num_batches}")
+            raise AssertionError(
+                f"{type(self).__name__} built {len(batches)} batches, expected {self.num_batches}"
+            )
         return [[int(i) for i in batch] for batch in batches]
 
     def _global_positions(self, start: int) -> range:
@@ -154,7 +181,10 @@ class EpochBatchSampler(Sampler[list[int]]):
         sampler has handed out, which runs ahead of training behind a prefetching DataLoader)."""
         done = self._yielded if batches_consumed is None else batches_consumed
         if not 0 <= done <= self._yielded:
-            raise ValueError(f"batches_consumed={batches_consumed} but only {self._yielded} batches were handed out")
+            raise ValueError(
+                f"batches_consumed={batches_consumed} but only {self._yielded} batches were handed "
+                f"out"
+            )
         return {
             "sampler": type(self).__name__,
             "seed": self.seed,
@@ -166,11 +196,17 @@ class EpochBatchSampler(Sampler[list[int]]):
 
     def load_state_dict(self, state: Mapping) -> None:
         """Resume: the next iteration yields exactly the batches of `epoch` not yet done."""
-        for key, mine in (("sampler", type(self).__name__), ("seed", self.seed),
-                          ("num_batches", self.num_batches), ("batch_size", self.batch_size)):
+        for key, mine in (
+            ("sampler", type(self).__name__),
+            ("seed", self.seed),
+            ("num_batches", self.num_batches),
+            ("batch_size", self.batch_size),
+        ):
             if state.get(key) != mine:
-                raise ValueError(f"sampler state has {key}={state.get(key)!r}, this sampler has {mine!r}; "
-                                 "a different sampler would not continue the same epoch")
+                raise ValueError(
+                    f"sampler state has {key}={state.get(key)!r}, this sampler has {mine!r}; "
+                    "a different sampler would not continue the same epoch"
+                )
         done = int(state["global_batches_done"])
         if not 0 <= done <= self.num_batches:
             raise ValueError(f"global_batches_done={done} outside 0..{self.num_batches}")
@@ -184,20 +220,37 @@ class WeightedRandomBatchSampler(EpochBatchSampler):
     every slot of every batch is drawn with replacement, clip i with probability proportional to
     1 / (clips of its class), so each class fills an equal share of an epoch on average."""
 
-    def __init__(self, labels: Sequence[int], batch_size: int, *, num_batches: int | None = None,
-                 seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        labels: Sequence[int],
+        batch_size: int,
+        *,
+        num_batches: int | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         labels = np.asarray([int(label) for label in labels])
         if len(labels) == 0:
             raise ValueError("no clips to sample from")
         _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
         weights = 1.0 / counts[inverse]
         self.probabilities = weights / weights.sum()
-        super().__init__(batch_size=batch_size, num_batches=_default_num_batches(len(labels), batch_size, num_batches),
-                         seed=seed, rank=rank, world_size=world_size)
+        super().__init__(
+            batch_size=batch_size,
+            num_batches=_default_num_batches(len(labels), batch_size, num_batches),
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
 
     def _build_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
-        drawn = rng.choice(len(self.probabilities), size=(self.num_batches, self.batch_size), replace=True,
-                           p=self.probabilities)
+        drawn = rng.choice(
+            len(self.probabilities),
+            size=(self.num_batches, self.batch_size),
+            replace=True,
+            p=self.probabilities,
+        )
         return list(drawn)
 
 
@@ -208,14 +261,29 @@ def _default_num_batches(num_clips: int, batch_size: int, num_batches: int | Non
 
 
 class ClassBalancedBatchSampler(EpochBatchSampler):
-    """Every batch holds each class in fixed proportion (default: equal, i.e. half real half fake)."""
+    """Every batch holds each class in fixed proportion (default: equal, i.e. half real half
+    fake)."""
 
-    def __init__(self, labels: Sequence[int], batch_size: int, *, class_proportions: Mapping[int, float] | None = None,
-                 num_batches: int | None = None, seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        labels: Sequence[int],
+        batch_size: int,
+        *,
+        class_proportions: Mapping[int, float] | None = None,
+        num_batches: int | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.pools = _groups([int(label) for label in labels])
         self.weights = _weights_for(self.pools, class_proportions, "class")
-        super().__init__(batch_size=batch_size, num_batches=_default_num_batches(len(labels), batch_size, num_batches),
-                         seed=seed, rank=rank, world_size=world_size)
+        super().__init__(
+            batch_size=batch_size,
+            num_batches=_default_num_batches(len(labels), batch_size, num_batches),
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
 
     def _build_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
         cycles = [_ShuffledCycle(pool, rng) for pool in self.pools.values()]
@@ -228,24 +296,42 @@ class ClassBalancedBatchSampler(EpochBatchSampler):
 
 
 class DomainWeightedBatchSampler(EpochBatchSampler):
-    """Each batch draws its domains with the given weights, e.g. {"aegis": 0.5, "dvf": 0.3, "genvideo": 0.2}.
+    """Each batch draws its domains with the given weights, e.g. {"aegis": 0.5, "dvf": 0.3,
+    "genvideo": 0.2}.
 
     `composition="draw"`: a multinomial draw per batch (weights hold on average);
-    `"quota"`: fixed per-batch counts from `batch_quotas` (weights hold in every batch up to rounding).
+    `"quota"`: fixed per-batch counts from `batch_quotas` (weights hold in every batch up to
+    rounding).
     """
 
-    def __init__(self, domains: Sequence[str], batch_size: int, *, domain_weights: Mapping[str, float] | None = None,
-                 composition: Literal["draw", "quota"] = "draw", num_batches: int | None = None,
-                 seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        domains: Sequence[str],
+        batch_size: int,
+        *,
+        domain_weights: Mapping[str, float] | None = None,
+        composition: Literal["draw", "quota"] = "draw",
+        num_batches: int | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if composition not in ("draw", "quota"):
             raise ValueError(f"composition must be 'draw' or 'quota', got {composition!r}")
         self.pools = _groups(list(domains))
         self.weights = _weights_for(self.pools, domain_weights, "domain")
         if sum(self.weights) <= 0 or min(self.weights) < 0:
-            raise ValueError(f"domain weights must be >= 0 with a positive sum, got {domain_weights}")
+            raise ValueError(
+                f"domain weights must be >= 0 with a positive sum, got {domain_weights}"
+            )
         self.composition = composition
-        super().__init__(batch_size=batch_size, num_batches=_default_num_batches(len(domains), batch_size, num_batches),
-                         seed=seed, rank=rank, world_size=world_size)
+        super().__init__(
+            batch_size=batch_size,
+            num_batches=_default_num_batches(len(domains), batch_size, num_batches),
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
 
     def _build_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
         cycles = [_ShuffledCycle(pool, rng) for pool in self.pools.values()]
@@ -270,13 +356,24 @@ class GeneratorQuotaBatchSampler(EpochBatchSampler):
     With `domains`, a generator is a (domain, generator) pair: `sora` of AEGIS and `sora` of
     DVF are two generators with a share each, not one pool."""
 
-    def __init__(self, labels: Sequence[int], generators: Sequence[str], batch_size: int, *,
-                 class_proportions: Mapping[int, float] | None = None, num_batches: int | None = None,
-                 seed: int = 0, rank: int = 0, world_size: int = 1,
-                 domains: Sequence[str] | None = None):
+    def __init__(
+        self,
+        labels: Sequence[int],
+        generators: Sequence[str],
+        batch_size: int,
+        *,
+        class_proportions: Mapping[int, float] | None = None,
+        num_batches: int | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        domains: Sequence[str] | None = None,
+    ):
         if len(labels) != len(generators) or (domains is not None and len(domains) != len(labels)):
-            raise ValueError(f"{len(labels)} labels but {len(generators)} generators"
-                             + ("" if domains is None else f" and {len(domains)} domains"))
+            raise ValueError(
+                f"{len(labels)} labels but {len(generators)} generators"
+                + ("" if domains is None else f" and {len(domains)} domains")
+            )
         label_pools = _groups([int(label) for label in labels])
         self.weights = _weights_for(label_pools, class_proportions, "class")
         keys = generators if domains is None else [f"{d}/{g}" for d, g in zip(domains, generators)]
@@ -285,14 +382,22 @@ class GeneratorQuotaBatchSampler(EpochBatchSampler):
             label: {gen: pool[idx] for gen, idx in _groups(generator_array[pool].tolist()).items()}
             for label, pool in label_pools.items()
         }
-        super().__init__(batch_size=batch_size, num_batches=_default_num_batches(len(labels), batch_size, num_batches),
-                         seed=seed, rank=rank, world_size=world_size)
+        super().__init__(
+            batch_size=batch_size,
+            num_batches=_default_num_batches(len(labels), batch_size, num_batches),
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
 
     def _build_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
         cycles = {
-            label: [_ShuffledCycle(pool, rng) for pool in by_gen.values()] for label, by_gen in self.pools.items()
+            label: [_ShuffledCycle(pool, rng) for pool in by_gen.values()]
+            for label, by_gen in self.pools.items()
         }
-        cursor = {label: int(rng.integers(len(c))) for label, c in cycles.items()}  # next generator owed an extra slot
+        cursor = {
+            label: int(rng.integers(len(c))) for label, c in cycles.items()
+        }  # next generator owed an extra slot
         batches = []
         for number in range(self.num_batches):
             class_quotas = batch_quotas(self.batch_size, self.weights, number)

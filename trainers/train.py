@@ -6,12 +6,14 @@ there, runs the model (bf16 autocast where the GPU supports it), applies the rec
 (weighted cross-entropy or SupCon, optionally weighted per domain) and steps AdamW with the
 schedule's learning rate. At the epoch's end rank 0 scores the validation splits with the
 selection protocol (prototype or softmax), keeps `best.pt` and `last.pt` and appends a line
-to `metrics.jsonl` (see `vfcache.trainers.run_state` for the run folder). Under torchrun the model is
+to `metrics.jsonl` (see `vfcache.trainers.run_state` for the run folder). Under torchrun the model
+is
 wrapped in DistributedDataParallel and only rank 0 writes; validation runs on rank 0 while
 the others wait. `--resume` restores weights, optimizer, sampler position and every rank's
 RNG state from `last.pt`, so a run stopped mid-epoch continues with exactly the batches,
 augmentations and dropout masks it would have had.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -140,7 +142,8 @@ class _Run:
 
     @property
     def updates_per_epoch(self) -> int:
-        """Optimizer steps per epoch: one per `grad_accumulation` batches (a short last window too)."""
+        """Optimizer steps per epoch: one per `grad_accumulation` batches (a short last window
+        too)."""
         return -(-self.steps_per_epoch // self.config.grad_accumulation)
 
     @property
@@ -160,10 +163,15 @@ class _Run:
         return size, step_in_epoch - start == size - 1
 
 
-def run_training(config: Union[TrainConfig, str, Path], *, root: Union[str, Path],
-                 resume: bool = False, stop_after_steps: Optional[int] = None,
-                 on_step: Optional[Callable[[StepInfo], None]] = None,
-                 progress: bool = True) -> TrainResult:
+def run_training(
+    config: Union[TrainConfig, str, Path],
+    *,
+    root: Union[str, Path],
+    resume: bool = False,
+    stop_after_steps: Optional[int] = None,
+    on_step: Optional[Callable[[StepInfo], None]] = None,
+    progress: bool = True,
+) -> TrainResult:
     """Train per `config` (a TrainConfig or a YAML path); relative paths resolve against `root`.
 
     `resume` continues `out_dir/last.pt`. `stop_after_steps` ends this invocation after that
@@ -184,9 +192,15 @@ def run_training(config: Union[TrainConfig, str, Path], *, root: Union[str, Path
         shutdown(info)
 
 
-def _train(config: TrainConfig, root: Path, info: DistInfo, resume: bool,
-           stop_after_steps: Optional[int], on_step: Optional[Callable[[StepInfo], None]],
-           progress: bool) -> TrainResult:
+def _train(
+    config: TrainConfig,
+    root: Path,
+    info: DistInfo,
+    resume: bool,
+    stop_after_steps: Optional[int],
+    on_step: Optional[Callable[[StepInfo], None]],
+    progress: bool,
+) -> TrainResult:
     out_dir = resolve_path(config.out_dir, root)
     checkpoint = None
     if resume:
@@ -213,23 +227,33 @@ def _train(config: TrainConfig, root: Path, info: DistInfo, resume: bool,
         _end_epoch(run, epoch, time.perf_counter() - epoch_started, progress)
     barrier(info)
     best = out_dir / BEST_NAME
-    return TrainResult(out_dir=out_dir, last_checkpoint=out_dir / LAST_NAME,
-                       best_checkpoint=best if best.exists() else None, best_epoch=p.best_epoch,
-                       best_selection_score=p.best_selection_score, epochs_completed=p.next_epoch,
-                       global_step=p.global_step, stopped_early=stopped_early,
-                       metrics_path=out_dir / METRICS_NAME,
-                       elapsed_s=run.elapsed_before_s + time.perf_counter() - run.started)
+    return TrainResult(
+        out_dir=out_dir,
+        last_checkpoint=out_dir / LAST_NAME,
+        best_checkpoint=best if best.exists() else None,
+        best_epoch=p.best_epoch,
+        best_selection_score=p.best_selection_score,
+        epochs_completed=p.next_epoch,
+        global_step=p.global_step,
+        stopped_early=stopped_early,
+        metrics_path=out_dir / METRICS_NAME,
+        elapsed_s=run.elapsed_before_s + time.perf_counter() - run.started,
+    )
 
 
-def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
-               checkpoint: Optional[dict]) -> _Run:
+def _build_run(
+    config: TrainConfig, root: Path, out_dir: Path, info: DistInfo, checkpoint: Optional[dict]
+) -> _Run:
     started = time.perf_counter()
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-    train_set = ClipDataset([resolve_split_path(p, root) for p in config.data.train],
-                            labels=config.data.train_labels)
+    train_set = ClipDataset(
+        [resolve_split_path(p, root) for p in config.data.train], labels=config.data.train_labels
+    )
     if len(train_set) == 0:
-        raise StageError(f"no training clips of labels {config.data.train_labels} in {config.data.train}")
+        raise StageError(
+            f"no training clips of labels {config.data.train_labels} in {config.data.train}"
+        )
     attach_decode_cache(config, train_set, root, out_dir, info)
     val_set = support_set = None
     if info.is_main:
@@ -241,53 +265,89 @@ def _build_run(config: TrainConfig, root: Path, out_dir: Path, info: DistInfo,
     # The loader's own generator: drawing its worker seed must not move the global RNG that
     # dropout uses, or a resumed run would diverge from an uninterrupted one.
     loader.generator = torch.Generator().manual_seed(config.seed)
-    augment = (DeviceAugment(config.augment.flip_probability, config.augment.brightness_delta,
-                             config.augment.channel_shuffle_probability)
-               if config.augment.enabled else None)
+    augment = (
+        DeviceAugment(
+            config.augment.flip_probability,
+            config.augment.brightness_delta,
+            config.augment.channel_shuffle_probability,
+        )
+        if config.augment.enabled
+        else None
+    )
 
     torch.manual_seed(config.seed)  # identical initial weights on every rank
     model = build_model(config.model.name, **config.model.kwargs)
     config = _pin_weights(config, model, out_dir, info)
     contract = resolve_contract(model, layout=config.layout, pixels=config.normalisation)
-    check_contract(contract, train_set.rgb_shape, model_name=config.model.name,
-                   clips_from=config.data.train[0])
-    batcher = DeviceBatcher(loader, info.device, contract.pixels, augment, seed=config.seed,
-                            rank=info.rank, layout=contract.layout)
+    check_contract(
+        contract, train_set.rgb_shape, model_name=config.model.name, clips_from=config.data.train[0]
+    )
+    batcher = DeviceBatcher(
+        loader,
+        info.device,
+        contract.pixels,
+        augment,
+        seed=config.seed,
+        rank=info.rank,
+        layout=contract.layout,
+    )
     if checkpoint is None and config.init_checkpoint is not None:
         initialise_from(config, model, root)
     trainable, total = set_trainable(model, config.unfreeze)
     if info.is_main:
-        tqdm.write(f"{config.model.name}: {trainable:,} trainable of {total:,} parameters "
-                   f"(unfreeze {config.unfreeze})")
+        tqdm.write(
+            f"{config.model.name}: {trainable:,} trainable of {total:,} parameters "
+            f"(unfreeze {config.unfreeze})"
+        )
     model.to(info.device)
     optimizer = build_optimizer(config, model)
     train_view: nn.Module = LossView(model, loss_head(config))
     if info.distributed:
         device_ids = [info.device.index] if info.device.type == "cuda" else None
         train_view = DistributedDataParallel(
-            train_view, device_ids=device_ids,
-            find_unused_parameters=has_unused_trainable_head(model, loss_head(config)))
+            train_view,
+            device_ids=device_ids,
+            find_unused_parameters=has_unused_trainable_head(model, loss_head(config)),
+        )
     torch.manual_seed(config.seed + 1 + info.rank)  # per-rank stream (dropout)
     amp_dtype = resolve_amp(config.amp, info.device)
-    return _Run(config=config, info=info, out_dir=out_dir, model=model, contract=contract,
-                train_view=train_view,
-                optimizer=optimizer, sampler=sampler, batcher=batcher, val_set=val_set,
-                support_set=support_set, amp_dtype=amp_dtype,
-                scaler=grad_scaler(amp_dtype, info.device),
-                args=checkpoint_args(config, world_size=info.world_size,
-                                     clip_shape=train_set.rgb_shape, contract=contract),
-                progress=Progress(), steps_per_epoch=sampler.num_batches // info.world_size,
-                started=started, elapsed_before_s=0.0)
+    return _Run(
+        config=config,
+        info=info,
+        out_dir=out_dir,
+        model=model,
+        contract=contract,
+        train_view=train_view,
+        optimizer=optimizer,
+        sampler=sampler,
+        batcher=batcher,
+        val_set=val_set,
+        support_set=support_set,
+        amp_dtype=amp_dtype,
+        scaler=grad_scaler(amp_dtype, info.device),
+        args=checkpoint_args(
+            config, world_size=info.world_size, clip_shape=train_set.rgb_shape, contract=contract
+        ),
+        progress=Progress(),
+        steps_per_epoch=sampler.num_batches // info.world_size,
+        started=started,
+        elapsed_before_s=0.0,
+    )
 
 
-def _pin_weights(config: TrainConfig, model: nn.Module, out_dir: Path, info: DistInfo) -> TrainConfig:
+def _pin_weights(
+    config: TrainConfig, model: nn.Module, out_dir: Path, info: DistInfo
+) -> TrainConfig:
     """Record the Hub commit the model's weights came from as its `revision` (config.json and
-    the checkpoints' args, so evaluation loads that commit), say which one, and write config.json."""
+    the checkpoints' args, so evaluation loads that commit), say which one, and write
+    config.json."""
     commit = getattr(model, "resolved_revision", None)
     if commit and info.is_main:
         asked = config.model.kwargs.get("revision")
-        tqdm.write(f"{config.model.name}: weights {config.model.kwargs.get('pretrained')} at commit "
-                   f"{commit}" + (f" (revision {asked})" if asked != commit else ""))
+        tqdm.write(
+            f"{config.model.name}: weights {config.model.kwargs.get('pretrained')} at commit "
+            f"{commit}" + (f" (revision {asked})" if asked != commit else "")
+        )
     config = pin_revision(config, commit)
     if info.is_main:
         write_run_config(out_dir, config)
@@ -306,18 +366,32 @@ def _restore(run: _Run, checkpoint: dict) -> Optional[dict]:
     history = read_history(run.out_dir, state["progress"]["next_epoch"])
     run.progress = Progress.from_state(state["progress"], history)
     run.elapsed_before_s = run.progress.elapsed_s
-    log.info("resuming %s at epoch %d step %d", run.out_dir, run.progress.next_epoch + 1,
-             run.progress.step_in_epoch)
+    log.info(
+        "resuming %s at epoch %d step %d",
+        run.out_dir,
+        run.progress.next_epoch + 1,
+        run.progress.step_in_epoch,
+    )
     if len(state["rng"]) != run.info.world_size:
-        log.warning("resuming on %d ranks a run of %d: fresh RNG streams", run.info.world_size,
-                    len(state["rng"]))
+        log.warning(
+            "resuming on %d ranks a run of %d: fresh RNG streams",
+            run.info.world_size,
+            len(state["rng"]),
+        )
         return None
     return state["rng"][run.info.rank]
 
 
-def accumulate_gradient(config: TrainConfig, view: nn.Module, batch: dict, *, scale: float,
-                        amp_dtype: Optional[torch.dtype], sync: bool = True,
-                        scaler: Optional[torch.amp.GradScaler] = None) -> torch.Tensor:
+def accumulate_gradient(
+    config: TrainConfig,
+    view: nn.Module,
+    batch: dict,
+    *,
+    scale: float,
+    amp_dtype: Optional[torch.dtype],
+    sync: bool = True,
+    scaler: Optional[torch.amp.GradScaler] = None,
+) -> torch.Tensor:
     """Forward one batch and add `scale` x its loss gradient to the parameters' `.grad`.
 
     With `grad_accumulation` k, the k batches of a window each add 1/k of their gradient, so
@@ -325,9 +399,12 @@ def accumulate_gradient(config: TrainConfig, view: nn.Module, batch: dict, *, sc
     skips DDP's all-reduce for all but the window's last batch. With fp16 autocast the
     `scaler` multiplies the loss before backward (its `step` unscales)."""
     no_sync = getattr(view, "no_sync", None)
-    with (contextlib.nullcontext() if sync or no_sync is None else no_sync()):
-        with torch.autocast(device_type=batch["clip"].device.type, dtype=amp_dtype or torch.bfloat16,
-                            enabled=amp_dtype is not None):
+    with contextlib.nullcontext() if sync or no_sync is None else no_sync():
+        with torch.autocast(
+            device_type=batch["clip"].device.type,
+            dtype=amp_dtype or torch.bfloat16,
+            enabled=amp_dtype is not None,
+        ):
             head_output = view(batch["clip"])
         loss = compute_loss(config, head_output, batch["label"], batch["domain"])
         scaled = loss * scale
@@ -338,8 +415,15 @@ def accumulate_gradient(config: TrainConfig, view: nn.Module, batch: dict, *, sc
 def _train_step(run: _Run, batch: dict, lr: float, step_in_epoch: int) -> torch.Tensor:
     """One batch; the optimizer steps when the batch closes its accumulation window."""
     size, closes = run.window(step_in_epoch)
-    loss = accumulate_gradient(run.config, run.train_view, batch, scale=1.0 / size,
-                               amp_dtype=run.amp_dtype, sync=closes, scaler=run.scaler)
+    loss = accumulate_gradient(
+        run.config,
+        run.train_view,
+        batch,
+        scale=1.0 / size,
+        amp_dtype=run.amp_dtype,
+        sync=closes,
+        scaler=run.scaler,
+    )
     if not closes:
         return loss
     for group in run.optimizer.param_groups:
@@ -348,9 +432,14 @@ def _train_step(run: _Run, batch: dict, lr: float, step_in_epoch: int) -> torch.
     return loss
 
 
-def _train_epoch(run: _Run, epoch: int, restore_rng: Optional[dict], steps_left: Optional[int],
-                 on_step: Optional[Callable[[StepInfo], None]], progress: bool
-                 ) -> tuple[int, bool]:
+def _train_epoch(
+    run: _Run,
+    epoch: int,
+    restore_rng: Optional[dict],
+    steps_left: Optional[int],
+    on_step: Optional[Callable[[StepInfo], None]],
+    progress: bool,
+) -> tuple[int, bool]:
     """Train (the rest of) one epoch; returns (steps run, whether it stopped mid-epoch)."""
     config, p = run.config, run.progress
     run.batcher.set_epoch(epoch, first_step=p.step_in_epoch)
@@ -360,28 +449,50 @@ def _train_epoch(run: _Run, epoch: int, restore_rng: Optional[dict], steps_left:
     # summed on the device so that a step never waits for the GPU just to log
     loss_sum = torch.tensor(p.epoch_loss_sum, dtype=torch.float64, device=run.info.device)
     steps = 0
-    bar = tqdm(run.batcher, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step",
-               disable=not (progress and run.info.is_main), initial=p.step_in_epoch,
-               total=run.steps_per_epoch)
+    bar = tqdm(
+        run.batcher,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        unit="step",
+        disable=not (progress and run.info.is_main),
+        initial=p.step_in_epoch,
+        total=run.steps_per_epoch,
+    )
     for batch in bar:
-        lr = learning_rate(config.optimizer, run.update_index(epoch, p.step_in_epoch), run.total_steps)
+        lr = learning_rate(
+            config.optimizer, run.update_index(epoch, p.step_in_epoch), run.total_steps
+        )
         loss = _train_step(run, batch, lr, p.step_in_epoch)
         loss_sum += loss
         p.step_in_epoch, p.global_step, steps = p.step_in_epoch + 1, p.global_step + 1, steps + 1
         if on_step is not None:
-            on_step(StepInfo(run.info.rank, epoch + 1, p.step_in_epoch - 1, p.global_step,
-                             tuple(batch["clip_id"]), float(loss)))
+            on_step(
+                StepInfo(
+                    run.info.rank,
+                    epoch + 1,
+                    p.step_in_epoch - 1,
+                    p.global_step,
+                    tuple(batch["clip_id"]),
+                    float(loss),
+                )
+            )
         if p.global_step % config.log_every_steps == 0:
             bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{lr:.2e}")
-            log.info("epoch %d step %d/%d loss %.4f lr %.3g", epoch + 1, p.step_in_epoch,
-                     run.steps_per_epoch, float(loss), lr)
+            log.info(
+                "epoch %d step %d/%d loss %.4f lr %.3g",
+                epoch + 1,
+                p.step_in_epoch,
+                run.steps_per_epoch,
+                float(loss),
+                lr,
+            )
         if p.step_in_epoch >= run.steps_per_epoch:
             continue  # the epoch's end validates and saves
         if p.step_in_epoch % config.grad_accumulation:
             continue  # never stop or save inside an accumulation window: its gradient is not saved
         stop = steps_left is not None and steps >= steps_left
-        if stop or (config.checkpoint_every_steps
-                    and p.global_step % config.checkpoint_every_steps == 0):
+        if stop or (
+            config.checkpoint_every_steps and p.global_step % config.checkpoint_every_steps == 0
+        ):
             p.epoch_loss_sum = float(loss_sum)
             _save_last(run, steps)
         if stop:
@@ -400,38 +511,62 @@ def _save_last(run: _Run, steps_this_iteration: Optional[int]) -> None:
     sampler_state = run.sampler.state_dict(batches_consumed=steps_this_iteration)
     p.elapsed_s = run.elapsed_before_s + time.perf_counter() - run.started
     if info.is_main:  # `epoch` counts completed epochs, also in a mid-epoch last.pt
-        save_checkpoint(run.out_dir / LAST_NAME, run.model, epoch=p.next_epoch,
-                        optimizer=run.optimizer, best_selection_score=p.best_selection_score,
-                        args=run.args, extra={"train_state": {
-                            "progress": p.to_state(), "sampler": sampler_state,
-                            "rng": rng_states, "grad_scaler": run.scaler.state_dict()}})
+        save_checkpoint(
+            run.out_dir / LAST_NAME,
+            run.model,
+            epoch=p.next_epoch,
+            optimizer=run.optimizer,
+            best_selection_score=p.best_selection_score,
+            args=run.args,
+            extra={
+                "train_state": {
+                    "progress": p.to_state(),
+                    "sampler": sampler_state,
+                    "rng": rng_states,
+                    "grad_scaler": run.scaler.state_dict(),
+                }
+            },
+        )
 
 
 def _validate(run: _Run, progress: bool) -> tuple[float, dict]:
     """The selection score on validation and the per-domain rows for the metrics log."""
     config = run.config
-    options = dict(device=run.info.device, normalisation=run.contract.pixels,
-                   layout=run.contract.layout,
-                   amp_dtype=run.amp_dtype, batch_size=config.eval_batch_size or config.batch_size,
-                   workers=config.workers, progress=progress)
+    options = dict(
+        device=run.info.device,
+        normalisation=run.contract.pixels,
+        layout=run.contract.layout,
+        amp_dtype=run.amp_dtype,
+        batch_size=config.eval_batch_size or config.batch_size,
+        workers=config.workers,
+        progress=progress,
+    )
     outputs = collect_outputs(run.model, run.val_set, desc="val clips", **options)
     if config.selection.protocol == "val_loss":  # one-class: lower reconstruction error is better
         if outputs.scores is None:
-            raise StageError(f"selection val_loss needs a model that returns an anomaly score; "
-                             f"{config.model.name} returns none")
+            raise StageError(
+                f"selection val_loss needs a model that returns an anomaly score; "
+                f"{config.model.name} returns none"
+            )
         mean_score = float(np.mean(outputs.scores))
         return -mean_score, {"all": {"num_clips": len(outputs.scores), "mean_score": mean_score}}
     if config.selection.protocol == "prototype":
         support = collect_outputs(run.model, run.support_set, desc="support clips", **options)
-        result = prototype_protocol(outputs, support, threshold=config.selection.threshold,
-                                    pooling=config.selection.prototype_pooling)
+        result = prototype_protocol(
+            outputs,
+            support,
+            threshold=config.selection.threshold,
+            pooling=config.selection.prototype_pooling,
+        )
     elif config.selection.protocol == "anomaly":  # AUROC etc. of the score; needs real and fake val
         result = anomaly_protocol(outputs, calibration=outputs)
     else:
         result = softmax_protocol(outputs, group_by="domain")
     score = selection_score(result, config.selection.metric, config.selection.domain_weights)
-    rows = {row.name: {k: v for k, v in vars(row).items() if k != "name" and v is not None}
-            for row in result.rows}
+    rows = {
+        row.name: {k: v for k, v in vars(row).items() if k != "name" and v is not None}
+        for row in result.rows
+    }
     return score, rows
 
 
@@ -442,7 +577,9 @@ def _end_epoch(run: _Run, epoch: int, train_s: float, progress: bool) -> None:
     if info.distributed:
         torch.distributed.all_reduce(loss_sum)
     train_loss = float(loss_sum) / (run.steps_per_epoch * info.world_size)
-    lr = learning_rate(config.optimizer, run.update_index(epoch, run.steps_per_epoch - 1), run.total_steps)
+    lr = learning_rate(
+        config.optimizer, run.update_index(epoch, run.steps_per_epoch - 1), run.total_steps
+    )
     p.next_epoch, p.step_in_epoch, p.epoch_loss_sum = epoch + 1, 0, 0.0
     if info.is_main:
         val_started = time.perf_counter()
@@ -450,18 +587,39 @@ def _end_epoch(run: _Run, epoch: int, train_s: float, progress: bool) -> None:
         is_best = p.best_selection_score is None or score > p.best_selection_score
         if is_best:
             p.best_selection_score, p.best_epoch = score, epoch + 1
-            save_checkpoint(run.out_dir / BEST_NAME, run.model, epoch=epoch + 1,
-                            optimizer=run.optimizer, best_selection_score=score, args=run.args)
+            save_checkpoint(
+                run.out_dir / BEST_NAME,
+                run.model,
+                epoch=epoch + 1,
+                optimizer=run.optimizer,
+                best_selection_score=score,
+                args=run.args,
+            )
         clips = run.steps_per_epoch * config.batch_size * info.world_size
-        p.history.append({
-            "epoch": epoch + 1, "global_step": p.global_step, "train_loss": train_loss, "lr": lr,
-            "selection_metric": config.selection.metric, "selection_score": score,
-            "is_best": is_best, "best_epoch": p.best_epoch, "val": rows, "train_s": train_s,
-            "val_s": time.perf_counter() - val_started,
-            "train_clips_per_s": clips / train_s if train_s > 0 else None,
-        })
+        p.history.append(
+            {
+                "epoch": epoch + 1,
+                "global_step": p.global_step,
+                "train_loss": train_loss,
+                "lr": lr,
+                "selection_metric": config.selection.metric,
+                "selection_score": score,
+                "is_best": is_best,
+                "best_epoch": p.best_epoch,
+                "val": rows,
+                "train_s": train_s,
+                "val_s": time.perf_counter() - val_started,
+                "train_clips_per_s": clips / train_s if train_s > 0 else None,
+            }
+        )
         write_history(run.out_dir, p.history)
-        log.info("epoch %d: train loss %.4f, val %s %.4f%s", epoch + 1, train_loss,
-                 config.selection.metric, score, " (best)" if is_best else "")
+        log.info(
+            "epoch %d: train loss %.4f, val %s %.4f%s",
+            epoch + 1,
+            train_loss,
+            config.selection.metric,
+            score,
+            " (best)" if is_best else "",
+        )
     _save_last(run, None)
     barrier(info)

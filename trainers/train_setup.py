@@ -2,6 +2,7 @@
 
 Small pure-ish builders used by `vfcache.trainers.train`, each reading one section of a TrainConfig.
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,9 +59,11 @@ class LossView(nn.Module):
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         value = getattr(to_detector_output(self.model(clips)), self.output)
         if value is None:
-            raise ValueError(f"{type(self.model).__name__} returns no {self.output}, which the "
-                             "loss needs (SupCon: a projection head's embedding; cross-entropy: "
-                             "logits; reconstruction: an anomaly score)")
+            raise ValueError(
+                f"{type(self.model).__name__} returns no {self.output}, which the "
+                "loss needs (SupCon: a projection head's embedding; cross-entropy: "
+                "logits; reconstruction: an anomaly score)"
+            )
         return value
 
 
@@ -79,9 +82,12 @@ def has_unused_trainable_head(model: nn.Module, head: str) -> bool:
 
 def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters, as the recipe sets it."""
-    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                             lr=config.optimizer.lr, betas=config.optimizer.betas,
-                             weight_decay=config.optimizer.weight_decay)
+    return torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.optimizer.lr,
+        betas=config.optimizer.betas,
+        weight_decay=config.optimizer.weight_decay,
+    )
 
 
 def grad_scaler(amp_dtype: Optional[torch.dtype], device: torch.device) -> torch.amp.GradScaler:
@@ -89,44 +95,56 @@ def grad_scaler(amp_dtype: Optional[torch.dtype], device: torch.device) -> torch
     return torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
 
-def optimizer_step(config: TrainConfig, optimizer: torch.optim.Optimizer,
-                   scaler: torch.amp.GradScaler) -> None:
+def optimizer_step(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
+) -> None:
     """Close an accumulation window: unscale, clip, step (skipped by the scaler when fp16
     gradients overflowed) and clear the gradients."""
     if config.optimizer.grad_clip_norm is not None:
         scaler.unscale_(optimizer)  # clip the true gradient (a no-op unless fp16)
         torch.nn.utils.clip_grad_norm_(  # the trainable parameters, as the optimizer holds them
             [p for group in optimizer.param_groups for p in group["params"]],
-            config.optimizer.grad_clip_norm)
+            config.optimizer.grad_clip_norm,
+        )
     scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
 
 
-def compute_loss(config: TrainConfig, head_output: torch.Tensor, labels: torch.Tensor,
-                 domains: list[str]) -> torch.Tensor:
+def compute_loss(
+    config: TrainConfig, head_output: torch.Tensor, labels: torch.Tensor, domains: list[str]
+) -> torch.Tensor:
     """The recipe's loss on the head output, weighted by domain when configured: each domain's
     mean loss times its weight (`domain_loss_mode: shares`, the card's meaning), or each
     sample by its domain's weight (`per_anchor`)."""
     weights = None
     if config.domain_loss_weights is not None and config.domain_loss_mode == "per_anchor":
-        weights = domain_sample_weights(domains, config.domain_loss_weights,
-                                        device=head_output.device)
+        weights = domain_sample_weights(
+            domains, config.domain_loss_weights, device=head_output.device
+        )
     elif config.domain_loss_weights is not None:
-        weights = domain_share_weights(domains, config.domain_loss_weights,
-                                       _loss_mass(config, labels).to(head_output.device))
+        weights = domain_share_weights(
+            domains, config.domain_loss_weights, _loss_mass(config, labels).to(head_output.device)
+        )
     if config.loss.kind == "supcon":
-        return SupConLoss(config.loss.temperature)(head_output.float(), labels, weights,
-                                                   check=False)
+        return SupConLoss(config.loss.temperature)(
+            head_output.float(), labels, weights, check=False
+        )
     if config.loss.kind == "reconstruction":  # the model's per-clip reconstruction error
         return reconstruction_loss(head_output.float(), weights)
-    return weighted_cross_entropy(head_output.float(), labels,
-                                  class_weights=config.loss.class_weights,
-                                  label_smoothing=config.loss.label_smoothing,
-                                  sample_weights=weights, check=False)
+    return weighted_cross_entropy(
+        head_output.float(),
+        labels,
+        class_weights=config.loss.class_weights,
+        label_smoothing=config.loss.label_smoothing,
+        sample_weights=weights,
+        check=False,
+    )
 
 
-def reconstruction_loss(score: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+def reconstruction_loss(
+    score: torch.Tensor, weights: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """Mean of the per-clip reconstruction errors (weighted when domain weights are set)."""
     if weights is None:
         return score.mean()
@@ -141,31 +159,49 @@ def _loss_mass(config: TrainConfig, labels: torch.Tensor) -> torch.Tensor:
         return (same > 1).to(torch.float32)
     if config.loss.class_weights is None or config.loss.kind == "reconstruction":
         return torch.ones(labels.shape[0], dtype=torch.float32, device=labels.device)
-    return torch.as_tensor(config.loss.class_weights, dtype=torch.float32,
-                           device=labels.device)[labels.long()]
+    return torch.as_tensor(config.loss.class_weights, dtype=torch.float32, device=labels.device)[
+        labels.long()
+    ]
 
 
 def build_sampler(config: TrainConfig, dataset: ClipDataset, info: DistInfo) -> EpochBatchSampler:
-    common = dict(num_batches=config.sampler.batches_per_epoch, seed=config.seed,
-                  rank=info.rank, world_size=info.world_size)
+    common = dict(
+        num_batches=config.sampler.batches_per_epoch,
+        seed=config.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+    )
     kind = config.sampler.kind
     if kind == "class_balanced":
-        return ClassBalancedBatchSampler(dataset.labels, config.batch_size,
-                                         class_proportions=config.sampler.class_proportions,
-                                         **common)
+        return ClassBalancedBatchSampler(
+            dataset.labels,
+            config.batch_size,
+            class_proportions=config.sampler.class_proportions,
+            **common,
+        )
     if kind == "domain_weighted":
-        return DomainWeightedBatchSampler(dataset.domains, config.batch_size,
-                                          domain_weights=config.sampler.domain_weights,
-                                          composition=config.sampler.composition, **common)
+        return DomainWeightedBatchSampler(
+            dataset.domains,
+            config.batch_size,
+            domain_weights=config.sampler.domain_weights,
+            composition=config.sampler.composition,
+            **common,
+        )
     if kind == "weighted_random":
         return WeightedRandomBatchSampler(dataset.labels, config.batch_size, **common)
-    return GeneratorQuotaBatchSampler(dataset.labels, dataset.generators, config.batch_size,
-                                      class_proportions=config.sampler.class_proportions,
-                                      domains=dataset.domains, **common)
+    return GeneratorQuotaBatchSampler(
+        dataset.labels,
+        dataset.generators,
+        config.batch_size,
+        class_proportions=config.sampler.class_proportions,
+        domains=dataset.domains,
+        **common,
+    )
 
 
-def attach_decode_cache(config: TrainConfig, dataset: ClipDataset, root: Path, out_dir: Path,
-                        info: DistInfo) -> None:
+def attach_decode_cache(
+    config: TrainConfig, dataset: ClipDataset, root: Path, out_dir: Path, info: DistInfo
+) -> None:
     """Decoded train clips in one memory-mapped file per node, shared by the node's ranks
     (default folder: the run folder; put it on /dev/shm with `decode_cache_dir`)."""
     if config.decode_cache_gb <= 0:

@@ -17,6 +17,7 @@ A policy is a name or a mapping:
 
 `set_trainable` returns (trainable, total) parameter counts, which a run prints at its start.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -38,8 +39,10 @@ def check_policy(policy: TrainablePolicy) -> None:
     """ValueError naming what is wrong with a policy (the config loader reports it per field)."""
     if isinstance(policy, str):
         if policy not in NAMED_POLICIES:
-            raise ValueError(f"unknown unfreeze policy {policy!r}; expected one of {NAMED_POLICIES}, "
-                             "or a mapping with include/exclude globs or last_fraction")
+            raise ValueError(
+                f"unknown unfreeze policy {policy!r}; expected one of {NAMED_POLICIES}, "
+                "or a mapping with include/exclude globs or last_fraction"
+            )
         return
     if not isinstance(policy, Mapping) or not policy:
         raise ValueError(f"unfreeze policy {policy!r} is neither a name nor a mapping")
@@ -48,8 +51,9 @@ def check_policy(policy: TrainablePolicy) -> None:
         raise ValueError(f"unfreeze policy keys {unknown} are not among {sorted(POLICY_KEYS)}")
     globs = "include" in policy or "exclude" in policy
     if globs == ("last_fraction" in policy):
-        raise ValueError("an unfreeze mapping has include/exclude globs or a last_fraction, "
-                         "one of the two")
+        raise ValueError(
+            "an unfreeze mapping has include/exclude globs or a last_fraction, one of the two"
+        )
     for key in ("include", "exclude", "heads"):
         value = policy.get(key, [])
         if not (isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)):
@@ -68,8 +72,10 @@ def model_blocks(model: nn.Module) -> tuple[str, list[nn.Module]]:
         if isinstance(module, (nn.ModuleList, nn.Sequential)) and len(module) > len(best):
             best_name, best = name, list(module)
     if len(best) < 2:
-        raise ValueError(f"{type(model).__name__} has no list of blocks for last_fraction; "
-                         "name what trains with include/exclude globs")
+        raise ValueError(
+            f"{type(model).__name__} has no list of blocks for last_fraction; "
+            "name what trains with include/exclude globs"
+        )
     return best_name, best
 
 
@@ -82,13 +88,17 @@ def _trainable_modules(model: nn.Module, policy: TrainablePolicy) -> list[nn.Mod
     if policy == "head_only":
         heads = [name for name in ("fc", "proj_head") if hasattr(model, name)]
         if not heads:
-            raise ValueError(f"policy 'head_only' needs a `fc` or `proj_head` attribute; "
-                             f"{type(model).__name__} has neither")
+            raise ValueError(
+                f"policy 'head_only' needs a `fc` or `proj_head` attribute; "
+                f"{type(model).__name__} has neither"
+            )
         return [_submodule(model, name, policy) for name in heads]
     _, blocks = model_blocks(model)
     keep = math.ceil(policy["last_fraction"] * len(blocks))
     heads = policy.get("heads") or [name for name in DEFAULT_HEADS if hasattr(model, name)]
-    return blocks[len(blocks) - keep:] + [_submodule(model, name, "last_fraction") for name in heads]
+    return blocks[len(blocks) - keep :] + [
+        _submodule(model, name, "last_fraction") for name in heads
+    ]
 
 
 def set_trainable(model: nn.Module, policy: TrainablePolicy) -> tuple[int, int]:
@@ -103,7 +113,10 @@ def set_trainable(model: nn.Module, policy: TrainablePolicy) -> tuple[int, int]:
             for name, param in model.named_parameters():
                 param.requires_grad_(
                     any(fnmatch.fnmatchcase(name, glob) for glob in policy["include"])
-                    and not any(fnmatch.fnmatchcase(name, glob) for glob in policy.get("exclude", [])))
+                    and not any(
+                        fnmatch.fnmatchcase(name, glob) for glob in policy.get("exclude", [])
+                    )
+                )
         else:
             modules = _trainable_modules(model, policy)
             for param in model.parameters():
@@ -114,8 +127,9 @@ def set_trainable(model: nn.Module, policy: TrainablePolicy) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     if trainable == 0:
-        raise ValueError(f"unfreeze policy {policy!r} leaves no parameter of "
-                         f"{type(model).__name__} trainable")
+        raise ValueError(
+            f"unfreeze policy {policy!r} leaves no parameter of {type(model).__name__} trainable"
+        )
     logger.info("unfreeze policy %s: %d of %d parameters trainable", policy, trainable, total)
     return trainable, total
 
@@ -126,6 +140,8 @@ def _submodule(model: nn.Module, name: str, policy: str) -> nn.Module:
     except AttributeError:
         module = None
     if not isinstance(module, nn.Module):
-        raise ValueError(f"unfreeze policy {policy!r} needs a `{name}` submodule; "
-                         f"{type(model).__name__} has none (use policy 'all')")
+        raise ValueError(
+            f"unfreeze policy {policy!r} needs a `{name}` submodule; "
+            f"{type(model).__name__} has none (use policy 'all')"
+        )
     return module

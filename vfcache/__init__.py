@@ -9,6 +9,7 @@ this package, as the design card lays them out; they import as `vfcache.pipeline
 Installed from a wheel they are inside this package; in a source checkout the checkout's
 top folder is added to this package's search path, so the same names resolve there.
 """
+
 from pathlib import Path
 
 __version__ = "0.1.0"

@@ -1,5 +1,6 @@
 """Where an archive member may land: the one rule every unpacker of the project applies (the
 fetch stage's archives, a zipped GASBench model directory). Ground layer: imports nothing."""
+
 from __future__ import annotations
 
 JUNK_NAMES = frozenset({"__MACOSX", ".DS_Store"})

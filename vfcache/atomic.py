@@ -3,6 +3,7 @@
 A crash therefore leaves either the old file, the new file, or a `*.tmp-*` file that the
 next run removes (`remove_stale_temp_files`); never a half-written file under a final name.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,7 +31,8 @@ def fsync_dir(folder: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary sibling of `path` for writing; on clean exit fsync and rename it over `path`."""
+    """Open a temporary sibling of `path` for writing; on clean exit fsync and rename it over
+    `path`."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(final)
@@ -59,7 +61,8 @@ def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
 
 
 def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
-    """Delete temporary files left by interrupted writers below `folder`; returns what was removed."""
+    """Delete temporary files left by interrupted writers below `folder`; returns what was
+    removed."""
     removed = []
     root = Path(folder)
     if not root.exists():

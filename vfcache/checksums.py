@@ -3,6 +3,7 @@
 One helper for every place that fingerprints a file: video ids, fetch records and download
 checks, and the clips.parquet a split was made from.
 """
+
 from __future__ import annotations
 
 import hashlib

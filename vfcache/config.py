@@ -1,9 +1,11 @@
-"""Config loading: clip specs (`configs/clips/*.yaml`) and dataset configs (`configs/datasets/*.yaml`).
+"""Config loading: clip specs (`configs/clips/*.yaml`) and dataset configs
+(`configs/datasets/*.yaml`).
 
 Configs are validated here, at the boundary: an unknown key, a wrong type or a value out of
 range fails at load with the file, the field, the value and what would be accepted.
 Everything downstream receives frozen dataclasses.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,17 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-
 from vfcache.errors import ConfigError
-from vfcache.validation import check_keys, choice, load_yaml, typed
 from vfcache.pixels import DEFAULT_PIXELS, PIXELS, odd_size_problem, stored_shape
+from vfcache.validation import check_keys, choice, load_yaml, typed
 
 Sampling = Literal["fps", "uniform", "gasbench"]
 ResizeMode = Literal["short_side_crop", "squash", "center_crop_linear"]
 ShortPolicy = Literal["pad_last", "loop", "skip"]
 StartPolicy = Literal["start", "center", "random"]
 
-# `gasbench`: GASBench's decoder (vfcache.pipelines.decode.gasbench): the first `frames` decoded frames,
+# `gasbench`: GASBench's decoder (vfcache.pipelines.decode.gasbench): the first `frames` decoded
+# frames,
 # or every round(average fps / `fps`)-th with `fps` set; it goes with `center_crop_linear`
 # (crop to the aspect ratio, then OpenCV's linear resize), and only with it
 SAMPLINGS = ("fps", "uniform", "gasbench")
@@ -87,20 +89,38 @@ class ClipSpec:
                 raise ConfigError(where, "fps", None, "a target frame rate when sampling is 'fps'")
             typed(where, "fps", self.fps, float, minimum=0.1)
         elif self.fps is not None:
-            raise ConfigError(where, "fps", self.fps,
-                              "no fps when sampling is 'uniform' (frames spread over the video)")
+            raise ConfigError(
+                where,
+                "fps",
+                self.fps,
+                "no fps when sampling is 'uniform' (frames spread over the video)",
+            )
         if self.sampling == "uniform" and self.clips_per_video != 1:
-            raise ConfigError(where, "clips_per_video", self.clips_per_video, "1 for uniform sampling")
+            raise ConfigError(
+                where, "clips_per_video", self.clips_per_video, "1 for uniform sampling"
+            )
 
     def _check_gasbench(self, where: str) -> None:
         """GASBench's frames come with GASBench's resize, one padded clip from the first frame."""
         if self.sampling != "gasbench" or self.resize != "center_crop_linear":
-            raise ConfigError(where, "sampling", self.sampling, "sampling 'gasbench' together with "
-                              "resize 'center_crop_linear' (GASBench's frames)")
-        for key, default in (("short_policy", "pad_last"), ("start", "start"), ("clips_per_video", 1)):
+            raise ConfigError(
+                where,
+                "sampling",
+                self.sampling,
+                "sampling 'gasbench' together with resize 'center_crop_linear' (GASBench's frames)",
+            )
+        for key, default in (
+            ("short_policy", "pad_last"),
+            ("start", "start"),
+            ("clips_per_video", 1),
+        ):
             if getattr(self, key) != default:
-                raise ConfigError(where, key, getattr(self, key),
-                                  f"{default!r} with sampling 'gasbench' (as GASBench does)")
+                raise ConfigError(
+                    where,
+                    key,
+                    getattr(self, key),
+                    f"{default!r} with sampling 'gasbench' (as GASBench does)",
+                )
         if self.fps is not None:  # GASBench's optional preprocessing.frame_rate
             typed(where, "fps", self.fps, float, minimum=0.001)
 
@@ -134,7 +154,8 @@ class ClipSpec:
 class LayoutRule:
     """How label, generator, domain and group come from a video's path below the raw folder.
 
-    `pattern` names path components: `{label}/{generator}/{name}` or `{domain}/{label}/{generator}/{name}`;
+    `pattern` names path components: `{label}/{generator}/{name}` or
+    `{domain}/{label}/{generator}/{name}`;
     `{*}` matches and ignores one component, `{**}` any number (only at the start).
     `real` and `fake` list the folder names that mean label 0 and 1.
     """
@@ -190,7 +211,11 @@ def parse_clip_spec(data: dict, source: str) -> ClipSpec:
         size = values.pop("size")
         if isinstance(size, int):
             size = [size, size]
-        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
+        if not (
+            isinstance(size, list)
+            and len(size) == 2
+            and all(isinstance(s, int) and s > 0 for s in size)
+        ):
             raise ConfigError(source, "size", size, "an int or [height, width] of positive ints")
         values["height"], values["width"] = size
     for key in ("height", "width"):
@@ -204,15 +229,28 @@ def parse_clip_spec(data: dict, source: str) -> ClipSpec:
         raise ConfigError(source, err.field, err.value, err.expected) from err
 
 
-def gasbench_clip_spec(*, num_frames: int, height: int, width: int, frame_rate: Optional[float] = None,
-                       name: Optional[str] = None) -> ClipSpec:
-    """The clip spec of a GASBench model directory's preprocessing (num_frames, resize, frame_rate)."""
+def gasbench_clip_spec(
+    *,
+    num_frames: int,
+    height: int,
+    width: int,
+    frame_rate: Optional[float] = None,
+    name: Optional[str] = None,
+) -> ClipSpec:
+    """The clip spec of a GASBench model directory's preprocessing (num_frames, resize,
+    frame_rate)."""
     rate = "" if frame_rate is None else f"_{frame_rate:g}fps"
-    values = {"name": name or f"gasbench_{num_frames}x{height}x{width}{rate}", "frames": num_frames,
-              "sampling": "gasbench", "height": height, "width": width, "fps": frame_rate,
-              "resize": "center_crop_linear",
-              "description": "GASBench's frames: its decoder's frame choice and padding, crop to aspect, "
-                             "cv2 INTER_LINEAR resize"}
+    values = {
+        "name": name or f"gasbench_{num_frames}x{height}x{width}{rate}",
+        "frames": num_frames,
+        "sampling": "gasbench",
+        "height": height,
+        "width": width,
+        "fps": frame_rate,
+        "resize": "center_crop_linear",
+        "description": "GASBench's frames: its decoder's frame choice and padding, crop to aspect, "
+        "cv2 INTER_LINEAR resize",
+    }
     return parse_clip_spec(values, "<gasbench model directory>")
 
 
@@ -223,7 +261,9 @@ def load_clip_spec(name_or_path: str | os.PathLike) -> ClipSpec:
         path = configs_dir() / "clips" / f"{name_or_path}.yaml"
         if not path.exists():
             known = sorted(p.stem for p in (configs_dir() / "clips").glob("*.yaml"))
-            raise ConfigError("--spec", "spec", str(name_or_path), f"a preset among {known} or a YAML path")
+            raise ConfigError(
+                "--spec", "spec", str(name_or_path), f"a preset among {known} or a YAML path"
+            )
     return parse_clip_spec(load_yaml(path), str(path))
 
 
@@ -247,7 +287,9 @@ def _parse_layout(data: Any, source: str) -> LayoutRule:
             if isinstance(names, str):
                 names = [names]
             if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-                raise ConfigError(source, f"layout.{key}", values[key], "a folder name or a list of them")
+                raise ConfigError(
+                    source, f"layout.{key}", values[key], "a folder name or a list of them"
+                )
             values[key] = tuple(names)
     pattern = values.get("pattern", LayoutRule.pattern)
     if "{name}" not in pattern:
@@ -261,7 +303,9 @@ SPLIT_PART_NAMES = ("train", "val", "test")
 SPLIT_UNITS = ("videos", "clips")
 
 
-def parse_split_sizes(text_or_mapping: Any, source: str, fieldname: str = "splits.sizes") -> tuple[tuple[str, str], ...]:
+def parse_split_sizes(
+    text_or_mapping: Any, source: str, fieldname: str = "splits.sizes"
+) -> tuple[tuple[str, str], ...]:
     """`train=50,val=50,test=rest` or a mapping; each size a count, a fraction in (0,1] or `rest`.
 
     `official` (alone, or as the size of every part) takes the dataset's official split instead.
@@ -272,7 +316,12 @@ def parse_split_sizes(text_or_mapping: Any, source: str, fieldname: str = "split
         pairs = []
         for item in text_or_mapping.split(","):
             if "=" not in item:
-                raise ConfigError(source, fieldname, text_or_mapping, "comma-separated part=size, e.g. train=50,val=50,test=rest")
+                raise ConfigError(
+                    source,
+                    fieldname,
+                    text_or_mapping,
+                    "comma-separated part=size, e.g. train=50,val=50,test=rest",
+                )
             part, size = item.split("=", 1)
             pairs.append((part.strip(), size.strip()))
     elif isinstance(text_or_mapping, dict):
@@ -283,8 +332,9 @@ def parse_split_sizes(text_or_mapping: Any, source: str, fieldname: str = "split
     rest_count = 0
     official = [part for part, size in pairs if size == OFFICIAL_SIZE]
     if official and len(official) != len(pairs):
-        raise ConfigError(source, fieldname, text_or_mapping,
-                          "'official' for every part or for none")
+        raise ConfigError(
+            source, fieldname, text_or_mapping, "'official' for every part or for none"
+        )
     for part, size in pairs:
         if part not in SPLIT_PART_NAMES:
             raise ConfigError(source, fieldname, part, "parts among train, val, test")
@@ -312,8 +362,13 @@ def _parse_splits(data: Any, source: str) -> SplitPreset:
         return SplitPreset()
     if not isinstance(data, dict):
         raise ConfigError(source, "splits", data, "a mapping")
-    check_keys(source, "splits.", data, {"sizes", "seed", "support", "stratify", "name", "unit", "subset"},
-                set())
+    check_keys(
+        source,
+        "splits.",
+        data,
+        {"sizes", "seed", "support", "stratify", "name", "unit", "subset"},
+        set(),
+    )
     values: dict[str, Any] = {}
     if "sizes" in data:
         values["sizes"] = parse_split_sizes(data["sizes"], source)
@@ -323,8 +378,12 @@ def _parse_splits(data: Any, source: str) -> SplitPreset:
         values["support"] = typed(source, "splits.support", data["support"], int, minimum=0)
     if "stratify" in data:
         strat = data["stratify"]
-        if not (isinstance(strat, list) and all(s in ("label", "generator", "domain") for s in strat)):
-            raise ConfigError(source, "splits.stratify", strat, "a list among label, generator, domain")
+        if not (
+            isinstance(strat, list) and all(s in ("label", "generator", "domain") for s in strat)
+        ):
+            raise ConfigError(
+                source, "splits.stratify", strat, "a list among label, generator, domain"
+            )
         values["stratify"] = tuple(strat)
     if "name" in data:
         values["name"] = typed(source, "splits.name", data["name"], str)
@@ -335,8 +394,19 @@ def _parse_splits(data: Any, source: str) -> SplitPreset:
     return SplitPreset(**values)
 
 
-DATASET_KEYS = {"name", "kind", "domain", "clip_spec", "layout", "splits", "source", "description", "terms",
-                "license", "redistribution"}
+DATASET_KEYS = {
+    "name",
+    "kind",
+    "domain",
+    "clip_spec",
+    "layout",
+    "splits",
+    "source",
+    "description",
+    "terms",
+    "license",
+    "redistribution",
+}
 REDISTRIBUTION = ("allowed", "forbidden", "unknown")
 
 
@@ -358,8 +428,9 @@ def parse_dataset_config(data: dict, source: str) -> DatasetConfig:
         description=str(data.get("description", "")),
         terms=str(data.get("terms", "")),
         license=typed(source, "license", data.get("license", "unknown"), str),
-        redistribution=choice(source, "redistribution", data.get("redistribution", "unknown"),
-                               REDISTRIBUTION),
+        redistribution=choice(
+            source, "redistribution", data.get("redistribution", "unknown"), REDISTRIBUTION
+        ),
         path=source,
     )
 
@@ -371,10 +442,19 @@ def load_dataset_config(name: str, config_file: str | os.PathLike | None = None)
     else:
         path = configs_dir() / "datasets" / f"{name}.yaml"
         if not path.exists():
-            raise ConfigError("<dataset>", "name", name, f"a dataset among {list_dataset_names()} or --config FILE")
+            raise ConfigError(
+                "<dataset>",
+                "name",
+                name,
+                f"a dataset among {list_dataset_names()} or --config FILE",
+            )
     config = parse_dataset_config(load_yaml(path), str(path))
     if config.name != name:
-        expected = f"{name!r} (the file name)" if config_file is None else f"{name!r}, the dataset named on the command line"
+        expected = (
+            f"{name!r} (the file name)"
+            if config_file is None
+            else f"{name!r}, the dataset named on the command line"
+        )
         raise ConfigError(str(path), "name", config.name, expected)
     return config
 

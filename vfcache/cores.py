@@ -1,5 +1,6 @@
 """How many cores this process may use: its CPU affinity, which containers, `taskset` and
 batch schedulers narrow (os.cpu_count() would report the whole machine)."""
+
 from __future__ import annotations
 
 import os

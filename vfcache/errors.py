@@ -1,4 +1,5 @@
 """User-facing errors. The CLI turns these into clean messages and a non-zero exit."""
+
 from __future__ import annotations
 
 

@@ -12,6 +12,7 @@ This module owns the cache folder's format: every path and file name in it (shar
 indexes, the extraction's plan and done files), spec.json (the clip spec, and under `shards`
 how the clips are stored), and what makes a name a final shard. Writers and readers ask it.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,6 +77,7 @@ def shard_path_problem(rel: str) -> str | None:
         return f"not a final shard name (final shards end with {SHARD_SUFFIX})"
     return None
 
+
 def default_root() -> Path:
     return Path(os.environ.get("VFCACHE_ROOT", "data"))
 
@@ -131,24 +133,29 @@ class CacheDir:
         return int(shards.get("level", LEGACY_ZSTD_LEVEL))
 
     def read_spec(self) -> ClipSpec:
-        """The clip spec recorded in spec.json; raises StageError when it is missing or unreadable."""
+        """The clip spec recorded in spec.json; raises StageError when it is missing or
+        unreadable."""
         try:
             return clip_spec_from_json(json.loads(self.spec_json.read_text(encoding="utf-8")))
         except FileNotFoundError as err:
-            raise StageError(f"{self.spec_json} does not exist; this is not an extracted cache folder "
-                             "(run build-manifest and extract first)") from err
+            raise StageError(
+                f"{self.spec_json} does not exist; this is not an extracted cache folder "
+                "(run build-manifest and extract first)"
+            ) from err
         except (json.JSONDecodeError, TypeError, ValueError) as err:
             raise StageError(f"{self.spec_json} is not a readable clip spec: {err}") from err
 
     def check_spec(self, spec: ClipSpec) -> None:
-        """A cache folder holds one spec forever: a different spec under the same name is an error."""
+        """A cache folder holds one spec forever: a different spec under the same name is an
+        error."""
         if not self.spec_json.exists():
             return
         stored = self.read_spec()
         if stored.spec_hash != spec.spec_hash:
             raise StageError(
                 f"{self.path} was built with a different clip spec named {spec.name!r} "
-                f"(hash {stored.spec_hash}, now {spec.spec_hash}); give the changed spec a new name "
+                f"(hash {stored.spec_hash}, now {spec.spec_hash}); give the changed spec a new "
+                f"name "
                 f"or remove {self.path}"
             )
 
@@ -194,7 +201,11 @@ class DataRoot:
     def extracted_specs(self, dataset: str) -> list[str]:
         """Names of the clip specs with a cache folder (a spec.json) for `dataset`, sorted."""
         folder = self.dataset_dir(dataset)
-        return sorted(d.name for d in folder.iterdir() if (d / SPEC_JSON_NAME).is_file()) if folder.is_dir() else []
+        return (
+            sorted(d.name for d in folder.iterdir() if (d / SPEC_JSON_NAME).is_file())
+            if folder.is_dir()
+            else []
+        )
 
 
 def cache_dir_of_split_file(jsonl_path: str | os.PathLike) -> CacheDir:

@@ -7,6 +7,7 @@ PyAV's `to_ndarray` gives). It is half the bytes of RGB before compression and a
 after; RGB is made from it on the way to the model (`vfcache.trainers.colour`), with the matrix and
 range the video was tagged with, recorded per clip. Sizes must be even (4:2:0 halves both).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -31,7 +32,9 @@ def stored_shape(frames: int, height: int, width: int, pixels: str) -> tuple[int
 def odd_size_problem(height: int, width: int) -> Optional[str]:
     """Why a yuv420 clip cannot have this size, or None when it can."""
     odd = [f"{name} {value}" for name, value in (("height", height), ("width", width)) if value % 2]
-    return f"yuv420 halves both sizes, so they must be even (odd: {', '.join(odd)})" if odd else None
+    return (
+        f"yuv420 halves both sizes, so they must be even (odd: {', '.join(odd)})" if odd else None
+    )
 
 
 def yuv420_size(stored: tuple[int, ...]) -> tuple[int, int]:
@@ -45,8 +48,10 @@ def yuv420_size(stored: tuple[int, ...]) -> tuple[int, int]:
 def colour_code(matrix: str, colour_range: str) -> int:
     """One small int per (matrix, range), the form a batch carries to the device."""
     if matrix not in MATRICES or colour_range not in RANGES:
-        raise ValueError(f"colour ({matrix!r}, {colour_range!r}); expected a matrix among "
-                         f"{list(MATRICES)} and a range among {list(RANGES)}")
+        raise ValueError(
+            f"colour ({matrix!r}, {colour_range!r}); expected a matrix among "
+            f"{list(MATRICES)} and a range among {list(RANGES)}"
+        )
     return MATRICES.index(matrix) * len(RANGES) + RANGES.index(colour_range)
 
 
@@ -54,10 +59,14 @@ def colour_of_code(code: int) -> tuple[str, str]:
     return MATRICES[code // len(RANGES)], RANGES[code % len(RANGES)]
 
 
-def split_planes(clip: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_planes(
+    clip: np.ndarray, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Views (T, H, W), (T, H/2, W/2), (T, H/2, W/2) of a stored yuv420 clip."""
     flat = clip.reshape(clip.shape[0], -1)
     area = height * width
-    return (flat[:, :area].reshape(-1, height, width),
-            flat[:, area:area + area // 4].reshape(-1, height // 2, width // 2),
-            flat[:, area + area // 4:].reshape(-1, height // 2, width // 2))
+    return (
+        flat[:, :area].reshape(-1, height, width),
+        flat[:, area : area + area // 4].reshape(-1, height // 2, width // 2),
+        flat[:, area + area // 4 :].reshape(-1, height // 2, width // 2),
+    )

@@ -2,6 +2,7 @@
 their `source:` mappings, train and eval configs. Every failure is a `ConfigError` naming
 the file, the field, the value and what would be accepted (style habit 4).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,13 +30,17 @@ def load_yaml(path: Path) -> dict:
 def check_keys(source: str, prefix: str, data: dict, allowed: set[str], required: set[str]) -> None:
     for key in data:
         if key not in allowed:
-            raise ConfigError(source, prefix + str(key), data[key], f"one of the known keys {sorted(allowed)}")
+            raise ConfigError(
+                source, prefix + str(key), data[key], f"one of the known keys {sorted(allowed)}"
+            )
     for key in required:
         if key not in data:
             raise ConfigError(source, prefix + key, None, "a value (the field is required)")
 
 
-def typed(source: str, fieldname: str, value: Any, kind: type, *, minimum: float | None = None) -> Any:
+def typed(
+    source: str, fieldname: str, value: Any, kind: type, *, minimum: float | None = None
+) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
@@ -59,16 +64,28 @@ class Options:
     `where` is the file, `prefix` the mapping's place in it (`source.`). Unknown keys fail at
     construction, naming the keys that are known."""
 
-    def __init__(self, where: str, prefix: str, values: dict, allowed: set[str], *,
-                 required: Sequence[str] = (), owner: str = ""):
+    def __init__(
+        self,
+        where: str,
+        prefix: str,
+        values: dict,
+        allowed: set[str],
+        *,
+        required: Sequence[str] = (),
+        owner: str = "",
+    ):
         self.where, self.prefix, self.values = where, prefix, dict(values)
         owner = f" of {owner}" if owner else ""
         for key in sorted(self.values):
             if key not in allowed:
-                raise self.error(key, self.values[key], f"one of the keys{owner}: {sorted(allowed)}")
+                raise self.error(
+                    key, self.values[key], f"one of the keys{owner}: {sorted(allowed)}"
+                )
         for key in required:
             if self.values.get(key) is None:
-                raise self.error(key, None, f"a value (required{' by' + owner[3:] if owner else ''})")
+                raise self.error(
+                    key, None, f"a value (required{' by' + owner[3:] if owner else ''})"
+                )
 
     def error(self, key: str, value: Any, expected: str) -> ConfigError:
         return ConfigError(self.where, f"{self.prefix}{key}", value, expected)
@@ -151,8 +168,11 @@ class Options:
             return value
         checked = {}
         for name, digest in value.items():
-            if not (isinstance(digest, str) and len(digest) == 64
-                    and all(c in "0123456789abcdef" for c in digest.lower())):
+            if not (
+                isinstance(digest, str)
+                and len(digest) == 64
+                and all(c in "0123456789abcdef" for c in digest.lower())
+            ):
                 raise self.error(f"{key}.{name}", digest, "a hex sha256")
             checked[str(name)] = digest.lower()
         return checked

@@ -15,6 +15,7 @@ Two steps:
   are deleted in the same commit); a repo that already holds exactly this bundle gets no
   commit.
 """
+
 from __future__ import annotations
 
 import json
@@ -88,24 +89,41 @@ class PushResult:
 @dataclass(frozen=True)
 class DigestTask:
     shard: str
-    clips: tuple[tuple[str, str, int, int, int], ...]  # clip_id, video_id, clip_index, offset, nbytes
+    clips: tuple[
+        tuple[str, str, int, int, int], ...
+    ]  # clip_id, video_id, clip_index, offset, nbytes
 
 
 def digest_shard(task: DigestTask) -> list[ClipDigest]:
     """The pixel digest of every listed clip of one shard."""
     with ShardReader(task.shard) as reader:
-        return [ClipDigest(clip_id, video_id, clip_index, pixel_digest(reader.read(offset, nbytes, clip_id)))
-                for clip_id, video_id, clip_index, offset, nbytes in task.clips]
+        return [
+            ClipDigest(
+                clip_id, video_id, clip_index, pixel_digest(reader.read(offset, nbytes, clip_id))
+            )
+            for clip_id, video_id, clip_index, offset, nbytes in task.clips
+        ]
 
 
-def clip_digests(cache: CacheDir, clips: list[ClipRecord], *, client=None, progress: bool = True) -> list[ClipDigest]:
-    """Digests of `clips` read back from the cache's shards (one task per shard), sorted by clip id."""
+def clip_digests(
+    cache: CacheDir, clips: list[ClipRecord], *, client=None, progress: bool = True
+) -> list[ClipDigest]:
+    """Digests of `clips` read back from the cache's shards (one task per shard), sorted by clip
+    id."""
     by_shard: dict[str, list] = {}
     for clip in clips:
         by_shard.setdefault(clip.shard, []).append(
-            (clip.clip_id, clip.video_id, clip.clip_index, clip.offset, clip.nbytes))
-    tasks = [DigestTask(str(cache.resolve_shard(shard)), tuple(rows)) for shard, rows in sorted(by_shard.items())]
-    digests = [d for batch in run_tasks(client, digest_shard, tasks, "digest", progress=progress) for d in batch]
+            (clip.clip_id, clip.video_id, clip.clip_index, clip.offset, clip.nbytes)
+        )
+    tasks = [
+        DigestTask(str(cache.resolve_shard(shard)), tuple(rows))
+        for shard, rows in sorted(by_shard.items())
+    ]
+    digests = [
+        d
+        for batch in run_tasks(client, digest_shard, tasks, "digest", progress=progress)
+        for d in batch
+    ]
     return sorted(digests, key=lambda d: d.clip_id)
 
 
@@ -114,20 +132,28 @@ def _refuse_shards(config: DatasetConfig) -> None:
         return
     if config.redistribution == "forbidden":
         raise BundleError(
-            f"{config.name}: its terms forbid redistributing videos or clips (redistribution: forbidden in "
-            f"{config.path}); publish without --with-shards: the manifests, splits and digests let others "
-            "rebuild and check the clips from their own copy")
+            f"{config.name}: its terms forbid redistributing videos or clips (redistribution: "
+            f"forbidden in "
+            f"{config.path}); publish without --with-shards: the manifests, splits and digests let "
+            f"others "
+            "rebuild and check the clips from their own copy"
+        )
     raise BundleError(
-        f"{config.name}: its config does not say that clips may be redistributed (redistribution: unknown in "
-        f"{config.path}); publish without --with-shards, or set `redistribution: allowed` in a copy of the "
-        "config (--config) once you have read the dataset's terms")
+        f"{config.name}: its config does not say that clips may be redistributed (redistribution: "
+        f"unknown in "
+        f"{config.path}); publish without --with-shards, or set `redistribution: allowed` in a "
+        f"copy of the "
+        "config (--config) once you have read the dataset's terms"
+    )
 
 
 def _decoder_versions(reader: str) -> dict:
     import av
 
     versions = {"reader": reader, "av": av.__version__}
-    versions.update({name: ".".join(str(n) for n in version) for name, version in av.library_versions.items()})
+    versions.update(
+        {name: ".".join(str(n) for n in version) for name, version in av.library_versions.items()}
+    )
     if reader == "decord":
         import decord
 
@@ -135,7 +161,9 @@ def _decoder_versions(reader: str) -> dict:
     return versions
 
 
-def _rebuild_commands(config: DatasetConfig, spec_name: str, split_dir: Path, repo_id: str) -> tuple[str, ...]:
+def _rebuild_commands(
+    config: DatasetConfig, spec_name: str, split_dir: Path, repo_id: str
+) -> tuple[str, ...]:
     meta = read_split_meta(split_dir)
     sizes = ",".join(f"{part}={size}" for part, size in meta.sizes)
     subset = f" --subset {meta.subset.asked}" if meta.subset else " --subset 0"
@@ -144,7 +172,8 @@ def _rebuild_commands(config: DatasetConfig, spec_name: str, split_dir: Path, re
         f"vfcache fetch {config.name}",
         f"vfcache build-manifest {config.name}",
         f"vfcache extract {config.name} --spec {spec_name}",
-        f"vfcache split {config.name} --spec {spec_name} --name {meta.name} --sizes {sizes} --seed {meta.seed} "
+        f"vfcache split {config.name} --spec {spec_name} --name {meta.name} --sizes {sizes} --seed "
+        f"{meta.seed} "
         f"--support {meta.support_per_class} --unit {meta.unit}{subset}"
         f"  # stratified by {', '.join(meta.stratify)}",
         f"vfcache audit {config.name} --spec {spec_name} --split {meta.name}",
@@ -164,29 +193,45 @@ def _source_summary(raw_dir: Path) -> Optional[dict]:
     return {**fetch_record_to_json(record), "files": len(record.files)}
 
 
-def stage_bundle(config: DatasetConfig, root: DataRoot, spec_name: str, split_name: str, *, repo_id: str,
-                 with_shards: bool = False, reader: str = "pyav", client=None,
-                 progress: bool = True) -> StagedBundle:
+def stage_bundle(
+    config: DatasetConfig,
+    root: DataRoot,
+    spec_name: str,
+    split_name: str,
+    *,
+    repo_id: str,
+    with_shards: bool = False,
+    reader: str = "pyav",
+    client=None,
+    progress: bool = True,
+) -> StagedBundle:
     """Check, digest and write everything one split's bundle needs; raise BundleError to refuse."""
     if with_shards:
         _refuse_shards(config)
     cache = root.cache_dir(config.name, spec_name)
     split_dir = cache.split_dir(split_name)
     if not (split_dir / SPLIT_META_NAME).is_file():
-        raise BundleError(f"{config.name}: no split {split_name!r} in {cache.path} (run `vfcache split "
-                          f"{config.name} --name {split_name}` first)")
+        raise BundleError(
+            f"{config.name}: no split {split_name!r} in {cache.path} (run `vfcache split "
+            f"{config.name} --name {split_name}` first)"
+        )
     report = audit([(config.name, cache)], split_name=split_name)
     if not report.ok:
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.failed_checks)
-        raise BundleError(f"{config.name}: split {split_name!r} fails its audit ({failed}); fix it and "
-                          f"run `vfcache audit {config.name} --split {split_name}` before publishing")
+        raise BundleError(
+            f"{config.name}: split {split_name!r} fails its audit ({failed}); fix it and "
+            f"run `vfcache audit {config.name} --split {split_name}` before publishing"
+        )
     staging = cache.path / PUBLISH_DIR / split_name
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
 
-    files: dict[str, Path] = {"spec.json": cache.spec_json, "clips.parquet": cache.clips_parquet,
-                              VIDEOS_NAME: cache.videos_parquet}
+    files: dict[str, Path] = {
+        "spec.json": cache.spec_json,
+        "clips.parquet": cache.clips_parquet,
+        VIDEOS_NAME: cache.videos_parquet,
+    }
     if cache.failures_parquet.is_file():
         files["failures.parquet"] = cache.failures_parquet
     parts = [part for part in SPLIT_PARTS if (split_dir / f"{part}.jsonl").is_file()]
@@ -213,24 +258,35 @@ def stage_bundle(config: DatasetConfig, root: DataRoot, spec_name: str, split_na
     parts_counts = {}
     for part in parts:
         table = read_split_table(split_dir / f"{part}.jsonl")
-        parts_counts[part] = {"clips": table.num_rows,
-                              "videos": len(pc.unique(table.column("video_id"))) if table.num_rows else 0}
+        parts_counts[part] = {
+            "clips": table.num_rows,
+            "videos": len(pc.unique(table.column("video_id"))) if table.num_rows else 0,
+        }
     videos = pq.read_table(cache.videos_parquet, columns=["video_id"]).num_rows
     spec = json.loads(cache.spec_json.read_text(encoding="utf-8"))
 
     def manifest_with(listed: dict[str, Path]) -> BundleManifest:
         return BundleManifest(
-            dataset=config.name, domain=config.domain, spec_name=spec_name, spec_hash=spec["spec_hash"],
-            split=split_name, with_shards=with_shards, vfcache_version=__version__,
-            license=config.license, redistribution=config.redistribution,
-            source=source, decoder=_decoder_versions(reader),
+            dataset=config.name,
+            domain=config.domain,
+            spec_name=spec_name,
+            spec_hash=spec["spec_hash"],
+            split=split_name,
+            with_shards=with_shards,
+            vfcache_version=__version__,
+            license=config.license,
+            redistribution=config.redistribution,
+            source=source,
+            decoder=_decoder_versions(reader),
             commands=_rebuild_commands(config, spec_name, split_dir, repo_id),
             counts={"videos": videos, "clips": len(clips), "parts": parts_counts},
             files=tuple(describe_file(path, relpath) for relpath, path in sorted(listed.items())),
         )
 
     draft = manifest_with(files)
-    card = render_card(draft, parts, spec, format_table(report), config.terms, config.description, repo_id)
+    card = render_card(
+        draft, parts, spec, format_table(report), config.terms, config.description, repo_id
+    )
     write_bytes_atomic(staging / CARD_NAME, card.encode("utf-8"))
     files[CARD_NAME] = staging / CARD_NAME
     manifest = manifest_with(files)
@@ -238,17 +294,34 @@ def stage_bundle(config: DatasetConfig, root: DataRoot, spec_name: str, split_na
     return StagedBundle(manifest, dict(sorted(files.items())), staging)
 
 
-def push_bundle(staged: StagedBundle, repo_id: str, *, private: bool = False, update: bool = False,
-                token: Optional[str] = None, endpoint: Optional[str] = None, progress: bool = True) -> PushResult:
+def push_bundle(
+    staged: StagedBundle,
+    repo_id: str,
+    *,
+    private: bool = False,
+    update: bool = False,
+    token: Optional[str] = None,
+    endpoint: Optional[str] = None,
+    progress: bool = True,
+) -> PushResult:
     """One commit that makes the repo hold exactly the staged bundle (see the module docstring)."""
     from vfcache.pipelines.fetch.hf import hub_progress
 
     with hub_progress(progress):
-        return _push(staged, repo_id, private=private, update=update, token=token, endpoint=endpoint)
+        return _push(
+            staged, repo_id, private=private, update=update, token=token, endpoint=endpoint
+        )
 
 
-def _push(staged: StagedBundle, repo_id: str, *, private: bool, update: bool, token: Optional[str],
-          endpoint: Optional[str]) -> PushResult:
+def _push(
+    staged: StagedBundle,
+    repo_id: str,
+    *,
+    private: bool,
+    update: bool,
+    token: Optional[str],
+    endpoint: Optional[str],
+) -> PushResult:
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub.utils import RepositoryNotFoundError
     from vfcache.pipelines.fetch.hf import (
@@ -282,16 +355,29 @@ def _push(staged: StagedBundle, repo_id: str, *, private: bool, update: bool, to
     other = sorted(stale + [p for p in changed if p in remote])
     if other and not update:
         raise BundleError(
-            f"{repo_id} already holds other content ({len(other)} files differ from this bundle, e.g. "
-            f"{', '.join(other[:3])}); pass --update to replace it with this bundle, or publish to a new repo")
-    operations = [CommitOperationAdd(path_in_repo=relpath, path_or_fileobj=str(staged.files[relpath]))
-                  for relpath in changed]
+            f"{repo_id} already holds other content ({len(other)} files differ from this bundle, "
+            f"e.g. "
+            f"{', '.join(other[:3])}); pass --update to replace it with this bundle, or publish to "
+            f"a new repo"
+        )
+    operations = [
+        CommitOperationAdd(path_in_repo=relpath, path_or_fileobj=str(staged.files[relpath]))
+        for relpath in changed
+    ]
     operations += [CommitOperationDelete(path_in_repo=relpath) for relpath in stale]
     manifest = staged.manifest
-    message = f"vfcache {manifest.vfcache_version}: {manifest.dataset} / {manifest.spec_name} / split {manifest.split}"
+    message = (
+        f"vfcache {manifest.vfcache_version}: {manifest.dataset} / {manifest.spec_name} "
+        f"/ split {manifest.split}"
+    )
     with hub_errors("publish to", repo_id, "main", endpoint):
-        info = api.create_commit(repo_id, operations, commit_message=message, repo_type="dataset",
-                                 parent_commit=head,
-                                 commit_description=f"{manifest.counts['clips']} clips of "
-                                                    f"{manifest.counts['videos']} videos; shards: {manifest.with_shards}")
+        info = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=message,
+            repo_type="dataset",
+            parent_commit=head,
+            commit_description=f"{manifest.counts['clips']} clips of "
+            f"{manifest.counts['videos']} videos; shards: {manifest.with_shards}",
+        )
     return PushResult(repo_id, info.oid, url, created, len(changed), len(stale), up_to_date=False)

@@ -9,6 +9,7 @@ the bundle folder's `fetch.json`; pulling again with another revision downloads 
 changed and removes the files the new commit no longer has. Two pulls into one folder take
 turns (the folder's writer lock).
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,22 +53,45 @@ def _remove_stale(folder: Path, keep: set[str]) -> list[str]:
     return removed
 
 
-def pull_bundle(repo_id: str, root: DataRoot, *, revision: str = "main", token: Optional[str] = None,
-                endpoint: Optional[str] = None, progress: bool = True, wait: bool = True) -> PullResult:
+def pull_bundle(
+    repo_id: str,
+    root: DataRoot,
+    *,
+    revision: str = "main",
+    token: Optional[str] = None,
+    endpoint: Optional[str] = None,
+    progress: bool = True,
+    wait: bool = True,
+) -> PullResult:
     """Download and verify; raise BundleError when the files are not the bundle's."""
     from vfcache.pipelines.fetch.hf import fetch_hf_dataset, hub_progress
 
     folder = root.bundle_dir(repo_id)
     with writer_lock(folder, f"pull of {repo_id}", wait=wait):
         with hub_progress(progress):
-            record = fetch_hf_dataset(repo_id, folder, revision=revision, token=token, endpoint=endpoint,
-                                      progress=progress)
+            record = fetch_hf_dataset(
+                repo_id,
+                folder,
+                revision=revision,
+                token=token,
+                endpoint=endpoint,
+                progress=progress,
+            )
         removed = _remove_stale(folder, {f.relpath for f in record.files})
         manifest = read_bundle_manifest(folder)
         problems = bundle_file_problems(folder, manifest)
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise BundleError(f"{repo_id}@{record.commit_sha} is not the bundle its bundle.json describes: "
-                          f"{'; '.join(problems[:5])}{more}")
-    return PullResult(repo_id, record.commit_sha, folder, manifest, len(record.files), record.total_bytes,
-                      tuple(removed))
+        raise BundleError(
+            f"{repo_id}@{record.commit_sha} is not the bundle its bundle.json describes: "
+            f"{'; '.join(problems[:5])}{more}"
+        )
+    return PullResult(
+        repo_id,
+        record.commit_sha,
+        folder,
+        manifest,
+        len(record.files),
+        record.total_bytes,
+        tuple(removed),
+    )

@@ -13,8 +13,10 @@
 - `decode_floor(...)`: the benchmark's reference, the same decoding without conversion.
 - `decode_all_then_pick(...)`: the benchmark's baseline, the usual script.
 
-Frame selection (which indices) lives in `vfcache.pipelines.decode.frames`; geometry in `_frame_fit`.
+Frame selection (which indices) lives in `vfcache.pipelines.decode.frames`; geometry in
+`_frame_fit`.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,10 +44,22 @@ from vfcache.pipelines.decode._video import (
 from vfcache.pixels import odd_size_problem, stored_shape
 
 __all__ = [
-    "VideoInfo", "VideoReadError", "READ_ERROR_REASONS", "READERS", "RESIZE_MODES",
-    "probe_video", "read_frames", "decode_floor", "decode_all_then_pick", "plan_decode_runs",
-    "REASON_NOT_A_VIDEO", "REASON_NO_VIDEO_STREAM", "REASON_TRUNCATED", "REASON_ZERO_FRAMES",
-    "REASON_UNSUPPORTED_CODEC", "REASON_DECODE_ERROR",
+    "VideoInfo",
+    "VideoReadError",
+    "READ_ERROR_REASONS",
+    "READERS",
+    "RESIZE_MODES",
+    "probe_video",
+    "read_frames",
+    "decode_floor",
+    "decode_all_then_pick",
+    "plan_decode_runs",
+    "REASON_NOT_A_VIDEO",
+    "REASON_NO_VIDEO_STREAM",
+    "REASON_TRUNCATED",
+    "REASON_ZERO_FRAMES",
+    "REASON_UNSUPPORTED_CODEC",
+    "REASON_DECODE_ERROR",
 ]
 
 MAX_FRAMES_IN_FLIGHT = 8  # decoded frames waiting for the `worker` thread (about 22 MB at 720p)
@@ -56,8 +70,9 @@ Frame = Union[av.VideoFrame, np.ndarray]
 FrameSource = Callable[[str, Sequence[int], VideoInfo, int], Iterator[tuple[int, Frame, int]]]
 
 
-def _pyav_frames(path: str, needed: Sequence[int], info: VideoInfo,
-                 decoder_threads: int) -> Iterator[tuple[int, Frame, int]]:
+def _pyav_frames(
+    path: str, needed: Sequence[int], info: VideoInfo, decoder_threads: int
+) -> Iterator[tuple[int, Frame, int]]:
     with PyAVSource(path, info, decoder_threads) as source:
         for index, frame in source.decode_needed(needed):
             yield index, frame, 0
@@ -78,15 +93,20 @@ def _validate_indices(frame_indices: Sequence[int], info: VideoInfo) -> list[int
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
             raise ValueError(f"frame_indices[{position}] = {index!r}; expected an int")
         if not 0 <= index < info.num_frames:
-            raise ValueError(f"frame_indices[{position}] = {index}; the video has "
-                             f"{info.num_frames} frames (valid: 0..{info.num_frames - 1})")
+            raise ValueError(
+                f"frame_indices[{position}] = {index}; the video has "
+                f"{info.num_frames} frames (valid: 0..{info.num_frames - 1})"
+            )
         indices.append(int(index))
     return indices
 
 
 def _validate_threads(decoder_threads: int) -> None:
-    if isinstance(decoder_threads, bool) or not isinstance(decoder_threads, int) \
-            or decoder_threads < 1:
+    if (
+        isinstance(decoder_threads, bool)
+        or not isinstance(decoder_threads, int)
+        or decoder_threads < 1
+    ):
         raise ValueError(f"decoder_threads = {decoder_threads!r}; expected an int >= 1")
 
 
@@ -95,25 +115,44 @@ def _validate_reader(reader: str) -> None:
         raise ValueError(f"reader = {reader!r}; expected one of {sorted(READERS)}")
 
 
-def _fitter(info: VideoInfo, height: int, width: int, resize: str,
-            pixels: str = "rgb24") -> FrameFitter:
+def _fitter(
+    info: VideoInfo, height: int, width: int, resize: str, pixels: str = "rgb24"
+) -> FrameFitter:
     box = crop_box(info.height, info.width, height=height, width=width, resize=resize)
     coded_height, coded_width = info.coded_size
-    return FrameFitter(coded_height=coded_height, coded_width=coded_width,
-                       rotation=info.rotation, box=box, height=height, width=width, pixels=pixels)
+    return FrameFitter(
+        coded_height=coded_height,
+        coded_width=coded_width,
+        rotation=info.rotation,
+        box=box,
+        height=height,
+        width=width,
+        pixels=pixels,
+    )
 
 
-def _fit(fitter: FrameFitter, frame: Frame, rotation_applied: int, info: VideoInfo,
-         out: np.ndarray, path: str, index: int) -> None:
+def _fit(
+    fitter: FrameFitter,
+    frame: Frame,
+    rotation_applied: int,
+    info: VideoInfo,
+    out: np.ndarray,
+    path: str,
+    index: int,
+) -> None:
     try:
         if isinstance(frame, av.VideoFrame):
             fitter.fit(frame, out)
         else:
-            fitter.fit_rgb(frame, out, rotation_applied=rotation_applied,
-                           source_pix_fmt=info.pix_fmt)
+            fitter.fit_rgb(
+                frame, out, rotation_applied=rotation_applied, source_pix_fmt=info.pix_fmt
+            )
     except av.error.FFmpegError as err:  # e.g. a frame whose size changed mid-stream
-        raise VideoReadError(REASON_DECODE_ERROR, f"frame {index} could not be cropped and "
-                             f"resized ({err})", path=path) from err
+        raise VideoReadError(
+            REASON_DECODE_ERROR,
+            f"frame {index} could not be cropped and resized ({err})",
+            path=path,
+        ) from err
 
 
 def _output_slots(indices: list[int]) -> dict[int, list[int]]:
@@ -123,13 +162,23 @@ def _output_slots(indices: list[int]) -> dict[int, list[int]]:
     return slots
 
 
-def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: VideoInfo,
-                height: int, width: int, resize: str = "short_side_crop", reader: str = "pyav",
-                decoder_threads: int = 1,
-                on_ready: Optional[Callable[[np.ndarray, int], None]] = None,
-                worker: Optional[Executor] = None, pixels: str = "rgb24",
-                colour: Optional[dict] = None) -> np.ndarray:
-    """Frames `frame_indices` (presentation order, as planned by `vfcache.pipelines.decode.frames`) of the
+def read_frames(
+    path: str | os.PathLike,
+    frame_indices: Sequence[int],
+    *,
+    info: VideoInfo,
+    height: int,
+    width: int,
+    resize: str = "short_side_crop",
+    reader: str = "pyav",
+    decoder_threads: int = 1,
+    on_ready: Optional[Callable[[np.ndarray, int], None]] = None,
+    worker: Optional[Executor] = None,
+    pixels: str = "rgb24",
+    colour: Optional[dict] = None,
+) -> np.ndarray:
+    """Frames `frame_indices` (presentation order, as planned by `vfcache.pipelines.decode.frames`)
+    of the
     video, as an (N, height, width, 3) uint8 RGB array in the order of the argument.
 
     `pixels="yuv420"`: (N, height * 3 // 2, width) yuv420p planes instead (see
@@ -181,7 +230,9 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: 
 
     in_flight: deque[Future] = deque()
     try:
-        for index, frame, rotation_applied in READERS[reader](path, sorted(slots), info, decoder_threads):
+        for index, frame, rotation_applied in READERS[reader](
+            path, sorted(slots), info, decoder_threads
+        ):
             if worker is None:
                 place(index, frame, rotation_applied)
             else:
@@ -197,15 +248,22 @@ def read_frames(path: str | os.PathLike, frame_indices: Sequence[int], *, info: 
         wait(in_flight)
     if len(done) != len(slots):  # readers raise first; this guards a reader that stops early
         missing = sorted(set(slots) - done)
-        raise VideoReadError(REASON_DECODE_ERROR, f"reader {reader!r} did not return frames "
-                             f"{missing[:5]}", path=path)
+        raise VideoReadError(
+            REASON_DECODE_ERROR, f"reader {reader!r} did not return frames {missing[:5]}", path=path
+        )
     if colour is not None and fitter.colour is not None:
         colour["matrix"], colour["range"] = fitter.colour
     return clip
 
 
-def decode_floor(path: str | os.PathLike, frame_indices: Sequence[int], *, info: VideoInfo,
-                 decoder_threads: int = 1, skip_nonref: bool = True) -> int:
+def decode_floor(
+    path: str | os.PathLike,
+    frame_indices: Sequence[int],
+    *,
+    info: VideoInfo,
+    decoder_threads: int = 1,
+    skip_nonref: bool = True,
+) -> int:
     """Decode exactly the frames `read_frames(reader="pyav")` decodes, without converting
     them; returns how many frames were decoded (the benchmark's reference cost).
     `skip_nonref=False` also decodes the unneeded non-reference frames between a keyframe
@@ -218,9 +276,16 @@ def decode_floor(path: str | os.PathLike, frame_indices: Sequence[int], *, info:
         return source.frames_decoded
 
 
-def decode_all_then_pick(path: str | os.PathLike, frame_indices: Sequence[int], *,
-                         info: VideoInfo, height: int, width: int,
-                         resize: str = "short_side_crop", decoder_threads: int = 1) -> np.ndarray:
+def decode_all_then_pick(
+    path: str | os.PathLike,
+    frame_indices: Sequence[int],
+    *,
+    info: VideoInfo,
+    height: int,
+    width: int,
+    resize: str = "short_side_crop",
+    decoder_threads: int = 1,
+) -> np.ndarray:
     """The usual script, as the benchmark's baseline: decode every frame from the start and
     convert each to RGB, then pick the wanted ones and resize them. It keeps the wanted
     decoded frames rather than a list of every RGB frame, so long videos fit in memory, and
@@ -245,4 +310,3 @@ def decode_all_then_pick(path: str | os.PathLike, frame_indices: Sequence[int], 
         for position in positions:
             _fit(fitter, kept[index], 0, info, clip[position], path, index)
     return clip
-

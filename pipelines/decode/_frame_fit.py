@@ -19,6 +19,7 @@ is cropped and resized in YUV by the same scaler, and the scaler is told to keep
 source's matrix and range (`colour_tags`), which it would otherwise convert to its BT.601
 default; `FrameFitter.colour` records them for the clip rows.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,12 +63,14 @@ def validate_resize(resize: str) -> None:
 
 def validate_rotation(rotation: int) -> None:
     if rotation not in ROTATIONS:
-        raise ValueError(f"rotation = {rotation!r}; expected one of {list(ROTATIONS)} "
-                         "(degrees clockwise)")
+        raise ValueError(
+            f"rotation = {rotation!r}; expected one of {list(ROTATIONS)} (degrees clockwise)"
+        )
 
 
-def crop_box(display_height: int, display_width: int, *, height: int, width: int,
-             resize: str) -> CropBox:
+def crop_box(
+    display_height: int, display_width: int, *, height: int, width: int, resize: str
+) -> CropBox:
     """The part of a `display_height` x `display_width` frame that is resized to the clip size.
 
     `squash` keeps the whole frame (the aspect ratio changes). `short_side_crop` keeps the
@@ -112,7 +115,8 @@ def colour_tags(frame: Optional[av.VideoFrame]) -> tuple[str, str]:
         return "bt601", "limited"
     matrix = _MATRIX_OF_COLORSPACE.get(int(frame.colorspace), "bt601")
     full = int(frame.color_range) == _RANGE_FULL or (
-        int(frame.color_range) != _RANGE_LIMITED and frame.format.name.startswith("yuvj"))
+        int(frame.color_range) != _RANGE_LIMITED and frame.format.name.startswith("yuvj")
+    )
     return matrix, "full" if full else "limited"
 
 
@@ -120,13 +124,16 @@ def _write_planes(small: np.ndarray, rotation: int, out: np.ndarray) -> None:
     """Write a yuv420p frame (h * 3 // 2, w) into `out` (H * 3 // 2, W), each plane rotated."""
     h, w = small.shape[0] * 2 // 3, small.shape[1]
     flat = small.reshape(-1)
-    planes = (flat[:h * w].reshape(h, w), flat[h * w:h * w * 5 // 4].reshape(h // 2, w // 2),
-              flat[h * w * 5 // 4:].reshape(h // 2, w // 2))
+    planes = (
+        flat[: h * w].reshape(h, w),
+        flat[h * w : h * w * 5 // 4].reshape(h // 2, w // 2),
+        flat[h * w * 5 // 4 :].reshape(h // 2, w // 2),
+    )
     target = out.reshape(-1)
     start = 0
     for plane in planes:
         turned = displayed(plane, rotation)
-        target[start:start + turned.size] = turned.reshape(-1)
+        target[start : start + turned.size] = turned.reshape(-1)
         start += turned.size
 
 
@@ -147,19 +154,33 @@ class FrameFitter:
     """Turns decoded frames of one video into clip frames: height x width x 3 RGB, or with
     `pixels="yuv420"` yuv420p planes (height * 3 // 2, width) (see `vfcache.pixels`)."""
 
-    def __init__(self, *, coded_height: int, coded_width: int, rotation: int, box: CropBox,
-                 height: int, width: int, pixels: str = "rgb24"):
+    def __init__(
+        self,
+        *,
+        coded_height: int,
+        coded_width: int,
+        rotation: int,
+        box: CropBox,
+        height: int,
+        width: int,
+        pixels: str = "rgb24",
+    ):
         _validate_size(height, width)
         if pixels not in ("rgb24", "yuv420"):
             raise ValueError(f"pixels = {pixels!r}; expected rgb24 or yuv420")
         self.rotation, self.height, self.width, self.pixels = rotation, height, width, pixels
         self.colour: Optional[tuple[str, str]] = None  # (matrix, range) of yuv420 output
         self.coded = coded_box(box, coded_height, coded_width, rotation)
-        if self.coded.top < 0 or self.coded.left < 0 or \
-                self.coded.top + self.coded.height > coded_height or \
-                self.coded.left + self.coded.width > coded_width:
-            raise ValueError(f"crop box {box} does not fit a {coded_width}x{coded_height} frame "
-                             f"rotated by {rotation}")
+        if (
+            self.coded.top < 0
+            or self.coded.left < 0
+            or self.coded.top + self.coded.height > coded_height
+            or self.coded.left + self.coded.width > coded_width
+        ):
+            raise ValueError(
+                f"crop box {box} does not fit a {coded_width}x{coded_height} frame "
+                f"rotated by {rotation}"
+            )
         # output size before rotation
         self._out_h, self._out_w = (width, height) if rotation in (90, 270) else (height, width)
         self._graphs: dict[tuple, av.filter.Graph] = {}
@@ -169,19 +190,30 @@ class FrameFitter:
         scale = f"w={self._out_w}:h={self._out_h}:flags={SCALE_FLAGS}"
         if self.pixels == "yuv420":
             matrix, colour_range = self.colour  # type: ignore[misc]
-            scale += f":out_color_matrix={matrix}:out_range={'pc' if colour_range == 'full' else 'tv'}"
-        return [("crop", f"w={c.width}:h={c.height}:x={c.left}:y={c.top}"),
-                ("scale", scale),
-                ("format", "pix_fmts=" + ("yuv420p" if self.pixels == "yuv420" else "rgb24"))]
+            scale += (
+                f":out_color_matrix={matrix}:out_range={'pc' if colour_range == 'full' else 'tv'}"
+            )
+        return [
+            ("crop", f"w={c.width}:h={c.height}:x={c.left}:y={c.top}"),
+            ("scale", scale),
+            ("format", "pix_fmts=" + ("yuv420p" if self.pixels == "yuv420" else "rgb24")),
+        ]
 
-    def _run(self, key: tuple, frame: av.VideoFrame, prefix: list[tuple[str, str]],
-             out: np.ndarray, decoded: Optional[av.VideoFrame]) -> None:
+    def _run(
+        self,
+        key: tuple,
+        frame: av.VideoFrame,
+        prefix: list[tuple[str, str]],
+        out: np.ndarray,
+        decoded: Optional[av.VideoFrame],
+    ) -> None:
         graph = self._graphs.get(key)
         if graph is None:  # built on first use, again if the stream changes size or format
             if self.colour is None:  # the video's first frame sets the tags of all its clips
                 self.colour = colour_tags(decoded)
-            graph = self._graphs[key] = _graph(frame.width, frame.height, frame.format.name,
-                                               prefix + self._chain())
+            graph = self._graphs[key] = _graph(
+                frame.width, frame.height, frame.format.name, prefix + self._chain()
+            )
         graph.push(frame)
         small = graph.pull().to_ndarray()
         if self.pixels == "yuv420":
@@ -193,12 +225,21 @@ class FrameFitter:
         """Write a decoded (coded-orientation) PyAV frame into `out`."""
         self._run(("frame", frame.width, frame.height, frame.format.name), frame, [], out, frame)
 
-    def fit_rgb(self, frame_rgb: np.ndarray, out: np.ndarray, *, rotation_applied: int,
-                source_pix_fmt: Optional[str]) -> None:
+    def fit_rgb(
+        self,
+        frame_rgb: np.ndarray,
+        out: np.ndarray,
+        *,
+        rotation_applied: int,
+        source_pix_fmt: Optional[str],
+    ) -> None:
         """Write an RGB frame (already rotated clockwise by `rotation_applied`) into `out`,
         through the source's pixel format so chroma is resized as in `fit`."""
         coded_rgb = np.ascontiguousarray(displayed(frame_rgb, (-rotation_applied) % 360))
         frame = av.VideoFrame.from_ndarray(coded_rgb, format="rgb24")
-        prefix = [("scale", f"flags={SCALE_FLAGS}"), ("format", f"pix_fmts={source_pix_fmt}")] \
-            if source_pix_fmt and source_pix_fmt != "rgb24" else []
+        prefix = (
+            [("scale", f"flags={SCALE_FLAGS}"), ("format", f"pix_fmts={source_pix_fmt}")]
+            if source_pix_fmt and source_pix_fmt != "rgb24"
+            else []
+        )
         self._run(("rgb", frame.width, frame.height, source_pix_fmt), frame, prefix, out, None)

@@ -23,6 +23,7 @@ stream, with a warning that says so; a needed frame still corrupt from the strea
 fails the read (`corrupt_frames`). Frames already handed out came earlier in decode order
 than the first bad frame, so they cannot depend on it and stay valid.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -82,36 +83,51 @@ def open_container(path: str) -> av.container.InputContainer:
         raise
     except av.error.FFmpegError as err:
         reason = _unopenable_reason(path)
-        detail = ("an MP4/MKV header without its index" if reason == REASON_TRUNCATED
-                  else "no known container")
+        detail = (
+            "an MP4/MKV header without its index"
+            if reason == REASON_TRUNCATED
+            else "no known container"
+        )
         raise VideoReadError(reason, f"FFmpeg cannot open it ({detail}: {err})", path=path) from err
     name = container.format.name
     if name in _STILL_FORMATS or name.endswith("_pipe"):
         container.close()
-        raise VideoReadError(REASON_NOT_A_VIDEO, f"FFmpeg reads it as {name!r}, a still image "
-                             "or text, not a video", path=path)
+        raise VideoReadError(
+            REASON_NOT_A_VIDEO,
+            f"FFmpeg reads it as {name!r}, a still image or text, not a video",
+            path=path,
+        )
     return container
 
 
 def video_stream(container: av.container.InputContainer, path: str) -> av.VideoStream:
     """The first video stream that is not cover art, with a decoder."""
-    streams = [s for s in container.streams.video
-               if not s.disposition & av.stream.Disposition.attached_pic]
+    streams = [
+        s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic
+    ]
     if not streams:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
-        raise VideoReadError(REASON_NO_VIDEO_STREAM, f"streams found: {', '.join(kinds)}",
-                             path=path)
+        raise VideoReadError(
+            REASON_NO_VIDEO_STREAM, f"streams found: {', '.join(kinds)}", path=path
+        )
     stream = streams[0]
     if stream.codec_context is None:
-        raise VideoReadError(REASON_UNSUPPORTED_CODEC, "PyAV's FFmpeg has no decoder for the "
-                             f"codec of video stream #{stream.index}", path=path)
+        raise VideoReadError(
+            REASON_UNSUPPORTED_CODEC,
+            f"PyAV's FFmpeg has no decoder for the codec of video stream #{stream.index}",
+            path=path,
+        )
     if stream.codec_context.name in _TEXT_ART_CODECS:
-        raise VideoReadError(REASON_NOT_A_VIDEO, f"codec {stream.codec_context.name!r} is text "
-                             "art, not a video", path=path)
+        raise VideoReadError(
+            REASON_NOT_A_VIDEO,
+            f"codec {stream.codec_context.name!r} is text art, not a video",
+            path=path,
+        )
     return stream
 
 
 # ---------------------------------------------------------------- probe
+
 
 def _declared_duration_s(stream: av.video.stream.VideoStream) -> Optional[float]:
     """The stream duration a Matroska muxer wrote in its DURATION tag, if any."""
@@ -128,15 +144,21 @@ def _check_complete(path: str, container, stream, times_s: list[float]) -> None:
     size = os.path.getsize(path)
     index_end = max((e.pos + e.size for e in stream.index_entries if e.pos >= 0), default=0)
     if index_end > size:
-        raise VideoReadError(REASON_TRUNCATED, f"the index points to byte {index_end} but the "
-                             f"file has {size} bytes", path=path)
+        raise VideoReadError(
+            REASON_TRUNCATED,
+            f"the index points to byte {index_end} but the file has {size} bytes",
+            path=path,
+        )
     declared_s = _declared_duration_s(stream) if "matroska" in container.format.name else None
     if declared_s and times_s:
         shown_s = max(times_s) - min(times_s)
         frame_s = frame_duration_s(sorted(times_s))
         if shown_s + 2 * frame_s + 0.05 < declared_s * 0.97:
-            raise VideoReadError(REASON_TRUNCATED, f"packets cover {shown_s:.2f} s but the "
-                                 f"stream declares {declared_s:.2f} s", path=path)
+            raise VideoReadError(
+                REASON_TRUNCATED,
+                f"packets cover {shown_s:.2f} s but the stream declares {declared_s:.2f} s",
+                path=path,
+            )
 
 
 def _rotation_cw(frame: av.VideoFrame, path: str) -> int:
@@ -144,8 +166,9 @@ def _rotation_cw(frame: av.VideoFrame, path: str) -> int:
     rotation = (-ccw) % 360
     snapped = int(90 * round(rotation / 90)) % 360
     if snapped != rotation:
-        log.warning("%s: display rotation %d deg is not a multiple of 90; using %d", path,
-                    rotation, snapped)
+        log.warning(
+            "%s: display rotation %d deg is not a multiple of 90; using %d", path, rotation, snapped
+        )
     return snapped
 
 
@@ -173,31 +196,45 @@ def probe(path: str) -> VideoInfo:
                         decode_err = err
         except av.error.FFmpegError as err:
             reason = REASON_TRUNCATED if times_s else REASON_DECODE_ERROR
-            raise VideoReadError(reason, f"demuxing stopped after {len(times_s)} packets ({err})",
-                                 path=path) from err
+            raise VideoReadError(
+                reason, f"demuxing stopped after {len(times_s)} packets ({err})", path=path
+            ) from err
         if not times_s and not no_pts:
             raise VideoReadError(REASON_ZERO_FRAMES, "the video stream has no packets", path=path)
         if no_pts:
-            raise VideoReadError(REASON_DECODE_ERROR, f"{no_pts} packets carry no presentation "
-                                 "timestamp (a raw elementary stream?); remux it into mp4/mkv",
-                                 path=path)
+            raise VideoReadError(
+                REASON_DECODE_ERROR,
+                f"{no_pts} packets carry no presentation "
+                "timestamp (a raw elementary stream?); remux it into mp4/mkv",
+                path=path,
+            )
         _check_complete(path, container, stream, times_s)
         if first_frame is None:
-            raise VideoReadError(REASON_DECODE_ERROR, "no packet decodes to a frame "
-                                 f"({decode_err})", path=path) from decode_err
+            raise VideoReadError(
+                REASON_DECODE_ERROR, f"no packet decodes to a frame ({decode_err})", path=path
+            ) from decode_err
         codec = stream.codec_context.name
         container_name = container.format.name
         nominal_fps = float(stream.average_rate) if stream.average_rate else 0.0
     return _video_info(path, codec, container_name, times_s, key_times_s, first_frame, nominal_fps)
 
 
-def _video_info(path: str, codec: str, container_name: str, times_s: list[float],
-                key_times_s: list[float], first_frame: av.VideoFrame,
-                nominal_fps: float) -> VideoInfo:
+def _video_info(
+    path: str,
+    codec: str,
+    container_name: str,
+    times_s: list[float],
+    key_times_s: list[float],
+    first_frame: av.VideoFrame,
+    nominal_fps: float,
+) -> VideoInfo:
     unique = sorted(set(times_s))
     if len(unique) != len(times_s):
-        log.warning("%s: %d packets repeat another packet's pts; keeping one frame per pts",
-                    path, len(times_s) - len(unique))
+        log.warning(
+            "%s: %d packets repeat another packet's pts; keeping one frame per pts",
+            path,
+            len(times_s) - len(unique),
+        )
     pts_s = tuple(unique)
     keyframes = tuple(sorted({bisect.bisect_left(pts_s, t) for t in key_times_s}))
     rotation = _rotation_cw(first_frame, path)
@@ -207,13 +244,23 @@ def _video_info(path: str, codec: str, container_name: str, times_s: list[float]
     fps = (len(pts_s) - 1) / span_s if span_s > 0 else nominal_fps
     if nominal_fps and abs(nominal_fps - fps) <= _FPS_AGREEMENT * fps:
         fps = nominal_fps  # the container's exact rate (30000/1001...) when the pts agree
-    return VideoInfo(codec=codec, width=width, height=height, rotation=rotation, fps=fps,
-                     num_frames=len(pts_s), duration_s=video_duration_s(pts_s), pts_s=pts_s,
-                     keyframe_indices=keyframes, container=container_name,
-                     pix_fmt=first_frame.format.name)
+    return VideoInfo(
+        codec=codec,
+        width=width,
+        height=height,
+        rotation=rotation,
+        fps=fps,
+        num_frames=len(pts_s),
+        duration_s=video_duration_s(pts_s),
+        pts_s=pts_s,
+        keyframe_indices=keyframes,
+        container=container_name,
+        pix_fmt=first_frame.format.name,
+    )
 
 
 # ---------------------------------------------------------------- decoding what is needed
+
 
 @dataclass(frozen=True)
 class DecodeRun:
@@ -224,8 +271,12 @@ class DecodeRun:
     frame_indices: tuple[int, ...]
 
 
-def plan_decode_runs(needed: Sequence[int], keyframe_indices: Sequence[int], *,
-                     min_skip_frames: int = SEEK_MIN_SKIP_FRAMES) -> list[DecodeRun]:
+def plan_decode_runs(
+    needed: Sequence[int],
+    keyframe_indices: Sequence[int],
+    *,
+    min_skip_frames: int = SEEK_MIN_SKIP_FRAMES,
+) -> list[DecodeRun]:
     """Group sorted unique frame indices into runs, one seek each (pure).
 
     A needed frame starts a new run when a keyframe lies between it and the previous needed
@@ -248,8 +299,9 @@ def plan_decode_runs(needed: Sequence[int], keyframe_indices: Sequence[int], *,
 class PyAVSource:
     """One open video; yields (presentation index, frame) after seeking; counts decoded frames."""
 
-    def __init__(self, path: str, info: VideoInfo, decoder_threads: int = 1, *,
-                 skip_nonref: bool = True):
+    def __init__(
+        self, path: str, info: VideoInfo, decoder_threads: int = 1, *, skip_nonref: bool = True
+    ):
         self.path, self.info, self.decoder_threads = path, info, decoder_threads
         self.skip_nonref = skip_nonref
         self.frames_decoded = 0
@@ -301,12 +353,17 @@ class PyAVSource:
         try:
             self._container.seek(ticks, stream=self._stream, backward=True)
         except av.error.FFmpegError as err:
-            log.debug("%s: seek to frame %d failed (%s); reading from the start", self.path,
-                      start_index, err)
+            log.debug(
+                "%s: seek to frame %d failed (%s); reading from the start",
+                self.path,
+                start_index,
+                err,
+            )
             self._open()
 
-    def frames_from(self, start_index: Optional[int], needed: Optional[set[int]] = None
-                    ) -> Iterator[tuple[Optional[int], av.VideoFrame]]:
+    def frames_from(
+        self, start_index: Optional[int], needed: Optional[set[int]] = None
+    ) -> Iterator[tuple[Optional[int], av.VideoFrame]]:
         """Seek to `start_index` (None: the file start) and yield every decoded frame.
 
         With `needed`, frames nothing refers to (non-reference B-frames) are not decoded
@@ -323,15 +380,17 @@ class PyAVSource:
                 self.reached_end = True
                 return
             except av.error.FFmpegError as err:
-                raise VideoReadError(REASON_TRUNCATED, f"demuxing failed ({err})",
-                                     path=self.path) from err
+                raise VideoReadError(
+                    REASON_TRUNCATED, f"demuxing failed ({err})", path=self.path
+                ) from err
             if needed is not None and packet.size:
                 context.skip_frame = "DEFAULT" if self.index_of(packet) in needed else "NONREF"
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as err:
-                raise VideoReadError(REASON_DECODE_ERROR, f"decoding failed ({err})",
-                                     path=self.path) from err
+                raise VideoReadError(
+                    REASON_DECODE_ERROR, f"decoding failed ({err})", path=self.path
+                ) from err
             for frame in frames:
                 self.frames_decoded += 1
                 yield self.index_of(frame), frame
@@ -342,8 +401,9 @@ class PyAVSource:
         candidates = [run.start_index] + earlier[::-1][:_RETRY_KEYFRAMES] + [None]
         return list(dict.fromkeys(candidates))  # unique, in order
 
-    def _decode_from(self, start: Optional[int], pending: set[int], last: int, *,
-                     hand_out: bool = True) -> Iterator[tuple[int, av.VideoFrame]]:
+    def _decode_from(
+        self, start: Optional[int], pending: set[int], last: int, *, hand_out: bool = True
+    ) -> Iterator[tuple[int, av.VideoFrame]]:
         """Decode from `start` (None: the stream start) up to frame `last`; yield each frame of
         `pending` (removing it) while the decoding is clean. Returns None when it got through,
         or why this start is bad: it landed after the first pending frame, a frame from the
@@ -363,9 +423,13 @@ class PyAVSource:
                 if frame.is_corrupt and start is None and index not in pending:
                     self.corrupt_unneeded.add(index)
                 if frame.is_corrupt and start is None and index in pending:
-                    raise VideoReadError(REASON_CORRUPT_FRAMES, f"frame {index} is corrupt even "
-                                         "when decoded from the start of the stream (FFmpeg's "
-                                         "corrupt or concealment flag)", path=self.path)
+                    raise VideoReadError(
+                        REASON_CORRUPT_FRAMES,
+                        f"frame {index} is corrupt even "
+                        "when decoded from the start of the stream (FFmpeg's "
+                        "corrupt or concealment flag)",
+                        path=self.path,
+                    )
                 if frame.is_corrupt and start is not None and index >= start:
                     return f"frame {index} is corrupt after a seek to the keyframe at frame {start}"
                 if index in pending:
@@ -394,14 +458,21 @@ class PyAVSource:
         if pending:
             missing = sorted(pending)
             reason = REASON_TRUNCATED if self.reached_end else REASON_DECODE_ERROR
-            raise VideoReadError(reason, f"{len(missing)} needed frames never decoded (first "
-                                 f"missing: {missing[:5]}) of {self.info.num_frames} probed",
-                                 path=self.path)
+            raise VideoReadError(
+                reason,
+                f"{len(missing)} needed frames never decoded (first "
+                f"missing: {missing[:5]}) of {self.info.num_frames} probed",
+                path=self.path,
+            )
 
     def _note_bad_start(self, start: Optional[int], why: str, pending: set[int]) -> None:
         self.bad_starts.append(why)
-        log.warning("%s: %s; decoding frames %d.. again from an earlier keyframe or the "
-                    "stream start", self.path, why, min(pending))
+        log.warning(
+            "%s: %s; decoding frames %d.. again from an earlier keyframe or the stream start",
+            self.path,
+            why,
+            min(pending),
+        )
 
     def first_bad_start(self, run: DecodeRun) -> Optional[str]:
         """Why seeking to `run.start_index` would not give clean frames up to the run's first

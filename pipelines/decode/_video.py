@@ -3,6 +3,7 @@ and the timestamp arithmetic probe and readers must share to agree on frame iden
 
 Public names are re-exported by `vfcache.pipelines.decode`; import them from there.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -19,9 +20,15 @@ REASON_UNSUPPORTED_CODEC = "unsupported_codec"
 REASON_DECODE_ERROR = "decode_error"
 # a needed frame that FFmpeg marks corrupt or concealed even when decoded from the stream start
 REASON_CORRUPT_FRAMES = "corrupt_frames"
-READ_ERROR_REASONS = (REASON_NOT_A_VIDEO, REASON_NO_VIDEO_STREAM, REASON_TRUNCATED,
-                      REASON_ZERO_FRAMES, REASON_UNSUPPORTED_CODEC, REASON_DECODE_ERROR,
-                      REASON_CORRUPT_FRAMES)
+READ_ERROR_REASONS = (
+    REASON_NOT_A_VIDEO,
+    REASON_NO_VIDEO_STREAM,
+    REASON_TRUNCATED,
+    REASON_ZERO_FRAMES,
+    REASON_UNSUPPORTED_CODEC,
+    REASON_DECODE_ERROR,
+    REASON_CORRUPT_FRAMES,
+)
 
 
 class VideoReadError(Exception):

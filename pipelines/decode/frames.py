@@ -28,6 +28,7 @@ Rules (all times in seconds):
   around to the start, `skip` raises `VideoTooShort`. A too-short video gives one clip,
   whatever `clips_per_video` says (N copies of the same padded clip would add nothing).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -45,8 +46,15 @@ TIME_EPS_S = 1e-6
 POLICY_NONE = "none"  # ClipPlan.short_policy when the video was long enough
 
 __all__ = [
-    "ClipPlan", "VideoTooShort", "plan_clips", "frame_shown_at", "nearest_frame",
-    "frame_duration_s", "video_duration_s", "TIME_EPS_S", "POLICY_NONE",
+    "ClipPlan",
+    "VideoTooShort",
+    "plan_clips",
+    "frame_shown_at",
+    "nearest_frame",
+    "frame_duration_s",
+    "video_duration_s",
+    "TIME_EPS_S",
+    "POLICY_NONE",
 ]
 
 
@@ -68,14 +76,16 @@ class VideoTooShort(ValueError):
 
     reason = "too_short"
 
-    def __init__(self, message: str, *, needed_s: float, had_s: float, needed_frames: int,
-                 had_frames: int):
+    def __init__(
+        self, message: str, *, needed_s: float, had_s: float, needed_frames: int, had_frames: int
+    ):
         super().__init__(message)
         self.needed_s, self.had_s = needed_s, had_s
         self.needed_frames, self.had_frames = needed_frames, had_frames
 
 
 # ---------------------------------------------------------------- timestamp arithmetic
+
 
 def frame_shown_at(pts_s: Sequence[float], time_s: float) -> int:
     """Index of the frame displayed at `time_s`: the last with pts <= time_s + TIME_EPS_S
@@ -110,25 +120,32 @@ def video_duration_s(pts_s: Sequence[float]) -> float:
 
 # ---------------------------------------------------------------- validation
 
+
 def _validate_pts(pts_s: Sequence[float]) -> tuple[float, ...]:
     pts = tuple(float(t) for t in pts_s)
     if not pts:
-        raise ValueError("pts_s is empty: a video with no frames has nothing to sample "
-                         "(probe reports it as zero_frames)")
+        raise ValueError(
+            "pts_s is empty: a video with no frames has nothing to sample "
+            "(probe reports it as zero_frames)"
+        )
     for i, t in enumerate(pts):
         if not math.isfinite(t):
             raise ValueError(f"pts_s[{i}] = {t!r} is not a finite time in seconds")
     for i in range(1, len(pts)):
         if pts[i] < pts[i - 1]:
-            raise ValueError(f"pts_s must be sorted ascending (presentation order); "
-                             f"pts_s[{i}] = {pts[i]!r} < pts_s[{i - 1}] = {pts[i - 1]!r}")
+            raise ValueError(
+                f"pts_s must be sorted ascending (presentation order); "
+                f"pts_s[{i}] = {pts[i]!r} < pts_s[{i - 1}] = {pts[i - 1]!r}"
+            )
     return pts
 
 
 def _validate_seed(seed: int) -> None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed = {seed!r}; expected an int >= 0 (derive it from the video id, "
-                         "e.g. int(video_id[:16], 16))")
+        raise ValueError(
+            f"seed = {seed!r}; expected an int >= 0 (derive it from the video id, "
+            "e.g. int(video_id[:16], 16))"
+        )
 
 
 # ---------------------------------------------------------------- policies as tables
@@ -171,22 +188,32 @@ def _short_picks(spec: ClipSpec, message: str, **sizes: float) -> tuple[Callable
     """The pick functions of the spec's short policy; raises VideoTooShort for `skip`."""
     picks = _SHORT_POLICIES[spec.short_policy]
     if picks is None:
-        raise VideoTooShort(f"{message}; short_policy {spec.short_policy!r} drops such videos "
-                            "(use pad_last or loop to keep them)", **sizes)
+        raise VideoTooShort(
+            f"{message}; short_policy {spec.short_policy!r} drops such videos "
+            "(use pad_last or loop to keep them)",
+            **sizes,
+        )
     return picks
 
 
 # ---------------------------------------------------------------- samplers
 
-def _plan(clip_index: int, pts: tuple[float, ...], indices: list[int], padded: int,
-          policy: str) -> ClipPlan:
-    return ClipPlan(clip_index=clip_index, frame_indices=tuple(indices),
-                    timestamps_s=tuple(pts[i] for i in indices), padded_frames=padded,
-                    short_policy=policy)
+
+def _plan(
+    clip_index: int, pts: tuple[float, ...], indices: list[int], padded: int, policy: str
+) -> ClipPlan:
+    return ClipPlan(
+        clip_index=clip_index,
+        frame_indices=tuple(indices),
+        timestamps_s=tuple(pts[i] for i in indices),
+        padded_frames=padded,
+        short_policy=policy,
+    )
 
 
-def _window_offsets_s(duration_s: float, window_s: float, clips: int, start: str,
-                      seed: int) -> list[float]:
+def _window_offsets_s(
+    duration_s: float, window_s: float, clips: int, start: str, seed: int
+) -> list[float]:
     """Start of each clip window in seconds after the first pts, each in [0, duration - window]."""
     rng = np.random.default_rng(seed)
     positions = [_START_POSITIONS[start](rng) for _ in range(clips)]
@@ -202,9 +229,14 @@ def _sample_fps(pts: tuple[float, ...], spec: ClipSpec, seed: int) -> list[ClipP
     window_s, duration_s = frames / fps, video_duration_s(pts)
     if duration_s + TIME_EPS_S < window_s:
         pick = _short_picks(
-            spec, f"video lasts {duration_s:.3f} s ({len(pts)} frames) but a clip needs "
-                  f"{window_s:.3f} s ({frames} frames at {fps:g} fps)",
-            needed_s=window_s, had_s=duration_s, needed_frames=frames, had_frames=len(pts))[0]
+            spec,
+            f"video lasts {duration_s:.3f} s ({len(pts)} frames) but a clip needs "
+            f"{window_s:.3f} s ({frames} frames at {fps:g} fps)",
+            needed_s=window_s,
+            had_s=duration_s,
+            needed_frames=frames,
+            had_frames=len(pts),
+        )[0]
         rel_times = [k / fps for k in range(frames)]
         indices = [pick(pts, rel, duration_s) for rel in rel_times]
         padded = sum(rel + TIME_EPS_S >= duration_s for rel in rel_times)
@@ -222,9 +254,13 @@ def _sample_uniform(pts: tuple[float, ...], spec: ClipSpec, seed: int) -> list[C
     frames, count = spec.frames, len(pts)
     if count < frames:
         pick = _short_picks(
-            spec, f"video has {count} frames but uniform sampling needs {frames}",
-            needed_s=0.0, had_s=video_duration_s(pts), needed_frames=frames,
-            had_frames=count)[1]
+            spec,
+            f"video has {count} frames but uniform sampling needs {frames}",
+            needed_s=0.0,
+            had_s=video_duration_s(pts),
+            needed_frames=frames,
+            had_frames=count,
+        )[1]
         indices = [pick(count, k) for k in range(frames)]
         return [_plan(0, pts, indices, frames - count, spec.short_policy)]
     first, last = pts[0], pts[-1]

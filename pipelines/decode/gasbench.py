@@ -13,6 +13,7 @@ So the frame choice depends on the decode order and the container's average rate
 the decoder sees: `read_gasbench_clip` decodes and chooses in one pass, and
 `gasbench_frame_indices` is the pure rule it applies (also used to describe the clip).
 """
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,6 @@ import av
 import cv2
 import numpy as np
 from av.video.reformatter import Colorspace
-
 from vfcache.pipelines.decode._video import REASON_DECODE_ERROR, REASON_ZERO_FRAMES, VideoReadError
 
 DEFAULT_FPS = 30.0
@@ -56,21 +56,31 @@ def crop_to_aspect_resize(rgb: np.ndarray, height: int, width: int) -> np.ndarra
     scale = min(h / height, w / width)
     crop_h, crop_w = min(int(round(scale * height)), h), min(int(round(scale * width)), w)
     top, left = (h - crop_h) // 2, (w - crop_w) // 2
-    cropped = np.ascontiguousarray(rgb[top:top + crop_h, left:left + crop_w])
+    cropped = np.ascontiguousarray(rgb[top : top + crop_h, left : left + crop_w])
     return cv2.resize(cropped, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _display_rgb(frame: av.VideoFrame) -> np.ndarray:
-    pixels = frame.to_ndarray(format="rgb24", src_colorspace=frame.colorspace,
-                              dst_colorspace=Colorspace.DEFAULT, src_color_range=frame.color_range)
+    pixels = frame.to_ndarray(
+        format="rgb24",
+        src_colorspace=frame.colorspace,
+        dst_colorspace=Colorspace.DEFAULT,
+        src_color_range=frame.color_range,
+    )
     rotation = int(frame.rotation) % 360  # PyAV: counter-clockwise; np.rot90 turns that way too
     if rotation in (90, 180, 270):
         pixels = np.rot90(pixels, rotation // 90)
     return pixels
 
 
-def read_gasbench_clip(path: str | os.PathLike, *, num_frames: int, frame_rate: Optional[float],
-                       height: int, width: int) -> tuple[np.ndarray, list[int], int]:
+def read_gasbench_clip(
+    path: str | os.PathLike,
+    *,
+    num_frames: int,
+    frame_rate: Optional[float],
+    height: int,
+    width: int,
+) -> tuple[np.ndarray, list[int], int]:
     """(clip uint8 (num_frames, height, width, 3) RGB, decoded-frame index of each clip frame,
     frames padded) the way GASBench decodes a video; stops decoding once the clip is complete.
     Raises VideoReadError."""
@@ -83,7 +93,9 @@ def read_gasbench_clip(path: str | os.PathLike, *, num_frames: int, frame_rate: 
             if stream is None:
                 raise VideoReadError(REASON_DECODE_ERROR, "no video stream", path=path)
             stream.codec_context.thread_count = 1
-            step = gasbench_step(float(stream.average_rate) if stream.average_rate else None, frame_rate)
+            step = gasbench_step(
+                float(stream.average_rate) if stream.average_rate else None, frame_rate
+            )
             for index, frame in enumerate(container.decode(stream)):
                 if index % step:
                     continue
@@ -92,7 +104,9 @@ def read_gasbench_clip(path: str | os.PathLike, *, num_frames: int, frame_rate: 
                 if len(kept) == num_frames:
                     break
     except av.error.FFmpegError as err:
-        raise VideoReadError(REASON_DECODE_ERROR, f"GASBench-way decoding failed ({err})", path=path) from err
+        raise VideoReadError(
+            REASON_DECODE_ERROR, f"GASBench-way decoding failed ({err})", path=path
+        ) from err
     if not kept:
         raise VideoReadError(REASON_ZERO_FRAMES, "no frame decoded", path=path)
     padding = num_frames - len(kept)

@@ -6,7 +6,8 @@ relpaths sort in row order), and behaves like a short video for probe and extrac
 `probe_keyframes` gives a `VideoInfo` whose frame k is shown at k / KEYFRAMES_FPS seconds
 (a nominal rate: the stored frames carry no timestamps), and `read_keyframes` decodes the
 requested frames with OpenCV and fits them to the clip size with the decode layer's own
-crop + antialiased resize (`vfcache.pipelines.decode._frame_fit.FrameFitter`), so keyframe clips and video
+crop + antialiased resize (`vfcache.pipelines.decode._frame_fit.FrameFitter`), so keyframe clips
+and video
 clips go through the same geometry. A uniform clip spec (e.g. `keyframes_8x224`) spreads its
 frames over the stored keyframes and pads by the spec's short policy.
 
@@ -261,19 +262,29 @@ def read_keyframes(
             size = frame.shape[:2]
             fitter = _fitter(size[0], size[1], height, width, resize)
         elif frame.shape[:2] != size:  # probe refuses such rows; the table changed since
-            raise VideoReadError(REASON_DECODE_ERROR, f"keyframe {index} is {frame.shape[:2]}, "
-                                 f"not {size} like the others", path=where)
+            raise VideoReadError(
+                REASON_DECODE_ERROR,
+                f"keyframe {index} is {frame.shape[:2]}, not {size} like the others",
+                path=where,
+            )
         fitter.fit_rgb(frame, clip[position], rotation_applied=0, source_pix_fmt=None)
         first_slot[index] = position
     return clip
 
 
-def _fitter(frame_height: int, frame_width: int, height: int, width: int,
-            resize: str) -> FrameFitter:
+def _fitter(
+    frame_height: int, frame_width: int, height: int, width: int, resize: str
+) -> FrameFitter:
     """The decode layer's crop + antialiased resize, for RGB keyframes of this size."""
     box = crop_box(frame_height, frame_width, height=height, width=width, resize=resize)
-    return FrameFitter(coded_height=frame_height, coded_width=frame_width, rotation=0, box=box,
-                       height=height, width=width)
+    return FrameFitter(
+        coded_height=frame_height,
+        coded_width=frame_width,
+        rotation=0,
+        box=box,
+        height=height,
+        width=width,
+    )
 
 
 def keyframe_path(raw_dir: str | os.PathLike, relpath: str) -> tuple[Path, int]:

@@ -1,5 +1,6 @@
 """What probe and extract read, chosen by address: a video file (`vfcache.pipelines.decode`) or a
-keyframe row of a parquet table (`vfcache.pipelines.decode.keyframes`, addressed `<file>.parquet#<row>`).
+keyframe row of a parquet table (`vfcache.pipelines.decode.keyframes`, addressed
+`<file>.parquet#<row>`).
 
 The stages call these four functions instead of the readers, so a dataset of keyframe rows
 goes through the same probe, planning, extraction and failure records as a folder of mp4.
@@ -31,7 +32,9 @@ def media_stat(raw_dir: str | os.PathLike, relpath: str) -> tuple[int, int]:
     if is_keyframe_row(relpath):
         path, row = keyframes.keyframe_path(raw_dir, relpath)
         mtime_ns = path.stat().st_mtime_ns
-        return sum(len(jpeg) for jpeg in keyframes.row_jpegs(path, row)), mtime_ns  # size only: no hashing
+        return sum(
+            len(jpeg) for jpeg in keyframes.row_jpegs(path, row)
+        ), mtime_ns  # size only: no hashing
     stat = (Path(raw_dir) / relpath).stat()
     return stat.st_size, stat.st_mtime_ns
 
@@ -102,10 +105,14 @@ def rgb_to_yuv420(clip: np.ndarray, colour: Optional[dict] = None) -> np.ndarray
     """An RGB clip (T, H, W, 3) as yuv420 planes (T, H * 3 // 2, W), BT.601 limited range
     (swscale's conversion, as for decord's RGB frames), for sources that decode to RGB."""
     matrix, colour_range = colour_tags(None)
-    planes = np.stack([
-        av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").reformat(
-            format="yuv420p", dst_colorspace="ITU601", dst_color_range="MPEG").to_ndarray()
-        for frame in clip])
+    planes = np.stack(
+        [
+            av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            .reformat(format="yuv420p", dst_colorspace="ITU601", dst_color_range="MPEG")
+            .to_ndarray()
+            for frame in clip
+        ]
+    )
     if colour is not None:
         colour["matrix"], colour["range"] = matrix, colour_range
     return planes

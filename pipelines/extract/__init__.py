@@ -1,4 +1,5 @@
-"""The extract stage (`vfcache extract`): the videos of a manifest -> clips in shards + `clips.parquet`.
+"""The extract stage (`vfcache extract`): the videos of a manifest -> clips in shards +
+`clips.parquet`.
 
 The driver plans tasks in kept generations (`vfcache.pipelines.extract.plan`): the ok videos that no
 task covers yet (all of them on a first run; the added or changed ones later) are sorted by
@@ -17,9 +18,11 @@ and every failure (probe rows that are not ok + extraction failures of current v
 `vfcache gc`.
 
 A resumed extraction ends with exactly the shards and manifest of an uninterrupted one. One
-writer per cache folder at a time (`vfcache.cache_tools.writer_lock`): a second driver would delete the
+writer per cache folder at a time (`vfcache.cache_tools.writer_lock`): a second driver would delete
+the
 first one's temp files, so it waits for the lock, or stops with one line naming the holder.
 """
+
 from __future__ import annotations
 
 import logging
@@ -125,12 +128,14 @@ def auto_videos_per_task(num_videos: int, spec: ClipSpec, shard_target_bytes: in
 
 
 def task_cost(batch: tuple[VideoRecord, ...]) -> int:
-    """Relative decoding work of a batch (pixels of the source frames), to submit heavy tasks first."""
+    """Relative decoding work of a batch (pixels of the source frames), to submit heavy tasks
+    first."""
     return sum((video.width or 0) * (video.height or 0) for video in batch)
 
 
 def clean_shards_dir(cache: CacheDir, remote_shards: Optional[dict[str, int]] = None) -> int:
-    """Remove temp files and orphan shards; an index whose shard is gone is an error. Returns files removed.
+    """Remove temp files and orphan shards; an index whose shard is gone is an error. Returns files
+    removed.
 
     `remote_shards`: the shards of the remote home, which the local mirror does not hold."""
     removed = len(remove_stale_temp_files(cache.path))
@@ -147,11 +152,16 @@ def clean_shards_dir(cache: CacheDir, remote_shards: Optional[dict[str, int]] = 
         if index and shard_name(index["writer"], int(index["n"])) not in names:
             raise StageError(
                 f"{shards_dir / name} lists clips of a shard that no longer exists; the cache was "
-                f"damaged outside vfcache: remove the index and the task's done file ({done_name(index['writer'])}) "
+                f"damaged outside vfcache: remove the index and the task's done file "
+                f"({done_name(index['writer'])}) "
                 "to extract that task again"
             )
     if removed:
-        log.info("removed %d temp/orphan file(s) left by an interrupted extraction in %s", removed, cache.path)
+        log.info(
+            "removed %d temp/orphan file(s) left by an interrupted extraction in %s",
+            removed,
+            cache.path,
+        )
     return removed
 
 
@@ -159,23 +169,37 @@ def merge_clip_indexes(cache: CacheDir, video_ids: set[str]) -> pa.Table:
     """The final shard indexes -> one table of the clips of `video_ids` (the current manifest's ok
     videos), sorted by (relpath, clip_index), written as clips.parquet."""
     schema = arrow_schema(ClipRecord)
-    paths = sorted(p for p in cache.shards_dir.glob("*") if INDEX_NAME.match(p.name)) if cache.shards_dir.is_dir() else []
+    paths = (
+        sorted(p for p in cache.shards_dir.glob("*") if INDEX_NAME.match(p.name))
+        if cache.shards_dir.is_dir()
+        else []
+    )
     tables = [read_table(path, ClipRecord).cast(schema) for path in paths]
     table = pa.concat_tables(tables) if tables else schema.empty_table()
-    table = table.filter(pc.is_in(table["video_id"], value_set=pa.array(sorted(video_ids), pa.string())))
+    table = table.filter(
+        pc.is_in(table["video_id"], value_set=pa.array(sorted(video_ids), pa.string()))
+    )
     table = table.sort_by([("relpath", "ascending"), ("clip_index", "ascending")])
     if pc.count_distinct(table["clip_id"]).as_py() != table.num_rows:
-        raise StageError(f"shard indexes in {cache.shards_dir} list a clip id twice; remove the shards folder and extract again")
+        raise StageError(
+            f"shard indexes in {cache.shards_dir} list a clip id twice; remove the shards folder "
+            f"and extract again"
+        )
     with atomic_write(cache.clips_parquet, "wb") as handle:
         pq.write_table(drop_empty_optional(table, ClipRecord), handle, compression="zstd")
     return table
 
 
-def collect_failures(videos: list[VideoRecord], cache: CacheDir, writers: list[str]) -> list[FailureRecord]:
+def collect_failures(
+    videos: list[VideoRecord], cache: CacheDir, writers: list[str]
+) -> list[FailureRecord]:
     """Probe failures of the manifest, and the extraction failures of its current videos."""
     failures = [
-        FailureRecord(video_id=v.video_id, relpath=v.relpath, stage=STAGE_PROBE, reason=v.reason or v.status)
-        for v in videos if v.status != STATUS_OK
+        FailureRecord(
+            video_id=v.video_id, relpath=v.relpath, stage=STAGE_PROBE, reason=v.reason or v.status
+        )
+        for v in videos
+        if v.status != STATUS_OK
     ]
     current = {v.video_id for v in videos if v.status == STATUS_OK}
     for writer in writers:
@@ -186,7 +210,8 @@ def collect_failures(videos: list[VideoRecord], cache: CacheDir, writers: list[s
 
 
 def is_skip(failure: FailureRecord, status_of: dict[str, str]) -> bool:
-    """Skips follow a policy (too short under `skip`, duplicate bytes) and do not count as failed."""
+    """Skips follow a policy (too short under `skip`, duplicate bytes) and do not count as
+    failed."""
     if failure.stage == STAGE_PROBE:
         return status_of.get(failure.relpath) != STATUS_FAILED
     return failure.reason.startswith(REASON_TOO_SHORT + ":")
@@ -201,19 +226,28 @@ def shard_level_for(cache: CacheDir, asked: Optional[int]) -> int:
     if asked is not None and asked != recorded:
         raise StageError(
             f"the shards of {cache.path} are compressed at zstd level {recorded} (spec.json); "
-            f"new clips are added at that level: drop --zstd-level {asked}, or extract into a new spec name"
+            f"new clips are added at that level: drop --zstd-level {asked}, or extract into a new "
+            f"spec name"
         )
     return recorded
 
 
-def load_manifest(cache: CacheDir, spec: ClipSpec, dataset: str, zstd_level: int = DEFAULT_ZSTD_LEVEL
-                  ) -> list[VideoRecord]:
+def load_manifest(
+    cache: CacheDir, spec: ClipSpec, dataset: str, zstd_level: int = DEFAULT_ZSTD_LEVEL
+) -> list[VideoRecord]:
     """The dataset's videos; the spec folder is created with its spec.json (the spec and the
-    shards' zstd level) on first use. The caller has checked an existing spec.json (`check_spec`)."""
+    shards' zstd level) on first use. The caller has checked an existing spec.json
+    (`check_spec`)."""
     if not cache.videos_parquet.exists():
         old = cache.path / VIDEOS_PARQUET_NAME
-        hint = (f" (this cache predates one manifest per dataset: {old} is the old one)" if old.exists() else "")
-        raise StageError(f"{cache.videos_parquet} is missing; run `vfcache build-manifest {dataset}` first{hint}")
+        hint = (
+            f" (this cache predates one manifest per dataset: {old} is the old one)"
+            if old.exists()
+            else ""
+        )
+        raise StageError(
+            f"{cache.videos_parquet} is missing; run `vfcache build-manifest {dataset}` first{hint}"
+        )
     if not cache.spec_json.exists():
         cache.write_spec(spec, zstd_level)
     return read_records(cache.videos_parquet, VideoRecord)
@@ -254,7 +288,8 @@ def extract_clips(
 
     `cache_url` (`s3://bucket/prefix`, or another obstore URL): the cache folder's home is
     `<cache_url>/cache/<dataset>/<spec>/`, and the local one is its mirror without shards (see
-    `vfcache.pipelines.extract.remote_cache`); recorded in the mirror's remote.json, so later runs need not repeat it.
+    `vfcache.pipelines.extract.remote_cache`); recorded in the mirror's remote.json, so later runs
+    need not repeat it.
 
     Raises `TooManyFailures` (a `StageError`), after writing clips.parquet and failures.parquet,
     when the fraction of failed videos exceeds `max_failed` (None: never).
@@ -266,18 +301,43 @@ def extract_clips(
         raise ValueError(f"max_failed must be a fraction in [0, 1], got {max_failed}")
     cache = root.cache_dir(config.name, spec.name)
     with writer_lock(cache.path, f"extraction of {config.name}/{spec.name}", wait=wait):
-        return _extract_locked(config, root, spec, cache, client=client, reader=reader,
-                               shard_target_bytes=shard_target_bytes,
-                               videos_per_task=videos_per_task, decoder_threads=decoder_threads,
-                               progress=progress, max_failed=max_failed, started=started,
-                               compress_thread=compress_thread, zstd_level=zstd_level, cache_url=cache_url)
+        return _extract_locked(
+            config,
+            root,
+            spec,
+            cache,
+            client=client,
+            reader=reader,
+            shard_target_bytes=shard_target_bytes,
+            videos_per_task=videos_per_task,
+            decoder_threads=decoder_threads,
+            progress=progress,
+            max_failed=max_failed,
+            started=started,
+            compress_thread=compress_thread,
+            zstd_level=zstd_level,
+            cache_url=cache_url,
+        )
 
 
-def _extract_locked(config: DatasetConfig, root: DataRoot, spec: ClipSpec, cache: CacheDir, *,
-                    client, reader: str, shard_target_bytes: int, videos_per_task: Optional[int],
-                    decoder_threads: int, progress: bool, max_failed: Optional[float],
-                    started: float, compress_thread: Optional[bool], zstd_level: Optional[int],
-                    cache_url: Optional[str]) -> ExtractReport:
+def _extract_locked(
+    config: DatasetConfig,
+    root: DataRoot,
+    spec: ClipSpec,
+    cache: CacheDir,
+    *,
+    client,
+    reader: str,
+    shard_target_bytes: int,
+    videos_per_task: Optional[int],
+    decoder_threads: int,
+    progress: bool,
+    max_failed: Optional[float],
+    started: float,
+    compress_thread: Optional[bool],
+    zstd_level: Optional[int],
+    cache_url: Optional[str],
+) -> ExtractReport:
     remote_url = remote_home(cache, cache_url)
     remote = RemoteFolder(remote_url) if remote_url else None
     if remote is not None and not cache.spec_json.exists() and "spec.json" in remote.listing(""):
@@ -291,37 +351,76 @@ def _extract_locked(config: DatasetConfig, root: DataRoot, spec: ClipSpec, cache
     cache.shards_dir.mkdir(parents=True, exist_ok=True)
     plans = read_plans(cache.shards_dir, spec.spec_hash)
     ok = {video.video_id: video for video in videos if video.status == STATUS_OK}
-    new_videos = [video for video_id, video in ok.items()
-                  if video_id not in covered_video_ids(cache.shards_dir, plans)]
+    new_videos = [
+        video
+        for video_id, video in ok.items()
+        if video_id not in covered_video_ids(cache.shards_dir, plans)
+    ]
     if new_videos:
-        per_task = videos_per_task or auto_videos_per_task(len(new_videos), spec, shard_target_bytes)
+        per_task = videos_per_task or auto_videos_per_task(
+            len(new_videos), spec, shard_target_bytes
+        )
         generation = plans[-1].generation + 1 if plans else 0
         batches = plan_batches(new_videos, per_task, generation)
-        plan = Plan(generation, spec.spec_hash, per_task,
-                    tuple(PlannedTask(writer, tuple(v.video_id for v in batch)) for writer, batch in batches))
+        plan = Plan(
+            generation,
+            spec.spec_hash,
+            per_task,
+            tuple(
+                PlannedTask(writer, tuple(v.video_id for v in batch)) for writer, batch in batches
+            ),
+        )
         plan_file = write_plan(cache.shards_dir, plan)
         if remote is not None:
             push_files(remote, cache, [plan_file])
         plans.append(plan)
-        log.info("extract %s/%s: planned %d new videos in %d tasks (generation %d)", config.name,
-                 spec.name, len(new_videos), len(batches), generation)
+        log.info(
+            "extract %s/%s: planned %d new videos in %d tasks (generation %d)",
+            config.name,
+            spec.name,
+            len(new_videos),
+            len(batches),
+            generation,
+        )
     tasks = [task for plan in plans for task in plan.tasks]
     if compress_thread is None:
         compress_thread = spare_core_per_task(client)
     pending = [
-        ExtractTask(writer=task.writer, cache_path=str(cache.path), raw_dir=str(raw_dir), spec=spec,
-                    videos=tuple(ok[i] for i in task.video_ids if i in ok), reader=reader,
-                    shard_target_bytes=shard_target_bytes, decoder_threads=decoder_threads,
-                    planned_ids=task.video_ids, compress_thread=compress_thread, zstd_level=level,
-                    remote_url=remote_url)
-        for task in tasks if not (cache.shards_dir / done_name(task.writer)).exists()
+        ExtractTask(
+            writer=task.writer,
+            cache_path=str(cache.path),
+            raw_dir=str(raw_dir),
+            spec=spec,
+            videos=tuple(ok[i] for i in task.video_ids if i in ok),
+            reader=reader,
+            shard_target_bytes=shard_target_bytes,
+            decoder_threads=decoder_threads,
+            planned_ids=task.video_ids,
+            compress_thread=compress_thread,
+            zstd_level=level,
+            remote_url=remote_url,
+        )
+        for task in tasks
+        if not (cache.shards_dir / done_name(task.writer)).exists()
     ]
     pending.sort(key=lambda task: -task_cost(task.videos))
-    log.info("extract %s/%s: %d tasks, %d already done", config.name, spec.name, len(tasks), len(tasks) - len(pending))
-    outcomes: list[TaskOutcome] = list(run_tasks(
-        client, run_extract_task, pending, f"extract {config.name}",
-        task_names=[task.writer for task in pending], progress=progress,
-    ))
+    log.info(
+        "extract %s/%s: %d tasks, %d already done",
+        config.name,
+        spec.name,
+        len(tasks),
+        len(tasks) - len(pending),
+    )
+    outcomes: list[TaskOutcome] = list(
+        run_tasks(
+            client,
+            run_extract_task,
+            pending,
+            f"extract {config.name}",
+            task_names=[task.writer for task in pending],
+            progress=progress,
+        )
+    )
 
     if remote is not None:
         remote_shards = sync_down(remote, cache)
@@ -330,23 +429,36 @@ def _extract_locked(config: DatasetConfig, root: DataRoot, spec: ClipSpec, cache
     write_records(cache.failures_parquet, failures, FailureRecord)
     if remote is not None:
         push_files(remote, cache, [cache.spec_json, cache.clips_parquet, cache.failures_parquet])
-    report = summarize(config, spec, cache, videos, clips, failures, len(tasks), outcomes, started,
-                       remote_shards)
+    report = summarize(
+        config, spec, cache, videos, clips, failures, len(tasks), outcomes, started, remote_shards
+    )
     if report.failures_by_reason:
-        log.warning("extract %s: failures by reason: %s (details in %s)", config.name,
-                    ", ".join(f"{k}={v}" for k, v in report.failures_by_reason.items()), cache.failures_parquet)
+        log.warning(
+            "extract %s: failures by reason: %s (details in %s)",
+            config.name,
+            ", ".join(f"{k}={v}" for k, v in report.failures_by_reason.items()),
+            cache.failures_parquet,
+        )
     if max_failed is not None and report.failed_fraction > max_failed:
         raise TooManyFailures(
             f"{report.videos_failed} of {report.videos_total} videos of {config.name!r} failed "
-            f"({report.failed_fraction:.1%} > max_failed {max_failed:.1%}); see {cache.failures_parquet}",
+            f"({report.failed_fraction:.1%} > max_failed {max_failed:.1%}); see "
+            f"{cache.failures_parquet}",
             report,
         )
     return report
 
 
 def summarize(
-    config: DatasetConfig, spec: ClipSpec, cache: CacheDir, videos: list[VideoRecord], clips: pa.Table,
-    failures: list[FailureRecord], tasks_total: int, outcomes: list[TaskOutcome], started: float,
+    config: DatasetConfig,
+    spec: ClipSpec,
+    cache: CacheDir,
+    videos: list[VideoRecord],
+    clips: pa.Table,
+    failures: list[FailureRecord],
+    tasks_total: int,
+    outcomes: list[TaskOutcome],
+    started: float,
     remote_shards: Optional[dict[str, int]] = None,
 ) -> ExtractReport:
     status_of = {v.relpath: v.status for v in videos}
@@ -358,12 +470,22 @@ def summarize(
     else:
         shard_bytes = sum(cache.resolve_shard(name).stat().st_size for name in shard_names)
     return ExtractReport(
-        dataset=config.name, spec_name=spec.name, clips_parquet=str(cache.clips_parquet),
-        failures_parquet=str(cache.failures_parquet), videos_total=len(videos),
-        videos_with_clips=len(set(clips["video_id"].to_pylist())), videos_failed=len(failed),
-        videos_skipped=len(skipped), clips=clips.num_rows, shards=len(shard_names), shard_bytes=shard_bytes,
-        tasks_total=tasks_total, tasks_run=len(outcomes), clips_written=sum(o.clips_written for o in outcomes),
+        dataset=config.name,
+        spec_name=spec.name,
+        clips_parquet=str(cache.clips_parquet),
+        failures_parquet=str(cache.failures_parquet),
+        videos_total=len(videos),
+        videos_with_clips=len(set(clips["video_id"].to_pylist())),
+        videos_failed=len(failed),
+        videos_skipped=len(skipped),
+        clips=clips.num_rows,
+        shards=len(shard_names),
+        shard_bytes=shard_bytes,
+        tasks_total=tasks_total,
+        tasks_run=len(outcomes),
+        clips_written=sum(o.clips_written for o in outcomes),
         failures_by_reason=reason_counts([f.reason for f in failures]),
-        decode_s=sum(o.decode_s for o in outcomes), write_s=sum(o.write_s for o in outcomes),
+        decode_s=sum(o.decode_s for o in outcomes),
+        write_s=sum(o.write_s for o in outcomes),
         seconds=time.perf_counter() - started,
     )

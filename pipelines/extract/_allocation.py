@@ -11,6 +11,7 @@ same counts on every machine.
 - `SuffixReach`: which totals the groups from position i onwards can make (subset sums),
   so a greedy pass over the groups can be steered to hit a part size exactly.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,11 +21,14 @@ from typing import Sequence
 
 
 def largest_remainder(shares: Sequence[Fraction], total: int) -> list[int]:
-    """Floors of `shares`, plus one for the largest remainders (ties: earlier first) to reach `total`."""
+    """Floors of `shares`, plus one for the largest remainders (ties: earlier first) to reach
+    `total`."""
     floors = [math.floor(share) for share in shares]
     missing = total - sum(floors)
     if missing < 0 or missing > len(shares):
-        raise ValueError(f"shares {[str(s) for s in shares]} cannot be rounded to a total of {total}")
+        raise ValueError(
+            f"shares {[str(s) for s in shares]} cannot be rounded to a total of {total}"
+        )
     order = sorted(range(len(shares)), key=lambda i: (-(shares[i] - floors[i]), i))
     for i in order[:missing]:
         floors[i] += 1
@@ -39,7 +43,9 @@ def round_matrix(row_totals: Sequence[int], col_totals: Sequence[int]) -> list[l
     """
     total = sum(row_totals)
     if total != sum(col_totals):
-        raise ValueError(f"row totals {list(row_totals)} and column totals {list(col_totals)} differ")
+        raise ValueError(
+            f"row totals {list(row_totals)} and column totals {list(col_totals)} differ"
+        )
     rows, cols = len(row_totals), len(col_totals)
     if total == 0:
         return [[0] * cols for _ in range(rows)]
@@ -65,8 +71,11 @@ def round_matrix(row_totals: Sequence[int], col_totals: Sequence[int]) -> list[l
     return [[cell[r][c] + int(bumped[r][c]) for c in range(cols)] for r in range(rows)]
 
 
-def _augment(start: int, bumped: list[list[bool]], fractional: list[list[bool]], col_room: list[int]) -> None:
-    """Give row `start` one more bump: row -> free column, or row -> column -> row that gives its bump up."""
+def _augment(
+    start: int, bumped: list[list[bool]], fractional: list[list[bool]], col_room: list[int]
+) -> None:
+    """Give row `start` one more bump: row -> free column, or row -> column -> row that gives its
+    bump up."""
     rows, cols = len(bumped), len(bumped[0])
     came_from: dict[tuple[str, int], tuple[str, int] | None] = {("r", start): None}
     queue = deque([("r", start)])
@@ -160,7 +169,11 @@ class SuffixReach:
         if block != self._cached_block:
             start = block * self._block
             end = min(start + self._block, count)
-            current = self._full_mask(self._full_gcd[end]) if self._full_gcd[end] else self._checkpoints[end]
+            current = (
+                self._full_mask(self._full_gcd[end])
+                if self._full_gcd[end]
+                else self._checkpoints[end]
+            )
             values = [0] * (end - start)
             for j in range(end - 1, start - 1, -1):
                 if self._full_gcd[j]:

@@ -8,6 +8,7 @@ train from their shards, so they keep them alive. Garbage shards go with their i
 whose shards were collected and that comes back later is extracted again (see
 `vfcache.pipelines.extract.plan.covered_video_ids`). Holds the cache folder's writer lock.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,8 +36,12 @@ class Garbage:
 def referenced_shards(cache: CacheDir) -> set[str]:
     """Shard paths (relative to the cache folder) named by clips.parquet or any split file."""
     if not cache.clips_parquet.exists():
-        raise StageError(f"{cache.clips_parquet} does not exist; nothing to collect before an extraction")
-    names = set(pc.unique(pq.read_table(cache.clips_parquet, columns=["shard"])["shard"]).to_pylist())
+        raise StageError(
+            f"{cache.clips_parquet} does not exist; nothing to collect before an extraction"
+        )
+    names = set(
+        pc.unique(pq.read_table(cache.clips_parquet, columns=["shard"])["shard"]).to_pylist()
+    )
     splits = cache.path / "splits"
     for split_file in sorted(splits.glob("*/*.jsonl")) if splits.is_dir() else []:
         table = read_split_table(split_file)
@@ -49,8 +54,11 @@ def collect_garbage(cache: CacheDir, *, dry_run: bool = False, wait: bool = True
     what = f"gc of {cache.path.parent.name}/{cache.path.name}"
     with writer_lock(cache.path, what, wait=wait):
         keep = referenced_shards(cache)
-        shards = sorted(p for p in cache.shards_dir.iterdir() if SHARD_NAME.match(p.name)) \
-            if cache.shards_dir.is_dir() else []
+        shards = (
+            sorted(p for p in cache.shards_dir.iterdir() if SHARD_NAME.match(p.name))
+            if cache.shards_dir.is_dir()
+            else []
+        )
         garbage, freed = [], 0
         for shard in shards:
             relpath = f"shards/{shard.name}"
@@ -65,8 +73,12 @@ def collect_garbage(cache: CacheDir, *, dry_run: bool = False, wait: bool = True
                 shard.unlink()
             if garbage:
                 log.info("gc %s: deleted %d shards (%d bytes)", cache.path, len(garbage), freed)
-        return Garbage(tuple(relpath for relpath, _, _ in garbage), freed,
-                       kept_shards=len(shards) - len(garbage), deleted=not dry_run)
+        return Garbage(
+            tuple(relpath for relpath, _, _ in garbage),
+            freed,
+            kept_shards=len(shards) - len(garbage),
+            deleted=not dry_run,
+        )
 
 
 __all__ = ["Garbage", "collect_garbage", "referenced_shards"]

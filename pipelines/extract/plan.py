@@ -19,6 +19,7 @@ A run of `extract`:
 Generation 0 keeps the names of caches made before plans existed (`0000`, `0001`, ...); such a
 cache's done files count as generation 0. Later generations are named `<g:03d><k:04d>`.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ from vfcache.pipelines.extract.task import load_done
 
 from vfcache.atomic import write_json_atomic
 from vfcache.errors import StageError
-from vfcache.layout import DONE_NAME, done_name, INDEX_NAME, plan_name, PLAN_NAME
+from vfcache.layout import DONE_NAME, INDEX_NAME, PLAN_NAME, done_name, plan_name
 
 
 @dataclass(frozen=True)
@@ -56,23 +57,28 @@ def writer_name(generation: int, k: int) -> str:
     return f"{k:04d}" if generation == 0 else f"{generation:03d}{k:04d}"
 
 
-def plan_batches(videos: list[VideoRecord], videos_per_task: int, generation: int = 0
-                 ) -> list[tuple[str, tuple[VideoRecord, ...]]]:
+def plan_batches(
+    videos: list[VideoRecord], videos_per_task: int, generation: int = 0
+) -> list[tuple[str, tuple[VideoRecord, ...]]]:
     """(writer, videos) per task of one generation: ok videos by relpath, in fixed batches."""
     if videos_per_task < 1:
         raise ValueError(f"videos_per_task must be >= 1, got {videos_per_task}")
     ok = sorted((v for v in videos if v.status == "ok"), key=lambda v: v.relpath)
-    batches = [tuple(ok[i:i + videos_per_task]) for i in range(0, len(ok), videos_per_task)]
+    batches = [tuple(ok[i : i + videos_per_task]) for i in range(0, len(ok), videos_per_task)]
     return [(writer_name(generation, k), batch) for k, batch in enumerate(batches)]
 
 
 def write_plan(shards_dir: Path, plan: Plan) -> Path:
     path = plan_path(shards_dir, plan.generation)
-    write_json_atomic(path, {
-        "generation": plan.generation, "spec_hash": plan.spec_hash,
-        "videos_per_task": plan.videos_per_task,
-        "tasks": {task.writer: list(task.video_ids) for task in plan.tasks},
-    })
+    write_json_atomic(
+        path,
+        {
+            "generation": plan.generation,
+            "spec_hash": plan.spec_hash,
+            "videos_per_task": plan.videos_per_task,
+            "tasks": {task.writer: list(task.video_ids) for task in plan.tasks},
+        },
+    )
     return path
 
 
@@ -85,10 +91,18 @@ def read_plans(shards_dir: Path, spec_hash: str) -> list[Plan]:
         if PLAN_NAME.match(name):
             payload = json.loads((shards_dir / name).read_text(encoding="utf-8"))
             if payload["spec_hash"] != spec_hash:
-                raise StageError(f"{shards_dir / name} was planned for another clip spec "
-                                 f"({payload['spec_hash']}, not {spec_hash}); this folder belongs to it")
-            plans.append(Plan(payload["generation"], payload["spec_hash"], payload["videos_per_task"],
-                              tuple(PlannedTask(w, tuple(ids)) for w, ids in payload["tasks"].items())))
+                raise StageError(
+                    f"{shards_dir / name} was planned for another clip spec "
+                    f"({payload['spec_hash']}, not {spec_hash}); this folder belongs to it"
+                )
+            plans.append(
+                Plan(
+                    payload["generation"],
+                    payload["spec_hash"],
+                    payload["videos_per_task"],
+                    tuple(PlannedTask(w, tuple(ids)) for w, ids in payload["tasks"].items()),
+                )
+            )
     planned = {task.writer for plan in plans for task in plan.tasks}
     legacy = []
     for name in names:
@@ -101,13 +115,18 @@ def read_plans(shards_dir: Path, spec_hash: str) -> list[Plan]:
         index = INDEX_NAME.match(name)
         if index and index["writer"] not in planned and done_name(index["writer"]) not in names:
             raise StageError(
-                f"{shards_dir / name} belongs to an unfinished task of an extraction made by an older "
-                f"vfcache, which kept no plan; finish it with that version, or remove {shards_dir} to "
-                "extract again")
+                f"{shards_dir / name} belongs to an unfinished task of an extraction made by an "
+                f"older "
+                f"vfcache, which kept no plan; finish it with that version, or remove {shards_dir} "
+                f"to "
+                "extract again"
+            )
     if legacy:
         if any(plan.generation == 0 for plan in plans):
-            raise StageError(f"{shards_dir} has done files that no plan lists; the folder was "
-                             "changed outside vfcache")
+            raise StageError(
+                f"{shards_dir} has done files that no plan lists; the folder was "
+                "changed outside vfcache"
+            )
         plans.insert(0, Plan(0, spec_hash, 0, tuple(legacy)))
     return sorted(plans, key=lambda plan: plan.generation)
 

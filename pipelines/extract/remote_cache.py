@@ -17,6 +17,7 @@ and spec.json. So the same crash-safety rules hold, with uploads in place of ren
 The writer lock stays on the local mirror: two drivers on one remote folder must share the
 mirror folder (or not run at once).
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,13 +48,17 @@ def remote_home(cache: CacheDir, asked: Optional[str]) -> Optional[str]:
     recorded = recorded_remote(cache.path)
     wanted = join_url(asked, "/".join(cache.path.parts[-3:])) if asked else None
     if recorded and wanted and recorded != wanted:
-        raise StageError(f"{cache.path} is the mirror of {recorded}; it cannot also be {wanted} "
-                         "(extract into another data root or spec name)")
+        raise StageError(
+            f"{cache.path} is the mirror of {recorded}; it cannot also be {wanted} "
+            "(extract into another data root or spec name)"
+        )
     url = recorded or wanted
     if url and not recorded:
         if cache.shards_dir.is_dir() and any(cache.shards_dir.glob(f"*{SHARD_SUFFIX}")):
-            raise StageError(f"{cache.path} holds shards extracted to local disk; a cache folder lives in one "
-                             f"place: extract into another data root or spec name for {url}")
+            raise StageError(
+                f"{cache.path} holds shards extracted to local disk; a cache folder lives in one "
+                f"place: extract into another data root or spec name for {url}"
+            )
         write_json_atomic(record, {"url": url})
     return url
 
@@ -71,7 +76,11 @@ def sync_down(remote: RemoteFolder, cache: CacheDir) -> dict[str, int]:
     for name in sorted(listing):
         shard = SHARD_NAME.match(name)
         if shard and index_name(shard["writer"], int(shard["n"])) not in listing:
-            log.info("removing %s/shards/%s: uploaded without its index by an interrupted task", remote.url, name)
+            log.info(
+                "removing %s/shards/%s: uploaded without its index by an interrupted task",
+                remote.url,
+                name,
+            )
             remote.delete(f"shards/{name}")
             del listing[name]
     cache.shards_dir.mkdir(parents=True, exist_ok=True)
@@ -106,5 +115,7 @@ def refuse_remote(cache: CacheDir, command: str) -> None:
     line when the cache folder is the mirror of a remote one."""
     url = recorded_remote(cache.path)
     if url:
-        raise StageError(f"{cache.path} is the local mirror of {url}, whose shards are on object storage; "
-                         f"`vfcache {command}` reads shards from disk and does not work on a remote cache yet")
+        raise StageError(
+            f"{cache.path} is the local mirror of {url}, whose shards are on object storage; "
+            f"`vfcache {command}` reads shards from disk and does not work on a remote cache yet"
+        )

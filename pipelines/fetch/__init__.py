@@ -42,11 +42,28 @@ from vfcache.pipelines.fetch.record import (
 from vfcache.pipelines.fetch.volumes import find_volumes, open_volumes
 
 __all__ = [
-    "ArchiveError", "DownloadItem", "DownloadOutcome", "FetchError", "FetchRecord",
-    "FetchReport", "FetchedFile", "HubAccessError", "IntegrityError", "UnsafeArchiveError",
-    "download_files", "extract_archive", "extraction_marker_path", "fetch_hf_dataset",
-    "find_volumes", "is_extracted", "open_volumes", "read_extraction_marker",
-    "read_fetch_record", "remote_size", "sha256_file", "write_fetch_record",
+    "ArchiveError",
+    "DownloadItem",
+    "DownloadOutcome",
+    "FetchError",
+    "FetchRecord",
+    "FetchReport",
+    "FetchedFile",
+    "HubAccessError",
+    "IntegrityError",
+    "UnsafeArchiveError",
+    "download_files",
+    "extract_archive",
+    "extraction_marker_path",
+    "fetch_hf_dataset",
+    "find_volumes",
+    "is_extracted",
+    "open_volumes",
+    "read_extraction_marker",
+    "read_fetch_record",
+    "remote_size",
+    "sha256_file",
+    "write_fetch_record",
 ]
 
 

@@ -125,8 +125,9 @@ def remote_json(url: str, *, max_bytes: int = 16 << 20, timeout_s: float = 30.0)
 
 def remote_size(url: str, timeout_s: float = 30.0) -> tuple[int | None, str]:
     """(Content-Length, "") of a HEAD on `url`, or (None, why) when the host does not say."""
-    request = urllib.request.Request(url, method="HEAD",
-                                     headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"})
+    request = urllib.request.Request(
+        url, method="HEAD", headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             length = response.headers.get("Content-Length")

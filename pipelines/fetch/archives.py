@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import IO, Literal
 
 from tqdm.auto import tqdm
-from vfcache import archive_paths
 from vfcache.pipelines.fetch.errors import ArchiveError, UnsafeArchiveError
 from vfcache.pipelines.fetch.volumes import find_volumes, open_volumes, open_zip_volumes
 
+from vfcache import archive_paths
 from vfcache.atomic import write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -91,8 +91,9 @@ class _Member:
 class _Budget:
     """Counts uncompressed bytes and stops a decompression bomb mid-member."""
 
-    def __init__(self, archive: str, compressed_bytes: int, max_ratio: float,
-                 max_total_bytes: int | None):
+    def __init__(
+        self, archive: str, compressed_bytes: int, max_ratio: float, max_total_bytes: int | None
+    ):
         self.archive, self.compressed_bytes = archive, compressed_bytes
         self.max_ratio, self.max_total_bytes = max_ratio, max_total_bytes
         self.total_bytes = 0
@@ -100,14 +101,19 @@ class _Budget:
     def add(self, member: str, count: int) -> None:
         self.total_bytes += count
         if self.max_total_bytes is not None and self.total_bytes > self.max_total_bytes:
-            raise UnsafeArchiveError(self.archive, member,
-                                     f"output exceeds max_total_bytes={self.max_total_bytes}")
-        if (self.total_bytes > RATIO_CHECK_FLOOR_BYTES
-                and self.total_bytes > self.max_ratio * self.compressed_bytes):
             raise UnsafeArchiveError(
-                self.archive, member,
+                self.archive, member, f"output exceeds max_total_bytes={self.max_total_bytes}"
+            )
+        if (
+            self.total_bytes > RATIO_CHECK_FLOOR_BYTES
+            and self.total_bytes > self.max_ratio * self.compressed_bytes
+        ):
+            raise UnsafeArchiveError(
+                self.archive,
+                member,
                 f"output {self.total_bytes} bytes > {self.max_ratio}x the "
-                f"{self.compressed_bytes} archive bytes (decompression bomb?)")
+                f"{self.compressed_bytes} archive bytes (decompression bomb?)",
+            )
 
 
 def _zip_mtime_s(info: zipfile.ZipInfo) -> float:
@@ -129,12 +135,15 @@ def _zip_members(zf: zipfile.ZipFile, archive: str, max_ratio: float) -> list[_M
             raise UnsafeArchiveError(archive, info.filename, "links are not extracted")
         if info.flag_bits & 0x1:
             raise ArchiveError(f"{archive}: member {info.filename!r} is encrypted")
-        if (info.file_size > RATIO_CHECK_FLOOR_BYTES
-                and info.file_size > max_ratio * max(info.compress_size, 1)):
+        if info.file_size > RATIO_CHECK_FLOOR_BYTES and info.file_size > max_ratio * max(
+            info.compress_size, 1
+        ):
             raise UnsafeArchiveError(
-                archive, info.filename,
+                archive,
+                info.filename,
                 f"{info.file_size} bytes from {info.compress_size} compressed "
-                f"(ratio above {max_ratio}, decompression bomb?)")
+                f"(ratio above {max_ratio}, decompression bomb?)",
+            )
         kind = "dir" if info.is_dir() else "file"
         members.append(_Member(info.filename, relpath, kind, info.file_size, _zip_mtime_s(info)))
     return members
@@ -148,8 +157,9 @@ def _tar_member(info: tarfile.TarInfo, archive: str) -> _Member:
         raise UnsafeArchiveError(archive, info.name, "links are not extracted")
     if not (info.isfile() or info.isdir()):
         raise UnsafeArchiveError(archive, info.name, "device, fifo or other special file")
-    return _Member(info.name, relpath, "dir" if info.isdir() else "file", info.size,
-                   float(info.mtime))
+    return _Member(
+        info.name, relpath, "dir" if info.isdir() else "file", info.size, float(info.mtime)
+    )
 
 
 def _iter_zip(stream: IO[bytes], archive: str, max_ratio: float, budget: _Budget):
@@ -199,8 +209,9 @@ def _iter_tar(stream: IO[bytes], archive: str, archive_format: ArchiveFormat):
         raise ArchiveError(f"{archive}: unreadable {archive_format} ({err})") from err
 
 
-def _write_member(member: _Member, source: IO[bytes], target: Path, budget: _Budget,
-                  bar: tqdm) -> None:
+def _write_member(
+    member: _Member, source: IO[bytes], target: Path, budget: _Budget, bar: tqdm
+) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "wb") as out:
         while chunk := source.read(_CHUNK_BYTES):
@@ -213,8 +224,15 @@ def _write_member(member: _Member, source: IO[bytes], target: Path, budget: _Bud
         logger.debug("%s: keeping the extraction time as mtime (%s)", target, err)
 
 
-def _extract_to(volumes: list[Path], tmp_root: Path, archive: str, max_ratio: float,
-                max_total_bytes: int | None, on_corrupt_member: CorruptPolicy, bar: tqdm):
+def _extract_to(
+    volumes: list[Path],
+    tmp_root: Path,
+    archive: str,
+    max_ratio: float,
+    max_total_bytes: int | None,
+    on_corrupt_member: CorruptPolicy,
+    bar: tqdm,
+):
     """Extract into `tmp_root`; returns (relpaths, junk count, corrupt members, format)."""
     compressed = sum(v.stat().st_size for v in volumes)
     budget = _Budget(archive, compressed, max_ratio, max_total_bytes)
@@ -224,8 +242,11 @@ def _extract_to(volumes: list[Path], tmp_root: Path, archive: str, max_ratio: fl
         archive_format = detect_format(stream.peek(512)[:512])
     opened = open_zip_volumes(volumes) if archive_format == "zip" else open_volumes(volumes)
     with opened as stream:
-        members = (_iter_zip(stream, archive, max_ratio, budget) if archive_format == "zip"
-                   else _iter_tar(stream, archive, archive_format))
+        members = (
+            _iter_zip(stream, archive, max_ratio, budget)
+            if archive_format == "zip"
+            else _iter_tar(stream, archive, archive_format)
+        )
         for member, source in members:
             if member.relpath is None:
                 junk += 1
@@ -236,8 +257,9 @@ def _extract_to(volumes: list[Path], tmp_root: Path, archive: str, max_ratio: fl
                     target.mkdir(parents=True, exist_ok=True)
                     continue
                 if member.relpath in written:
-                    logger.warning("%s: member %s appears twice; the last one wins", archive,
-                                   member.relpath)
+                    logger.warning(
+                        "%s: member %s appears twice; the last one wins", archive, member.relpath
+                    )
                 _write_member(member, source, target, budget, bar)
             except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError) as err:
                 if archive_format != "zip" or on_corrupt_member == "raise":
@@ -248,8 +270,9 @@ def _extract_to(volumes: list[Path], tmp_root: Path, archive: str, max_ratio: fl
                 corrupt.append({"member": member.raw_name, "reason": str(err)})
                 continue
             except (NotADirectoryError, FileExistsError, IsADirectoryError) as err:
-                raise ArchiveError(f"{archive}: member {member.raw_name!r} clashes with "
-                                   f"another member ({err})") from err
+                raise ArchiveError(
+                    f"{archive}: member {member.raw_name!r} clashes with another member ({err})"
+                ) from err
             written.add(member.relpath)
     return sorted(written), junk, corrupt, archive_format
 
@@ -262,8 +285,9 @@ def _move_into_place(tmp_root: Path, dest: Path, relpaths: list[str]) -> None:
         for parent in Path(relpath).parents:
             if (dest / parent).exists() and not (dest / parent).is_dir():
                 raise ArchiveError(f"{dest / parent} is a file but the archive has {relpath}")
-        if target.exists() and not (target.is_file()
-                                    and filecmp.cmp(tmp_root / relpath, target, shallow=False)):
+        if target.exists() and not (
+            target.is_file() and filecmp.cmp(tmp_root / relpath, target, shallow=False)
+        ):
             raise ArchiveError(f"{target} already exists with other content; not overwriting")
     for relpath in relpaths:
         target = dest / relpath
@@ -322,8 +346,10 @@ def extract_archive(
                 (path.parent / name).unlink(missing_ok=True)
         return [dest / f for f in marker["files"]]
     if not path.is_file():
-        raise ArchiveError(f"archive {path} does not exist and {dest} has no record of it "
-                           f"being extracted ({extraction_marker_path(path, dest)})")
+        raise ArchiveError(
+            f"archive {path} does not exist and {dest} has no record of it "
+            f"being extracted ({extraction_marker_path(path, dest)})"
+        )
     volumes = find_volumes(path)
     archive = path.name
     dest.mkdir(parents=True, exist_ok=True)
@@ -332,26 +358,40 @@ def extract_archive(
     tmp_root = dest / f".extract-{archive}.tmp-{os.getpid()}"
     tmp_root.mkdir()
     try:
-        with tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=f"extract {archive}",
-                  disable=not progress) as bar:
+        with tqdm(
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=f"extract {archive}",
+            disable=not progress,
+        ) as bar:
             relpaths, junk, corrupt, archive_format = _extract_to(
-                volumes, tmp_root, archive, max_ratio, max_total_bytes, on_corrupt_member, bar)
+                volumes, tmp_root, archive, max_ratio, max_total_bytes, on_corrupt_member, bar
+            )
         _move_into_place(tmp_root, dest, relpaths)
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
-    write_json_atomic(extraction_marker_path(path, dest), {
-        "archive": archive,
-        "format": archive_format,
-        "volumes": [v.name for v in volumes],
-        "volume_bytes": [v.stat().st_size for v in volumes],
-        "files": relpaths,
-        "junk_entries_skipped": junk,
-        "corrupt_members": corrupt,
-        "extracted_at_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    })
+    write_json_atomic(
+        extraction_marker_path(path, dest),
+        {
+            "archive": archive,
+            "format": archive_format,
+            "volumes": [v.name for v in volumes],
+            "volume_bytes": [v.stat().st_size for v in volumes],
+            "files": relpaths,
+            "junk_entries_skipped": junk,
+            "corrupt_members": corrupt,
+            "extracted_at_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
     if remove_archive:
         for volume in volumes:
             volume.unlink()
-    logger.info("%s: %d files extracted into %s (%d junk entries dropped)", archive,
-                len(relpaths), dest, junk)
+    logger.info(
+        "%s: %d files extracted into %s (%d junk entries dropped)",
+        archive,
+        len(relpaths),
+        dest,
+        junk,
+    )
     return [dest / relpath for relpath in relpaths]

@@ -67,8 +67,14 @@ def causes(err: BaseException) -> Iterator[BaseException]:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        reason = getattr(current, "reason", None) if isinstance(current, urllib.error.URLError) else None
-        current = reason if isinstance(reason, BaseException) else (current.__cause__ or current.__context__)
+        reason = (
+            getattr(current, "reason", None) if isinstance(current, urllib.error.URLError) else None
+        )
+        current = (
+            reason
+            if isinstance(reason, BaseException)
+            else (current.__cause__ or current.__context__)
+        )
 
 
 def _proxy_refused(err: BaseException) -> bool:
@@ -85,39 +91,58 @@ def diagnose_connection(err: BaseException, url: str) -> Diagnosis | None:
     host = host_of(url)
     proxy = proxy_for(url)
     via = f" through the proxy {proxy}" if proxy else ""
-    proxy_hint = ("check HTTPS_PROXY / HTTP_PROXY / NO_PROXY (`vfcache doctor` shows them), then "
-                  if proxy else "")
+    proxy_hint = (
+        "check HTTPS_PROXY / HTTP_PROXY / NO_PROXY (`vfcache doctor` shows them), then "
+        if proxy
+        else ""
+    )
     for cause in causes(err):
         if _proxy_refused(cause):
-            return Diagnosis(f"the proxy {proxy or ''} refused to connect to {host} ({_first_line(cause)})",
-                             "check the proxy address and its credentials in HTTPS_PROXY / "
-                             "HTTP_PROXY, or add the host to NO_PROXY", transient=False)
+            return Diagnosis(
+                f"the proxy {proxy or ''} refused to connect to {host} ({_first_line(cause)})",
+                "check the proxy address and its credentials in HTTPS_PROXY / "
+                "HTTP_PROXY, or add the host to NO_PROXY",
+                transient=False,
+            )
         if isinstance(cause, (ssl.SSLError, ssl.CertificateError)):
-            return Diagnosis(f"TLS handshake with {host}{via} failed ({_first_line(cause)})",
-                             "if your network inspects TLS, point SSL_CERT_FILE at its CA bundle; "
-                             "check the endpoint's https:// address", transient=False)
+            return Diagnosis(
+                f"TLS handshake with {host}{via} failed ({_first_line(cause)})",
+                "if your network inspects TLS, point SSL_CERT_FILE at its CA bundle; "
+                "check the endpoint's https:// address",
+                transient=False,
+            )
         if isinstance(cause, socket.gaierror):
             target = proxy or host
-            return Diagnosis(f"cannot resolve the host name {host_of(target)}{via and ' (the proxy)'}",
-                             f"check the address and this machine's DNS or network; {proxy_hint}{RERUN}",
-                             transient=True)
+            return Diagnosis(
+                f"cannot resolve the host name {host_of(target)}{via and ' (the proxy)'}",
+                f"check the address and this machine's DNS or network; {proxy_hint}{RERUN}",
+                transient=True,
+            )
         if isinstance(cause, ConnectionRefusedError):
-            return Diagnosis(f"{host}{via} refused the connection",
-                             f"check the address and port (a service down, or a firewall); "
-                             f"{proxy_hint}{RERUN}", transient=True)
+            return Diagnosis(
+                f"{host}{via} refused the connection",
+                f"check the address and port (a service down, or a firewall); {proxy_hint}{RERUN}",
+                transient=True,
+            )
         if _is_timeout(cause):
-            return Diagnosis(f"{host}{via} did not answer in time",
-                             f"the network or the host is slow or blocked; {proxy_hint}{RERUN}",
-                             transient=True)
-        if isinstance(cause, (ConnectionResetError, ConnectionAbortedError)) or type(cause).__name__ in (
-                "RemoteProtocolError", "ReadError"):
-            return Diagnosis(f"{host}{via} dropped the connection ({_first_line(cause)})",
-                             RERUN, transient=True)
+            return Diagnosis(
+                f"{host}{via} did not answer in time",
+                f"the network or the host is slow or blocked; {proxy_hint}{RERUN}",
+                transient=True,
+            )
+        if isinstance(cause, (ConnectionResetError, ConnectionAbortedError)) or type(
+            cause
+        ).__name__ in ("RemoteProtocolError", "ReadError"):
+            return Diagnosis(
+                f"{host}{via} dropped the connection ({_first_line(cause)})", RERUN, transient=True
+            )
     return None
 
 
 def is_disk_full(err: BaseException) -> bool:
-    return any(isinstance(c, OSError) and c.errno in (errno.ENOSPC, errno.EDQUOT) for c in causes(err))
+    return any(
+        isinstance(c, OSError) and c.errno in (errno.ENOSPC, errno.EDQUOT) for c in causes(err)
+    )
 
 
 def free_bytes(path: os.PathLike | str) -> int | None:

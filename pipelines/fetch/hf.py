@@ -99,7 +99,9 @@ def xet_file_hash(path: Path) -> str:
     return hf_xet.hash_files([str(path)])[0].hash
 
 
-def mismatch_reason(entry: RepoFile, path: Path, size: int, sha256: str, git_sha1: str) -> str | None:
+def mismatch_reason(
+    entry: RepoFile, path: Path, size: int, sha256: str, git_sha1: str
+) -> str | None:
     """Why the local bytes differ from the tree entry, or None when they match.
 
     LFS files (Xet-backed ones too: the Hub lists their LFS sha256) are checked by sha256; a
@@ -108,7 +110,9 @@ def mismatch_reason(entry: RepoFile, path: Path, size: int, sha256: str, git_sha
     if size != entry.size:
         return f"size {size} != {entry.size} announced by the Hub"
     if entry.lfs is not None:
-        return None if sha256 == entry.lfs.sha256 else f"sha256 {sha256} != LFS oid {entry.lfs.sha256}"
+        return (
+            None if sha256 == entry.lfs.sha256 else f"sha256 {sha256} != LFS oid {entry.lfs.sha256}"
+        )
     if entry.xet_hash is not None:
         local = xet_file_hash(path)
         return None if local == entry.xet_hash else f"Xet hash {local} != {entry.xet_hash}"
@@ -120,14 +124,16 @@ def mismatch_reason(entry: RepoFile, path: Path, size: int, sha256: str, git_sha
 def tree_at(api: HfApi, repo_id: str, commit: str) -> dict[str, RepoFile]:
     return {
         entry.path: entry
-        for entry in api.list_repo_tree(repo_id, repo_type=_REPO_TYPE, revision=commit,
-                                        recursive=True)
+        for entry in api.list_repo_tree(
+            repo_id, repo_type=_REPO_TYPE, revision=commit, recursive=True
+        )
         if isinstance(entry, RepoFile)
     }
 
 
-def _listing(api: HfApi, repo_id: str, revision: str, allow_patterns: list[str] | None,
-             endpoint: str) -> tuple[str, dict[str, RepoFile], list[str]]:
+def _listing(
+    api: HfApi, repo_id: str, revision: str, allow_patterns: list[str] | None, endpoint: str
+) -> tuple[str, dict[str, RepoFile], list[str]]:
     """(commit, tree at the commit, sorted paths the patterns select); HubAccessError if none."""
     with hub_errors("read", repo_id, revision, endpoint):
         commit = with_hub_retries(lambda: api.dataset_info(repo_id, revision=revision).sha)
@@ -157,8 +163,9 @@ def list_hf_dataset(
     return commit, [(path, tree[path].size) for path in wanted]
 
 
-def hub_access(repo_id: str, *, revision: str, path: str, endpoint: str | None = None,
-               token: str | None = None) -> tuple[str, ...]:
+def hub_access(
+    repo_id: str, *, revision: str, path: str, endpoint: str | None = None, token: str | None = None
+) -> tuple[str, ...]:
     """What a dry run says about access: whether the repo needs a token (gated, private),
     whether one is set, and whether the Hub lets this client download `path` (one HEAD on
     `resolve`, the request a download starts with); nothing is downloaded."""
@@ -167,10 +174,17 @@ def hub_access(repo_id: str, *, revision: str, path: str, endpoint: str | None =
     with hub_errors("read", repo_id, revision, endpoint):
         info = with_hub_retries(lambda: api.dataset_info(repo_id, revision=revision))
     source = token_source()
-    need = (f"needed (gated: {info.gated})" if info.gated else
-            "needed (private repo)" if info.private else "not needed (public, not gated)")
-    lines = [f"listing: readable on {endpoint} at commit {info.sha}",
-             f"token: {need}; {f'present ({source})' if source else 'none set'}"]
+    need = (
+        f"needed (gated: {info.gated})"
+        if info.gated
+        else "needed (private repo)"
+        if info.private
+        else "not needed (public, not gated)"
+    )
+    lines = [
+        f"listing: readable on {endpoint} at commit {info.sha}",
+        f"token: {need}; {f'present ({source})' if source else 'none set'}",
+    ]
     url = hf_hub_url(repo_id, path, repo_type=_REPO_TYPE, revision=info.sha, endpoint=endpoint)
     try:
         with hub_errors("download", repo_id, revision, endpoint):
@@ -203,16 +217,23 @@ def fetch_hf_dataset(
     endpoint = resolve_endpoint(endpoint)
     api = HfApi(endpoint=endpoint, token=token)
     commit, tree, wanted = _listing(api, repo_id, revision, allow_patterns, endpoint)
-    logger.info("fetching %d files of %s@%s (%s) into %s", len(wanted), repo_id, commit,
-                revision, dest)
+    logger.info(
+        "fetching %d files of %s@%s (%s) into %s", len(wanted), repo_id, commit, revision, dest
+    )
     quiet = {} if progress else {"tqdm_class": _SilentTqdm}
     entries = [tree[p] for p in wanted]
     with disk_errors(dest, _bytes_missing(dest, entries)):
         with hub_errors("download", repo_id, revision, endpoint):
             snapshot_download(
-                repo_id, repo_type=_REPO_TYPE, revision=commit, local_dir=dest,
-                allow_patterns=allow_patterns, token=token, endpoint=endpoint,
-                max_workers=max_workers, **quiet,
+                repo_id,
+                repo_type=_REPO_TYPE,
+                revision=commit,
+                local_dir=dest,
+                allow_patterns=allow_patterns,
+                token=token,
+                endpoint=endpoint,
+                max_workers=max_workers,
+                **quiet,
             )
         files = _verify_files(api, repo_id, commit, dest, entries, token, progress)
     record = FetchRecord(
@@ -230,7 +251,8 @@ def fetch_hf_dataset(
 
 
 def _bytes_missing(dest: Path, entries: list[RepoFile]) -> int:
-    """Bytes of the listed files not yet on disk at their listed size (what a fetch still brings)."""
+    """Bytes of the listed files not yet on disk at their listed size (what a fetch still
+    brings)."""
     missing = 0
     for entry in entries:
         path = dest / entry.path
@@ -239,13 +261,26 @@ def _bytes_missing(dest: Path, entries: list[RepoFile]) -> int:
     return missing
 
 
-def _verify_files(api: HfApi, repo_id: str, commit: str, dest: Path, entries: list[RepoFile],
-                  token: str | None, progress: bool) -> list[FetchedFile]:
+def _verify_files(
+    api: HfApi,
+    repo_id: str,
+    commit: str,
+    dest: Path,
+    entries: list[RepoFile],
+    token: str | None,
+    progress: bool,
+) -> list[FetchedFile]:
     """Hash every file; download a damaged one again (once) before giving up."""
     files = []
     total = sum(entry.size for entry in entries)
-    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-              desc=f"verify {repo_id}", disable=not progress) as bar:
+    with tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=f"verify {repo_id}",
+        disable=not progress,
+    ) as bar:
         for entry in entries:
             path = dest / entry.path
             size, sha256, git_sha1 = hash_file(path, bar)
@@ -254,8 +289,14 @@ def _verify_files(api: HfApi, repo_id: str, commit: str, dest: Path, entries: li
                 logger.warning("%s: %s; downloading it again", path, reason)
                 with hub_errors("download", repo_id, commit, api.endpoint):
                     hf_hub_download(
-                        repo_id, entry.path, repo_type=_REPO_TYPE, revision=commit,
-                        local_dir=dest, token=token, endpoint=api.endpoint, force_download=True,
+                        repo_id,
+                        entry.path,
+                        repo_type=_REPO_TYPE,
+                        revision=commit,
+                        local_dir=dest,
+                        token=token,
+                        endpoint=api.endpoint,
+                        force_download=True,
                     )
                 size, sha256, git_sha1 = hash_file(path, bar)
                 reason = mismatch_reason(entry, path, size, sha256, git_sha1)

@@ -50,8 +50,17 @@ from vfcache.pipelines.fetch.errors import FetchError, FetchFailed
 from vfcache.pipelines.fetch.record import atomic_write_jsonl, read_jsonl, sha256_file
 
 __all__ = [
-    "FAILURES_NAME", "DownloadItem", "DownloadOutcome", "FetchReport", "backoff_delay_s",
-    "download_failure", "download_files", "parse_content_range", "remote_json", "remote_size", "validate_relpath",
+    "FAILURES_NAME",
+    "DownloadItem",
+    "DownloadOutcome",
+    "FetchReport",
+    "backoff_delay_s",
+    "download_failure",
+    "download_files",
+    "parse_content_range",
+    "remote_json",
+    "remote_size",
+    "validate_relpath",
 ]
 
 logger = logging.getLogger(__name__)
@@ -127,8 +136,9 @@ def _present_reason(final: Path, item: DownloadItem) -> str | None:
         return None
     size = final.stat().st_size
     if item.size_bytes is not None and size != item.size_bytes:
-        logger.warning("%s: %d bytes on disk, expected %d; refetching", final, size,
-                       item.size_bytes)
+        logger.warning(
+            "%s: %d bytes on disk, expected %d; refetching", final, size, item.size_bytes
+        )
         return None
     if item.sha256 is not None:
         if sha256_file(final) != item.sha256.lower():
@@ -159,34 +169,64 @@ def _fetch_one(
             verify_part(part, item, progress)
             os.replace(part, final)
             return DownloadOutcome(
-                item.url, item.relpath, "ok", "downloaded", attempts, tally.last_status,
-                tally.bytes_received, tally.resumed,
+                item.url,
+                item.relpath,
+                "ok",
+                "downloaded",
+                attempts,
+                tally.last_status,
+                tally.bytes_received,
+                tally.resumed,
             )
         except PermanentError as err:
             return DownloadOutcome(
-                item.url, item.relpath, "failed", err.reason, attempts, err.http_status,
-                tally.bytes_received, tally.resumed, permanent=True,
+                item.url,
+                item.relpath,
+                "failed",
+                err.reason,
+                attempts,
+                err.http_status,
+                tally.bytes_received,
+                tally.resumed,
+                permanent=True,
             )
         except TransientError as err:
             last = err
             logger.info("%s: attempt %d failed: %s", item.url, attempts, err.reason)
         except Interrupted:
             return DownloadOutcome(
-                item.url, item.relpath, "failed", "interrupted; the part is kept for a re-run",
-                attempts, tally.last_status, tally.bytes_received, tally.resumed,
+                item.url,
+                item.relpath,
+                "failed",
+                "interrupted; the part is kept for a re-run",
+                attempts,
+                tally.last_status,
+                tally.bytes_received,
+                tally.resumed,
             )
         delay_s = max(backoff_delay_s(attempts, policy.backoff_s), last.retry_after_s)
         if attempts > policy.retries or policy.stop.wait(delay_s):
             break
     assert last is not None
     return DownloadOutcome(
-        item.url, item.relpath, "failed", f"gave up after {attempts} attempts: {last.reason}",
-        attempts, last.http_status, tally.bytes_received, tally.resumed,
+        item.url,
+        item.relpath,
+        "failed",
+        f"gave up after {attempts} attempts: {last.reason}",
+        attempts,
+        last.http_status,
+        tally.bytes_received,
+        tally.resumed,
     )
 
 
-def _run_pool(todo: list[DownloadItem], dest: Path, policy: TransferPolicy, progress: ByteProgress,
-              concurrency: int) -> list[DownloadOutcome]:
+def _run_pool(
+    todo: list[DownloadItem],
+    dest: Path,
+    policy: TransferPolicy,
+    progress: ByteProgress,
+    concurrency: int,
+) -> list[DownloadOutcome]:
     """Fetch `todo` with `concurrency` threads, keeping at most a few items per thread
     queued, so a list of millions of URLs costs no more memory than its outcomes."""
     outcomes: list[DownloadOutcome] = []
@@ -265,15 +305,29 @@ def download_files(
         if row is None:
             todo.append(item)
         else:
-            outcomes.append(DownloadOutcome(
-                item.url, item.relpath, "skipped",
-                f"recorded permanent failure: {row['reason']}", http_status=row["http_status"],
-                permanent=True,
-            ))
+            outcomes.append(
+                DownloadOutcome(
+                    item.url,
+                    item.relpath,
+                    "skipped",
+                    f"recorded permanent failure: {row['reason']}",
+                    http_status=row["http_status"],
+                    permanent=True,
+                )
+            )
 
     total = sum(item.size_bytes or 0 for item in todo)
-    with tqdm(total=total or None, unit="B", unit_scale=True, unit_divisor=1024,
-              desc=f"download {dest.name}", disable=not progress) as bar, disk_errors(dest, total):
+    with (
+        tqdm(
+            total=total or None,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=f"download {dest.name}",
+            disable=not progress,
+        ) as bar,
+        disk_errors(dest, total),
+    ):
         outcomes += _run_pool(todo, dest, policy, ByteProgress(bar), concurrency)
 
     outcomes.sort(key=lambda o: o.relpath)
@@ -284,15 +338,16 @@ def download_files(
     rows = [_failure_row(o) for o in failed]
     rows += [row for key, row in carried.items() if key in still_listed]
     atomic_write_jsonl(failures_path, sorted(rows, key=lambda r: r["relpath"]))
-    logger.info("download into %s: %d ok, %d failed, %d skipped", dest, len(ok), len(failed),
-                len(skipped))
+    logger.info(
+        "download into %s: %d ok, %d failed, %d skipped", dest, len(ok), len(failed), len(skipped)
+    )
     return FetchReport(ok=ok, failed=failed, skipped=skipped, failures_path=failures_path)
 
 
 _STATUS_HINTS = {
     401: "the host wants credentials: check the address you were given (links expire)",
     403: "the host refuses these files (an expired or wrong link, terms not accepted, a blocked "
-         "network): check the address in the dataset config or --server",
+    "network): check the address in the dataset config or --server",
     404: "the files are not at that address: check the base URL in the dataset config or --server",
     407: "the proxy wants credentials: check HTTPS_PROXY / HTTP_PROXY (`vfcache doctor`)",
     410: "the files were removed from the host: check the address in the dataset config",
@@ -310,11 +365,14 @@ def download_failure(report: FetchReport, what: str, *, command: str) -> FetchEr
     more = f" (+{len(failed) - 3} more)" if len(failed) > 3 else ""
     refused = [o for o in failed if o.permanent]
     if refused:
-        hint = _STATUS_HINTS.get(refused[0].http_status or 0,
-                                 "another attempt ends the same way: fix the cause above")
+        hint = _STATUS_HINTS.get(
+            refused[0].http_status or 0, "another attempt ends the same way: fix the cause above"
+        )
         hint = f"{hint}, then run `{command}` again"
     else:
         hint = f"the host kept failing after the retries; {RERUN} (`{command}`)"
-    line = (f"{len(failed)} {what} could not be downloaded from {', '.join(hosts)}: {reasons}{more}; "
-            f"{hint}; the list is in {report.failures_path}")
+    line = (
+        f"{len(failed)} {what} could not be downloaded from {', '.join(hosts)}: {reasons}{more}; "
+        f"{hint}; the list is in {report.failures_path}"
+    )
     return FetchError(line) if refused else FetchFailed(line)

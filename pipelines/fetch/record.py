@@ -85,11 +85,13 @@ def fetch_record_from_json(payload: dict[str, Any]) -> FetchRecord:
     except TypeError as err:
         raise ValueError(f"malformed fetch record: bad file entry ({err})") from err
     patterns = payload["allow_patterns"]
-    return FetchRecord(**{
-        **{name: payload[name] for name in fields},
-        "allow_patterns": tuple(patterns) if patterns is not None else None,
-        "files": files,
-    })
+    return FetchRecord(
+        **{
+            **{name: payload[name] for name in fields},
+            "allow_patterns": tuple(patterns) if patterns is not None else None,
+            "files": files,
+        }
+    )
 
 
 def write_fetch_record(record: FetchRecord, dest_dir: Path) -> Path:

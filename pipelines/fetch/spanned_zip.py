@@ -13,6 +13,7 @@ first volume stays in place: offsets on disk 0 already count it.
 7-Zip style volumes (`X.zip.001, .002`) are byte cuts of a single-disk zip and need none of
 this; `single_disk_tail` returns None for them.
 """
+
 from __future__ import annotations
 
 import io
@@ -21,11 +22,15 @@ from typing import IO, Sequence
 
 from vfcache.pipelines.fetch.errors import ArchiveError
 
-_EOCD = struct.Struct("<4s4H2LH")  # signature, disk, cd disk, entries here, entries, cd size, cd offset, comment
+_EOCD = struct.Struct(
+    "<4s4H2LH"
+)  # signature, disk, cd disk, entries here, entries, cd size, cd offset, comment
 _EOCD_SIG = b"PK\x05\x06"
 _LOCATOR = struct.Struct("<4sLQL")  # signature, zip64 eocd disk, zip64 eocd offset, disks
 _LOCATOR_SIG = b"PK\x06\x07"
-_EOCD64 = struct.Struct("<4sQ2H2L4Q")  # signature, size, made by, needed, disk, cd disk, entries x2, cd size, cd offset
+_EOCD64 = struct.Struct(
+    "<4sQ2H2L4Q"
+)  # signature, size, made by, needed, disk, cd disk, entries x2, cd size, cd offset
 _EOCD64_SIG = b"PK\x06\x06"
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # zipfile's structCentralDir
 _CENTRAL_SIG = b"PK\x01\x02"
@@ -56,7 +61,7 @@ def _split_extra(extra: bytes) -> tuple[bytes, bytes]:
     zip64, others, at = b"", [], 0
     while at + 4 <= len(extra):
         tag, size = struct.unpack_from("<2H", extra, at)
-        field = extra[at:at + 4 + size]
+        field = extra[at : at + 4 + size]
         if tag == _ZIP64_EXTRA:
             zip64 = field[4:]
         else:
@@ -66,27 +71,30 @@ def _split_extra(extra: bytes) -> tuple[bytes, bytes]:
 
 
 def _entry(data: bytes, at: int, starts: Sequence[int]) -> tuple[bytes, int]:
-    """One central directory entry rewritten for the concatenation, and where the next one starts."""
+    """One central directory entry rewritten for the concatenation, and where the next one
+    starts."""
     fields = list(_CENTRAL.unpack_from(data, at))
     if fields[0] != _CENTRAL_SIG:
         raise ArchiveError(f"spanned zip: no central directory header at {at}")
     name_len, extra_len, comment_len = fields[12], fields[13], fields[14]
     body = at + _CENTRAL.size
-    name = data[body:body + name_len]
-    extra = data[body + name_len:body + name_len + extra_len]
-    comment = data[body + name_len + extra_len:body + name_len + extra_len + comment_len]
+    name = data[body : body + name_len]
+    extra = data[body + name_len : body + name_len + extra_len]
+    comment = data[body + name_len + extra_len : body + name_len + extra_len + comment_len]
     zip64, others = _split_extra(extra)
     values = iter(struct.unpack_from(f"<{len(zip64) // 8}Q", zip64)) if zip64 else iter(())
     file_size = next(values) if fields[11] == _MAX32 else fields[11]
     compress_size = next(values) if fields[10] == _MAX32 else fields[10]
     offset = next(values) if fields[18] == _MAX32 else fields[18]
     if fields[15] == _MAX16:  # disk start lives in the Zip64 field as 4 bytes after the 8-byte ones
-        tail = zip64[8 * sum(v == _MAX32 for v in (fields[11], fields[10], fields[18])):]
+        tail = zip64[8 * sum(v == _MAX32 for v in (fields[11], fields[10], fields[18])) :]
         disk = struct.unpack_from("<L", tail)[0]
     else:
         disk = fields[15]
     if disk >= len(starts):
-        raise ArchiveError(f"spanned zip: member {name!r} starts on disk {disk + 1} of {len(starts)}")
+        raise ArchiveError(
+            f"spanned zip: member {name!r} starts on disk {disk + 1} of {len(starts)}"
+        )
     offset += starts[disk]
     big = [v for v in (file_size, compress_size, offset) if v >= _MAX32]
     fields[11] = _MAX32 if file_size >= _MAX32 else file_size
@@ -110,8 +118,10 @@ def single_disk_tail(stream: IO[bytes], volume_sizes: Sequence[int]) -> bytes | 
     if disk == 0:
         return None
     if len(volume_sizes) != disk + 1:
-        raise ArchiveError(f"spanned zip: the end record names {disk + 1} volumes, "
-                           f"{len(volume_sizes)} are here; a volume is missing")
+        raise ArchiveError(
+            f"spanned zip: the end record names {disk + 1} volumes, "
+            f"{len(volume_sizes)} are here; a volume is missing"
+        )
     if _MAX32 in (cd_size, cd_offset) or _MAX16 in (entries, cd_disk):
         locator = _LOCATOR.unpack(_read_at(stream, eocd_at - _LOCATOR.size, _LOCATOR.size))
         if locator[0] != _LOCATOR_SIG:
@@ -128,8 +138,9 @@ def single_disk_tail(stream: IO[bytes], volume_sizes: Sequence[int]) -> bytes | 
     new_cd = out.getvalue()
     if entries >= _MAX16 or total >= _MAX32 or len(new_cd) >= _MAX32:
         eocd64_at = total + len(new_cd)
-        zip64 = _EOCD64.pack(_EOCD64_SIG, _EOCD64.size - 12, 45, 45, 0, 0, entries, entries,
-                             len(new_cd), total)
+        zip64 = _EOCD64.pack(
+            _EOCD64_SIG, _EOCD64.size - 12, 45, 45, 0, 0, entries, entries, len(new_cd), total
+        )
         locator = _LOCATOR.pack(_LOCATOR_SIG, 0, eocd64_at, 1)
         end = _EOCD.pack(_EOCD_SIG, 0, 0, _MAX16, _MAX16, _MAX32, _MAX32, 0)
         return new_cd + zip64 + locator + end

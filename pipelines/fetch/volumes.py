@@ -63,8 +63,10 @@ def _infozip_volumes(path: Path) -> list[Path] | None:
             raise ArchiveError(f"split zip {stem}.z01 ... has a gap before {candidate.name}")
     last = [c for c in path.parent.iterdir() if c.name.lower() == f"{stem}.zip".lower()]
     if not last:
-        raise ArchiveError(f"split zip {stem}.z01 ... has no last volume {stem}.zip (it holds the "
-                           "central directory); download it too")
+        raise ArchiveError(
+            f"split zip {stem}.z01 ... has no last volume {stem}.zip (it holds the "
+            "central directory); download it too"
+        )
     return [candidate for _, candidate in parts] + last
 
 
@@ -93,8 +95,10 @@ def find_volumes(path: Path) -> list[Path]:
         values = [value for value, _ in siblings]
         first = values[0]
         if first not in ((0,) if alphabet == "letters" else (0, 1)):
-            raise ArchiveError(f"volume set {stem}* does not start at its first volume "
-                               f"(found {siblings[0][1].name} first)")
+            raise ArchiveError(
+                f"volume set {stem}* does not start at its first volume "
+                f"(found {siblings[0][1].name} first)"
+            )
         for expected, (value, candidate) in enumerate(siblings, start=first):
             if value != expected:
                 raise ArchiveError(f"volume set {stem}* has a gap before {candidate.name}")
@@ -140,7 +144,7 @@ class _ConcatenatedVolumes(io.RawIOBase):
         if self._pos >= self._volumes_end:
             within = self._pos - self._volumes_end
             count = min(len(buffer), len(self._tail) - within)
-            memoryview(buffer)[:count] = self._tail[within:within + count]
+            memoryview(buffer)[:count] = self._tail[within : within + count]
             self._pos += count
             return count
         index = bisect.bisect_right(self._starts, self._pos) - 1
@@ -163,7 +167,9 @@ class _ConcatenatedVolumes(io.RawIOBase):
         super().close()
 
 
-def open_volumes(paths: list[Path], buffer_bytes: int = 1 << 20, *, tail: bytes = b"") -> io.BufferedReader:
+def open_volumes(
+    paths: list[Path], buffer_bytes: int = 1 << 20, *, tail: bytes = b""
+) -> io.BufferedReader:
     """A buffered, seekable reader over the concatenation of `paths`, then `tail`."""
     return io.BufferedReader(_ConcatenatedVolumes(paths, tail), buffer_size=buffer_bytes)
 

@@ -13,12 +13,19 @@ from typing import Sequence
 from vfcache.config import DatasetConfig
 from vfcache.validation import Options
 
+
 class SourceOptions(Options):
     """The `source:` mapping of one dataset config, checked against the keys of its kind."""
 
     def __init__(self, config: DatasetConfig, allowed: set[str], *, required: Sequence[str] = ()):
-        super().__init__(config.path or config.name, "source.", config.source, allowed,
-                         required=required, owner=f"kind {config.kind!r}")
+        super().__init__(
+            config.path or config.name,
+            "source.",
+            config.source,
+            allowed,
+            required=required,
+            owner=f"kind {config.kind!r}",
+        )
 
 
 def extensions_option(

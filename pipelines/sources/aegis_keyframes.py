@@ -13,8 +13,10 @@
       group_key: null                  # meta_data key of the leakage group; default: the row itself
 
 Each row of each fetched table becomes a `VideoCandidate` with relpath
-`<table>.parquet#<row>` (see `vfcache.pipelines.decode.keyframes`); probe and extract read its frames through
-`vfcache.pipelines.decode.media`. Every table's schema is checked at fetch and at listing, and a row whose
+`<table>.parquet#<row>` (see `vfcache.pipelines.decode.keyframes`); probe and extract read its
+frames through
+`vfcache.pipelines.decode.media`. Every table's schema is checked at fetch and at listing, and a
+row whose
 label value is unknown stops the listing with the values found, because guessing a label
 would silently corrupt the dataset.
 """

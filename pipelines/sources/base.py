@@ -4,6 +4,7 @@ list of videos with label, generator, domain, group and official split.
 One module per dataset in `pipelines/sources/` implements `Source`; `get_source()` picks
 it by the config's `kind`. The probe stage only sees `VideoCandidate`s.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -44,7 +45,8 @@ class Source(Protocol):
         """Every video of the dataset, labelled, sorted by relpath."""
 
     def plan_fetch(self, root: DataRoot) -> FetchPlan:
-        """What `fetch` would download (vfcache.pipelines.sources.plan), without writing anything."""
+        """What `fetch` would download (vfcache.pipelines.sources.plan), without writing
+        anything."""
 
 
 class RawDirUnderRoot:
@@ -59,10 +61,13 @@ class RawDirUnderRoot:
 def require_raw_dir(raw_dir: Path, dataset: str) -> None:
     """Stop a listing whose raw folder was never fetched, saying which command fetches it."""
     if not raw_dir.is_dir():
-        raise StageError(f"raw folder {raw_dir} does not exist; run `vfcache fetch {dataset}` first")
+        raise StageError(
+            f"raw folder {raw_dir} does not exist; run `vfcache fetch {dataset}` first"
+        )
 
 
-# kind -> "module:class"; modules are imported lazily so a source's dependencies load only when used.
+# kind -> "module:class"; modules are imported lazily so a source's dependencies load only when
+# used.
 SOURCE_KINDS: dict[str, str] = {
     "sample": "vfcache.pipelines.sources.sample_source:SampleSource",
     "local": "vfcache.pipelines.sources.local:LocalSource",
@@ -78,7 +83,9 @@ SOURCE_KINDS: dict[str, str] = {
 def get_source(config: DatasetConfig) -> Source:
     target = SOURCE_KINDS.get(config.kind)
     if target is None:
-        raise ConfigError(config.path or config.name, "kind", config.kind, f"one of {sorted(SOURCE_KINDS)}")
+        raise ConfigError(
+            config.path or config.name, "kind", config.kind, f"one of {sorted(SOURCE_KINDS)}"
+        )
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls(config)

@@ -163,11 +163,14 @@ class DvfSource:
         self.splits_url = options.url("splits_url", None)
         self.splits_sha256 = options.sha256s("splits_sha256", {})
         if self.splits_dir is not None and self.splits_url is not None:
-            raise options.error("splits_dir", splits_dir,
-                                "null when source.splits_url fetches the official splits")
+            raise options.error(
+                "splits_dir", splits_dir, "null when source.splits_url fetches the official splits"
+            )
         unknown = sorted(set(self.splits_sha256) - set(SPLIT_FILES.values()))
         if unknown:
-            raise options.error("splits_sha256", unknown, f"keys among {sorted(SPLIT_FILES.values())}")
+            raise options.error(
+                "splits_sha256", unknown, f"keys among {sorted(SPLIT_FILES.values())}"
+            )
         self.test_classes = options.strings("test_classes", TEST_CLASSES)
         self.test_rule = options.string("test_rule", "per_class", choices=TEST_RULES)
         self.real_pool_classes = options.strings("real_pool_classes", REAL_POOL_CLASSES)
@@ -190,27 +193,39 @@ class DvfSource:
 
     def _fetch_splits(self, dest: Path) -> None:
         """The official train/val files from the pinned MM-Det commit, checked by sha256."""
-        items = [DownloadItem(f"{self.splits_url}/{name}", f"{FETCHED_SPLITS_DIR}/{name}",
-                              sha256=self.splits_sha256.get(name))
-                 for name in SPLIT_FILES.values()]
+        items = [
+            DownloadItem(
+                f"{self.splits_url}/{name}",
+                f"{FETCHED_SPLITS_DIR}/{name}",
+                sha256=self.splits_sha256.get(name),
+            )
+            for name in SPLIT_FILES.values()
+        ]
         report = download_files(items, dest, concurrency=2, retries=3, progress=False)
         if report.failed:
-            raise download_failure(report, "DVF official split files", command=f"vfcache fetch {self.config.name}")
+            raise download_failure(
+                report, "DVF official split files", command=f"vfcache fetch {self.config.name}"
+            )
 
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
         dest = self.raw_dir(root)
         if self.folder is not None and not dest.is_dir():
             raise StageError(
                 f"DVF folder {dest} (source.path of {self.config.path}) does not exist; download "
-                "the archives from the MM-Det Google Drive folder (github.com/SparkleXFantasy/MM-Det, "
+                "the archives from the MM-Det Google Drive folder "
+                "(github.com/SparkleXFantasy/MM-Det, "
                 "README: Full Version) into it first; `vfcache fetch dvf --dry-run` lists them"
             )
         if self.splits_url is not None:
             self._fetch_splits(dest)
         if self.repo is not None:
             record, fetched = hf_fetch_once(
-                self.repo, dest, revision=self.revision, allow_patterns=self.allow_patterns,
-                endpoint=self.endpoint, progress=progress,
+                self.repo,
+                dest,
+                revision=self.revision,
+                allow_patterns=self.allow_patterns,
+                endpoint=self.endpoint,
+                progress=progress,
             )
             origin = f"huggingface {self.repo}@{record.commit_sha}"
         else:
@@ -228,9 +243,15 @@ class DvfSource:
         )
         self.split_entries(root)  # the official splits must be there before anything is probed
         return FetchSummary(
-            dataset=self.config.name, raw_dir=str(dest), source=origin, files=len(record.files),
-            total_bytes=record.total_bytes, downloaded=None if fetched else 0, failed=0,
-            extracted_archives=len(extracted), up_to_date=not fetched and not extracted,
+            dataset=self.config.name,
+            raw_dir=str(dest),
+            source=origin,
+            files=len(record.files),
+            total_bytes=record.total_bytes,
+            downloaded=None if fetched else 0,
+            failed=0,
+            extracted_archives=len(extracted),
+            up_to_date=not fetched and not extracted,
             notes=damaged_member_notes(archives, dest),
         )
 
@@ -240,30 +261,45 @@ class DvfSource:
         files: list[PlannedFile] = []
         if self.splits_url is not None:
             files += planned_http_files(
-                [(f"{self.splits_url}/{name}", f"{FETCHED_SPLITS_DIR}/{name}")
-                 for name in SPLIT_FILES.values()], dest)
+                [
+                    (f"{self.splits_url}/{name}", f"{FETCHED_SPLITS_DIR}/{name}")
+                    for name in SPLIT_FILES.values()
+                ],
+                dest,
+            )
         notes = []
         if self.repo is not None:
-            commit, listed = planned_hub_files(self.repo, self.revision, self.allow_patterns,
-                                               self.endpoint, dest)
+            commit, listed = planned_hub_files(
+                self.repo, self.revision, self.allow_patterns, self.endpoint, dest
+            )
             files += listed
             where = f"huggingface dataset {self.repo}@{commit}"
         else:
             files += expected_archives(dest)
             where = f"local folder {dest} (archives downloaded by hand)"
-            notes.append("the archives come by hand from the MM-Det Google Drive folder "
-                         "(github.com/SparkleXFantasy/MM-Det, README: Full Version); their sizes are "
-                         "not published; fetch extracts what is in the folder")
-        return FetchPlan(self.config.name, where, self.config.terms, self.expected_size,
-                         tuple(files), tuple(notes))
+            notes.append(
+                "the archives come by hand from the MM-Det Google Drive folder "
+                "(github.com/SparkleXFantasy/MM-Det, README: Full Version); their sizes are "
+                "not published; fetch extracts what is in the folder"
+            )
+        return FetchPlan(
+            self.config.name,
+            where,
+            self.config.terms,
+            self.expected_size,
+            tuple(files),
+            tuple(notes),
+        )
 
     def _find_splits_dir(self, raw_dir: Path) -> Path:
         if self.splits_url is not None:
             folder = raw_dir / FETCHED_SPLITS_DIR
             if not all((folder / name).is_file() for name in SPLIT_FILES.values()):
-                raise StageError(f"DVF's official splits are not in {folder} yet; run "
-                                 f"`vfcache fetch {self.config.name}` (it fetches them from "
-                                 f"{self.splits_url})")
+                raise StageError(
+                    f"DVF's official splits are not in {folder} yet; run "
+                    f"`vfcache fetch {self.config.name}` (it fetches them from "
+                    f"{self.splits_url})"
+                )
             return folder
         if self.splits_dir is not None:
             folder = self.splits_dir if self.splits_dir.is_absolute() else raw_dir / self.splits_dir
@@ -342,8 +378,9 @@ class DvfSource:
     def _in_test(self, klass: str, label: int) -> bool:
         if klass not in self.test_classes:
             return False
-        return (self.test_rule == "per_class" or label == LABEL_FAKE
-                or klass in self.real_pool_classes)
+        return (
+            self.test_rule == "per_class" or label == LABEL_FAKE or klass in self.real_pool_classes
+        )
 
     def _log_missing(self, candidates: list[VideoCandidate], official: dict) -> None:
         present = set()
@@ -369,8 +406,10 @@ def damaged_member_notes(archives: list[Path], dest: Path) -> tuple[str, ...]:
     for archive in archives:
         marker = read_extraction_marker(archive, archive.parent) or {}
         for member in marker.get("corrupt_members", []):
-            notes.append(f"{archive.relative_to(dest).as_posix()}: skipped damaged member "
-                         f"{member['member']} ({member['reason']})")
+            notes.append(
+                f"{archive.relative_to(dest).as_posix()}: skipped damaged member "
+                f"{member['member']} ({member['reason']})"
+            )
     return tuple(notes)
 
 

@@ -3,9 +3,11 @@ after the terms-of-use form, the way the official `download-FaceForensics.py` do
 
     kind: ffpp
     source:
-      server_url: null        # the server(s) of the email (`--server URL`, repeatable); never shipped
+      server_url: null        # the server(s) of the email (`--server URL`, repeatable); never
+      shipped
       accept_terms: false     # `--accept-terms`: the user accepts the FaceForensics terms of use
-                              # (both are remembered in the raw folder's fetch.json, see ffpp_servers)
+                              # (both are remembered in the raw folder's fetch.json, see
+                              ffpp_servers)
       version: v3
       compression: c23        # raw | c23 | c40
       methods: [Deepfakes, Face2Face, FaceSwap, NeuralTextures]  # + FaceShifter, DeepFakeDetection
@@ -173,7 +175,9 @@ class FfppSource(RawDirUnderRoot):
         self.expected_size = options.string("expected_size", "")
 
     def describe(self) -> str:
-        server = " | ".join(self.servers) if self.servers else "<server from the FaceForensics email>"
+        server = (
+            " | ".join(self.servers) if self.servers else "<server from the FaceForensics email>"
+        )
         kinds = ", ".join(self.originals + self.methods)
         return f"FaceForensics++ server {server} ({self.compression}; {kinds})"
 
@@ -190,7 +194,8 @@ class FfppSource(RawDirUnderRoot):
             raise FetchError(
                 "FaceForensics++ is form-gated: fill in the form at "
                 "https://github.com/ondyari/FaceForensics, then pass the server URL of the email: "
-                "`vfcache fetch ffpp --server URL --accept-terms` (the URLs are the `server_url = ...` "
+                "`vfcache fetch ffpp --server URL --accept-terms` (the URLs are the `server_url = "
+                "...` "
                 "lines in parse_args() of the emailed download-FaceForensics.py)"
             )
         if not accepted:
@@ -207,9 +212,15 @@ class FfppSource(RawDirUnderRoot):
         return f"{server}/{self.version}/{relpath}"
 
     def _download(self, relpaths: list[str], raw_dir: Path, servers, what: str, progress: bool):
-        report = download_with_failover(relpaths, servers, self._url, raw_dir,
-                                        concurrency=self.concurrency, retries=self.retries,
-                                        progress=progress)
+        report = download_with_failover(
+            relpaths,
+            servers,
+            self._url,
+            raw_dir,
+            concurrency=self.concurrency,
+            retries=self.retries,
+            progress=progress,
+        )
         if report.failed:
             lines = "; ".join(report.per_server.values())
             raise FetchError(
@@ -263,21 +274,34 @@ class FfppSource(RawDirUnderRoot):
             except (PermanentError, TransientError) as err:
                 notes.append(f"server {server}: file lists unavailable ({err})")
         if lists is None:
-            raise FetchError("FaceForensics++ file lists could not be read from any server: "
-                             + "; ".join(notes))
+            raise FetchError(
+                "FaceForensics++ file lists could not be read from any server: " + "; ".join(notes)
+            )
         videos = self._video_relpaths(lists)
         files += [PlannedFile(rel, None, present=(raw_dir / rel).is_file()) for rel in videos]
-        notes.append(f"{len(videos)} videos named by the server's file lists; their sizes are not "
-                     "asked one by one")
+        notes.append(
+            f"{len(videos)} videos named by the server's file lists; their sizes are not "
+            "asked one by one"
+        )
         if not accepted:
             notes.append("the fetch itself needs --accept-terms")
-        return FetchPlan(self.config.name, self.describe(), self.config.terms, self.expected_size,
-                         tuple(files), tuple(notes))
+        return FetchPlan(
+            self.config.name,
+            self.describe(),
+            self.config.terms,
+            self.expected_size,
+            tuple(files),
+            tuple(notes),
+        )
 
     def _record(self, raw_dir: Path, servers, relpaths: list[str]):
         return update_fetch_record(
-            raw_dir, source=RECORD_SOURCE, repo_id=servers[0], revision=self.version,
-            endpoint=f"{servers[0]}/{self.version}", relpaths=relpaths,
+            raw_dir,
+            source=RECORD_SOURCE,
+            repo_id=servers[0],
+            revision=self.version,
+            endpoint=f"{servers[0]}/{self.version}",
+            relpaths=relpaths,
             options={"server_urls": list(servers), "accept_terms": True},
         )
 

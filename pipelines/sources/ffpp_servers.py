@@ -11,6 +11,7 @@ What the user gave once (`vfcache fetch ffpp --server URL --accept-terms`) is ke
 folder's fetch record (`options`), so later stages and `make cache DATASET=ffpp` go on
 without the flags; the YAML or the command line, when given, wins.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -33,13 +34,19 @@ class FailoverReport:
 
 
 def server_urls(value: object) -> Optional[tuple[str, ...]]:
-    """`server_url` as a tuple of URLs without trailing slash; None when unset; ValueError if bad."""
+    """`server_url` as a tuple of URLs without trailing slash; None when unset; ValueError if
+    bad."""
     if value is None:
         return None
     urls = [value] if isinstance(value, str) else value
-    if not isinstance(urls, (list, tuple)) or not urls or not all(
-            isinstance(u, str) and u.startswith(("http://", "https://")) for u in urls):
-        raise ValueError("an http(s) URL or a list of them (the servers of the FaceForensics email)")
+    if (
+        not isinstance(urls, (list, tuple))
+        or not urls
+        or not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in urls)
+    ):
+        raise ValueError(
+            "an http(s) URL or a list of them (the servers of the FaceForensics email)"
+        )
     return tuple(dict.fromkeys(u.rstrip("/") for u in urls))
 
 
@@ -57,9 +64,16 @@ def _reason_line(server: str, failed: Sequence[DownloadOutcome]) -> str:
     return f"server {server}: {len(failed)} files failed: {top}"
 
 
-def download_with_failover(relpaths: Sequence[str], servers: Sequence[str],
-                           url_of: Callable[[str, str], str], raw_dir: Path, *,
-                           concurrency: int, retries: int, progress: bool) -> FailoverReport:
+def download_with_failover(
+    relpaths: Sequence[str],
+    servers: Sequence[str],
+    url_of: Callable[[str, str], str],
+    raw_dir: Path,
+    *,
+    concurrency: int,
+    retries: int,
+    progress: bool,
+) -> FailoverReport:
     """Each relpath from the first server that serves it (`url_of(server, relpath)`)."""
     todo, ok, per_server = list(relpaths), [], {}
     failed: list[DownloadOutcome] = []
@@ -68,8 +82,9 @@ def download_with_failover(relpaths: Sequence[str], servers: Sequence[str],
         if not todo:
             break
         items = [DownloadItem(url_of(server, rel), rel) for rel in todo]
-        report = download_files(items, raw_dir, concurrency=concurrency, retries=retries,
-                                progress=progress)
+        report = download_files(
+            items, raw_dir, concurrency=concurrency, retries=retries, progress=progress
+        )
         ok += report.ok
         failed = list(report.failed)
         failures_path = report.failures_path

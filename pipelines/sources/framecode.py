@@ -57,19 +57,23 @@ def paint_code(frame_rgb: np.ndarray, index: int) -> None:
     height, width = frame_rgb.shape[:2]
     short = min(height, width)
     if short < MIN_SHORT_SIDE_PX:
-        raise ValueError(f"frame {width}x{height} is too small for the code grid "
-                         f"(short side must be >= {MIN_SHORT_SIDE_PX} px)")
+        raise ValueError(
+            f"frame {width}x{height} is too small for the code grid "
+            f"(short side must be >= {MIN_SHORT_SIDE_PX} px)"
+        )
     cell, margin = CELL_FRACTION * short, MARGIN_FRACTION * short
     cx, cy = width / 2.0, height / 2.0
     half = GRID_CELLS / 2 * cell
-    frame_rgb[round(cy - half - margin):round(cy + half + margin),
-              round(cx - half - margin):round(cx + half + margin)] = _MARGIN_RGB
+    frame_rgb[
+        round(cy - half - margin) : round(cy + half + margin),
+        round(cx - half - margin) : round(cx + half + margin),
+    ] = _MARGIN_RGB
     xs = [round(cx - half + k * cell) for k in range(GRID_CELLS + 1)]
     ys = [round(cy - half + k * cell) for k in range(GRID_CELLS + 1)]
     bits = _cell_bits(index)
     for r in range(GRID_CELLS):
         for c in range(GRID_CELLS):
-            frame_rgb[ys[r]:ys[r + 1], xs[c]:xs[c + 1]] = 255 if bits[r, c] else 0
+            frame_rgb[ys[r] : ys[r + 1], xs[c] : xs[c + 1]] = 255 if bits[r, c] else 0
 
 
 def _first_margin(profile: np.ndarray, start: int, step: int) -> int | None:
@@ -95,13 +99,16 @@ def _grid_span(frame_rgb: np.ndarray, axis: int) -> tuple[int, int]:
     lo = _first_margin(profile, centre - 1, -1)
     if hi is None or lo is None or hi - (lo + 1) < GRID_CELLS * 2:
         name = "x" if axis == 1 else "y"
-        raise ValueError(f"no frame-index code found: the green margin around the grid is "
-                         f"missing along {name} (span {lo}..{hi} of {len(profile)} px)")
+        raise ValueError(
+            f"no frame-index code found: the green margin around the grid is "
+            f"missing along {name} (span {lo}..{hi} of {len(profile)} px)"
+        )
     return lo + 1, hi
 
 
-def _read_cells(frame_rgb: np.ndarray, x_span: tuple[int, int],
-                y_span: tuple[int, int]) -> np.ndarray:
+def _read_cells(
+    frame_rgb: np.ndarray, x_span: tuple[int, int], y_span: tuple[int, int]
+) -> np.ndarray:
     cell_w = (x_span[1] - x_span[0]) / GRID_CELLS
     cell_h = (y_span[1] - y_span[0]) / GRID_CELLS
     means = np.empty((GRID_CELLS, GRID_CELLS))
@@ -136,15 +143,22 @@ def read_code(frame_rgb: np.ndarray) -> int:
     unclear = np.argwhere((means > _CELL_LOW) & (means < _CELL_HIGH))
     if len(unclear):
         r, c = unclear[0]
-        raise ValueError(f"frame-index code cell (row {r}, col {c}) is ambiguous: mean "
-                         f"{means[r, c]:.0f}, expected < {_CELL_LOW:.0f} or > {_CELL_HIGH:.0f}")
+        raise ValueError(
+            f"frame-index code cell (row {r}, col {c}) is ambiguous: mean "
+            f"{means[r, c]:.0f}, expected < {_CELL_LOW:.0f} or > {_CELL_HIGH:.0f}"
+        )
     bits = means >= 128.0
     if not _markers_ok(bits):
         fixes = [k for k in (1, 2, 3) if _markers_ok(np.rot90(bits, k=k))]
-        hint = (f"; np.rot90(frame, k={fixes[0]}) would be upright" if fixes
-                else "; no rotation fixes it")
-        raise ValueError("frame-index code orientation markers are wrong (expected top-left "
-                         f"white, other corners black), the frame is not upright{hint}")
+        hint = (
+            f"; np.rot90(frame, k={fixes[0]}) would be upright"
+            if fixes
+            else "; no rotation fixes it"
+        )
+        raise ValueError(
+            "frame-index code orientation markers are wrong (expected top-left "
+            f"white, other corners black), the frame is not upright{hint}"
+        )
     index = 0
     for r, c in _DATA_CELLS:
         index = (index << 1) | int(bits[r, c])

@@ -170,7 +170,9 @@ class GenVideoSource(RawDirUnderRoot):
             )
         self.folder_layout = options.string("folder_layout", "fake_subfolders")
         if self.folder_layout not in FOLDER_LAYOUTS:
-            raise options.error("folder_layout", self.folder_layout, f"one of {list(FOLDER_LAYOUTS)}")
+            raise options.error(
+                "folder_layout", self.folder_layout, f"one of {list(FOLDER_LAYOUTS)}"
+            )
         self.generator_prefix = options.string("generator_prefix", "train_")
         self.concurrency = options.integer("concurrency", 2, minimum=1)
         self.retries = options.integer("retries", 5, minimum=0)
@@ -178,7 +180,9 @@ class GenVideoSource(RawDirUnderRoot):
         self.expected_size = options.string("expected_size", "")
         self.listing = options.string("listing", None, choices=LISTINGS)
         if self.listing is not None and not self.repo:
-            raise options.error("listing", self.listing, "null unless source.repo names the repository")
+            raise options.error(
+                "listing", self.listing, "null unless source.repo names the repository"
+            )
 
     def describe(self) -> str:
         where = f"{self.base_url} {self.repo}@{self.revision}" if self.repo else self.base_url
@@ -208,29 +212,60 @@ class GenVideoSource(RawDirUnderRoot):
         flagged and served archives the config leaves out are named."""
         raw_dir = self.raw_dir(root)
         pending = {item.relpath for item in self._pending(raw_dir)}
-        relpaths = [(self.url(name), archive.relpath(name), name)
-                    for archive in self.archives for name in archive.files]
+        relpaths = [
+            (self.url(name), archive.relpath(name), name)
+            for archive in self.archives
+            for name in archive.files
+        ]
         present = [rel for _, rel, _ in relpaths if rel not in pending]
         if self.listing is None:
-            files = planned_http_files([(url, rel) for url, rel, _ in relpaths], raw_dir, present=present)
-            return FetchPlan(self.config.name, self.describe(), self.config.terms,
-                             self.expected_size, tuple(files))
+            files = planned_http_files(
+                [(url, rel) for url, rel, _ in relpaths], raw_dir, present=present
+            )
+            return FetchPlan(
+                self.config.name,
+                self.describe(),
+                self.config.terms,
+                self.expected_size,
+                tuple(files),
+            )
         listing = list_repo_files(self.base_url, self.repo, self.revision)
         if listing.problem:  # the listing is a help, not a must: fall back to HEAD
-            files = planned_http_files([(url, rel) for url, rel, _ in relpaths], raw_dir, present=present)
-            return FetchPlan(self.config.name, self.describe(), self.config.terms, self.expected_size,
-                             tuple(files), (f"{self.repo}: {listing.problem}; sizes asked by HEAD",))
-        files = [PlannedFile(rel, listing.files.get(name), present=rel in present,
-                             problem="" if rel in present or name in listing.files
-                             else f"not in the listing of {self.repo}@{self.revision}")
-                 for _, rel, name in relpaths]
+            files = planned_http_files(
+                [(url, rel) for url, rel, _ in relpaths], raw_dir, present=present
+            )
+            return FetchPlan(
+                self.config.name,
+                self.describe(),
+                self.config.terms,
+                self.expected_size,
+                tuple(files),
+                (f"{self.repo}: {listing.problem}; sizes asked by HEAD",),
+            )
+        files = [
+            PlannedFile(
+                rel,
+                listing.files.get(name),
+                present=rel in present,
+                problem=""
+                if rel in present or name in listing.files
+                else f"not in the listing of {self.repo}@{self.revision}",
+            )
+            for _, rel, name in relpaths
+        ]
         configured = {name for _, _, name in relpaths}
         extra = sorted(n for n in listing.files if n not in configured and is_archive_name(n))
         notes = [f"the host lists {len(listing.files)} files of {self.repo}@{self.revision}"]
         if extra:
             notes.append(f"served but not in {self.config.path}: {', '.join(extra)}")
-        return FetchPlan(self.config.name, self.describe(), self.config.terms, self.expected_size,
-                         tuple(files), tuple(notes))
+        return FetchPlan(
+            self.config.name,
+            self.describe(),
+            self.config.terms,
+            self.expected_size,
+            tuple(files),
+            tuple(notes),
+        )
 
     def fetch(self, root: DataRoot, *, progress: bool = True) -> FetchSummary:
         """Download what is missing, extract every archive whose volumes are all here; an archive
@@ -250,16 +285,21 @@ class GenVideoSource(RawDirUnderRoot):
             relpaths=relpaths,
         )
         refused = {o.relpath: o.reason for o in report.failed}
-        notes = [f"{rel}: {reason}; not extracted, re-run `vfcache fetch {self.config.name}` to retry"
-                 for rel, reason in sorted(refused.items())]
+        notes = [
+            f"{rel}: {reason}; not extracted, re-run `vfcache fetch {self.config.name}` to retry"
+            for rel, reason in sorted(refused.items())
+        ]
         extracted, broken = self._extract_complete(raw_dir, set(refused), progress)
         notes += broken
         if len(refused) + len(broken) and not self._any_archive_here(raw_dir):
             if report.failed:  # nothing arrived: the download's own line (host, cause, exit code)
-                raise download_failure(report, "GenVideo archives",
-                                       command=f"vfcache fetch {self.config.name}")
-            raise FetchError(f"no GenVideo archive could be extracted from {self.describe()}: "
-                             + "; ".join(notes[:5]))
+                raise download_failure(
+                    report, "GenVideo archives", command=f"vfcache fetch {self.config.name}"
+                )
+            raise FetchError(
+                f"no GenVideo archive could be extracted from {self.describe()}: "
+                + "; ".join(notes[:5])
+            )
         return FetchSummary(
             dataset=self.config.name,
             raw_dir=str(raw_dir),
@@ -274,8 +314,9 @@ class GenVideoSource(RawDirUnderRoot):
             notes=tuple(notes),
         )
 
-    def _extract_complete(self, raw_dir: Path, refused: set[str], progress: bool
-                          ) -> tuple[list[Path], list[str]]:
+    def _extract_complete(
+        self, raw_dir: Path, refused: set[str], progress: bool
+    ) -> tuple[list[Path], list[str]]:
         """Extract each archive whose volumes all arrived; (extracted now, one note per archive
         that could not be extracted)."""
         extracted, broken = [], []
@@ -288,17 +329,25 @@ class GenVideoSource(RawDirUnderRoot):
                 continue
             first = folder / archive.files[0]
             try:
-                extracted += extract_in_place([first] if first.is_file() else [], remove_archive=True,
-                                              on_corrupt_member="raise", progress=progress)
+                extracted += extract_in_place(
+                    [first] if first.is_file() else [],
+                    remove_archive=True,
+                    on_corrupt_member="raise",
+                    progress=progress,
+                )
             except ArchiveError as err:
-                broken.append(f"{archive.relpath(archive.files[0])}: cannot be extracted ({err}); "
-                              "delete it and re-run to download it again")
+                broken.append(
+                    f"{archive.relpath(archive.files[0])}: cannot be extracted ({err}); "
+                    "delete it and re-run to download it again"
+                )
         return extracted, broken
 
     def _any_archive_here(self, raw_dir: Path) -> bool:
         """At least one archive of the config is extracted (the release is usable in part)."""
-        return any(archive.files[0] in extracted_volume_names(archive.folder(raw_dir))
-                   for archive in self.archives)
+        return any(
+            archive.files[0] in extracted_volume_names(archive.folder(raw_dir))
+            for archive in self.archives
+        )
 
     def _declared_labels(self, raw_dir: Path) -> dict[str, tuple[int, str]]:
         """relpath -> (label, generator) for files of archives that declare a label."""
@@ -327,7 +376,8 @@ class GenVideoSource(RawDirUnderRoot):
         return None
 
     def _generator_folder_label(self, folders: list[str]) -> Optional[tuple[int, str]]:
-        """GenVideo-100K: `Real/...` is real; `<prefix><Generator>/...` holds that generator's fakes."""
+        """GenVideo-100K: `Real/...` is real; `<prefix><Generator>/...` holds that generator's
+        fakes."""
         if not folders:
             return None
         for index, folder in enumerate(folders):
@@ -335,7 +385,9 @@ class GenVideoSource(RawDirUnderRoot):
                 below = folders[index + 1] if index + 1 < len(folders) else None
                 return LABEL_REAL, below or self.real_generator
         top = folders[0]
-        generator = top[len(self.generator_prefix):] if top.startswith(self.generator_prefix) else top
+        generator = (
+            top[len(self.generator_prefix) :] if top.startswith(self.generator_prefix) else top
+        )
         return (LABEL_FAKE, generator) if generator else None
 
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:

@@ -64,11 +64,17 @@ class HubSnapshotSource(RawDirUnderRoot):
 
     def plan_fetch(self, root: DataRoot) -> FetchPlan:
         """The snapshot's files and sizes from the Hub's tree listing; nothing is downloaded."""
-        commit, files = planned_hub_files(self.repo, self.revision, self.allow_patterns,
-                                          self.endpoint, self.raw_dir(root))
-        return FetchPlan(self.config.name, f"huggingface dataset {self.repo}@{commit}",
-                         self.config.terms, getattr(self, "expected_size", ""), tuple(files),
-                         access=hub_access_lines(self.repo, commit, self.endpoint, files))
+        commit, files = planned_hub_files(
+            self.repo, self.revision, self.allow_patterns, self.endpoint, self.raw_dir(root)
+        )
+        return FetchPlan(
+            self.config.name,
+            f"huggingface dataset {self.repo}@{commit}",
+            self.config.terms,
+            getattr(self, "expected_size", ""),
+            tuple(files),
+            access=hub_access_lines(self.repo, commit, self.endpoint, files),
+        )
 
     def fetch_snapshot(self, root: DataRoot, *, progress: bool) -> tuple[Path, FetchRecord, bool]:
         """(raw folder, fetch record, fetched now) after `hf_fetch_once` of the configured repo."""

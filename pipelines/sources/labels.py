@@ -13,6 +13,7 @@ without a video extension (truth.json, fetch.json, README...), hidden files or f
 temp files (`.tmp-` in the name) are ignored; files with a video extension are listed even
 when broken, so that probe records why they fail.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,7 +33,18 @@ from vfcache.errors import StageError
 log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts",
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".avi",
+    ".mkv",
+    ".webm",
+    ".mpg",
+    ".mpeg",
+    ".wmv",
+    ".flv",
+    ".3gp",
+    ".ts",
     ".gif",  # GenVideo-100K's I2VGEN_XL ships animated GIFs; PyAV decodes them
 )
 PATTERN_FIELDS = ("domain", "label", "generator", "split", "name")
@@ -49,7 +61,8 @@ class PathPattern:
 
 
 def parse_pattern(pattern: str) -> PathPattern:
-    """Parse `{domain}/{label}/{generator}/{name}`-style patterns; raises `ValueError` naming the problem."""
+    """Parse `{domain}/{label}/{generator}/{name}`-style patterns; raises `ValueError` naming the
+    problem."""
     parts = [part for part in pattern.strip("/").split("/") if part]
     if not parts:
         raise ValueError(f"layout pattern {pattern!r} is empty")
@@ -62,7 +75,9 @@ def parse_pattern(pattern: str) -> PathPattern:
         if part.startswith("{") and part.endswith("}"):
             field = part[1:-1]
             if field == "**":
-                raise ValueError(f"layout pattern {pattern!r}: {{**}} is only allowed as the first component")
+                raise ValueError(
+                    f"layout pattern {pattern!r}: {{**}} is only allowed as the first component"
+                )
             if field != "*" and field not in PATTERN_FIELDS:
                 raise ValueError(
                     f"layout pattern {pattern!r}: unknown field {part}; expected one of "
@@ -73,7 +88,9 @@ def parse_pattern(pattern: str) -> PathPattern:
             seen.add(field)
             components.append(field)
         elif "{" in part or "}" in part:
-            raise ValueError(f"layout pattern {pattern!r}: component {part!r} mixes text and a field")
+            raise ValueError(
+                f"layout pattern {pattern!r}: component {part!r} mixes text and a field"
+            )
         else:
             components.append("=" + part)
     if not components or components[-1] != "name":
@@ -89,7 +106,7 @@ def match_path(relpath: str, pattern: PathPattern) -> Optional[dict[str, str]]:
     wanted = len(pattern.components)
     if len(parts) < wanted or (len(parts) > wanted and not pattern.leading_any):
         return None
-    parts = parts[len(parts) - wanted:]
+    parts = parts[len(parts) - wanted :]
     fields: dict[str, str] = {}
     for component, part in zip(pattern.components, parts):
         if component.startswith("="):
@@ -127,7 +144,10 @@ def _check_rule(rule: LayoutRule) -> PathPattern:
         raise StageError(f"layout.pattern: {err}") from err
     for name in _group_template_fields(rule.group):
         if name not in GROUP_FIELDS:
-            raise StageError(f"layout.group {rule.group!r} uses {{{name}}}; allowed fields are {list(GROUP_FIELDS)}")
+            raise StageError(
+                f"layout.group {rule.group!r} uses {{{name}}}; allowed fields are "
+                f"{list(GROUP_FIELDS)}"
+            )
     overlap = set(rule.real) & set(rule.fake)
     if overlap:
         raise StageError(f"layout: folder names {sorted(overlap)} are listed as both real and fake")
@@ -136,7 +156,9 @@ def _check_rule(rule: LayoutRule) -> PathPattern:
 
 def _listing(paths: list[str]) -> str:
     shown = "\n  ".join(paths[:MAX_LISTED_PATHS])
-    more = f"\n  ... and {len(paths) - MAX_LISTED_PATHS} more" if len(paths) > MAX_LISTED_PATHS else ""
+    more = (
+        f"\n  ... and {len(paths) - MAX_LISTED_PATHS} more" if len(paths) > MAX_LISTED_PATHS else ""
+    )
     return f"\n  {shown}{more}"
 
 
@@ -176,13 +198,24 @@ def candidates_from_layout(
             generator = "unknown"
         domain = fields.get("domain") or rule.domain or default_domain
         template_values = {
-            "domain": domain, "label": LABEL_NAMES[label], "generator": generator,
-            "split": fields.get("split", ""), "name": fields["name"], "dataset": dataset, "relpath": relpath,
+            "domain": domain,
+            "label": LABEL_NAMES[label],
+            "generator": generator,
+            "split": fields.get("split", ""),
+            "name": fields["name"],
+            "dataset": dataset,
+            "relpath": relpath,
         }
-        candidates.append(VideoCandidate(
-            relpath=relpath, label=label, generator=generator, domain=domain,
-            group=rule.group.format(**template_values), source_split=fields.get("split"),
-        ))
+        candidates.append(
+            VideoCandidate(
+                relpath=relpath,
+                label=label,
+                generator=generator,
+                domain=domain,
+                group=rule.group.format(**template_values),
+                source_split=fields.get("split"),
+            )
+        )
     if unmatched:
         raise StageError(
             f"{len(unmatched)} video file(s) below {raw_dir} do not match the layout pattern "
@@ -191,8 +224,10 @@ def candidates_from_layout(
         )
     if bad_labels:
         raise StageError(
-            f"{len(bad_labels)} video file(s) below {raw_dir} sit in a label folder that is neither real "
-            f"{list(rule.real)} nor fake {list(rule.fake)} (add the name to layout.real or layout.fake):"
+            f"{len(bad_labels)} video file(s) below {raw_dir} sit in a label folder that is "
+            f"neither real "
+            f"{list(rule.real)} nor fake {list(rule.fake)} (add the name to layout.real or "
+            f"layout.fake):"
             f"{_listing(bad_labels)}"
         )
     log.info("found %d videos below %s", len(candidates), raw_dir)

@@ -7,6 +7,7 @@
 
 Nothing is downloaded; `fetch` only checks that the folder is there.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,12 @@ def parse_extensions(value: object, source: str) -> tuple[str, ...]:
         return VIDEO_EXTENSIONS
     if isinstance(value, str):
         value = [value]
-    if not (isinstance(value, list) and value and all(isinstance(ext, str) and ext for ext in value)):
-        raise ConfigError(source, "source.extensions", value, "a list of file extensions such as [.mp4, .webm]")
+    if not (
+        isinstance(value, list) and value and all(isinstance(ext, str) and ext for ext in value)
+    ):
+        raise ConfigError(
+            source, "source.extensions", value, "a list of file extensions such as [.mp4, .webm]"
+        )
     return tuple(ext.lower() if ext.startswith(".") else f".{ext.lower()}" for ext in value)
 
 
@@ -43,10 +48,17 @@ class LocalSource:
         unknown = set(config.source) - LOCAL_SOURCE_KEYS
         if unknown:
             key = sorted(unknown)[0]
-            raise ConfigError(where, f"source.{key}", config.source[key], f"only the keys {sorted(LOCAL_SOURCE_KEYS)}")
+            raise ConfigError(
+                where,
+                f"source.{key}",
+                config.source[key],
+                f"only the keys {sorted(LOCAL_SOURCE_KEYS)}",
+            )
         path = config.source.get("path")
         if not isinstance(path, str) or not path:
-            raise ConfigError(where, "source.path", path, "the folder holding the videos (kind: local)")
+            raise ConfigError(
+                where, "source.path", path, "the folder holding the videos (kind: local)"
+            )
         self.config = config
         self.folder = Path(path).expanduser()
         self.extensions = parse_extensions(config.source.get("extensions"), where)
@@ -55,8 +67,14 @@ class LocalSource:
         return self.folder
 
     def plan_fetch(self, root: DataRoot) -> FetchPlan:
-        return FetchPlan(self.config.name, f"local folder {self.folder}", self.config.terms, "", (),
-                         ("nothing is downloaded: the videos stay where they are",))
+        return FetchPlan(
+            self.config.name,
+            f"local folder {self.folder}",
+            self.config.terms,
+            "",
+            (),
+            ("nothing is downloaded: the videos stay where they are",),
+        )
 
     def fetch(self, root: DataRoot, *, progress: bool = True) -> None:
         if not self.folder.is_dir():
@@ -68,6 +86,9 @@ class LocalSource:
 
     def list_videos(self, root: DataRoot) -> list[VideoCandidate]:
         return candidates_from_layout(
-            self.raw_dir(root), self.config.layout,
-            dataset=self.config.name, default_domain=self.config.domain, extensions=self.extensions,
+            self.raw_dir(root),
+            self.config.layout,
+            dataset=self.config.name,
+            default_domain=self.config.domain,
+            extensions=self.extensions,
         )

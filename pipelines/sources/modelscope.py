@@ -6,12 +6,14 @@ host does not list is flagged before anything is downloaded, and a served volume
 the config leaves out is named. The listing is the route ModelScope's own clients and
 third-party scripts use:
 
-    GET <base_url>/api/v1/datasets/<namespace>/<name>/repo/tree?Revision=<rev>&Root=&PageSize=N&PageNumber=P
+    GET
+    <base_url>/api/v1/datasets/<namespace>/<name>/repo/tree?Revision=<rev>&Root=&PageSize=N&PageNumber=P
     -> {"Code": 200, "Data": {"Files": [{"Name", "Path", "Type": "blob"|"tree", "Size"}, ...]}}
 
 Pages are read until one comes back shorter than the page size. Folders (`Type: tree`) are
 not descended into: the GenVideo repositories keep their archives at the top.
 """
+
 from __future__ import annotations
 
 import urllib.parse
@@ -22,7 +24,10 @@ from vfcache.pipelines.fetch._transfer import PermanentError, TransientError, re
 
 PAGE_SIZE = 500
 MAX_PAGES = 40
-TREE_TEMPLATE = "{base_url}/api/v1/datasets/{repo}/repo/tree?Revision={revision}&Root=&PageSize={size}&PageNumber={page}"
+TREE_TEMPLATE = (
+    "{base_url}/api/v1/datasets/{repo}/repo/tree"
+    "?Revision={revision}&Root=&PageSize={size}&PageNumber={page}"
+)
 
 
 @dataclass(frozen=True)
@@ -34,8 +39,13 @@ class RepoListing:
 
 
 def tree_url(base_url: str, repo: str, revision: str, page: int) -> str:
-    return TREE_TEMPLATE.format(base_url=base_url, repo=repo,
-                                revision=urllib.parse.quote(revision, safe=""), size=PAGE_SIZE, page=page)
+    return TREE_TEMPLATE.format(
+        base_url=base_url,
+        repo=repo,
+        revision=urllib.parse.quote(revision, safe=""),
+        size=PAGE_SIZE,
+        page=page,
+    )
 
 
 def _page_files(payload: object, url: str) -> list[dict]:
@@ -64,4 +74,6 @@ def list_repo_files(base_url: str, repo: str, revision: str) -> RepoListing:
                 listed[name] = size if isinstance(size, int) and size >= 0 else None
         if len(files) < PAGE_SIZE:
             return RepoListing(listed)
-    return RepoListing(listed, problem=f"listing longer than {MAX_PAGES} pages; read as far as that")
+    return RepoListing(
+        listed, problem=f"listing longer than {MAX_PAGES} pages; read as far as that"
+    )

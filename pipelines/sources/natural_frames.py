@@ -7,6 +7,7 @@ patterns compress several times better than camera footage under zstd; these fra
 H.264 at web bitrates, decode to clips that compress about as real footage does, so the
 extraction and load benchmarks measure the cost of compression honestly.
 """
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -44,11 +45,22 @@ def natural_frames(width: int, height: int, num_frames: int, *, seed: int) -> It
         zoom = 1.3 + 0.3 * np.sin(phase[0] + speed[0] * index)
         win_h = base_h / zoom
         win_w = win_h * aspect
-        cx = pw / 2 + (pw - win_w) / 2 * 0.9 * np.sin(phase[1] + speed[1] * index) + rng.normal(0, 0.6)
-        cy = ph / 2 + (ph - win_h) / 2 * 0.9 * np.sin(phase[2] + speed[2] * index) + rng.normal(0, 0.6)
+        cx = (
+            pw / 2
+            + (pw - win_w) / 2 * 0.9 * np.sin(phase[1] + speed[1] * index)
+            + rng.normal(0, 0.6)
+        )
+        cy = (
+            ph / 2
+            + (ph - win_h) / 2 * 0.9 * np.sin(phase[2] + speed[2] * index)
+            + rng.normal(0, 0.6)
+        )
         scale = width / win_w
-        matrix = np.array([[scale, 0, width / 2 - scale * cx], [0, scale, height / 2 - scale * cy]], np.float32)
-        frame = cv2.warpAffine(photo, matrix, (width, height), flags=cv2.INTER_CUBIC,
-                               borderMode=cv2.BORDER_REFLECT)
+        matrix = np.array(
+            [[scale, 0, width / 2 - scale * cx], [0, scale, height / 2 - scale * cy]], np.float32
+        )
+        frame = cv2.warpAffine(
+            photo, matrix, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+        )
         frame += rng.normal(0, NOISE_SIGMA, size=frame.shape).astype(np.float32)
         yield np.clip(frame, 0, 255).astype(np.uint8)

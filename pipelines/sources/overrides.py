@@ -33,7 +33,10 @@ MULTI_SERVER_KINDS = frozenset({"ffpp"})
 
 
 def apply_fetch_options(
-    config: DatasetConfig, *, server: Union[str, Sequence[str], None] = None, accept_terms: bool = False
+    config: DatasetConfig,
+    *,
+    server: Union[str, Sequence[str], None] = None,
+    accept_terms: bool = False,
 ) -> DatasetConfig:
     """`config` with `--server` (one URL, or several for FF++'s fail-over) / `--accept-terms`
     applied; raises ConfigError naming the option."""
@@ -52,8 +55,12 @@ def apply_fetch_options(
             if not url.startswith(("http://", "https://")):
                 raise ConfigError("--server", "server", url, "an http:// or https:// URL")
         if len(servers) > 1 and config.kind not in MULTI_SERVER_KINDS:
-            raise ConfigError("--server", "server", servers,
-                              f"one URL: several are tried in turn only for {sorted(MULTI_SERVER_KINDS)}")
+            raise ConfigError(
+                "--server",
+                "server",
+                servers,
+                f"one URL: several are tried in turn only for {sorted(MULTI_SERVER_KINDS)}",
+            )
         urls = [url.rstrip("/") for url in servers]
         source[key] = urls if len(urls) > 1 else urls[0]
     if accept_terms:

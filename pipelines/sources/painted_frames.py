@@ -53,8 +53,9 @@ def _texture(rng: np.random.Generator, height: int, width: int, scene: Scene) ->
         interpolation = cv2.INTER_CUBIC if octave == 0 else cv2.INTER_LINEAR
         step = max(2, short // cells_per_short)
         coarse = rng.uniform(-1, 1, (height // step + 2, width // step + 2, 3)).astype(np.float32)
-        big = cv2.resize(coarse, (coarse.shape[1] * step, coarse.shape[0] * step),
-                         interpolation=interpolation)
+        big = cv2.resize(
+            coarse, (coarse.shape[1] * step, coarse.shape[0] * step), interpolation=interpolation
+        )
         image += amplitude * big[:height, :width]
     grain_step = max(2, short // 90)  # one to two pixels after a resize to 112
     grain = rng.uniform(-1, 1, (height // grain_step + 1, width // grain_step + 1))
@@ -83,8 +84,9 @@ class _Plan:
     warp_wavelength_px: np.ndarray  # (2,)
 
 
-def _noise_tile(rng: np.random.Generator, shape: tuple[int, ...], sigma: float,
-                grain_px: float) -> np.ndarray:
+def _noise_tile(
+    rng: np.random.Generator, shape: tuple[int, ...], sigma: float, grain_px: float
+) -> np.ndarray:
     """Sensor-like noise, int16, with grains of about ``grain_px`` so a resize keeps it."""
     coarse_shape = (int(shape[0] / grain_px) + 1, int(shape[1] / grain_px) + 1, shape[2])
     coarse = rng.normal(0.0, sigma, coarse_shape).astype(np.float32)
@@ -92,8 +94,15 @@ def _noise_tile(rng: np.random.Generator, shape: tuple[int, ...], sigma: float,
     return noise.clip(-127, 127).astype(np.int16)
 
 
-def _plan(width: int, height: int, num_frames: int, seed: int, artifact: Artifact | None,
-          scene: Scene, fps: float) -> _Plan:
+def _plan(
+    width: int,
+    height: int,
+    num_frames: int,
+    seed: int,
+    artifact: Artifact | None,
+    scene: Scene,
+    fps: float,
+) -> _Plan:
     rng = np.random.default_rng(seed)
     short = min(height, width)
     pad = max(8, short // 8)
@@ -110,8 +119,12 @@ def _plan(width: int, height: int, num_frames: int, seed: int, artifact: Artifac
     speed = short * (0.012 if scene == "studio" else 0.025)
     gain = rng.choice([-1.0, 1.0], num_frames) * rng.uniform(0.5, 1.0, num_frames)
     return _Plan(
-        texture=texture, noise_up=noise_up, noise_down=noise_down, pad=pad,
-        pan_period_frames=rng.uniform(2.0, 4.0) * fps, pan_phase=rng.uniform(0, 2 * np.pi, 2),
+        texture=texture,
+        noise_up=noise_up,
+        noise_down=noise_down,
+        pad=pad,
+        pan_period_frames=rng.uniform(2.0, 4.0) * fps,
+        pan_phase=rng.uniform(0, 2 * np.pi, 2),
         shape_start=rng.uniform(0, 1, (num_shapes, 2)) * (width, height),
         shape_speed=rng.uniform(-1, 1, (num_shapes, 2)) * speed,
         shape_size=rng.uniform(0.06, 0.16, num_shapes) * short,
@@ -127,22 +140,29 @@ def _draw_shapes(frame: np.ndarray, plan: _Plan, index: int) -> None:
     height, width = frame.shape[:2]
     moved = plan.shape_start + plan.shape_speed * index
     xs, ys = _reflect(moved[:, 0], 0, width), _reflect(moved[:, 1], 0, height)
-    for x, y, size, color, is_round in zip(xs, ys, plan.shape_size, plan.shape_color,
-                                           plan.shape_round):
+    for x, y, size, color, is_round in zip(
+        xs, ys, plan.shape_size, plan.shape_color, plan.shape_round
+    ):
         color_t = tuple(int(v) for v in color)
         if is_round:
             cv2.circle(frame, (int(x), int(y)), int(size), color_t, -1, cv2.LINE_AA)
         else:
-            cv2.rectangle(frame, (int(x - size), int(y - 0.6 * size)),
-                          (int(x + size), int(y + 0.6 * size)), color_t, -1)
+            cv2.rectangle(
+                frame,
+                (int(x - size), int(y - 0.6 * size)),
+                (int(x + size), int(y + 0.6 * size)),
+                color_t,
+                -1,
+            )
 
 
 def _heavy_blur(frame: np.ndarray, sigma_px: float) -> np.ndarray:
     """Gaussian blur computed at a reduced size: same look, a fraction of the cost."""
     factor = max(1, int(sigma_px // 2))
     height, width = frame.shape[:2]
-    small = cv2.resize(frame, (max(1, width // factor), max(1, height // factor)),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        frame, (max(1, width // factor), max(1, height // factor)), interpolation=cv2.INTER_AREA
+    )
     small = cv2.GaussianBlur(small, (0, 0), sigma_px / factor)
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
@@ -159,9 +179,16 @@ def _warp(frame: np.ndarray, plan: _Plan, index: int, fps: float) -> np.ndarray:
     return cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-def paint_frames(width: int, height: int, num_frames: int, *, seed: int,
-                 artifact: Artifact | None = None, scene: Scene = "studio",
-                 fps: float = 25.0) -> Iterator[np.ndarray]:
+def paint_frames(
+    width: int,
+    height: int,
+    num_frames: int,
+    *,
+    seed: int,
+    artifact: Artifact | None = None,
+    scene: Scene = "studio",
+    fps: float = 25.0,
+) -> Iterator[np.ndarray]:
     """Yield ``num_frames`` upright RGB uint8 frames (height, width, 3), frame i coded with i.
 
     Real content (``artifact=None``) is sharp with sensor-like noise. ``flicker`` changes the
@@ -177,7 +204,7 @@ def paint_frames(width: int, height: int, num_frames: int, *, seed: int,
     for index in range(num_frames):
         angle = 2 * np.pi * index / plan.pan_period_frames + plan.pan_phase
         ox, oy = (pad + np.round(pad * np.sin(angle))).astype(int)
-        frame = plan.texture[oy:oy + height, ox:ox + width].copy()
+        frame = plan.texture[oy : oy + height, ox : ox + width].copy()
         _draw_shapes(frame, plan, index)
         if artifact == "smooth":
             frame = _heavy_blur(frame, SMOOTH_SIGMA_FRACTION * short)
@@ -185,7 +212,7 @@ def paint_frames(width: int, height: int, num_frames: int, *, seed: int,
             frame = _warp(frame, plan, index, fps)
         if plan.noise_up is not None:
             nx, ny = plan.noise_offset[index]
-            window = np.s_[ny:ny + height, nx:nx + width]
+            window = np.s_[ny : ny + height, nx : nx + width]
             frame = cv2.subtract(cv2.add(frame, plan.noise_up[window]), plan.noise_down[window])
         if artifact == "flicker":
             frame = cv2.convertScaleAbs(frame, alpha=float(plan.flicker_gain[index]))

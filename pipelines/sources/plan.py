@@ -6,6 +6,7 @@ which the host refuses, and the dataset's terms. Nothing is downloaded and the r
 not touched; the plan is kept as `<root>/plans/<dataset>.json` so that `vfcache datasets` can
 show the download size before the first fetch. Nobody should start a 2 TB download blind.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -40,9 +41,12 @@ class FetchPlan:
     expected_size: str  # the config's own estimate
     files: tuple[PlannedFile, ...] = ()
     notes: tuple[str, ...] = ()
-    access: tuple[str, ...] = ()  # the host's answers before a download: listing, token, a first file
+    access: tuple[
+        str, ...
+    ] = ()  # the host's answers before a download: listing, token, a first file
     planned_at_utc: str = field(
-        default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    )
 
     @property
     def to_fetch(self) -> list[PlannedFile]:
@@ -57,13 +61,18 @@ class FetchPlan:
         return sum(f.size_bytes is None for f in self.to_fetch)
 
     def to_json(self) -> dict:
-        return {**asdict(self), "bytes_to_fetch": self.bytes_to_fetch,
-                "files_to_fetch": len(self.to_fetch), "unknown_sizes": self.unknown_sizes,
-                "files_unavailable": sum(bool(f.problem) for f in self.files)}
+        return {
+            **asdict(self),
+            "bytes_to_fetch": self.bytes_to_fetch,
+            "files_to_fetch": len(self.to_fetch),
+            "unknown_sizes": self.unknown_sizes,
+            "files_unavailable": sum(bool(f.problem) for f in self.files),
+        }
 
 
-def planned_http_files(items: Iterable[tuple[str, str]], raw_dir: Path,
-                       present: Iterable[str] = ()) -> list[PlannedFile]:
+def planned_http_files(
+    items: Iterable[tuple[str, str]], raw_dir: Path, present: Iterable[str] = ()
+) -> list[PlannedFile]:
     """(url, relpath) pairs: HEAD for the size of each file not already `present`."""
     already = set(present)
     planned = []
@@ -73,7 +82,9 @@ def planned_http_files(items: Iterable[tuple[str, str]], raw_dir: Path,
             planned.append(PlannedFile(relpath, size, present=True))
             continue
         size, problem = remote_size(url)
-        planned.append(PlannedFile(relpath, size, problem=problem if problem != SIZE_UNKNOWN else ""))
+        planned.append(
+            PlannedFile(relpath, size, problem=problem if problem != SIZE_UNKNOWN else "")
+        )
     return planned
 
 
@@ -101,9 +112,11 @@ def format_plan(plan: FetchPlan, *, listed: int = 20) -> str:
     present = [f for f in plan.files if f.present]
     refused = [f for f in plan.files if f.problem]
     unknown = f" (+{plan.unknown_sizes} files of unknown size)" if plan.unknown_sizes else ""
-    lines = [f"{plan.dataset}: {plan.source}",
-             f"  would fetch {len(todo)} files, {human_bytes(plan.bytes_to_fetch)}{unknown}; "
-             f"{len(present)} already here; {len(refused)} not available (refused or unreachable)"]
+    lines = [
+        f"{plan.dataset}: {plan.source}",
+        f"  would fetch {len(todo)} files, {human_bytes(plan.bytes_to_fetch)}{unknown}; "
+        f"{len(present)} already here; {len(refused)} not available (refused or unreachable)",
+    ]
     for entry in todo[:listed]:
         size = human_bytes(entry.size_bytes) if entry.size_bytes is not None else "size unknown"
         lines.append(f"    {entry.relpath}  {size}")
@@ -119,26 +132,35 @@ def format_plan(plan: FetchPlan, *, listed: int = 20) -> str:
     return "\n".join(lines)
 
 
-def planned_hub_files(repo_id: str, revision: str, allow_patterns, endpoint, raw_dir: Path
-                      ) -> tuple[str, list[PlannedFile]]:
+def planned_hub_files(
+    repo_id: str, revision: str, allow_patterns, endpoint, raw_dir: Path
+) -> tuple[str, list[PlannedFile]]:
     """(commit, files) a Hub snapshot fetch would bring: the tree listing's sizes; files already
     on disk with that size, or extracted there, are present."""
     from vfcache.pipelines.fetch.hf import list_hf_dataset  # the Hub client loads only when used
     from vfcache.pipelines.sources._fetching import extracted_volume_names
 
-    commit, listing = list_hf_dataset(repo_id, revision=revision, endpoint=endpoint,
-                                      allow_patterns=list(allow_patterns) if allow_patterns else None)
+    commit, listing = list_hf_dataset(
+        repo_id,
+        revision=revision,
+        endpoint=endpoint,
+        allow_patterns=list(allow_patterns) if allow_patterns else None,
+    )
     planned = []
     for relpath, size in listing:
         path = raw_dir / relpath
         here = (path.is_file() and path.stat().st_size == size) or (
-            path.parent.is_dir() and path.name in extracted_volume_names(path.parent))
+            path.parent.is_dir() and path.name in extracted_volume_names(path.parent)
+        )
         planned.append(PlannedFile(relpath, size, present=here))
     return commit, planned
 
 
-def hub_access_lines(repo_id: str, revision: str, endpoint, files: list[PlannedFile]) -> tuple[str, ...]:
-    """The dry run's access lines for a Hub snapshot (`vfcache.pipelines.fetch.hf.hub_access`), probed
+def hub_access_lines(
+    repo_id: str, revision: str, endpoint, files: list[PlannedFile]
+) -> tuple[str, ...]:
+    """The dry run's access lines for a Hub snapshot (`vfcache.pipelines.fetch.hf.hub_access`),
+    probed
     on the first file still to fetch (or the first file when all are here)."""
     from vfcache.pipelines.fetch.hf import hub_access
 

@@ -44,8 +44,17 @@ FAKE_GENERATORS = {"diffgen": "smooth", "warpnet": "warp", "flickr3": "flicker"}
 FAKES_PER_GENERATOR = 4
 _CODEC_CYCLE = ("h264", "mpeg4", "vp9")
 _FPS_CYCLE = (Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30))
-_SIZE_CYCLE = ((320, 240), (160, 120), (426, 240), (640, 360), (240, 180), (480, 270),
-               (720, 404), (512, 288), (720, 480))
+_SIZE_CYCLE = (
+    (320, 240),
+    (160, 120),
+    (426, 240),
+    (640, 360),
+    (240, 180),
+    (480, 270),
+    (720, 404),
+    (512, 288),
+    (720, 480),
+)
 _DURATION_CYCLE_S = (2.0, 3.0, 2.5, 2.0, 4.0)
 _GOP_CYCLE = (250, 12, 30, 48)
 
@@ -123,8 +132,9 @@ def _vfr_pts_s(num_frames: int, seed: int) -> tuple[float, ...]:
 
 def _usable_videos() -> list[SampleVideo]:
     roles = [("real", source, None, count) for source, count in REAL_SOURCES.items()]
-    roles += [("fake", name, artifact, FAKES_PER_GENERATOR)
-              for name, artifact in FAKE_GENERATORS.items()]
+    roles += [
+        ("fake", name, artifact, FAKES_PER_GENERATOR) for name, artifact in FAKE_GENERATORS.items()
+    ]
     videos, position = [], 0
     for domain_index, domain in enumerate(DOMAINS):
         for label, generator, artifact, count in roles:
@@ -134,13 +144,24 @@ def _usable_videos() -> list[SampleVideo]:
                 width, height = _SIZE_CYCLE[(position * 5) % len(_SIZE_CYCLE)]
                 duration_s = _DURATION_CYCLE_S[position % len(_DURATION_CYCLE_S)]
                 name = f"{generator}_{domain}_{k:02d}"
-                videos.append(SampleVideo(
-                    relpath=f"{domain}/{label}/{generator}/{name}{_suffix(codec, position)}",
-                    domain=domain, label=label, generator=generator, width=width,
-                    height=height, num_frames=round(duration_s * fps), fps=fps, codec=codec,
-                    artifact=artifact, seed=1000 + position, scene=domain,
-                    quality=20 + (position * 3) % 9, gop=_GOP_CYCLE[position % len(_GOP_CYCLE)],
-                ))
+                videos.append(
+                    SampleVideo(
+                        relpath=f"{domain}/{label}/{generator}/{name}{_suffix(codec, position)}",
+                        domain=domain,
+                        label=label,
+                        generator=generator,
+                        width=width,
+                        height=height,
+                        num_frames=round(duration_s * fps),
+                        fps=fps,
+                        codec=codec,
+                        artifact=artifact,
+                        seed=1000 + position,
+                        scene=domain,
+                        quality=20 + (position * 3) % 9,
+                        gop=_GOP_CYCLE[position % len(_GOP_CYCLE)],
+                    )
+                )
                 position += 1
     return videos
 
@@ -157,30 +178,74 @@ def sample_plan() -> tuple[SampleVideo, ...]:
     # one variable-frame-rate phone video; all H.264 in containers that carry them
     rotated = videos[by_name["phone_street_00"]]
     videos[by_name["phone_street_00"]] = _with_special(
-        rotated, width=360, height=640, codec="h264", rotation_deg=90,
-        relpath=rotated.relpath.rsplit(".", 1)[0] + ".mp4")
+        rotated,
+        width=360,
+        height=640,
+        codec="h264",
+        rotation_deg=90,
+        relpath=rotated.relpath.rsplit(".", 1)[0] + ".mp4",
+    )
     portrait = videos[by_name["diffgen_studio_01"]]
     videos[by_name["diffgen_studio_01"]] = _with_special(
-        portrait, width=270, height=480, codec="h264",
-        relpath=portrait.relpath.rsplit(".", 1)[0] + ".mp4")
+        portrait,
+        width=270,
+        height=480,
+        codec="h264",
+        relpath=portrait.relpath.rsplit(".", 1)[0] + ".mp4",
+    )
     vfr = videos[by_name["phone_studio_01"]]
     videos[by_name["phone_studio_01"]] = _with_special(
-        vfr, codec="h264", fps=Fraction(20), num_frames=70, pts_s=_vfr_pts_s(70, vfr.seed),
-        relpath=vfr.relpath.rsplit(".", 1)[0] + ".mkv")
-    broken_common = dict(width=320, height=240, fps=Fraction(25), codec="h264", artifact=None,
-                         scene="studio", quality=23)
+        vfr,
+        codec="h264",
+        fps=Fraction(20),
+        num_frames=70,
+        pts_s=_vfr_pts_s(70, vfr.seed),
+        relpath=vfr.relpath.rsplit(".", 1)[0] + ".mkv",
+    )
+    broken_common = dict(
+        width=320,
+        height=240,
+        fps=Fraction(25),
+        codec="h264",
+        artifact=None,
+        scene="studio",
+        quality=23,
+    )
     videos += [
-        SampleVideo(relpath="studio/real/camera/too_short.mp4", domain="studio", label="real",
-                    generator="camera", num_frames=3, seed=901, defect="too_short",
-                    reason="3 frames (0.12 s): shorter than one 8-frames-at-8-fps clip",
-                    **broken_common),
-        SampleVideo(relpath="street/real/camera/truncated.mp4", domain="street", label="real",
-                    generator="camera", num_frames=75, seed=902, gop=12, defect="truncated",
-                    reason="valid header (faststart mp4), bytes cut at 50%", **broken_common),
-        SampleVideo(relpath="studio/fake/flickr3/not_a_video.mp4", domain="studio",
-                    label="fake", generator="flickr3", num_frames=0, seed=903,
-                    defect="not_a_video", reason="text bytes with an .mp4 name",
-                    **broken_common),
+        SampleVideo(
+            relpath="studio/real/camera/too_short.mp4",
+            domain="studio",
+            label="real",
+            generator="camera",
+            num_frames=3,
+            seed=901,
+            defect="too_short",
+            reason="3 frames (0.12 s): shorter than one 8-frames-at-8-fps clip",
+            **broken_common,
+        ),
+        SampleVideo(
+            relpath="street/real/camera/truncated.mp4",
+            domain="street",
+            label="real",
+            generator="camera",
+            num_frames=75,
+            seed=902,
+            gop=12,
+            defect="truncated",
+            reason="valid header (faststart mp4), bytes cut at 50%",
+            **broken_common,
+        ),
+        SampleVideo(
+            relpath="studio/fake/flickr3/not_a_video.mp4",
+            domain="studio",
+            label="fake",
+            generator="flickr3",
+            num_frames=0,
+            seed=903,
+            defect="not_a_video",
+            reason="text bytes with an .mp4 name",
+            **broken_common,
+        ),
     ]
     return tuple(videos)
 
@@ -196,17 +261,35 @@ def _generate_one(video: SampleVideo, raw_dir: Path) -> SampleEntry:
         target = path
         if video.defect == "truncated":  # the intact video is a temporary file
             target = path.with_name(f"{path.name}{TEMP_MARK}source{path.suffix}")
-        truth = make_video(target, width=video.width, height=video.height,
-                           num_frames=video.num_frames, fps=video.fps, codec=video.codec,
-                           artifact=video.artifact, seed=video.seed,
-                           rotation_deg=video.rotation_deg, pts_s=video.pts_s, gop=video.gop,
-                           scene=video.scene, quality=video.quality, threads=1)
+        truth = make_video(
+            target,
+            width=video.width,
+            height=video.height,
+            num_frames=video.num_frames,
+            fps=video.fps,
+            codec=video.codec,
+            artifact=video.artifact,
+            seed=video.seed,
+            rotation_deg=video.rotation_deg,
+            pts_s=video.pts_s,
+            gop=video.gop,
+            scene=video.scene,
+            quality=video.quality,
+            threads=1,
+        )
         if video.defect == "truncated":
             truncate_copy(target, path, keep_fraction=0.5)
             target.unlink()
-    return SampleEntry(relpath=video.relpath, domain=video.domain, label=video.label,
-                       generator=video.generator, bytes=path.stat().st_size,
-                       defect=video.defect, reason=video.reason, truth=truth)
+    return SampleEntry(
+        relpath=video.relpath,
+        domain=video.domain,
+        label=video.label,
+        generator=video.generator,
+        bytes=path.stat().st_size,
+        defect=video.defect,
+        reason=video.reason,
+        truth=truth,
+    )
 
 
 def _entry_to_json(entry: SampleEntry) -> dict:
@@ -218,11 +301,14 @@ def read_truth(raw_dir: Path) -> tuple[SampleEntry, ...]:
     path = Path(raw_dir) / TRUTH_FILE
     document = json.loads(path.read_text(encoding="utf-8"))
     if document.get("version") != TRUTH_VERSION:
-        raise ValueError(f"{path}: truth version {document.get('version')!r}, "
-                         f"expected {TRUTH_VERSION}; delete the folder to regenerate it")
+        raise ValueError(
+            f"{path}: truth version {document.get('version')!r}, "
+            f"expected {TRUTH_VERSION}; delete the folder to regenerate it"
+        )
     return tuple(
         SampleEntry(**{**row, "truth": row["truth"] and VideoTruth.from_json(row["truth"])})
-        for row in document["files"])
+        for row in document["files"]
+    )
 
 
 def _intact_entries(raw_dir: Path, plan: tuple[SampleVideo, ...]) -> dict[str, SampleEntry]:
@@ -233,9 +319,13 @@ def _intact_entries(raw_dir: Path, plan: tuple[SampleVideo, ...]) -> dict[str, S
         log.info("no usable %s in %s (%s): generating every file", TRUTH_FILE, raw_dir, err)
         return {}
     planned = {v.relpath for v in plan}
-    return {e.relpath: e for e in entries
-            if e.relpath in planned and (raw_dir / e.relpath).is_file()
-            and (raw_dir / e.relpath).stat().st_size == e.bytes}
+    return {
+        e.relpath: e
+        for e in entries
+        if e.relpath in planned
+        and (raw_dir / e.relpath).is_file()
+        and (raw_dir / e.relpath).stat().st_size == e.bytes
+    }
 
 
 def generate_sample(raw_dir: Path, *, workers: int = 2, progress: bool = True) -> SampleReport:
@@ -257,22 +347,36 @@ def generate_sample(raw_dir: Path, *, workers: int = 2, progress: bool = True) -
         # biggest first, so the pool does not end waiting on one large video
         missing.sort(key=lambda v: -v.width * v.height * v.num_frames)
         intact.update((e.relpath, e) for e in _run_pool(missing, raw_dir, workers, progress))
-        document = {"version": TRUTH_VERSION,
-                    "files": [_entry_to_json(intact[v.relpath]) for v in plan]}
+        document = {
+            "version": TRUTH_VERSION,
+            "files": [_entry_to_json(intact[v.relpath]) for v in plan],
+        }
         write_bytes_atomic(raw_dir / TRUTH_FILE, (json.dumps(document, indent=1) + "\n").encode())
     entries = [intact[v.relpath] for v in plan]
     elapsed_s = time.perf_counter() - started
     usable = sum(e.usable for e in entries)
-    log.info("sample dataset at %s: %d files (%d usable), %d written in %.1f s",
-             raw_dir, len(entries), usable, len(missing), elapsed_s)
-    return SampleReport(raw_dir=raw_dir, truth_path=raw_dir / TRUTH_FILE,
-                        num_files=len(entries), num_usable=usable,
-                        num_broken=len(entries) - usable, num_written=len(missing),
-                        elapsed_s=elapsed_s)
+    log.info(
+        "sample dataset at %s: %d files (%d usable), %d written in %.1f s",
+        raw_dir,
+        len(entries),
+        usable,
+        len(missing),
+        elapsed_s,
+    )
+    return SampleReport(
+        raw_dir=raw_dir,
+        truth_path=raw_dir / TRUTH_FILE,
+        num_files=len(entries),
+        num_usable=usable,
+        num_broken=len(entries) - usable,
+        num_written=len(missing),
+        elapsed_s=elapsed_s,
+    )
 
 
-def _run_pool(order: list[SampleVideo], raw_dir: Path, workers: int,
-              progress: bool) -> list[SampleEntry]:
+def _run_pool(
+    order: list[SampleVideo], raw_dir: Path, workers: int, progress: bool
+) -> list[SampleEntry]:
     if workers < 1:
         raise ValueError(f"workers={workers}; expected >= 1")
     bar = tqdm(total=len(order), desc="sample videos", unit="video", disable=not progress)

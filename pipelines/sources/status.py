@@ -50,7 +50,9 @@ class DatasetStatus:
     disk_bytes: int  # bytes under the raw folder now
     revision: str  # commit (Hub) or revision the fetch record holds
     specs: tuple[SpecStatus, ...] = ()
-    planned: Optional[dict] = None  # the last `fetch --dry-run` (vfcache.pipelines.sources.plan), if any
+    planned: Optional[dict] = (
+        None  # the last `fetch --dry-run` (vfcache.pipelines.sources.plan), if any
+    )
     error: str = ""  # the config or source could not be read
 
 
@@ -123,7 +125,9 @@ def one_status(root: DataRoot, name: str) -> DatasetStatus:
     specs = tuple(spec_status(cache_root / spec) for spec in root.extracted_specs(name))
     if not specs and (cache_root / VIDEOS_PARQUET_NAME).is_file():  # probed, nothing extracted yet
         videos, videos_ok = video_counts(cache_root)
-        specs = (SpecStatus(spec_name="-", videos=videos, videos_ok=videos_ok, clips=None, splits=()),)
+        specs = (
+            SpecStatus(spec_name="-", videos=videos, videos_ok=videos_ok, clips=None, splits=()),
+        )
     describe = getattr(source, "describe", None)
     return DatasetStatus(
         name=name,
@@ -185,11 +189,15 @@ def format_status_table(statuses: list[DatasetStatus]) -> str:
             )
         if status.planned and not status.fetched:
             plan = status.planned
-            unknown = (f" (+{plan['unknown_sizes']} of unknown size)" if plan["unknown_sizes"] else "")
+            unknown = (
+                f" (+{plan['unknown_sizes']} of unknown size)" if plan["unknown_sizes"] else ""
+            )
             missing = plan.get("files_unavailable", 0)
-            lines.append(f"    to download (dry run {plan['planned_at_utc']}): {plan['files_to_fetch']} "
-                         f"files, {human_bytes(plan['bytes_to_fetch'])}{unknown}"
-                         + (f"; {missing} not available" if missing else ""))
+            lines.append(
+                f"    to download (dry run {plan['planned_at_utc']}): {plan['files_to_fetch']} "
+                f"files, {human_bytes(plan['bytes_to_fetch'])}{unknown}"
+                + (f"; {missing} not available" if missing else "")
+            )
         if status.expected_size:
             lines.append(f"    disk needed: {status.expected_size}")
         if status.terms:

@@ -39,15 +39,28 @@ from typing import Literal
 
 import av
 import numpy as np
-from vfcache.pipelines.sources.painted_frames import Artifact, Scene, paint_frames
 from vfcache.pipelines.sources.framecode import paint_code, read_code
+from vfcache.pipelines.sources.painted_frames import Artifact, Scene, paint_frames
 
 from vfcache.atomic import TEMP_MARK, temp_path_for, write_bytes_atomic
 
 __all__ = [
-    "TEMP_MARK", "Artifact", "Codec", "EncodedVideo", "Scene", "VideoTruth",
-    "display_rotation_deg", "encode_video", "make_video", "paint_code", "paint_frames",
-    "read_code", "temp_path_for", "to_display", "truncate_copy", "write_bytes_atomic",
+    "TEMP_MARK",
+    "Artifact",
+    "Codec",
+    "EncodedVideo",
+    "Scene",
+    "VideoTruth",
+    "display_rotation_deg",
+    "encode_video",
+    "make_video",
+    "paint_code",
+    "paint_frames",
+    "read_code",
+    "temp_path_for",
+    "to_display",
+    "truncate_copy",
+    "write_bytes_atomic",
     "write_not_a_video",
 ]
 
@@ -58,8 +71,10 @@ Codec = Literal["h264", "mpeg4", "vp9", "hevc"]
 _ENCODERS = {"h264": "libx264", "mpeg4": "mpeg4", "vp9": "libvpx-vp9", "hevc": "libx265"}
 _FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 _CODECS_BY_FORMAT = {
-    "mp4": {"h264", "mpeg4", "vp9", "hevc"}, "matroska": {"h264", "mpeg4", "vp9", "hevc"},
-    "webm": {"vp9"}, "avi": {"h264", "mpeg4"},
+    "mp4": {"h264", "mpeg4", "vp9", "hevc"},
+    "matroska": {"h264", "mpeg4", "vp9", "hevc"},
+    "webm": {"vp9"},
+    "avi": {"h264", "mpeg4"},
 }
 
 
@@ -86,8 +101,9 @@ class VideoTruth:
 
     @classmethod
     def from_json(cls, obj: dict) -> VideoTruth:
-        return cls(**{**obj, "pts_s": tuple(obj["pts_s"]),
-                      "frame_codes": tuple(obj["frame_codes"])})
+        return cls(
+            **{**obj, "pts_s": tuple(obj["pts_s"]), "frame_codes": tuple(obj["frame_codes"])}
+        )
 
 
 @dataclass(frozen=True)
@@ -135,21 +151,29 @@ def _encoder_options(codec: Codec, quality: int) -> dict[str, str]:
     if codec == "hevc":
         return {"crf": str(quality + 5), "preset": "ultrafast", "x265-params": "log-level=error"}
     if codec == "vp9":
-        return {"crf": str(quality + 9), "b": "0", "deadline": "realtime", "cpu-used": "8",
-                "row-mt": "1"}
+        return {
+            "crf": str(quality + 9),
+            "b": "0",
+            "deadline": "realtime",
+            "cpu-used": "8",
+            "row-mt": "1",
+        }
     return {"flags": "+qscale", "global_quality": str(max(2, quality // 6) * 118)}
 
 
 def _check_target(path: Path, codec: str, rotation_deg: int) -> str:
     container = _FORMATS.get(path.suffix.lower())
     if container is None:
-        raise ValueError(f"{path}: unknown video suffix {path.suffix!r}; "
-                         f"use one of {sorted(_FORMATS)}")
+        raise ValueError(
+            f"{path}: unknown video suffix {path.suffix!r}; use one of {sorted(_FORMATS)}"
+        )
     if codec not in _ENCODERS:
         raise ValueError(f"codec={codec!r}; expected one of {sorted(_ENCODERS)}")
     if codec not in _CODECS_BY_FORMAT[container]:
-        raise ValueError(f"{path}: codec {codec!r} cannot go into {container}; "
-                         f"choose one of {sorted(_CODECS_BY_FORMAT[container])}")
+        raise ValueError(
+            f"{path}: codec {codec!r} cannot go into {container}; "
+            f"choose one of {sorted(_CODECS_BY_FORMAT[container])}"
+        )
     _check_rotation(rotation_deg)
     if rotation_deg and container == "avi":
         raise ValueError(f"{path}: AVI cannot carry rotation metadata; use .mp4, .mkv or .webm")
@@ -172,9 +196,10 @@ def _encode(stream: av.VideoStream, frame: av.VideoFrame | None, codec: str) -> 
         if codec == "vp9" and "decord" in sys.modules:
             # decord loads its own libvpx 1.6 globally; when that happens before PyAV is
             # imported, PyAV's libvpx-vp9 binds to it and cannot open (EINVAL)
-            raise RuntimeError("the VP9 encoder could not be opened, probably because decord "
-                               "was imported before PyAV in this process; import av first"
-                               ) from err
+            raise RuntimeError(
+                "the VP9 encoder could not be opened, probably because decord "
+                "was imported before PyAV in this process; import av first"
+            ) from err
         raise
 
 
@@ -191,10 +216,18 @@ def _round_half_up(value: Fraction) -> int:
     return math.floor(value + Fraction(1, 2))
 
 
-def encode_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, codec: Codec,
-                 fps: float | Fraction, pts_s: Sequence[float] | None = None,
-                 rotation_deg: int = 0, gop: int | None = None, quality: int = 23,
-                 threads: int = 0) -> EncodedVideo:
+def encode_video(
+    path: str | os.PathLike,
+    frames: Iterable[np.ndarray],
+    *,
+    codec: Codec,
+    fps: float | Fraction,
+    pts_s: Sequence[float] | None = None,
+    rotation_deg: int = 0,
+    gop: int | None = None,
+    quality: int = 23,
+    threads: int = 0,
+) -> EncodedVideo:
     """Encode upright RGB uint8 frames to ``path`` (container from the suffix), atomically.
 
     ``fps`` is the nominal rate (a Fraction such as ``Fraction(30000, 1001)`` is kept
@@ -225,8 +258,9 @@ def encode_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, codec
     written: list[int] = []
     try:
         with av.open(str(tmp), "w", format=container, options=options) as output:
-            stream = output.add_stream(_ENCODERS[codec], rate=rate,
-                                       options=_encoder_options(codec, quality))
+            stream = output.add_stream(
+                _ENCODERS[codec], rate=rate, options=_encoder_options(codec, quality)
+            )
             stream.width, stream.height, stream.pix_fmt = stored_w, stored_h, "yuv420p"
             stream.codec_context.time_base = time_base
             stream.codec_context.thread_count = threads
@@ -248,36 +282,68 @@ def encode_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, codec
     finally:
         tmp.unlink(missing_ok=True)
     stored_pts = tuple(
-        float(_round_half_up(p * time_base / stream_time_base) * stream_time_base)
-        for p in written)
+        float(_round_half_up(p * time_base / stream_time_base) * stream_time_base) for p in written
+    )
     log.debug("wrote %s: %s %d frames", path, codec, len(written))
-    return EncodedVideo(path=path, codec=codec, container=container, num_frames=len(written),
-                        pts_s=stored_pts)
+    return EncodedVideo(
+        path=path, codec=codec, container=container, num_frames=len(written), pts_s=stored_pts
+    )
 
 
-def make_video(path: str | os.PathLike, *, width: int, height: int, num_frames: int,
-               fps: float | Fraction, codec: Codec, artifact: Artifact | None = None,
-               seed: int, rotation_deg: int = 0, pts_s: Sequence[float] | None = None,
-               gop: int | None = None, scene: Scene = "studio", quality: int = 23,
-               threads: int = 0) -> VideoTruth:
+def make_video(
+    path: str | os.PathLike,
+    *,
+    width: int,
+    height: int,
+    num_frames: int,
+    fps: float | Fraction,
+    codec: Codec,
+    artifact: Artifact | None = None,
+    seed: int,
+    rotation_deg: int = 0,
+    pts_s: Sequence[float] | None = None,
+    gop: int | None = None,
+    scene: Scene = "studio",
+    quality: int = 23,
+    threads: int = 0,
+) -> VideoTruth:
     """Paint and encode a synthetic video; ``width`` x ``height`` is the displayed size."""
     if pts_s is not None and len(pts_s) != num_frames:
         raise ValueError(f"pts_s has {len(pts_s)} entries for num_frames={num_frames}")
     rate = _as_fraction(fps)
-    frames = paint_frames(width, height, num_frames, seed=seed, artifact=artifact,
-                          scene=scene, fps=float(rate))
-    encoded = encode_video(path, frames, codec=codec, fps=rate, pts_s=pts_s,
-                           rotation_deg=rotation_deg, gop=gop, quality=quality, threads=threads)
+    frames = paint_frames(
+        width, height, num_frames, seed=seed, artifact=artifact, scene=scene, fps=float(rate)
+    )
+    encoded = encode_video(
+        path,
+        frames,
+        codec=codec,
+        fps=rate,
+        pts_s=pts_s,
+        rotation_deg=rotation_deg,
+        gop=gop,
+        quality=quality,
+        threads=threads,
+    )
     return VideoTruth(
-        codec=codec, container=encoded.container, width=width, height=height,
-        num_frames=encoded.num_frames, fps=float(rate), variable_frame_rate=pts_s is not None,
-        pts_s=encoded.pts_s, rotation_deg=rotation_deg,
-        frame_codes=tuple(range(encoded.num_frames)), artifact=artifact, seed=seed,
+        codec=codec,
+        container=encoded.container,
+        width=width,
+        height=height,
+        num_frames=encoded.num_frames,
+        fps=float(rate),
+        variable_frame_rate=pts_s is not None,
+        pts_s=encoded.pts_s,
+        rotation_deg=rotation_deg,
+        frame_codes=tuple(range(encoded.num_frames)),
+        artifact=artifact,
+        seed=seed,
     )
 
 
-def truncate_copy(source: str | os.PathLike, target: str | os.PathLike, *,
-                  keep_fraction: float = 0.5) -> int:
+def truncate_copy(
+    source: str | os.PathLike, target: str | os.PathLike, *, keep_fraction: float = 0.5
+) -> int:
     """Copy the first ``keep_fraction`` of ``source``'s bytes to ``target``; return bytes kept."""
     if not 0.0 < keep_fraction < 1.0:
         raise ValueError(f"keep_fraction={keep_fraction}; expected a value in (0, 1)")

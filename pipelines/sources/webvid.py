@@ -131,7 +131,9 @@ class WebVidSource(RawDirUnderRoot):
         items = [DownloadItem(url, url.rsplit("/", 1)[-1].split("?")[0]) for url in self.csv_urls]
         report = download_files(items, csv_dir, concurrency=2, retries=self.retries, progress=False)
         if report.failed:
-            raise download_failure(report, "WebVid CSV files", command=f"vfcache fetch {self.config.name}")
+            raise download_failure(
+                report, "WebVid CSV files", command=f"vfcache fetch {self.config.name}"
+            )
         return [f"{CSV_DIR}/{item.relpath}" for item in items], ", ".join(self.csv_urls)
 
     def plan_fetch(self, root: DataRoot) -> FetchPlan:
@@ -139,23 +141,38 @@ class WebVidSource(RawDirUnderRoot):
         raw_dir = self.raw_dir(root)
         csv_dir = raw_dir / CSV_DIR
         if self.csv_repo:
-            _, listed = planned_hub_files(self.csv_repo, self.csv_revision, self.csv_patterns,
-                                          self.endpoint, csv_dir)
+            _, listed = planned_hub_files(
+                self.csv_repo, self.csv_revision, self.csv_patterns, self.endpoint, csv_dir
+            )
             files = [replace(f, relpath=f"{CSV_DIR}/{f.relpath}") for f in listed]
         else:
             files = planned_http_files(
-                [(url, f"{CSV_DIR}/{url.rsplit('/', 1)[-1].split('?')[0]}") for url in self.csv_urls],
-                raw_dir)
+                [
+                    (url, f"{CSV_DIR}/{url.rsplit('/', 1)[-1].split('?')[0]}")
+                    for url in self.csv_urls
+                ],
+                raw_dir,
+            )
         if self.csv_files(raw_dir):
             rows = list(self.selection(raw_dir))
-            files += [PlannedFile(row["relpath"], None, present=(raw_dir / row["relpath"]).is_file())
-                      for row in rows]
-            notes = (f"{len(rows)} videos selected from the CSV (max_videos {self.max_videos}); "
-                     "stock previews, a few MB each, many answer 403/404 now",)
+            files += [
+                PlannedFile(row["relpath"], None, present=(raw_dir / row["relpath"]).is_file())
+                for row in rows
+            ]
+            notes = (
+                f"{len(rows)} videos selected from the CSV (max_videos {self.max_videos}); "
+                "stock previews, a few MB each, many answer 403/404 now",
+            )
         else:
             notes = (f"up to {self.max_videos} videos, listed once the CSV is fetched",)
-        return FetchPlan(self.config.name, self.describe(), self.config.terms, self.expected_size,
-                         tuple(files), notes)
+        return FetchPlan(
+            self.config.name,
+            self.describe(),
+            self.config.terms,
+            self.expected_size,
+            tuple(files),
+            notes,
+        )
 
     def csv_files(self, raw_dir: Path) -> list[Path]:
         return sorted(p for p in (raw_dir / CSV_DIR).rglob("*.csv") if not p.name.startswith("."))
@@ -221,8 +238,10 @@ class WebVidSource(RawDirUnderRoot):
             reasons = sorted({o.reason for o in report.failed + report.skipped})[:3]
             raise FetchError(
                 f"none of the {len(rows)} WebVid videos selected could be downloaded "
-                f"({', '.join(reasons)}); the list is in {report.failures_path}. The stock previews "
-                "rot: try other CSV rows (source.csv_patterns / max_videos) or check the network")
+                f"({', '.join(reasons)}); the list is in {report.failures_path}. The stock "
+                f"previews "
+                "rot: try other CSV rows (source.csv_patterns / max_videos) or check the network"
+            )
         notes = (
             f"{len(rows)} videos selected, {len(rows) - missing} on disk; {permanent} answered "
             "403/404 or similar (recorded, not asked again)",

@@ -34,6 +34,7 @@ The support bank (`pick_support`) is N real + N fake clips per domain drawn from
 kept in train: the card's counts (50 + 50 + 336 = 436) leave no room for a fourth disjoint
 part, and prototypes are built from labelled training data.
 """
+
 from __future__ import annotations
 
 import logging
@@ -59,7 +60,6 @@ from vfcache.manifests.split_files import (
     read_split_meta,
     write_split_meta,
 )
-from vfcache.pipelines.split.pins import keep, pinned_to, unit_pins
 from vfcache.pipelines.split.assign import (  # noqa: F401  (the stage's public names)
     SHUFFLE_ATTEMPTS,
     STRATIFY_KEYS,
@@ -73,6 +73,7 @@ from vfcache.pipelines.split.assign import (  # noqa: F401  (the stage's public 
     pick_support,
     subset_sizes,
 )
+from vfcache.pipelines.split.pins import keep, pinned_to, unit_pins
 
 from vfcache.checksums import sha256_file
 from vfcache.config import SplitPreset
@@ -95,19 +96,27 @@ def assign_splits(
     sizes = normalize_sizes(sizes)
     table = _Clips(_records_table(clips), "the clips given")
     unit_of_row, group, stratum = table.unit_codes(unit, stratify)
-    return {part: [clips[row] for row in table.rows_of_units(unit_of_row, units).tolist()]
-            for part, units in assign_codes(group, stratum, sizes, seed=seed).items()}
+    return {
+        part: [clips[row] for row in table.rows_of_units(unit_of_row, units).tolist()]
+        for part, units in assign_codes(group, stratum, sizes, seed=seed).items()
+    }
 
 
 def _records_table(clips: Sequence) -> pa.Table:
     """The split stage's columns of clip records (anything with ClipRecord's fields)."""
     schema = arrow_schema(ClipRecord)
     names = [*SPLIT_FIELDS, "source_split"]
-    return pa.table({name: pa.array([getattr(c, name) for c in clips], schema.field(name).type) for name in names})
+    return pa.table(
+        {
+            name: pa.array([getattr(c, name) for c in clips], schema.field(name).type)
+            for name in names
+        }
+    )
 
 
-def official_parts(clips: Sequence[ClipRecord],
-                   parts: Sequence[str]) -> dict[str, list[ClipRecord]]:
+def official_parts(
+    clips: Sequence[ClipRecord], parts: Sequence[str]
+) -> dict[str, list[ClipRecord]]:
     """The dataset's own split: each part gets the clips whose `source_split` names it, sorted by
     clip_id (the split stage's `_Clips.official`, on records).
 
@@ -133,8 +142,13 @@ class SplitReport:
         return all(p.obtained == p.target for p in self.meta.parts if p.part != UNASSIGNED)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "split_dir": str(self.split_dir), "files": [str(f) for f in self.files],
-                "exact": self.exact, "meta": self.meta.to_json()}
+        return {
+            "name": self.name,
+            "split_dir": str(self.split_dir),
+            "files": [str(f) for f in self.files],
+            "exact": self.exact,
+            "meta": self.meta.to_json(),
+        }
 
 
 class _Clips:
@@ -157,10 +171,19 @@ class _Clips:
         self.rank = np.empty(len(order), dtype=np.int64)
         self.rank[order] = np.arange(len(order))
         self.label = self.table.column("label").to_numpy()
-        self.codes = {name: codes(self.table.column(name))
-                      for name in ("video_id", "generator", "domain", "group")}
-        self.clean = {name for name in SPLIT_FIELDS if not _needs_escape(
-            pa.array(self.codes[name][1], pa.string()) if name in self.codes else self.table.column(name))}
+        self.codes = {
+            name: codes(self.table.column(name))
+            for name in ("video_id", "generator", "domain", "group")
+        }
+        self.clean = {
+            name
+            for name in SPLIT_FIELDS
+            if not _needs_escape(
+                pa.array(self.codes[name][1], pa.string())
+                if name in self.codes
+                else self.table.column(name)
+            )
+        }
 
     @classmethod
     def read(cls, path: Path) -> "_Clips":
@@ -172,10 +195,13 @@ class _Clips:
     def code(self, name: str) -> np.ndarray:
         return self.codes[name][0]
 
-    def unit_codes(self, unit: str, stratify: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def unit_codes(
+        self, unit: str, stratify: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The records sizes count, as arrays: (unit of each row, group code and stratum code of
         each unit). A unit is a video (all its clips) or a clip; units are numbered in key order
-        (video id, or clip id); a video's group and stratum are those of its first clip by clip id."""
+        (video id, or clip id); a video's group and stratum are those of its first clip by clip
+        id."""
         if unit not in SIZE_UNITS:
             raise ValueError(f"split unit {unit!r} is not one of {SIZE_UNITS}")
         _check_stratify(stratify)
@@ -185,10 +211,17 @@ class _Clips:
         else:
             unit_of_row = self.code("video_id")  # ranks of the sorted video ids
             order = np.lexsort((self.rank, unit_of_row))
-            starts = np.flatnonzero(np.diff(unit_of_row[order], prepend=-1)) if len(order) else order
+            starts = (
+                np.flatnonzero(np.diff(unit_of_row[order], prepend=-1)) if len(order) else order
+            )
             firsts = order[starts]
-        columns = {"label": np.unique(self.label, return_inverse=True)[1].reshape(-1) if len(self) else self.label,
-                   "generator": self.code("generator"), "domain": self.code("domain")}
+        columns = {
+            "label": np.unique(self.label, return_inverse=True)[1].reshape(-1)
+            if len(self)
+            else self.label,
+            "generator": self.code("generator"),
+            "domain": self.code("domain"),
+        }
         key = np.zeros(len(firsts), dtype=np.int64)
         for name in stratify:
             values = columns[name][firsts]
@@ -214,48 +247,82 @@ class _Clips:
     def official(self, rows: np.ndarray, parts: Sequence[str]) -> dict[str, np.ndarray]:
         """`official_parts` on rows: each part the rows whose source_split names it."""
         source = self.table.column("source_split").combine_chunks().take(pa.array(rows))
-        where = {part: rows[pc.equal(source, part).fill_null(False).to_numpy(zero_copy_only=False)]
-                 for part in parts}
+        where = {
+            part: rows[pc.equal(source, part).fill_null(False).to_numpy(zero_copy_only=False)]
+            for part in parts
+        }
         if not any(len(r) for r in where.values()):
             found = sorted({str(v) for v in source.unique().to_pylist()})
             raise SplitSizeError(
                 f"split sizes 'official' need clips whose source_split is one of {list(parts)}; "
-                f"clips.parquet has source_split {found[:5]}: this dataset has no official split here")
+                f"clips.parquet has source_split {found[:5]}: this dataset has no official split "
+                f"here"
+            )
         group = self.code("group")
         part_of = np.concatenate([np.full(len(r), i) for i, r in enumerate(where.values())])
         groups = np.concatenate([group[r] for r in where.values()])
-        pairs = np.unique(np.stack([groups, part_of]), axis=1) if len(groups) else np.zeros((2, 0), np.int64)
+        pairs = (
+            np.unique(np.stack([groups, part_of]), axis=1)
+            if len(groups)
+            else np.zeros((2, 0), np.int64)
+        )
         names, counts = np.unique(pairs[0], return_counts=True)
         leaking = sorted(self.codes["group"][1][g] for g in names[counts > 1].tolist())
         if leaking:
             raise SplitSizeError(
                 f"{len(leaking)} groups have clips in two official parts, e.g. {leaking[:3]}; "
-                "the dataset's official split does not keep its groups apart")
+                "the dataset's official split does not keep its groups apart"
+            )
         return where
 
     def support_rows(self, train: np.ndarray, support: int, seed: int) -> np.ndarray:
         """`pick_support` over the train rows (one light record per train clip)."""
         clip_ids = self.table.column("clip_id").combine_chunks().take(pa.array(train)).to_pylist()
-        fields = {n: [self.codes[n][1][c] for c in self.code(n)[train].tolist()]
-                  for n in ("video_id", "domain", "generator")}
-        rows = [_Row(clip_ids[i], fields["video_id"][i], fields["domain"][i], int(self.label[r]),
-                     fields["generator"][i], r) for i, r in enumerate(train.tolist())]
-        return np.asarray([row.row for row in pick_support(rows, support, seed=seed)], dtype=np.int64)
+        fields = {
+            n: [self.codes[n][1][c] for c in self.code(n)[train].tolist()]
+            for n in ("video_id", "domain", "generator")
+        }
+        rows = [
+            _Row(
+                clip_ids[i],
+                fields["video_id"][i],
+                fields["domain"][i],
+                int(self.label[r]),
+                fields["generator"][i],
+                r,
+            )
+            for i, r in enumerate(train.tolist())
+        ]
+        return np.asarray(
+            [row.row for row in pick_support(rows, support, seed=seed)], dtype=np.int64
+        )
 
     def distinct(self, name: str, rows: np.ndarray) -> int:
         """How many different values of coded column `name` the rows hold."""
-        return int(np.count_nonzero(np.bincount(self.code(name)[rows], minlength=len(self.codes[name][1]))))
+        return int(
+            np.count_nonzero(np.bincount(self.code(name)[rows], minlength=len(self.codes[name][1])))
+        )
 
     def count(self, rows: np.ndarray, unit: str) -> int:
         return len(rows) if unit == "clips" else self.distinct("video_id", rows)
 
-    def summary(self, part: str, asked: str, unit: str, target: int, rows: np.ndarray) -> PartSummary:
-        return PartSummary(part=part, asked=asked, unit=unit, target=target, obtained=self.count(rows, unit),
-                           clips=len(rows), groups=self.distinct("group", rows),
-                           videos=self.distinct("video_id", rows))
+    def summary(
+        self, part: str, asked: str, unit: str, target: int, rows: np.ndarray
+    ) -> PartSummary:
+        return PartSummary(
+            part=part,
+            asked=asked,
+            unit=unit,
+            target=target,
+            obtained=self.count(rows, unit),
+            clips=len(rows),
+            groups=self.distinct("group", rows),
+            videos=self.distinct("video_id", rows),
+        )
 
     def counts(self, rows: np.ndarray) -> dict[str, dict[str, int]]:
         """What `_counts` gives for these clips: per label name, generator, domain, domain/label."""
+
         def tally(values: np.ndarray, name_of) -> dict[str, int]:
             if values.dtype.kind in "iu" and len(values) and values.min() >= 0:
                 n = np.bincount(values)
@@ -271,16 +338,24 @@ class _Clips:
         domain = domain_codes[rows]
         return {
             "label": tally(label, label_name),
-            "generator": tally(self.code("generator")[rows], self.codes["generator"][1].__getitem__),
+            "generator": tally(
+                self.code("generator")[rows], self.codes["generator"][1].__getitem__
+            ),
             "domain": tally(domain, domains.__getitem__),
-            "domain_label": tally(domain * 2 + (label == LABEL_FAKE),
-                                  lambda v: f"{domains[v // 2]}/{LABEL_NAMES[LABEL_FAKE if v % 2 else LABEL_REAL]}"),
+            "domain_label": tally(
+                domain * 2 + (label == LABEL_FAKE),
+                lambda v: f"{domains[v // 2]}/{LABEL_NAMES[LABEL_FAKE if v % 2 else LABEL_REAL]}",
+            ),
         }
 
     def write(self, path: Path, rows: np.ndarray) -> Path:
         """The split file of `rows` (clip ids unique: checked once, at load)."""
-        return write_split_table(path, self.table.select(list(SPLIT_FIELDS)).take(pa.array(rows, pa.int64())),
-                                 unique=True, clean=self.clean)
+        return write_split_table(
+            path,
+            self.table.select(list(SPLIT_FIELDS)).take(pa.array(rows, pa.int64())),
+            unique=True,
+            clean=self.clean,
+        )
 
 
 def _needs_escape(column: pa.Array) -> bool:
@@ -302,9 +377,16 @@ class _Row:
     row: int
 
 
-def split_options(preset: SplitPreset, *, sizes: Optional[Sequence[tuple[str, str]]] = None,
-                  seed: Optional[int] = None, support: Optional[int] = None, name: Optional[str] = None,
-                  unit: Optional[str] = None, subset: Optional[int] = None) -> dict:
+def split_options(
+    preset: SplitPreset,
+    *,
+    sizes: Optional[Sequence[tuple[str, str]]] = None,
+    seed: Optional[int] = None,
+    support: Optional[int] = None,
+    name: Optional[str] = None,
+    unit: Optional[str] = None,
+    subset: Optional[int] = None,
+) -> dict:
     """`write_split`'s keyword arguments: a dataset's split preset with what a user gave over
     it (None keeps the preset's value; `subset=0` asks for no subset)."""
     return {
@@ -364,57 +446,105 @@ def write_split(
         raise StageError(f"split unit {unit!r} is not one of {list(SIZE_UNITS)}")
     what = f"split {name} of {cache_dir.path.parent.name}/{cache_dir.path.name}"
     with writer_lock(cache_dir.path, what, wait=wait):
-        return _split_locked(cache_dir, sizes=normalize_sizes(sizes), seed=seed, support=support,
-                             stratify=stratify, name=name, unit=unit, subset=subset, pins=pins or {},
-                             joint=joint)
+        return _split_locked(
+            cache_dir,
+            sizes=normalize_sizes(sizes),
+            seed=seed,
+            support=support,
+            stratify=stratify,
+            name=name,
+            unit=unit,
+            subset=subset,
+            pins=pins or {},
+            joint=joint,
+        )
 
 
-def _split_locked(cache_dir: CacheDir, *, sizes: Sequence[tuple[str, str]], seed: int, support: int,
-                  stratify: Sequence[str], name: str, unit: str, subset: Optional[int],
-                  pins: dict[str, str], joint: Optional[JointInfo]) -> SplitReport:
+def _split_locked(
+    cache_dir: CacheDir,
+    *,
+    sizes: Sequence[tuple[str, str]],
+    seed: int,
+    support: int,
+    stratify: Sequence[str],
+    name: str,
+    unit: str,
+    subset: Optional[int],
+    pins: dict[str, str],
+    joint: Optional[JointInfo],
+) -> SplitReport:
     spec_hash = cache_dir.read_spec().spec_hash
     manifest_sha = sha256_file(cache_dir.clips_parquet)
     clips = _Clips.read(cache_dir.clips_parquet)
     unit_of_row, group, stratum = clips.unit_codes(unit, stratify)
     pinned = unit_pins(clips.video_of_units(unit_of_row, len(group)), pins) if pins else None
     if pinned is not None and is_official(sizes):
-        raise SplitSizeError(f"{cache_dir.path}: a joint split cannot follow the official split of a later "
-                             "dataset; name the dataset with the official split first, or give it sizes")
+        raise SplitSizeError(
+            f"{cache_dir.path}: a joint split cannot follow the official split of a later "
+            "dataset; name the dataset with the official split first, or give it sizes"
+        )
     kept = np.arange(len(group))  # the units split (all, or the subset)
     subset_info = None
     if subset is not None:
         if subset > len(kept):
             raise SplitSizeError(f"subset of {subset} asked, but only {len(kept)} are available")
-        kept = assign_codes(group, stratum, subset_sizes(subset), seed=seed,
-                            pinned=pinned_to(pinned, "subset"))["subset"]
-        subset_info = SubsetInfo(asked=subset, obtained=len(kept), of=len(group), seed=seed,
-                                 stratify=tuple(stratify))
+        kept = assign_codes(
+            group, stratum, subset_sizes(subset), seed=seed, pinned=pinned_to(pinned, "subset")
+        )["subset"]
+        subset_info = SubsetInfo(
+            asked=subset, obtained=len(kept), of=len(group), seed=seed, stratify=tuple(stratify)
+        )
         if len(kept) != subset:
-            log.warning("split %s: subset asked %d %s, obtained %d (groups too large)",
-                        name, subset, unit, len(kept))
+            log.warning(
+                "split %s: subset asked %d %s, obtained %d (groups too large)",
+                name,
+                subset,
+                unit,
+                len(kept),
+            )
     if is_official(sizes):
         parts = clips.official(clips.rows_of_units(unit_of_row, kept), [part for part, _ in sizes])
         targets = {part: clips.count(parts[part], unit) for part, _ in sizes}
     else:
         targets = part_targets(sizes, len(kept))
-        parts = {part: clips.rows_of_units(unit_of_row, kept[positions])
-                 for part, positions in assign_codes(group[kept], stratum[kept], sizes, seed=seed,
-                                                     pinned=keep(pinned, kept)).items()}
+        parts = {
+            part: clips.rows_of_units(unit_of_row, kept[positions])
+            for part, positions in assign_codes(
+                group[kept], stratum[kept], sizes, seed=seed, pinned=keep(pinned, kept)
+            ).items()
+        }
     if support and "train" not in parts:
-        raise SplitSizeError("a support bank is drawn from train, but the split sizes name no train part")
+        raise SplitSizeError(
+            "a support bank is drawn from train, but the split sizes name no train part"
+        )
     no_rows = np.zeros(0, dtype=np.int64)
     bank = clips.support_rows(parts.get("train", no_rows), support, seed)
     parts["support"] = bank
     split_dir = cache_dir.split_dir(name)
     # Arrow's kernels and the file writes release the GIL: the parts are written side by side
     with ThreadPoolExecutor(max_workers=min(len(SPLIT_PARTS), os.cpu_count() or 1)) as pool:
-        files = list(pool.map(lambda part: clips.write(cache_dir.split_file(name, part), parts.get(part, no_rows)),
-                              SPLIT_PARTS))
+        files = list(
+            pool.map(
+                lambda part: clips.write(
+                    cache_dir.split_file(name, part), parts.get(part, no_rows)
+                ),
+                SPLIT_PARTS,
+            )
+        )
     asked = dict(sizes)
-    summaries = [clips.summary(part, asked[part], unit, targets[part], parts[part]) for part, _ in sizes]
+    summaries = [
+        clips.summary(part, asked[part], unit, targets[part], parts[part]) for part, _ in sizes
+    ]
     domains = np.unique(clips.code("domain")[parts["train"]]) if support else []
-    summaries.append(clips.summary("support", f"{support} clips per class per domain", "clips",
-                                   2 * support * len(domains), bank))
+    summaries.append(
+        clips.summary(
+            "support",
+            f"{support} clips per class per domain",
+            "clips",
+            2 * support * len(domains),
+            bank,
+        )
+    )
     placed = np.zeros(len(clips), dtype=bool)
     for part, _ in sizes:
         placed[parts[part]] = True
@@ -422,16 +552,31 @@ def _split_locked(cache_dir: CacheDir, *, sizes: Sequence[tuple[str, str]], seed
     if len(left_out):
         summaries.append(clips.summary(UNASSIGNED, "", unit, clips.count(left_out, unit), left_out))
     meta = SplitMeta(
-        name=name, seed=seed, sizes=sizes, stratify=tuple(stratify), support_per_class=support,
-        spec_hash=spec_hash, clips_parquet_sha256=manifest_sha, clips_total=len(clips),
-        parts=tuple(summaries), counts={part: clips.counts(parts.get(part, no_rows)) for part in SPLIT_PARTS},
-        unit=unit, subset=subset_info, joint=joint,
+        name=name,
+        seed=seed,
+        sizes=sizes,
+        stratify=tuple(stratify),
+        support_per_class=support,
+        spec_hash=spec_hash,
+        clips_parquet_sha256=manifest_sha,
+        clips_total=len(clips),
+        parts=tuple(summaries),
+        counts={part: clips.counts(parts.get(part, no_rows)) for part in SPLIT_PARTS},
+        unit=unit,
+        subset=subset_info,
+        joint=joint,
     )
     files.append(write_split_meta(split_dir, meta))
     report = SplitReport(name=name, split_dir=split_dir, files=tuple(files), meta=meta)
     for summary in summaries:
         if summary.part != UNASSIGNED and summary.obtained != summary.target:
-            log.warning("split %s: part %s asked %s = %d %s, obtained %d (groups too large)",
-                        name, summary.part, summary.asked, summary.target, summary.unit,
-                        summary.obtained)
+            log.warning(
+                "split %s: part %s asked %s = %d %s, obtained %d (groups too large)",
+                name,
+                summary.part,
+                summary.asked,
+                summary.target,
+                summary.unit,
+                summary.obtained,
+            )
     return report

@@ -3,6 +3,7 @@ group-disjoint, stratified assignment of units to parts (`assign_codes`), and th
 (`pick_support`). No file is read or written here; the split stage (`vfcache.pipelines.split`)
 reads clips.parquet, calls this, and writes the split files.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict, deque
@@ -10,13 +11,12 @@ from fractions import Fraction
 from typing import Any, Optional, Sequence
 
 import numpy as np
-
-from vfcache.config import OFFICIAL_SIZE, parse_split_sizes
-from vfcache.errors import VfcacheError
 from vfcache.manifests.records import LABEL_FAKE, LABEL_NAMES, LABEL_REAL
 from vfcache.pipelines.extract._allocation import SuffixReach, largest_remainder, round_matrix
 from vfcache.pipelines.split.pins import after_pins, group_pins
 
+from vfcache.config import OFFICIAL_SIZE, parse_split_sizes
+from vfcache.errors import VfcacheError
 
 STRATIFY_KEYS = ("label", "generator", "domain")
 
@@ -41,8 +41,9 @@ def normalize_sizes(sizes: Any) -> tuple[tuple[str, str], ...]:
 
 def _size_kind(size: str) -> tuple[str, Fraction | int | None]:
     if size == OFFICIAL_SIZE:
-        raise ValueError("'official' sizes are not counts: the parts come from the clips "
-                         "(see official_parts)")
+        raise ValueError(
+            "'official' sizes are not counts: the parts come from the clips (see official_parts)"
+        )
     if size == "rest":
         return "rest", None
     if size.isdigit():
@@ -81,16 +82,25 @@ def _check_stratify(stratify: Sequence[str]) -> None:
         raise ValueError(f"stratify keys {bad_keys} are not among {STRATIFY_KEYS}")
 
 
-def assign_codes(group: np.ndarray, stratum: np.ndarray, sizes: Sequence[tuple[str, str]], *,
-                 seed: int, pinned: Optional[Sequence[Optional[str]]] = None) -> dict[str, np.ndarray]:
+def assign_codes(
+    group: np.ndarray,
+    stratum: np.ndarray,
+    sizes: Sequence[tuple[str, str]],
+    *,
+    seed: int,
+    pinned: Optional[Sequence[Optional[str]]] = None,
+) -> dict[str, np.ndarray]:
     """The assignment itself, on validated (part, size) pairs and one entry per unit in key order:
     `group` and `stratum` are codes ordered as the group names and stratum tuples sort. Returns
     each part's unit positions, ascending (so in key order); UNASSIGNED is dropped. Part names
     are free here (the subset uses "subset" / "dropped"). Codes are re-ranked here, so a
     subset's codes work as they are. `pinned` (one part name or None per unit) fixes the part of
-    some units and of their groups (`vfcache.pipelines.split.pins`); without it the result is unchanged."""
+    some units and of their groups (`vfcache.pipelines.split.pins`); without it the result is
+    unchanged."""
     group = np.unique(group, return_inverse=True)[1].astype(np.int64) if len(group) else group
-    stratum_codes, stratum = np.unique(stratum, return_inverse=True) if len(stratum) else (stratum, stratum)
+    stratum_codes, stratum = (
+        np.unique(stratum, return_inverse=True) if len(stratum) else (stratum, stratum)
+    )
     stratum = stratum.astype(np.int64)
     targets = part_targets(sizes, len(group))
     rest_part = next((part for part, size in sizes if size == "rest"), UNASSIGNED)
@@ -110,7 +120,9 @@ def assign_codes(group: np.ndarray, stratum: np.ndarray, sizes: Sequence[tuple[s
     first: dict[str, list[int]] = {}
     for _ in range(SHUFFLE_ATTEMPTS):
         order = [g for g in rng.permutation(n_groups).tolist() if g not in pins]
-        assignment, exact = _carve_all(order, group_size, composition, parts, free_targets, free_quotas, strata)
+        assignment, exact = _carve_all(
+            order, group_size, composition, parts, free_targets, free_quotas, strata
+        )
         if exact:
             break
         first = first or assignment
@@ -136,7 +148,9 @@ def subset_sizes(count: int) -> tuple[tuple[str, str], ...]:
     return (("subset", str(count)), ("dropped", "rest"))
 
 
-def _carve_all(order, group_size, composition, parts, targets, quotas, strata) -> tuple[dict[str, list], bool]:
+def _carve_all(
+    order, group_size, composition, parts, targets, quotas, strata
+) -> tuple[dict[str, list], bool]:
     pool = order
     assignment, exact = {}, True
     for row, part in enumerate(parts[:-1]):
@@ -157,7 +171,9 @@ def _carve(pool: list, group_size, composition, target: int, needs: dict) -> tup
     chosen, left = [], []
     for i, name in enumerate(pool):
         size = sizes[i]
-        can_take = size <= gap and reach.reachable(i + 1, gap - size)  # by the groups after this one
+        can_take = size <= gap and reach.reachable(
+            i + 1, gap - size
+        )  # by the groups after this one
         can_skip = reach.reachable(i + 1, gap)
         wanted = all(needs.get(stratum, 0) >= n for stratum, n in composition[name])
         if can_take and (wanted or not can_skip):
@@ -175,10 +191,12 @@ def is_official(sizes: Sequence[tuple[str, str]]) -> bool:
 
 
 def pick_support(train: Sequence, n_per_class: int, *, seed: int) -> list:
-    """N real + N fake clips per domain of `train`, one clip per video first, round-robin over generators.
+    """N real + N fake clips per domain of `train`, one clip per video first, round-robin over
+    generators.
 
     Works on anything with clip_id, video_id, domain, label and generator (ClipRecord, SplitEntry).
-    The picked clips stay in train (see the module docstring). Sorted by (domain, label, generator, clip_id).
+    The picked clips stay in train (see the module docstring). Sorted by (domain, label, generator,
+    clip_id).
     """
     if n_per_class < 0:
         raise ValueError(f"support size {n_per_class} must be >= 0")
@@ -194,7 +212,8 @@ def pick_support(train: Sequence, n_per_class: int, *, seed: int) -> list:
             candidates = by_cell.get((domain, label), [])
             if len(candidates) < n_per_class:
                 raise SplitSizeError(
-                    f"support bank asks {n_per_class} {LABEL_NAMES[label]} clips of domain {domain!r} "
+                    f"support bank asks {n_per_class} {LABEL_NAMES[label]} clips of domain "
+                    f"{domain!r} "
                     f"but train has {len(candidates)}; lower the support size or enlarge train"
                 )
             picked.extend(_spread_pick(candidates, n_per_class, rng))

@@ -9,6 +9,7 @@ videos lands in one part, or, when its first copy was left out of the split, any
 of the earlier dataset holds it). A pinned part can end up larger than asked; split.json then
 records target and obtained, and the audit's size check names it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,16 +38,19 @@ class JointMember:
     options: dict[str, Any]
 
 
-def pins_for(dataset: str, groups: Sequence[list[tuple[str, str]]],
-             placed: dict[tuple[str, str], str]) -> dict[str, str]:
+def pins_for(
+    dataset: str, groups: Sequence[list[tuple[str, str]]], placed: dict[tuple[str, str], str]
+) -> dict[str, str]:
     """{video_id: part} for the videos of `dataset` whose group already has a part."""
     pins = {}
     for group in groups:
         parts = sorted({placed[node] for node in group if node in placed})
         if len(parts) > 1:
             members = ", ".join(f"{d}:{v[:12]}" for d, v in group)
-            raise SplitSizeError(f"shared videos {members} already sit in parts {parts} of the datasets "
-                                 "split before; split those datasets jointly first")
+            raise SplitSizeError(
+                f"shared videos {members} already sit in parts {parts} of the datasets "
+                "split before; split those datasets jointly first"
+            )
         if parts:
             pins.update({video_id: parts[0] for d, video_id in group if d == dataset})
     return pins
@@ -62,8 +66,9 @@ def placed_videos(member: JointMember, wanted: set[str]) -> dict[tuple[str, str]
     return found
 
 
-def write_joint_split(members: Sequence[JointMember], shared: Sequence[SharedVideo], *,
-                      wait: bool = True) -> list[SplitReport]:
+def write_joint_split(
+    members: Sequence[JointMember], shared: Sequence[SharedVideo], *, wait: bool = True
+) -> list[SplitReport]:
     """Split every member in order, pinning the videos shared with an earlier member."""
     names = tuple(m.dataset for m in members)
     groups = shared_groups(shared)
@@ -73,7 +78,11 @@ def write_joint_split(members: Sequence[JointMember], shared: Sequence[SharedVid
     for index, member in enumerate(members):
         pins = pins_for(member.dataset, groups, placed)
         joint = JointInfo(datasets=names, after=names[:index], pinned_videos=len(pins))
-        reports.append(write_split(member.cache_dir, **member.options, wait=wait, pins=pins, joint=joint))
+        reports.append(
+            write_split(member.cache_dir, **member.options, wait=wait, pins=pins, joint=joint)
+        )
         placed.update(placed_videos(member, shared_ids[member.dataset]))
-        log.info("joint split %s: %d videos pinned to the part of their copy", member.dataset, len(pins))
+        log.info(
+            "joint split %s: %d videos pinned to the part of their copy", member.dataset, len(pins)
+        )
     return reports

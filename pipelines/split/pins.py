@@ -7,6 +7,7 @@ pinned unit goes with it), counts them against their part's size and stratum quo
 the other groups as usual. A unit pinned to a part the split does not have is left out of every
 part (unassigned): that keeps the pair apart from no part, and out of the others.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -32,13 +33,21 @@ def group_pins(group: np.ndarray, pinned: Optional[Sequence[Optional[str]]]) -> 
             continue
         code = int(group[unit])
         if pins.setdefault(code, part) != part:
-            raise PinConflict(f"one group holds videos pinned to both {pins[code]!r} and {part!r} by the "
-                              "joint split (their copies in earlier datasets sit in two parts)")
+            raise PinConflict(
+                f"one group holds videos pinned to both {pins[code]!r} and {part!r} by the "
+                "joint split (their copies in earlier datasets sit in two parts)"
+            )
     return pins
 
 
-def after_pins(pins: dict[int, str], parts: Sequence[str], targets: dict[str, int], quotas: list[list[int]],
-               composition: list[list], group_size: list[int]) -> tuple[dict[str, int], list[list[int]]]:
+def after_pins(
+    pins: dict[int, str],
+    parts: Sequence[str],
+    targets: dict[str, int],
+    quotas: list[list[int]],
+    composition: list[list],
+    group_size: list[int],
+) -> tuple[dict[str, int], list[list[int]]]:
     """Targets and stratum quotas left for the free groups once the pinned ones are placed
     (never below zero: a part pinned past its size gets no free group)."""
     targets = dict(targets)
@@ -61,12 +70,16 @@ def unit_pins(video_of_unit: Sequence[str], pins: dict[str, str]) -> Optional[li
     return found if any(part is not None for part in found) else None
 
 
-def pinned_to(pinned: Optional[Sequence[Optional[str]]], part: str) -> Optional[list[Optional[str]]]:
+def pinned_to(
+    pinned: Optional[Sequence[Optional[str]]], part: str
+) -> Optional[list[Optional[str]]]:
     """Every pinned unit pinned to `part` instead (the subset takes every pinned unit)."""
     if pinned is None:
         return None
     return [None if p is None else part for p in pinned]
 
 
-def keep(pinned: Optional[Sequence[Optional[str]]], units: np.ndarray) -> Optional[list[Optional[str]]]:
+def keep(
+    pinned: Optional[Sequence[Optional[str]]], units: np.ndarray
+) -> Optional[list[Optional[str]]]:
     return None if pinned is None else [pinned[u] for u in units.tolist()]

@@ -127,8 +127,10 @@ class ThreadedServer:
 
 
 def make_handler(
-    base: type[BaseHTTPRequestHandler], serve: Callable[[BaseHTTPRequestHandler, str], None],
-    *, writes: bool = False,
+    base: type[BaseHTTPRequestHandler],
+    serve: Callable[[BaseHTTPRequestHandler, str], None],
+    *,
+    writes: bool = False,
 ) -> type[BaseHTTPRequestHandler]:
     """A handler class whose GET and HEAD (and with `writes`, POST and PUT) call
     `serve(handler, method)`."""
@@ -179,8 +181,13 @@ class RefusingProxy:
 
     def __init__(self) -> None:
         def refuse(handler: BaseHTTPRequestHandler, method: str) -> None:
-            send_payload(handler, 407, b"proxy authentication required\n", "text/plain",
-                         {"Proxy-Authenticate": 'Basic realm="standin"'})
+            send_payload(
+                handler,
+                407,
+                b"proxy authentication required\n",
+                "text/plain",
+                {"Proxy-Authenticate": 'Basic realm="standin"'},
+            )
 
         handler_class = make_handler(_QuietHandler, refuse)
         handler_class.do_CONNECT = lambda self: refuse(self, "CONNECT")  # type: ignore[attr-defined]

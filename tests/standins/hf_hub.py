@@ -3,7 +3,8 @@
 It serves dataset repos whose commits are snapshots of local folders, and speaks the
 routes that `snapshot_download` (huggingface_hub 2.x, `HF_HUB_DISABLE_XET=1`) calls:
 
-    GET  /api/datasets/<repo>[/revision/<rev>]        repo info: sha, siblings (of main without a rev)
+    GET  /api/datasets/<repo>[/revision/<rev>]        repo info: sha, siblings (of main without a
+    rev)
     GET  /api/datasets/<repo>/tree/<rev>[/<path>]     listing, paged by a Link rel="next"
     HEAD /datasets/<repo>/resolve/<rev>/<path>        X-Repo-Commit, ETag, Content-Length
     GET  /datasets/<repo>/resolve/<rev>/<path>        the bytes (Range supported)
@@ -37,7 +38,8 @@ Uploads take the routes that `create_repo` and `create_commit` call with the Xet
                                                         a first commit holding `.gitattributes`;
                                                         409 when the repo exists
     POST /api/validate-yaml                             {content, repoType}: front matter parses
-    POST /api/datasets/<repo>/preupload/<rev>           files -> uploadMode lfs|regular, shouldIgnore,
+    POST /api/datasets/<repo>/preupload/<rev>           files -> uploadMode lfs|regular,
+    shouldIgnore,
                                                         oid of the file already at that path
     POST /datasets/<repo>.git/info/lfs/objects/batch    git-lfs batch API, "basic" transfer: an
                                                         upload href (on the CDN origin) and a
@@ -90,11 +92,13 @@ _ROUTES = {
 }
 _ROUTES["xet_token"] = re.compile(rf"^/api/datasets/{_REPO}/xet-read-token/(?P<rev>[^/]+)$")
 # model repos (what `from_pretrained` reads): the same routes without the `datasets` prefix
-_ROUTES.update({
-    "model_info": re.compile(rf"^/api/models/{_REPO}(?:/revision/(?P<rev>[^/]+))?$"),
-    "model_tree": re.compile(rf"^/api/models/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?$"),
-    "model_resolve": re.compile(rf"^/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"),
-})
+_ROUTES.update(
+    {
+        "model_info": re.compile(rf"^/api/models/{_REPO}(?:/revision/(?P<rev>[^/]+))?$"),
+        "model_tree": re.compile(rf"^/api/models/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?$"),
+        "model_resolve": re.compile(rf"^/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"),
+    }
+)
 _WRITE_ROUTES = {
     "preupload": re.compile(rf"^/api/datasets/{_REPO}/preupload/(?P<rev>[^/]+)$"),
     "commit": re.compile(rf"^/api/datasets/{_REPO}/commit/(?P<rev>[^/]+)$"),
@@ -103,7 +107,10 @@ _WRITE_ROUTES = {
 }
 _CDN_UPLOAD = re.compile(r"^/lfs-upload/(?P<sha256>[0-9a-f]{64})$")
 WRITE_TOKEN = "hf_standin_write_token"
-GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n*.npy.zst filter=lfs diff=lfs merge=lfs -text\n"
+GITATTRIBUTES = (
+    b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"
+    b"*.npy.zst filter=lfs diff=lfs merge=lfs -text\n"
+)
 _CDN_ROUTE = re.compile(r"^/cdn-lfs/(?P<sha256>[0-9a-f]{64})$")
 _CAS_RECONSTRUCTION = re.compile(r"^/cas/(?:v1/)?reconstructions/(?P<hash>[0-9a-f]{64})$")
 _CAS_XORB = re.compile(r"^/cas/xorb/(?:default/)?(?P<sha256>[0-9a-f]{64})$")
@@ -134,8 +141,10 @@ class HubFile:
 
     @property
     def pointer(self) -> bytes:
-        return (f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256}\n"
-                f"size {self.size}\n").encode()
+        return (
+            f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256}\n"
+            f"size {self.size}\n"
+        ).encode()
 
 
 @dataclass
@@ -161,8 +170,12 @@ class HfHubStandin:
         self.write_token = WRITE_TOKEN
         self._lock = threading.Lock()
         self._faults = FaultQueue()
-        self._hub = ThreadedServer(make_handler(self._logging_handler(), self._serve_hub, writes=True))
-        self._cdn = ThreadedServer(make_handler(self._logging_handler(), self._serve_cdn, writes=True))
+        self._hub = ThreadedServer(
+            make_handler(self._logging_handler(), self._serve_hub, writes=True)
+        )
+        self._cdn = ThreadedServer(
+            make_handler(self._logging_handler(), self._serve_cdn, writes=True)
+        )
 
     def __enter__(self) -> HfHubStandin:
         self._hub.start()
@@ -181,8 +194,9 @@ class HfHubStandin:
     def cdn_url(self) -> str:
         return self._cdn.base_url
 
-    def add_commit(self, repo_id: str, folder: Path, *, branch: str = "main",
-                   tags: tuple[str, ...] = ()) -> str:
+    def add_commit(
+        self, repo_id: str, folder: Path, *, branch: str = "main", tags: tuple[str, ...] = ()
+    ) -> str:
         """Snapshot `folder` as a new commit on `branch` (and `tags`); returns its sha."""
         files = {}
         for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
@@ -197,8 +211,9 @@ class HfHubStandin:
     def _is_lfs(self, relpath: str, size: int) -> bool:
         return relpath.endswith(LFS_SUFFIXES) or size >= self.lfs_min_bytes
 
-    def _commit_locked(self, repo_id: str, files: dict[str, HubFile], branch: str,
-                       tags: tuple[str, ...] = ()) -> str:
+    def _commit_locked(
+        self, repo_id: str, files: dict[str, HubFile], branch: str, tags: tuple[str, ...] = ()
+    ) -> str:
         repo = self._repos.setdefault(repo_id, HubRepo())
         parent = repo.refs.get(branch, "")
         digest = hashlib.sha1(parent.encode())
@@ -215,7 +230,10 @@ class HfHubStandin:
         """What the repo holds at `revision`: path -> bytes (what a test checks after a push)."""
         with self._lock:
             repo = self._repos[repo_id]
-            return {path: f.payload for path, f in repo.commits[repo.refs.get(revision, revision)].items()}
+            return {
+                path: f.payload
+                for path, f in repo.commits[repo.refs.get(revision, revision)].items()
+            }
 
     def commit_count(self, repo_id: str) -> int:
         return len(self.history(repo_id))
@@ -270,27 +288,40 @@ class HfHubStandin:
             if match and (method == "GET" or kind == "resolve"):
                 fault = self._faults.next(kind)
                 if fault is not None and fault.status is not None:
-                    _send_json(handler, fault.status, {"error": f"injected {fault.status}"},
-                               fault_headers(fault))
+                    _send_json(
+                        handler,
+                        fault.status,
+                        {"error": f"injected {fault.status}"},
+                        fault_headers(fault),
+                    )
                 else:
                     self._route(kind, match, handler, method, parsed, fault)
                 break
         else:
-            _send_json(handler, 404, {"error": f"stand-in has no route {parsed.path}"},
-                       {"X-Error-Code": "EntryNotFound"})
+            _send_json(
+                handler,
+                404,
+                {"error": f"stand-in has no route {parsed.path}"},
+                {"X-Error-Code": "EntryNotFound"},
+            )
 
     def _route(self, kind, match, handler, method, parsed, fault: Fault | None = None) -> int:
         repo_id = match["repo"]
         with self._lock:
             repo = self._repos.get(repo_id)
         if repo is None or (repo.private and not self._is_writer(handler)):
-            return _send_json(handler, 404, {"error": "Repository not found"},
-                              {"X-Error-Code": "RepoNotFound"})
+            return _send_json(
+                handler, 404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"}
+            )
         revision = urllib.parse.unquote(match["rev"] or "main")
         commit = revision if revision in repo.commits else repo.refs.get(revision)
         if commit is None:
-            return _send_json(handler, 404, {"error": f"Invalid rev id: {revision}"},
-                              {"X-Error-Code": "RevisionNotFound"})
+            return _send_json(
+                handler,
+                404,
+                {"error": f"Invalid rev id: {revision}"},
+                {"X-Error-Code": "RevisionNotFound"},
+            )
         files = repo.commits[commit]
         if kind == "info":
             return self._info(handler, repo_id, repo, commit, files)
@@ -298,26 +329,38 @@ class HfHubStandin:
             return self._tree(handler, repo_id, revision, files, match["path"], parsed)
         if kind == "xet_token":
             return self._xet_token(handler)
-        return self._resolve(handler, method, repo_id, repo, commit, files,
-                             urllib.parse.unquote(match["path"]), fault)
+        return self._resolve(
+            handler,
+            method,
+            repo_id,
+            repo,
+            commit,
+            files,
+            urllib.parse.unquote(match["path"]),
+            fault,
+        )
 
     def _info(self, handler, repo_id, repo, commit, files) -> int:
-        return _send_json(handler, 200, {
-            "_id": hashlib.sha1(repo_id.encode()).hexdigest()[:24],
-            "id": repo_id,
-            "author": repo_id.split("/")[0],
-            "sha": commit,
-            "lastModified": "2025-01-01T00:00:00.000Z",
-            "createdAt": "2025-01-01T00:00:00.000Z",
-            "private": repo.private,
-            "gated": "manual" if repo.gated_token else False,
-            "disabled": False,
-            "downloads": 0,
-            "likes": 0,
-            "tags": [],
-            "cardData": {},
-            "siblings": [{"rfilename": path} for path in files],
-        })
+        return _send_json(
+            handler,
+            200,
+            {
+                "_id": hashlib.sha1(repo_id.encode()).hexdigest()[:24],
+                "id": repo_id,
+                "author": repo_id.split("/")[0],
+                "sha": commit,
+                "lastModified": "2025-01-01T00:00:00.000Z",
+                "createdAt": "2025-01-01T00:00:00.000Z",
+                "private": repo.private,
+                "gated": "manual" if repo.gated_token else False,
+                "disabled": False,
+                "downloads": 0,
+                "likes": 0,
+                "tags": [],
+                "cardData": {},
+                "siblings": [{"rfilename": path} for path in files],
+            },
+        )
 
     def _tree(self, handler, repo_id, revision, files, subpath, parsed) -> int:
         query = urllib.parse.parse_qs(parsed.query)
@@ -325,15 +368,16 @@ class HfHubStandin:
         prefix = urllib.parse.unquote(subpath).strip("/") + "/" if subpath else ""
         entries = _tree_entries(files, prefix, recursive, self._xet_hashes)
         if prefix and not entries:
-            return _send_json(handler, 404, {"error": "path not found"},
-                              {"X-Error-Code": "EntryNotFound"})
+            return _send_json(
+                handler, 404, {"error": "path not found"}, {"X-Error-Code": "EntryNotFound"}
+            )
         cursor = int(query.get("cursor", ["0"])[0])
-        page = entries[cursor:cursor + self.page_size]
+        page = entries[cursor : cursor + self.page_size]
         headers = {}
         if cursor + self.page_size < len(entries):
             next_query = {k: v[0] for k, v in query.items()}
             next_query["cursor"] = str(cursor + self.page_size)
-            next_url = (f"{self.endpoint}{parsed.path}?{urllib.parse.urlencode(next_query)}")
+            next_url = f"{self.endpoint}{parsed.path}?{urllib.parse.urlencode(next_query)}"
             headers["Link"] = f'<{next_url}>; rel="next"'
         return _send_json(handler, 200, page, headers)
 
@@ -341,27 +385,47 @@ class HfHubStandin:
         if repo.gated_token is not None:
             auth = handler.headers.get("Authorization", "")
             if auth != f"Bearer {repo.gated_token}":
-                return _send_json(handler, 401, {"error": "Access to this repo is restricted"},
-                                  {"X-Error-Code": "GatedRepo",
-                                   "X-Error-Message": "Access to this repo is restricted."})
+                return _send_json(
+                    handler,
+                    401,
+                    {"error": "Access to this repo is restricted"},
+                    {
+                        "X-Error-Code": "GatedRepo",
+                        "X-Error-Message": "Access to this repo is restricted.",
+                    },
+                )
         hub_file = files.get(path)
         if hub_file is None:
-            return _send_json(handler, 404, {"error": "Entry not found"},
-                              {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit})
-        common = {"X-Repo-Commit": commit, "ETag": f'"{hub_file.git_oid}"',
-                  "Accept-Ranges": "bytes"}
+            return _send_json(
+                handler,
+                404,
+                {"error": "Entry not found"},
+                {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit},
+            )
+        common = {
+            "X-Repo-Commit": commit,
+            "ETag": f'"{hub_file.git_oid}"',
+            "Accept-Ranges": "bytes",
+        }
         if hub_file.lfs:
             handler.send_response(302)
             location = f"{self.cdn_url}/cdn-lfs/{hub_file.sha256}"
             xet_hash = self._xet_hashes.get(hub_file.sha256)
             if xet_hash is not None:
                 refresh = f"{self.endpoint}/api/datasets/{repo_id}/xet-read-token/{commit}"
-                common = {**common, "X-Xet-Hash": xet_hash, "X-Xet-Refresh-Route": refresh,
-                          "Link": f'<{refresh}>; rel="xet-auth"'}
-            for key, value in {**common, "Location": location,
-                               "X-Linked-Etag": f'"{hub_file.sha256}"',
-                               "X-Linked-Size": str(hub_file.size),
-                               "Content-Length": "0"}.items():
+                common = {
+                    **common,
+                    "X-Xet-Hash": xet_hash,
+                    "X-Xet-Refresh-Route": refresh,
+                    "Link": f'<{refresh}>; rel="xet-auth"',
+                }
+            for key, value in {
+                **common,
+                "Location": location,
+                "X-Linked-Etag": f'"{hub_file.sha256}"',
+                "X-Linked-Size": str(hub_file.size),
+                "Content-Length": "0",
+            }.items():
                 handler.send_header(key, value)
             handler.end_headers()
             return 302
@@ -372,9 +436,16 @@ class HfHubStandin:
     def _xet_token(self, handler) -> int:
         expires = 4_000_000_000
         cas = f"{self.cdn_url}/cas"
-        return _send_json(handler, 200, {"accessToken": XET_TOKEN, "exp": expires, "casUrl": cas},
-                          {"X-Xet-Cas-Url": cas, "X-Xet-Access-Token": XET_TOKEN,
-                           "X-Xet-Token-Expiration": str(expires)})
+        return _send_json(
+            handler,
+            200,
+            {"accessToken": XET_TOKEN, "exp": expires, "casUrl": cas},
+            {
+                "X-Xet-Cas-Url": cas,
+                "X-Xet-Access-Token": XET_TOKEN,
+                "X-Xet-Token-Expiration": str(expires),
+            },
+        )
 
     def _serve_cdn(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         parsed = urllib.parse.urlsplit(handler.path)
@@ -383,7 +454,9 @@ class HfHubStandin:
             if upload and method == "PUT":
                 self._lfs_put(handler, upload["sha256"])
             else:
-                _send_json(handler, 405, {"error": f"stand-in CDN takes no {method} on {parsed.path}"})
+                _send_json(
+                    handler, 405, {"error": f"stand-in CDN takes no {method} on {parsed.path}"}
+                )
         elif parsed.path.startswith("/cas/"):
             self._serve_cas(handler, method, parsed)
         else:
@@ -393,7 +466,12 @@ class HfHubStandin:
             if payload is None:
                 _send_json(handler, 404, {"error": "no such blob"})
             elif fault is not None and fault.status is not None:
-                _send_json(handler, fault.status, {"error": f"injected {fault.status}"}, fault_headers(fault))
+                _send_json(
+                    handler,
+                    fault.status,
+                    {"error": f"injected {fault.status}"},
+                    fault_headers(fault),
+                )
             else:
                 _send_bytes(handler, method, payload, {"ETag": f'"{match["sha256"]}"'}, fault)
 
@@ -407,20 +485,37 @@ class HfHubStandin:
         if match and handler.headers.get("Authorization") != f"Bearer {XET_TOKEN}":
             return _send_json(handler, 401, {"error": "missing or wrong Xet token"})
         if match:
-            sha256 = next((sha for sha, xet in self._xet_hashes.items() if xet == match["hash"]), None)
+            sha256 = next(
+                (sha for sha, xet in self._xet_hashes.items() if xet == match["hash"]), None
+            )
             payload = None if sha256 is None else self._lfs_blob(sha256)
             if payload is None:
                 return _send_json(handler, 404, {"error": "no such file"})
             xorb = xorb_bytes(payload)
             chunks = -(-len(payload) // XET_CHUNK_BYTES)
-            return _send_json(handler, 200, {
-                "offset_into_first_range": 0,
-                "terms": [{"hash": sha256, "unpacked_length": len(payload),
-                           "range": {"start": 0, "end": chunks}}],
-                "fetch_info": {sha256: [{"range": {"start": 0, "end": chunks},
-                                         "url": f"{self.cdn_url}/cas/xorb/{sha256}?{XORB_SIGNATURE}",
-                                         "url_range": {"start": 0, "end": len(xorb) - 1}}]},
-            })
+            return _send_json(
+                handler,
+                200,
+                {
+                    "offset_into_first_range": 0,
+                    "terms": [
+                        {
+                            "hash": sha256,
+                            "unpacked_length": len(payload),
+                            "range": {"start": 0, "end": chunks},
+                        }
+                    ],
+                    "fetch_info": {
+                        sha256: [
+                            {
+                                "range": {"start": 0, "end": chunks},
+                                "url": f"{self.cdn_url}/cas/xorb/{sha256}?{XORB_SIGNATURE}",
+                                "url_range": {"start": 0, "end": len(xorb) - 1},
+                            }
+                        ]
+                    },
+                },
+            )
         match = _CAS_XORB.match(parsed.path)
         if match and parsed.query != XORB_SIGNATURE:
             return _send_json(handler, 403, {"error": "xorb URL without its presigned signature"})
@@ -449,12 +544,19 @@ class HfHubStandin:
         class LoggingHandler(QuietHandler):
             def send_response(self, code, message=None):  # noqa: D401 - stdlib signature
                 parsed = urllib.parse.urlsplit(self.path)
-                standin.log.add(LoggedRequest(self.command, parsed.path, parsed.query, self.headers.get("Range"),
-                                              self.headers.get("Authorization"), code))
+                standin.log.add(
+                    LoggedRequest(
+                        self.command,
+                        parsed.path,
+                        parsed.query,
+                        self.headers.get("Range"),
+                        self.headers.get("Authorization"),
+                        code,
+                    )
+                )
                 super().send_response(code, message)
 
         return LoggingHandler
-
 
     # -- uploads ------------------------------------------------------------------------
 
@@ -466,8 +568,12 @@ class HfHubStandin:
         if method == "POST" and parsed.path == "/api/validate-yaml":
             return self._validate_yaml(handler, body)
         if not self._is_writer(handler):
-            return _send_json(handler, 401, {"error": "Invalid credentials in Authorization header"},
-                              {"X-Error-Message": "Invalid credentials in Authorization header"})
+            return _send_json(
+                handler,
+                401,
+                {"error": "Invalid credentials in Authorization header"},
+                {"X-Error-Message": "Invalid credentials in Authorization header"},
+            )
         if method == "POST" and parsed.path == "/api/repos/create":
             return self._create_repo(handler, json.loads(body))
         for kind, pattern in _WRITE_ROUTES.items():
@@ -475,27 +581,37 @@ class HfHubStandin:
             if match and method == "POST":
                 break
         else:
-            return _send_json(handler, 404, {"error": f"stand-in has no route {method} {parsed.path}"})
+            return _send_json(
+                handler, 404, {"error": f"stand-in has no route {method} {parsed.path}"}
+            )
         with self._lock:
             repo = self._repos.get(match["repo"])
         if repo is None:
-            return _send_json(handler, 404, {"error": "Repository not found"},
-                              {"X-Error-Code": "RepoNotFound"})
+            return _send_json(
+                handler, 404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"}
+            )
         if kind == "lfs_batch":
             return self._lfs_batch(handler, match["repo"], json.loads(body))
         if kind == "lfs_verify":
             payload = json.loads(body)
             with self._lock:
                 present = len(self._uploaded.get(payload["oid"], b"")) == payload["size"]
-            return _send_json(handler, 200 if present else 404,
-                              {"message": "ok" if present else "object not uploaded"})
+            return _send_json(
+                handler,
+                200 if present else 404,
+                {"message": "ok" if present else "object not uploaded"},
+            )
         revision = urllib.parse.unquote(match["rev"])
         with self._lock:
             commit = repo.refs.get(revision, revision if revision in repo.commits else None)
             files = dict(repo.commits[commit]) if commit else None
         if files is None:
-            return _send_json(handler, 404, {"error": f"Invalid rev id: {revision}"},
-                              {"X-Error-Code": "RevisionNotFound"})
+            return _send_json(
+                handler,
+                404,
+                {"error": f"Invalid rev id: {revision}"},
+                {"X-Error-Code": "RevisionNotFound"},
+            )
         if kind == "preupload":
             return self._preupload(handler, files, json.loads(body))
         return self._commit(handler, match["repo"], revision, commit, body)
@@ -521,26 +637,48 @@ class HfHubStandin:
             return _send_json(handler, 400, {"error": "the stand-in holds dataset repos only"})
         with self._lock:
             if repo_id in self._repos:
-                return _send_json(handler, 409, {"error": "You already created this dataset repo",
-                                                 "url": f"{self.endpoint}/datasets/{repo_id}"})
-            self._commit_locked(repo_id, {".gitattributes": HubFile(".gitattributes", GITATTRIBUTES, False)},
-                                "main")
+                return _send_json(
+                    handler,
+                    409,
+                    {
+                        "error": "You already created this dataset repo",
+                        "url": f"{self.endpoint}/datasets/{repo_id}",
+                    },
+                )
+            self._commit_locked(
+                repo_id, {".gitattributes": HubFile(".gitattributes", GITATTRIBUTES, False)}, "main"
+            )
             self._repos[repo_id].private = payload.get("visibility") == "private"
-        return _send_json(handler, 200, {"url": f"{self.endpoint}/datasets/{repo_id}",
-                                         "name": repo_id, "id": repo_id})
+        return _send_json(
+            handler,
+            200,
+            {"url": f"{self.endpoint}/datasets/{repo_id}", "name": repo_id, "id": repo_id},
+        )
 
     def _preupload(self, handler, files: dict[str, HubFile], payload: dict) -> int:
         answer = []
         for item in payload["files"]:
             lfs = self._is_lfs(item["path"], item["size"])
             existing = files.get(item["path"])
-            oid = None if existing is None else (existing.sha256 if existing.lfs else existing.git_oid)
-            answer.append({"path": item["path"], "uploadMode": "lfs" if lfs else "regular",
-                           "shouldIgnore": False, "oid": oid})
+            oid = (
+                None
+                if existing is None
+                else (existing.sha256 if existing.lfs else existing.git_oid)
+            )
+            answer.append(
+                {
+                    "path": item["path"],
+                    "uploadMode": "lfs" if lfs else "regular",
+                    "shouldIgnore": False,
+                    "oid": oid,
+                }
+            )
         return _send_json(handler, 200, {"files": answer, "commitOid": None})
 
     def _lfs_batch(self, handler, repo_id: str, payload: dict) -> int:
-        if payload.get("operation") != "upload" or "basic" not in payload.get("transfers", ["basic"]):
+        if payload.get("operation") != "upload" or "basic" not in payload.get(
+            "transfers", ["basic"]
+        ):
             return _send_json(handler, 422, {"message": "the stand-in takes basic uploads only"})
         objects = []
         for obj in payload["objects"]:
@@ -548,16 +686,22 @@ class HfHubStandin:
             if self._lfs_blob(obj["oid"]) is None:
                 answer["actions"] = {
                     "upload": {"href": f"{self.cdn_url}/lfs-upload/{obj['oid']}", "header": {}},
-                    "verify": {"href": f"{self.endpoint}/datasets/{repo_id}.git/info/lfs/objects/verify",
-                               "header": {}},
+                    "verify": {
+                        "href": f"{self.endpoint}/datasets/{repo_id}.git/info/lfs/objects/verify",
+                        "header": {},
+                    },
                 }
             objects.append(answer)
-        return _send_json(handler, 200, {"transfer": "basic", "objects": objects, "hash_algo": "sha256"})
+        return _send_json(
+            handler, 200, {"transfer": "basic", "objects": objects, "hash_algo": "sha256"}
+        )
 
     def _lfs_put(self, handler, sha256: str) -> int:
         body = read_body(handler)
         if hashlib.sha256(body).hexdigest() != sha256:
-            return _send_json(handler, 400, {"error": "uploaded bytes do not hash to the object id"})
+            return _send_json(
+                handler, 400, {"error": "uploaded bytes do not hash to the object id"}
+            )
         with self._lock:
             self._uploaded[sha256] = body
         return _send_json(handler, 200, {})
@@ -565,11 +709,19 @@ class HfHubStandin:
     def _commit(self, handler, repo_id: str, revision: str, parent: str, body: bytes) -> int:
         lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
         if not lines or lines[0].get("key") != "header":
-            return _send_json(handler, 400, {"error": "commit payload must start with a header line"})
+            return _send_json(
+                handler, 400, {"error": "commit payload must start with a header line"}
+            )
         header = lines[0]["value"]
         if header.get("parentCommit") not in (None, parent):
-            return _send_json(handler, 412, {"error": f"parent commit {header['parentCommit']} is not "
-                                                      f"the head of {revision} ({parent})"})
+            return _send_json(
+                handler,
+                412,
+                {
+                    "error": f"parent commit {header['parentCommit']} is not "
+                    f"the head of {revision} ({parent})"
+                },
+            )
         with self._lock:
             files = dict(self._repos[repo_id].commits[parent])
             for line in lines[1:]:
@@ -581,21 +733,35 @@ class HfHubStandin:
                 elif key == "lfsFile":
                     payload = self._uploaded.get(value["oid"])
                     if payload is None:
-                        return _send_json(handler, 400, {"error": f"LFS object {value['oid']} of {path} "
-                                                                  "was never uploaded"})
+                        return _send_json(
+                            handler,
+                            400,
+                            {"error": f"LFS object {value['oid']} of {path} was never uploaded"},
+                        )
                     files[path] = HubFile(path, payload, True)
                 elif key == "deletedFile":
                     if files.pop(path, None) is None:
-                        return _send_json(handler, 404, {"error": "A file with this name doesn't exist"},
-                                          {"X-Error-Code": "EntryNotFound"})
+                        return _send_json(
+                            handler,
+                            404,
+                            {"error": "A file with this name doesn't exist"},
+                            {"X-Error-Code": "EntryNotFound"},
+                        )
                 elif key == "deletedFolder":
                     prefix = path.rstrip("/") + "/"
                     files = {p: f for p, f in files.items() if not p.startswith(prefix)}
                 else:
                     return _send_json(handler, 400, {"error": f"unknown commit operation {key}"})
             commit = self._commit_locked(repo_id, files, revision)
-        return _send_json(handler, 200, {"commitOid": commit, "pullRequestUrl": None,
-                                         "commitUrl": f"{self.endpoint}/datasets/{repo_id}/commit/{commit}"})
+        return _send_json(
+            handler,
+            200,
+            {
+                "commitOid": commit,
+                "pullRequestUrl": None,
+                "commitUrl": f"{self.endpoint}/datasets/{repo_id}/commit/{commit}",
+            },
+        )
 
 
 def xet_file_hash(path: Path) -> str:
@@ -610,34 +776,40 @@ def xorb_bytes(payload: bytes) -> bytes:
     0 = none, uncompressed size; sizes 3-byte little-endian) each followed by the chunk."""
     out = bytearray()
     for start in range(0, len(payload), XET_CHUNK_BYTES):
-        chunk = payload[start:start + XET_CHUNK_BYTES]
+        chunk = payload[start : start + XET_CHUNK_BYTES]
         size = len(chunk).to_bytes(3, "little")
         out += b"\x00" + size + b"\x00" + size + chunk
     return bytes(out)
 
 
-def _tree_entries(files: dict[str, HubFile], prefix: str, recursive: bool,
-                  xet_hashes: dict[str, str]) -> list[dict]:
+def _tree_entries(
+    files: dict[str, HubFile], prefix: str, recursive: bool, xet_hashes: dict[str, str]
+) -> list[dict]:
     """Tree listing under `prefix` ("" = root): folders and files, sorted by path."""
     folders: set[str] = set()
     entries = []
     for path, hub_file in files.items():
         if not path.startswith(prefix):
             continue
-        rest = path[len(prefix):].split("/")
+        rest = path[len(prefix) :].split("/")
         for depth in range(1, len(rest)):
             if recursive or depth == 1:
                 folders.add(prefix + "/".join(rest[:depth]))
         if recursive or len(rest) == 1:
             entry = {"type": "file", "oid": hub_file.git_oid, "size": hub_file.size, "path": path}
             if hub_file.lfs:
-                entry["lfs"] = {"oid": hub_file.sha256, "size": hub_file.size,
-                                "pointerSize": len(hub_file.pointer)}
+                entry["lfs"] = {
+                    "oid": hub_file.sha256,
+                    "size": hub_file.size,
+                    "pointerSize": len(hub_file.pointer),
+                }
                 if hub_file.sha256 in xet_hashes:
                     entry["xetHash"] = xet_hashes[hub_file.sha256]
             entries.append(entry)
-    entries += [{"type": "directory", "oid": hashlib.sha1(f.encode()).hexdigest(), "size": 0,
-                 "path": f} for f in folders]
+    entries += [
+        {"type": "directory", "oid": hashlib.sha1(f.encode()).hexdigest(), "size": 0, "path": f}
+        for f in folders
+    ]
     return sorted(entries, key=lambda e: e["path"])
 
 
@@ -646,13 +818,18 @@ def _send_json(handler, status: int, payload, headers: dict[str, str] | None = N
     return status
 
 
-def _send_bytes(handler, method: str, payload: bytes, headers: dict[str, str],
-                fault: Fault | None = None) -> int:
+def _send_bytes(
+    handler, method: str, payload: bytes, headers: dict[str, str], fault: Fault | None = None
+) -> int:
     try:
         byte_range = parse_range(handler.headers.get("Range"), len(payload))
     except ValueError:
-        return _send_json(handler, 416, {"error": "range not satisfiable"},
-                          {"Content-Range": f"bytes */{len(payload)}"})
+        return _send_json(
+            handler,
+            416,
+            {"error": "range not satisfiable"},
+            {"Content-Range": f"bytes */{len(payload)}"},
+        )
     start, end = byte_range if byte_range else (0, len(payload) - 1)
     status = 206 if byte_range else 200
     handler.send_response(status)
@@ -663,11 +840,11 @@ def _send_bytes(handler, method: str, payload: bytes, headers: dict[str, str],
     if byte_range:
         handler.send_header("Content-Range", f"bytes {start}-{end}/{len(payload)}")
     handler.end_headers()
-    body = payload[start:end + 1]
+    body = payload[start : end + 1]
     if fault is not None and fault.corrupt and body:
         body = bytes([body[0] ^ 0xFF]) + body[1:]
     if fault is not None and fault.truncate_after_bytes is not None:
-        body = body[:fault.truncate_after_bytes]  # the full length was announced: a body cut short
+        body = body[: fault.truncate_after_bytes]  # the full length was announced: a body cut short
     if method == "GET":
         handler.wfile.write(body)
     return status

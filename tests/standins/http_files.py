@@ -102,7 +102,9 @@ class HttpFileServer:
     name the file in the query string (ModelScope's `.../repo?FilePath=<file>`).
     """
 
-    def __init__(self, root: Path, *, route: Callable[[urllib.parse.SplitResult], str | None] = path_route):
+    def __init__(
+        self, root: Path, *, route: Callable[[urllib.parse.SplitResult], str | None] = path_route
+    ):
         self.root = Path(root)
         self._route = route
         self.log = RequestLog()
@@ -151,8 +153,16 @@ class HttpFileServer:
         range_header = handler.headers.get("Range")
 
         def log(status: int) -> None:
-            self.log.add(LoggedRequest(method, relpath, parsed.query, range_header,
-                                       handler.headers.get("Authorization"), status))
+            self.log.add(
+                LoggedRequest(
+                    method,
+                    relpath,
+                    parsed.query,
+                    range_header,
+                    handler.headers.get("Authorization"),
+                    status,
+                )
+            )
 
         target = (self.root / relpath).resolve()
         fault = self._faults.next(relpath) or Fault(times=None)
@@ -172,13 +182,17 @@ class HttpFileServer:
             byte_range = None if fault.ignore_range else parse_range(range_header, len(payload))
         except ValueError:
             log(416)
-            _send_text(handler, 416, "range not satisfiable\n",
-                       {"Content-Range": f"bytes */{len(payload)}"})
+            _send_text(
+                handler,
+                416,
+                "range not satisfiable\n",
+                {"Content-Range": f"bytes */{len(payload)}"},
+            )
             return
         start, end = byte_range if byte_range else (0, len(payload) - 1)
         status = 206 if byte_range else 200
         log(status)
-        body = payload[start:end + 1]
+        body = payload[start : end + 1]
         if fault.corrupt and body:
             body = bytes([body[0] ^ 0xFF]) + body[1:]
         handler.send_response(status)
@@ -191,12 +205,16 @@ class HttpFileServer:
         if method == "HEAD":
             return
         if fault.truncate_after_bytes is not None:
-            body = body[:fault.truncate_after_bytes]
+            body = body[: fault.truncate_after_bytes]
         _send_body(handler, body, fault.throttle_bytes_per_s)
 
 
-def _send_text(handler: BaseHTTPRequestHandler, status: int, text: str,
-               extra_headers: dict[str, str] | None = None) -> None:
+def _send_text(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    text: str,
+    extra_headers: dict[str, str] | None = None,
+) -> None:
     send_payload(handler, status, text.encode(), "text/plain", extra_headers)
 
 
@@ -204,7 +222,7 @@ def _send_body(handler: BaseHTTPRequestHandler, body: bytes, bytes_per_s: float 
     chunk_bytes = _CHUNK_BYTES if bytes_per_s is None else max(1, int(bytes_per_s / 20))
     try:
         for offset in range(0, len(body), chunk_bytes):
-            handler.wfile.write(body[offset:offset + chunk_bytes])
+            handler.wfile.write(body[offset : offset + chunk_bytes])
             handler.wfile.flush()
             if bytes_per_s:
                 time.sleep(chunk_bytes / bytes_per_s)

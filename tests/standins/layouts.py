@@ -203,8 +203,11 @@ def build_dvf(data_dir: Path, splits_dir: Path, *, archives: bool) -> Facts:
         for index in range(count):
             name = f"{label_dir}/{klass[:3]}_{index:02d}.mp4"
             # youtube's videos are longer so that its zip needs two 64 KiB volumes
-            tiny_video(root / klass / name, fake=label_dir == "1_fake",
-                       num_frames=24 if klass == "youtube" else FRAMES)
+            tiny_video(
+                root / klass / name,
+                fake=label_dir == "1_fake",
+                num_frames=24 if klass == "youtube" else FRAMES,
+            )
             label = int(label_dir == "1_fake")
             damaged = archives and f"{klass}/{name}" == DVF_DAMAGED
             if klass in train:
@@ -220,8 +223,11 @@ def build_dvf(data_dir: Path, splits_dir: Path, *, archives: bool) -> Facts:
     (splits_dir / "val.json").write_text(json.dumps(val, indent=4))
     if archives:
         infozip_split(root / "youtube", "0_real", damage=DVF_DAMAGED.split("/", 1)[1])
-        zip_folder(root / "stablevideodiffusion" / "1_fake",
-                   root / "stablevideodiffusion" / "1_fake.zip", junk=False)
+        zip_folder(
+            root / "stablevideodiffusion" / "1_fake",
+            root / "stablevideodiffusion" / "1_fake.zip",
+            junk=False,
+        )
         cut_volumes(root / "stablevideodiffusion" / "1_fake.zip", volumes=2)
         for klass in ("videocrafter1", "zeroscope"):
             for label_dir in ("0_real", "1_fake"):
@@ -237,8 +243,11 @@ def infozip_split(class_dir: Path, label_dir: str, *, damage: str) -> list[Path]
     zip_tool = shutil.which("zip")
     if zip_tool is None:
         raise RuntimeError("the DVF stand-in needs Info-ZIP's `zip` (Debian package zip)")
-    subprocess.run([zip_tool, "-q", "-0", "-r", "-s", "64k", f"{label_dir}.zip", label_dir],
-                   cwd=class_dir, check=True)
+    subprocess.run(
+        [zip_tool, "-q", "-0", "-r", "-s", "64k", f"{label_dir}.zip", label_dir],
+        cwd=class_dir,
+        check=True,
+    )
     volumes = sorted(class_dir.glob(f"{label_dir}.z[0-9]*")) + [class_dir / f"{label_dir}.zip"]
     marker = damage.encode()
     for volume in volumes:
@@ -246,7 +255,7 @@ def infozip_split(class_dir: Path, label_dir: str, *, damage: str) -> list[Path]
         at = data.find(b"PK\x03\x04")
         while at >= 0:  # the local header naming `damage`: flip a byte of its data
             name_len, extra_len = struct.unpack_from("<2H", data, at + 26)
-            if bytes(data[at + 30:at + 30 + name_len]) == marker:
+            if bytes(data[at + 30 : at + 30 + name_len]) == marker:
                 data[at + 30 + name_len + extra_len + 100] ^= 0xFF
                 volume.write_bytes(bytes(data))
                 break
@@ -267,7 +276,7 @@ def cut_volumes(archive: Path, *, volumes: int) -> list[Path]:
     paths = []
     for index in range(volumes):
         path = archive.parent / f"{archive.name}.{index + 1:03d}"
-        path.write_bytes(payload[index * step:(index + 1) * step])
+        path.write_bytes(payload[index * step : (index + 1) * step])
         paths.append(path)
     archive.unlink()
     return paths
@@ -368,7 +377,8 @@ def tiny_gif(path: Path, *, num_frames: int = FRAMES, frame_ms: int = 125) -> Pa
     return path
 
 
-GENVIDEO_100K_ARCHIVES = [  # the shipped config's shape: three real volumes, ten generators' archives
+# the shipped config's shape: three real volumes, ten generators' archives
+GENVIDEO_100K_ARCHIVES = [
     {"files": ["Real_part_aa", "Real_part_ab", "Real_part_ac"]},
     {"files": ["I2VGEN_XL_part_aa"]},
     {"files": ["pika.tar.gz"]},
@@ -378,8 +388,11 @@ GENVIDEO_100K_ARCHIVES = [  # the shipped config's shape: three real volumes, te
     {"files": ["SD.tar.gz"]},
 ]
 GENVIDEO_100K_GENERATORS = {  # archive -> its folder (`train_<generator>/`) and videos
-    "pika.tar.gz": ("pika", 2), "SVD.tar.gz": ("SVD", 2), "VideoCrafter.tar.gz": ("VideoCrafter", 2),
-    "DynamicCrafter.tar.gz": ("DynamicCrafter", 1), "SD.tar.gz": ("SD", 1),
+    "pika.tar.gz": ("pika", 2),
+    "SVD.tar.gz": ("SVD", 2),
+    "VideoCrafter.tar.gz": ("VideoCrafter", 2),
+    "DynamicCrafter.tar.gz": ("DynamicCrafter", 1),
+    "SD.tar.gz": ("SD", 1),
 }
 
 
@@ -393,12 +406,17 @@ def build_genvideo100k(served_dir: Path) -> Facts:
         tiny_video(staging / "Real" / f"real_{index}.mp4")
         facts.add(0, "real")
     (staging / "Real" / "readme.txt").write_text("collected from the web\n")
-    tar_folder(staging / "Real", served_dir / "Real.tar.gz",
-               volume_names=["Real_part_aa", "Real_part_ab", "Real_part_ac"])
+    tar_folder(
+        staging / "Real",
+        served_dir / "Real.tar.gz",
+        volume_names=["Real_part_aa", "Real_part_ab", "Real_part_ac"],
+    )
     for index in range(3):
         tiny_gif(staging / "I2VGEN_XL" / f"i2v_{index}.gif")
         facts.add(1, "I2VGEN_XL")
-    tar_folder(staging / "I2VGEN_XL", served_dir / "I2VGEN_XL.tar.gz", volume_names=["I2VGEN_XL_part_aa"])
+    tar_folder(
+        staging / "I2VGEN_XL", served_dir / "I2VGEN_XL.tar.gz", volume_names=["I2VGEN_XL_part_aa"]
+    )
     for archive, (generator, count) in GENVIDEO_100K_GENERATORS.items():
         for index in range(count):
             tiny_video(staging / f"train_{generator}" / f"{generator}_{index}.mp4", fake=True)
@@ -460,7 +478,8 @@ def build_webvid(
     served_dir: Path, base_url: str, *, count: int = 10, missing: tuple[int, ...] = (3,)
 ) -> Facts:
     """`webvid/results_2M_train.csv` (videoid, contentUrl, duration, page_dir, name) with URLs
-    pointing at `stock/<videoid>.mp4` on the stand-in; rows in `missing` have no file there (404)."""
+    pointing at `stock/<videoid>.mp4` on the stand-in; rows in `missing` have no file there
+    (404)."""
     facts = Facts()
     rows = []
     for index in range(count):
@@ -516,19 +535,28 @@ __all__ = [
 # re-encoded at a lower quality, resized up and down, as a release built from another's videos.
 AEGIS_DVF_COPIES = [
     ("videos/test_data/real/dvf/dvf_000.mp4", "DVF/youtube/0_real/you_00.mp4", (96, 72), "h264"),
-    ("videos/test_data/real/dvf/dvf_001.mp4", "DVF/videocrafter1/0_real/vid_00.mp4", (48, 36), "mpeg4"),
+    (
+        "videos/test_data/real/dvf/dvf_001.mp4",
+        "DVF/videocrafter1/0_real/vid_00.mp4",
+        (48, 36),
+        "mpeg4",
+    ),
     ("videos/test_data/real/dvf/dvf_002.mp4", "DVF/zeroscope/0_real/zer_01.mp4", (128, 96), "hevc"),
 ]
 
 
-def reencoded_copy(source: Path, target: Path, *, size: tuple[int, int], codec: str, quality: int = 32) -> Path:
+def reencoded_copy(
+    source: Path, target: Path, *, size: tuple[int, int], codec: str, quality: int = 32
+) -> Path:
     """`source` decoded, resized to `size` (width, height) and encoded again with `codec`."""
     import av
     from vfcache.pipelines.sources.synthetic import encode_video
 
     with av.open(str(source)) as container:
-        frames = [cv2.resize(frame.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_AREA)
-                  for frame in container.decode(video=0)]
+        frames = [
+            cv2.resize(frame.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_AREA)
+            for frame in container.decode(video=0)
+        ]
     target.parent.mkdir(parents=True, exist_ok=True)
     encode_video(target, frames, codec=codec, fps=FPS, quality=quality)
     return target

@@ -7,7 +7,8 @@ below an `HttpFileServer` root, so the stand-in answers the same URLs with Range
 fault injection; any other URL is a 404.
 
 The repository listing `<endpoint>/api/v1/datasets/<namespace>/<name>/repo/tree?Revision=<rev>&...`
-answers, as the real host does, `{"Code": 200, "Data": {"Files": [{"Name", "Path", "Type", "Size"}]}}`:
+answers, as the real host does, `{"Code": 200, "Data": {"Files": [{"Name", "Path", "Type",
+"Size"}]}}`:
 `write_tree_listing` writes that JSON from the served folder (files starting with `_` are left out,
 as are names given in `hide`), and the route serves it for page 1.
 """
@@ -48,9 +49,11 @@ def modelscope_relpath(repo: str, revision: str, file: str) -> str:
 
 def write_tree_listing(store: Path, *, hide: tuple[str, ...] = ()) -> Path:
     """The host's listing of the files in `store` (one repository at one revision)."""
-    files = [{"Name": p.name, "Path": p.name, "Type": "blob", "Size": p.stat().st_size}
-             for p in sorted(store.iterdir())
-             if p.is_file() and not p.name.startswith("_") and p.name not in hide]
+    files = [
+        {"Name": p.name, "Path": p.name, "Type": "blob", "Size": p.stat().st_size}
+        for p in sorted(store.iterdir())
+        if p.is_file() and not p.name.startswith("_") and p.name not in hide
+    ]
     files.append({"Name": "README.md", "Path": "README.md", "Type": "blob", "Size": 12})
     files.append({"Name": "docs", "Path": "docs", "Type": "tree", "Size": 0})
     path = store / TREE_NAME

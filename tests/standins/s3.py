@@ -3,13 +3,15 @@ that logs every request and can cut a connection in the middle of a response (re
 
     with S3Standin() as s3:
         s3.endpoint            # http://127.0.0.1:PORT (the proxy)
-        s3.reset_next(ranged_gets=1, after_bytes=100)  # the next ranged GET is cut after 100 body bytes
+        s3.reset_next(ranged_gets=1, after_bytes=100)  # the next ranged GET is cut after 100 body
+        bytes
         s3.requests            # [(method, path, range header or None, outcome)]
 
 Credentials: moto accepts any key pair; the tests put one in the environment, as a user would.
 The proxy speaks HTTP/1.1 one request per connection (it asks both sides to close), which is
 all that the S3 clients need and keeps the fault exact.
 """
+
 from __future__ import annotations
 
 import socket
@@ -45,7 +47,9 @@ def _header(head: bytes, name: str) -> Optional[str]:
 
 
 def _with_close(head: bytes) -> bytes:
-    lines = [line for line in head.split(b"\r\n") if line and not line.lower().startswith(b"connection:")]
+    lines = [
+        line for line in head.split(b"\r\n") if line and not line.lower().startswith(b"connection:")
+    ]
     return b"\r\n".join(lines + [b"Connection: close"]) + b"\r\n\r\n"
 
 
@@ -106,11 +110,16 @@ class S3Standin:
             if not head:
                 return
             if (_header(head, "Expect") or "").lower() == "100-continue":
-                client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")  # botocore waits for it before the body
-                head = b"\r\n".join(line for line in head.split(b"\r\n")
-                                     if not line.lower().startswith(b"expect:"))
+                client.sendall(
+                    b"HTTP/1.1 100 Continue\r\n\r\n"
+                )  # botocore waits for it before the body
+                head = b"\r\n".join(
+                    line for line in head.split(b"\r\n") if not line.lower().startswith(b"expect:")
+                )
             if (_header(head, "Transfer-Encoding") or "").lower() == "chunked":
-                while not body.endswith(b"\r\n\r\n") or b"0\r\n" not in body:  # up to the last chunk
+                while (
+                    not body.endswith(b"\r\n\r\n") or b"0\r\n" not in body
+                ):  # up to the last chunk
                     chunk = client.recv(65536)
                     if not chunk:
                         break

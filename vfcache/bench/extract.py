@@ -15,7 +15,8 @@ shared and noisy), as `../shared/docs/performance.md` defines them:
   planes the decoder gave, resized in YUV, half the bytes to compress) against the same floor.
   Target <= 1.3 on natural footage, <= 1.25 on the synthetic corpus.
 - 2 workers / 1 worker: speed-up of the dask extraction with two worker processes, each task on
-  one thread (no compression thread on either side, so this is the processes' scaling). Target >= 1.7.
+  one thread (no compression thread on either side, so this is the processes' scaling). Target >=
+  1.7.
 
 Two corpora, each made once under `<root>/bench/<corpus>/`, deterministic:
 - `natural` (the default): a real photograph panned and zoomed like a handheld camera, with
@@ -26,6 +27,7 @@ Two corpora, each made once under `<root>/bench/<corpus>/`, deterministic:
   compress several times better than footage, which hides the cost of compressing.
 `--videos DIR` measures a folder of your own.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,10 +57,18 @@ from vfcache.pipelines.sources.labels import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-TARGETS = {"extract_over_floor": ("<=", 1.4), "yuv420_extract_over_floor": ("<=", 1.3),
-           "decode_all_over_extract": (">=", 3.0), "workers2_over_workers1": (">=", 1.7)}
+TARGETS = {
+    "extract_over_floor": ("<=", 1.4),
+    "yuv420_extract_over_floor": ("<=", 1.3),
+    "decode_all_over_extract": (">=", 3.0),
+    "workers2_over_workers1": (">=", 1.7),
+}
 # painted patterns compress so fast that extraction must come closer to the floor
-SYNTHETIC_TARGETS = {**TARGETS, "extract_over_floor": ("<=", 1.25), "yuv420_extract_over_floor": ("<=", 1.25)}
+SYNTHETIC_TARGETS = {
+    **TARGETS,
+    "extract_over_floor": ("<=", 1.25),
+    "yuv420_extract_over_floor": ("<=", 1.25),
+}
 
 
 @dataclass(frozen=True)
@@ -73,15 +83,28 @@ class CorpusVideo:
 
 CORPORA = ("natural", "synthetic")
 CORPUS_LABELS = {
-    "natural": "natural (a photograph panned and zoomed, sensor noise; H.264 CRF 23, 1 s keyframes)",
+    "natural": "natural (a photograph panned and zoomed, sensor noise; H.264 CRF 23, 1 s "
+    "keyframes)",
     "synthetic": "synthetic (painted test patterns; H.264, 1 s keyframe interval)",
 }
 
 
 # fps-sampled clips: 720p and 480p, a few seconds each; uniform sampling: 24 s videos.
-FPS_CORPUS = tuple(CorpusVideo(f"clip{i}", w, h, 150, 30.0, 30)
-                   for i, (w, h) in enumerate([(1280, 720), (1280, 720), (854, 480), (854, 480),
-                                               (1280, 720), (854, 480), (1280, 720), (854, 480)]))
+FPS_CORPUS = tuple(
+    CorpusVideo(f"clip{i}", w, h, 150, 30.0, 30)
+    for i, (w, h) in enumerate(
+        [
+            (1280, 720),
+            (1280, 720),
+            (854, 480),
+            (854, 480),
+            (1280, 720),
+            (854, 480),
+            (1280, 720),
+            (854, 480),
+        ]
+    )
+)
 LONG_CORPUS = tuple(CorpusVideo(f"long{i}", 854, 480, 600, 25.0, 25) for i in range(3))
 # the natural corpus has one long-GOP video among the long ones, as some uploads do
 NATURAL_LONG_CORPUS = LONG_CORPUS[:2] + (dataclasses.replace(LONG_CORPUS[2], gop=250),)
@@ -100,7 +123,8 @@ def yuv420_twin(spec: ClipSpec) -> ClipSpec:
 
 
 def _make_corpus(folder: Path, videos: Sequence[CorpusVideo], corpus: str = "synthetic") -> Path:
-    """Videos under folder/real/<corpus>/, generated once (a marker file says the set is complete)."""
+    """Videos under folder/real/<corpus>/, generated once (a marker file says the set is
+    complete)."""
     from vfcache.pipelines.sources.natural_frames import natural_frames
     from vfcache.pipelines.sources.synthetic import encode_video, make_video
 
@@ -116,11 +140,25 @@ def _make_corpus(folder: Path, videos: Sequence[CorpusVideo], corpus: str = "syn
     for seed, video in enumerate(videos):
         path = target / f"{video.name}.mp4"
         if corpus == "natural":
-            encode_video(path, natural_frames(video.width, video.height, video.num_frames, seed=seed),
-                         codec="h264", fps=video.fps, gop=video.gop, quality=23)
+            encode_video(
+                path,
+                natural_frames(video.width, video.height, video.num_frames, seed=seed),
+                codec="h264",
+                fps=video.fps,
+                gop=video.gop,
+                quality=23,
+            )
         else:
-            make_video(path, width=video.width, height=video.height, num_frames=video.num_frames,
-                       fps=video.fps, codec="h264", seed=seed, gop=video.gop)
+            make_video(
+                path,
+                width=video.width,
+                height=video.height,
+                num_frames=video.num_frames,
+                fps=video.fps,
+                codec="h264",
+                seed=seed,
+                gop=video.gop,
+            )
     marker.write_text("complete\n")
     return folder
 
@@ -131,14 +169,21 @@ def corpus_videos(corpus: str) -> tuple[tuple[CorpusVideo, ...], tuple[CorpusVid
 
 
 def _user_videos(videos_dir: Path) -> list[Path]:
-    found = sorted(p for p in Path(videos_dir).rglob("*")
-                   if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+    found = sorted(
+        p
+        for p in Path(videos_dir).rglob("*")
+        if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
+    )
     if not found:
-        raise FileNotFoundError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) below {videos_dir}")
+        raise FileNotFoundError(
+            f"no video files ({', '.join(VIDEO_EXTENSIONS)}) below {videos_dir}"
+        )
     return found
 
 
-def corpus_folder(root: DataRoot, videos_dir: Optional[Path] = None, corpus: str = "natural") -> Path:
+def corpus_folder(
+    root: DataRoot, videos_dir: Optional[Path] = None, corpus: str = "natural"
+) -> Path:
     """The working folder of one benchmark corpus: its raw folders and its own data root.
 
     Keyed by the corpus (a built-in one by name, or the files below `--videos DIR` with their
@@ -149,8 +194,10 @@ def corpus_folder(root: DataRoot, videos_dir: Optional[Path] = None, corpus: str
         if corpus not in CORPORA:
             raise ValueError(f"benchmark corpus {corpus!r} is not one of {CORPORA}")
         return bench / corpus
-    listing = "\n".join(f"{p.resolve()}\0{p.stat().st_size}\0{p.stat().st_mtime_ns}"
-                        for p in _user_videos(videos_dir))
+    listing = "\n".join(
+        f"{p.resolve()}\0{p.stat().st_size}\0{p.stat().st_mtime_ns}"
+        for p in _user_videos(videos_dir)
+    )
     return bench / f"videos-{hashlib.sha256(listing.encode()).hexdigest()[:16]}"
 
 
@@ -167,9 +214,15 @@ def _link_user_videos(videos_dir: Path, folder: Path) -> Path:
 
 
 def _bench_config(name: str, raw: Path, spec: ClipSpec) -> DatasetConfig:
-    return DatasetConfig(name=name, kind="local", domain="bench", clip_spec=spec.name,
-                         layout=LayoutRule(pattern="{label}/{generator}/{name}"), splits=SplitPreset(),
-                         source={"path": str(raw)})
+    return DatasetConfig(
+        name=name,
+        kind="local",
+        domain="bench",
+        clip_spec=spec.name,
+        layout=LayoutRule(pattern="{label}/{generator}/{name}"),
+        splits=SplitPreset(),
+        source={"path": str(raw)},
+    )
 
 
 def _ok_videos(root: DataRoot, config: DatasetConfig, spec: ClipSpec) -> list[VideoRecord]:
@@ -177,7 +230,9 @@ def _ok_videos(root: DataRoot, config: DatasetConfig, spec: ClipSpec) -> list[Vi
     return [row for row in rows if row.status == STATUS_OK]
 
 
-def _time_per_video(raw: Path, videos: Sequence[VideoRecord], spec: ClipSpec, read_video: Callable) -> float:
+def _time_per_video(
+    raw: Path, videos: Sequence[VideoRecord], spec: ClipSpec, read_video: Callable
+) -> float:
     """Seconds to run `read_video(path, frame_indices, info)` once per video over the frames of all
     its planned clips (as extraction reads them), probing included."""
     started = time.perf_counter()
@@ -195,25 +250,43 @@ def _floor(path: Path, frame_indices: list[int], info) -> None:
 
 def _decode_all(spec: ClipSpec) -> Callable:
     def read_video(path: Path, frame_indices: list[int], info) -> None:
-        decode_all_then_pick(path, frame_indices, info=info, height=spec.height, width=spec.width,
-                             resize=spec.resize)
+        decode_all_then_pick(
+            path, frame_indices, info=info, height=spec.height, width=spec.width, resize=spec.resize
+        )
 
     return read_video
 
 
-def _time_extract(root: DataRoot, config: DatasetConfig, spec: ClipSpec, client,
-                  videos_per_task: Optional[int], compress_thread: Optional[bool] = None) -> float:
+def _time_extract(
+    root: DataRoot,
+    config: DatasetConfig,
+    spec: ClipSpec,
+    client,
+    videos_per_task: Optional[int],
+    compress_thread: Optional[bool] = None,
+) -> float:
     cache = root.cache_dir(config.name, spec.name)
-    if cache.path.exists():  # the spec folder, spec.json (and its zstd level) included; the manifest stays
+    if (
+        cache.path.exists()
+    ):  # the spec folder, spec.json (and its zstd level) included; the manifest stays
         shutil.rmtree(cache.path)
     started = time.perf_counter()
-    extract_clips(config, root, spec, client=client, videos_per_task=videos_per_task, progress=False,
-                  max_failed=None, compress_thread=compress_thread)
+    extract_clips(
+        config,
+        root,
+        spec,
+        client=client,
+        videos_per_task=videos_per_task,
+        progress=False,
+        max_failed=None,
+        compress_thread=compress_thread,
+    )
     return time.perf_counter() - started
 
 
 def _warm_workers(client) -> None:
     """Import the decode stack in every worker before timing, so start-up is not measured."""
+
     def _load() -> bool:
         import vfcache.pipelines.extract.task  # noqa: F401
 
@@ -225,7 +298,9 @@ def _warm_workers(client) -> None:
 ZSTD_LEVELS = (1, 2, 3, 5, 7, 9)
 
 
-def zstd_levels(clips: Sequence, levels: Sequence[int] = ZSTD_LEVELS, repeats: int = 3) -> list[dict]:
+def zstd_levels(
+    clips: Sequence, levels: Sequence[int] = ZSTD_LEVELS, repeats: int = 3
+) -> list[dict]:
     """For each zstd level, as the shard writer compresses a clip (one frame per clip, checksum
     and content size): compress and decompress MB/s (of raw clip bytes, best of `repeats`, one
     thread) and the ratio raw / compressed, over the decoded `clips`."""
@@ -236,7 +311,9 @@ def zstd_levels(clips: Sequence, levels: Sequence[int] = ZSTD_LEVELS, repeats: i
     raw_bytes = sum(clip.nbytes for clip in clips)
     rows = []
     for level in levels:
-        compressor = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
+        compressor = zstandard.ZstdCompressor(
+            level=level, write_checksum=True, write_content_size=True
+        )
         decompressor = zstandard.ZstdDecompressor()
         compress_s, decompress_s = float("inf"), float("inf")
         for _ in range(repeats):
@@ -248,9 +325,15 @@ def zstd_levels(clips: Sequence, levels: Sequence[int] = ZSTD_LEVELS, repeats: i
                 decompressor.decompress(frame)
             decompress_s = min(decompress_s, time.perf_counter() - started)
         stored = sum(len(frame) for frame in frames)
-        rows.append({"level": level, "compress_mb_s": raw_bytes / compress_s / 1e6,
-                     "decompress_mb_s": raw_bytes / decompress_s / 1e6, "ratio": raw_bytes / stored,
-                     "bytes": stored})
+        rows.append(
+            {
+                "level": level,
+                "compress_mb_s": raw_bytes / compress_s / 1e6,
+                "decompress_mb_s": raw_bytes / decompress_s / 1e6,
+                "ratio": raw_bytes / stored,
+                "bytes": stored,
+            }
+        )
     return rows
 
 
@@ -277,10 +360,17 @@ def _check(targets: dict, name: str, value: float) -> bool:
     return value <= target if op == "<=" else value >= target
 
 
-def run_extract_benchmark(root: DataRoot, *, videos_dir: Optional[Path] = None, repeats: int = 3,
-                          fps_spec: str = "r2plus1d_24x224", uniform_spec: str = "videomae_16x224",
-                          corpus: str = "natural") -> dict:
-    """Measure the three extraction figures; returns a JSON-ready dict (figures, timings, targets)."""
+def run_extract_benchmark(
+    root: DataRoot,
+    *,
+    videos_dir: Optional[Path] = None,
+    repeats: int = 3,
+    fps_spec: str = "r2plus1d_24x224",
+    uniform_spec: str = "videomae_16x224",
+    corpus: str = "natural",
+) -> dict:
+    """Measure the three extraction figures; returns a JSON-ready dict (figures, timings,
+    targets)."""
     bench = corpus_folder(root, videos_dir, corpus)
     fps = bench_fps_spec(fps_spec)
     uniform = load_clip_spec(uniform_spec)
@@ -303,20 +393,39 @@ def run_extract_benchmark(root: DataRoot, *, videos_dir: Optional[Path] = None, 
     fps_videos, long_videos = _ok_videos(broot, cfg_fps, fps), _ok_videos(broot, cfg_long, uniform)
     if videos_dir is None:
         long_videos = [v for v in long_videos if (v.duration_s or 0) >= 20]
-    timings: dict[str, list[float]] = {k: [] for k in ("floor", "extract", "extract_yuv420", "decode_all",
-                                                        "extract_uniform", "workers1", "workers2")}
+    timings: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "floor",
+            "extract",
+            "extract_yuv420",
+            "decode_all",
+            "extract_uniform",
+            "workers1",
+            "workers2",
+        )
+    }
     for _ in range(repeats):  # interleaved, so drifting machine load hits both sides alike
         timings["floor"].append(_time_per_video(raw_fps, fps_videos, fps, _floor))
         timings["extract"].append(_time_extract(broot, cfg_fps, fps, None, videos_per_task=None))
-        timings["extract_yuv420"].append(_time_extract(broot, cfg_yuv, yuv, None, videos_per_task=None))
-        timings["decode_all"].append(_time_per_video(raw_long, long_videos, uniform, _decode_all(uniform)))
-        timings["extract_uniform"].append(_time_extract(broot, cfg_long, uniform, None, videos_per_task=None))
+        timings["extract_yuv420"].append(
+            _time_extract(broot, cfg_yuv, yuv, None, videos_per_task=None)
+        )
+        timings["decode_all"].append(
+            _time_per_video(raw_long, long_videos, uniform, _decode_all(uniform))
+        )
+        timings["extract_uniform"].append(
+            _time_extract(broot, cfg_long, uniform, None, videos_per_task=None)
+        )
     for workers in (1, 2):
         with open_cluster(workers=workers) as client:
             _warm_workers(client)
             for _ in range(repeats):
-                timings[f"workers{workers}"].append(_time_extract(broot, cfg_fps, fps, client, videos_per_task=1,
-                                                                  compress_thread=False))
+                timings[f"workers{workers}"].append(
+                    _time_extract(
+                        broot, cfg_fps, fps, client, videos_per_task=1, compress_thread=False
+                    )
+                )
     best = {name: min(values) for name, values in timings.items()}
     figures = {
         "extract_over_floor": best["extract"] / best["floor"],
@@ -351,25 +460,45 @@ def run_extract_benchmark(root: DataRoot, *, videos_dir: Optional[Path] = None, 
 def format_extract_table(result: dict) -> str:
     rows = [
         ("extract / floor", "extract_over_floor", f"{result['spec_fps']}, 1 worker"),
-        ("yuv420 extract / floor", "yuv420_extract_over_floor", f"{result['spec_fps']}_yuv420, 1 worker"),
-        ("decode-all / extract", "decode_all_over_extract", f"{result['spec_uniform']}, videos >= 20 s"),
+        (
+            "yuv420 extract / floor",
+            "yuv420_extract_over_floor",
+            f"{result['spec_fps']}_yuv420, 1 worker",
+        ),
+        (
+            "decode-all / extract",
+            "decode_all_over_extract",
+            f"{result['spec_uniform']}, videos >= 20 s",
+        ),
         ("2 workers / 1 worker", "workers2_over_workers1", f"{result['spec_fps']}, dask"),
     ]
-    lines = [f"corpus: {result['corpus']}; {result['videos_fps']} videos ({result['clips_fps']} clips) for "
-             f"{result['spec_fps']}, {result['videos_uniform']} for {result['spec_uniform']}; "
-             f"best of {result['repeats']}",
-             f"{'figure':<24}{'value':>8}  {'target':<8}{'ok':<5}conditions"]
+    lines = [
+        f"corpus: {result['corpus']}; {result['videos_fps']} videos ({result['clips_fps']} clips) "
+        f"for "
+        f"{result['spec_fps']}, {result['videos_uniform']} for {result['spec_uniform']}; "
+        f"best of {result['repeats']}",
+        f"{'figure':<24}{'value':>8}  {'target':<8}{'ok':<5}conditions",
+    ]
     for label, key, conditions in rows:
         ok = "yes" if result["meets_targets"][key] else "NO"
-        lines.append(f"{label:<24}{result[key]:>8.2f}  {result['targets'][key]:<8}{ok:<5}{conditions}")
+        lines.append(
+            f"{label:<24}{result[key]:>8.2f}  {result['targets'][key]:<8}{ok:<5}{conditions}"
+        )
     secs = result["seconds_best"]
     lines.append("seconds (best): " + ", ".join(f"{k} {v:.2f}" for k, v in secs.items()))
-    lines.append(f"shards at zstd level {result['zstd_level']}; extract converts and compresses on a second "
-                 f"thread: {'yes' if result['compress_thread'] else 'no (one core)'}")
+    lines.append(
+        f"shards at zstd level {result['zstd_level']}; extract converts and compresses on a second "
+        f"thread: {'yes' if result['compress_thread'] else 'no (one core)'}"
+    )
     if result.get("zstd_levels"):
-        lines.append(f"zstd on the {result['clips_fps']} decoded clips (one thread, best of {result['repeats']}):")
+        lines.append(
+            f"zstd on the {result['clips_fps']} decoded clips (one thread, best of "
+            f"{result['repeats']}):"
+        )
         lines.append(f"  {'level':>5}{'compress MB/s':>15}{'decompress MB/s':>17}{'ratio':>7}")
         for row in result["zstd_levels"]:
-            lines.append(f"  {row['level']:>5}{row['compress_mb_s']:>15.0f}{row['decompress_mb_s']:>17.0f}"
-                         f"{row['ratio']:>7.2f}")
+            lines.append(
+                f"  {row['level']:>5}{row['compress_mb_s']:>15.0f}{row['decompress_mb_s']:>17.0f}"
+                f"{row['ratio']:>7.2f}"
+            )
     return "\n".join(lines)

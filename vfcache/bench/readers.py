@@ -8,6 +8,7 @@ benchmark builds the default and the sample mode from the same clips at the cach
 level; the targets are stated against the sample mode, LitData's best setting for reading
 clips one by one (see `../shared/docs/performance.md`).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,11 +31,13 @@ PROBE_BATCH = 8  # clips per batch in the first-batch / memory probes
 # the names the benchmark had before the sample mode was added
 LITDATA_MODES = {"default": "", "sample": "_sample"}
 # what a reader is compared on: (figure of ours and LitData's, ratio name before the mode suffix)
-LITDATA_RATIOS = (("random_clips_per_s", "over_litdata{mode}_random"),
-                  ("sequential_clips_per_s", "over_litdata{mode}_sequential"),
-                  ("bytes", "bytes_over_litdata{mode}"),
-                  ("first_batch_s", "first_batch_over_litdata{mode}"),
-                  ("reader_rss_bytes", "reader_rss_over_litdata{mode}"))
+LITDATA_RATIOS = (
+    ("random_clips_per_s", "over_litdata{mode}_random"),
+    ("sequential_clips_per_s", "over_litdata{mode}_sequential"),
+    ("bytes", "bytes_over_litdata{mode}"),
+    ("first_batch_s", "first_batch_over_litdata{mode}"),
+    ("reader_rss_bytes", "reader_rss_over_litdata{mode}"),
+)
 
 
 def clips_per_s(count: int, seconds: float) -> float:
@@ -88,15 +91,26 @@ def reader_probe(kind: str, source: str, batch: int = PROBE_BATCH, seed: int = 0
     if kind == "litdata":
         import litdata
     if not _reset_peak_rss():
-        raise RuntimeError("cannot reset the peak RSS (/proc/self/clear_refs): reader memory is measured on Linux only")
+        raise RuntimeError(
+            "cannot reset the peak RSS (/proc/self/clear_refs): reader memory is measured on Linux "
+            "only"
+        )
     baseline = _status_bytes("VmRSS")
     started = time.perf_counter()
     if kind == "vfcache":
         generator = torch.Generator().manual_seed(seed)
-        loader = DataLoader(ClipDataset(source), batch_size=batch, shuffle=True, generator=generator,
-                            collate_fn=collate_clips, num_workers=0)
+        loader = DataLoader(
+            ClipDataset(source),
+            batch_size=batch,
+            shuffle=True,
+            generator=generator,
+            collate_fn=collate_clips,
+            num_workers=0,
+        )
     elif kind == "litdata":
-        cache_dir = tempfile.mkdtemp(prefix="vfcache-litdata-cache-")  # empty: a first epoch on a new node
+        cache_dir = tempfile.mkdtemp(
+            prefix="vfcache-litdata-cache-"
+        )  # empty: a first epoch on a new node
         stream = litdata.StreamingDataset(source, shuffle=True, seed=seed, cache_dir=cache_dir)
         loader = litdata.StreamingDataLoader(stream, batch_size=batch, num_workers=0)
     else:
@@ -106,22 +120,31 @@ def reader_probe(kind: str, source: str, batch: int = PROBE_BATCH, seed: int = 0
     first_batch_s = time.perf_counter() - started
     clips = len(first["clip"]) + sum(len(b["clip"]) for b in batches)
     peak = _status_bytes("VmHWM")
-    return {"first_batch_s": first_batch_s, "reader_rss_bytes": max(0, peak - baseline), "clips": clips}
+    return {
+        "first_batch_s": first_batch_s,
+        "reader_rss_bytes": max(0, peak - baseline),
+        "clips": clips,
+    }
 
 
 def probe_reader(kind: str, source: str, repeats: int) -> dict:
     """`reader_probe` in `repeats` fresh processes; the best of each figure."""
-    code = ("import json, sys; from vfcache.bench.readers import reader_probe; "
-            "print(json.dumps(reader_probe(sys.argv[1], sys.argv[2])))")
+    code = (
+        "import json, sys; from vfcache.bench.readers import reader_probe; "
+        "print(json.dumps(reader_probe(sys.argv[1], sys.argv[2])))"
+    )
     runs = []
     for _ in range(repeats):
-        done = subprocess.run([sys.executable, "-c", code, kind, source], capture_output=True, text=True,
-                              check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", code, kind, source], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
             raise RuntimeError(f"the {kind} reader probe failed:\n{done.stderr[-2000:]}")
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    return {"first_batch_s": min(r["first_batch_s"] for r in runs),
-            "reader_rss_bytes": min(r["reader_rss_bytes"] for r in runs)}
+    return {
+        "first_batch_s": min(r["first_batch_s"] for r in runs),
+        "reader_rss_bytes": min(r["reader_rss_bytes"] for r in runs),
+    }
 
 
 def _litdata_clip(args: tuple[str, int, int]) -> dict:
@@ -129,20 +152,30 @@ def _litdata_clip(args: tuple[str, int, int]) -> dict:
     return {"clip": np.array(ShardReader(shard).read(offset, nbytes))}
 
 
-def build_litdata(inputs: Sequence[tuple[str, int, int]], out: Path, level: int,
-                  compression_level: Optional[str]) -> int:
+def build_litdata(
+    inputs: Sequence[tuple[str, int, int]], out: Path, level: int, compression_level: Optional[str]
+) -> int:
     """`litdata.optimize` of the RGB clips at (shard, offset, nbytes), zstd at `level`, wrapped as
     `compression_level` (None: LitData's default); returns the bytes on disk."""
     import litdata
 
-    litdata.optimize(fn=_litdata_clip, inputs=list(inputs), output_dir=str(out), chunk_bytes="128MB",
-                     compression=f"zstd:{level}", compression_level=compression_level, num_workers=1,
-                     verbose=False, mode="overwrite")
+    litdata.optimize(
+        fn=_litdata_clip,
+        inputs=list(inputs),
+        output_dir=str(out),
+        chunk_bytes="128MB",
+        compression=f"zstd:{level}",
+        compression_level=compression_level,
+        num_workers=1,
+        verbose=False,
+        mode="overwrite",
+    )
     return sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.suffix != ".json")
 
 
-def litdata_reader(inputs: Sequence[tuple[str, int, int]], work: Path, level: int, mode: str,
-                   repeats: int) -> dict:
+def litdata_reader(
+    inputs: Sequence[tuple[str, int, int]], work: Path, level: int, mode: str, repeats: int
+) -> dict:
     """LitData holding the clips in one wrap mode (`LITDATA_MODES`): random and sequential
     clips/s through `StreamingDataset`, bytes on disk, and the fresh-process probe's figures."""
     import litdata
@@ -151,20 +184,32 @@ def litdata_reader(inputs: Sequence[tuple[str, int, int]], work: Path, level: in
     nbytes = build_litdata(inputs, out, level, None if mode == "default" else mode)
 
     def read_streaming(shuffle: bool) -> int:
-        stream = litdata.StreamingDataset(str(out), shuffle=shuffle, cache_dir=str(work / f"litdata_{mode}_cache"))
+        stream = litdata.StreamingDataset(
+            str(out), shuffle=shuffle, cache_dir=str(work / f"litdata_{mode}_cache")
+        )
         return sum(int(sample["clip"].shape[0] > 0) for sample in stream)
 
-    rates = timed_side_by_side({"random_clips_per_s": lambda: read_streaming(True),
-                                "sequential_clips_per_s": lambda: read_streaming(False)}, repeats)
+    rates = timed_side_by_side(
+        {
+            "random_clips_per_s": lambda: read_streaming(True),
+            "sequential_clips_per_s": lambda: read_streaming(False),
+        },
+        repeats,
+    )
     return {**rates, "bytes": nbytes, **probe_reader("litdata", str(out), repeats)}
 
 
-def litdata_comparison(ours: Mapping[str, float], theirs: Mapping[str, Mapping[str, float]],
-                       prefix: str = "") -> dict[str, float]:
+def litdata_comparison(
+    ours: Mapping[str, float], theirs: Mapping[str, Mapping[str, float]], prefix: str = ""
+) -> dict[str, float]:
     """Ratios of our reader's figures (`LITDATA_RATIOS`) over LitData's in each mode, named
     `<prefix><ratio name with the mode's suffix>`."""
-    return {prefix + name.format(mode=LITDATA_MODES[mode]): ours[figure] / max(theirs[mode][figure], 1e-12)
-            for mode in theirs for figure, name in LITDATA_RATIOS}
+    return {
+        prefix + name.format(mode=LITDATA_MODES[mode]): ours[figure]
+        / max(theirs[mode][figure], 1e-12)
+        for mode in theirs
+        for figure, name in LITDATA_RATIOS
+    }
 
 
 def in_memory_frames(dataset: ClipDataset) -> list[bytes]:
@@ -178,10 +223,12 @@ def in_memory_frames(dataset: ClipDataset) -> list[bytes]:
     return frames
 
 
-def cache_readers(dataset: ClipDataset, frames: Sequence[bytes], order: Sequence[int],
-                  prefix: str = "") -> dict[str, Callable[[], int]]:
+def cache_readers(
+    dataset: ClipDataset, frames: Sequence[bytes], order: Sequence[int], prefix: str = ""
+) -> dict[str, Callable[[], int]]:
     """Readers of one cache for `timed_side_by_side`: the zstd bound (decompressing the clips'
     frames from memory), shard reads through the dataset in `order`, and in shard order."""
+
     def zstd_bound() -> int:
         for i in order:
             decode_clip(frames[i])
@@ -192,7 +239,11 @@ def cache_readers(dataset: ClipDataset, frames: Sequence[bytes], order: Sequence
             for i in indices:
                 dataset[int(i)]
             return len(indices)
+
         return read
 
-    return {f"{prefix}zstd_bound": zstd_bound, f"{prefix}shard": shard(order),
-            f"{prefix}shard_sequential": shard(range(len(dataset)))}
+    return {
+        f"{prefix}zstd_bound": zstd_bound,
+        f"{prefix}shard": shard(order),
+        f"{prefix}shard_sequential": shard(range(len(dataset))),
+    }

@@ -21,6 +21,7 @@ time the same). It needs a CUDA device and says so plainly where there is none.
 `--device cpu` with a small model runs the same code path for a smoke test; its figures say
 nothing about a GPU.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,14 +58,21 @@ DEFAULT_RECIPE = configs_dir() / "train" / "supcon_mixed.yaml"
 
 def _batches(dataset: ClipDataset, batch_size: int, steps: int, seed: int) -> BatchSampler:
     generator = torch.Generator().manual_seed(seed)
-    sampler = RandomSampler(dataset, replacement=True, num_samples=batch_size * steps, generator=generator)
+    sampler = RandomSampler(
+        dataset, replacement=True, num_samples=batch_size * steps, generator=generator
+    )
     return BatchSampler(sampler, batch_size, drop_last=True)
 
 
-def _loader_ceiling(dataset: ClipDataset, batch_size: int, steps: int, workers: int,
-                    device: torch.device, contract) -> float:
-    loader = make_loader(dataset, _batches(dataset, batch_size, steps + 1, seed=1), workers=workers,
-                         persistent_workers=False)
+def _loader_ceiling(
+    dataset: ClipDataset, batch_size: int, steps: int, workers: int, device: torch.device, contract
+) -> float:
+    loader = make_loader(
+        dataset,
+        _batches(dataset, batch_size, steps + 1, seed=1),
+        workers=workers,
+        persistent_workers=False,
+    )
     batcher = DeviceBatcher(loader, device, contract.pixels, layout=contract.layout)
     iterator = iter(batcher)
     next(iterator)  # worker start-up is not the steady state
@@ -86,15 +94,28 @@ def bench_recipe(recipe: Optional[Path], model_name: Optional[str]) -> TrainConf
     return dataclasses.replace(config, domain_loss_weights=None)
 
 
-def run_train_benchmark(root: DataRoot, *, device: Optional[str] = None, model_name: Optional[str] = None,
-                        recipe: Optional[Path] = None, batch_size: int = 24, steps: int = 40,
-                        warmup_steps: int = 5, workers: Optional[int] = None,
-                        videos_dir: Optional[Path] = None, corpus: str = "natural") -> dict:
+def run_train_benchmark(
+    root: DataRoot,
+    *,
+    device: Optional[str] = None,
+    model_name: Optional[str] = None,
+    recipe: Optional[Path] = None,
+    batch_size: int = 24,
+    steps: int = 40,
+    warmup_steps: int = 5,
+    workers: Optional[int] = None,
+    videos_dir: Optional[Path] = None,
+    corpus: str = "natural",
+) -> dict:
     """Measure the training step with the project's loader; returns a JSON-ready dict."""
     chosen = device or ("cuda" if torch.cuda.is_available() else None)
     if chosen is None:
-        return {"benchmark": "train", "cuda": False,
-                "message": "no CUDA device: bench train measures GPU training and needs one; nothing was measured"}
+        return {
+            "benchmark": "train",
+            "cuda": False,
+            "message": "no CUDA device: bench train measures GPU training and needs one; nothing "
+            "was measured",
+        }
     config = bench_recipe(recipe, model_name)
     dev = torch.device(chosen)
     torch.backends.cudnn.benchmark = True
@@ -104,7 +125,9 @@ def run_train_benchmark(root: DataRoot, *, device: Optional[str] = None, model_n
     torch.manual_seed(config.seed)
     model = build_model(config.model.name, **config.model.kwargs)
     contract = resolve_contract(model, layout=config.layout, pixels=config.normalisation)
-    check_contract(contract, dataset.rgb_shape, model_name=config.model.name, clips_from=str(split_file))
+    check_contract(
+        contract, dataset.rgb_shape, model_name=config.model.name, clips_from=str(split_file)
+    )
     trainable, total = set_trainable(model, config.unfreeze)
     model.to(dev)
     memory_format = torch.contiguous_format
@@ -115,10 +138,15 @@ def run_train_benchmark(root: DataRoot, *, device: Optional[str] = None, model_n
     view = LossView(model, loss_head(config))
     amp_dtype = resolve_amp(config.amp, dev)
     scaler = grad_scaler(amp_dtype, dev)
-    loader = make_loader(dataset, _batches(dataset, batch_size, warmup_steps + steps, seed=0), workers=workers,
-                         persistent_workers=False)
-    batcher = DeviceBatcher(loader, dev, contract.pixels, memory_format=memory_format,
-                            layout=contract.layout)
+    loader = make_loader(
+        dataset,
+        _batches(dataset, batch_size, warmup_steps + steps, seed=0),
+        workers=workers,
+        persistent_workers=False,
+    )
+    batcher = DeviceBatcher(
+        loader, dev, contract.pixels, memory_format=memory_format, layout=contract.layout
+    )
     model.train()
     wait_s = step_s = 0.0
     clips = 0
@@ -139,15 +167,25 @@ def run_train_benchmark(root: DataRoot, *, device: Optional[str] = None, model_n
     ceiling = _loader_ceiling(dataset, batch_size, steps, workers, dev, contract)
     share = wait_s / step_s
     return {
-        "benchmark": "train", "cuda": dev.type == "cuda", "device": str(dev),
+        "benchmark": "train",
+        "cuda": dev.type == "cuda",
+        "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "model": config.model.name, "recipe": str(recipe or DEFAULT_RECIPE), "unfreeze": str(config.unfreeze),
-        "trainable_parameters": trainable, "parameters": total, "loss": config.loss.kind,
-        "batch_size": batch_size, "steps": steps, "workers": workers,
+        "model": config.model.name,
+        "recipe": str(recipe or DEFAULT_RECIPE),
+        "unfreeze": str(config.unfreeze),
+        "trainable_parameters": trainable,
+        "parameters": total,
+        "loss": config.loss.kind,
+        "batch_size": batch_size,
+        "steps": steps,
+        "workers": workers,
         "clip_shape": list(dataset.clip_shape),
         "dtype": "float32" if amp_dtype is None else str(amp_dtype).replace("torch.", ""),
         "grad_scaler": scaler.is_enabled(),
-        "data_wait_share": share, "train_clips_per_s": clips / step_s, "loader_ceiling_clips_per_s": ceiling,
+        "data_wait_share": share,
+        "train_clips_per_s": clips / step_s,
+        "loader_ceiling_clips_per_s": ceiling,
         "target_data_wait_share": f"< {TARGET_DATA_WAIT_SHARE}",
         "meets_target": share < TARGET_DATA_WAIT_SHARE,
     }
@@ -157,11 +195,16 @@ def format_train_table(result: dict) -> str:
     if "data_wait_share" not in result:
         return result["message"]
     ok = "yes" if result["meets_target"] else "NO"
-    return "\n".join([
-        f"{result['model']} ({result['loss']}, unfreeze {result['unfreeze']}) on {result['device_name']}, "
-        f"{result['dtype']}, batch {result['batch_size']}, "
-        f"clips {'x'.join(map(str, result['clip_shape']))}, {result['workers']} loader workers, {result['steps']} steps",
-        f"data wait share      {result['data_wait_share']:8.3f}   target {result['target_data_wait_share']}  {ok}",
-        f"training clips/s     {result['train_clips_per_s']:8.1f}",
-        f"loader ceiling       {result['loader_ceiling_clips_per_s']:8.1f} clips/s",
-    ])
+    return "\n".join(
+        [
+            f"{result['model']} ({result['loss']}, unfreeze {result['unfreeze']}) on "
+            f"{result['device_name']}, "
+            f"{result['dtype']}, batch {result['batch_size']}, "
+            f"clips {'x'.join(map(str, result['clip_shape']))}, {result['workers']} loader "
+            f"workers, {result['steps']} steps",
+            f"data wait share      {result['data_wait_share']:8.3f}   target "
+            f"{result['target_data_wait_share']}  {ok}",
+            f"training clips/s     {result['train_clips_per_s']:8.1f}",
+            f"loader ceiling       {result['loader_ceiling_clips_per_s']:8.1f} clips/s",
+        ]
+    )

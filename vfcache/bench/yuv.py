@@ -14,6 +14,7 @@ side in one run:
   worker one): on a busy 2-core machine torch's two intra-op threads made one clip's
   conversion 18x slower (0.57 s against 0.032 s).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,9 @@ TARGETS = {
 }
 
 
-def conversion_readers(planes: ClipDataset, rgb_form: ClipDataset,
-                       order: Sequence[int]) -> dict[str, Callable[[], int]]:
+def conversion_readers(
+    planes: ClipDataset, rgb_form: ClipDataset, order: Sequence[int]
+) -> dict[str, Callable[[], int]]:
     """Readers for `timed_side_by_side`: the CPU conversion alone (planes already in memory) and
     CPU reads in RGB form, in `order`."""
     clips = [torch.from_numpy(planes.read_clip(int(i))) for i in order]
@@ -72,10 +74,13 @@ def yuv420_figures(figures: dict, rgb_shape: Sequence[int]) -> dict[str, float]:
         "yuv420_bytes_over_raw_rgb": figures["yuv420_shard_bytes"] / raw,
         "yuv420_bytes_over_rgb_bytes": figures["yuv420_shard_bytes"] / figures["shard_bytes"],
         "yuv420_over_rgb_reads": figures["yuv420_shard_clips_per_s"] / figures["shard_clips_per_s"],
-        "yuv420_shard_over_zstd_bound": (figures["yuv420_shard_clips_per_s"]
-                                         / figures["yuv420_zstd_bound_clips_per_s"]),
+        "yuv420_shard_over_zstd_bound": (
+            figures["yuv420_shard_clips_per_s"] / figures["yuv420_zstd_bound_clips_per_s"]
+        ),
         # seconds converting over seconds of a whole CPU read in RGB form
-        "yuv420_to_rgb_share_of_cpu_read": (figures["yuv420_rgb_form_clips_per_s"]
-                                            / figures["yuv420_to_rgb_clips_per_s"]),
-        "yuv420_rgb_form_over_rgb_reads": figures["yuv420_rgb_form_clips_per_s"] / figures["shard_clips_per_s"],
+        "yuv420_to_rgb_share_of_cpu_read": (
+            figures["yuv420_rgb_form_clips_per_s"] / figures["yuv420_to_rgb_clips_per_s"]
+        ),
+        "yuv420_rgb_form_over_rgb_reads": figures["yuv420_rgb_form_clips_per_s"]
+        / figures["shard_clips_per_s"],
     }

@@ -1,4 +1,5 @@
 """`python -m vfcache.cli ...` runs the `vfcache` command."""
+
 from vfcache.cli import main
 
 main()
