@@ -103,7 +103,10 @@ def test_parts_are_a_group_disjoint_partition(groups, train, val, seed):
 @given(
     groups=group_lists,
     pins=st.lists(
-        st.sampled_from([None, None, "train", "val", "test", "other"]), min_size=60, max_size=60
+        # one pin per unit: up to 40 groups of up to 3 units
+        st.sampled_from([None, None, "train", "val", "test", "other"]),
+        min_size=120,
+        max_size=120,
     ),
     seed=st.integers(0, 2**32 - 1),
 )

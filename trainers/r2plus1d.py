@@ -160,10 +160,10 @@ class R2Plus1D18Backbone(nn.Module):
         inplanes = LAYER_PLANES[0] // width_divisor
         for index, (planes, blocks) in enumerate(zip(LAYER_PLANES, BLOCKS_PER_LAYER), start=1):
             stride = 1 if index == 1 else 2
-            setattr(
-                self,
-                f"layer{index}",
-                _make_layer(inplanes, planes // width_divisor, blocks, stride),
+            # add_module, not setattr: this source is exported into GASBench model directories,
+            # whose static check refuses setattr()
+            self.add_module(
+                f"layer{index}", _make_layer(inplanes, planes // width_divisor, blocks, stride)
             )
             inplanes = planes // width_divisor
         self.feature_dim = inplanes
