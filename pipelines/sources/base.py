@@ -77,6 +77,7 @@ SOURCE_KINDS: dict[str, str] = {
     "genvideo": "vfcache.pipelines.sources.genvideo:GenVideoSource",
     "ffpp": "vfcache.pipelines.sources.ffpp:FfppSource",
     "webvid": "vfcache.pipelines.sources.webvid:WebVidSource",
+    "gasbench": "vfcache.pipelines.sources.gasbench:GasbenchSource",
 }
 
 
