@@ -92,6 +92,9 @@ def test_fetch_every_shape_at_one_commit_per_repo(hf_hub, tmp_path):
     serve_gasbench(hf_hub, tmp_path / "repos")
     config = _config(tmp_path, write_gasbench_yamls(tmp_path), endpoint=hf_hub.endpoint)
     source, root = get_source(config), DataRoot(tmp_path / "data")
+    plan = source.plan_fetch(root)  # the dry run: every chosen file, none present yet
+    assert len(plan.files) == 9 and not any(f.present for f in plan.files)
+    assert not any("thumbs" in f.relpath or "README" in f.relpath for f in plan.files)
     summary = source.fetch(root, progress=False)
     assert summary.extracted_archives == 2 and not summary.up_to_date
     videos = source.list_videos(root)
