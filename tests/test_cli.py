@@ -9,6 +9,7 @@ on the tiny cache of `train_fixtures`; the benchmarks on a folder of two tiny vi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -19,6 +20,7 @@ import click
 import cv2
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner, Result
 from train_fixtures import toy_train_dict, write_toy_cache
 from vfcache.manifests.parquet_io import read_records
@@ -748,6 +750,77 @@ def test_bench_train_runs_the_recipes_step_on_cpu(bench_videos, tmp_path):
     assert payload["loader_ceiling_clips_per_s"] > 0
     assert 0 < payload["trainable_parameters"] <= payload["parameters"]
     assert "data wait share" in result.output and "tiny3d (cross_entropy" in result.output
+
+
+REPO = Path(__file__).resolve().parent.parent
+HF_CONFIGS = REPO / "tests" / "data" / "hf_configs"
+TINY_VIDEOMAE = dict(
+    num_hidden_layers=4, hidden_size=32, num_attention_heads=2, intermediate_size=64
+)
+
+
+def _videomae_recipe(tmp_path: Path) -> Path:
+    """configs/train/videomae_ffpp.yaml as shipped, with its model built from the checkpoint's
+    config (tests/data/hf_configs, its input fields kept: 16 frames, 224, tubelet 2) at four
+    narrow layers and random weights instead of downloading `pretrained`."""
+    recipe = yaml.safe_load((REPO / "configs" / "train" / "videomae_ffpp.yaml").read_text())
+    config = json.loads((HF_CONFIGS / "videomae-base-finetuned-kinetics.json").read_text())
+    config = {k: v for k, v in config.items() if k not in ("model_type", "architectures")}
+    kwargs = {
+        k: v for k, v in recipe["model"]["kwargs"].items() if k not in ("pretrained", "revision")
+    }
+    recipe["model"]["kwargs"] = {**kwargs, "config": {**config, **TINY_VIDEOMAE}}
+    path = tmp_path / "videomae_ffpp.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_bench_train_cuts_its_cache_with_the_recipes_clip_spec(bench_videos, tmp_path):
+    """The VideoMAE recipe (16x224 data) runs its model through bench train: the benchmark
+    cache is cut with the spec its split paths name (no cache of the recipe's own here), so the
+    contract check passes where a 24x224 cache stopped it."""
+    out = tmp_path / "train.json"
+    args = ["bench", "train", "--device", "cpu", "--recipe", str(_videomae_recipe(tmp_path))]
+    args += ["--videos", str(bench_videos), "--batch-size", "2", "--steps", "1"]
+    result = invoke(tmp_path, *args, "--loader-workers", "0", "--json", str(out))
+    assert_clean_exit(result, 0)
+    payload = json.loads(out.read_text())
+    assert payload["model"] == "videomae" and payload["clip_shape"][:3] == [16, 224, 224]
+    assert payload["clip_spec"] == "videomae_16x224"
+    assert "cache/ffpp_deepfakes/videomae_16x224" in payload["clip_spec_from"]
+    assert payload["train_clips_per_s"] > 0 and 0 < payload["data_wait_share"] < 1
+    assert "clip spec videomae_16x224 (from the preset" in result.output
+    # an explicit spec the model cannot eat stops at the contract, in one line
+    result = invoke(tmp_path, *args, "--spec", "r2plus1d_24x224")
+    assert_clean_exit(result, 2)
+    assert "model videomae eats 16 frames at 224x224" in result.output
+
+
+def test_bench_train_reads_the_spec_json_of_the_recipes_cache(tmp_path):
+    """A recipe whose data was extracted: the cache folder's spec.json decides (a custom spec
+    under a preset's name gets a benchmark folder of its own); with another model the
+    recipe's data says nothing and the model's contract decides."""
+    from vfcache.trainers.input_contract import InputContract
+    from vfcache.trainers.train_config import load_train_config
+
+    from vfcache.bench.extract import bench_spec
+    from vfcache.bench.train import recipe_clip_spec
+    from vfcache.config import load_clip_spec
+    from vfcache.layout import CacheDir, DataRoot
+
+    config = load_train_config(REPO / "configs" / "train" / "videomae_ffpp.yaml")
+    custom = dataclasses.replace(load_clip_spec("videomae_16x224"), sampling="fps", fps=12.0)
+    cache = CacheDir(tmp_path / "cache" / "ffpp_deepfakes" / "videomae_16x224")
+    cache.path.mkdir(parents=True)
+    cache.write_spec(custom, 3)
+    contract = InputContract(frames=16, size=(224, 224))
+    spec, where = recipe_clip_spec(config, DataRoot(tmp_path), contract)
+    assert spec == custom and where == str(cache.spec_json)
+    assert bench_spec(spec).name == f"bench_videomae_16x224_{custom.spec_hash[:8]}"
+    spec, where = recipe_clip_spec(
+        config, DataRoot(tmp_path), InputContract(frames=8, size=(112, 112)), recipe_data=False
+    )
+    assert (spec.frames, spec.height, spec.width) == (8, 112, 112) and "contract" in where
 
 
 # -- help ---------------------------------------------------------------------------------------

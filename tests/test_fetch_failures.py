@@ -5,10 +5,12 @@ settings the Hub client reads once per process (HF_HUB_OFFLINE, proxies) run in 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from vfcache.pipelines.fetch import hub_errors
+from vfcache.pipelines.fetch.diagnose import human_bytes
 
 from tests.standins._server import RefusingProxy, refused_url
 from tests.standins.http_files import Fault, HttpFileServer
@@ -237,6 +240,61 @@ def test_hub_proxy_refusal(aegis):
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: aegis: the proxy") and "HTTP 407" in last, last
+
+
+class _FillingDisk:
+    """The client's open `.incomplete` file on a disk with `room` bytes left (shared by the
+    download threads): writes go through to the real file until the room is used up, then
+    raise OSError(ENOSPC), as `write(2)` does on a full disk."""
+
+    def __init__(self, file, state: dict):
+        self._file, self._state = file, state
+
+    def write(self, chunk: bytes) -> int:
+        with self._state["lock"]:
+            if len(chunk) > self._state["room"]:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self._state["room"] -= len(chunk)
+        return self._file.write(chunk)
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
+def test_hub_disk_full_keeps_nothing_as_done(aegis, monkeypatch):
+    """ENOSPC in the middle of a Hub download. `huggingface_hub.file_download.http_get` writes
+    every chunk of the response with `temp_file.write(chunk)` into the `.incomplete` file that
+    `_download_to_tmp_and_move` opened (the lowest write the client makes; the stand-in never
+    offers Xet, so the Rust writer is not used). The test wraps that file object, passed by the
+    real client to the real `http_get`, so that the write which no longer fits raises
+    OSError(errno.ENOSPC) after 20,000 bytes overall have landed. A symlink to /dev/full (the
+    HTTP test's way) cannot be used: the client writes to a fresh uuid-suffixed name each time."""
+    from huggingface_hub import file_download
+
+    hub, root = aegis
+    state = {"room": 20_000, "lock": threading.Lock()}
+    real_http_get = file_download.http_get
+
+    def http_get(url, temp_file, *args, **kwargs):
+        return real_http_get(url, _FillingDisk(temp_file, state), *args, **kwargs)
+
+    monkeypatch.setattr(file_download, "http_get", http_get)
+    needed = sum(len(payload) for payload in VIDEOS.values())  # 85,001 bytes: 83.0 KiB
+    _assert_one_line(
+        _fetch(root, "aegis"),
+        2,
+        "aegis: ",
+        "is full (ENOSPC)",
+        f"needs {human_bytes(needed)} more",
+        "--root on a larger disk",
+    )
+    raw = root / "raw" / "aegis"
+    assert not (raw / "fetch.json").exists()  # nothing recorded as fetched
+    for relpath, payload in VIDEOS.items():  # no partial file under a final name
+        assert not (raw / relpath).exists() or (raw / relpath).read_bytes() == payload, relpath
+    assert not [p for p in raw.rglob("*.incomplete") if p.stat().st_size]
+    monkeypatch.setattr(file_download, "http_get", real_http_get)
+    _resumes(root)
 
 
 def test_dry_run_says_listing_token_and_bytes(aegis):

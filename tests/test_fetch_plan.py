@@ -184,3 +184,66 @@ def test_cli_dry_run_keeps_the_plan_for_vfcache_datasets(tmp_path):
 def test_sample_dry_run_says_nothing_is_downloaded(tmp_path):
     plan = get_source(config_for("sample")).plan_fetch(DataRoot(tmp_path))
     assert not plan.files and "nothing is downloaded" in plan.notes[0]
+
+
+def _cli_dry_run(root: Path, name: str, *extra: str):
+    return CliRunner().invoke(cli, ["--root", str(root), "fetch", name, *extra, "--dry-run"])
+
+
+def test_dvf_hub_dry_run_says_listing_token_and_download(hf_hub, http_file_server, tmp_path):
+    """`vfcache fetch dvf --dry-run` on its Hub route prints the access lines every Hub source
+    prints, and says so again (refused, with the token missing) once the repo is gated."""
+    splits = http_file_server.root / "mmdet" / "splits"
+    build_dvf(tmp_path / "repo", splits, archives=True)
+    hf_hub.add_commit("sparklexfantasy/DVF", tmp_path / "repo")
+    config = config_for(
+        "dvf",
+        splits_url=http_file_server.url("mmdet/splits"),
+        splits_sha256=None,
+        path=None,
+        repo="sparklexfantasy/DVF",
+        revision="main",
+    )
+    config_file = tmp_path / "dvf.yaml"
+    payload = {
+        k: v
+        for k, v in dataclasses.asdict(config).items()
+        if k in ("name", "kind", "domain", "clip_spec", "source", "terms")
+    }
+    config_file.write_text(yaml.safe_dump(payload))
+    root = tmp_path / "data"
+    done = _cli_dry_run(root, "dvf", "--config", str(config_file))
+    assert done.exit_code == 0, done.output
+    assert f"listing: readable on {hf_hub.endpoint}" in done.output, done.output
+    assert "token: not needed (public, not gated); none set" in done.output
+    assert "download: allowed (DVF/" in done.output
+    hf_hub.set_gated("sparklexfantasy/DVF", "hf_granted")
+    done = _cli_dry_run(root, "dvf", "--config", str(config_file))
+    assert done.exit_code == 0, done.output
+    assert "token: needed (gated: manual); none set" in done.output
+    assert "download: refused" in done.output and "accept the terms" in done.output
+    assert not (root / "raw" / "dvf").exists()
+    assert not [e for e in hf_hub.log.entries if e.method == "GET" and "/resolve/" in e.path]
+
+
+def test_webvid_hub_csv_dry_run_says_listing_token_and_download(
+    hf_hub, http_file_server, tmp_path, monkeypatch
+):
+    """`vfcache fetch webvid --dry-run` (the shipped config: its CSV from the Hub) prints the
+    access lines for the CSV repo, probing the CSV a fetch would bring first."""
+    build_webvid(http_file_server.root, http_file_server.base_url, count=4, missing=())
+    mirror = tmp_path / "mirror" / "data" / "train" / "partitions"
+    mirror.mkdir(parents=True)
+    (mirror / "0000.csv").write_bytes(
+        (http_file_server.root / "webvid" / "results_2M_train.csv").read_bytes()
+    )
+    hf_hub.add_commit("TempoFunk/webvid-10M", tmp_path / "mirror")
+    monkeypatch.setenv("HF_TOKEN", "hf_granted")
+    root = tmp_path / "data"
+    done = _cli_dry_run(root, "webvid")
+    assert done.exit_code == 0, done.output
+    assert "csv/data/train/partitions/0000.csv" in done.output
+    assert f"listing: readable on {hf_hub.endpoint}" in done.output, done.output
+    assert "token: not needed (public, not gated); present (HF_TOKEN)" in done.output
+    assert "download: allowed (data/train/partitions/0000.csv answered)" in done.output
+    assert not (root / "raw" / "webvid").exists()

@@ -65,6 +65,7 @@ from vfcache.pipelines.sources.labels import VIDEO_EXTENSIONS, walk_video_files
 from vfcache.pipelines.sources.plan import (
     FetchPlan,
     PlannedFile,
+    hub_access_lines,
     planned_http_files,
     planned_hub_files,
 )
@@ -268,12 +269,14 @@ class DvfSource:
                 dest,
             )
         notes = []
+        access: tuple[str, ...] = ()
         if self.repo is not None:
             commit, listed = planned_hub_files(
                 self.repo, self.revision, self.allow_patterns, self.endpoint, dest
             )
             files += listed
             where = f"huggingface dataset {self.repo}@{commit}"
+            access = hub_access_lines(self.repo, commit, self.endpoint, listed)
         else:
             files += expected_archives(dest)
             where = f"local folder {dest} (archives downloaded by hand)"
@@ -289,6 +292,7 @@ class DvfSource:
             self.expected_size,
             tuple(files),
             tuple(notes),
+            access=access,
         )
 
     def _find_splits_dir(self, raw_dir: Path) -> Path:

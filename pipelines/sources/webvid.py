@@ -41,6 +41,7 @@ from vfcache.pipelines.sources.huggingface import hub_location
 from vfcache.pipelines.sources.plan import (
     FetchPlan,
     PlannedFile,
+    hub_access_lines,
     planned_http_files,
     planned_hub_files,
 )
@@ -140,11 +141,13 @@ class WebVidSource(RawDirUnderRoot):
         """The CSV partitions (Hub listing or HEAD); the videos once the CSVs are here."""
         raw_dir = self.raw_dir(root)
         csv_dir = raw_dir / CSV_DIR
+        access: tuple[str, ...] = ()
         if self.csv_repo:
-            _, listed = planned_hub_files(
+            commit, listed = planned_hub_files(
                 self.csv_repo, self.csv_revision, self.csv_patterns, self.endpoint, csv_dir
             )
             files = [replace(f, relpath=f"{CSV_DIR}/{f.relpath}") for f in listed]
+            access = hub_access_lines(self.csv_repo, commit, self.endpoint, listed)
         else:
             files = planned_http_files(
                 [
@@ -172,6 +175,7 @@ class WebVidSource(RawDirUnderRoot):
             self.expected_size,
             tuple(files),
             notes,
+            access=access,
         )
 
     def csv_files(self, raw_dir: Path) -> list[Path]:

@@ -44,6 +44,7 @@ from typing import Callable, Optional, Sequence
 import pyarrow.parquet as pq
 
 from vfcache.config import ClipSpec, DatasetConfig, LayoutRule, SplitPreset, load_clip_spec
+from vfcache.errors import ConfigError
 from vfcache.layout import DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import STATUS_OK, VideoRecord
@@ -113,8 +114,22 @@ CLIPS_PER_VIDEO = 4  # several clips per 5 s video, as a training cache would cu
 
 def bench_fps_spec(preset: str = "r2plus1d_24x224") -> ClipSpec:
     """The fps-sampled preset with several clips per video (shared with `vfcache bench load`)."""
-    spec = load_clip_spec(preset)
-    return dataclasses.replace(spec, name=f"bench_{spec.name}", clips_per_video=CLIPS_PER_VIDEO)
+    return bench_spec(load_clip_spec(preset))
+
+
+def bench_spec(spec: ClipSpec) -> ClipSpec:
+    """`spec` with several clips per video where it samples by fps (`uniform` cuts one clip
+    spread over the video), named `bench_<name>`; a spec that differs from the
+    preset of its name (one read from a cache folder's spec.json) gets its hash in the name too,
+    so that each spec has a benchmark cache folder of its own."""
+    try:
+        preset = load_clip_spec(spec.name)
+    except ConfigError:
+        preset = None
+    same = preset is not None and preset.spec_hash == spec.spec_hash
+    name = f"bench_{spec.name}" if same else f"bench_{spec.name}_{spec.spec_hash[:8]}"
+    per_video = CLIPS_PER_VIDEO if spec.sampling == "fps" else spec.clips_per_video
+    return dataclasses.replace(spec, name=name, clips_per_video=per_video)
 
 
 def yuv420_twin(spec: ClipSpec) -> ClipSpec:

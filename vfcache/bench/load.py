@@ -42,6 +42,7 @@ from vfcache.bench.extract import (
     _link_user_videos,
     _make_corpus,
     bench_fps_spec,
+    bench_spec,
     corpus_folder,
     yuv420_twin,
 )
@@ -57,6 +58,7 @@ from vfcache.bench.readers import (
     timed,
     timed_side_by_side,
 )
+from vfcache.config import ClipSpec
 from vfcache.layout import DataRoot
 from vfcache.manifests.parquet_io import read_records
 from vfcache.manifests.records import ClipRecord, split_entry_from_clip
@@ -109,15 +111,19 @@ def build_bench_cache(
     videos_dir: Optional[Path] = None,
     corpus: str = "natural",
     pixels: str = "rgb24",
+    spec: Optional[ClipSpec] = None,
 ) -> tuple[Path, Path, list[ClipRecord]]:
-    """Extract the benchmark clips once (from a built-in corpus, or from `videos_dir`), stored as
-    `pixels`; returns (split JSONL over all clips, raw folder, clips)."""
+    """Extract the benchmark clips once (from a built-in corpus, or from `videos_dir`) with
+    `spec` (default the R(2+1)D card's 24x224; several clips per video, `bench_spec`), stored
+    as `pixels`; returns (split JSONL over all clips, raw folder, clips). A second call with
+    the same spec reuses the cache folder."""
     bench = corpus_folder(root, videos_dir, corpus)
     if videos_dir is None:
         raw, name = _make_corpus(bench / "corpus_fps", FPS_CORPUS, corpus), "bench_fps"
     else:
         raw, name = _link_user_videos(Path(videos_dir), bench / "user_videos"), "bench_user"
-    spec = bench_fps_spec() if pixels == "rgb24" else yuv420_twin(bench_fps_spec())
+    spec = bench_fps_spec() if spec is None else bench_spec(spec)
+    spec = spec if pixels == "rgb24" else yuv420_twin(spec)
     broot = DataRoot(bench / "root")
     config = _bench_config(name, raw, spec)
     build_manifest(config, broot, spec, client=None, progress=False)

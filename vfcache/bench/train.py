@@ -4,9 +4,10 @@ Runs what `vfcache train` runs for a recipe (default `configs/train/supcon_mixed
 card's R(2+1)D-18 SupCon run; `--model` swaps in another family): the same trainable
 policy (`unfreeze`), input contract, loss (`compute_loss` through the recipe's head),
 mixed precision (`amp`, with the fp16 GradScaler where that is what it resolves to) and
-step (`accumulate_gradient` + AdamW), on 24x224x224 clips from the cache through the
-project's loader (`ClipDataset` + `make_loader` + `DeviceBatcher`), with
-`cudnn.benchmark`. It reports:
+step (`accumulate_gradient` + AdamW), on clips cut with the clip spec of the recipe's data
+(its split files' spec.json, else the preset their path names, else the model's input
+contract; `--spec` overrides) from the cache through the project's loader (`ClipDataset` +
+`make_loader` + `DeviceBatcher`), with `cudnn.benchmark`. It reports:
 
 - data wait share: time the step spends blocked on the DataLoader for its batch (the
   batcher's `loader_wait_s`: host side only; the next batch's copy and conversion on the
@@ -33,16 +34,22 @@ import torch
 from torch.utils.data import BatchSampler, RandomSampler
 
 from vfcache.bench.load import build_bench_cache
-from vfcache.config import configs_dir
-from vfcache.layout import DataRoot
+from vfcache.config import ClipSpec, configs_dir, load_clip_spec
+from vfcache.errors import ConfigError
+from vfcache.layout import CacheDir, DataRoot
 from vfcache.trainers.dataset import ClipDataset
 from vfcache.trainers.evaluate import resolve_amp
 from vfcache.trainers.gpu import DeviceBatcher
-from vfcache.trainers.input_contract import check_contract, resolve_contract
+from vfcache.trainers.input_contract import InputContract, check_contract, resolve_contract
 from vfcache.trainers.loader import default_workers, make_loader
 from vfcache.trainers.models import build_model
 from vfcache.trainers.train import accumulate_gradient
-from vfcache.trainers.train_config import ModelConfig, TrainConfig, load_train_config
+from vfcache.trainers.train_config import (
+    ModelConfig,
+    TrainConfig,
+    load_train_config,
+    resolve_split_path,
+)
 from vfcache.trainers.train_setup import (
     LossView,
     build_optimizer,
@@ -94,6 +101,47 @@ def bench_recipe(recipe: Optional[Path], model_name: Optional[str]) -> TrainConf
     return dataclasses.replace(config, domain_loss_weights=None)
 
 
+DEFAULT_SPEC = "r2plus1d_24x224"
+
+
+def recipe_clip_spec(
+    config: TrainConfig,
+    root: DataRoot,
+    contract: InputContract,
+    *,
+    spec: Optional[str] = None,
+    recipe_data: bool = True,
+) -> tuple[ClipSpec, str]:
+    """(clip spec, where it came from) for the benchmark cache: `spec` (a preset name or YAML
+    path) when given; else, with `recipe_data`, the spec.json of the cache folder of the first
+    recipe train split file that has one, else the preset its path names
+    (`cache/<dataset>/<spec>/splits/...`); else the model's contract (frames, size) over the
+    R(2+1)D card's 24x224 preset."""
+    if spec is not None:
+        return load_clip_spec(spec), f"--spec {spec}"
+    if recipe_data:
+        paths = [resolve_split_path(p, root.path) for p in config.data.train]
+        for path in paths:
+            if isinstance(path, Path) and CacheDir(path.parents[2]).spec_json.is_file():
+                cache = CacheDir(path.parents[2])
+                return cache.read_spec(), str(cache.spec_json)
+        for path in paths:
+            parts = Path(str(path)).parts
+            if len(parts) >= 4 and parts[-3] == "splits":
+                try:
+                    return load_clip_spec(parts[-4]), f"the preset the recipe's data names ({path})"
+                except ConfigError:
+                    continue
+    base = load_clip_spec(DEFAULT_SPEC)
+    if contract.frames is None and contract.size is None:
+        return base, f"the default {DEFAULT_SPEC} (the model takes any frames and size)"
+    frames = contract.frames or base.frames
+    height, width = contract.size or (base.height, base.width)
+    name = f"{config.model.name}_{frames}x{height}x{width}"
+    shaped = dataclasses.replace(base, name=name, frames=frames, height=height, width=width)
+    return shaped, f"the model's input contract ({contract.describe()})"
+
+
 def run_train_benchmark(
     root: DataRoot,
     *,
@@ -106,8 +154,10 @@ def run_train_benchmark(
     workers: Optional[int] = None,
     videos_dir: Optional[Path] = None,
     corpus: str = "natural",
+    spec: Optional[str] = None,
 ) -> dict:
-    """Measure the training step with the project's loader; returns a JSON-ready dict."""
+    """Measure the training step with the project's loader; returns a JSON-ready dict. The
+    benchmark cache is cut with the clip spec of the recipe's data (`recipe_clip_spec`)."""
     chosen = device or ("cuda" if torch.cuda.is_available() else None)
     if chosen is None:
         return {
@@ -120,11 +170,16 @@ def run_train_benchmark(
     dev = torch.device(chosen)
     torch.backends.cudnn.benchmark = True
     workers = default_workers() if workers is None else workers
-    split_file, _, _ = build_bench_cache(root, videos_dir, corpus)
-    dataset = ClipDataset(split_file)
     torch.manual_seed(config.seed)
     model = build_model(config.model.name, **config.model.kwargs)
     contract = resolve_contract(model, layout=config.layout, pixels=config.normalisation)
+    # with another model than the recipe's, the recipe's data says nothing about its input
+    recipe_model = load_train_config(recipe or DEFAULT_RECIPE).model.name
+    clip_spec, spec_from = recipe_clip_spec(
+        config, root, contract, spec=spec, recipe_data=config.model.name == recipe_model
+    )
+    split_file, _, _ = build_bench_cache(root, videos_dir, corpus, spec=clip_spec)
+    dataset = ClipDataset(split_file)
     check_contract(
         contract, dataset.rgb_shape, model_name=config.model.name, clips_from=str(split_file)
     )
@@ -181,6 +236,8 @@ def run_train_benchmark(
         "steps": steps,
         "workers": workers,
         "clip_shape": list(dataset.clip_shape),
+        "clip_spec": clip_spec.name,
+        "clip_spec_from": spec_from,
         "dtype": "float32" if amp_dtype is None else str(amp_dtype).replace("torch.", ""),
         "grad_scaler": scaler.is_enabled(),
         "data_wait_share": share,
@@ -202,6 +259,7 @@ def format_train_table(result: dict) -> str:
             f"{result['dtype']}, batch {result['batch_size']}, "
             f"clips {'x'.join(map(str, result['clip_shape']))}, {result['workers']} loader "
             f"workers, {result['steps']} steps",
+            f"clip spec {result['clip_spec']} (from {result['clip_spec_from']})",
             f"data wait share      {result['data_wait_share']:8.3f}   target "
             f"{result['target_data_wait_share']}  {ok}",
             f"training clips/s     {result['train_clips_per_s']:8.1f}",

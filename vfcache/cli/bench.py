@@ -168,6 +168,13 @@ def bench_scale(ctx: Context, clip_counts, json_path) -> None:
     default=None,
     help="Another model family with the recipe's loss and policy.",
 )
+@click.option(
+    "--spec",
+    default=None,
+    help="Clip spec (preset name or YAML) of the benchmark cache. Default: the spec of the "
+    "recipe's data (its split files' spec.json, else the preset their path names), else the "
+    "model's input contract.",
+)
 @click.option("--batch-size", type=click.IntRange(1), default=24, show_default=True)
 @click.option("--steps", type=click.IntRange(1), default=40, show_default=True)
 @click.option(
@@ -185,6 +192,7 @@ def bench_train(
     device,
     recipe,
     model_name,
+    spec,
     batch_size,
     steps,
     loader_workers,
@@ -203,5 +211,6 @@ def bench_train(
         workers=loader_workers,
         videos_dir=Path(videos_dir) if videos_dir else None,
         corpus=corpus,
+        spec=spec,
     )
     _emit_bench(result, format_train_table(result), json_path)
